@@ -1,0 +1,108 @@
+# Clinic, zero trust: every leg is TLS + SRTP, internal ones included.
+#
+#   staff       remote staff softphones on the internet, each with a client
+#               certificate from the clinic CA (mutual TLS)
+#   telehealth  partner platforms, TLS 1.3 only
+#   pbx         the clinic's own PBX, which also speaks TLS and SRTP
+#
+# parapet sits behind a 1:1 NAT: it binds 10.0.0.10 and is reached as
+# sbc.clinic.example / 203.0.113.20, which is what it advertises.
+
+state_dir = "/var/lib/parapet"
+
+zone "staff" {
+  listen    = ["tls://10.0.0.10:5061"]
+  peers     = ["0.0.0.0/0", "::/0"]   # anyone may connect: the client certificate decides
+  advertise = "sbc.clinic.example"
+  tls {
+    min_version = "1.2"
+    cert_file   = "/etc/parapet/certs/sbc.pem"
+    key_file    = "/etc/parapet/certs/sbc.key"
+    ca_file     = "/etc/parapet/certs/clinic-ca.pem"
+    client_auth = "require"
+  }
+  media {
+    srtp   = "require"
+    suites = ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"]
+  }
+}
+
+zone "telehealth" {
+  listen    = ["tls://10.0.0.10:5063"]
+  peers     = ["198.51.100.0/24", "2001:db8:77::/48"]
+  advertise = "sbc.clinic.example"
+  tls {
+    min_version = "1.3"
+    cert_file   = "/etc/parapet/certs/sbc.pem"
+    key_file    = "/etc/parapet/certs/sbc.key"
+    ca_file     = "/etc/parapet/certs/partners-ca.pem"
+    client_auth = "require"
+    server_name = "sip.telehealth.example"
+  }
+  media {
+    srtp         = "require"
+    key_exchange = ["sdes"]
+    suites       = ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM"]
+  }
+}
+
+zone "pbx" {
+  listen = ["tls://10.0.0.10:5065"]
+  peers  = ["10.0.0.0/24"]
+  tls {
+    min_version = "1.2"
+    cert_file   = "/etc/parapet/certs/sbc-internal.pem"
+    key_file    = "/etc/parapet/certs/sbc-internal.key"
+    ca_file     = "/etc/parapet/certs/clinic-ca.pem"
+    client_auth = "require"
+    ciphers     = [
+      "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+      "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+      "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+      "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    ]
+  }
+  media {
+    srtp = "require"
+  }
+}
+
+route "telehealth" {
+  from   = "pbx"
+  to     = "telehealth"
+  match  = "^tele-[a-z0-9-]+$"
+  target = "sips:sip.telehealth.example"
+}
+
+route "to-pbx" {
+  from   = "staff"
+  to     = "pbx"
+  target = "sips:pbx.clinic.internal:5061"
+}
+
+route "partners-in" {
+  from   = "telehealth"
+  to     = "pbx"
+  target = "sips:pbx.clinic.internal:5061"
+}
+
+route "to-staff" {
+  from   = "pbx"
+  to     = "staff"
+  target = "sips:registrar.clinic.example" # the registrar the softphones register with
+}
+
+media {
+  address   = "10.0.0.10"
+  advertise = "203.0.113.20"
+  ports     = "40000-49999"
+  timeout   = "20s"
+}
+
+compliance {
+  pseudonymize = true
+}
+
+admin {
+  listen = "10.0.0.10:9090"
+}

@@ -1,0 +1,68 @@
+# Trunk edge: a PBX on the clinic LAN (UDP/TCP, legacy phones, plain RTP allowed)
+# behind parapet, and a carrier SIP trunk over TLS 1.2+ with certificate
+# verification, mutual TLS, SRTP required and digest authentication.
+#
+# parapet runs on one host, 192.0.2.10, reachable by the PBX and the carrier.
+# Relative paths are relative to this file's directory.
+#
+#   parapet check -c trunk-edge.hcl
+#   CARRIER_PASSWORD=... parapet run -c trunk-edge.hcl
+
+zone "pbx" {
+  listen = ["udp://192.0.2.10:5060", "tcp://192.0.2.10:5060"]
+  peers  = ["10.20.0.0/16"]            # who may send requests into this zone
+  media {
+    srtp = "allow"                     # off | allow | require
+  }
+}
+
+zone "carrier" {
+  listen = ["tls://192.0.2.10:5061"]
+  peers  = ["198.51.100.0/24"]         # the carrier's SBCs
+  tls {
+    min_version = "1.2"                # 1.2 or 1.3; lower is a config error
+    cert_file   = "certs/parapet.pem"  # absent: lab self-signed, and `check` warns
+    key_file    = "certs/parapet.key"
+    ca_file     = "certs/carrier-ca.pem"
+    verify_peer = true
+    client_auth = "require"            # none | request | require
+  }
+  media {
+    srtp         = "require"
+    key_exchange = ["sdes"]            # "dtls" is accepted but not negotiated yet
+    suites       = ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"]
+  }
+  mode = "enforce"                     # enforce | observe
+}
+
+route "outbound" {                     # first route whose from/match fits wins
+  from   = "pbx"
+  to     = "carrier"
+  match  = "^\\+?[0-9]{7,15}$"        # on the Request-URI user part
+  target = "sips:trunk.carrier.example:5061"   # sets host, port, transport; the user part is kept
+  auth {
+    username     = "clinic"
+    password_env = "CARRIER_PASSWORD"  # the password itself never goes in the file
+  }
+}
+
+route "inbound" {
+  from   = "carrier"
+  to     = "pbx"
+  target = "sip:10.20.0.5:5060"        # the PBX
+}
+
+media {
+  address = "192.0.2.10"               # where the relay binds
+  ports   = "20000-29999"
+  timeout = "30s"                      # no packets this long: the call is ended
+}
+
+compliance {
+  log          = "${state_dir}/compliance.jsonl"
+  pseudonymize = true
+}
+
+admin {
+  listen = "127.0.0.1:9090"            # /metrics, /healthz, /readyz
+}

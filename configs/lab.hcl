@@ -1,0 +1,57 @@
+# parapet lab default: loopback only. A PBX side over UDP/TCP with plain RTP allowed,
+# a carrier side over TLS 1.2+ with SRTP required.
+#
+# `parapet run` with no -c uses this file; `parapet demo` runs it together with a
+# simulated PBX (127.0.0.1:5070) and a simulated carrier (127.0.0.1:5062). The lab
+# PKI (certs/lab-ca.pem under the state directory) is created before it is loaded.
+
+zone "pbx" {
+  listen = ["udp://127.0.0.1:5060", "tcp://127.0.0.1:5060"]
+  peers  = ["127.0.0.0/8", "::1/128"]
+  media { srtp = "allow" }
+}
+
+zone "carrier" {
+  listen = ["tls://127.0.0.1:5061"]
+  peers  = ["127.0.0.0/8", "::1/128"]
+  # No cert_file: parapet serves the self-signed lab certificate (check warns).
+  tls {
+    min_version = "1.2"
+    ca_file     = "${state_dir}/certs/lab-ca.pem"
+    verify_peer = true
+    client_auth = "request"
+  }
+  media {
+    srtp         = "require"
+    key_exchange = ["sdes"]
+    suites       = ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"]
+  }
+}
+
+route "outbound" {
+  from   = "pbx"
+  to     = "carrier"
+  match  = "^\\+?[0-9]{3,15}$"
+  target = "sips:127.0.0.1:5062" # the lab carrier that `parapet demo` simulates
+}
+
+route "inbound" {
+  from   = "carrier"
+  to     = "pbx"
+  target = "sip:127.0.0.1:5070" # the lab PBX that `parapet demo` simulates
+}
+
+media {
+  address = "127.0.0.1"
+  ports   = "20000-29999"
+  timeout = "30s"
+}
+
+compliance {
+  log          = "${state_dir}/compliance.jsonl"
+  pseudonymize = true
+}
+
+admin {
+  listen = "127.0.0.1:9090"
+}

@@ -1,0 +1,161 @@
+package configs
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+)
+
+// mediaBlock is the HCL form of the top-level media block.
+type mediaBlock struct {
+	Address   string  `hcl:"address"`
+	Advertise *string `hcl:"advertise,optional"`
+	Ports     *string `hcl:"ports,optional"`
+	Timeout   *string `hcl:"timeout,optional"`
+}
+
+// complianceBlock is the HCL form of the compliance block.
+type complianceBlock struct {
+	Log          *string `hcl:"log,optional"`
+	Pseudonymize *bool   `hcl:"pseudonymize,optional"`
+}
+
+// adminBlock is the HCL form of the admin block.
+type adminBlock struct {
+	Listen string `hcl:"listen"`
+}
+
+// Media defaults.
+const (
+	defaultPorts   = "20000-29999"
+	defaultTimeout = 30 * time.Second
+	minTimeout     = time.Second
+	minMediaPort   = 1024
+	minMediaPorts  = 4
+)
+
+func (l *loader) media(b *hcl.Block) Media {
+	var mb mediaBlock
+	diags := gohcl.DecodeBody(b.Body, l.ectx, &mb)
+	l.add(diags)
+	s := newScope(b.Body, b.DefRange, diags)
+	m := Media{Timeout: defaultTimeout}
+	m.PortMin, m.PortMax, _ = parsePorts(defaultPorts)
+
+	if s.ok("address") {
+		a, err := netip.ParseAddr(mb.Address)
+		switch {
+		case err != nil:
+			l.errorf(s.value("address"), "invalid media address", "address %q must be an IP address (where the relay binds), not a host name.", mb.Address)
+		case a.Zone() != "":
+			l.errorf(s.value("address"), "invalid media address", "address %q: an IPv6 zone (%%...) is not allowed.", mb.Address)
+		default:
+			m.Address = a.Unmap()
+		}
+	}
+	if mb.Advertise != nil && s.ok("advertise") {
+		a, err := netip.ParseAddr(*mb.Advertise)
+		switch {
+		case err != nil || a.Zone() != "":
+			l.errorf(s.value("advertise"), "invalid media advertise", "advertise %q must be an IP address: it is written in SDP c= lines.", *mb.Advertise)
+		case a.IsUnspecified():
+			l.errorf(s.value("advertise"), "invalid media advertise", "advertise %q is unspecified; peers cannot send media to it.", *mb.Advertise)
+		default:
+			m.Advertise = a.Unmap()
+		}
+	}
+	if m.Address.IsUnspecified() && !m.Advertise.IsValid() && (mb.Advertise == nil || !s.has("advertise")) {
+		l.warnf(s.value("address"), "unspecified media address without advertise",
+			"The relay binds %s and no advertise is set, so SDP would carry %s, which peers treat as on hold; set advertise to the address peers should send media to.", m.Address, m.Address)
+	}
+	if mb.Ports != nil && s.ok("ports") {
+		lo, hi, err := parsePorts(*mb.Ports)
+		if err != nil {
+			l.errorf(s.value("ports"), "invalid ports", "ports = %q: %s.", *mb.Ports, err)
+		} else {
+			m.PortMin, m.PortMax = lo, hi
+		}
+	}
+	if mb.Timeout != nil && s.ok("timeout") {
+		d, err := time.ParseDuration(*mb.Timeout)
+		switch {
+		case err != nil:
+			l.errorf(s.value("timeout"), "invalid timeout", `timeout = %q is not a duration; write it as Go does, such as "30s" or "2m".`, *mb.Timeout)
+		case d < minTimeout:
+			l.errorf(s.value("timeout"), "timeout too short", `timeout = %q: the media timeout must be at least 1s.`, *mb.Timeout)
+		default:
+			m.Timeout = d
+		}
+	}
+	return m
+}
+
+// parsePorts parses "LO-HI" with 1024 <= LO < HI <= 65535, rounds LO up to
+// an even port (RTP on even ports, RTCP on the odd port above) and requires
+// at least four ports.
+func parsePorts(s string) (lo, hi int, err error) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("want LO-HI, such as %q", defaultPorts)
+	}
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("want LO-HI with decimal ports, such as %q", defaultPorts)
+	}
+	if lo < minMediaPort || hi > 65535 || lo >= hi {
+		return 0, 0, fmt.Errorf("the range must satisfy %d <= LO < HI <= 65535", minMediaPort)
+	}
+	lo += lo % 2
+	if hi-lo+1 < minMediaPorts {
+		return 0, 0, fmt.Errorf("the range must hold at least %d ports (from an even LO)", minMediaPorts)
+	}
+	return lo, hi, nil
+}
+
+func (l *loader) compliance(b *hcl.Block, c Compliance) Compliance {
+	var cb complianceBlock
+	diags := gohcl.DecodeBody(b.Body, l.ectx, &cb)
+	l.add(diags)
+	s := newScope(b.Body, b.DefRange, diags)
+	if cb.Log != nil && s.ok("log") {
+		if strings.TrimSpace(*cb.Log) == "" {
+			l.errorf(s.value("log"), "empty path", `log must name a file; omit it for the default "${state_dir}/compliance.jsonl".`)
+		} else {
+			c.Log = l.resolve(*cb.Log)
+		}
+	}
+	if cb.Pseudonymize != nil && s.ok("pseudonymize") {
+		c.Pseudonymize = *cb.Pseudonymize
+		if !c.Pseudonymize {
+			l.warnf(s.value("pseudonymize"), "caller and callee identifiers are stored in clear",
+				"pseudonymize = false writes phone numbers and SIP identities into the compliance log as they are; the log then holds identifiers the Privacy Rule protects (164.514).")
+		}
+	}
+	return c
+}
+
+func (l *loader) admin(b *hcl.Block) Admin {
+	var ab adminBlock
+	diags := gohcl.DecodeBody(b.Body, l.ectx, &ab)
+	l.add(diags)
+	s := newScope(b.Body, b.DefRange, diags)
+	if !s.ok("listen") {
+		return Admin{}
+	}
+	ap, err := netip.ParseAddrPort(ab.Listen)
+	switch {
+	case err != nil:
+		l.errorf(s.value("listen"), "invalid admin listen", `listen = %q must be IP:PORT, such as "127.0.0.1:9090" ([IPv6]:PORT for IPv6).`, ab.Listen)
+		return Admin{}
+	case ap.Port() == 0:
+		l.errorf(s.value("listen"), "invalid admin listen", `listen = %q: port 0 is not allowed.`, ab.Listen)
+		return Admin{}
+	}
+	return Admin{Listen: ap.String()}
+}

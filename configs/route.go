@@ -1,0 +1,261 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// routeBlock is the HCL form of a route block.
+type routeBlock struct {
+	From   string     `hcl:"from"`
+	To     string     `hcl:"to"`
+	Match  *string    `hcl:"match,optional"`
+	Target string     `hcl:"target"`
+	Auth   *authBlock `hcl:"auth,block"`
+}
+
+// authBlock is the HCL form of a route's auth block.
+type authBlock struct {
+	Username    string    `hcl:"username"`
+	PasswordEnv string    `hcl:"password_env"`
+	Body        hcl.Body  `hcl:",body"`
+	DefRange    hcl.Range `hcl:",def_range"`
+}
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// route converts a route block; it returns nil only when the block is
+// unusable as a route at all.
+func (l *loader) route(b *hcl.Block) *Route {
+	name := b.Labels[0]
+	var rb routeBlock
+	diags := gohcl.DecodeBody(b.Body, l.ectx, &rb)
+	l.add(diags)
+	s := newScope(b.Body, b.DefRange, diags)
+	rt := &Route{Name: name}
+
+	if !zoneNameRE.MatchString(name) {
+		l.errorf(b.LabelRanges[0], "invalid route name",
+			"Route name %q must start with a letter or digit and contain only letters, digits, '.', '_' and '-'.", name)
+	}
+
+	var to *zoneDecl
+	for _, attr := range []string{"from", "to"} {
+		if !s.ok(attr) {
+			continue
+		}
+		zn := rb.From
+		if attr == "to" {
+			zn = rb.To
+		}
+		zd, ok := l.zoneByName[zn]
+		if !ok {
+			l.errorf(s.value(attr), fmt.Sprintf("unknown zone %q", zn),
+				"Route %q names zone %q in %s, but no zone of that name is declared.%s", name, zn, attr, suggest(zn, l.zoneNames()))
+			continue
+		}
+		if attr == "from" {
+			rt.From = zn
+		} else {
+			rt.To, to = zn, zd
+		}
+	}
+
+	if rb.Match != nil && s.ok("match") {
+		re, err := regexp.Compile(*rb.Match)
+		if err != nil {
+			l.errorf(s.value("match"), "invalid match", "match is an RE2 regular expression on the Request-URI user part: %s.", err)
+		} else {
+			rt.Match = re
+		}
+	}
+
+	targetOK := false
+	if s.ok("target") {
+		t, err := parseTarget(rb.Target)
+		if err != nil {
+			l.errorf(s.value("target"), "invalid target", "Target %q: %s.", rb.Target, err)
+		} else {
+			rt.Target, targetOK = t, true
+		}
+	}
+
+	if rb.Auth != nil {
+		rt.Auth = l.auth(name, rb.Auth, diags)
+	}
+
+	if to != nil && to.ok && targetOK {
+		l.routeChecks(rt, to, s.value("target"))
+	}
+	return rt
+}
+
+func (l *loader) zoneNames() []string {
+	names := make([]string, 0, len(l.zoneByName))
+	for n := range l.zoneByName {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (l *loader) auth(route string, ab *authBlock, diags hcl.Diagnostics) *Auth {
+	s := newScope(ab.Body, ab.DefRange, diags)
+	a := &Auth{}
+	if s.ok("username") {
+		if ab.Username == "" {
+			l.errorf(s.value("username"), "empty username", "The digest username of route %q must not be empty.", route)
+		}
+		a.Username = ab.Username
+	}
+	if s.ok("password_env") {
+		switch v, set := l.lookupEnv(ab.PasswordEnv); {
+		case !envNameRE.MatchString(ab.PasswordEnv):
+			l.errorf(s.value("password_env"), "invalid password_env",
+				"password_env names the environment variable holding the password (such as CARRIER_PASSWORD); %q is not a valid variable name.", ab.PasswordEnv)
+		case !set || v == "":
+			l.warnf(s.value("password_env"), fmt.Sprintf("environment variable %s is not set", ab.PasswordEnv),
+				"Route %q answers digest challenges with the password in %s; without it, digest challenges from the target will fail.", route, ab.PasswordEnv)
+			a.PasswordEnv = ab.PasswordEnv
+		default:
+			a.PasswordEnv = ab.PasswordEnv
+		}
+	}
+	return a
+}
+
+// routeChecks compares a route's target with the zone it leads into: the
+// B leg must meet that zone's signaling requirement, and SDES keys must not
+// be sent over a clear transport.
+func (l *loader) routeChecks(rt *Route, to *zoneDecl, at hcl.Range) {
+	z := &to.zone.Policy
+	t := rt.Target.Transport
+	if t == policy.TransportTLS {
+		return
+	}
+	fix := "Use a sips: target or add ;transport=tls."
+	if z.Signaling == policy.RequirementRequire {
+		l.errorf(at, fmt.Sprintf("route %q reaches TLS-only zone %q over %s", rt.Name, z.Name, t),
+			"Every listener of zone %q is TLS, so its signaling requires TLS, but the target %q uses %s. %s", z.Name, rt.Target.URI, t, fix)
+		return
+	}
+	if z.SRTP == policy.RequirementOff || !slices.Contains(z.KeyExchange, policy.KeyExchangeSDES) {
+		return
+	}
+	summary := fmt.Sprintf("SDES keys toward zone %s would travel in clear over %s", z.Name, t)
+	if z.SRTP == policy.RequirementRequire {
+		l.errorf(at, summary,
+			"Zone %q requires SRTP with SDES, whose keys are carried in the SDP; route %q sends that SDP over %s. %s", z.Name, rt.Name, t, fix)
+		return
+	}
+	l.warnf(at, summary,
+		"Zone %q allows SRTP with SDES, whose keys are carried in the SDP; route %q sends that SDP over %s, so the SRTP protects nothing. %s", z.Name, rt.Name, t, fix)
+}
+
+// parseTarget parses sip:HOST[:PORT][;transport=udp|tcp|tls] or
+// sips:HOST[:PORT][;transport=tls].
+func parseTarget(s string) (Target, error) {
+	t := Target{URI: s}
+	scheme, rest, ok := strings.Cut(s, ":")
+	switch {
+	case !ok:
+		return Target{}, errors.New("want sip:HOST[:PORT][;transport=udp|tcp|tls] or sips:HOST[:PORT]")
+	case strings.EqualFold(scheme, "sip"):
+		t.Transport = policy.TransportUDP
+	case strings.EqualFold(scheme, "sips"):
+		t.Secure, t.Transport = true, policy.TransportTLS
+	default:
+		return Target{}, fmt.Errorf("unknown scheme %q (want sip or sips)", scheme)
+	}
+	if strings.HasPrefix(rest, "//") {
+		return Target{}, fmt.Errorf("write %s:HOST, not %s://HOST", scheme, scheme)
+	}
+	if strings.ContainsAny(rest, "?") {
+		return Target{}, errors.New("URI headers (?...) are not allowed")
+	}
+	hostport, params, _ := strings.Cut(rest, ";")
+	if strings.Contains(hostport, "@") {
+		return Target{}, errors.New("the target must not have a user part: the Request-URI user is kept")
+	}
+	if params != "" {
+		transportSet := false
+		for _, p := range strings.Split(params, ";") {
+			k, v, _ := strings.Cut(p, "=")
+			if !strings.EqualFold(k, "transport") {
+				return Target{}, fmt.Errorf("unsupported URI parameter %q (only transport is allowed)", k)
+			}
+			if transportSet {
+				return Target{}, errors.New("transport is given twice")
+			}
+			transportSet = true
+			tr, err := policy.ParseTransport(v)
+			if err != nil {
+				return Target{}, err
+			}
+			if t.Secure && tr != policy.TransportTLS {
+				return Target{}, fmt.Errorf("a sips: target always uses TLS; transport=%s contradicts it", v)
+			}
+			t.Transport = tr
+		}
+	}
+	host, port, err := splitHostPort(hostport)
+	if err != nil {
+		return Target{}, err
+	}
+	if err := checkHost(host); err != nil {
+		return Target{}, err
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.Zone() != "" {
+		return Target{}, errors.New("an IPv6 zone (%...) is not allowed in a target")
+	}
+	t.Host, t.Port = host, port
+	return t, nil
+}
+
+// splitHostPort splits HOST, HOST:PORT, [IPv6] or [IPv6]:PORT. The port is
+// 0 when absent.
+func splitHostPort(s string) (host string, port int, err error) {
+	if s == "" {
+		return "", 0, errors.New("missing host")
+	}
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return "", 0, errors.New("missing ] after IPv6 address")
+		}
+		host, rest := s[1:end], s[end+1:]
+		a, err := netip.ParseAddr(host)
+		if err != nil || !a.Is6() {
+			return "", 0, fmt.Errorf("invalid IPv6 address %q", host)
+		}
+		if rest == "" {
+			return host, 0, nil
+		}
+		if !strings.HasPrefix(rest, ":") {
+			return "", 0, fmt.Errorf("unexpected %q after IPv6 address", rest)
+		}
+		p, err := parsePort(rest[1:])
+		return host, p, err
+	}
+	switch strings.Count(s, ":") {
+	case 0:
+		return s, 0, nil
+	case 1:
+		h, ps, _ := strings.Cut(s, ":")
+		if h == "" {
+			return "", 0, errors.New("missing host")
+		}
+		p, err := parsePort(ps)
+		return h, p, err
+	}
+	return "", 0, errors.New("write an IPv6 address in brackets, as [2001:db8::1]:5061")
+}

@@ -1,0 +1,31 @@
+zone "pbx" {
+  listen = ["udp://127.0.0.1:5060"]
+  peers  = ["127.0.0.0/8"]
+  media { srtp = "allow" }
+}
+
+zone "pbx" {
+  listen = ["udp://127.0.0.1:5080"]
+  peers  = ["127.0.0.0/8"]
+  media { srtp = "allow" }
+}
+
+route "r" {
+  from   = "pbx"
+  to     = "pbx"
+  target = "sip:127.0.0.1:5070"
+}
+
+route "r" {
+  from   = "pbx"
+  to     = "pbx"
+  target = "sip:127.0.0.1:5071"
+}
+
+media {
+  address = "127.0.0.1"
+}
+
+media {
+  address = "127.0.0.2"
+}

@@ -1,0 +1,15 @@
+zone "pbx" {
+  listen = ["udp://127.0.0.1:5060", "ws://127.0.0.1:8080", "127.0.0.1:5062", "sips://127.0.0.1:5061"]
+  peers  = ["127.0.0.0/8"]
+  media { srtp = "allow" }
+}
+
+route "r" {
+  from   = "pbx"
+  to     = "pbx"
+  target = "sip:127.0.0.1:5070"
+}
+
+media {
+  address = "127.0.0.1"
+}

@@ -1,0 +1,14 @@
+zone "pbx" {
+  listen = ["udp://127.0.0.1:5060"]
+  media { srtp = "allow" }
+}
+
+route "r" {
+  from   = "pbx"
+  to     = "pbx"
+  target = "sip:127.0.0.1:5070"
+}
+
+media {
+  address = "127.0.0.1"
+}

@@ -1,0 +1,18 @@
+zone "pbx" {
+  listen = ["udp://127.0.0.1:5060", "tcp://127.0.0.1:5060"]
+  peers  = ["127.0.0.0/8"]
+  media {
+    srtp         = "require"
+    key_exchange = ["sdes"]
+  }
+}
+
+route "r" {
+  from   = "pbx"
+  to     = "pbx"
+  target = "sip:127.0.0.1:5070"
+}
+
+media {
+  address = "127.0.0.1"
+}

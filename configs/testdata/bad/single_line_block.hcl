@@ -1,0 +1,17 @@
+# design.md wrote auth on one line; HCL allows one argument per single-line block.
+zone "pbx" {
+  listen = ["udp://127.0.0.1:5060"]
+  peers  = ["127.0.0.0/8"]
+  media { srtp = "allow" }
+}
+
+route "r" {
+  from   = "pbx"
+  to     = "pbx"
+  target = "sip:127.0.0.1:5070"
+  auth { username = "clinic" password_env = "CARRIER_PASSWORD" }
+}
+
+media {
+  address = "127.0.0.1"
+}

@@ -1,0 +1,19 @@
+zone "carrier" {
+  listen = ["tls://127.0.0.1:5061"]
+  peers  = ["127.0.0.0/8"]
+  tls {
+    min_version = "1.0"
+    cert_file   = "c.pem"
+    key_file    = "c.key"
+  }
+}
+
+route "r" {
+  from   = "carrier"
+  to     = "carrier"
+  target = "sips:127.0.0.1:5062"
+}
+
+media {
+  address = "127.0.0.1"
+}
