@@ -83,6 +83,9 @@ type LegOutcome struct {
 	SourceAdmitted bool
 	// Originated is true for the leg parapet dialled (the B leg).
 	Originated bool
+	// MediaFlowed is false when the call never carried media (rejected,
+	// cancelled or failed before an answer): media is then not judged.
+	MediaFlowed bool
 }
 
 // LegFindings judges a leg's outcome against the transmission-security and
@@ -134,6 +137,17 @@ func LegFindings(z *Zone, o LegOutcome) []Finding {
 	sig := fmt.Sprintf("SIP over %s", o.Signaling.Transport)
 	if tlsOK {
 		sig = fmt.Sprintf("SIP over %s %s", o.Signaling.TLS.Version, o.Signaling.TLS.CipherSuite)
+	}
+	if !o.MediaFlowed {
+		st := StatusNotRequired
+		switch {
+		case tlsOK:
+			st = StatusSatisfied
+		case z.Signaling == RequirementRequire:
+			st = StatusViolated
+		}
+		d := sig + "; no media flowed"
+		return append(out, Finding{ControlTransmission, st, d}, Finding{ControlEncryption, st, d})
 	}
 	med := "media plain RTP"
 	if o.SRTP {

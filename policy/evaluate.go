@@ -39,6 +39,20 @@ func (s Stage) String() string {
 	return fmt.Sprintf("Stage(%d)", int(s))
 }
 
+// MarshalText writes the stage by name in records.
+func (s Stage) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads a stage name.
+func (s *Stage) UnmarshalText(b []byte) error {
+	for st := StageHandshake; st <= StageReoffer; st++ {
+		if st.String() == string(b) {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown stage %q", b)
+}
+
 // Verdict is what a decision did.
 type Verdict string
 

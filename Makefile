@@ -1,0 +1,53 @@
+# parapet — the two commands a newcomer needs:
+#   go run ./cmd/parapet demo      (or: go run ./cmd/parapet run)
+#   make test
+#
+# `make test` installs the real SIP peers the interop tests drive (baresip,
+# SIPp, tshark/dumpcap) when they are missing, then runs every test. The
+# interop tests fail — they do not skip — when a peer is missing; only
+# `go test -short ./...` leaves them out on purpose.
+
+GO        ?= go
+PEERS     := baresip sipp tshark dumpcap socat
+APT_PKGS  := baresip-core sip-tester tshark socat ca-certificates
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: test test-short peers vet build bench fuzz clean
+
+test: peers vet
+	$(GO) test -race -count=1 ./...
+
+test-short: vet
+	$(GO) test -short -count=1 ./...
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+# Install the interop peers when any is missing (Debian/Ubuntu, as root or via sudo).
+peers:
+	@missing=""; for t in $(PEERS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "installing test peers (missing:$$missing)"; \
+	SUDO=""; if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
+	command -v apt-get >/dev/null 2>&1 || { echo "cannot install$$missing: no apt-get; install baresip, sipp, tshark, socat by hand" >&2; exit 1; }; \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PKGS)
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/parapet ./cmd/parapet
+
+bench:
+	$(GO) test -run '^$$' -bench 'Pion/|Relay' -benchmem -count 5 -cpu 1 ./bench/
+	$(GO) test -run '^$$' -bench 'Loopback' -benchmem -count 5 -cpu 1,2 -benchtime 20000x ./bench/
+
+# A short run of every fuzz target (one at a time; the machine has 2 cores).
+fuzz:
+	@for t in $$($(GO) test -list 'Fuzz.*' ./... 2>/dev/null | grep '^Fuzz'); do \
+		pkg=$$(grep -rl "func $$t(" --include='*_test.go' . | head -1 | xargs dirname); \
+		echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 20s $$pkg || exit 1; \
+	done
+
+clean:
+	rm -rf bin

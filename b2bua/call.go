@@ -1,0 +1,756 @@
+package b2bua
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/media"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// Timers of a call.
+const (
+	// ringTimeout bounds how long the callee may ring (RFC 3261 Timer C is
+	// at least 3 minutes).
+	ringTimeout = 3 * time.Minute
+	// teardownTimeout bounds the BYEs sent when a call ends.
+	teardownTimeout = 5 * time.Second
+	// inDialogTimeout bounds a request relayed inside a dialog.
+	inDialogTimeout = 32 * time.Second
+)
+
+// Call is one call: the inbound leg A that parapet answered, the outbound
+// leg B it originated, the relay between them, and the decisions taken.
+// Exactly one record is written for it, whatever path it takes.
+type Call struct {
+	s     *Server
+	id    string
+	log   *slog.Logger
+	start time.Time
+
+	caller, callee string
+	route          *Route
+	a, b           *leg
+
+	relay   *media.Relay
+	streams []*media.RelayStream // by m= line; nil when the line is not relayed
+
+	// mu guards the media state of both legs, the decisions and the outcome.
+	mu          sync.Mutex
+	decisions   []policy.Decision
+	answered    time.Time
+	disposition string
+	status      int
+	endReason   string
+
+	ended      chan struct{}
+	endOnce    sync.Once
+	hangDisp   string
+	hangReason string
+
+	established atomic.Bool
+	reinvite    sync.Mutex // one offer/answer exchange at a time (RFC 3261 section 14.1)
+	recordOnce  sync.Once
+}
+
+// leg is one side of a call.
+type leg struct {
+	call      *Call
+	role      string // compliance.RoleA or RoleB
+	side      media.Side
+	zone      *zone
+	transport policy.Transport
+	secure    bool
+	sig       policy.SignalingFacts
+	admitted  bool
+	attempted bool
+	local     string
+	remote    string
+	key       string
+
+	dua *sipgo.DialogUA
+	uas *sipgo.DialogServerSession // leg A
+	uac *sipgo.DialogClientSession // leg B
+
+	m legMedia
+
+	ackMu   sync.Mutex
+	ackWait map[uint32]chan *sip.Request // ACKs to our 2xx for re-INVITEs, by CSeq
+}
+
+// legMedia is what a leg negotiated. Guarded by Call.mu.
+type legMedia struct {
+	remote  *media.Description // the peer's latest SDP
+	local   []byte             // parapet's latest SDP on this leg
+	origin  media.Origin
+	streams []legStream
+}
+
+type legStream struct {
+	active  bool
+	proto   string
+	mux     bool
+	ours    *media.Crypto  // parapet's key on this leg
+	theirs  *media.Crypto  // the peer's key
+	offered []media.Crypto // parapet's lines in its last offer on this leg
+	rtp     netip.AddrPort
+	rtcp    netip.AddrPort
+}
+
+func newID() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func randSession() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint64(b[:]) >> 2
+}
+
+func (s *Server) newCall(z *zone, req *sip.Request) *Call {
+	c := &Call{s: s, id: newID(), start: time.Now(), ended: make(chan struct{})}
+	c.log = s.log.With("call", c.id, "zone", z.name)
+	if f := req.From(); f != nil {
+		c.caller = f.Address.User
+	}
+	c.callee = req.Recipient.User
+	c.a = &leg{call: c, role: compliance.RoleA, side: media.SideA, zone: z, attempted: true}
+	c.a.sig = z.signaling(req)
+	c.a.transport = c.a.sig.Transport
+	c.a.secure = req.Recipient.Scheme == "sips"
+	c.a.remote = req.Source()
+	if a, ok := z.bound[c.a.transport]; ok {
+		c.a.local = a.String()
+	}
+	c.a.admitted = z.pol.AdmitsSource(c.a.sig.Source.Addr())
+	c.a.dua = &sipgo.DialogUA{Client: z.cli, ContactHDR: z.contact(c.a.transport, c.a.secure), RewriteContact: true}
+	s.mu.Lock()
+	s.calls[c.id] = c
+	s.mu.Unlock()
+	return c
+}
+
+func (c *Call) decide(d policy.Decision) {
+	c.mu.Lock()
+	c.decisions = append(c.decisions, d)
+	c.mu.Unlock()
+	lvl := slog.LevelInfo
+	if d.Verdict == policy.VerdictRejected || d.Verdict == policy.VerdictWouldReject {
+		lvl = slog.LevelWarn
+	}
+	if d.Verdict != policy.VerdictAllowed || d.Stage != policy.StageAdmission {
+		c.log.Log(context.Background(), lvl, "policy decision", "stage", d.Stage.String(), "zone", d.Zone,
+			"verdict", string(d.Verdict), "rule", d.Rule, "reason", d.Reason)
+	}
+}
+
+func (c *Call) setOutcome(disposition string, status int, reason string) {
+	c.mu.Lock()
+	if c.disposition == "" {
+		c.disposition, c.status, c.endReason = disposition, status, reason
+	}
+	c.mu.Unlock()
+}
+
+// hangup asks the call to end, from any goroutine.
+func (c *Call) hangup(disposition, reason string) {
+	c.endOnce.Do(func() {
+		c.hangDisp, c.hangReason = disposition, reason
+		close(c.ended)
+	})
+}
+
+// reject answers the INVITE with a final error before any dialog exists.
+func (c *Call) reject(tx sip.ServerTransaction, req *sip.Request, code int, reason, disposition, why string) {
+	c.setOutcome(disposition, code, why)
+	c.s.respond(tx, req, code, reason, why)
+}
+
+// rejectDecision answers with a decision's status.
+func (c *Call) rejectDecision(tx sip.ServerTransaction, req *sip.Request, d policy.Decision) {
+	c.reject(tx, req, d.Status, reasonPhrase(d.Status), compliance.DispositionRejected, d.Reason)
+}
+
+func reasonPhrase(code int) string {
+	switch code {
+	case 400:
+		return "Bad Request"
+	case 403:
+		return "Forbidden"
+	case 404:
+		return "Not Found"
+	case 408:
+		return "Request Timeout"
+	case 415:
+		return "Unsupported Media Type"
+	case 420:
+		return "Bad Extension"
+	case 480:
+		return "Temporarily Unavailable"
+	case 481:
+		return "Call/Transaction Does Not Exist"
+	case 483:
+		return "Too Many Hops"
+	case 486:
+		return "Busy Here"
+	case 487:
+		return "Request Terminated"
+	case 488:
+		return "Not Acceptable Here"
+	case 491:
+		return "Request Pending"
+	case 500:
+		return "Server Internal Error"
+	case 501:
+		return "Not Implemented"
+	case 503:
+		return "Service Unavailable"
+	case 603:
+		return "Decline"
+	}
+	return "Error"
+}
+
+func malformed(stage policy.Stage, z *policy.Zone, status int, format string, args ...any) policy.Decision {
+	return policy.Decision{Stage: stage, Zone: z.Name, Verdict: policy.VerdictRejected, Rule: "request.malformed",
+		Status: status, Reason: fmt.Sprintf(format, args...)}
+}
+
+// handleInvite runs a new call from its INVITE to its record.
+func (s *Server) handleInvite(z *zone, req *sip.Request, tx sip.ServerTransaction) {
+	s.callWG.Add(1)
+	defer s.callWG.Done()
+	c := s.newCall(z, req)
+	defer c.finish()
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("call panicked", "panic", fmt.Sprint(p))
+			c.setOutcome(compliance.DispositionFailed, 500, fmt.Sprintf("internal error: %v", p))
+			if c.a.uas == nil {
+				c.s.respond(tx, req, 500, "Server Internal Error", "")
+			}
+			c.teardown()
+		}
+	}()
+	c.run(req, tx)
+}
+
+func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
+	s, a := c.s, c.a
+	if s.draining.Load() {
+		c.reject(tx, req, 503, "Service Unavailable", compliance.DispositionShutdown, "parapet is shutting down")
+		return
+	}
+	if !s.rec.healthy() {
+		c.reject(tx, req, 503, "Service Unavailable", compliance.DispositionFailed, "compliance log unavailable: calls refused until records can be written")
+		return
+	}
+
+	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: a.zone.pol, Signaling: a.sig, Admitted: a.admitted})
+	c.decide(d)
+	if !d.Proceed() {
+		c.rejectDecision(tx, req, d)
+		return
+	}
+
+	// Protocol checks (RFC 3261 sections 8.2.2 and 16.3).
+	if req.Contact() == nil {
+		d := malformed(policy.StageAdmission, a.zone.pol, 400, "INVITE without Contact")
+		c.decide(d)
+		c.rejectDecision(tx, req, d)
+		return
+	}
+	if h := req.GetHeader("Require"); h != nil && strings.TrimSpace(h.Value()) != "" {
+		c.setOutcome(compliance.DispositionRejected, 420, "unsupported extension "+h.Value())
+		res := sip.NewResponseFromRequest(req, 420, "Bad Extension", nil)
+		res.AppendHeader(sip.NewHeader("Unsupported", h.Value()))
+		s.commonHeaders(res)
+		s.send(tx, res)
+		return
+	}
+	mf := 70
+	if h := req.MaxForwards(); h != nil {
+		mf = int(h.Val())
+	}
+	if mf <= 1 {
+		c.reject(tx, req, 483, "Too Many Hops", compliance.DispositionRejected, "Max-Forwards exhausted")
+		return
+	}
+
+	route := s.route(a.zone, req.Recipient.User)
+	if route == nil {
+		c.reject(tx, req, 404, "Not Found", compliance.DispositionRejected,
+			fmt.Sprintf("no route from zone %q for this number", a.zone.name))
+		return
+	}
+	c.route = route
+	bz := s.byName[route.To]
+	c.b = &leg{call: c, role: compliance.RoleB, side: media.SideB, zone: bz,
+		transport: route.Target.Transport, secure: route.Target.Secure}
+	c.b.sig = policy.SignalingFacts{Transport: route.Target.Transport}
+	c.log = c.log.With("route", route.Name)
+
+	var offer *media.Description
+	if body := req.Body(); len(body) > 0 {
+		if !isSDP(req.ContentType()) {
+			d := malformed(policy.StageOffer, a.zone.pol, 415, "body is not application/sdp")
+			c.decide(d)
+			c.setOutcome(compliance.DispositionRejected, 415, d.Reason)
+			res := sip.NewResponseFromRequest(req, 415, "Unsupported Media Type", nil)
+			res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+			s.commonHeaders(res)
+			s.send(tx, res)
+			return
+		}
+		var err error
+		if offer, err = media.ParseSDP(body); err != nil {
+			d := malformed(policy.StageOffer, a.zone.pol, 400, "malformed SDP: %v", err)
+			c.decide(d)
+			c.rejectDecision(tx, req, d)
+			return
+		}
+	}
+	d = policy.Evaluate(policy.Input{Stage: policy.StageOffer, Zone: a.zone.pol, Signaling: a.sig,
+		Media: mediaFacts(offer, nil), Onward: bz.pol})
+	c.decide(d)
+	if !d.Proceed() {
+		c.rejectDecision(tx, req, d)
+		return
+	}
+
+	uas, err := a.dua.ReadInvite(req, tx)
+	if err != nil {
+		c.reject(tx, req, 500, "Server Internal Error", compliance.DispositionFailed, "dialog: "+err.Error())
+		return
+	}
+	a.uas = uas
+	tag, _ := uas.InviteRequest.To().Params.Get("tag")
+	a.key = legKey(string(*req.CallID()), tag)
+	s.addLeg(a.key, a)
+
+	c.relay = media.NewRelay(s.pool, media.RelayConfig{Timeout: s.cfg.Media.Timeout, Logger: c.log,
+		OnIdle: func() { c.hangup(compliance.DispositionTimeout, "no media for "+s.cfg.Media.Timeout.String()) }})
+	if err := c.acceptOffer(a, offer, d); err != nil {
+		code := 500
+		if errors.Is(err, media.ErrNoPorts) {
+			code = 503
+		}
+		c.respondA(code, reasonPhrase(code), compliance.DispositionFailed, "media: "+err.Error())
+		return
+	}
+	c.relay.Start()
+
+	if c.callB(mf-1, *d.Onward, d.Streams) {
+		c.talk()
+	}
+}
+
+func isSDP(ct *sip.ContentTypeHeader) bool {
+	if ct == nil {
+		return false
+	}
+	v, _, _ := strings.Cut(ct.Value(), ";")
+	return strings.EqualFold(strings.TrimSpace(v), "application/sdp")
+}
+
+// route finds the first route from zone z whose match fits user.
+func (s *Server) route(z *zone, user string) *Route {
+	for i := range s.cfg.Routes {
+		r := &s.cfg.Routes[i]
+		if r.From == z.name && (r.Match == nil || r.Match.MatchString(user)) {
+			return r
+		}
+	}
+	return nil
+}
+
+// respondA sends a final error to A once its dialog exists.
+func (c *Call) respondA(code int, reason, disposition, why string, extra ...sip.Header) {
+	c.setOutcome(disposition, code, why)
+	res := sip.NewResponseFromRequest(c.a.uas.InviteRequest, code, reason, nil)
+	c.s.commonHeaders(res)
+	if why != "" && code != 487 {
+		res.AppendHeader(sip.NewHeader("Warning", warningValue(why)))
+	}
+	for _, h := range extra {
+		res.AppendHeader(h)
+	}
+	if err := c.a.uas.WriteResponse(res); err != nil {
+		c.log.Debug("final response to a", "status", code, "error", err)
+	}
+}
+
+// callB originates leg B and bridges the outcome back to A. It reports
+// whether the call was established.
+func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.StreamChoice) bool {
+	s, a, b := c.s, c.a, c.b
+	t := c.route.Target
+
+	c.mu.Lock()
+	body, err := c.offerTo(b, a.m.remote, plan, choices)
+	c.mu.Unlock()
+	if err != nil {
+		c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "build offer: "+err.Error())
+		return false
+	}
+
+	scheme := "sip"
+	if t.Secure {
+		scheme = "sips"
+	}
+	ruri := sip.Uri{Scheme: scheme, User: c.callee, Host: t.Host, Port: t.Port}
+	if !t.Secure && t.Transport != policy.TransportUDP {
+		ruri.UriParams = sip.NewParams()
+		ruri.UriParams.Add("transport", t.Transport.String())
+	}
+	req := sip.NewRequest(sip.INVITE, ruri)
+	req.SetTransport(strings.ToUpper(t.Transport.String()))
+	from := sip.FromHeader{Address: sip.Uri{Scheme: scheme, User: c.caller, Host: b.zone.host(t.Transport)}, Params: sip.NewParams()}
+	if f := a.uas.InviteRequest.From(); f != nil {
+		from.DisplayName = f.DisplayName
+	}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	to := sip.ToHeader{Address: sip.Uri{Scheme: scheme, User: c.callee, Host: t.Host}}
+	callID := sip.CallIDHeader(newID() + "@parapet")
+	mfh := sip.MaxForwardsHeader(maxForwards)
+	req.AppendHeader(&from)
+	req.AppendHeader(&to)
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+	req.AppendHeader(&mfh)
+	req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
+	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	if ap, ok := b.zone.bound[policy.TransportUDP]; ok && t.Transport == policy.TransportUDP {
+		req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
+	}
+	b.dua = &sipgo.DialogUA{Client: b.zone.cli, ContactHDR: b.zone.contact(t.Transport, t.Secure), RewriteContact: true}
+	b.attempted = true
+	b.key = legKey(string(callID), from.Params.GetOr("tag", ""))
+	s.addLeg(b.key, b)
+
+	bctx, bcancel := context.WithTimeout(a.uas.Context(), ringTimeout)
+	defer bcancel()
+	go func() {
+		select {
+		case <-c.ended:
+			bcancel()
+		case <-bctx.Done():
+		}
+	}()
+
+	uac, err := b.dua.WriteInvite(bctx, req)
+	if err != nil {
+		c.bFailed(err)
+		return false
+	}
+	b.uac = uac
+
+	var refused *policy.Decision
+	var early bool
+	err = uac.WaitAnswer(bctx, sipgo.AnswerOptions{
+		Username: c.route.Username,
+		Password: c.route.Password,
+		OnResponse: func(res *sip.Response) error {
+			c.noteB(res)
+			if refused != nil || !res.IsProvisional() || res.StatusCode == 100 {
+				return nil
+			}
+			if len(res.Body()) > 0 && isSDP(res.ContentType()) {
+				d := c.takeAnswer(b, res.Body())
+				if !d.Proceed() {
+					refused = &d
+					bcancel() // WaitAnswer sends CANCEL
+					return nil
+				}
+				early = true
+				c.mu.Lock()
+				answer, err := c.answerTo(a, b.m.remote)
+				c.mu.Unlock()
+				if err != nil {
+					return err
+				}
+				res183 := sip.NewResponseFromRequest(a.uas.InviteRequest, 183, "Session Progress", answer)
+				res183.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+				return a.uas.WriteResponse(res183)
+			}
+			code := res.StatusCode
+			if code != 180 && code != 183 {
+				code = 180
+			}
+			return a.uas.Respond(code, reasonPhrase(code), nil)
+		},
+	})
+	c.noteB(uac.InviteResponse)
+
+	switch {
+	case refused != nil:
+		c.respondA(refused.Status, reasonPhrase(refused.Status), compliance.DispositionRejected, refused.Reason)
+		return false
+	case err == nil:
+	case a.uas.Context().Err() != nil:
+		// A cancelled: sipgo answered its CANCEL and sent 487; WaitAnswer
+		// cancelled B.
+		c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
+		return false
+	case c.isEnded():
+		if c.hangDisp == compliance.DispositionShutdown {
+			c.respondA(503, "Service Unavailable", compliance.DispositionShutdown, "parapet is shutting down")
+		} else {
+			c.respondA(500, "Server Internal Error", c.hangDisp, c.hangReason)
+		}
+		return false
+	default:
+		c.bFailed(err)
+		return false
+	}
+
+	// B answered 2xx: ACK it, judge its answer, answer A.
+	if err := uac.Ack(context.Background()); err != nil {
+		c.log.Warn("ack to b failed", "error", err)
+	}
+	res := uac.InviteResponse
+	if len(res.Body()) > 0 {
+		d := c.takeAnswer(b, res.Body())
+		if !d.Proceed() {
+			c.byeB()
+			c.respondA(d.Status, reasonPhrase(d.Status), compliance.DispositionRejected, d.Reason)
+			return false
+		}
+	} else if !early {
+		c.byeB()
+		d := malformed(policy.StageAnswer, b.zone.pol, 488, "callee answered without SDP")
+		c.decide(d)
+		c.respondA(488, reasonPhrase(488), compliance.DispositionFailed, d.Reason)
+		return false
+	}
+	c.mu.Lock()
+	answer, err := c.answerTo(a, b.m.remote)
+	c.mu.Unlock()
+	if err != nil {
+		c.byeB()
+		c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "build answer: "+err.Error())
+		return false
+	}
+	ok := sip.NewSDPResponseFromRequest(a.uas.InviteRequest, answer)
+	c.s.commonHeaders(ok)
+	c.mu.Lock()
+	c.answered = time.Now()
+	c.mu.Unlock()
+	c.established.Store(true)
+	if err := a.uas.WriteResponse(ok); err != nil {
+		c.log.Warn("a did not confirm the answer", "error", err)
+		c.setOutcome(compliance.DispositionFailed, 200, "no ACK from caller: "+err.Error())
+		c.teardown()
+		return false
+	}
+	c.log.Info("call answered")
+	return true
+}
+
+func (c *Call) isEnded() bool {
+	select {
+	case <-c.ended:
+		return true
+	default:
+		return false
+	}
+}
+
+// noteB records where B's responses come from and, over TLS, the
+// handshake that carried them.
+func (c *Call) noteB(res *sip.Response) {
+	if res == nil {
+		return
+	}
+	b := c.b
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b.remote != "" {
+		return
+	}
+	b.remote = res.Source()
+	conn, err := b.zone.ua.TransportLayer().GetConnection(strings.ToLower(res.Transport()), res.Source())
+	if err != nil || conn == nil {
+		return
+	}
+	if la := conn.LocalAddr(); la != nil {
+		b.local = la.String()
+	}
+	if ap, err := netip.ParseAddrPort(res.Source()); err == nil {
+		b.sig.Source = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if b.transport != policy.TransportTLS {
+		return
+	}
+	if tc, ok := conn.(*sip.TCPConnection); ok {
+		if tlsc, ok := tc.Conn.(*tls.Conn); ok {
+			st := tlsc.ConnectionState()
+			b.sig.TLS = tlsFacts(&st, b.zone.pol.VerifyPeer)
+		}
+	}
+}
+
+// bFailed maps a failure to reach or set up B to a response to A.
+func (c *Call) bFailed(err error) {
+	var dr *sipgo.ErrDialogResponse
+	if errors.As(err, &dr) && dr.Res != nil {
+		code := dr.Res.StatusCode
+		switch {
+		case code == 401 || code == 407:
+			c.respondA(503, "Service Unavailable", compliance.DispositionFailed,
+				fmt.Sprintf("callee side refused parapet's credentials (%d)", code))
+		case code >= 300 && code < 400:
+			c.respondA(480, "Temporarily Unavailable", compliance.DispositionFailed,
+				fmt.Sprintf("callee side redirected (%d); redirects are not followed", code))
+		default:
+			c.respondA(code, reasonPhrase(code), compliance.DispositionFailed,
+				fmt.Sprintf("callee side answered %d %s", code, dr.Res.Reason))
+		}
+		return
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "TLS handshake") || strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") {
+		b := c.b
+		d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: b.zone.pol,
+			Handshake: policy.HandshakeFacts{Error: msg}})
+		c.decide(d)
+		c.s.stats.tlsRefused.Add(1)
+		c.s.connEvent(b.zone, compliance.EventTLSClientFailed, b.sig, c.targetAddr(), func(e *compliance.ConnEvent) {
+			e.Error = msg
+			e.Decision = &d
+			if cert := certFromError(err); cert != nil {
+				e.PeerCert = certInfo(certFacts(cert))
+			}
+		})
+		c.respondA(503, "Service Unavailable", compliance.DispositionFailed, "TLS to callee side failed: "+msg)
+		return
+	}
+	if errors.Is(err, sip.ErrTransactionTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		c.respondA(408, "Request Timeout", compliance.DispositionFailed, "callee side did not answer: "+msg)
+		return
+	}
+	c.respondA(503, "Service Unavailable", compliance.DispositionFailed, "callee side unreachable: "+msg)
+}
+
+func (c *Call) targetAddr() string {
+	t := c.route.Target
+	port := t.Port
+	if port == 0 {
+		port = 5060
+		if t.Transport == policy.TransportTLS {
+			port = 5061
+		}
+	}
+	return fmt.Sprintf("%s:%d", t.Host, port)
+}
+
+// talk waits for the end of an established call and tears it down.
+func (c *Call) talk() {
+	aCtx, bCtx := c.a.uas.Context(), c.b.uac.Context()
+	select {
+	case <-aCtx.Done():
+		c.setOutcome(compliance.DispositionAnswered, 200, "bye from a")
+	case <-bCtx.Done():
+		c.setOutcome(compliance.DispositionAnswered, 200, "bye from b")
+	case <-c.ended:
+		c.setOutcome(c.hangDisp, 200, c.hangReason)
+	}
+	c.teardown()
+}
+
+// teardown ends whatever dialogs are still up: BYE first, then media
+// (the relay is closed by finish).
+func (c *Call) teardown() {
+	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	if uas := c.a.uas; uas != nil && uas.LoadState() != sip.DialogStateEnded && c.established.Load() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := uas.Bye(ctx); err != nil {
+				c.log.Debug("bye to a", "error", err)
+			}
+		}()
+	}
+	if c.b != nil && c.b.uac != nil && c.b.uac.LoadState() != sip.DialogStateEnded && c.b.uac.InviteResponse != nil &&
+		c.b.uac.InviteResponse.IsSuccess() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.b.uac.Bye(ctx); err != nil {
+				c.log.Debug("bye to b", "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (c *Call) byeB() {
+	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+	defer cancel()
+	if err := c.b.uac.Bye(ctx); err != nil {
+		c.log.Debug("bye to b", "error", err)
+	}
+}
+
+// finish closes the relay, writes the call's one record, and forgets it.
+func (c *Call) finish() {
+	c.recordOnce.Do(func() {
+		if c.relay != nil {
+			c.relay.Close()
+		}
+		c.s.mu.Lock()
+		delete(c.s.calls, c.id)
+		if c.a.key != "" {
+			delete(c.s.legs, c.a.key)
+		}
+		if c.b != nil && c.b.key != "" {
+			delete(c.s.legs, c.b.key)
+		}
+		c.s.mu.Unlock()
+		if c.a.uas != nil {
+			c.a.uas.Close()
+		}
+		if c.b != nil && c.b.uac != nil {
+			c.b.uac.Close()
+		}
+		c.mu.Lock()
+		if c.disposition == "" {
+			c.disposition, c.status, c.endReason = compliance.DispositionFailed, 500, "call ended without an outcome"
+		}
+		c.mu.Unlock()
+		rec := c.record()
+		c.s.stats.call(c.disposition)
+		if c.relay != nil {
+			for _, side := range []media.Side{media.SideA, media.SideB} {
+				k := c.relay.Counters(side)
+				c.s.stats.packets.Add(k.PacketsIn)
+				c.s.stats.authFailures.Add(k.AuthFailures)
+				c.s.stats.replays.Add(k.Replays)
+				c.s.stats.wrongSource.Add(k.WrongSource)
+			}
+		}
+		c.s.rec.append(rec)
+		c.log.Info("call ended", "disposition", c.disposition, "status", c.status, "reason", c.endReason)
+	})
+}

@@ -1,0 +1,201 @@
+package b2bua_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parapet-sbc/parapet/b2bua/sim"
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+const packets = 100
+
+// exchange sends packets both ways and checks every one arrives intact.
+func exchange(t *testing.T, caller, callee *sim.Session) {
+	t.Helper()
+	ctx := ctxT(t)
+	errc := make(chan error, 2)
+	go func() { errc <- caller.Send(ctx, 1000, packets, 2*time.Millisecond) }()
+	go func() { errc <- callee.Send(ctx, 5000, packets, 2*time.Millisecond) }()
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := callee.WaitIntact(ctx, packets); err != nil {
+		t.Fatalf("callee: %+v", callee.Stats())
+	}
+	if err := caller.WaitIntact(ctx, packets); err != nil {
+		t.Fatalf("caller: %+v", caller.Stats())
+	}
+	for name, s := range map[string]*sim.Session{"caller": caller, "callee": callee} {
+		if st := s.Stats(); st.Damaged != 0 {
+			t.Errorf("%s: %d damaged packets", name, st.Damaged)
+		}
+	}
+}
+
+func decision(c *compliance.Call, rule string) *policy.Decision {
+	for i := range c.Decisions {
+		if c.Decisions[i].Rule == rule {
+			return &c.Decisions[i]
+		}
+	}
+	return nil
+}
+
+func leg(c *compliance.Call, role string) *compliance.Leg {
+	for i := range c.Legs {
+		if c.Legs[i].Role == role {
+			return &c.Legs[i]
+		}
+	}
+	return nil
+}
+
+func control(l *compliance.Leg, ctl policy.Control) policy.FindingStatus {
+	for _, f := range l.Controls {
+		if f.Control == ctl {
+			return f.Status
+		}
+	}
+	return ""
+}
+
+// A phone on the PBX side (UDP, plain RTP) calls out to a carrier that
+// requires TLS and SDES-SRTP: parapet upgrades the carrier leg.
+func TestOutboundCallUpgradesToSRTP(t *testing.T) {
+	l := newLab(t, labOptions{})
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.carrier)
+	if ok, suite := callee.SRTP(); !ok || suite != "AEAD_AES_256_GCM" {
+		t.Fatalf("carrier leg: srtp=%v suite=%q, want SRTP with the zone's first suite", ok, suite)
+	}
+	if ok, _ := caller.SRTP(); ok {
+		t.Fatal("PBX leg negotiated SRTP; it offered plain RTP")
+	}
+	exchange(t, caller, callee)
+	if st := callee.Stats(); st.PlainOnWire != 0 {
+		t.Errorf("carrier saw %d packets with plaintext payload on the wire", st.PlainOnWire)
+	}
+	w := l.carrier.Wire()
+	if w.Cleartext || w.TLSRecords == 0 || w.TLSRecords != w.Conns {
+		t.Errorf("carrier signaling wire: %+v, want only TLS", w)
+	}
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-callee.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("carrier never got BYE")
+	}
+
+	calls := l.sink.waitCalls(t, 1)
+	time.Sleep(100 * time.Millisecond)
+	if n := len(l.sink.calls()); n != 1 {
+		t.Fatalf("%d call records, want exactly 1", n)
+	}
+	c := calls[0]
+	if c.Disposition != compliance.DispositionAnswered || c.SIPStatus != 200 || c.EndReason != "bye from a" {
+		t.Errorf("disposition %s %d %q", c.Disposition, c.SIPStatus, c.EndReason)
+	}
+	if d := decision(c, policy.RuleUpgrade); d == nil || d.Verdict != policy.VerdictUpgraded {
+		t.Errorf("no upgrade decision in %+v", c.Decisions)
+	}
+	if c.Caller == "pbx" || !strings.HasPrefix(c.Caller, "hmac-sha256:") || !c.Pseudonymized {
+		t.Errorf("caller not pseudonymised: %q", c.Caller)
+	}
+	a, b := leg(c, compliance.RoleA), leg(c, compliance.RoleB)
+	if a == nil || b == nil {
+		t.Fatalf("legs: %+v", c.Legs)
+	}
+	if a.Transport != "udp" || a.Media.KeyExchange != "none" || a.Media.Profile != "RTP/AVP" || a.TLS != nil {
+		t.Errorf("leg a: %+v %+v", a, a.Media)
+	}
+	if b.Transport != "tls" || b.TLS == nil || b.TLS.Version != "TLS1.3" || b.TLS.PeerCert == nil || !b.TLS.PeerCert.Verified {
+		t.Errorf("leg b tls: %+v", b.TLS)
+	}
+	if b.Media.Profile != "RTP/SAVP" || b.Media.KeyExchange != "sdes" || b.Media.SRTPSuite != "AEAD_AES_256_GCM" {
+		t.Errorf("leg b media: %+v", b.Media)
+	}
+	if a.Media.PacketsIn < packets || a.Media.PacketsOut < packets || b.Media.PacketsIn < packets || b.Media.PacketsOut < packets {
+		t.Errorf("counters a=%+v b=%+v", a.Media, b.Media)
+	}
+	if got := control(b, policy.ControlEncryption); got != policy.StatusSatisfied {
+		t.Errorf("leg b (e)(2)(ii) = %s", got)
+	}
+	if got := control(a, policy.ControlEncryption); got != policy.StatusNotRequired {
+		t.Errorf("leg a (e)(2)(ii) = %s", got)
+	}
+}
+
+// The reverse: the carrier calls in with SRTP, the PBX gets plain RTP.
+func TestInboundCallFromCarrier(t *testing.T) {
+	l := newLab(t, labOptions{})
+	ctx := ctxT(t)
+	caller, err := l.callIn(ctx, sim.CallOptions{SRTP: true, Suites: []string{"AES_CM_128_HMAC_SHA1_80"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.pbx)
+	if ok, suite := caller.SRTP(); !ok || suite != "AES_CM_128_HMAC_SHA1_80" {
+		t.Fatalf("carrier leg srtp=%v %s", ok, suite)
+	}
+	exchange(t, caller, callee)
+	if st := caller.Stats(); st.PlainOnWire != 0 {
+		t.Errorf("carrier received %d plaintext payloads", st.PlainOnWire)
+	}
+	if err := callee.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionAnswered || c.EndReason != "bye from b" {
+		t.Errorf("disposition %s %q", c.Disposition, c.EndReason)
+	}
+	a := leg(c, compliance.RoleA)
+	if a.Zone != "carrier" || a.TLS == nil || a.Media.SRTPSuite != "AES_CM_128_HMAC_SHA1_80" {
+		t.Errorf("leg a: %+v", a)
+	}
+	if a.TLS.PeerCert == nil || !a.TLS.PeerCert.Verified {
+		t.Errorf("carrier client certificate not recorded as verified: %+v", a.TLS.PeerCert)
+	}
+}
+
+// A carrier offer with plain RTP is refused with 488.
+func TestCarrierPlainOfferRejected(t *testing.T) {
+	l := newLab(t, labOptions{})
+	_, err := l.callIn(ctxT(t), sim.CallOptions{})
+	var rej *sim.Rejected
+	if !errors.As(err, &rej) || rej.Status != 488 {
+		t.Fatalf("err = %v, want 488", err)
+	}
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionRejected || c.SIPStatus != 488 {
+		t.Errorf("record: %s %d", c.Disposition, c.SIPStatus)
+	}
+	if d := decision(c, policy.RuleSRTPRequired); d == nil || d.Verdict != policy.VerdictRejected {
+		t.Errorf("decisions: %+v", c.Decisions)
+	}
+}
+
+// An offer whose only suite is NULL_HMAC_SHA1_80 is refused with 488.
+func TestNullSuiteRejected(t *testing.T) {
+	l := newLab(t, labOptions{})
+	_, err := l.callIn(ctxT(t), sim.CallOptions{SRTP: true, Suites: []string{"NULL_HMAC_SHA1_80"}})
+	var rej *sim.Rejected
+	if !errors.As(err, &rej) || rej.Status != 488 {
+		t.Fatalf("err = %v, want 488", err)
+	}
+	c := l.sink.waitCalls(t, 1)[0]
+	if d := decision(c, policy.RuleNoAcceptableCrypto); d == nil {
+		t.Errorf("decisions: %+v", c.Decisions)
+	}
+}

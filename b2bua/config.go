@@ -1,0 +1,92 @@
+// Package b2bua is parapet's call engine: per-zone SIP listeners on sipgo,
+// INVITE handling and routing, the two dialogs of every call, policy
+// enforcement at every offer and answer, TLS connection-state capture, and
+// exactly one compliance record per call.
+//
+// b2bua receives everything it needs through Config: it never reads config
+// files or certificates itself (it does not import configs or certs).
+package b2bua
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"regexp"
+	"time"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// Config is everything the server needs. cmd/parapet builds it from a
+// configs.Config.
+type Config struct {
+	Zones  []Zone
+	Routes []Route
+	Media  MediaConfig
+
+	// PolicyHash identifies the configuration; it is written in every record.
+	PolicyHash string
+	// Sink receives the compliance records.
+	Sink compliance.Sink
+	// Pseudonymize turns caller and callee identifiers into tokens; nil
+	// records them in clear.
+	Pseudonymize func(string) string
+
+	Logger *slog.Logger
+	// UserAgent is written in User-Agent and Server headers.
+	UserAgent string
+	// Version is parapet's version, for logs.
+	Version string
+}
+
+// Zone is one zone as b2bua needs it.
+type Zone struct {
+	Policy policy.Zone
+	Listen []Listener
+	// Advertise, when set, replaces the listener IP in Via and Contact.
+	Advertise string
+	// ServerTLS is used by the zone's TLS listeners; required when it has one.
+	ServerTLS *tls.Config
+	// ClientTLS is used when parapet dials out over TLS into this zone.
+	ClientTLS *tls.Config
+}
+
+// Listener is one SIP listening socket.
+type Listener struct {
+	Transport policy.Transport
+	Addr      netip.AddrPort // port 0 picks a free port (tests)
+}
+
+func (l Listener) String() string { return fmt.Sprintf("%s://%s", l.Transport, l.Addr) }
+
+// Route sends calls from one zone to a target in another.
+type Route struct {
+	Name     string
+	From, To string
+	// Match is applied to the Request-URI user; nil matches every call.
+	Match  *regexp.Regexp
+	Target Target
+	// Username and Password answer digest challenges from the target.
+	Username, Password string
+}
+
+// Target is where a route sends calls: host, port and transport. The
+// Request-URI user of the incoming call is kept.
+type Target struct {
+	Host      string
+	Port      int // 0: the transport's default
+	Transport policy.Transport
+	Secure    bool // sips:
+}
+
+// MediaConfig configures the relay.
+type MediaConfig struct {
+	Address   netip.Addr
+	Advertise netip.Addr // zero: Address
+	PortMin   int
+	PortMax   int
+	// Timeout ends a call when no media packet arrived for this long.
+	Timeout time.Duration
+}

@@ -1,0 +1,345 @@
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/media"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// dialog returns the sipgo dialog state shared by both session kinds.
+func (l *leg) dialog() *sipgo.Dialog {
+	if l.uas != nil {
+		return &l.uas.Dialog
+	}
+	if l.uac != nil {
+		return &l.uac.Dialog
+	}
+	return nil
+}
+
+// target is the peer's remote target (its Contact) for requests parapet
+// sends in the dialog.
+func (l *leg) target() sip.Uri {
+	if l.uas != nil {
+		if ct := l.uas.InviteRequest.Contact(); ct != nil {
+			return *ct.Address.Clone()
+		}
+		return l.uas.InviteRequest.Recipient
+	}
+	if res := l.uac.InviteResponse; res != nil {
+		if ct := res.Contact(); ct != nil {
+			return *ct.Address.Clone()
+		}
+	}
+	return l.uac.InviteRequest.Recipient
+}
+
+// do sends a request inside the leg's dialog and waits for the final response.
+func (l *leg) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	if l.uas != nil {
+		return l.uas.Do(ctx, req)
+	}
+	return l.uac.Do(ctx, req)
+}
+
+func (l *leg) write(req *sip.Request) error {
+	if l.uas != nil {
+		return l.uas.WriteRequest(req)
+	}
+	return l.uac.WriteRequest(req)
+}
+
+// inDialog handles a request that belongs to leg l.
+func (c *Call) inDialog(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	switch req.Method {
+	case sip.ACK:
+		c.onAck(l, req, tx)
+	case sip.BYE:
+		c.onBye(l, req, tx)
+	case sip.INVITE:
+		c.onReinvite(l, req, tx)
+	case sip.INFO:
+		c.relayRequest(l, req, tx)
+	case sip.OPTIONS:
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		c.s.commonHeaders(res)
+		c.s.send(tx, res)
+	default:
+		c.s.respond(tx, req, 501, "Not Implemented", "")
+	}
+}
+
+func (c *Call) onAck(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	if cs := req.CSeq(); cs != nil {
+		l.ackMu.Lock()
+		ch := l.ackWait[cs.SeqNo]
+		l.ackMu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- req:
+			default:
+			}
+			return
+		}
+	}
+	if l.uas != nil {
+		if err := l.uas.ReadAck(req, tx); err != nil {
+			c.log.Debug("ack from a", "error", err)
+		}
+	}
+}
+
+func (c *Call) onBye(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	var err error
+	switch {
+	case l.uas != nil:
+		err = l.uas.ReadBye(req, tx)
+	case l.uac != nil:
+		err = l.uac.ReadBye(req, tx)
+	}
+	if err != nil {
+		c.log.Debug("bye", "leg", l.role, "error", err)
+		c.s.respond(tx, req, 500, "Server Internal Error", err.Error())
+		return
+	}
+	if !c.established.Load() {
+		// A BYE on an early dialog ends the call as well.
+		c.hangup(compliance.DispositionFailed, "bye from "+l.role+" before answer")
+	}
+}
+
+// checkCSeq applies the dialog's CSeq rules (RFC 3261 section 12.2.2).
+func (c *Call) checkCSeq(l *leg, req *sip.Request, tx sip.ServerTransaction) bool {
+	d := l.dialog()
+	if d == nil {
+		c.s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		return false
+	}
+	if err := d.ReadRequest(req, tx); err != nil {
+		c.s.respond(tx, req, 500, "Server Internal Error", "CSeq out of order")
+		return false
+	}
+	return true
+}
+
+// relayRequest bridges an in-dialog request (INFO) to the other leg and its
+// final response back. Headers other than the body's are not copied: each
+// leg keeps its own topology.
+func (c *Call) relayRequest(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	other := c.other(l)
+	if !c.established.Load() || other == nil || other.dialog() == nil {
+		c.s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	if !c.checkCSeq(l, req, tx) {
+		return
+	}
+	out := sip.NewRequest(req.Method, other.target())
+	if ct := req.ContentType(); ct != nil {
+		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
+	}
+	if h := req.GetHeader("Info-Package"); h != nil {
+		out.AppendHeader(sip.NewHeader("Info-Package", h.Value()))
+	}
+	out.SetBody(req.Body())
+	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
+	defer cancel()
+	res, err := other.do(ctx, out)
+	if err != nil {
+		c.s.respond(tx, req, 408, "Request Timeout", "no response from the other leg")
+		return
+	}
+	back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
+	c.s.commonHeaders(back)
+	c.s.send(tx, back)
+}
+
+// onReinvite handles an INVITE inside a dialog: a new offer from l's peer.
+// It is judged by policy like a first offer; a refused re-offer gets 488
+// and the call keeps its media. An accepted one is bridged to the other
+// leg as a re-INVITE, and the other leg's answer is judged too.
+func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	if !c.established.Load() {
+		c.s.respond(tx, req, 491, "Request Pending", "")
+		return
+	}
+	if !c.reinvite.TryLock() {
+		c.s.respond(tx, req, 491, "Request Pending", "")
+		return
+	}
+	defer c.reinvite.Unlock()
+	if !c.checkCSeq(l, req, tx) {
+		return
+	}
+	other := c.other(l)
+
+	body := req.Body()
+	if len(body) == 0 {
+		// An offerless re-INVITE (a session refresh): offer our current SDP.
+		// The answer comes in the ACK; our media does not change.
+		c.mu.Lock()
+		sdp := l.m.local
+		c.mu.Unlock()
+		c.answerReinvite(l, req, tx, sdp)
+		return
+	}
+	if !isSDP(req.ContentType()) {
+		c.s.respond(tx, req, 415, "Unsupported Media Type", "body is not application/sdp")
+		return
+	}
+	offer, err := media.ParseSDP(body)
+	if err != nil {
+		d := malformed(policy.StageReoffer, l.zone.pol, 400, "malformed SDP in re-offer: %v", err)
+		c.decide(d)
+		c.s.respond(tx, req, 400, "Bad Request", d.Reason)
+		return
+	}
+	c.mu.Lock()
+	prev := l.m.remote
+	sdp := l.m.local
+	currentSRTP := false
+	for _, st := range l.m.streams {
+		if st.active && st.ours != nil {
+			currentSRTP = true
+		}
+	}
+	c.mu.Unlock()
+	if prev != nil && offer.OriginSession == prev.OriginSession && offer.OriginVersion == prev.OriginVersion {
+		// Same o= version: nothing changed (RFC 3264 section 8). Answer as before.
+		c.answerReinvite(l, req, tx, sdp)
+		return
+	}
+
+	d := policy.Evaluate(policy.Input{Stage: policy.StageReoffer, Zone: l.zone.pol, Signaling: l.sig,
+		Media: mediaFacts(offer, nil), CurrentSRTP: currentSRTP})
+	c.decide(d)
+	if !d.Proceed() {
+		c.s.respond(tx, req, d.Status, reasonPhrase(d.Status), d.Reason)
+		return
+	}
+	if d.Verdict == policy.VerdictWouldReject || !d.SRTP() && currentSRTP {
+		c.log.Warn("re-offer changes media protection", "leg", l.role, "verdict", string(d.Verdict), "rule", d.Rule)
+	}
+
+	// Bridge the re-offer: offer to the other leg first (with its current
+	// keys); apply the new offer on this leg only once the other leg took it.
+	plan, _ := policy.Plan(other.zone.pol)
+	if err := c.ensureStreams(d.Streams); err != nil {
+		c.s.respond(tx, req, 500, "Server Internal Error", "media: "+err.Error())
+		return
+	}
+	c.mu.Lock()
+	out, err := c.offerTo(other, offer, plan, d.Streams)
+	c.mu.Unlock()
+	if err != nil {
+		c.s.respond(tx, req, 500, "Server Internal Error", "build offer: "+err.Error())
+		return
+	}
+	res, err := c.sendReinvite(other, out)
+	if err != nil {
+		c.s.respond(tx, req, 408, "Request Timeout", "the other leg did not answer the re-offer")
+		return
+	}
+	if !res.IsSuccess() {
+		c.s.respond(tx, req, res.StatusCode, res.Reason, "the other leg refused the re-offer")
+		return
+	}
+	ad := c.takeAnswer(other, res.Body())
+	if ad.Proceed() {
+		if err := c.acceptOffer(l, offer, d); err != nil {
+			ad = malformed(policy.StageReoffer, l.zone.pol, 500, "media: %v", err)
+		}
+	}
+	if !ad.Proceed() {
+		// The other leg now runs media that policy refuses: end the call.
+		c.s.respond(tx, req, ad.Status, reasonPhrase(ad.Status), ad.Reason)
+		c.hangup(compliance.DispositionRejected, "re-offer answer refused: "+ad.Reason)
+		return
+	}
+	c.mu.Lock()
+	answer, err := c.answerTo(l, other.m.remote)
+	c.mu.Unlock()
+	if err != nil {
+		c.s.respond(tx, req, 500, "Server Internal Error", "build answer: "+err.Error())
+		return
+	}
+	c.answerReinvite(l, req, tx, answer)
+}
+
+// answerReinvite sends a 2xx with SDP to a re-INVITE and retransmits it
+// until the ACK arrives (RFC 3261 section 13.3.1.4; the TU's job).
+func (c *Call) answerReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction, sdp []byte) {
+	res := sip.NewSDPResponseFromRequest(req, sdp)
+	c.s.commonHeaders(res)
+	ct := l.dua.ContactHDR
+	res.AppendHeader(&ct)
+	seq := req.CSeq().SeqNo
+	ack := make(chan *sip.Request, 1)
+	l.ackMu.Lock()
+	if l.ackWait == nil {
+		l.ackWait = map[uint32]chan *sip.Request{}
+	}
+	l.ackWait[seq] = ack
+	l.ackMu.Unlock()
+	defer func() {
+		l.ackMu.Lock()
+		delete(l.ackWait, seq)
+		l.ackMu.Unlock()
+	}()
+	if err := tx.Respond(res); err != nil {
+		return
+	}
+	if l.transport != policy.TransportUDP {
+		// Reliable transports do not retransmit; still wait for the ACK.
+		select {
+		case <-ack:
+		case <-time.After(64 * sip.T1):
+		}
+		return
+	}
+	wait := sip.T1
+	deadline := time.After(64 * sip.T1)
+	for {
+		select {
+		case <-ack:
+			return
+		case <-deadline:
+			c.log.Warn("no ACK for re-INVITE answer", "leg", l.role)
+			return
+		case <-time.After(wait):
+			if err := tx.Respond(res); err != nil && !errors.Is(err, sip.ErrTransactionTerminated) {
+				c.log.Debug("2xx retransmission", "error", err)
+			}
+			wait = min(2*wait, sip.T2)
+		}
+	}
+}
+
+// sendReinvite sends a re-INVITE with an offer on leg l, waits for its final
+// response and ACKs a 2xx.
+func (c *Call) sendReinvite(l *leg, sdp []byte) (*sip.Response, error) {
+	req := sip.NewRequest(sip.INVITE, l.target())
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	req.SetBody(sdp)
+	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
+	defer cancel()
+	res, err := l.do(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if res.IsSuccess() {
+		ack := sip.NewRequest(sip.ACK, l.target())
+		if err := l.write(ack); err != nil {
+			c.log.Warn("ack for re-INVITE", "leg", l.role, "error", err)
+		}
+	}
+	return res, nil
+}

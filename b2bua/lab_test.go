@@ -1,0 +1,247 @@
+package b2bua_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parapet-sbc/parapet/b2bua"
+	"github.com/parapet-sbc/parapet/b2bua/sim"
+	"github.com/parapet-sbc/parapet/certs"
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+var loop = netip.MustParseAddr("127.0.0.1")
+
+// memSink keeps records in memory and can be told to fail.
+type memSink struct {
+	mu   sync.Mutex
+	recs []*compliance.Record
+	fail error
+}
+
+func (m *memSink) Append(r *compliance.Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	// Round-trip through JSON, as the log would: what is not serialisable
+	// does not count.
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	var cp compliance.Record
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return err
+	}
+	m.recs = append(m.recs, &cp)
+	return nil
+}
+
+func (m *memSink) calls() []*compliance.Call {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*compliance.Call
+	for _, r := range m.recs {
+		if r.Type == compliance.TypeCall {
+			out = append(out, r.Call)
+		}
+	}
+	return out
+}
+
+func (m *memSink) conns() []*compliance.ConnEvent {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*compliance.ConnEvent
+	for _, r := range m.recs {
+		if r.Type == compliance.TypeConnection {
+			out = append(out, r.Conn)
+		}
+	}
+	return out
+}
+
+// waitCalls waits until n call records exist and returns them.
+func (m *memSink) waitCalls(t *testing.T, n int) []*compliance.Call {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if c := m.calls(); len(c) >= n {
+			return c
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("want %d call records, have %d", n, len(m.calls()))
+	return nil
+}
+
+type labOptions struct {
+	carrierAnswer sim.Answer
+	pbxAnswer     sim.Answer
+	carrierClient *tls.Config // overrides the carrier's client TLS (to parapet)
+	pbxPeers      []netip.Prefix
+	pbxMode       policy.Mode
+	mediaTimeout  time.Duration
+	carrierZone   func(*policy.Zone)
+	outboundMatch *regexp.Regexp
+	parapetClient func(*tls.Config) // tweak parapet's client TLS toward the carrier
+}
+
+type lab struct {
+	t       *testing.T
+	dir     string
+	pki     *certs.LabPKI
+	sink    *memSink
+	srv     *b2bua.Server
+	pbx     *sim.Peer // the PBX phone side (UDP, plain RTP)
+	carrier *sim.Peer // the carrier (TLS, SRTP)
+	// parapet's listeners
+	pbxUDP     netip.AddrPort
+	carrierTLS netip.AddrPort
+}
+
+func discard() *slog.Logger {
+	if os.Getenv("PARAPET_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newLab(t *testing.T, o labOptions) *lab {
+	t.Helper()
+	dir := t.TempDir()
+	pki, err := certs.EnsureLab(filepath.Join(dir, "certs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{t: t, dir: dir, pki: pki, sink: &memSink{}}
+
+	// The carrier presents the lab "peer" certificate and trusts the lab CA.
+	carrierTLS, err := certs.NewZone(certs.Options{Zone: "sim-carrier", MinVersion: tls.VersionTLS12,
+		CertFile: pki.PeerCertFile, KeyFile: pki.PeerKeyFile, CAFile: pki.CAFile, VerifyPeer: true, ClientAuth: "request"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := carrierTLS.ClientConfig()
+	if o.carrierClient != nil {
+		cc = o.carrierClient
+	}
+	l.carrier, err = sim.New(sim.Config{Name: "carrier", Transport: "tls", Listen: netip.AddrPortFrom(loop, 0),
+		ServerTLS: carrierTLS.ServerConfig(), ClientTLS: cc, Answer: o.carrierAnswer, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.carrier.Close)
+	l.pbx, err = sim.New(sim.Config{Name: "pbx", Transport: "udp", Listen: netip.AddrPortFrom(loop, 0),
+		Answer: o.pbxAnswer, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.pbx.Close)
+
+	// parapet's carrier zone: lab certificate, lab CA, TLS 1.2+.
+	zoneTLS, err := certs.NewZone(certs.Options{Zone: "carrier", MinVersion: tls.VersionTLS12, VerifyPeer: true,
+		ClientAuth: "request", Lab: pki})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientTLS := zoneTLS.ClientConfig()
+	if o.parapetClient != nil {
+		o.parapetClient(clientTLS)
+	}
+	pbxPeers := o.pbxPeers
+	if pbxPeers == nil {
+		pbxPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	}
+	carrierZone := policy.Zone{Name: "carrier", Signaling: policy.RequirementRequire, MinTLS: policy.VersionTLS12,
+		VerifyPeer: true, ClientAuth: policy.ClientAuthRequest, SRTP: policy.RequirementRequire,
+		KeyExchange: []policy.KeyExchange{policy.KeyExchangeSDES}, Suites: policy.DefaultSuites,
+		Peers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+	if o.carrierZone != nil {
+		o.carrierZone(&carrierZone)
+	}
+	timeout := o.mediaTimeout
+	if timeout == 0 {
+		timeout = 20 * time.Second
+	}
+	cfg := b2bua.Config{
+		Zones: []b2bua.Zone{
+			{Policy: policy.Zone{Name: "pbx", Signaling: policy.RequirementOff, MinTLS: policy.VersionTLS12,
+				SRTP: policy.RequirementAllow, Suites: policy.DefaultSuites, Peers: pbxPeers, Mode: o.pbxMode},
+				Listen: []b2bua.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)},
+					{Transport: policy.TransportTCP, Addr: netip.AddrPortFrom(loop, 0)}}},
+			{Policy: carrierZone,
+				Listen:    []b2bua.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
+				ServerTLS: zoneTLS.ServerConfig(), ClientTLS: clientTLS},
+		},
+		Routes: []b2bua.Route{
+			{Name: "outbound", From: "pbx", To: "carrier", Match: o.outboundMatch,
+				Target: b2bua.Target{Host: "127.0.0.1", Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}},
+			{Name: "inbound", From: "carrier", To: "pbx",
+				Target: b2bua.Target{Host: "127.0.0.1", Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
+		},
+		Media:        b2bua.MediaConfig{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout},
+		PolicyHash:   "sha256:test",
+		Sink:         l.sink,
+		Pseudonymize: compliance.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef")).Token,
+		Logger:       discard(),
+		UserAgent:    "parapet-test",
+	}
+	l.srv, err = b2bua.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := l.srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	l.pbxUDP = l.srv.Addrs("pbx")[policy.TransportUDP]
+	l.carrierTLS = l.srv.Addrs("carrier")[policy.TransportTLS]
+	return l
+}
+
+// callOut places a call from the PBX through parapet to the carrier.
+func (l *lab) callOut(ctx context.Context, o sim.CallOptions) (*sim.Session, error) {
+	return l.pbx.Call(ctx, fmt.Sprintf("sip:+15551230000@%s", l.pbxUDP), o)
+}
+
+// callIn places a call from the carrier through parapet to the PBX.
+func (l *lab) callIn(ctx context.Context, o sim.CallOptions) (*sim.Session, error) {
+	return l.carrier.Call(ctx, fmt.Sprintf("sip:+15557650000@%s;transport=tls", l.carrierTLS), o)
+}
+
+func incoming(t *testing.T, p *sim.Peer) *sim.Session {
+	t.Helper()
+	select {
+	case s := <-p.Incoming():
+		return s
+	case <-time.After(10 * time.Second):
+		t.Fatal("callee never got the call")
+	}
+	return nil
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

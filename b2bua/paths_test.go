@@ -1,0 +1,418 @@
+package b2bua_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parapet-sbc/parapet/b2bua/sim"
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+func wantRejected(t *testing.T, err error, status int) *sim.Rejected {
+	t.Helper()
+	var rej *sim.Rejected
+	if !errors.As(err, &rej) || rej.Status != status {
+		t.Fatalf("err = %v, want %d", err, status)
+	}
+	return rej
+}
+
+// A carrier that answers an SRTP offer with plain RTP gets its leg torn
+// down; the caller gets 488.
+func TestCarrierAnswersPlainRTP(t *testing.T) {
+	l := newLab(t, labOptions{carrierAnswer: sim.Answer{Plain: true}})
+	_, err := l.callOut(ctxT(t), sim.CallOptions{})
+	rej := wantRejected(t, err, 488)
+	if !strings.Contains(rej.Warning, "requires SRTP") {
+		t.Errorf("warning %q does not say why", rej.Warning)
+	}
+	callee := incoming(t, l.carrier)
+	select {
+	case <-callee.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("carrier leg was not torn down")
+	}
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionRejected || c.SIPStatus != 488 {
+		t.Errorf("record %s %d", c.Disposition, c.SIPStatus)
+	}
+	if d := decision(c, policy.RuleAnswerSRTPRequired); d == nil {
+		t.Errorf("decisions %+v", c.Decisions)
+	}
+}
+
+// An answer with a crypto tag parapet did not offer is refused (baresip
+// answers like this when it accepts none of the offered suites).
+func TestAnswerWithUnofferedTag(t *testing.T) {
+	l := newLab(t, labOptions{carrierAnswer: sim.Answer{WrongTag: true}})
+	_, err := l.callOut(ctxT(t), sim.CallOptions{})
+	wantRejected(t, err, 488)
+	c := l.sink.waitCalls(t, 1)[0]
+	if d := decision(c, policy.RuleAnswerNotOffered); d == nil {
+		t.Errorf("decisions %+v", c.Decisions)
+	}
+}
+
+// TLS 1.0 and 1.1 handshakes are refused and recorded with the version the
+// client offered and its SNI.
+func TestLegacyTLSRefusedAndRecorded(t *testing.T) {
+	l := newLab(t, labOptions{})
+	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11} {
+		conn, err := tls.Dial("tcp", l.carrierTLS.String(), &tls.Config{
+			MinVersion: tls.VersionTLS10, MaxVersion: v, ServerName: "sbc.lab.invalid", InsecureSkipVerify: true})
+		if err == nil {
+			conn.Close()
+			t.Fatalf("TLS version %x accepted", v)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(l.sink.conns()) < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	evs := l.sink.conns()
+	if len(evs) < 1 {
+		t.Fatal("no connection event recorded")
+	}
+	e := evs[0]
+	if e.Event != compliance.EventTLSRefused || e.ClientMaxVersion != "TLS1.0" || e.SNI != "sbc.lab.invalid" || e.Zone != "carrier" {
+		t.Errorf("event %+v", e)
+	}
+	if e.Decision == nil || e.Decision.Rule != policy.RuleTLSVersion {
+		t.Errorf("decision %+v", e.Decision)
+	}
+	if !strings.HasPrefix(e.Remote, "127.0.0.1:") {
+		t.Errorf("remote %q", e.Remote)
+	}
+	// The second refusal from the same source within the interval is folded.
+	if len(evs) != 1 {
+		t.Errorf("%d events, want the flood folded into 1", len(evs))
+	}
+}
+
+// A TLS 1.2 carrier works; its record says TLS1.2.
+func TestTLS12CarrierCall(t *testing.T) {
+	l := newLab(t, labOptions{parapetClient: func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 }})
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.carrier)
+	exchange(t, caller, callee)
+	caller.Hangup(ctx)
+	c := l.sink.waitCalls(t, 1)[0]
+	b := leg(c, compliance.RoleB)
+	if b.TLS == nil || b.TLS.Version != "TLS1.2" || !strings.HasPrefix(b.TLS.CipherSuite, "TLS_ECDHE_") {
+		t.Errorf("leg b tls %+v", b.TLS)
+	}
+}
+
+// parapet refuses to send a call to a carrier whose certificate it cannot
+// verify, and records why.
+func TestCarrierCertificateNotTrusted(t *testing.T) {
+	l := newLab(t, labOptions{parapetClient: func(c *tls.Config) { c.RootCAs = nil; c.ServerName = "" }})
+	_, err := l.callOut(ctxT(t), sim.CallOptions{})
+	wantRejected(t, err, 503)
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionFailed || !strings.Contains(c.EndReason, "x509") {
+		t.Errorf("record %s %q", c.Disposition, c.EndReason)
+	}
+	if d := decision(c, policy.RuleHandshakeFailed); d == nil {
+		t.Errorf("decisions %+v", c.Decisions)
+	}
+	var ev *compliance.ConnEvent
+	for _, e := range l.sink.conns() {
+		if e.Event == compliance.EventTLSClientFailed {
+			ev = e
+		}
+	}
+	if ev == nil || ev.PeerCert == nil || ev.PeerCert.SHA256 == "" {
+		t.Errorf("client handshake failure event %+v", ev)
+	}
+}
+
+// CANCEL from the caller propagates to the callee; the record says cancelled.
+func TestCancelPropagates(t *testing.T) {
+	l := newLab(t, labOptions{carrierAnswer: sim.Answer{Ring: 10 * time.Second}})
+	ctx, cancel := context.WithCancel(ctxT(t))
+	go func() { time.Sleep(300 * time.Millisecond); cancel() }()
+	_, err := l.callOut(ctx, sim.CallOptions{})
+	if err == nil {
+		t.Fatal("call answered")
+	}
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionCancelled || c.SIPStatus != 487 {
+		t.Errorf("record %s %d %q", c.Disposition, c.SIPStatus, c.EndReason)
+	}
+}
+
+// A callee failure is mapped back to the caller.
+func TestCalleeBusy(t *testing.T) {
+	l := newLab(t, labOptions{carrierAnswer: sim.Answer{Status: 486}})
+	_, err := l.callOut(ctxT(t), sim.CallOptions{})
+	wantRejected(t, err, 486)
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionFailed || c.SIPStatus != 486 {
+		t.Errorf("record %s %d", c.Disposition, c.SIPStatus)
+	}
+}
+
+// A re-INVITE that downgrades SRTP on a require leg gets 488 and the call
+// keeps its media; an acceptable re-INVITE is bridged to the other leg.
+func TestReinvite(t *testing.T) {
+	l := newLab(t, labOptions{})
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.carrier)
+	exchange(t, caller, callee)
+
+	code, err := callee.Reinvite(ctx, true)
+	if err != nil || code != 488 {
+		t.Fatalf("downgrade re-INVITE: %d %v, want 488", code, err)
+	}
+	// The call goes on with SRTP.
+	if err := callee.Send(ctx, 7000, 20, 2*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := caller.WaitIntact(ctx, packets+20); err != nil {
+		t.Fatalf("media stopped after a refused downgrade: %+v", caller.Stats())
+	}
+
+	// The PBX side re-offers (a new version, plain as before): bridged.
+	code, err = caller.Reinvite(ctx, true)
+	if err != nil || code != 200 {
+		t.Fatalf("pbx re-INVITE: %d %v", code, err)
+	}
+	if callee.Reinvites() != 1 {
+		t.Errorf("carrier got %d re-INVITEs, want 1", callee.Reinvites())
+	}
+	if ok, _ := callee.SRTP(); !ok {
+		t.Error("carrier leg lost SRTP after the bridged re-INVITE")
+	}
+	if err := caller.Send(ctx, 9000, 20, 2*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := callee.WaitIntact(ctx, packets+20); err != nil {
+		t.Fatalf("media after re-INVITE: %+v", callee.Stats())
+	}
+	caller.Hangup(ctx)
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionAnswered {
+		t.Errorf("disposition %s", c.Disposition)
+	}
+	if d := decision(c, policy.RuleDowngrade); d == nil || d.Verdict != policy.VerdictRejected || d.Status != 488 {
+		t.Errorf("no refused downgrade in %+v", c.Decisions)
+	}
+}
+
+// INFO inside the dialog reaches the other leg.
+func TestInfoRelayed(t *testing.T) {
+	l := newLab(t, labOptions{})
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.carrier)
+	code, err := caller.Info(ctx, "Signal=5\r\nDuration=160\r\n")
+	if err != nil || code != 200 {
+		t.Fatalf("INFO: %d %v", code, err)
+	}
+	if callee.Infos() != 1 {
+		t.Errorf("carrier got %d INFOs", callee.Infos())
+	}
+	caller.Hangup(ctx)
+}
+
+// No media for media.timeout ends the call with BYE on both legs.
+func TestMediaTimeout(t *testing.T) {
+	l := newLab(t, labOptions{mediaTimeout: time.Second})
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.carrier)
+	for _, s := range []*sim.Session{caller, callee} {
+		select {
+		case <-s.Context().Done():
+		case <-time.After(6 * time.Second):
+			t.Fatal("call not ended by the media timeout")
+		}
+	}
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionTimeout {
+		t.Errorf("disposition %s %q", c.Disposition, c.EndReason)
+	}
+}
+
+// A source outside the zone's peers gets 403; in observe mode the call
+// proceeds and the record says would_reject.
+func TestSourceNotAllowed(t *testing.T) {
+	only := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	l := newLab(t, labOptions{pbxPeers: only})
+	_, err := l.callOut(ctxT(t), sim.CallOptions{})
+	wantRejected(t, err, 403)
+	c := l.sink.waitCalls(t, 1)[0]
+	if d := decision(c, policy.RuleSourceNotAllowed); d == nil || d.Verdict != policy.VerdictRejected {
+		t.Errorf("decisions %+v", c.Decisions)
+	}
+	if a := leg(c, compliance.RoleA); control(a, policy.ControlAccess) != policy.StatusViolated {
+		t.Errorf("(a)(1) = %s", control(a, policy.ControlAccess))
+	}
+
+	o := newLab(t, labOptions{pbxPeers: only, pbxMode: policy.ModeObserve})
+	ctx := ctxT(t)
+	caller, err := o.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatalf("observe mode refused the call: %v", err)
+	}
+	incoming(t, o.carrier)
+	caller.Hangup(ctx)
+	c = o.sink.waitCalls(t, 1)[0]
+	if d := decision(c, policy.RuleSourceNotAllowed); d == nil || d.Verdict != policy.VerdictWouldReject {
+		t.Errorf("observe decisions %+v", c.Decisions)
+	}
+}
+
+// Spoofed, forged and replayed media is dropped and counted; the call's
+// audio is unaffected.
+func TestSpoofedMediaDropped(t *testing.T) {
+	l := newLab(t, labOptions{})
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.carrier)
+	exchange(t, caller, callee) // latches both peers
+
+	// Another socket sends to parapet's PBX-side port: wrong source.
+	spoof, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spoof.Close()
+	pkt, _ := caller.Packet(20000)
+	for range 5 {
+		spoof.WriteToUDPAddrPort(pkt, caller.RemoteMedia())
+	}
+	// Forged SRTP on the carrier side: flip a byte of a valid packet.
+	good, err := callee.Packet(20001)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := append([]byte(nil), good...)
+	forged[len(forged)-1] ^= 0xff
+	for range 3 {
+		callee.SendRaw(forged)
+	}
+	// Replay: a packet already relayed (seq 5000 was sent by exchange).
+	replayed, _ := callee.Packet(5000)
+	callee.SendRaw(replayed)
+	callee.SendRaw(replayed)
+
+	time.Sleep(200 * time.Millisecond)
+	before := caller.Stats().Intact
+	if err := callee.Send(ctx, 30000, 10, 2*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := caller.WaitIntact(ctx, before+10); err != nil {
+		t.Fatalf("audio disturbed: %+v", caller.Stats())
+	}
+	if st := caller.Stats(); st.Damaged != 0 || st.Intact != before+10 {
+		t.Errorf("caller received forged or replayed audio: %+v", st)
+	}
+	caller.Hangup(ctx)
+	c := l.sink.waitCalls(t, 1)[0]
+	a, b := leg(c, compliance.RoleA), leg(c, compliance.RoleB)
+	if a.Media.WrongSource != 5 {
+		t.Errorf("leg a wrong_source = %d, want 5", a.Media.WrongSource)
+	}
+	if b.Media.AuthFailures != 3 || b.Media.Replays != 2 {
+		t.Errorf("leg b auth_failures=%d replays=%d, want 3 and 2", b.Media.AuthFailures, b.Media.Replays)
+	}
+}
+
+// Shutdown ends live calls with BYE and records them.
+func TestShutdownEndsCalls(t *testing.T) {
+	l := newLab(t, labOptions{})
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.carrier)
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := l.srv.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*sim.Session{caller, callee} {
+		select {
+		case <-s.Context().Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("a leg did not get BYE at shutdown")
+		}
+	}
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionShutdown {
+		t.Errorf("disposition %s", c.Disposition)
+	}
+}
+
+// When the compliance log cannot be written, parapet refuses new calls
+// (fail closed) and keeps the records it could not write for later.
+func TestComplianceLogFailureFailsClosed(t *testing.T) {
+	l := newLab(t, labOptions{})
+	l.sink.mu.Lock()
+	l.sink.fail = errors.New("disk full")
+	l.sink.mu.Unlock()
+	// A first refused handshake produces a record that cannot be written.
+	if c, err := tls.Dial("tcp", l.carrierTLS.String(), &tls.Config{MaxVersion: tls.VersionTLS11, InsecureSkipVerify: true}); err == nil {
+		c.Close()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if l.srv.Ready() {
+		t.Fatal("server ready with an unwritable compliance log")
+	}
+	_, err := l.callOut(ctxT(t), sim.CallOptions{})
+	wantRejected(t, err, 503)
+	l.sink.mu.Lock()
+	l.sink.fail = nil
+	l.sink.mu.Unlock()
+	if !l.srv.Ready() {
+		t.Fatal("not ready after the log recovered")
+	}
+	if n := len(l.sink.conns()); n != 1 {
+		t.Errorf("%d connection records after recovery, want the held one", n)
+	}
+	if n := len(l.sink.calls()); n != 1 {
+		t.Errorf("%d call records after recovery, want the refused call", n)
+	}
+}
+
+// Unroutable numbers get 404 and a record.
+func TestNoRoute(t *testing.T) {
+	l := newLab(t, labOptions{outboundMatch: regexp.MustCompile(`^\+?[0-9]{7,15}$`)})
+	_, err := l.pbx.Call(ctxT(t), "sip:alice@"+l.pbxUDP.String(), sim.CallOptions{})
+	wantRejected(t, err, 404)
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionRejected || c.SIPStatus != 404 || c.Route != "" {
+		t.Errorf("record %s %d route %q", c.Disposition, c.SIPStatus, c.Route)
+	}
+	if len(c.Legs) != 1 {
+		t.Errorf("%d legs, want only the caller's", len(c.Legs))
+	}
+}

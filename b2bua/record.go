@@ -1,0 +1,107 @@
+package b2bua
+
+import (
+	"time"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// record builds the call's compliance record. It never carries key
+// material or SDP: only what was negotiated and counted.
+func (c *Call) record() *compliance.Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pseudo := c.s.cfg.Pseudonymize
+	id := func(v string) string {
+		if pseudo == nil {
+			return v
+		}
+		return pseudo(v)
+	}
+	call := &compliance.Call{
+		ID:            c.id,
+		Caller:        id(c.caller),
+		Callee:        id(c.callee),
+		Pseudonymized: pseudo != nil,
+		Start:         c.start.UTC(),
+		End:           time.Now().UTC(),
+		Disposition:   c.disposition,
+		SIPStatus:     c.status,
+		EndReason:     c.endReason,
+		PolicyHash:    c.s.cfg.PolicyHash,
+		Decisions:     append([]policy.Decision{}, c.decisions...),
+	}
+	if c.route != nil {
+		call.Route = c.route.Name
+	}
+	flowed := !c.answered.IsZero()
+	if flowed {
+		t := c.answered.UTC()
+		call.Answer = &t
+	}
+	call.Legs = append(call.Legs, c.legRecord(c.a, flowed))
+	if c.b != nil && c.b.attempted {
+		call.Legs = append(call.Legs, c.legRecord(c.b, flowed))
+	}
+	return &compliance.Record{Type: compliance.TypeCall, Call: call}
+}
+
+// legRecord describes one leg. Caller holds c.mu.
+func (c *Call) legRecord(l *leg, flowed bool) compliance.Leg {
+	out := compliance.Leg{
+		Role:      l.role,
+		Zone:      l.zone.name,
+		Transport: l.transport.String(),
+		Local:     l.local,
+		Remote:    l.remote,
+		TLS:       tlsInfo(l.sig.TLS),
+	}
+	o := policy.LegOutcome{Signaling: l.sig, SourceAdmitted: l.admitted, Originated: l.role == compliance.RoleB,
+		MediaFlowed: flowed}
+	if c.relay != nil && len(l.m.streams) > 0 {
+		m := &compliance.LegMedia{KeyExchange: policy.KeyExchangeNone.String()}
+		for _, st := range l.m.streams {
+			if !st.active {
+				continue
+			}
+			m.Streams++
+			if m.Profile == "" {
+				m.Profile = st.proto
+				m.RTCPMux = st.mux
+			}
+			if st.ours != nil && m.SRTPSuite == "" {
+				m.SRTPSuite = st.ours.Suite
+				m.KeyExchange = policy.KeyExchangeSDES.String()
+			}
+		}
+		k := c.relay.Counters(l.side)
+		m.PacketsIn, m.PacketsOut, m.BytesIn, m.BytesOut = k.PacketsIn, k.PacketsOut, k.BytesIn, k.BytesOut
+		m.AuthFailures, m.Replays, m.WrongSource, m.Malformed = k.AuthFailures, k.Replays, k.WrongSource, k.Malformed
+		out.Media = m
+		o.SRTP = m.SRTPSuite != ""
+		o.Suite = policy.Suite(m.SRTPSuite)
+		if o.SRTP {
+			o.KeyExchange = policy.KeyExchangeSDES
+		}
+		o.AuthFailures, o.Replays = k.AuthFailures, k.Replays
+	}
+	out.Controls = policy.LegFindings(l.zone.pol, o)
+	return out
+}
+
+func tlsInfo(t *policy.TLSFacts) *compliance.TLSInfo {
+	if t == nil {
+		return nil
+	}
+	ti := &compliance.TLSInfo{Version: t.Version.String(), CipherSuite: t.CipherSuite, ServerName: t.ServerName}
+	if t.PeerCert != nil {
+		ti.PeerCert = certInfo(*t.PeerCert)
+	}
+	return ti
+}
+
+func certInfo(c policy.CertFacts) *compliance.CertInfo {
+	return &compliance.CertInfo{Subject: c.Subject, SANs: c.SANs, SHA256: c.SHA256, NotAfter: c.NotAfter,
+		Verified: c.Verified, VerifyError: c.VerifyError}
+}

@@ -1,0 +1,280 @@
+package b2bua
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/parapet-sbc/parapet/media"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// mediaFacts turns a parsed SDP into policy facts. For an answer, l is the
+// leg the answer came from and Offered says whether each crypto line's tag
+// and suite match a line parapet offered on that leg (RFC 4568 section 7.1.1:
+// the answer must pick one of the offered lines).
+func mediaFacts(d *media.Description, l *leg) policy.MediaFacts {
+	if d == nil {
+		return policy.MediaFacts{}
+	}
+	f := policy.MediaFacts{Present: true}
+	for i, st := range d.Streams {
+		sf := policy.StreamFacts{Media: st.Media, Proto: st.Proto, Port: st.Port, DTLS: st.DTLS, RTCPMux: st.RTCPMux}
+		for _, cl := range st.Crypto {
+			cf := policy.CryptoFacts{Tag: cl.Tag, Suite: policy.Suite(cl.Suite), Problem: cl.Problem,
+				UnsafeParams: cl.Unsafe}
+			if l != nil && i < len(l.m.streams) {
+				for _, o := range l.m.streams[i].offered {
+					if o.Tag == cl.Tag && o.Suite == cl.Suite {
+						cf.Offered = true
+					}
+				}
+			}
+			sf.Crypto = append(sf.Crypto, cf)
+		}
+		f.Streams = append(f.Streams, sf)
+	}
+	return f
+}
+
+func peerAddrs(st media.Stream, mux bool) (rtp, rtcp netip.AddrPort) {
+	if st.Port == 0 || !st.Addr.IsValid() {
+		return netip.AddrPort{}, netip.AddrPort{}
+	}
+	addr := st.Addr.Unmap()
+	rtp = netip.AddrPortFrom(addr, uint16(st.Port))
+	rtcp = netip.AddrPortFrom(addr, uint16(st.RTCPPort))
+	if mux || st.RTCPPort == 0 {
+		rtcp = rtp
+	}
+	return rtp, rtcp
+}
+
+// acceptOffer applies an offer received on leg l (its peer is the offerer),
+// as judged by d: the leg's streams, the keys parapet will answer with, the
+// relay. A key parapet already uses on a stream is kept when the peer keeps
+// the same tag and suite, so a re-offer does not reset SRTP state.
+func (c *Call) acceptOffer(l *leg, offer *media.Description, d policy.Decision) error {
+	if err := c.ensureStreams(d.Streams); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, st := range offer.Streams {
+		ch := d.Streams[i]
+		ls := &l.m.streams[i]
+		if !ch.Active || c.streams[i] == nil {
+			ls.active = false
+			continue
+		}
+		ls.active, ls.proto, ls.mux = true, st.Proto, st.RTCPMux
+		if ch.SRTP {
+			theirs := st.Crypto[ch.Crypto].Crypto
+			ls.theirs = &theirs
+			if ls.ours == nil || ls.ours.Tag != theirs.Tag || ls.ours.Suite != theirs.Suite {
+				ours, err := media.NewCrypto(theirs.Tag, theirs.Suite)
+				if err != nil {
+					return err
+				}
+				ls.ours = &ours
+			}
+		} else {
+			ls.theirs, ls.ours = nil, nil
+		}
+		ls.rtp, ls.rtcp = peerAddrs(st, st.RTCPMux)
+		if err := c.streams[i].Configure(l.side, media.PeerConfig{RTP: ls.rtp, RTCP: ls.rtcp, Mux: ls.mux,
+			In: ls.theirs, Out: ls.ours}); err != nil {
+			return fmt.Errorf("stream %d: %w", i, err)
+		}
+	}
+	l.m.remote = offer
+	return nil
+}
+
+// ensureStreams makes sure every active stream of an offer has a relay
+// stream and both legs have a slot for it.
+func (c *Call) ensureStreams(choices []policy.StreamChoice) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, ch := range choices {
+		for i >= len(c.streams) {
+			c.streams = append(c.streams, nil)
+		}
+		for _, l := range []*leg{c.a, c.b} {
+			for l != nil && i >= len(l.m.streams) {
+				l.m.streams = append(l.m.streams, legStream{})
+			}
+		}
+		if ch.Active && c.streams[i] == nil {
+			rs, err := c.relay.AddStream()
+			if err != nil {
+				return err
+			}
+			c.streams[i] = rs
+		}
+	}
+	return nil
+}
+
+// takeAnswer judges an answer received on leg l and applies it.
+func (c *Call) takeAnswer(l *leg, body []byte) policy.Decision {
+	desc, err := media.ParseSDP(body)
+	if err != nil {
+		d := malformed(policy.StageAnswer, l.zone.pol, 488, "malformed SDP in answer: %v", err)
+		c.decide(d)
+		return d
+	}
+	c.mu.Lock()
+	n := len(l.m.streams)
+	c.mu.Unlock()
+	if len(desc.Streams) != n {
+		// RFC 3264 section 6: the answer has exactly as many m= lines.
+		d := malformed(policy.StageAnswer, l.zone.pol, 488, "answer has %d m= lines, the offer had %d", len(desc.Streams), n)
+		c.decide(d)
+		return d
+	}
+	c.mu.Lock()
+	facts := mediaFacts(desc, l)
+	c.mu.Unlock()
+	d := policy.Evaluate(policy.Input{Stage: policy.StageAnswer, Zone: l.zone.pol, Signaling: l.sig, Media: facts})
+	c.decide(d)
+	if !d.Proceed() {
+		return d
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, st := range desc.Streams {
+		ls := &l.m.streams[i]
+		ch := d.Streams[i]
+		if c.streams[i] == nil || !ls.active {
+			continue
+		}
+		if !ch.Active {
+			ls.active = false
+			continue
+		}
+		ls.proto, ls.mux = st.Proto, st.RTCPMux
+		if ch.SRTP {
+			theirs := st.Crypto[0].Crypto
+			ls.theirs = &theirs
+			for _, o := range ls.offered {
+				if o.Tag == theirs.Tag && o.Suite == theirs.Suite {
+					ours := o
+					ls.ours = &ours
+				}
+			}
+		} else {
+			ls.theirs, ls.ours = nil, nil
+		}
+		ls.rtp, ls.rtcp = peerAddrs(st, st.RTCPMux)
+		if err := c.streams[i].Configure(l.side, media.PeerConfig{RTP: ls.rtp, RTCP: ls.rtcp, Mux: ls.mux,
+			In: ls.theirs, Out: ls.ours}); err != nil {
+			d := malformed(policy.StageAnswer, l.zone.pol, 488, "stream %d: %v", i, err)
+			c.decide(d)
+			return d
+		}
+	}
+	l.m.remote = desc
+	return d
+}
+
+// offerTo builds parapet's offer on leg to, from the other leg's SDP src.
+// Streams the leg already runs keep their profile and parapet's key; new
+// streams follow plan. Caller holds c.mu.
+func (c *Call) offerTo(to *leg, src *media.Description, plan policy.OfferPlan, choices []policy.StreamChoice) ([]byte, error) {
+	plans := make([]media.StreamPlan, len(src.Streams))
+	for i, st := range src.Streams {
+		for i >= len(to.m.streams) {
+			to.m.streams = append(to.m.streams, legStream{})
+		}
+		ts := &to.m.streams[i]
+		if i >= len(c.streams) || c.streams[i] == nil || i >= len(choices) || !choices[i].Active {
+			plans[i] = media.StreamPlan{Active: false}
+			ts.active = false
+			continue
+		}
+		ts.offered = nil
+		if ts.proto != "" && ts.active {
+			// A re-offer on a running stream: same profile, same key.
+			if ts.ours != nil {
+				ts.offered = []media.Crypto{*ts.ours}
+			}
+		} else {
+			ts.proto = "RTP/AVP"
+			if plan.SRTP {
+				ts.proto = "RTP/SAVP"
+			}
+			if strings.HasSuffix(st.Proto, "F") {
+				ts.proto += "F"
+			}
+			if plan.Secure() {
+				for j, su := range plan.Suites {
+					cr, err := media.NewCrypto(j+1, string(su))
+					if err != nil {
+						return nil, err
+					}
+					ts.offered = append(ts.offered, cr)
+				}
+			}
+		}
+		ts.active = true
+		plans[i] = media.StreamPlan{Active: true, Proto: ts.proto, Local: c.streams[i].Local(to.side, c.s.cfg.Media.Advertise),
+			RTCPMux: true, Crypto: ts.offered}
+	}
+	c.bumpOrigin(to)
+	sdp, err := media.BuildSDP(src, to.m.origin, plans)
+	if err == nil {
+		to.m.local = sdp
+	}
+	return sdp, err
+}
+
+// answerTo builds parapet's answer on leg to, whose peer made the offer,
+// from the other leg's answer src. Caller holds c.mu.
+func (c *Call) answerTo(to *leg, src *media.Description) ([]byte, error) {
+	from := c.other(to)
+	plans := make([]media.StreamPlan, len(src.Streams))
+	for i := range src.Streams {
+		if i >= len(to.m.streams) || i >= len(c.streams) {
+			continue
+		}
+		ts := &to.m.streams[i]
+		if !ts.active || c.streams[i] == nil || i >= len(from.m.streams) || !from.m.streams[i].active {
+			plans[i] = media.StreamPlan{Active: false, Proto: ts.proto}
+			continue
+		}
+		p := media.StreamPlan{Active: true, Proto: ts.proto, Local: c.streams[i].Local(to.side, c.s.cfg.Media.Advertise),
+			RTCPMux: ts.mux}
+		if ts.ours != nil {
+			p.Crypto = []media.Crypto{*ts.ours}
+		}
+		plans[i] = p
+	}
+	c.bumpOrigin(to)
+	sdp, err := media.BuildSDP(src, to.m.origin, plans)
+	if err == nil {
+		to.m.local = sdp
+	}
+	return sdp, err
+}
+
+// bumpOrigin advances parapet's o= line on a leg: a new session the first
+// time, a new version afterwards (RFC 3264 section 8).
+func (c *Call) bumpOrigin(l *leg) {
+	addr := c.s.cfg.Media.Advertise
+	if !addr.IsValid() {
+		addr = c.s.cfg.Media.Address
+	}
+	if l.m.origin.Session == 0 {
+		l.m.origin = media.Origin{Username: "parapet", Session: randSession(), Version: 1, Addr: addr}
+		return
+	}
+	l.m.origin.Version++
+}
+
+func (c *Call) other(l *leg) *leg {
+	if l == c.a {
+		return c.b
+	}
+	return c.a
+}

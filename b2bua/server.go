@@ -1,0 +1,586 @@
+package b2bua
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/media"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// Server is parapet's B2BUA: one sipgo user agent per zone, and the calls
+// between them.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	zones  []*zone
+	byName map[string]*zone
+	pool   *media.PortPool
+	rec    *recorder
+	events *eventLimiter
+	stats  stats
+
+	mu    sync.Mutex
+	legs  map[string]*leg  // "<Call-ID>|<our tag>" → leg
+	calls map[string]*Call // call id → call
+
+	draining atomic.Bool
+	callWG   sync.WaitGroup
+	serveWG  sync.WaitGroup
+	ctx      context.Context
+	cancel   context.CancelFunc
+	started  bool
+}
+
+// zone is one zone's SIP stack.
+type zone struct {
+	cfg    Zone
+	pol    *policy.Zone
+	name   string
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	cli    *sipgo.Client
+	states *connStates
+	// bound is the first bound listener address per transport.
+	bound   map[policy.Transport]netip.AddrPort
+	closers []io.Closer
+	serve   []func() error
+}
+
+// New validates cfg and builds the server. Nothing is bound until Start.
+func New(cfg Config) (*Server, error) {
+	if cfg.Sink == nil {
+		return nil, errors.New("b2bua: no compliance sink")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "parapet"
+	}
+	if cfg.Media.Timeout <= 0 {
+		cfg.Media.Timeout = 30 * time.Second
+	}
+	pool, err := media.NewPortPool(cfg.Media.Address, cfg.Media.PortMin, cfg.Media.PortMax)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		byName: map[string]*zone{},
+		pool:   pool,
+		legs:   map[string]*leg{},
+		calls:  map[string]*Call{},
+	}
+	// sipgo logs some things through its package default; make sure that
+	// path goes through the redacting handler too.
+	sip.SetDefaultLogger(slog.New(&redactHandler{h: s.log.Handler()}))
+	s.rec = newRecorder(cfg.Sink, s.log, &s.stats)
+	s.events = newEventLimiter(10 * time.Second)
+	for i := range cfg.Zones {
+		zc := cfg.Zones[i]
+		if _, dup := s.byName[zc.Policy.Name]; dup {
+			return nil, fmt.Errorf("b2bua: duplicate zone %q", zc.Policy.Name)
+		}
+		z, err := s.newZone(zc)
+		if err != nil {
+			return nil, err
+		}
+		s.zones = append(s.zones, z)
+		s.byName[z.name] = z
+	}
+	for _, r := range cfg.Routes {
+		if s.byName[r.From] == nil || s.byName[r.To] == nil {
+			return nil, fmt.Errorf("b2bua: route %q names an unknown zone", r.Name)
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) newZone(zc Zone) (*zone, error) {
+	z := &zone{cfg: zc, name: zc.Policy.Name, states: newConnStates(), bound: map[policy.Transport]netip.AddrPort{}}
+	pol := zc.Policy
+	z.pol = &pol
+	sipLog := slog.New(&redactHandler{h: s.log.Handler()}).With("zone", z.name)
+	host := zc.Advertise
+	if host == "" && len(zc.Listen) > 0 {
+		host = zc.Listen[0].Addr.Addr().String()
+	}
+	opts := []sipgo.UserAgentOption{
+		sipgo.WithUserAgent(s.cfg.UserAgent),
+		sipgo.WithUserAgentHostname(host),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog), sip.WithTransactionLayerTerminateOnConnClose()),
+	}
+	if zc.ClientTLS != nil {
+		opts = append(opts, sipgo.WithUserAgenTLSConfig(zc.ClientTLS))
+	}
+	ua, err := sipgo.NewUA(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("zone %q: %w", z.name, err)
+	}
+	z.ua = ua
+	if z.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(sipLog)); err != nil {
+		return nil, fmt.Errorf("zone %q: %w", z.name, err)
+	}
+	copts := []sipgo.ClientOption{sipgo.WithClientLogger(sipLog)}
+	if zc.Advertise != "" {
+		copts = append(copts, sipgo.WithClientHostname(zc.Advertise))
+	}
+	if z.cli, err = sipgo.NewClient(ua, copts...); err != nil {
+		return nil, fmt.Errorf("zone %q: %w", z.name, err)
+	}
+	s.register(z)
+	return z, nil
+}
+
+// host is what parapet writes as its host in this zone's headers.
+func (z *zone) host(t policy.Transport) string {
+	if z.cfg.Advertise != "" {
+		return z.cfg.Advertise
+	}
+	if a, ok := z.bound[t]; ok {
+		return a.Addr().String()
+	}
+	for _, a := range z.bound {
+		return a.Addr().String()
+	}
+	return "127.0.0.1"
+}
+
+// contact is parapet's Contact on a leg of this zone over transport t.
+func (z *zone) contact(t policy.Transport, secure bool) sip.ContactHeader {
+	u := sip.Uri{Scheme: "sip", Host: z.host(t)}
+	if secure {
+		u.Scheme = "sips"
+	}
+	if a, ok := z.bound[t]; ok {
+		u.Port = int(a.Port())
+	}
+	if t != policy.TransportUDP && !secure {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", t.String())
+	}
+	return sip.ContactHeader{Address: u}
+}
+
+// Start binds every listener of every zone and starts serving. A bind error
+// is returned before anything is served.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("b2bua: already started")
+	}
+	s.started = true
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.mu.Unlock()
+
+	for _, z := range s.zones {
+		for _, l := range z.cfg.Listen {
+			if err := s.bind(z, l); err != nil {
+				s.closeListeners()
+				return fmt.Errorf("zone %q: listen %s: %w", z.name, l, err)
+			}
+		}
+	}
+	for _, z := range s.zones {
+		for _, serve := range z.serve {
+			s.serveWG.Add(1)
+			go func() {
+				defer s.serveWG.Done()
+				if err := serve(); err != nil && !errors.Is(err, net.ErrClosed) {
+					s.log.Error("sip listener stopped", "zone", z.name, "error", err)
+				}
+			}()
+		}
+		// sipgo registers a UDP listener in its connection pool from the
+		// serving goroutine; requests sent from that socket need it there.
+		if a, ok := z.bound[policy.TransportUDP]; ok {
+			waitPooled(z.ua, a.String())
+		}
+	}
+	return nil
+}
+
+// waitPooled waits (briefly) until sipgo knows the UDP listener at addr.
+func waitPooled(ua *sipgo.UserAgent, addr string) {
+	for range 200 {
+		if c, err := ua.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (s *Server) bind(z *zone, l Listener) error {
+	switch l.Transport {
+	case policy.TransportUDP:
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(l.Addr))
+		if err != nil {
+			return err
+		}
+		z.note(l.Transport, c.LocalAddr().(*net.UDPAddr).AddrPort())
+		z.closers = append(z.closers, c)
+		z.serve = append(z.serve, func() error { return z.srv.ServeUDP(c) })
+	case policy.TransportTCP:
+		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(l.Addr))
+		if err != nil {
+			return err
+		}
+		z.note(l.Transport, ln.Addr().(*net.TCPAddr).AddrPort())
+		z.closers = append(z.closers, ln)
+		z.serve = append(z.serve, func() error { return z.srv.ServeTCP(ln) })
+	case policy.TransportTLS:
+		if z.cfg.ServerTLS == nil {
+			return errors.New("no TLS configuration for a tls listener")
+		}
+		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(l.Addr))
+		if err != nil {
+			return err
+		}
+		z.note(l.Transport, ln.Addr().(*net.TCPAddr).AddrPort())
+		tl := &tlsListener{Listener: ln, cfg: z.cfg.ServerTLS, states: z.states,
+			report: func(r handshakeResult) { s.onHandshake(z, r) }}
+		z.closers = append(z.closers, ln)
+		z.serve = append(z.serve, func() error { return z.srv.ServeTLS(tl) })
+	default:
+		return fmt.Errorf("unknown transport %s", l.Transport)
+	}
+	return nil
+}
+
+func (z *zone) note(t policy.Transport, a netip.AddrPort) {
+	a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	if _, ok := z.bound[t]; !ok {
+		z.bound[t] = a
+	}
+}
+
+// Addrs returns the bound listener addresses of a zone, by transport.
+func (s *Server) Addrs(zoneName string) map[policy.Transport]netip.AddrPort {
+	z := s.byName[zoneName]
+	if z == nil {
+		return nil
+	}
+	out := map[policy.Transport]netip.AddrPort{}
+	for k, v := range z.bound {
+		out[k] = v
+	}
+	return out
+}
+
+// Ready reports whether the server accepts calls: started, not draining,
+// and the compliance log writable.
+func (s *Server) Ready() bool {
+	return s.started && !s.draining.Load() && s.rec.healthy()
+}
+
+// Shutdown stops taking calls, ends live calls with BYE (CANCEL or 503 for
+// those not yet answered), waits for their records, then closes listeners.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.mu.Lock()
+	calls := make([]*Call, 0, len(s.calls))
+	for _, c := range s.calls {
+		calls = append(calls, c)
+	}
+	s.mu.Unlock()
+	for _, c := range calls {
+		c.hangup(compliance.DispositionShutdown, "shutdown")
+	}
+	done := make(chan struct{})
+	go func() { s.callWG.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("shutdown: %d calls still ending: %w", s.activeCalls(), ctx.Err())
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.closeListeners()
+	s.serveWG.Wait()
+	for _, z := range s.zones {
+		z.ua.Close()
+	}
+	s.rec.flush()
+	return err
+}
+
+func (s *Server) closeListeners() {
+	for _, z := range s.zones {
+		for _, c := range z.closers {
+			c.Close()
+		}
+		z.closers = nil
+	}
+}
+
+func (s *Server) activeCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}
+
+// register installs the request handlers of a zone.
+func (s *Server) register(z *zone) {
+	z.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		if to := req.To(); to != nil && to.Params.Has("tag") {
+			s.inDialog(z, req, tx)
+			return
+		}
+		s.handleInvite(z, req, tx)
+	})
+	z.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
+	z.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
+	z.srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
+	z.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+		// A CANCEL matching a live INVITE transaction is answered by sipgo's
+		// transaction layer; one that reaches us matched nothing.
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+	})
+	z.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		if to := req.To(); to != nil && to.Params.Has("tag") {
+			s.inDialog(z, req, tx)
+			return
+		}
+		if !s.admit(z, req, tx) {
+			return
+		}
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		s.commonHeaders(res)
+		s.send(tx, res)
+	})
+	for _, m := range []sip.RequestMethod{sip.REGISTER, sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY,
+		sip.REFER, sip.UPDATE, sip.PRACK, sip.PUBLISH} {
+		z.srv.OnRequest(m, func(req *sip.Request, tx sip.ServerTransaction) {
+			if to := req.To(); to != nil && to.Params.Has("tag") {
+				s.respond(tx, req, 501, "Not Implemented", "")
+				return
+			}
+			if !s.admit(z, req, tx) {
+				return
+			}
+			s.respond(tx, req, 405, "Method Not Allowed", "")
+		})
+	}
+}
+
+const allowMethods = "INVITE, ACK, CANCEL, BYE, INFO, OPTIONS"
+
+func (s *Server) commonHeaders(res *sip.Response) {
+	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
+}
+
+// respond sends a final response built from req. warning, when set, becomes
+// a Warning header (RFC 3261 section 20.43) so the peer's engineer sees why.
+func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason, warning string) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	s.commonHeaders(res)
+	if warning != "" {
+		res.AppendHeader(sip.NewHeader("Warning", warningValue(warning)))
+	}
+	s.send(tx, res)
+}
+
+func (s *Server) send(tx sip.ServerTransaction, res *sip.Response) {
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("respond failed", "status", res.StatusCode, "error", err)
+	}
+}
+
+// warningValue formats a Warning header: 399 is the miscellaneous warning.
+func warningValue(text string) string {
+	text = strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r == 0x7f {
+			return '\''
+		}
+		return r
+	}, text)
+	if len(text) > 200 {
+		text = text[:200]
+	}
+	return fmt.Sprintf(`399 parapet "%s"`, text)
+}
+
+// signaling describes how req reached parapet.
+func (z *zone) signaling(req *sip.Request) policy.SignalingFacts {
+	f := policy.SignalingFacts{}
+	f.Transport, _ = policy.ParseTransport(req.Transport())
+	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
+		f.Source = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if f.Transport == policy.TransportTLS {
+		f.TLS = tlsFacts(z.states.get(req.Source()), z.pol.VerifyPeer)
+	}
+	return f
+}
+
+// admit applies the admission policy to a request outside any call. It
+// answers 403 and records an event when the source is refused.
+func (s *Server) admit(z *zone, req *sip.Request, tx sip.ServerTransaction) bool {
+	sig := z.signaling(req)
+	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: z.pol, Signaling: sig,
+		Admitted: z.pol.AdmitsSource(sig.Source.Addr())})
+	if d.Proceed() {
+		return true
+	}
+	s.respond(tx, req, d.Status, "Forbidden", d.Reason)
+	s.connEvent(z, compliance.EventSourceRefused, sig, req.Source(), func(e *compliance.ConnEvent) {
+		e.Method = string(req.Method)
+		e.SIPStatus = d.Status
+		e.Decision = &d
+	})
+	return false
+}
+
+// inDialog routes a request with a To tag to the leg it belongs to.
+func (s *Server) inDialog(z *zone, req *sip.Request, tx sip.ServerTransaction) {
+	l := s.findLeg(req)
+	if l == nil {
+		if req.IsAck() {
+			return // a stray ACK gets no response (RFC 3261 section 17.2.3)
+		}
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	l.call.inDialog(l, req, tx)
+}
+
+func legKey(callID, tag string) string { return callID + "|" + tag }
+
+func (s *Server) findLeg(req *sip.Request) *leg {
+	cid, to := req.CallID(), req.To()
+	if cid == nil || to == nil {
+		return nil
+	}
+	tag, _ := to.Params.Get("tag")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.legs[legKey(string(*cid), tag)]
+}
+
+func (s *Server) addLeg(key string, l *leg) {
+	s.mu.Lock()
+	s.legs[key] = l
+	s.mu.Unlock()
+}
+
+func (s *Server) onHandshake(z *zone, r handshakeResult) {
+	if r.Err == nil {
+		s.stats.tlsHandshakes.Add(1)
+		return
+	}
+	s.stats.tlsRefused.Add(1)
+	d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: z.pol,
+		Handshake: policy.HandshakeFacts{ClientMaxVersion: r.ClientMax, Error: r.Err.Error()}})
+	sig := policy.SignalingFacts{Transport: policy.TransportTLS}
+	s.log.Info("tls handshake refused", "zone", z.name, "remote", r.Remote,
+		"client_max", r.ClientMax.String(), "sni", r.SNI, "error", r.Err)
+	s.connEvent(z, compliance.EventTLSRefused, sig, r.Remote, func(e *compliance.ConnEvent) {
+		e.Local = r.Local
+		e.ClientMaxVersion = r.ClientMax.String()
+		e.SNI = r.SNI
+		e.Error = r.Err.Error()
+		e.Decision = &d
+		if c := certFromError(r.Err); c != nil {
+			ci := certInfo(certFacts(c))
+			e.PeerCert = ci
+		}
+	})
+}
+
+// connEvent writes a connection-event record, folding floods from one
+// remote address into one record per interval.
+func (s *Server) connEvent(z *zone, event string, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent)) {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	suppressed, ok := s.events.allow(z.name + "|" + event + "|" + host)
+	if !ok {
+		return
+	}
+	e := &compliance.ConnEvent{Event: event, Zone: z.name, Transport: sig.Transport.String(),
+		Remote: remote, Suppressed: suppressed, PolicyHash: s.cfg.PolicyHash}
+	fill(e)
+	s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
+}
+
+// Stats is a snapshot of the server's counters for metrics.
+type Stats struct {
+	CallsActive     int
+	Calls           map[string]uint64 // by disposition
+	TLSHandshakes   uint64
+	TLSRefused      uint64
+	Records         uint64
+	RecordFailures  uint64
+	RecordBacklog   int
+	MediaPortsInUse int
+	MediaPorts      int
+	// Media totals over ended calls.
+	PacketsRelayed uint64
+	AuthFailures   uint64
+	Replays        uint64
+	WrongSource    uint64
+}
+
+type stats struct {
+	tlsHandshakes, tlsRefused      atomic.Uint64
+	records, recordFailures        atomic.Uint64
+	packets, authFailures, replays atomic.Uint64
+	wrongSource                    atomic.Uint64
+	mu                             sync.Mutex
+	calls                          map[string]uint64
+}
+
+func (st *stats) call(disposition string) {
+	st.mu.Lock()
+	if st.calls == nil {
+		st.calls = map[string]uint64{}
+	}
+	st.calls[disposition]++
+	st.mu.Unlock()
+}
+
+// Stats returns the current counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		CallsActive:     s.activeCalls(),
+		Calls:           map[string]uint64{},
+		TLSHandshakes:   s.stats.tlsHandshakes.Load(),
+		TLSRefused:      s.stats.tlsRefused.Load(),
+		Records:         s.stats.records.Load(),
+		RecordFailures:  s.stats.recordFailures.Load(),
+		RecordBacklog:   s.rec.backlog(),
+		MediaPortsInUse: s.pool.InUse() * 2,
+		MediaPorts:      s.pool.Pairs() * 2,
+		PacketsRelayed:  s.stats.packets.Load(),
+		AuthFailures:    s.stats.authFailures.Load(),
+		Replays:         s.stats.replays.Load(),
+		WrongSource:     s.stats.wrongSource.Load(),
+	}
+	s.stats.mu.Lock()
+	for k, v := range s.stats.calls {
+		st.Calls[k] = v
+	}
+	s.stats.mu.Unlock()
+	return st
+}

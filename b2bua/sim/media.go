@@ -1,0 +1,315 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+)
+
+// PayloadSize is the size of the simulated audio payload: 20 ms of G.711.
+const PayloadSize = 160
+
+// Payload is the deterministic test payload for a sequence number. The
+// receiver recomputes it, so a payload that arrives intact proves the relay
+// decrypted and re-encrypted correctly.
+func Payload(seq uint16) []byte {
+	p := make([]byte, PayloadSize)
+	for i := range p {
+		p[i] = byte(int(seq)*7 + i*13 + 1)
+	}
+	return p
+}
+
+// MediaStats counts what a session's media socket saw.
+type MediaStats struct {
+	Sent     int64
+	Received int64
+	// Intact counts packets that decrypted (on SRTP) and carried exactly the
+	// expected payload.
+	Intact int64
+	// Damaged counts packets that failed to decrypt or carried a wrong payload.
+	Damaged int64
+	// PlainOnWire counts received packets whose payload, as it came off the
+	// wire, was the plaintext: on an SRTP session this must stay 0.
+	PlainOnWire int64
+	// From is the source address of the last packet received.
+	From netip.AddrPort
+}
+
+type mediaStats struct {
+	sent, received, intact, damaged, plainOnWire atomic.Int64
+	mu                                           sync.Mutex
+	from                                         netip.AddrPort
+}
+
+// Stats returns the session's media counters.
+func (s *Session) Stats() MediaStats {
+	s.stats.mu.Lock()
+	from := s.stats.from
+	s.stats.mu.Unlock()
+	return MediaStats{Sent: s.stats.sent.Load(), Received: s.stats.received.Load(), Intact: s.stats.intact.Load(),
+		Damaged: s.stats.damaged.Load(), PlainOnWire: s.stats.plainOnWire.Load(), From: from}
+}
+
+// MediaAddr is where the session receives RTP.
+func (s *Session) MediaAddr() netip.AddrPort {
+	return netip.AddrPortFrom(s.p.cfg.MediaAddr, uint16(s.port))
+}
+
+// RemoteMedia is where the session sends RTP (from the other side's SDP).
+func (s *Session) RemoteMedia() netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.remote
+}
+
+func (s *Session) start() {
+	s.wg.Add(1)
+	go s.receive()
+}
+
+func (s *Session) closeMedia() {
+	if s.closed.CompareAndSwap(false, true) {
+		s.conn.Close()
+		s.wg.Wait()
+	}
+}
+
+func contextFor(l *sdesLine, replay bool) (*srtp.Context, error) {
+	var profile srtp.ProtectionProfile
+	switch l.suite {
+	case "AES_CM_128_HMAC_SHA1_80":
+		profile = srtp.ProtectionProfileAes128CmHmacSha1_80
+	case "AES_CM_128_HMAC_SHA1_32":
+		profile = srtp.ProtectionProfileAes128CmHmacSha1_32
+	case "AEAD_AES_128_GCM":
+		profile = srtp.ProtectionProfileAeadAes128Gcm
+	case "AEAD_AES_256_GCM":
+		profile = srtp.ProtectionProfileAeadAes256Gcm
+	case "NULL_HMAC_SHA1_80":
+		profile = srtp.ProtectionProfileNullHmacSha1_80
+	default:
+		return nil, errors.New("sim: unsupported suite " + l.suite)
+	}
+	kl, _ := profile.KeyLen()
+	var opts []srtp.ContextOption
+	if replay {
+		opts = append(opts, srtp.SRTPReplayProtection(64))
+	}
+	return srtp.CreateContext(l.key[:kl], l.key[kl:], profile, opts...)
+}
+
+func (s *Session) receive() {
+	defer s.wg.Done()
+	buf := make([]byte, 2048)
+	var dec *srtp.Context
+	var decKey []byte
+	var h rtp.Header
+	for {
+		n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		pkt := buf[:n]
+		if n < 12 || pkt[0]>>6 != 2 || (pkt[1] >= 192 && pkt[1] <= 223) {
+			continue // not RTP (RTCP is ignored)
+		}
+		s.stats.received.Add(1)
+		s.stats.mu.Lock()
+		s.stats.from = from
+		s.stats.mu.Unlock()
+		s.mu.Lock()
+		recv := s.recv
+		s.mu.Unlock()
+		hl, err := h.Unmarshal(pkt)
+		if err != nil {
+			s.stats.damaged.Add(1)
+			continue
+		}
+		want := Payload(h.SequenceNumber)
+		if n >= hl+PayloadSize && bytes.Equal(pkt[hl:hl+PayloadSize], want) {
+			s.stats.plainOnWire.Add(1)
+		}
+		payload := pkt[hl:]
+		if recv != nil {
+			if dec == nil || !bytes.Equal(decKey, recv.key) {
+				if dec, err = contextFor(recv, true); err != nil {
+					s.stats.damaged.Add(1)
+					continue
+				}
+				decKey = recv.key
+			}
+			plain, err := dec.DecryptRTP(nil, pkt, &h)
+			if err != nil {
+				s.stats.damaged.Add(1)
+				continue
+			}
+			payload = plain[hl:]
+		}
+		if bytes.Equal(payload, want) {
+			s.stats.intact.Add(1)
+		} else {
+			s.stats.damaged.Add(1)
+		}
+	}
+}
+
+// Packet builds the packet the session would send for seq: RTP, protected
+// with the session's key when it runs SRTP. A fresh encrypt context is used
+// per call, so the result is what the first transmission of seq looks like.
+func (s *Session) Packet(seq uint16) ([]byte, error) {
+	s.mu.Lock()
+	send := s.send
+	s.mu.Unlock()
+	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq,
+		Timestamp: uint32(seq) * 160, SSRC: s.ssrc()}, Payload: Payload(seq)}
+	raw, err := p.Marshal()
+	if err != nil || send == nil {
+		return raw, err
+	}
+	enc, err := contextFor(send, false)
+	if err != nil {
+		return nil, err
+	}
+	return enc.EncryptRTP(nil, raw, nil)
+}
+
+func (s *Session) ssrc() uint32 {
+	var x uint32 = 2166136261
+	for i := 0; i < len(s.callID); i++ {
+		x = (x ^ uint32(s.callID[i])) * 16777619
+	}
+	return x
+}
+
+// Send sends n packets, one every interval, starting at sequence number
+// first, to the other side's media address.
+func (s *Session) Send(ctx context.Context, first uint16, n int, interval time.Duration) error {
+	s.mu.Lock()
+	send := s.send
+	dst := s.remote
+	s.mu.Unlock()
+	var enc *srtp.Context
+	var err error
+	if send != nil {
+		if enc, err = contextFor(send, false); err != nil {
+			return err
+		}
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	out := make([]byte, 0, 256)
+	for i := range n {
+		seq := first + uint16(i)
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq,
+			Timestamp: uint32(seq) * 160, SSRC: s.ssrc()}, Payload: Payload(seq)}
+		raw, err := p.Marshal()
+		if err != nil {
+			return err
+		}
+		if enc != nil {
+			if out, err = enc.EncryptRTP(out[:0], raw, nil); err != nil {
+				return err
+			}
+			raw = out
+		}
+		if _, err := s.conn.WriteToUDPAddrPort(raw, dst); err != nil {
+			return err
+		}
+		s.stats.sent.Add(1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// SendRaw sends pkt from the session's media socket to the other side.
+func (s *Session) SendRaw(pkt []byte) error {
+	_, err := s.conn.WriteToUDPAddrPort(pkt, s.RemoteMedia())
+	return err
+}
+
+// WaitIntact waits until at least n intact packets arrived.
+func (s *Session) WaitIntact(ctx context.Context, n int64) error {
+	for s.stats.intact.Load() < n {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// WireStats is what a TLS listener received before decryption.
+type WireStats struct {
+	Bytes      int64
+	TLSRecords int64 // connections whose first byte was a TLS handshake record
+	Conns      int64
+	// Cleartext is true when the raw bytes contained SIP in clear.
+	Cleartext bool
+}
+
+type wireTap struct {
+	bytes, conns, tlsConns atomic.Int64
+	cleartext              atomic.Bool
+}
+
+func (w *wireTap) stats() WireStats {
+	return WireStats{Bytes: w.bytes.Load(), Conns: w.conns.Load(), TLSRecords: w.tlsConns.Load(), Cleartext: w.cleartext.Load()}
+}
+
+type tapListener struct {
+	net.Listener
+	tap *wireTap
+}
+
+func (l *tapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.tap.conns.Add(1)
+	return &tapConn{Conn: c, tap: l.tap}, nil
+}
+
+type tapConn struct {
+	net.Conn
+	tap   *wireTap
+	first bool
+}
+
+var sipMarkers = [][]byte{[]byte("SIP/2.0"), []byte("INVITE sip"), []byte("a=crypto"), []byte("Call-ID")}
+
+func (c *tapConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		if !c.first {
+			c.first = true
+			if b[0] == 0x16 { // TLS handshake record (RFC 8446 section 5.1)
+				c.tap.tlsConns.Add(1)
+			}
+		}
+		c.tap.bytes.Add(int64(n))
+		for _, m := range sipMarkers {
+			if bytes.Contains(b[:n], m) {
+				c.tap.cleartext.Store(true)
+			}
+		}
+	}
+	return n, err
+}

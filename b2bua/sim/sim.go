@@ -1,0 +1,744 @@
+// Package sim provides simulated SIP peers — a PBX phone on UDP with plain
+// RTP, a carrier on TLS with SDES-SRTP — that exchange real packets with
+// parapet over loopback. parapet's in-process end-to-end tests and the
+// `parapet demo` command use it.
+//
+// sim deliberately does not use parapet's media package: it writes its SDP
+// by hand, parses answers with pion/sdp and protects media with pion/srtp,
+// so a test through sim checks parapet against an independent peer.
+package sim
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/sdp/v3"
+)
+
+// Config configures a simulated peer.
+type Config struct {
+	// Name is the peer's user part and log tag.
+	Name string
+	// Transport of the peer's listener and of the calls it places: udp, tcp or tls.
+	Transport string
+	// Listen is the SIP listener; port 0 picks one.
+	Listen netip.AddrPort
+	// ServerTLS is required for a tls listener; ClientTLS for dialling over TLS.
+	ServerTLS *tls.Config
+	ClientTLS *tls.Config
+	// MediaAddr is where the peer's RTP sockets bind.
+	MediaAddr netip.Addr
+	// Answer says how the peer answers incoming calls.
+	Answer Answer
+	Logger *slog.Logger
+}
+
+// Answer is how a peer answers an INVITE.
+type Answer struct {
+	// Status, when not 0 or 200, rejects the call with it.
+	Status int
+	// Plain answers RTP/AVP without crypto even when SRTP is offered (a
+	// misbehaving callee).
+	Plain bool
+	// WrongTag answers with a crypto tag that was not offered (baresip's bug).
+	WrongTag bool
+	// Suite picks the offered suite to accept; "" takes the first offered.
+	Suite string
+	// Ring delays the answer after a 180.
+	Ring time.Duration
+}
+
+// Peer is a running simulated SIP peer.
+type Peer struct {
+	cfg      Config
+	log      *slog.Logger
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	cli      *sipgo.Client
+	addr     netip.AddrPort
+	ln       io
+	incoming chan *Session
+	wire     wireTap
+
+	mu       sync.Mutex
+	sessions map[string]*Session // by Call-ID
+	wg       sync.WaitGroup
+}
+
+type io interface{ Close() error }
+
+// New creates a peer and binds its listener.
+func New(cfg Config) (*Peer, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if !cfg.MediaAddr.IsValid() {
+		cfg.MediaAddr = cfg.Listen.Addr()
+	}
+	opts := []sipgo.UserAgentOption{sipgo.WithUserAgent(cfg.Name), sipgo.WithUserAgentHostname(cfg.Listen.Addr().String()),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(cfg.Logger)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(cfg.Logger))}
+	if cfg.ClientTLS != nil {
+		opts = append(opts, sipgo.WithUserAgenTLSConfig(cfg.ClientTLS))
+	}
+	ua, err := sipgo.NewUA(opts...)
+	if err != nil {
+		return nil, err
+	}
+	p := &Peer{cfg: cfg, log: cfg.Logger.With("peer", cfg.Name), ua: ua, incoming: make(chan *Session, 16),
+		sessions: map[string]*Session{}}
+	if p.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Logger)); err != nil {
+		return nil, err
+	}
+	if p.cli, err = sipgo.NewClient(ua, sipgo.WithClientLogger(cfg.Logger)); err != nil {
+		return nil, err
+	}
+	p.srv.OnInvite(p.onInvite)
+	p.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		if s := p.session(req); s != nil && s.uas != nil {
+			s.uas.ReadAck(req, tx)
+		}
+	})
+	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		s := p.session(req)
+		if s == nil {
+			tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+			return
+		}
+		if s.uas != nil {
+			s.uas.ReadBye(req, tx)
+		} else if s.uac != nil {
+			s.uac.ReadBye(req, tx)
+		}
+	})
+	p.srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
+		if s := p.session(req); s != nil {
+			s.infos.Add(1)
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	p.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	if err := p.bind(); err != nil {
+		ua.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Peer) bind() error {
+	switch p.cfg.Transport {
+	case "udp":
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(p.cfg.Listen))
+		if err != nil {
+			return err
+		}
+		p.addr = c.LocalAddr().(*net.UDPAddr).AddrPort()
+		p.ln = c
+		p.serve(func() error { return p.srv.ServeUDP(c) })
+		for range 200 { // wait until sipgo pooled the socket (requests are sent from it)
+			if pc, err := p.ua.TransportLayer().GetConnection("udp", p.addr.String()); err == nil && pc != nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	case "tcp", "tls":
+		l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(p.cfg.Listen))
+		if err != nil {
+			return err
+		}
+		p.addr = l.Addr().(*net.TCPAddr).AddrPort()
+		p.ln = l
+		if p.cfg.Transport == "tcp" {
+			p.serve(func() error { return p.srv.ServeTCP(l) })
+			break
+		}
+		if p.cfg.ServerTLS == nil {
+			l.Close()
+			return errors.New("sim: tls listener without ServerTLS")
+		}
+		tl := tls.NewListener(&tapListener{Listener: l, tap: &p.wire}, p.cfg.ServerTLS)
+		p.serve(func() error { return p.srv.ServeTLS(tl) })
+	default:
+		return fmt.Errorf("sim: unknown transport %q", p.cfg.Transport)
+	}
+	return nil
+}
+
+func (p *Peer) serve(f func() error) {
+	p.wg.Add(1)
+	go func() { defer p.wg.Done(); f() }()
+}
+
+// Addr is the peer's SIP listener address.
+func (p *Peer) Addr() netip.AddrPort { return p.addr }
+
+// Incoming delivers sessions of calls the peer answered.
+func (p *Peer) Incoming() <-chan *Session { return p.incoming }
+
+// Wire reports what the peer's TLS listener received on the wire, before
+// decryption: bytes, TLS records, and whether anything looked like
+// cleartext SIP.
+func (p *Peer) Wire() WireStats { return p.wire.stats() }
+
+// Close hangs up nothing; it stops the listener and the user agent.
+func (p *Peer) Close() {
+	p.mu.Lock()
+	sessions := make([]*Session, 0, len(p.sessions))
+	for _, s := range p.sessions {
+		sessions = append(sessions, s)
+	}
+	p.mu.Unlock()
+	for _, s := range sessions {
+		s.closeMedia()
+	}
+	p.ln.Close()
+	p.ua.Close()
+	p.wg.Wait()
+}
+
+func (p *Peer) session(req *sip.Request) *Session {
+	cid := req.CallID()
+	if cid == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sessions[string(*cid)]
+}
+
+func (p *Peer) contact() sip.ContactHeader {
+	u := sip.Uri{Scheme: "sip", User: p.cfg.Name, Host: p.addr.Addr().String(), Port: int(p.addr.Port())}
+	if p.cfg.Transport != "udp" {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", p.cfg.Transport)
+	}
+	return sip.ContactHeader{Address: u}
+}
+
+// CallOptions says what a peer offers when it calls.
+type CallOptions struct {
+	// SRTP offers RTP/SAVP with one a=crypto line per suite.
+	SRTP   bool
+	Suites []string
+	// Unsafe adds a session parameter to every crypto line (e.g. UNENCRYPTED_SRTP).
+	Unsafe string
+	// From is the caller user part (default the peer's name).
+	From string
+}
+
+// Call places a call to target (e.g. "sip:+15551230000@127.0.0.1:5060") and
+// waits for the answer. A non-2xx final response is returned as *Rejected.
+func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session, error) {
+	var uri sip.Uri
+	if err := sip.ParseUri(target, &uri); err != nil {
+		return nil, err
+	}
+	s, err := p.newSession(o.SRTP)
+	if err != nil {
+		return nil, err
+	}
+	var lines []sdesLine
+	if o.SRTP {
+		suites := o.Suites
+		if len(suites) == 0 {
+			suites = []string{"AES_CM_128_HMAC_SHA1_80"}
+		}
+		for i, su := range suites {
+			k, err := newKey(su)
+			if err != nil {
+				s.closeMedia()
+				return nil, err
+			}
+			lines = append(lines, sdesLine{tag: i + 1, suite: su, key: k, params: o.Unsafe})
+		}
+	}
+	body := s.offer(lines)
+	req := sip.NewRequest(sip.INVITE, uri)
+	req.SetTransport(strings.ToUpper(p.cfg.Transport))
+	from := o.From
+	if from == "" {
+		from = p.cfg.Name
+	}
+	fh := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: p.addr.Addr().String()}, Params: sip.NewParams()}
+	fh.Params.Add("tag", sip.GenerateTagN(12))
+	req.AppendHeader(fh)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	if p.cfg.Transport == "udp" {
+		req.Laddr = sip.Addr{IP: p.addr.Addr().AsSlice(), Port: int(p.addr.Port())}
+	}
+	dua := &sipgo.DialogUA{Client: p.cli, ContactHDR: p.contact()}
+	uac, err := dua.WriteInvite(ctx, req)
+	if err != nil {
+		s.closeMedia()
+		return nil, err
+	}
+	s.uac = uac
+	s.callID = string(*req.CallID())
+	p.track(s)
+	if err := uac.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		p.untrack(s)
+		s.closeMedia()
+		var dr *sipgo.ErrDialogResponse
+		if errors.As(err, &dr) {
+			return nil, &Rejected{Status: dr.Res.StatusCode, Reason: dr.Res.Reason, Warning: headerValue(dr.Res, "Warning")}
+		}
+		return nil, err
+	}
+	if err := s.takeRemote(uac.InviteResponse.Body(), lines, false); err != nil {
+		uac.Ack(ctx)
+		uac.Bye(ctx)
+		p.untrack(s)
+		s.closeMedia()
+		return nil, err
+	}
+	if err := uac.Ack(ctx); err != nil {
+		return nil, err
+	}
+	s.start()
+	return s, nil
+}
+
+func headerValue(m interface{ GetHeader(string) sip.Header }, name string) string {
+	if h := m.GetHeader(name); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+// Rejected is a call refused with a final status.
+type Rejected struct {
+	Status  int
+	Reason  string
+	Warning string
+}
+
+func (r *Rejected) Error() string {
+	return fmt.Sprintf("call rejected: %d %s (%s)", r.Status, r.Reason, r.Warning)
+}
+
+func (p *Peer) track(s *Session) {
+	p.mu.Lock()
+	p.sessions[s.callID] = s
+	p.mu.Unlock()
+}
+
+func (p *Peer) untrack(s *Session) {
+	p.mu.Lock()
+	delete(p.sessions, s.callID)
+	p.mu.Unlock()
+}
+
+func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		// re-INVITE: answer with the current SDP, new version.
+		s := p.session(req)
+		if s == nil {
+			tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+			return
+		}
+		s.reinvites.Add(1)
+		if len(req.Body()) > 0 {
+			if err := s.takeRemote(req.Body(), nil, true); err != nil {
+				tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
+				return
+			}
+		}
+		res := sip.NewResponseFromRequest(req, 200, "OK", s.answerBody())
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		ct := p.contact()
+		res.AppendHeader(&ct)
+		tx.Respond(res)
+		return
+	}
+	ans := p.cfg.Answer
+	if ans.Status != 0 && ans.Status != 200 {
+		tx.Respond(sip.NewResponseFromRequest(req, ans.Status, "Rejected by sim", nil))
+		return
+	}
+	s, err := p.newSession(false)
+	if err != nil {
+		tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
+		return
+	}
+	s.callID = string(*req.CallID())
+	if err := s.takeRemote(req.Body(), nil, true); err != nil {
+		s.closeMedia()
+		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
+		return
+	}
+	dua := &sipgo.DialogUA{Client: p.cli, ContactHDR: p.contact()}
+	uas, err := dua.ReadInvite(req, tx)
+	if err != nil {
+		s.closeMedia()
+		tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
+		return
+	}
+	s.uas = uas
+	p.track(s)
+	if ans.Ring > 0 {
+		uas.Respond(180, "Ringing", nil)
+		select {
+		case <-time.After(ans.Ring):
+		case <-uas.Context().Done():
+			p.untrack(s)
+			s.closeMedia()
+			return
+		}
+	}
+	res := sip.NewSDPResponseFromRequest(uas.InviteRequest, s.answerBody())
+	if err := uas.WriteResponse(res); err != nil {
+		// Answered but not confirmed (the caller's side hung up at once):
+		// still hand the session over, so its end can be observed.
+		p.untrack(s)
+		s.closeMedia()
+	} else {
+		s.start()
+	}
+	select {
+	case p.incoming <- s:
+	default:
+	}
+}
+
+// Session is one call at a peer and its media.
+type Session struct {
+	p      *Peer
+	callID string
+	uac    *sipgo.DialogClientSession
+	uas    *sipgo.DialogServerSession
+
+	conn *net.UDPConn
+	port int
+
+	mu      sync.Mutex
+	remote  netip.AddrPort
+	proto   string
+	send    *sdesLine // the key this peer encrypts with
+	recv    *sdesLine // the key the other side encrypts with
+	offered []sdesLine
+
+	stats     mediaStats
+	reinvites atomic.Int64
+	infos     atomic.Int64
+	wg        sync.WaitGroup
+	closed    atomic.Bool
+}
+
+func (p *Peer) newSession(srtp bool) (*Session, error) {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.cfg.MediaAddr, 0)))
+	if err != nil {
+		return nil, err
+	}
+	return &Session{p: p, conn: c, port: c.LocalAddr().(*net.UDPAddr).Port}, nil
+}
+
+// CallID is the SIP Call-ID of the session at this peer.
+func (s *Session) CallID() string { return s.callID }
+
+// SRTP reports whether the session negotiated SRTP, and the suite.
+func (s *Session) SRTP() (bool, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.send == nil {
+		return false, ""
+	}
+	return true, s.send.suite
+}
+
+// Context ends when the call's dialog ends.
+func (s *Session) Context() context.Context {
+	if s.uac != nil {
+		return s.uac.Context()
+	}
+	return s.uas.Context()
+}
+
+// Hangup sends BYE.
+func (s *Session) Hangup(ctx context.Context) error {
+	defer s.closeMedia()
+	defer s.p.untrack(s)
+	if s.uac != nil {
+		return s.uac.Bye(ctx)
+	}
+	return s.uas.Bye(ctx)
+}
+
+// Reinvite sends a re-INVITE with a fresh offer. plain forces RTP/AVP
+// without crypto (a downgrade attempt).
+func (s *Session) Reinvite(ctx context.Context, plain bool) (int, error) {
+	var lines []sdesLine
+	s.mu.Lock()
+	if !plain && s.send != nil {
+		lines = []sdesLine{*s.send}
+	}
+	s.mu.Unlock()
+	body := s.offerVersion(lines, 2)
+	var target sip.Uri
+	if s.uac != nil {
+		target = s.uac.InviteResponse.Contact().Address
+	} else {
+		target = s.uas.InviteRequest.Contact().Address
+	}
+	req := sip.NewRequest(sip.INVITE, target)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	var res *sip.Response
+	var err error
+	if s.uac != nil {
+		res, err = s.uac.Do(ctx, req)
+	} else {
+		res, err = s.uas.Do(ctx, req)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if res.IsSuccess() {
+		ack := sip.NewRequest(sip.ACK, target)
+		if s.uac != nil {
+			s.uac.WriteRequest(ack)
+		} else {
+			s.uas.WriteRequest(ack)
+		}
+		if len(res.Body()) > 0 {
+			if err := s.takeRemote(res.Body(), lines, false); err != nil {
+				return res.StatusCode, err
+			}
+		}
+	}
+	return res.StatusCode, nil
+}
+
+// Info sends an INFO with a DTMF body (RFC 6086 style) and returns the status.
+func (s *Session) Info(ctx context.Context, body string) (int, error) {
+	var target sip.Uri
+	if s.uac != nil {
+		target = s.uac.InviteResponse.Contact().Address
+	} else {
+		target = s.uas.InviteRequest.Contact().Address
+	}
+	req := sip.NewRequest(sip.INFO, target)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
+	req.SetBody([]byte(body))
+	var res *sip.Response
+	var err error
+	if s.uac != nil {
+		res, err = s.uac.Do(ctx, req)
+	} else {
+		res, err = s.uas.Do(ctx, req)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return res.StatusCode, nil
+}
+
+// Reinvites counts re-INVITEs this session received.
+func (s *Session) Reinvites() int64 { return s.reinvites.Load() }
+
+// Infos counts INFO requests this session received.
+func (s *Session) Infos() int64 { return s.infos.Load() }
+
+func (s *Session) offer(lines []sdesLine) []byte { return s.offerVersion(lines, 1) }
+
+func (s *Session) offerVersion(lines []sdesLine, version int) []byte {
+	s.mu.Lock()
+	s.offered = lines
+	s.mu.Unlock()
+	proto := "RTP/AVP"
+	if len(lines) > 0 {
+		proto = "RTP/SAVP"
+	}
+	return s.sdp(proto, lines, version)
+}
+
+func (s *Session) sdp(proto string, lines []sdesLine, version int) []byte {
+	addr := s.p.cfg.MediaAddr.String()
+	var b strings.Builder
+	fmt.Fprintf(&b, "v=0\r\no=%s 4242 %d IN IP4 %s\r\ns=sim\r\nc=IN IP4 %s\r\nt=0 0\r\n", s.p.cfg.Name, version, addr, addr)
+	fmt.Fprintf(&b, "m=audio %d %s 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n", s.port, proto)
+	for _, l := range lines {
+		fmt.Fprintf(&b, "a=crypto:%d %s inline:%s", l.tag, l.suite, base64.StdEncoding.EncodeToString(l.key))
+		if l.params != "" {
+			b.WriteString(" " + l.params)
+		}
+		b.WriteString("\r\n")
+	}
+	return []byte(b.String())
+}
+
+// answerBody is the peer's answer to the last offer it took.
+func (s *Session) answerBody() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.send == nil {
+		return s.sdpLocked("RTP/AVP", nil)
+	}
+	l := *s.send
+	if s.p.cfg.Answer.WrongTag {
+		l.tag += 40
+	}
+	return s.sdpLocked(s.proto, []sdesLine{l})
+}
+
+func (s *Session) sdpLocked(proto string, lines []sdesLine) []byte {
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	return s.sdp(proto, lines, 1)
+}
+
+// takeRemote reads the other side's SDP. As answerer (offer=true) it picks a
+// crypto line and makes its own key; as offerer it checks the answer's line
+// against what it offered.
+func (s *Session) takeRemote(body []byte, offered []sdesLine, offer bool) error {
+	var d sdp.SessionDescription
+	if err := d.Unmarshal(body); err != nil {
+		return fmt.Errorf("sim: bad SDP: %w", err)
+	}
+	var m *sdp.MediaDescription
+	for _, md := range d.MediaDescriptions {
+		if md.MediaName.Media == "audio" && md.MediaName.Port.Value != 0 {
+			m = md
+			break
+		}
+	}
+	if m == nil {
+		return errors.New("sim: no active audio stream")
+	}
+	conn := d.ConnectionInformation
+	if m.ConnectionInformation != nil {
+		conn = m.ConnectionInformation
+	}
+	if conn == nil || conn.Address == nil {
+		return errors.New("sim: no connection address")
+	}
+	ip, err := netip.ParseAddr(conn.Address.Address)
+	if err != nil {
+		return err
+	}
+	var lines []sdesLine
+	for _, a := range m.Attributes {
+		if a.Key == "crypto" {
+			l, err := parseCrypto(a.Value)
+			if err != nil {
+				return err
+			}
+			lines = append(lines, l)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.remote = netip.AddrPortFrom(ip, uint16(m.MediaName.Port.Value))
+	s.proto = strings.Join(m.MediaName.Protos, "/")
+	if offer {
+		s.send, s.recv = nil, nil
+		if s.p.cfg.Answer.Plain || len(lines) == 0 {
+			s.proto = "RTP/AVP"
+			return nil
+		}
+		pick := lines[0]
+		if want := s.p.cfg.Answer.Suite; want != "" {
+			found := false
+			for _, l := range lines {
+				if l.suite == want {
+					pick, found = l, true
+					break
+				}
+			}
+			if !found {
+				return fmt.Errorf("sim: suite %s not offered", want)
+			}
+		}
+		k, err := newKey(pick.suite)
+		if err != nil {
+			return err
+		}
+		recv := pick
+		s.recv = &recv
+		s.send = &sdesLine{tag: pick.tag, suite: pick.suite, key: k}
+		return nil
+	}
+	// As offerer: the answer's line must be one we offered.
+	if len(offered) == 0 {
+		if len(lines) > 0 {
+			return errors.New("sim: answer has crypto but none was offered")
+		}
+		s.send, s.recv = nil, nil
+		return nil
+	}
+	if len(lines) != 1 {
+		return fmt.Errorf("sim: answer has %d crypto lines, want 1", len(lines))
+	}
+	for _, o := range offered {
+		if o.tag == lines[0].tag && o.suite == lines[0].suite {
+			send, recv := o, lines[0]
+			s.send, s.recv = &send, &recv
+			return nil
+		}
+	}
+	return fmt.Errorf("sim: answer chose tag %d %s, not offered", lines[0].tag, lines[0].suite)
+}
+
+type sdesLine struct {
+	tag    int
+	suite  string
+	key    []byte
+	params string
+}
+
+func keyLen(suite string) (int, error) {
+	switch suite {
+	case "AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "NULL_HMAC_SHA1_80", "NULL_HMAC_SHA1_32":
+		return 30, nil
+	case "AEAD_AES_128_GCM":
+		return 28, nil
+	case "AEAD_AES_256_GCM":
+		return 44, nil
+	}
+	return 0, fmt.Errorf("sim: unknown suite %s", suite)
+}
+
+func newKey(suite string) ([]byte, error) {
+	n, err := keyLen(suite)
+	if err != nil {
+		return nil, err
+	}
+	k := make([]byte, n)
+	_, err = rand.Read(k)
+	return k, err
+}
+
+func parseCrypto(v string) (sdesLine, error) {
+	f := strings.Fields(v)
+	if len(f) < 3 || !strings.HasPrefix(f[2], "inline:") {
+		return sdesLine{}, fmt.Errorf("sim: bad crypto line")
+	}
+	tag, err := strconv.Atoi(f[0])
+	if err != nil {
+		return sdesLine{}, err
+	}
+	b64, _, _ := strings.Cut(strings.TrimPrefix(f[2], "inline:"), "|")
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		if key, err = base64.RawStdEncoding.DecodeString(b64); err != nil {
+			return sdesLine{}, err
+		}
+	}
+	return sdesLine{tag: tag, suite: f[1], key: key}, nil
+}

@@ -1,0 +1,177 @@
+package b2bua
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parapet-sbc/parapet/compliance"
+)
+
+// recorder writes records to the sink. A record that cannot be written is
+// kept and retried before the next one, so a full disk or a transient error
+// loses nothing while memory lasts; meanwhile the server reports not ready
+// and refuses new calls (fail closed).
+type recorder struct {
+	sink  compliance.Sink
+	log   *slog.Logger
+	stats *stats
+
+	mu      sync.Mutex
+	pending []*compliance.Record
+}
+
+// maxBacklog bounds the records held in memory while the sink fails.
+const maxBacklog = 100000
+
+func newRecorder(sink compliance.Sink, log *slog.Logger, st *stats) *recorder {
+	return &recorder{sink: sink, log: log, stats: st}
+}
+
+func (r *recorder) append(rec *compliance.Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending = append(r.pending, rec)
+	r.drainLocked()
+	if len(r.pending) > maxBacklog {
+		lost := len(r.pending) - maxBacklog
+		r.pending = r.pending[lost:]
+		r.log.Error("compliance records lost: backlog full", "lost", lost)
+	}
+}
+
+func (r *recorder) drainLocked() {
+	for len(r.pending) > 0 {
+		if err := r.sink.Append(r.pending[0]); err != nil {
+			r.stats.recordFailures.Add(1)
+			r.log.Error("compliance record not written; will retry", "error", err, "backlog", len(r.pending))
+			return
+		}
+		r.stats.records.Add(1)
+		r.pending[0] = nil
+		r.pending = r.pending[1:]
+	}
+}
+
+// flush retries the backlog once.
+func (r *recorder) flush() {
+	r.mu.Lock()
+	r.drainLocked()
+	r.mu.Unlock()
+}
+
+func (r *recorder) healthy() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pending) > 0 {
+		r.drainLocked()
+	}
+	return len(r.pending) == 0
+}
+
+func (r *recorder) backlog() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending)
+}
+
+// eventLimiter folds repeated connection events from one source into one
+// record per interval, counting the ones it folded.
+type eventLimiter struct {
+	every time.Duration
+	mu    sync.Mutex
+	seen  map[string]*eventSlot
+}
+
+type eventSlot struct {
+	last       time.Time
+	suppressed uint64
+}
+
+func newEventLimiter(every time.Duration) *eventLimiter {
+	return &eventLimiter{every: every, seen: map[string]*eventSlot{}}
+}
+
+// allow reports whether an event with key should be recorded now, and how
+// many were folded since the last one recorded.
+func (l *eventLimiter) allow(key string) (suppressed uint64, ok bool) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.seen) > 10000 {
+		for k, v := range l.seen {
+			if now.Sub(v.last) > l.every {
+				delete(l.seen, k)
+			}
+		}
+	}
+	s := l.seen[key]
+	if s == nil {
+		l.seen[key] = &eventSlot{last: now}
+		return 0, true
+	}
+	if now.Sub(s.last) < l.every {
+		s.suppressed++
+		return 0, false
+	}
+	n := s.suppressed
+	s.last, s.suppressed = now, 0
+	return n, true
+}
+
+// redactHandler keeps SIP message bodies out of the logs sipgo writes: any
+// string attribute that looks like it carries SDP keys or a whole message is
+// replaced. parapet's promise is no key material in logs, ever.
+type redactHandler struct{ h slog.Handler }
+
+func (r *redactHandler) Enabled(ctx context.Context, l slog.Level) bool { return r.h.Enabled(ctx, l) }
+
+func (r *redactHandler) Handle(ctx context.Context, rec slog.Record) error {
+	out := slog.NewRecord(rec.Time, rec.Level, redactString(rec.Message), rec.PC)
+	rec.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(redactAttr(a))
+		return true
+	})
+	return r.h.Handle(ctx, out)
+}
+
+func (r *redactHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	red := make([]slog.Attr, len(as))
+	for i, a := range as {
+		red[i] = redactAttr(a)
+	}
+	return &redactHandler{h: r.h.WithAttrs(red)}
+}
+
+func (r *redactHandler) WithGroup(name string) slog.Handler {
+	return &redactHandler{h: r.h.WithGroup(name)}
+}
+
+func redactAttr(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(a.Key, redactString(v.String()))
+	case slog.KindGroup:
+		g := v.Group()
+		out := make([]any, len(g))
+		for i, ga := range g {
+			out[i] = redactAttr(ga)
+		}
+		return slog.Group(a.Key, out...)
+	case slog.KindAny:
+		return slog.String(a.Key, redactString(v.String()))
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}
+
+// redactString drops whole SIP messages and anything with SDES keys.
+func redactString(s string) string {
+	if strings.Contains(s, "inline:") || strings.Contains(s, "a=crypto") ||
+		strings.Contains(s, "\r\n\r\n") || strings.Contains(s, "SIP/2.0\r\n") {
+		return "[redacted: SIP message or key material]"
+	}
+	return s
+}

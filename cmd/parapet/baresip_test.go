@@ -1,0 +1,218 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parapet-sbc/parapet/compliance"
+)
+
+const callSeconds = 3
+
+// baresipPair starts alice (the caller) and bob (auto-answer) in a port
+// block: alice at base+0 (TLS +1, ctrl +2, RTP +20..39), bob at base+10
+// (TLS +11, ctrl +12, RTP +40..59).
+func baresipPair(t *testing.T, base int, pki string, alice, bob baresipConf) (*baresip, *baresip) {
+	alice.name, alice.sipPort, alice.ctrlPort, alice.rtpLo, alice.rtpHi, alice.tone = "alice", base, base+2, base+20, base+39, 440
+	bob.name, bob.sipPort, bob.ctrlPort, bob.rtpLo, bob.rtpHi, bob.tone = "bob", base+10, base+12, base+40, base+59, 880
+	alice.tlsBundle, bob.tlsBundle = pki, pki
+	return startBaresip(t, alice), startBaresip(t, bob)
+}
+
+// call dials from a, holds the call, and has a hang up. It returns an error
+// if the call was not established.
+func call(t *testing.T, a, b *baresip, uri string) error {
+	t.Helper()
+	if err := a.command("dial", uri); err != nil {
+		return err
+	}
+	ev, err := a.waitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED")
+	if err != nil {
+		return err
+	}
+	if ev["type"] == "CALL_CLOSED" {
+		return fmt.Errorf("call closed: %v", ev["param"])
+	}
+	if _, err := b.waitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
+		return err
+	}
+	time.Sleep(callSeconds * time.Second)
+	a.command("hangup", "")
+	if _, err := b.waitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
+		return fmt.Errorf("callee never saw the hangup: %w", err)
+	}
+	return nil
+}
+
+func wantLegs(t *testing.T, c *compliance.Call) (a, b *compliance.Leg) {
+	t.Helper()
+	for i := range c.Legs {
+		switch c.Legs[i].Role {
+		case compliance.RoleA:
+			a = &c.Legs[i]
+		case compliance.RoleB:
+			b = &c.Legs[i]
+		}
+	}
+	if a == nil || b == nil || a.Media == nil || b.Media == nil {
+		t.Fatalf("call record lacks a leg or its media: %+v", c.Legs)
+	}
+	// 50 packets/s for callSeconds, both ways, on both legs.
+	min := uint64(callSeconds * 50 * 8 / 10)
+	for _, l := range []*compliance.Leg{a, b} {
+		if l.Media.PacketsIn < min || l.Media.PacketsOut < min {
+			t.Errorf("leg %s: %d packets in, %d out; want >= %d each", l.Role, l.Media.PacketsIn, l.Media.PacketsOut, min)
+		}
+		if l.Media.AuthFailures != 0 || l.Media.Replays != 0 {
+			t.Errorf("leg %s: %d auth failures, %d replays", l.Role, l.Media.AuthFailures, l.Media.Replays)
+		}
+	}
+	return a, b
+}
+
+// A PBX phone (baresip over UDP, plain RTP) calls a carrier-side phone
+// (baresip over TLS, mandatory SDES-SRTP) through parapet.
+func TestBaresipOutboundUpgrade(t *testing.T) {
+	requirePeers(t, "baresip", "dumpcap", "tshark")
+	base := portBlock(t)
+	p := startParapet(t, base, fmt.Sprintf("sips:127.0.0.1:%d", base+11), fmt.Sprintf("sip:127.0.0.1:%d", base))
+	cap := startCapture(t, base)
+	alice, bob := baresipPair(t, base, p.pki.PeerBundleFile,
+		baresipConf{transport: "udp"}, baresipConf{transport: "tls", menc: "srtp-mand"})
+	if err := call(t, alice, bob, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+60)); err != nil {
+		t.Fatal(err)
+	}
+	cap.stop()
+
+	// The wire: clear SIP and RTP on the PBX leg; only TLS and SRTP on the carrier leg.
+	cap.sipLegClear(t, base+60)
+	t.Logf("carrier leg TLS version %s", cap.sipLegTLS(t, base+11))
+	if v := cap.media(t, base+20, base+39); !v.plain() {
+		t.Errorf("PBX leg media does not look like plain RTP: %+v", v)
+	} else {
+		t.Logf("PBX leg media: %+v", v)
+	}
+	if v := cap.media(t, base+40, base+59); !v.srtp() || v.packets < callSeconds*50 {
+		t.Errorf("carrier leg media does not look like SRTP: %+v", v)
+	} else {
+		t.Logf("carrier leg media: %+v", v)
+	}
+
+	calls := onlyCalls(p.records(t))
+	if len(calls) != 1 {
+		t.Fatalf("%d call records, want 1", len(calls))
+	}
+	c := calls[0]
+	if c.Disposition != compliance.DispositionAnswered {
+		t.Errorf("disposition %s %q", c.Disposition, c.EndReason)
+	}
+	a, b := wantLegs(t, c)
+	if a.Transport != "udp" || a.Media.KeyExchange != "none" {
+		t.Errorf("leg a %+v", a)
+	}
+	if b.Transport != "tls" || b.TLS == nil || b.Media.KeyExchange != "sdes" || b.Media.SRTPSuite == "" {
+		t.Errorf("leg b %+v %+v", b, b.Media)
+	}
+	if b.TLS != nil && (b.TLS.PeerCert == nil || !b.TLS.PeerCert.Verified) {
+		t.Errorf("bob's certificate not verified: %+v", b.TLS.PeerCert)
+	}
+	var upgraded bool
+	for _, d := range c.Decisions {
+		upgraded = upgraded || d.Rule == "media.upgrade"
+	}
+	if !upgraded {
+		t.Errorf("no upgrade decision: %+v", c.Decisions)
+	}
+}
+
+// The reverse: a carrier-side phone (TLS, SRTP) calls a PBX phone (UDP).
+func TestBaresipInbound(t *testing.T) {
+	requirePeers(t, "baresip", "dumpcap", "tshark")
+	base := portBlock(t)
+	p := startParapet(t, base, fmt.Sprintf("sips:127.0.0.1:%d", base+1), fmt.Sprintf("sip:127.0.0.1:%d", base+10))
+	cap := startCapture(t, base)
+	alice, bob := baresipPair(t, base, p.pki.PeerBundleFile,
+		baresipConf{transport: "tls", menc: "srtp-mand"}, baresipConf{transport: "udp"})
+	if err := call(t, alice, bob, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+61)); err != nil {
+		t.Fatal(err)
+	}
+	cap.stop()
+	cap.sipLegTLS(t, base+61)
+	cap.sipLegClear(t, base+60)
+	if v := cap.media(t, base+20, base+39); !v.srtp() {
+		t.Errorf("carrier leg media does not look like SRTP: %+v", v)
+	}
+	if v := cap.media(t, base+40, base+59); !v.plain() {
+		t.Errorf("PBX leg media does not look like plain RTP: %+v", v)
+	}
+	calls := onlyCalls(p.records(t))
+	if len(calls) != 1 || calls[0].Disposition != compliance.DispositionAnswered {
+		t.Fatalf("records %+v", calls)
+	}
+	a, _ := wantLegs(t, calls[0])
+	if a.Zone != "carrier" || a.Media.SRTPSuite != "AES_CM_128_HMAC_SHA1_80" || a.TLS == nil {
+		t.Errorf("leg a %+v %+v", a, a.Media)
+	}
+}
+
+func writeOpenSSLConf(t *testing.T, body string) string {
+	p := filepath.Join(t.TempDir(), "openssl.cnf")
+	conf := "openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n[ssl_sect]\nsystem_default = system_default_sect\n[system_default_sect]\n" + body
+	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A phone limited to TLS 1.2 works; one limited to TLS 1.1 is refused and
+// the refusal is recorded; a plain-RTP offer over TLS gets 488.
+func TestBaresipTLSVersionsAndPlainOffer(t *testing.T) {
+	requirePeers(t, "baresip")
+	base := portBlock(t)
+	p := startParapet(t, base, fmt.Sprintf("sips:127.0.0.1:%d", base+1), fmt.Sprintf("sip:127.0.0.1:%d", base+10))
+	tls12 := writeOpenSSLConf(t, "MaxProtocol = TLSv1.2\n")
+	alice, bob := baresipPair(t, base, p.pki.PeerBundleFile,
+		baresipConf{transport: "tls", menc: "srtp-mand", openssl: tls12}, baresipConf{transport: "udp"})
+	if err := call(t, alice, bob, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+61)); err != nil {
+		t.Fatalf("TLS 1.2 call: %v", err)
+	}
+
+	legacy := writeOpenSSLConf(t, "MinProtocol = TLSv1\nMaxProtocol = TLSv1.1\nCipherString = DEFAULT@SECLEVEL=0\n")
+	old := startBaresip(t, baresipConf{name: "old", sipPort: base + 3, ctrlPort: base + 5, rtpLo: base + 30, rtpHi: base + 39,
+		transport: "tls", menc: "srtp-mand", tone: 440, tlsBundle: p.pki.PeerBundleFile, openssl: legacy})
+	old.command("dial", fmt.Sprintf("sip:bob@127.0.0.1:%d", base+61))
+	if ev, err := old.waitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED"); err != nil || ev["type"] != "CALL_CLOSED" {
+		t.Fatalf("TLS 1.1 phone: %v %v, want the call closed", ev, err)
+	}
+
+	plain := startBaresip(t, baresipConf{name: "plain", sipPort: base + 6, ctrlPort: base + 8, rtpLo: base + 24, rtpHi: base + 29,
+		transport: "tls", tone: 440, tlsBundle: p.pki.PeerBundleFile})
+	plain.command("dial", fmt.Sprintf("sip:bob@127.0.0.1:%d", base+61))
+	ev, err := plain.waitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED")
+	if err != nil || ev["type"] != "CALL_CLOSED" || !strings.Contains(fmt.Sprint(ev["param"]), "488") {
+		t.Fatalf("plain-RTP phone over TLS: %v %v, want 488", ev, err)
+	}
+
+	recs := p.records(t)
+	var answered12, rejected488, refused11 bool
+	for _, r := range recs {
+		if c := r.Call; c != nil {
+			if c.Disposition == compliance.DispositionAnswered && c.Legs[0].TLS != nil && c.Legs[0].TLS.Version == "TLS1.2" {
+				answered12 = true
+			}
+			if c.Disposition == compliance.DispositionRejected && c.SIPStatus == 488 {
+				rejected488 = true
+			}
+		}
+		if e := r.Conn; e != nil && e.Event == compliance.EventTLSRefused && e.ClientMaxVersion == "TLS1.1" {
+			refused11 = true
+		}
+	}
+	if !answered12 || !rejected488 || !refused11 {
+		t.Errorf("records: TLS1.2 answered=%v, 488 rejected=%v, TLS1.1 refused=%v", answered12, rejected488, refused11)
+	}
+}

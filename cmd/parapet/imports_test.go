@@ -1,0 +1,57 @@
+package main
+
+import (
+	"go/build"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestImportDirection enforces design.md's package graph: policy is pure,
+// configs is the only importer of hcl, certs and media import nothing of
+// parapet's, b2bua never reads config files or certificates itself.
+func TestImportDirection(t *testing.T) {
+	const mod = "github.com/parapet-sbc/parapet/"
+	allowed := map[string][]string{
+		"policy":     {},
+		"media":      {},
+		"certs":      {},
+		"configs":    {"policy"},
+		"compliance": {"policy"},
+		"b2bua":      {"policy", "media", "compliance"},
+		"b2bua/sim":  {},
+	}
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	for pkg, ok := range allowed {
+		p, err := build.ImportDir(filepath.Join(root, pkg), 0)
+		if err != nil {
+			t.Fatalf("%s: %v", pkg, err)
+		}
+		for _, imp := range p.Imports {
+			if strings.HasPrefix(imp, mod) && !slices.Contains(ok, strings.TrimPrefix(imp, mod)) {
+				t.Errorf("%s imports %s; allowed: %v", pkg, imp, ok)
+			}
+			if strings.HasPrefix(imp, "github.com/hashicorp/hcl") && pkg != "configs" {
+				t.Errorf("%s imports %s: only configs may", pkg, imp)
+			}
+			if pkg == "policy" && !isStdlib(imp) {
+				t.Errorf("policy imports %s: policy uses the standard library only", imp)
+			}
+			if pkg == "certs" && !isStdlib(imp) {
+				t.Errorf("certs imports %s: certs uses the standard library only", imp)
+			}
+		}
+		if pkg == "policy" {
+			for _, banned := range []string{"os", "net", "net/http", "log", "log/slog", "io", "sync", "os/exec"} {
+				if slices.Contains(p.Imports, banned) {
+					t.Errorf("policy imports %s: policy does no I/O", banned)
+				}
+			}
+		}
+	}
+}
+
+func isStdlib(imp string) bool { return !strings.Contains(strings.SplitN(imp, "/", 2)[0], ".") }

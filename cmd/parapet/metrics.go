@@ -1,0 +1,82 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parapet-sbc/parapet/b2bua"
+)
+
+// collector exposes the server's counters to Prometheus, read at scrape time.
+type collector struct {
+	srv *b2bua.Server
+
+	calls, active, tlsOK, tlsRefused, records, recordFail, backlog  *prometheus.Desc
+	ports, portsUsed, packets, authFail, replays, wrongSource, info *prometheus.Desc
+}
+
+func newCollector(srv *b2bua.Server) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("parapet_"+name, help, labels, nil)
+	}
+	return &collector{
+		srv:         srv,
+		calls:       d("calls_total", "Calls ended, by disposition.", "disposition"),
+		active:      d("calls_active", "Calls in progress."),
+		tlsOK:       d("tls_handshakes_total", "TLS handshakes completed on listeners."),
+		tlsRefused:  d("tls_handshakes_refused_total", "TLS handshakes refused or failed (listeners and outbound)."),
+		records:     d("compliance_records_total", "Compliance records written."),
+		recordFail:  d("compliance_write_failures_total", "Failed attempts to write a compliance record."),
+		backlog:     d("compliance_backlog", "Compliance records waiting to be written (non-zero: calls are refused)."),
+		ports:       d("media_ports", "Media ports in the pool."),
+		portsUsed:   d("media_ports_in_use", "Media ports held by calls."),
+		packets:     d("media_packets_total", "Media packets received and relayed, over ended calls."),
+		authFail:    d("srtp_auth_failures_total", "SRTP/SRTCP packets dropped for a bad authentication tag, over ended calls."),
+		replays:     d("srtp_replays_total", "SRTP/SRTCP packets dropped as replays, over ended calls."),
+		wrongSource: d("media_wrong_source_total", "Media packets dropped for coming from an unlatched source, over ended calls."),
+		info:        d("build_info", "parapet build information.", "version"),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.calls, c.active, c.tlsOK, c.tlsRefused, c.records, c.recordFail, c.backlog,
+		c.ports, c.portsUsed, c.packets, c.authFail, c.replays, c.wrongSource, c.info} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.srv.Stats()
+	counter := func(d *prometheus.Desc, v uint64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	for disp, n := range st.Calls {
+		counter(c.calls, n, disp)
+	}
+	gauge(c.active, float64(st.CallsActive))
+	counter(c.tlsOK, st.TLSHandshakes)
+	counter(c.tlsRefused, st.TLSRefused)
+	counter(c.records, st.Records)
+	counter(c.recordFail, st.RecordFailures)
+	gauge(c.backlog, float64(st.RecordBacklog))
+	gauge(c.ports, float64(st.MediaPorts))
+	gauge(c.portsUsed, float64(st.MediaPortsInUse))
+	counter(c.packets, st.PacketsRelayed)
+	counter(c.authFail, st.AuthFailures)
+	counter(c.replays, st.Replays)
+	counter(c.wrongSource, st.WrongSource)
+	gauge(c.info, 1, parapetVersion())
+}
+
+func metricsHandler(srv *b2bua.Server) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(srv), collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,199 @@
+// Package compliance owns parapet's evidence: the versioned record schema,
+// the append-only hash-chained log and its verifier, and the
+// pseudonymisation of caller and callee identifiers.
+//
+// A record is not a log line. It is written once per call (and once per
+// connection event), fsync'd, and chained to the record before it so that an
+// edit, a removal or a reordering is caught by Verify. Records never carry key
+// material or full SDP.
+package compliance
+
+import (
+	"time"
+
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// SchemaVersion is the version of the record schema written by this build.
+const SchemaVersion = 1
+
+// Record types.
+const (
+	TypeCall       = "call"
+	TypeConnection = "connection"
+	TypeLog        = "log"
+)
+
+// Record is one line of the compliance log. Exactly one of Call, Conn or Log
+// is set, matching Type. Seq, Time, Prev and Hash are filled by the Writer.
+type Record struct {
+	V    int       `json:"v"`
+	Seq  uint64    `json:"seq"`
+	Type string    `json:"type"`
+	Time time.Time `json:"time"`
+
+	Call *Call      `json:"call,omitempty"`
+	Conn *ConnEvent `json:"conn,omitempty"`
+	Log  *LogEvent  `json:"log,omitempty"`
+
+	// Prev is the hex SHA-256 of the previous line of the log (or of the
+	// last line of the previous file after rotation); empty for the first
+	// record ever written.
+	Prev string `json:"prev"`
+	// Hash is the hex SHA-256 of this line as written with Hash set to "".
+	Hash string `json:"hash"`
+}
+
+// Dispositions of a call.
+const (
+	DispositionAnswered  = "answered"  // answered and ended normally
+	DispositionRejected  = "rejected"  // refused by policy (403/488)
+	DispositionCancelled = "cancelled" // the caller cancelled before an answer
+	DispositionFailed    = "failed"    // the callee or the network failed it
+	DispositionTimeout   = "timeout"   // media stopped for longer than media.timeout
+	DispositionShutdown  = "shutdown"  // ended because parapet shut down
+)
+
+// Call is the record of one call: both legs, what each negotiated, and the
+// decisions taken.
+type Call struct {
+	// ID is parapet's own identifier for the call (not a SIP Call-ID).
+	ID     string `json:"id"`
+	Route  string `json:"route,omitempty"`
+	Caller string `json:"caller"` // pseudonymised unless configured otherwise
+	Callee string `json:"callee"` // pseudonymised unless configured otherwise
+	// Pseudonymized tells how Caller and Callee are written.
+	Pseudonymized bool `json:"pseudonymized"`
+
+	Start  time.Time  `json:"start"`
+	Answer *time.Time `json:"answer,omitempty"`
+	End    time.Time  `json:"end"`
+
+	Disposition string `json:"disposition"`
+	// SIPStatus is the final status sent to the caller (200 for answered).
+	SIPStatus int `json:"sip_status"`
+	// EndReason says how the call ended: "bye from a", "bye from b",
+	// "media timeout", "shutdown", or the failure.
+	EndReason string `json:"end_reason,omitempty"`
+
+	// PolicyHash identifies the configuration in force (sha256:...).
+	PolicyHash string `json:"policy_hash"`
+
+	Legs      []Leg             `json:"legs"`
+	Decisions []policy.Decision `json:"decisions"`
+}
+
+// Leg roles.
+const (
+	RoleA = "a" // the inbound leg parapet answered
+	RoleB = "b" // the outbound leg parapet originated
+)
+
+// Leg is what one leg negotiated and carried.
+type Leg struct {
+	Role      string `json:"role"`
+	Zone      string `json:"zone"`
+	Transport string `json:"transport"`
+	Local     string `json:"local,omitempty"`
+	Remote    string `json:"remote,omitempty"`
+
+	TLS   *TLSInfo  `json:"tls,omitempty"`
+	Media *LegMedia `json:"media,omitempty"`
+
+	Controls []policy.Finding `json:"controls"`
+}
+
+// TLSInfo is the outcome of a leg's TLS handshake.
+type TLSInfo struct {
+	Version     string    `json:"version"`
+	CipherSuite string    `json:"cipher_suite"`
+	ServerName  string    `json:"server_name,omitempty"`
+	PeerCert    *CertInfo `json:"peer_cert,omitempty"`
+}
+
+// CertInfo identifies a peer certificate.
+type CertInfo struct {
+	Subject     string    `json:"subject"`
+	SANs        []string  `json:"sans,omitempty"`
+	SHA256      string    `json:"sha256"`
+	NotAfter    time.Time `json:"not_after"`
+	Verified    bool      `json:"verified"`
+	VerifyError string    `json:"verify_error,omitempty"`
+}
+
+// LegMedia is what a leg's media negotiated and carried, summed over its
+// streams.
+type LegMedia struct {
+	// Profile is the transport profile of the first active stream as
+	// written in the SDP (RTP/AVP, RTP/SAVP, ...).
+	Profile     string `json:"profile"`
+	KeyExchange string `json:"key_exchange"` // none | sdes | dtls
+	SRTPSuite   string `json:"srtp_suite,omitempty"`
+	RTCPMux     bool   `json:"rtcp_mux"`
+	Streams     int    `json:"streams"`
+
+	// Counters, from parapet's point of view: "in" is what the leg's peer
+	// sent to parapet, "out" what parapet sent to the peer.
+	PacketsIn    uint64 `json:"packets_in"`
+	PacketsOut   uint64 `json:"packets_out"`
+	BytesIn      uint64 `json:"bytes_in"`
+	BytesOut     uint64 `json:"bytes_out"`
+	AuthFailures uint64 `json:"auth_failures"`
+	Replays      uint64 `json:"replays"`
+	WrongSource  uint64 `json:"wrong_source"`
+	Malformed    uint64 `json:"malformed"`
+}
+
+// Connection events.
+const (
+	EventTLSRefused       = "tls_refused"       // a TLS handshake on a listener failed
+	EventTLSClientFailed  = "tls_client_failed" // parapet's own handshake toward a peer failed
+	EventSourceRefused    = "source_refused"    // a non-INVITE request from outside the zone's peers
+	EventMalformedRequest = "malformed_request" // a request parapet could not act on
+)
+
+// ConnEvent records something that happened to a connection or request
+// outside any call.
+type ConnEvent struct {
+	Event     string `json:"event"`
+	Zone      string `json:"zone"`
+	Transport string `json:"transport"`
+	Local     string `json:"local,omitempty"`
+	Remote    string `json:"remote"`
+
+	// TLS handshakes: what the client offered and why it failed.
+	ClientMaxVersion string    `json:"client_max_version,omitempty"`
+	SNI              string    `json:"sni,omitempty"`
+	Error            string    `json:"error,omitempty"`
+	PeerCert         *CertInfo `json:"peer_cert,omitempty"`
+
+	// Requests: the method refused and the status sent.
+	Method    string `json:"method,omitempty"`
+	SIPStatus int    `json:"sip_status,omitempty"`
+	// Suppressed counts identical events folded into this one since the
+	// previous record for the same remote, so a flood cannot fill the disk.
+	Suppressed uint64 `json:"suppressed,omitempty"`
+
+	Decision   *policy.Decision `json:"decision,omitempty"`
+	PolicyHash string           `json:"policy_hash,omitempty"`
+}
+
+// Log events.
+const (
+	LogOpened    = "opened"    // the writer opened the file (process start)
+	LogRecovered = "recovered" // the writer found and sealed a torn final line
+	LogRotated   = "rotated"   // first record of a file that continues another
+	LogClosed    = "closed"    // orderly shutdown
+)
+
+// LogEvent records the log's own life, so that gaps are explained.
+type LogEvent struct {
+	Event string `json:"event"`
+	// Detail is free text: for "recovered" the number of torn bytes; for
+	// "rotated" the previous file name.
+	Detail string `json:"detail,omitempty"`
+	// PrevFile names the file this one continues (rotation).
+	PrevFile string `json:"prev_file,omitempty"`
+	// Version is the parapet version writing the log.
+	Version string `json:"version,omitempty"`
+}

@@ -1,0 +1,590 @@
+package media
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/transport/v5/replaydetector"
+)
+
+// Side names one leg of a relay.
+type Side int
+
+const (
+	// SideA faces the peer that called parapet.
+	SideA Side = 0
+	// SideB faces the peer parapet called.
+	SideB Side = 1
+)
+
+// Other is the opposite side.
+func (s Side) Other() Side { return 1 - s }
+
+func (s Side) String() string {
+	if s == SideA {
+		return "a"
+	}
+	return "b"
+}
+
+// Counters are one side's packet counters. "In" is what the side's peer sent
+// to parapet, "out" what parapet sent to that peer. Only packets that passed
+// validation (and, on SRTP sides, authentication) count as in.
+type Counters struct {
+	PacketsIn    uint64
+	PacketsOut   uint64
+	BytesIn      uint64
+	BytesOut     uint64
+	AuthFailures uint64 // SRTP/SRTCP packets whose authentication tag did not verify
+	Replays      uint64 // SRTP/SRTCP packets refused by the replay window
+	WrongSource  uint64 // packets from an address other than the latched peer
+	Malformed    uint64 // not RTP/RTCP, truncated, or otherwise unusable
+}
+
+// counters are written by two goroutines: the side's own readers (in,
+// drops) and the other side's readers (out). Padding keeps them, and the two
+// sides, on separate cache lines.
+type counters struct {
+	packetsIn, bytesIn                            atomic.Uint64
+	authFailures, replays, wrongSource, malformed atomic.Uint64
+	_                                             [64]byte
+	packetsOut, bytesOut                          atomic.Uint64
+	_                                             [64]byte
+}
+
+func (c *counters) snapshot() Counters {
+	return Counters{
+		PacketsIn: c.packetsIn.Load(), PacketsOut: c.packetsOut.Load(),
+		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
+		AuthFailures: c.authFailures.Load(), Replays: c.replays.Load(),
+		WrongSource: c.wrongSource.Load(), Malformed: c.malformed.Load(),
+	}
+}
+
+// Replay windows (RFC 3711 section 3.3.2 asks for at least 64). 128 leaves
+// room for reordering on a WAN path.
+const replayWindow = 128
+
+const (
+	maxSRTPIndex  = 1<<48 - 1
+	maxSRTCPIndex = 0x7FFFFFFF
+)
+
+// RelayConfig configures a relay.
+type RelayConfig struct {
+	// Timeout ends the call (OnIdle) when no valid packet arrived on any
+	// stream for this long. Zero disables the watchdog.
+	Timeout time.Duration
+	// OnIdle is called once, from the watchdog goroutine, on timeout.
+	OnIdle func()
+	Logger *slog.Logger
+}
+
+// Relay carries one call's media between side A and side B. Every packet is
+// validated, authenticated and decrypted with the sending side's keys (when
+// that side runs SRTP) and re-encrypted with the other side's keys (when
+// that side runs SRTP). Nothing is passed through unexamined.
+//
+// Configure may be called at any time (a re-INVITE); packet handling reads
+// the configuration through an atomic pointer and never takes a lock.
+type Relay struct {
+	pool *PortPool
+	cfg  RelayConfig
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	streams []*RelayStream
+	started bool
+	closed  bool
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	counters [2]counters
+	// active is set by any valid packet and cleared by the watchdog at each
+	// tick: cheaper than reading the clock per packet.
+	active atomic.Bool
+	idle   atomic.Bool
+}
+
+// NewRelay creates an empty relay drawing ports from pool.
+func NewRelay(pool *PortPool, cfg RelayConfig) *Relay {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Relay{pool: pool, cfg: cfg, log: log, done: make(chan struct{})}
+}
+
+// RelayStream is one relayed m= line: a socket pair facing each side.
+type RelayStream struct {
+	r     *Relay
+	index int
+	sides [2]*endpoint
+}
+
+type endpoint struct {
+	side      Side
+	rtp, rtcp *net.UDPConn
+	port      int
+
+	cfg atomic.Pointer[peerConfig]
+	// The peer's real source addresses, learnt from its first valid packet
+	// (symmetric RTP, RFC 4961). Reset when Configure changes the peer.
+	latchRTP, latchRTCP atomic.Pointer[netip.AddrPort]
+}
+
+// PeerConfig is what parapet knows of one side's peer for one stream.
+type PeerConfig struct {
+	// RTP and RTCP are where the peer said it receives (from its SDP).
+	RTP, RTCP netip.AddrPort
+	// Mux is true when RTCP shares the RTP port on this side (RFC 5761).
+	Mux bool
+	// In holds the key the peer encrypts with (its a=crypto); nil for plain RTP.
+	In *Crypto
+	// Out holds the key parapet encrypts with toward the peer (parapet's
+	// a=crypto on this side); nil for plain RTP.
+	Out *Crypto
+}
+
+type peerConfig struct {
+	rtp, rtcp netip.AddrPort
+	mux       bool
+	inKey     []byte
+	outKey    []byte
+	decRTP    *decryptor
+	decRTCP   *decryptor
+	encRTP    *srtp.Context
+	encRTCP   *srtp.Context
+}
+
+// decryptor is a decrypt context with replay protection, used by exactly one
+// goroutine at a time. replayed is set by its replay detector when the last
+// packet was refused as a replay, so the caller can count it apart from a
+// forgery.
+type decryptor struct {
+	ctx      *srtp.Context
+	replayed bool
+}
+
+// countingDetector wraps pion's sliding window and flags refusals.
+type countingDetector struct {
+	inner replaydetector.ReplayDetector
+	ca    replaydetector.CheckAccepter
+	d     *decryptor
+}
+
+func (c *countingDetector) Check(seq uint64) (func() bool, bool) {
+	accept, ok := c.inner.Check(seq)
+	if !ok {
+		c.d.replayed = true
+	}
+	return accept, ok
+}
+
+func (c *countingDetector) CheckSeq(seq uint64) replaydetector.Token {
+	t := c.ca.CheckSeq(seq)
+	if !t.Passed() {
+		c.d.replayed = true
+	}
+	return t
+}
+
+func (c *countingDetector) Accept(t replaydetector.Token) bool { return c.ca.Accept(t) }
+
+func newDetector(d *decryptor, max uint64) replaydetector.ReplayDetector {
+	inner := replaydetector.New(replayWindow, max)
+	ca, _ := inner.(replaydetector.CheckAccepter)
+	return &countingDetector{inner: inner, ca: ca, d: d}
+}
+
+func newDecryptor(c *Crypto) (*decryptor, error) {
+	profile, err := Profile(c.Suite)
+	if err != nil {
+		return nil, err
+	}
+	key, salt, err := c.SplitKey()
+	if err != nil {
+		return nil, err
+	}
+	d := &decryptor{}
+	d.ctx, err = srtp.CreateContext(key, salt, profile,
+		srtp.SRTPReplayDetectorFactory(func() replaydetector.ReplayDetector { return newDetector(d, maxSRTPIndex) }),
+		srtp.SRTCPReplayDetectorFactory(func() replaydetector.ReplayDetector { return newDetector(d, maxSRTCPIndex) }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("srtp decrypt context: %w", err)
+	}
+	return d, nil
+}
+
+func newEncryptor(c *Crypto) (*srtp.Context, error) {
+	profile, err := Profile(c.Suite)
+	if err != nil {
+		return nil, err
+	}
+	key, salt, err := c.SplitKey()
+	if err != nil {
+		return nil, err
+	}
+	ctx, err := srtp.CreateContext(key, salt, profile)
+	if err != nil {
+		return nil, fmt.Errorf("srtp encrypt context: %w", err)
+	}
+	return ctx, nil
+}
+
+// AddStream allocates a socket pair on each side for a new stream.
+func (r *Relay) AddStream() (*RelayStream, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errors.New("relay closed")
+	}
+	st := &RelayStream{r: r, index: len(r.streams)}
+	for i := range st.sides {
+		rtpc, rtcpc, err := r.pool.pair()
+		if err != nil {
+			st.closeSockets()
+			return nil, err
+		}
+		st.sides[i] = &endpoint{side: Side(i), rtp: rtpc, rtcp: rtcpc,
+			port: rtpc.LocalAddr().(*net.UDPAddr).Port}
+	}
+	r.streams = append(r.streams, st)
+	if r.started {
+		st.start()
+	}
+	return st, nil
+}
+
+// Streams returns the relay's streams in order.
+func (r *Relay) Streams() []*RelayStream {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*RelayStream(nil), r.streams...)
+}
+
+// Local is where parapet receives this stream from side s's peer.
+func (st *RelayStream) Local(s Side, advertise netip.Addr) Endpoint {
+	e := st.sides[s]
+	if !advertise.IsValid() {
+		advertise = st.r.pool.addr
+	}
+	return Endpoint{Addr: advertise, Port: e.port, RTCPPort: e.port + 1}
+}
+
+// Configure sets side s's peer for this stream. Keys that did not change
+// keep their contexts (and so their replay windows and rollover counters);
+// a changed address resets the latched source.
+func (st *RelayStream) Configure(s Side, pc PeerConfig) error {
+	e := st.sides[s]
+	old := e.cfg.Load()
+	n := &peerConfig{rtp: pc.RTP, rtcp: pc.RTCP, mux: pc.Mux}
+	if pc.In != nil {
+		n.inKey = bytes.Clone(pc.In.Key)
+		if old != nil && old.decRTP != nil && bytes.Equal(old.inKey, n.inKey) {
+			n.decRTP, n.decRTCP = old.decRTP, old.decRTCP
+		} else {
+			var err error
+			if n.decRTP, err = newDecryptor(pc.In); err != nil {
+				return err
+			}
+			if n.decRTCP, err = newDecryptor(pc.In); err != nil {
+				return err
+			}
+		}
+	}
+	if pc.Out != nil {
+		n.outKey = bytes.Clone(pc.Out.Key)
+		if old != nil && old.encRTP != nil && bytes.Equal(old.outKey, n.outKey) {
+			n.encRTP, n.encRTCP = old.encRTP, old.encRTCP
+		} else {
+			var err error
+			if n.encRTP, err = newEncryptor(pc.Out); err != nil {
+				return err
+			}
+			if n.encRTCP, err = newEncryptor(pc.Out); err != nil {
+				return err
+			}
+		}
+	}
+	if old == nil || old.rtp != n.rtp || old.rtcp != n.rtcp || old.mux != n.mux {
+		e.latchRTP.Store(nil)
+		e.latchRTCP.Store(nil)
+	}
+	e.cfg.Store(n)
+	return nil
+}
+
+// Start starts the relay's goroutines: one reader per socket and, with a
+// timeout, the idle watchdog.
+func (r *Relay) Start() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started || r.closed {
+		return
+	}
+	r.started = true
+	for _, st := range r.streams {
+		st.start()
+	}
+	if r.cfg.Timeout > 0 {
+		r.wg.Add(1)
+		go r.watchdog()
+	}
+}
+
+func (st *RelayStream) start() {
+	for _, e := range st.sides {
+		st.r.wg.Add(2)
+		go st.serve(e, e.rtp, false)
+		go st.serve(e, e.rtcp, true)
+	}
+}
+
+func (r *Relay) watchdog() {
+	defer r.wg.Done()
+	tick := min(r.cfg.Timeout/4, time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	lastActive := time.Now()
+	for {
+		select {
+		case <-r.done:
+			return
+		case now := <-t.C:
+			if r.active.Swap(false) {
+				lastActive = now
+				continue
+			}
+			if now.Sub(lastActive) > r.cfg.Timeout {
+				if r.idle.CompareAndSwap(false, true) && r.cfg.OnIdle != nil {
+					r.cfg.OnIdle()
+				}
+				return
+			}
+		}
+	}
+}
+
+// Idle reports whether the watchdog fired.
+func (r *Relay) Idle() bool { return r.idle.Load() }
+
+// Counters returns side s's counters summed over all streams.
+func (r *Relay) Counters(s Side) Counters { return r.counters[s].snapshot() }
+
+// Close stops the relay, closes its sockets and returns its ports to the
+// pool. It waits for the reader goroutines to exit and is idempotent.
+func (r *Relay) Close() {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return
+	}
+	r.closed = true
+	close(r.done)
+	streams := r.streams
+	r.mu.Unlock()
+	for _, st := range streams {
+		st.closeSockets()
+	}
+	r.wg.Wait()
+}
+
+func (st *RelayStream) closeSockets() {
+	for _, e := range st.sides {
+		if e == nil {
+			continue
+		}
+		e.rtp.Close()
+		e.rtcp.Close()
+		st.r.pool.release(e.port)
+	}
+}
+
+// isRTCP tells RTCP from RTP on a multiplexed port: RTCP packet types 192-223
+// land in the RTP payload-type range 64-95 with the marker bit (RFC 5761
+// section 4).
+func isRTCP(pkt []byte) bool { return len(pkt) > 1 && pkt[1] >= 192 && pkt[1] <= 223 }
+
+const bufSize = 2048
+
+// scratch is one reader goroutine's reusable buffers, so handling a packet
+// allocates nothing.
+type scratch struct {
+	plain, enc []byte
+	rh         rtp.Header
+	ch         rtcp.Header
+}
+
+func newScratch() *scratch {
+	return &scratch{plain: make([]byte, bufSize), enc: make([]byte, bufSize)}
+}
+
+// serve reads one socket: packets from side e's peer, bound for the other side.
+func (st *RelayStream) serve(e *endpoint, conn *net.UDPConn, rtcpSocket bool) {
+	r := st.r
+	defer r.wg.Done()
+	buf := make([]byte, bufSize)
+	sc := newScratch()
+	cout := &r.counters[e.side.Other()]
+	for {
+		n, src, err := conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			select {
+			case <-r.done:
+				return
+			default:
+			}
+			continue // ICMP-induced errors and the like: keep reading
+		}
+		out, dst, wconn := st.handle(e, buf[:n], src, rtcpSocket, sc)
+		if out == nil {
+			continue
+		}
+		if _, err := wconn.WriteToUDPAddrPort(out, dst); err != nil {
+			continue
+		}
+		cout.packetsOut.Add(1)
+		cout.bytesOut.Add(uint64(len(out)))
+	}
+}
+
+// handle validates, authenticates and decrypts one packet from side e's
+// peer, and re-encrypts it for the other side. It returns the packet to
+// send, where, and from which socket; a nil packet means drop (counted).
+// It allocates nothing in the steady state.
+func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpSocket bool, sc *scratch) ([]byte, netip.AddrPort, *net.UDPConn) {
+	r := st.r
+	out := st.sides[e.side.Other()]
+	cin, cout := &r.counters[e.side], &r.counters[e.side.Other()]
+	n := len(pkt)
+	pc := e.cfg.Load()
+	// RTP and RTCP both start with version 2 (RFC 3550 sections 5.1, 6.4).
+	if pc == nil || n < 8 || pkt[0]>>6 != 2 {
+		cin.malformed.Add(1)
+		return nil, netip.AddrPort{}, nil
+	}
+	control := rtcpSocket || isRTCP(pkt)
+	latch := &e.latchRTP
+	if control && !pc.mux {
+		latch = &e.latchRTCP
+	}
+	if l := latch.Load(); l != nil && *l != src {
+		cin.wrongSource.Add(1)
+		return nil, netip.AddrPort{}, nil
+	}
+
+	var plain []byte
+	var err error
+	if control {
+		if pc.decRTCP != nil {
+			pc.decRTCP.replayed = false
+			plain, err = pc.decRTCP.ctx.DecryptRTCP(sc.plain, pkt, &sc.ch)
+		} else if err = sc.ch.Unmarshal(pkt); err == nil {
+			plain = pkt
+		}
+	} else {
+		if n < 12 {
+			cin.malformed.Add(1)
+			return nil, netip.AddrPort{}, nil
+		}
+		if pc.decRTP != nil {
+			pc.decRTP.replayed = false
+			plain, err = pc.decRTP.ctx.DecryptRTP(sc.plain, pkt, &sc.rh)
+		} else if _, err = sc.rh.Unmarshal(pkt); err == nil {
+			plain = pkt
+		}
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, srtp.ErrFailedToVerifyAuthTag):
+			cin.authFailures.Add(1)
+		case control && pc.decRTCP != nil && pc.decRTCP.replayed,
+			!control && pc.decRTP != nil && pc.decRTP.replayed:
+			cin.replays.Add(1)
+		default:
+			cin.malformed.Add(1)
+		}
+		return nil, netip.AddrPort{}, nil
+	}
+	if latch.Load() == nil {
+		a := src
+		latch.Store(&a)
+	}
+	cin.packetsIn.Add(1)
+	cin.bytesIn.Add(uint64(n))
+	if !r.active.Load() {
+		r.active.Store(true)
+	}
+
+	opc := out.cfg.Load()
+	if opc == nil {
+		return nil, netip.AddrPort{}, nil // the other side is not negotiated yet
+	}
+	var dst netip.AddrPort
+	wconn := out.rtp
+	if control && !opc.mux {
+		wconn = out.rtcp
+		if l := out.latchRTCP.Load(); l != nil {
+			dst = *l
+		} else {
+			dst = opc.rtcp
+		}
+	} else if l := out.latchRTP.Load(); l != nil {
+		dst = *l
+	} else {
+		dst = opc.rtp
+	}
+	if !dst.IsValid() || dst.Port() == 0 || dst.Addr().IsUnspecified() {
+		return nil, netip.AddrPort{}, nil // on hold (c=0.0.0.0) or no address yet
+	}
+	o := plain
+	if control && opc.encRTCP != nil {
+		o, err = opc.encRTCP.EncryptRTCP(sc.enc[:0], plain, &sc.ch)
+	} else if !control && opc.encRTP != nil {
+		o, err = opc.encRTP.EncryptRTP(sc.enc[:0], plain, &sc.rh)
+	}
+	if err != nil {
+		cout.malformed.Add(1)
+		return nil, netip.AddrPort{}, nil
+	}
+	return o, dst, wconn
+}
+
+// Processor runs the relay's per-packet path for packets arriving from one
+// side, without sockets: the same validation, authentication, replay
+// check, decryption, latching and re-encryption as a live relay. It exists
+// for benchmarks and tests. A Processor is not safe for concurrent use.
+type Processor struct {
+	st *RelayStream
+	e  *endpoint
+	sc *scratch
+}
+
+// Processor returns a processor for packets from side from's peer.
+func (st *RelayStream) Processor(from Side) *Processor {
+	return &Processor{st: st, e: st.sides[from], sc: newScratch()}
+}
+
+// Handle processes one RTP packet (or RTCP multiplexed with it) sent by src.
+// It returns the packet parapet would send to the other side and where; a
+// nil packet means it was dropped (and counted). The returned slice is
+// reused by the next call.
+func (p *Processor) Handle(pkt []byte, src netip.AddrPort) ([]byte, netip.AddrPort) {
+	out, dst, _ := p.st.handle(p.e, pkt, src, false, p.sc)
+	return out, dst
+}

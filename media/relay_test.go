@@ -1,0 +1,355 @@
+package media
+
+import (
+	"bytes"
+	"encoding/hex"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func unhex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(strings.Join(strings.Fields(s), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Known-answer vectors (libsrtp's classic test packet, as also used by
+// pion/srtp): master key 000102..0f (..1f for 256-bit), master salt a0a1..,
+// RTP packet SSRC 0xcafebabe, seq 0x1234, 16 bytes of 0xab.
+var (
+	vecPlain = "800f1234 decafbad cafebabe abababab abababab abababab abababab"
+	vectors  = []struct {
+		suite, key, salt, srtp string
+	}{
+		{"AES_CM_128_HMAC_SHA1_80", "000102030405060708090a0b0c0d0e0f", "a0a1a2a3a4a5a6a7a8a9aaabacad",
+			"800f1234 decafbad cafebabe e2d8df8f 7a75d688 c3502eee c2a98066 cd7c0d09 ca4432a5 6e3d"},
+		{"AES_CM_128_HMAC_SHA1_32", "000102030405060708090a0b0c0d0e0f", "a0a1a2a3a4a5a6a7a8a9aaabacad",
+			"800f1234 decafbad cafebabe e2d8df8f 7a75d688 c3502eee c2a98066 cd7c0d09"},
+		{"AEAD_AES_128_GCM", "000102030405060708090a0b0c0d0e0f", "a0a1a2a3a4a5a6a7a8a9aaab",
+			"800f1234 decafbad cafebabe c5002ede 04cfdd2e b91159e0 880aa06e d2976826 f796b201 df3131a1 27e8a392"},
+		{"AEAD_AES_256_GCM", "000102030405060708090a0b0c0d0e0f000102030405060708090a0b0c0d0e0f", "a0a1a2a3a4a5a6a7a8a9aaab",
+			"800f1234 decafbad cafebabe af49968f 7e9c43f8 01dd0c84 8b1ec9b0 29cdf85c b79a2f95 60d46975 98507725"},
+	}
+	peerA = netip.MustParseAddrPort("127.0.0.1:40000")
+	peerB = netip.MustParseAddrPort("127.0.0.1:40002")
+)
+
+func vecCrypto(t testing.TB, suite, key, salt string) *Crypto {
+	return &Crypto{Tag: 1, Suite: suite, Key: append(unhex(t, key), unhex(t, salt)...)}
+}
+
+func newTestRelay(t testing.TB) (*Relay, *RelayStream) {
+	t.Helper()
+	pool, err := NewPortPool(netip.MustParseAddr("127.0.0.1"), 42000, 42999)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRelay(pool, RelayConfig{})
+	st, err := r.AddStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r, st
+}
+
+func configure(t testing.TB, st *RelayStream, s Side, addr netip.AddrPort, in, out *Crypto) {
+	t.Helper()
+	if err := st.Configure(s, PeerConfig{RTP: addr, RTCP: netip.AddrPortFrom(addr.Addr(), addr.Port()+1), In: in, Out: out}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The published SRTP packets go through the relay: decrypted exactly to the
+// published plaintext, and the plaintext re-encrypted exactly to them.
+func TestRelayKnownAnswerVectors(t *testing.T) {
+	plain := unhex(t, vecPlain)
+	for _, v := range vectors {
+		t.Run(v.suite, func(t *testing.T) {
+			c := vecCrypto(t, v.suite, v.key, v.salt)
+			want := unhex(t, v.srtp)
+
+			// SRTP (side A) → plain RTP (side B).
+			_, st := newTestRelay(t)
+			configure(t, st, SideA, peerA, c, c)
+			configure(t, st, SideB, peerB, nil, nil)
+			out, dst, _ := st.handle(st.sides[SideA], want, peerA, false, newScratch())
+			if !bytes.Equal(out, plain) || dst != peerB {
+				t.Fatalf("decrypt: got %x to %s, want %x to %s", out, dst, plain, peerB)
+			}
+
+			// Plain RTP (side B) → SRTP (side A): the exact published packet.
+			_, st = newTestRelay(t)
+			configure(t, st, SideA, peerA, c, c)
+			configure(t, st, SideB, peerB, nil, nil)
+			out, dst, _ = st.handle(st.sides[SideB], plain, peerB, false, newScratch())
+			if !bytes.Equal(out, want) || dst != peerA {
+				t.Fatalf("encrypt: got %x, want %x", out, want)
+			}
+
+			// SRTP → SRTP with the same key on both sides is the identity.
+			_, st = newTestRelay(t)
+			configure(t, st, SideA, peerA, c, c)
+			configure(t, st, SideB, peerB, c, c)
+			out, _, _ = st.handle(st.sides[SideA], want, peerA, false, newScratch())
+			if !bytes.Equal(out, want) {
+				t.Fatalf("re-encrypt: got %x, want %x", out, want)
+			}
+		})
+	}
+}
+
+func freshCrypto(t testing.TB, suite string) *Crypto {
+	c, err := NewCrypto(1, suite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &c
+}
+
+// packets encrypts n RTP packets with c, seq from first.
+func packets(t testing.TB, c *Crypto, first uint16, n int) [][]byte {
+	t.Helper()
+	var ctx *srtp.Context
+	if c != nil {
+		var err error
+		if ctx, err = newEncryptor(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := make([][]byte, n)
+	for i := range out {
+		p := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: first + uint16(i), Timestamp: uint32(i) * 160, SSRC: 0x11223344},
+			Payload: bytes.Repeat([]byte{byte(i)}, 160)}
+		raw, _ := p.Marshal()
+		if c == nil {
+			out[i] = raw
+			continue
+		}
+		var err error
+		if out[i], err = ctx.EncryptRTP(nil, raw, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// Replays, forgeries and packets from an unlatched source are dropped and
+// counted, and never reach the other side.
+func TestRelayRefusesReplayForgeryAndWrongSource(t *testing.T) {
+	r, st := newTestRelay(t)
+	inA, outA, outB := freshCrypto(t, "AES_CM_128_HMAC_SHA1_80"), freshCrypto(t, "AES_CM_128_HMAC_SHA1_80"), freshCrypto(t, "AEAD_AES_128_GCM")
+	configure(t, st, SideA, peerA, inA, outA)
+	configure(t, st, SideB, peerB, freshCrypto(t, "AEAD_AES_128_GCM"), outB)
+	sc := newScratch()
+	pkts := packets(t, inA, 100, 3)
+	a := st.sides[SideA]
+	if out, _, _ := st.handle(a, pkts[0], peerA, false, sc); out == nil {
+		t.Fatal("a valid packet was dropped")
+	}
+	if out, _, _ := st.handle(a, pkts[0], peerA, false, sc); out != nil {
+		t.Error("a replayed packet was relayed")
+	}
+	forged := bytes.Clone(pkts[1])
+	forged[20] ^= 1
+	if out, _, _ := st.handle(a, forged, peerA, false, sc); out != nil {
+		t.Error("a forged packet was relayed")
+	}
+	// The source latched to peerA; the same valid packet from elsewhere is refused.
+	if out, _, _ := st.handle(a, pkts[1], netip.MustParseAddrPort("127.0.0.1:50000"), false, sc); out != nil {
+		t.Error("a packet from another source was relayed")
+	}
+	if out, _, _ := st.handle(a, pkts[1], peerA, false, sc); out == nil {
+		t.Error("the genuine packet was dropped after the forgery")
+	}
+	if out, _, _ := st.handle(a, []byte("not rtp at all, really"), peerA, false, sc); out != nil {
+		t.Error("garbage was relayed")
+	}
+	k := r.Counters(SideA)
+	if k.PacketsIn != 2 || k.Replays != 1 || k.AuthFailures != 1 || k.WrongSource != 1 || k.Malformed != 1 {
+		t.Errorf("counters %+v", k)
+	}
+	if kb := r.Counters(SideB); kb.PacketsOut != 0 {
+		t.Errorf("side b out counted by handle: %+v (serve counts sends)", kb)
+	}
+}
+
+// A re-key (re-INVITE with a new key) replaces the context; an unchanged
+// key keeps it, with its replay window.
+func TestRelayConfigureKeepsUnchangedContexts(t *testing.T) {
+	_, st := newTestRelay(t)
+	in := freshCrypto(t, "AEAD_AES_256_GCM")
+	configure(t, st, SideA, peerA, in, in)
+	configure(t, st, SideB, peerB, nil, nil)
+	before := st.sides[SideA].cfg.Load().decRTP
+	configure(t, st, SideA, peerA, in, in)
+	if st.sides[SideA].cfg.Load().decRTP != before {
+		t.Error("same key, new context")
+	}
+	configure(t, st, SideA, peerA, freshCrypto(t, "AEAD_AES_256_GCM"), in)
+	if st.sides[SideA].cfg.Load().decRTP == before {
+		t.Error("new key, old context")
+	}
+}
+
+// The per-packet path allocates nothing, for every pair of sides.
+func TestRelayHotPathAllocatesNothing(t *testing.T) {
+	for _, tc := range []struct{ name, a, b string }{
+		{"srtp-cm to srtp-gcm", "AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"},
+		{"srtp-gcm to rtp", "AEAD_AES_256_GCM", ""},
+		{"rtp to srtp-cm", "", "AES_CM_128_HMAC_SHA1_80"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, st := newTestRelay(t)
+			var inA, outB *Crypto
+			if tc.a != "" {
+				inA = freshCrypto(t, tc.a)
+			}
+			if tc.b != "" {
+				outB = freshCrypto(t, tc.b)
+			}
+			configure(t, st, SideA, peerA, inA, inA)
+			configure(t, st, SideB, peerB, outB, outB)
+			pkts := packets(t, inA, 1, 2000)
+			sc := newScratch()
+			a := st.sides[SideA]
+			st.handle(a, pkts[0], peerA, false, sc) // first packet of an SSRC allocates its state
+			i := 1
+			allocs := testing.AllocsPerRun(1000, func() {
+				if out, _, _ := st.handle(a, pkts[i], peerA, false, sc); out == nil {
+					t.Fatal("dropped")
+				}
+				i++
+			})
+			if allocs != 0 {
+				t.Errorf("%.1f allocations per packet, want 0", allocs)
+			}
+		})
+	}
+}
+
+// RTCP multiplexed on the RTP port is told apart and goes through SRTCP.
+func TestRelayRTCPMux(t *testing.T) {
+	_, st := newTestRelay(t)
+	c := freshCrypto(t, "AES_CM_128_HMAC_SHA1_80")
+	if err := st.Configure(SideA, PeerConfig{RTP: peerA, RTCP: peerA, Mux: true, In: c, Out: c}); err != nil {
+		t.Fatal(err)
+	}
+	configure(t, st, SideB, peerB, nil, nil)
+	enc, _ := newEncryptor(c)
+	sr := unhex(t, "81c8000b cafebabe abababab abababab abababab abababab abababab")
+	pkt, err := enc.EncryptRTCP(nil, sr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, dst, conn := st.handle(st.sides[SideA], pkt, peerA, false, newScratch())
+	if !bytes.Equal(out, sr) || dst.Port() != peerB.Port()+1 || conn != st.sides[SideB].rtcp {
+		t.Fatalf("muxed SRTCP: %x to %s", out, dst)
+	}
+}
+
+// End to end over real sockets: SRTP in on A, GCM out on B, and back; the
+// idle watchdog then ends the call; Close leaves no goroutine behind.
+func TestRelayOverSockets(t *testing.T) {
+	pool, err := NewPortPool(netip.MustParseAddr("127.0.0.1"), 43000, 43999)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idle atomic.Bool
+	r := NewRelay(pool, RelayConfig{Timeout: 300 * time.Millisecond, OnIdle: func() { idle.Store(true) }})
+	defer r.Close()
+	st, err := r.AddStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	pb, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	defer pa.Close()
+	defer pb.Close()
+	aKey, aOut, bKey, bOut := freshCrypto(t, "AES_CM_128_HMAC_SHA1_80"), freshCrypto(t, "AES_CM_128_HMAC_SHA1_80"),
+		freshCrypto(t, "AEAD_AES_128_GCM"), freshCrypto(t, "AEAD_AES_128_GCM")
+	configure(t, st, SideA, pa.LocalAddr().(*net.UDPAddr).AddrPort(), aKey, aOut)
+	configure(t, st, SideB, pb.LocalAddr().(*net.UDPAddr).AddrPort(), bKey, bOut)
+	r.Start()
+
+	toRelayA := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(st.Local(SideA, netip.Addr{}).Port))
+	dec, _ := srtp.CreateContext(bOut.Key[:16], bOut.Key[16:], srtp.ProtectionProfileAeadAes128Gcm)
+	buf := make([]byte, 2048)
+	for i, p := range packets(t, aKey, 500, 20) {
+		pa.WriteToUDPAddrPort(p, toRelayA)
+		pb.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, from, err := pb.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("packet %d never arrived: %v", i, err)
+		}
+		if from.Port() != uint16(st.Local(SideB, netip.Addr{}).Port) {
+			t.Errorf("came from %s, not parapet's side-B port", from)
+		}
+		plain, err := dec.DecryptRTP(nil, buf[:n], nil)
+		if err != nil || !bytes.Equal(plain[12:], bytes.Repeat([]byte{byte(i)}, 160)) {
+			t.Fatalf("packet %d: %v", i, err)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !idle.Load() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !idle.Load() {
+		t.Error("idle watchdog did not fire")
+	}
+	k := r.Counters(SideB)
+	if k.PacketsOut != 20 || k.BytesOut != 20*(12+160+16) {
+		t.Errorf("side b counters %+v", k)
+	}
+}
+
+func TestPortPool(t *testing.T) {
+	pool, err := NewPortPool(netip.MustParseAddr("127.0.0.1"), 44001, 44008)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pool.Pairs() != 3 {
+		t.Fatalf("pairs %d", pool.Pairs())
+	}
+	r := NewRelay(pool, RelayConfig{})
+	var got []int
+	for range 3 {
+		st, err := r.AddStream()
+		if err != nil {
+			break
+		}
+		for _, s := range []Side{SideA, SideB} {
+			got = append(got, st.Local(s, netip.Addr{}).Port)
+		}
+	}
+	if _, err := r.AddStream(); err == nil {
+		t.Error("pool handed out more pairs than it has")
+	}
+	for _, p := range got {
+		if p%2 != 0 {
+			t.Errorf("RTP port %d is odd", p)
+		}
+	}
+	r.Close()
+	if pool.InUse() != 0 {
+		t.Errorf("%d pairs still held after Close", pool.InUse())
+	}
+	for _, bad := range [][2]int{{100, 2000}, {40000, 40001}, {60000, 70000}} {
+		if _, err := NewPortPool(netip.MustParseAddr("127.0.0.1"), bad[0], bad[1]); err == nil {
+			t.Errorf("range %v accepted", bad)
+		}
+	}
+}
