@@ -315,6 +315,7 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 			c.setOutcome(compliance.DispositionRejected, 415, d.Reason)
 			res := sip.NewResponseFromRequest(req, 415, "Unsupported Media Type", nil)
 			res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+			res.AppendHeader(sip.NewHeader("Warning", warningValue(d.Reason)))
 			s.commonHeaders(res)
 			s.send(tx, res)
 			return
@@ -557,8 +558,14 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 	c.mu.Unlock()
 	c.established.Store(true)
 	if err := a.uas.WriteResponse(ok); err != nil {
-		c.log.Warn("a did not confirm the answer", "error", err)
-		c.setOutcome(compliance.DispositionFailed, 200, "no ACK from caller: "+err.Error())
+		if a.uas.LoadState() == sip.DialogStateEnded {
+			// The caller's BYE was handled before its ACK: the call was
+			// answered and is already over.
+			c.setOutcome(compliance.DispositionAnswered, 200, "bye from a")
+		} else {
+			c.log.Warn("a did not confirm the answer", "error", err)
+			c.setOutcome(compliance.DispositionFailed, 200, "no ACK from caller: "+err.Error())
+		}
 		c.teardown()
 		return false
 	}
@@ -668,10 +675,17 @@ func (c *Call) talk() {
 	aCtx, bCtx := c.a.uas.Context(), c.b.uac.Context()
 	select {
 	case <-aCtx.Done():
-		c.setOutcome(compliance.DispositionAnswered, 200, "bye from a")
 	case <-bCtx.Done():
-		c.setOutcome(compliance.DispositionAnswered, 200, "bye from b")
 	case <-c.ended:
+	}
+	// select picks at random among ready cases: a BYE that arrived as the
+	// call was being hung up is still what ended it.
+	switch {
+	case aCtx.Err() != nil:
+		c.setOutcome(compliance.DispositionAnswered, 200, "bye from a")
+	case bCtx.Err() != nil:
+		c.setOutcome(compliance.DispositionAnswered, 200, "bye from b")
+	default:
 		c.setOutcome(c.hangDisp, 200, c.hangReason)
 	}
 	c.teardown()

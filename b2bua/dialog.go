@@ -89,7 +89,7 @@ func (c *Call) onAck(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
-	if l.uas != nil {
+	if l.uas != nil && l.uas.LoadState() != sip.DialogStateEnded {
 		if err := l.uas.ReadAck(req, tx); err != nil {
 			c.log.Debug("ack from a", "error", err)
 		}

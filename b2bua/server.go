@@ -60,6 +60,15 @@ type zone struct {
 	serve   []func() error
 }
 
+// SetProcessLogger routes the few messages sipgo logs through its
+// package-wide default logger (connection reference counting, and whole
+// messages if its SIP debugging were ever switched on) through parapet's
+// redacting handler. It sets a process global: call it once, at start,
+// before any Server exists.
+func SetProcessLogger(l *slog.Logger) {
+	sip.SetDefaultLogger(slog.New(&redactHandler{h: l.Handler()}))
+}
+
 // New validates cfg and builds the server. Nothing is bound until Start.
 func New(cfg Config) (*Server, error) {
 	if cfg.Sink == nil {
@@ -86,9 +95,6 @@ func New(cfg Config) (*Server, error) {
 		legs:   map[string]*leg{},
 		calls:  map[string]*Call{},
 	}
-	// sipgo logs some things through its package default; make sure that
-	// path goes through the redacting handler too.
-	sip.SetDefaultLogger(slog.New(&redactHandler{h: s.log.Handler()}))
 	s.rec = newRecorder(cfg.Sink, s.log, &s.stats)
 	s.events = newEventLimiter(10 * time.Second)
 	for i := range cfg.Zones {

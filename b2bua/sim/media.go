@@ -74,6 +74,16 @@ func (s *Session) RemoteMedia() netip.AddrPort {
 func (s *Session) start() {
 	s.wg.Add(1)
 	go s.receive()
+	// When the dialog ends (a BYE either way), the media socket closes; its
+	// counters stay readable.
+	go func() {
+		select {
+		case <-s.Context().Done():
+		case <-s.p.done:
+		}
+		s.p.untrack(s)
+		s.closeMedia()
+	}()
 }
 
 func (s *Session) closeMedia() {

@@ -60,6 +60,8 @@ type Answer struct {
 	Suite string
 	// Ring delays the answer after a 180.
 	Ring time.Duration
+	// Early sends 183 Session Progress with the SDP answer before ringing.
+	Early bool
 }
 
 // Peer is a running simulated SIP peer.
@@ -77,6 +79,7 @@ type Peer struct {
 	mu       sync.Mutex
 	sessions map[string]*Session // by Call-ID
 	wg       sync.WaitGroup
+	done     chan struct{}
 }
 
 type io interface{ Close() error }
@@ -100,7 +103,7 @@ func New(cfg Config) (*Peer, error) {
 		return nil, err
 	}
 	p := &Peer{cfg: cfg, log: cfg.Logger.With("peer", cfg.Name), ua: ua, incoming: make(chan *Session, 16),
-		sessions: map[string]*Session{}}
+		sessions: map[string]*Session{}, done: make(chan struct{})}
 	if p.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Logger)); err != nil {
 		return nil, err
 	}
@@ -198,6 +201,7 @@ func (p *Peer) Wire() WireStats { return p.wire.stats() }
 
 // Close hangs up nothing; it stops the listener and the user agent.
 func (p *Peer) Close() {
+	close(p.done)
 	p.mu.Lock()
 	sessions := make([]*Session, 0, len(p.sessions))
 	for _, s := range p.sessions {
@@ -292,7 +296,14 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 	s.uac = uac
 	s.callID = string(*req.CallID())
 	p.track(s)
-	if err := uac.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+	if err := uac.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+		if res.IsProvisional() {
+			s.mu.Lock()
+			s.provisional = append(s.provisional, res.String())
+			s.mu.Unlock()
+		}
+		return nil
+	}}); err != nil {
 		p.untrack(s)
 		s.closeMedia()
 		var dr *sipgo.ErrDialogResponse
@@ -392,6 +403,11 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.uas = uas
 	p.track(s)
+	if ans.Early {
+		res := sip.NewResponseFromRequest(uas.InviteRequest, 183, "Session Progress", s.answerBody())
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		uas.WriteResponse(res)
+	}
 	if ans.Ring > 0 {
 		uas.Respond(180, "Ringing", nil)
 		select {
@@ -434,11 +450,12 @@ type Session struct {
 	recv    *sdesLine // the key the other side encrypts with
 	offered []sdesLine
 
-	stats     mediaStats
-	reinvites atomic.Int64
-	infos     atomic.Int64
-	wg        sync.WaitGroup
-	closed    atomic.Bool
+	stats       mediaStats
+	provisional []string // provisional responses received, as written
+	reinvites   atomic.Int64
+	infos       atomic.Int64
+	wg          sync.WaitGroup
+	closed      atomic.Bool
 }
 
 func (p *Peer) newSession(srtp bool) (*Session, error) {
@@ -547,6 +564,23 @@ func (s *Session) Info(ctx context.Context, body string) (int, error) {
 		return 0, err
 	}
 	return res.StatusCode, nil
+}
+
+// Provisional returns the provisional responses the caller received.
+func (s *Session) Provisional() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.provisional...)
+}
+
+// Dialog returns the messages that set up the session as this peer saw
+// them: the INVITE it received (callee) or the final response it received
+// (caller), as written on the wire.
+func (s *Session) Dialog() string {
+	if s.uas != nil {
+		return s.uas.InviteRequest.String()
+	}
+	return s.uac.InviteResponse.String()
 }
 
 // Reinvites counts re-INVITEs this session received.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parapet-sbc/parapet/b2bua"
 	"github.com/parapet-sbc/parapet/b2bua/sim"
 	"github.com/parapet-sbc/parapet/certs"
 	"github.com/parapet-sbc/parapet/compliance"
@@ -35,6 +36,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		level = "info"
 	}
 	log, _ := newLogger(stderr, "text", level)
+	b2bua.SetProcessLogger(log)
 	cfg, err := loadConfig("", io.Discard)
 	if err != nil {
 		return err

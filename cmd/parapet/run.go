@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/parapet-sbc/parapet/b2bua"
 	"io"
 	"log/slog"
 	"os"
@@ -42,6 +44,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return exit(2, err)
 	}
+	b2bua.SetProcessLogger(log)
 	cfg, err := loadConfig(*file, stderr)
 	if err != nil {
 		return err

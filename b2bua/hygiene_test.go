@@ -1,0 +1,248 @@
+package b2bua_test
+
+import (
+	"fmt"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parapet-sbc/parapet/b2bua/sim"
+	"github.com/parapet-sbc/parapet/compliance"
+)
+
+// Nothing of one leg's topology reaches the other: no Via, Contact,
+// Call-ID, tag, SIP or media address of the PBX appears in what the
+// carrier receives, and the other way round.
+func TestTopologyHidden(t *testing.T) {
+	l := newLab(t, labOptions{})
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.carrier)
+	defer caller.Hangup(ctx)
+
+	atCarrier := callee.Dialog() // the INVITE the carrier received
+	atPBX := caller.Dialog()     // the 200 OK the PBX received
+	pbxSide := []string{
+		l.pbx.Addr().String(), fmt.Sprintf(":%d", l.pbx.Addr().Port()),
+		caller.MediaAddr().String(), fmt.Sprintf(" %d RTP/", caller.MediaAddr().Port()),
+		caller.CallID(),
+	}
+	for _, s := range pbxSide {
+		if strings.Contains(atCarrier, s) {
+			t.Errorf("the carrier's INVITE contains the PBX side's %q:\n%s", s, atCarrier)
+		}
+	}
+	carrierSide := []string{
+		l.carrier.Addr().String(), fmt.Sprintf(":%d", l.carrier.Addr().Port()),
+		callee.MediaAddr().String(), fmt.Sprintf(" %d RTP/", callee.MediaAddr().Port()),
+		callee.CallID(),
+	}
+	for _, s := range carrierSide {
+		if strings.Contains(atPBX, s) {
+			t.Errorf("the PBX's 200 OK contains the carrier side's %q:\n%s", s, atPBX)
+		}
+	}
+	// Each leg sees parapet's own Via/Contact for its zone.
+	if !strings.Contains(atCarrier, "Via: SIP/2.0/TLS") || !strings.Contains(atCarrier, l.carrierTLS.Addr().String()) {
+		t.Errorf("carrier INVITE lacks parapet's TLS Via/Contact:\n%s", atCarrier)
+	}
+	if !strings.Contains(atPBX, fmt.Sprintf("Contact: <sip:%s>", l.pbxUDP)) {
+		t.Errorf("PBX 200 lacks parapet's pbx-zone Contact %s:\n%s", l.pbxUDP, atPBX)
+	}
+	// No SDES key on the PBX leg (plain RTP zone without TLS).
+	if strings.Contains(atPBX, "a=crypto") {
+		t.Errorf("key material sent over clear signaling:\n%s", atPBX)
+	}
+}
+
+// 183 with SDP from the callee reaches the caller as 183 with parapet's
+// own SDP (early media), and the call then completes.
+func TestEarlyMedia(t *testing.T) {
+	l := newLab(t, labOptions{carrierAnswer: sim.Answer{Early: true, Ring: 200 * time.Millisecond}})
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.carrier)
+	var early string
+	for _, p := range caller.Provisional() {
+		if strings.HasPrefix(p, "SIP/2.0 183") {
+			early = p
+		}
+	}
+	if early == "" || !strings.Contains(early, "m=audio") || strings.Contains(early, "a=crypto") {
+		t.Fatalf("no 183 with plain SDP at the caller: %q", caller.Provisional())
+	}
+	if strings.Contains(early, fmt.Sprintf(" %d RTP/", callee.MediaAddr().Port())) {
+		t.Error("183 carries the callee's media port")
+	}
+	exchange(t, caller, callee)
+	caller.Hangup(ctx)
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionAnswered {
+		t.Errorf("disposition %s", c.Disposition)
+	}
+}
+
+// udpPeer is a raw SIP peer: it writes datagrams to parapet and reads its
+// responses at the address its Via names.
+type udpPeer struct {
+	c  *net.UDPConn
+	to *net.UDPAddr
+}
+
+func newUDPPeer(t *testing.T, to string) *udpPeer {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ra, _ := net.ResolveUDPAddr("udp", to)
+	return &udpPeer{c: c, to: ra}
+}
+
+func (u *udpPeer) local() string { return u.c.LocalAddr().String() }
+
+// send writes msg and returns the first non-100 response.
+func (u *udpPeer) send(t *testing.T, msg string) string {
+	t.Helper()
+	if _, err := u.c.WriteToUDP([]byte(msg), u.to); err != nil {
+		t.Fatal(err)
+	}
+	u.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 4096)
+	for {
+		n, _, err := u.c.ReadFromUDP(buf)
+		if err != nil {
+			return ""
+		}
+		if s := string(buf[:n]); !strings.HasPrefix(s, "SIP/2.0 100") {
+			return s
+		}
+	}
+}
+
+func invite(local, to, callID, ctype, body string) string {
+	return strings.Join([]string{
+		fmt.Sprintf("INVITE sip:+15551230000@%s SIP/2.0", to),
+		fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK%s", local, callID),
+		"Max-Forwards: 70",
+		fmt.Sprintf("From: <sip:pbx@%s>;tag=%s", local, callID),
+		fmt.Sprintf("To: <sip:+15551230000@%s>", to),
+		"Call-ID: " + callID,
+		"CSeq: 1 INVITE",
+		fmt.Sprintf("Contact: <sip:pbx@%s>", local),
+		"Content-Type: " + ctype,
+		fmt.Sprintf("Content-Length: %d", len(body)),
+		"", body}, "\r\n")
+}
+
+// Malformed input gets a clear status, is recorded, and does not stop
+// parapet from serving.
+func TestMalformedInput(t *testing.T) {
+	l := newLab(t, labOptions{})
+	to := l.pbxUDP.String()
+	u := newUDPPeer(t, to)
+	local := u.local()
+
+	cases := []struct {
+		name, ctype, body string
+		status            string
+	}{
+		{"garbage SDP", "application/sdp", "this is not sdp\r\n", "SIP/2.0 400"},
+		{"SDP without m= line", "application/sdp", "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n", "SIP/2.0 400"},
+		{"body that is not SDP", "text/plain", "hello", "SIP/2.0 415"},
+		{"delayed offer", "application/sdp", "", "SIP/2.0 488"},
+	}
+	for i, tc := range cases {
+		res := u.send(t, invite(local, to, fmt.Sprintf("bad%d", i), tc.ctype, tc.body))
+		if !strings.HasPrefix(res, tc.status) {
+			t.Errorf("%s: got %q, want %s", tc.name, firstLine(res), tc.status)
+		}
+		if tc.status != "SIP/2.0 488" && !strings.Contains(res, "Warning: 399 parapet") {
+			t.Errorf("%s: no Warning explaining why: %q", tc.name, res)
+		}
+	}
+	// Bytes that are not SIP at all, and a request without the headers a
+	// transaction needs.
+	u.c.WriteToUDP([]byte{0x16, 0x03, 0x01, 0x00, 0xff, 0xde, 0xad}, u.to)
+	u.c.WriteToUDP([]byte("INVITE sip:x@y SIP/2.0\r\n\r\n"), u.to)
+
+	calls := l.sink.waitCalls(t, len(cases))
+	for _, c := range calls {
+		if c.Disposition != compliance.DispositionRejected || len(c.Decisions) < 2 {
+			t.Errorf("record %s %d %+v", c.Disposition, c.SIPStatus, c.Decisions)
+		}
+	}
+	// Still serving.
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatalf("parapet stopped serving after bad input: %v", err)
+	}
+	incoming(t, l.carrier)
+	caller.Hangup(ctx)
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\r\n")
+	return line
+}
+
+// After calls end, parapet holds no call, no leg, no media port and no
+// goroutine of theirs.
+func TestNoLeaksAfterCalls(t *testing.T) {
+	l := newLab(t, labOptions{})
+	ctx := ctxT(t)
+	warm, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	incoming(t, l.carrier)
+	warm.Hangup(ctx)
+	l.sink.waitCalls(t, 1)
+	time.Sleep(200 * time.Millisecond)
+	base := runtime.NumGoroutine()
+
+	for i := range 5 {
+		caller, err := l.callOut(ctx, sim.CallOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		callee := incoming(t, l.carrier)
+		exchange(t, caller, callee)
+		if i%2 == 0 {
+			caller.Hangup(ctx)
+		} else {
+			callee.Hangup(ctx)
+		}
+	}
+	l.sink.waitCalls(t, 6)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := l.srv.Stats()
+		n := runtime.NumGoroutine()
+		if st.CallsActive == 0 && st.MediaPortsInUse == 0 && n <= base+2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("after calls: %d active, %d media ports, %d goroutines (baseline %d)\n%s",
+				st.CallsActive, st.MediaPortsInUse, n, base, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := l.srv.Stats().Calls[compliance.DispositionAnswered]; got != 6 {
+		for _, c := range l.sink.calls() {
+			t.Logf("call %s: %s %d %q", c.ID, c.Disposition, c.SIPStatus, c.EndReason)
+		}
+		t.Errorf("%d answered calls counted, want 6", got)
+	}
+}
