@@ -78,6 +78,7 @@ func (c *Call) legRecord(l *leg, flowed bool) compliance.Leg {
 		k := c.relay.Counters(l.side)
 		m.PacketsIn, m.PacketsOut, m.BytesIn, m.BytesOut = k.PacketsIn, k.PacketsOut, k.BytesIn, k.BytesOut
 		m.AuthFailures, m.Replays, m.WrongSource, m.Malformed = k.AuthFailures, k.Replays, k.WrongSource, k.Malformed
+		m.DroppedBeforeAnswer = k.BeforeAnswer
 		out.Media = m
 		o.SRTP = m.SRTPSuite != ""
 		o.Suite = policy.Suite(m.SRTPSuite)

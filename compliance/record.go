@@ -142,6 +142,9 @@ type LegMedia struct {
 	Replays      uint64 `json:"replays"`
 	WrongSource  uint64 `json:"wrong_source"`
 	Malformed    uint64 `json:"malformed"`
+	// DroppedBeforeAnswer counts packets from the peer dropped because media
+	// was not negotiated yet (sent before parapet had the answer's keys).
+	DroppedBeforeAnswer uint64 `json:"dropped_before_answer"`
 }
 
 // Connection events.

@@ -81,6 +81,7 @@ type canonMedia struct {
 type canonCompliance struct {
 	Log          string `json:"log"`
 	Pseudonymize bool   `json:"pseudonymize"`
+	RotateBytes  int64  `json:"rotate_bytes,omitempty"`
 }
 
 type canonAdmin struct {
@@ -94,7 +95,7 @@ func canonical(c *Config) canonConfig {
 		StateDir:   c.StateDir,
 		Zones:      []canonZone{},
 		Routes:     []canonRoute{},
-		Compliance: canonCompliance{Log: c.Compliance.Log, Pseudonymize: c.Compliance.Pseudonymize},
+		Compliance: canonCompliance{Log: c.Compliance.Log, Pseudonymize: c.Compliance.Pseudonymize, RotateBytes: c.Compliance.RotateBytes},
 		Admin:      canonAdmin{Listen: c.Admin.Listen},
 		Media: canonMedia{
 			PortMin: c.Media.PortMin,

@@ -144,6 +144,9 @@ type Compliance struct {
 	Log string
 	// Pseudonymize replaces caller and callee identifiers with keyed HMACs.
 	Pseudonymize bool
+	// RotateBytes starts a new file (chained to the last) before the log
+	// would grow past this size; 0 never rotates.
+	RotateBytes int64
 }
 
 // Admin configures the admin HTTP server (/metrics, /healthz, /readyz).

@@ -562,3 +562,24 @@ func TestImports(t *testing.T) {
 		}
 	}
 }
+
+func TestRotateSize(t *testing.T) {
+	for src, want := range map[string]int64{
+		`"64MiB"`: 64 << 20, `"1GB"`: 1e9, `"65536"`: 65536, `"0"`: 0, `"100 KB"`: 100e3,
+	} {
+		cfg, diags := LoadBytes("t.hcl", []byte(pbxZone+pbxRoute+mediaSrc+"compliance {\n  rotate_size = "+src+"\n}\n"), LoadOptions{BaseDir: "/x"})
+		if diags.HasErrors() {
+			t.Errorf("%s: %v", src, diags)
+			continue
+		}
+		if cfg.Compliance.RotateBytes != want {
+			t.Errorf("%s: %d, want %d", src, cfg.Compliance.RotateBytes, want)
+		}
+	}
+	for _, bad := range []string{`"1KB"`, `"12 parsecs"`, `"-5MB"`, `"MiB"`} {
+		_, diags := LoadBytes("t.hcl", []byte(pbxZone+pbxRoute+mediaSrc+"compliance {\n  rotate_size = "+bad+"\n}\n"), LoadOptions{BaseDir: "/x"})
+		if !diags.HasErrors() || !strings.Contains(diags.Error(), "rotate_size") {
+			t.Errorf("%s accepted: %v", bad, diags)
+		}
+	}
+}

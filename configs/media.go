@@ -23,6 +23,7 @@ type mediaBlock struct {
 type complianceBlock struct {
 	Log          *string `hcl:"log,optional"`
 	Pseudonymize *bool   `hcl:"pseudonymize,optional"`
+	RotateSize   *string `hcl:"rotate_size,optional"`
 }
 
 // adminBlock is the HCL form of the admin block.
@@ -130,6 +131,17 @@ func (l *loader) compliance(b *hcl.Block, c Compliance) Compliance {
 			c.Log = l.resolve(*cb.Log)
 		}
 	}
+	if cb.RotateSize != nil && s.ok("rotate_size") {
+		n, err := parseSize(*cb.RotateSize)
+		switch {
+		case err != nil:
+			l.errorf(s.value("rotate_size"), "invalid rotate_size", `rotate_size = %q: %v. Write a size such as "64MiB" or "1GB"; omit it never to rotate.`, *cb.RotateSize, err)
+		case n != 0 && n < minRotateSize:
+			l.errorf(s.value("rotate_size"), "invalid rotate_size", `rotate_size = %q is below the minimum of 64KiB.`, *cb.RotateSize)
+		default:
+			c.RotateBytes = n
+		}
+	}
 	if cb.Pseudonymize != nil && s.ok("pseudonymize") {
 		c.Pseudonymize = *cb.Pseudonymize
 		if !c.Pseudonymize {
@@ -138,6 +150,36 @@ func (l *loader) compliance(b *hcl.Block, c Compliance) Compliance {
 		}
 	}
 	return c
+}
+
+// minRotateSize keeps a rotation limit from splitting the log into a file
+// per record.
+const minRotateSize = 64 << 10
+
+// parseSize reads a byte count: a number with an optional unit B, KB, MB,
+// GB (powers of 1000) or KiB, MiB, GiB (powers of 1024). "0" means never.
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, fmt.Errorf("no number")
+	}
+	n, err := strconv.ParseInt(t[:i], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("number out of range")
+	}
+	mult := map[string]int64{"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+	m, ok := mult[strings.TrimSpace(t[i:])]
+	if !ok {
+		return 0, fmt.Errorf("unknown unit %q (B, KB, MB, GB, KiB, MiB, GiB)", strings.TrimSpace(t[i:]))
+	}
+	if n > (1<<62)/m {
+		return 0, fmt.Errorf("size out of range")
+	}
+	return n * m, nil
 }
 
 func (l *loader) admin(b *hcl.Block) Admin {

@@ -49,6 +49,10 @@ type Counters struct {
 	Replays      uint64 // SRTP/SRTCP packets refused by the replay window
 	WrongSource  uint64 // packets from an address other than the latched peer
 	Malformed    uint64 // not RTP/RTCP, truncated, or otherwise unusable
+	// BeforeAnswer counts packets from this side's peer dropped because a
+	// side's media was not negotiated yet: peers often start sending the
+	// moment they answer, before parapet has the keys.
+	BeforeAnswer uint64
 }
 
 // counters are written by two goroutines: the side's own readers (in,
@@ -57,6 +61,7 @@ type Counters struct {
 type counters struct {
 	packetsIn, bytesIn                            atomic.Uint64
 	authFailures, replays, wrongSource, malformed atomic.Uint64
+	beforeAnswer                                  atomic.Uint64
 	_                                             [64]byte
 	packetsOut, bytesOut                          atomic.Uint64
 	_                                             [64]byte
@@ -68,6 +73,7 @@ func (c *counters) snapshot() Counters {
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 		AuthFailures: c.authFailures.Load(), Replays: c.replays.Load(),
 		WrongSource: c.wrongSource.Load(), Malformed: c.malformed.Load(),
+		BeforeAnswer: c.beforeAnswer.Load(),
 	}
 }
 
@@ -431,6 +437,15 @@ func newScratch() *scratch {
 	return &scratch{plain: make([]byte, bufSize), enc: make([]byte, bufSize)}
 }
 
+// wellFormed reports whether pkt parses as an RTP (or RTCP) header.
+func wellFormed(pkt []byte, control bool, sc *scratch) bool {
+	if control {
+		return sc.ch.Unmarshal(pkt) == nil
+	}
+	_, err := sc.rh.Unmarshal(pkt)
+	return err == nil
+}
+
 // serve reads one socket: packets from side e's peer, bound for the other side.
 func (st *RelayStream) serve(e *endpoint, conn *net.UDPConn, rtcpSocket bool) {
 	r := st.r
@@ -472,10 +487,14 @@ func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpS
 	out := st.sides[e.side.Other()]
 	cin, cout := &r.counters[e.side], &r.counters[e.side.Other()]
 	n := len(pkt)
-	pc := e.cfg.Load()
 	// RTP and RTCP both start with version 2 (RFC 3550 sections 5.1, 6.4).
-	if pc == nil || n < 8 || pkt[0]>>6 != 2 {
+	if n < 8 || pkt[0]>>6 != 2 {
 		cin.malformed.Add(1)
+		return nil, netip.AddrPort{}, nil
+	}
+	pc := e.cfg.Load()
+	if pc == nil {
+		cin.beforeAnswer.Add(1)
 		return nil, netip.AddrPort{}, nil
 	}
 	control := rtcpSocket || isRTCP(pkt)
@@ -516,6 +535,10 @@ func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpS
 		case control && pc.decRTCP != nil && pc.decRTCP.replayed,
 			!control && pc.decRTP != nil && pc.decRTP.replayed:
 			cin.replays.Add(1)
+		case wellFormed(pkt, control, sc) && (control && pc.decRTCP != nil || !control && pc.decRTP != nil):
+			// A valid RTP/RTCP packet that is not valid SRTP/SRTCP (too
+			// short for its tag, plain RTCP on an SRTP leg): unauthenticated.
+			cin.authFailures.Add(1)
 		default:
 			cin.malformed.Add(1)
 		}
@@ -533,7 +556,8 @@ func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpS
 
 	opc := out.cfg.Load()
 	if opc == nil {
-		return nil, netip.AddrPort{}, nil // the other side is not negotiated yet
+		cin.beforeAnswer.Add(1) // the other side is not negotiated yet
+		return nil, netip.AddrPort{}, nil
 	}
 	var dst netip.AddrPort
 	wconn := out.rtp

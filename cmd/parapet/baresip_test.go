@@ -67,8 +67,16 @@ func wantLegs(t *testing.T, c *compliance.Call) (a, b *compliance.Leg) {
 		if l.Media.PacketsIn < min || l.Media.PacketsOut < min {
 			t.Errorf("leg %s: %d packets in, %d out; want >= %d each", l.Role, l.Media.PacketsIn, l.Media.PacketsOut, min)
 		}
-		if l.Media.AuthFailures != 0 || l.Media.Replays != 0 {
+		// baresip 1.0 sends an unprotected 16-byte RTCP APP ("PINGPONG")
+		// packet, once or twice, when a stream starts, even on an SRTP
+		// session. parapet refuses it: as an authentication failure if it
+		// arrives after the answer was processed, as dropped_before_answer
+		// otherwise. Broken SRTP would fail every packet (150 a second).
+		if l.Media.AuthFailures > 3 || l.Media.Replays != 0 {
 			t.Errorf("leg %s: %d auth failures, %d replays", l.Role, l.Media.AuthFailures, l.Media.Replays)
+		}
+		if l.Media.Malformed != 0 {
+			t.Errorf("leg %s: %d malformed packets", l.Role, l.Media.Malformed)
 		}
 	}
 	return a, b

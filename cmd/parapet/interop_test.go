@@ -97,6 +97,12 @@ route "inbound" {
 // startParapetRoutes runs parapet with the two zones and the given routes.
 func startParapetRoutes(t *testing.T, base int, routes string) *parapetUnderTest {
 	t.Helper()
+	return startParapetMedia(t, base, `srtp = "require"`, routes)
+}
+
+// startParapetMedia also sets the carrier zone's media block.
+func startParapetMedia(t *testing.T, base int, carrierMedia, routes string) *parapetUnderTest {
+	t.Helper()
 	dir := t.TempDir()
 	pki, err := certs.EnsureLab(filepath.Join(dir, "state", "certs"))
 	if err != nil {
@@ -116,7 +122,9 @@ zone "carrier" {
     ca_file     = "${state_dir}/certs/lab-ca.pem"
     client_auth = "request"
   }
-  media { srtp = "require" }
+  media {
+    %s
+  }
 }
 %s
 media {
@@ -124,7 +132,7 @@ media {
   ports   = "%d-%d"
   timeout = "10s"
 }
-`, base+60, base+61, routes, base+70, base+99)
+`, base+60, base+61, carrierMedia, routes, base+70, base+99)
 	path := filepath.Join(dir, "parapet.hcl")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

@@ -112,7 +112,8 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instanc
 	if in.tls, err = zoneTLS(cfg, log); err != nil {
 		return nil, err
 	}
-	in.writer, err = compliance.OpenWriter(cfg.Compliance.Log, compliance.WriterOptions{Version: parapetVersion()})
+	in.writer, err = compliance.OpenWriter(cfg.Compliance.Log, compliance.WriterOptions{Version: parapetVersion(),
+		RotateBytes: cfg.Compliance.RotateBytes})
 	if err != nil {
 		return nil, fmt.Errorf("compliance log: %w", err)
 	}
