@@ -46,6 +46,7 @@ type Call struct {
 	caller, callee string
 	route          *Route
 	a, b           *leg
+	aTx            sip.ServerTransaction // A's INVITE transaction
 
 	relay   *media.Relay
 	streams []*media.RelayStream // by m= line; nil when the line is not relayed
@@ -254,6 +255,7 @@ func (s *Server) handleInvite(z *zone, req *sip.Request, tx sip.ServerTransactio
 
 func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	s, a := c.s, c.a
+	c.aTx = tx
 	if s.draining.Load() {
 		c.reject(tx, req, 503, "Service Unavailable", compliance.DispositionShutdown, "parapet is shutting down")
 		return
@@ -393,7 +395,10 @@ func (c *Call) respondA(code int, reason, disposition, why string, extra ...sip.
 	for _, h := range extra {
 		res.AppendHeader(h)
 	}
-	if err := c.a.uas.WriteResponse(res); err != nil {
+	// Straight to the transaction, which retransmits the response and
+	// absorbs the ACK itself; the dialog's WriteResponse would block this
+	// call until that ACK (up to Timer H) even when parapet is stopping.
+	if err := c.aTx.Respond(res); err != nil {
 		c.log.Debug("final response to a", "status", code, "error", err)
 	}
 }
@@ -460,7 +465,14 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 
 	uac, err := b.dua.WriteInvite(bctx, req)
 	if err != nil {
-		c.bFailed(err)
+		switch {
+		case a.uas.Context().Err() != nil:
+			c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
+		case c.isEnded():
+			c.respondEnded()
+		default:
+			c.bFailed(err)
+		}
 		return false
 	}
 	b.uac = uac
@@ -513,11 +525,7 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 		c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
 		return false
 	case c.isEnded():
-		if c.hangDisp == compliance.DispositionShutdown {
-			c.respondA(503, "Service Unavailable", compliance.DispositionShutdown, "parapet is shutting down")
-		} else {
-			c.respondA(500, "Server Internal Error", c.hangDisp, c.hangReason)
-		}
+		c.respondEnded()
 		return false
 	default:
 		c.bFailed(err)
@@ -557,20 +565,40 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 	c.answered = time.Now()
 	c.mu.Unlock()
 	c.established.Store(true)
-	if err := a.uas.WriteResponse(ok); err != nil {
-		if a.uas.LoadState() == sip.DialogStateEnded {
-			// The caller's BYE was handled before its ACK: the call was
-			// answered and is already over.
-			c.setOutcome(compliance.DispositionAnswered, 200, "bye from a")
-		} else {
-			c.log.Warn("a did not confirm the answer", "error", err)
-			c.setOutcome(compliance.DispositionFailed, 200, "no ACK from caller: "+err.Error())
+	// sipgo retransmits the 2xx until the ACK comes, for up to 64*T1; a
+	// hangup (shutdown, media timeout) must not wait that long.
+	acked := make(chan error, 1)
+	go func() { acked <- a.uas.WriteResponse(ok) }()
+	select {
+	case err := <-acked:
+		if err != nil {
+			if a.uas.LoadState() == sip.DialogStateEnded {
+				// The caller's BYE was handled before its ACK: the call was
+				// answered and is already over.
+				c.setOutcome(compliance.DispositionAnswered, 200, "bye from a")
+			} else {
+				c.log.Warn("a did not confirm the answer", "error", err)
+				c.setOutcome(compliance.DispositionFailed, 200, "no ACK from caller: "+err.Error())
+			}
+			c.teardown()
+			return false
 		}
+	case <-c.ended:
+		c.setOutcome(c.hangDisp, 200, c.hangReason+" (before the caller's ACK)")
 		c.teardown()
 		return false
 	}
 	c.log.Info("call answered")
 	return true
+}
+
+// respondEnded answers A when the call was hung up before B answered.
+func (c *Call) respondEnded() {
+	if c.hangDisp == compliance.DispositionShutdown {
+		c.respondA(503, "Service Unavailable", compliance.DispositionShutdown, "parapet is shutting down")
+		return
+	}
+	c.respondA(500, "Server Internal Error", c.hangDisp, c.hangReason)
 }
 
 func (c *Call) isEnded() bool {
@@ -697,6 +725,9 @@ func (c *Call) teardown() {
 	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
+	// A BYE to A waits (bounded) for A's ACK first: a UAS does not send BYE
+	// before the ACK for its 2xx (RFC 3261 section 15), and a caller that
+	// did ACK must not be left believing the call is up.
 	if uas := c.a.uas; uas != nil && uas.LoadState() != sip.DialogStateEnded && c.established.Load() {
 		wg.Add(1)
 		go func() {

@@ -97,7 +97,7 @@ type udpPeer struct {
 	to *net.UDPAddr
 }
 
-func newUDPPeer(t *testing.T, to string) *udpPeer {
+func newUDPPeer(t testing.TB, to string) *udpPeer {
 	t.Helper()
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

@@ -98,10 +98,12 @@ type labOptions struct {
 	carrierZone   func(*policy.Zone)
 	outboundMatch *regexp.Regexp
 	parapetClient func(*tls.Config) // tweak parapet's client TLS toward the carrier
+	username      string            // digest credentials of the outbound route
+	password      string
 }
 
 type lab struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	pki     *certs.LabPKI
 	sink    *memSink
@@ -120,7 +122,7 @@ func discard() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func newLab(t *testing.T, o labOptions) *lab {
+func newLab(t testing.TB, o labOptions) *lab {
 	t.Helper()
 	dir := t.TempDir()
 	pki, err := certs.EnsureLab(filepath.Join(dir, "certs"))
@@ -188,7 +190,7 @@ func newLab(t *testing.T, o labOptions) *lab {
 				ServerTLS: zoneTLS.ServerConfig(), ClientTLS: clientTLS},
 		},
 		Routes: []b2bua.Route{
-			{Name: "outbound", From: "pbx", To: "carrier", Match: o.outboundMatch,
+			{Name: "outbound", From: "pbx", To: "carrier", Match: o.outboundMatch, Username: o.username, Password: o.password,
 				Target: b2bua.Target{Host: "127.0.0.1", Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}},
 			{Name: "inbound", From: "carrier", To: "pbx",
 				Target: b2bua.Target{Host: "127.0.0.1", Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},

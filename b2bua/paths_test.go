@@ -416,3 +416,29 @@ func TestNoRoute(t *testing.T) {
 		t.Errorf("%d legs, want only the caller's", len(c.Legs))
 	}
 }
+
+// parapet answers the carrier's digest challenge with the route's
+// credentials; wrong credentials fail the call with 503, and the record
+// says why.
+func TestDigestAuthTowardCarrier(t *testing.T) {
+	creds := &sim.Credentials{Username: "clinic", Password: "s3cret"}
+	l := newLab(t, labOptions{carrierAnswer: sim.Answer{Digest: creds}, username: "clinic", password: "s3cret"})
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatalf("authenticated call: %v", err)
+	}
+	incoming(t, l.carrier)
+	caller.Hangup(ctx)
+	if c := l.sink.waitCalls(t, 1)[0]; c.Disposition != compliance.DispositionAnswered {
+		t.Errorf("disposition %s", c.Disposition)
+	}
+
+	w := newLab(t, labOptions{carrierAnswer: sim.Answer{Digest: creds}, username: "clinic", password: "wrong"})
+	_, err = w.callOut(ctxT(t), sim.CallOptions{})
+	wantRejected(t, err, 403)
+	c := w.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionFailed || !strings.Contains(c.EndReason, "403") {
+		t.Errorf("record %s %d %q", c.Disposition, c.SIPStatus, c.EndReason)
+	}
+}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
 	"github.com/pion/sdp/v3"
 )
 
@@ -62,7 +63,13 @@ type Answer struct {
 	Ring time.Duration
 	// Early sends 183 Session Progress with the SDP answer before ringing.
 	Early bool
+	// Digest, when set, challenges every INVITE (401) and accepts only
+	// these credentials.
+	Digest *Credentials
 }
+
+// Credentials for a digest challenge.
+type Credentials struct{ Username, Password string }
 
 // Peer is a running simulated SIP peer.
 type Peer struct {
@@ -379,6 +386,9 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	ans := p.cfg.Answer
+	if ans.Digest != nil && !p.authorized(req, tx, ans.Digest) {
+		return
+	}
 	if ans.Status != 0 && ans.Status != 200 {
 		tx.Respond(sip.NewResponseFromRequest(req, ans.Status, "Rejected by sim", nil))
 		return
@@ -431,6 +441,35 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	case p.incoming <- s:
 	default:
 	}
+}
+
+const simRealm = "carrier.sim"
+
+// authorized checks an INVITE's digest credentials (RFC 3261 section 22,
+// RFC 2617 without qop); it answers 401 with a fresh challenge when they
+// are missing and 403 when they are wrong.
+func (p *Peer) authorized(req *sip.Request, tx sip.ServerTransaction, want *Credentials) bool {
+	h := req.GetHeader("Authorization")
+	if h == nil {
+		var nb [8]byte
+		rand.Read(nb[:])
+		chal := &digest.Challenge{Realm: simRealm, Nonce: fmt.Sprintf("%x", nb), Algorithm: "MD5"}
+		res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
+		res.AppendHeader(sip.NewHeader("WWW-Authenticate", chal.String()))
+		tx.Respond(res)
+		return false
+	}
+	cred, err := digest.ParseCredentials(h.Value())
+	if err == nil && cred.Username == want.Username && cred.Realm == simRealm {
+		exp, derr := digest.Digest(&digest.Challenge{Realm: simRealm, Nonce: cred.Nonce, Algorithm: cred.Algorithm},
+			digest.Options{Method: "INVITE", URI: cred.URI, Username: want.Username, Password: want.Password,
+				Cnonce: cred.Cnonce, Count: cred.Nc})
+		if derr == nil && exp.Response == cred.Response {
+			return true
+		}
+	}
+	tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
+	return false
 }
 
 // Session is one call at a peer and its media.

@@ -1,0 +1,53 @@
+package b2bua_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// FuzzSIPDatagram throws arbitrary datagrams at a live parapet's UDP
+// listener and checks, after each, that parapet still answers OPTIONS: no
+// input may crash it or wedge its transport.
+func FuzzSIPDatagram(f *testing.F) {
+	l := newLab(f, labOptions{})
+	to := l.pbxUDP.String()
+	u := newUDPPeer(f, to)
+	local := u.local()
+	sdp := "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+	f.Add([]byte(invite(local, to, "seed1", "application/sdp", sdp)))
+	f.Add([]byte(invite(local, to, "seed2", "application/sdp", strings.Replace(sdp, "RTP/AVP 0", "RTP/SAVP 0\r\na=crypto:1 NULL_HMAC_SHA1_80 inline:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", 1))))
+	f.Add([]byte(invite(local, to, "seed3", "application/sdp", "m=audio 99999 RTP/AVP 0\r\n")))
+	f.Add([]byte(strings.Replace(invite(local, to, "seed4", "application/sdp", sdp), "CSeq: 1 INVITE", "CSeq: x", 1)))
+	f.Add([]byte("BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bKb\r\nCall-ID: nope\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte{0x80, 0x00, 0x00, 0x01})
+	f.Add([]byte("\r\n\r\n"))
+	n := 0
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n++
+		if _, err := u.c.WriteToUDP(data, u.to); err != nil {
+			t.Skip("datagram too large to send")
+		}
+		opt := strings.Join([]string{
+			fmt.Sprintf("OPTIONS sip:%s SIP/2.0", to),
+			fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bKping%d", local, n),
+			"Max-Forwards: 70",
+			fmt.Sprintf("From: <sip:ping@%s>;tag=p%d", local, n),
+			fmt.Sprintf("To: <sip:%s>", to),
+			fmt.Sprintf("Call-ID: ping-%d-%d", time.Now().UnixNano(), n),
+			"CSeq: 1 OPTIONS", "Content-Length: 0", "", ""}, "\r\n")
+		u.c.WriteToUDP([]byte(opt), u.to)
+		u.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 8192)
+		for {
+			k, _, err := u.c.ReadFromUDP(buf)
+			if err != nil {
+				t.Fatalf("parapet stopped answering after %q", data)
+			}
+			if r := string(buf[:k]); strings.HasPrefix(r, "SIP/2.0 200") && strings.Contains(r, fmt.Sprintf("branch=z9hG4bKping%d", n)) {
+				return
+			}
+		}
+	})
+}
