@@ -2,7 +2,6 @@ package b2bua
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -314,7 +313,9 @@ func (c *Call) answerReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction
 			c.log.Warn("no ACK for re-INVITE answer", "leg", l.role)
 			return
 		case <-time.After(wait):
-			if err := tx.Respond(res); err != nil && !errors.Is(err, sip.ErrTransactionTerminated) {
+			// The INVITE server transaction ends with its 2xx (RFC 3261
+			// section 17.2.1); retransmissions go straight to the transport.
+			if err := l.zone.srv.WriteResponse(res); err != nil {
 				c.log.Debug("2xx retransmission", "error", err)
 			}
 			wait = min(2*wait, sip.T2)

@@ -296,40 +296,51 @@ func (st *RelayStream) Configure(s Side, pc PeerConfig) error {
 	e := st.sides[s]
 	old := e.cfg.Load()
 	n := &peerConfig{rtp: pc.RTP, rtcp: pc.RTCP, mux: pc.Mux}
+	if old == nil {
+		old = &peerConfig{}
+	}
+	var err error
 	if pc.In != nil {
 		n.inKey = bytes.Clone(pc.In.Key)
-		if old != nil && old.decRTP != nil && bytes.Equal(old.inKey, n.inKey) {
-			n.decRTP, n.decRTCP = old.decRTP, old.decRTCP
-		} else {
-			var err error
-			if n.decRTP, err = newDecryptor(pc.In); err != nil {
-				return err
-			}
-			if n.decRTCP, err = newDecryptor(pc.In); err != nil {
-				return err
-			}
+		n.decRTP, n.decRTCP, err = contextPair(old.inKey, n.inKey, old.decRTP, old.decRTCP,
+			func() (*decryptor, error) { return newDecryptor(pc.In) })
+		if err != nil {
+			return err
 		}
 	}
 	if pc.Out != nil {
 		n.outKey = bytes.Clone(pc.Out.Key)
-		if old != nil && old.encRTP != nil && bytes.Equal(old.outKey, n.outKey) {
-			n.encRTP, n.encRTCP = old.encRTP, old.encRTCP
-		} else {
-			var err error
-			if n.encRTP, err = newEncryptor(pc.Out); err != nil {
-				return err
-			}
-			if n.encRTCP, err = newEncryptor(pc.Out); err != nil {
-				return err
-			}
+		n.encRTP, n.encRTCP, err = contextPair(old.outKey, n.outKey, old.encRTP, old.encRTCP,
+			func() (*srtp.Context, error) { return newEncryptor(pc.Out) })
+		if err != nil {
+			return err
 		}
 	}
-	if old == nil || old.rtp != n.rtp || old.rtcp != n.rtcp || old.mux != n.mux {
+	if old.rtp != n.rtp || old.rtcp != n.rtcp || old.mux != n.mux {
 		e.latchRTP.Store(nil)
 		e.latchRTCP.Store(nil)
 	}
 	e.cfg.Store(n)
 	return nil
+}
+
+// contextPair returns the RTP and RTCP contexts for a key: the running pair
+// when the key did not change, a new pair (one per goroutine that uses it)
+// otherwise.
+func contextPair[T comparable](oldKey, newKey []byte, oldRTP, oldRTCP T, newCtx func() (T, error)) (T, T, error) {
+	var zero T
+	if oldRTP != zero && bytes.Equal(oldKey, newKey) {
+		return oldRTP, oldRTCP, nil
+	}
+	rtp, err := newCtx()
+	if err != nil {
+		return zero, zero, err
+	}
+	rtcp, err := newCtx()
+	if err != nil {
+		return zero, zero, err
+	}
+	return rtp, rtcp, nil
 }
 
 // Start starts the relay's goroutines: one reader per socket and, with a

@@ -536,6 +536,22 @@ func (s *Session) Hangup(ctx context.Context) error {
 	return s.uas.Bye(ctx)
 }
 
+// target is the other side's Contact, where in-dialog requests go.
+func (s *Session) target() sip.Uri {
+	if s.uac != nil {
+		return s.uac.InviteResponse.Contact().Address
+	}
+	return s.uas.InviteRequest.Contact().Address
+}
+
+// do sends an in-dialog request and waits for its final response.
+func (s *Session) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	if s.uac != nil {
+		return s.uac.Do(ctx, req)
+	}
+	return s.uas.Do(ctx, req)
+}
+
 // Reinvite sends a re-INVITE with a fresh offer. plain forces RTP/AVP
 // without crypto (a downgrade attempt).
 func (s *Session) Reinvite(ctx context.Context, plain bool) (int, error) {
@@ -545,28 +561,15 @@ func (s *Session) Reinvite(ctx context.Context, plain bool) (int, error) {
 		lines = []sdesLine{*s.send}
 	}
 	s.mu.Unlock()
-	body := s.offerVersion(lines, 2)
-	var target sip.Uri
-	if s.uac != nil {
-		target = s.uac.InviteResponse.Contact().Address
-	} else {
-		target = s.uas.InviteRequest.Contact().Address
-	}
-	req := sip.NewRequest(sip.INVITE, target)
+	req := sip.NewRequest(sip.INVITE, s.target())
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(body)
-	var res *sip.Response
-	var err error
-	if s.uac != nil {
-		res, err = s.uac.Do(ctx, req)
-	} else {
-		res, err = s.uas.Do(ctx, req)
-	}
+	req.SetBody(s.offerVersion(lines, 2))
+	res, err := s.do(ctx, req)
 	if err != nil {
 		return 0, err
 	}
 	if res.IsSuccess() {
-		ack := sip.NewRequest(sip.ACK, target)
+		ack := sip.NewRequest(sip.ACK, s.target())
 		if s.uac != nil {
 			s.uac.WriteRequest(ack)
 		} else {
@@ -583,22 +586,10 @@ func (s *Session) Reinvite(ctx context.Context, plain bool) (int, error) {
 
 // Info sends an INFO with a DTMF body (RFC 6086 style) and returns the status.
 func (s *Session) Info(ctx context.Context, body string) (int, error) {
-	var target sip.Uri
-	if s.uac != nil {
-		target = s.uac.InviteResponse.Contact().Address
-	} else {
-		target = s.uas.InviteRequest.Contact().Address
-	}
-	req := sip.NewRequest(sip.INFO, target)
+	req := sip.NewRequest(sip.INFO, s.target())
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
 	req.SetBody([]byte(body))
-	var res *sip.Response
-	var err error
-	if s.uac != nil {
-		res, err = s.uac.Do(ctx, req)
-	} else {
-		res, err = s.uas.Do(ctx, req)
-	}
+	res, err := s.do(ctx, req)
 	if err != nil {
 		return 0, err
 	}
