@@ -355,7 +355,7 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 		if errors.Is(err, media.ErrNoPorts) {
 			code = 503
 		}
-		c.respondA(code, reasonPhrase(code), compliance.DispositionFailed, "media: "+err.Error())
+		c.respondA(code, reasonPhrase(code), compliance.DispositionFailed, "media: "+err.Error(), "no media resources for this call")
 		return
 	}
 	c.relay.Start()
@@ -384,16 +384,15 @@ func (s *Server) route(z *zone, user string) *Route {
 	return nil
 }
 
-// respondA sends a final error to A once its dialog exists.
-func (c *Call) respondA(code int, reason, disposition, why string, extra ...sip.Header) {
+// respondA sends a final error to A once its dialog exists. why goes into
+// the record; warn, the Warning header A sees, must never carry anything of
+// the other leg's topology (addresses, hosts): only what A may know.
+func (c *Call) respondA(code int, reason, disposition, why, warn string) {
 	c.setOutcome(disposition, code, why)
 	res := sip.NewResponseFromRequest(c.a.uas.InviteRequest, code, reason, nil)
 	c.s.commonHeaders(res)
-	if why != "" && code != 487 {
-		res.AppendHeader(sip.NewHeader("Warning", warningValue(why)))
-	}
-	for _, h := range extra {
-		res.AppendHeader(h)
+	if warn != "" && code != 487 {
+		res.AppendHeader(sip.NewHeader("Warning", warningValue(warn)))
 	}
 	// Straight to the transaction, which retransmits the response and
 	// absorbs the ACK itself; the dialog's WriteResponse would block this
@@ -413,7 +412,7 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 	body, err := c.offerTo(b, a.m.remote, plan, choices)
 	c.mu.Unlock()
 	if err != nil {
-		c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "build offer: "+err.Error())
+		c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "build offer: "+err.Error(), "internal error")
 		return false
 	}
 
@@ -516,7 +515,7 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 
 	switch {
 	case refused != nil:
-		c.respondA(refused.Status, reasonPhrase(refused.Status), compliance.DispositionRejected, refused.Reason)
+		c.respondA(refused.Status, reasonPhrase(refused.Status), compliance.DispositionRejected, refused.Reason, refused.Reason)
 		return false
 	case err == nil:
 	case a.uas.Context().Err() != nil:
@@ -541,14 +540,14 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 		d := c.takeAnswer(b, res.Body())
 		if !d.Proceed() {
 			c.byeB()
-			c.respondA(d.Status, reasonPhrase(d.Status), compliance.DispositionRejected, d.Reason)
+			c.respondA(d.Status, reasonPhrase(d.Status), compliance.DispositionRejected, d.Reason, d.Reason)
 			return false
 		}
 	} else if !early {
 		c.byeB()
 		d := malformed(policy.StageAnswer, b.zone.pol, 488, "callee answered without SDP")
 		c.decide(d)
-		c.respondA(488, reasonPhrase(488), compliance.DispositionFailed, d.Reason)
+		c.respondA(488, reasonPhrase(488), compliance.DispositionFailed, d.Reason, d.Reason)
 		return false
 	}
 	c.mu.Lock()
@@ -556,7 +555,7 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 	c.mu.Unlock()
 	if err != nil {
 		c.byeB()
-		c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "build answer: "+err.Error())
+		c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "build answer: "+err.Error(), "internal error")
 		return false
 	}
 	ok := sip.NewSDPResponseFromRequest(a.uas.InviteRequest, answer)
@@ -595,10 +594,10 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 // respondEnded answers A when the call was hung up before B answered.
 func (c *Call) respondEnded() {
 	if c.hangDisp == compliance.DispositionShutdown {
-		c.respondA(503, "Service Unavailable", compliance.DispositionShutdown, "parapet is shutting down")
+		c.respondA(503, "Service Unavailable", compliance.DispositionShutdown, "parapet is shutting down", "parapet is shutting down")
 		return
 	}
-	c.respondA(500, "Server Internal Error", c.hangDisp, c.hangReason)
+	c.respondA(500, "Server Internal Error", c.hangDisp, c.hangReason, "call ended")
 }
 
 func (c *Call) isEnded() bool {
@@ -651,14 +650,14 @@ func (c *Call) bFailed(err error) {
 		code := dr.Res.StatusCode
 		switch {
 		case code == 401 || code == 407:
-			c.respondA(503, "Service Unavailable", compliance.DispositionFailed,
-				fmt.Sprintf("callee side refused parapet's credentials (%d)", code))
+			why := fmt.Sprintf("callee side refused parapet's credentials (%d)", code)
+			c.respondA(503, "Service Unavailable", compliance.DispositionFailed, why, why)
 		case code >= 300 && code < 400:
-			c.respondA(480, "Temporarily Unavailable", compliance.DispositionFailed,
-				fmt.Sprintf("callee side redirected (%d); redirects are not followed", code))
+			why := fmt.Sprintf("callee side redirected (%d); redirects are not followed", code)
+			c.respondA(480, "Temporarily Unavailable", compliance.DispositionFailed, why, why)
 		default:
 			c.respondA(code, reasonPhrase(code), compliance.DispositionFailed,
-				fmt.Sprintf("callee side answered %d %s", code, dr.Res.Reason))
+				fmt.Sprintf("callee side answered %d %s", code, dr.Res.Reason), "")
 		}
 		return
 	}
@@ -676,14 +675,17 @@ func (c *Call) bFailed(err error) {
 				e.PeerCert = certInfo(certFacts(cert))
 			}
 		})
-		c.respondA(503, "Service Unavailable", compliance.DispositionFailed, "TLS to callee side failed: "+msg)
+		c.respondA(503, "Service Unavailable", compliance.DispositionFailed, "TLS to callee side failed: "+msg,
+			"TLS to the callee side failed")
 		return
 	}
 	if errors.Is(err, sip.ErrTransactionTimeout) || errors.Is(err, context.DeadlineExceeded) {
-		c.respondA(408, "Request Timeout", compliance.DispositionFailed, "callee side did not answer: "+msg)
+		c.respondA(408, "Request Timeout", compliance.DispositionFailed, "callee side did not answer: "+msg,
+			"the callee side did not answer")
 		return
 	}
-	c.respondA(503, "Service Unavailable", compliance.DispositionFailed, "callee side unreachable: "+msg)
+	c.respondA(503, "Service Unavailable", compliance.DispositionFailed, "callee side unreachable: "+msg,
+		"the callee side is unreachable")
 }
 
 func (c *Call) targetAddr() string {

@@ -246,3 +246,20 @@ func TestNoLeaksAfterCalls(t *testing.T) {
 		t.Errorf("%d answered calls counted, want 6", got)
 	}
 }
+
+// A failure toward the callee side is explained to the caller without
+// naming the callee side's address; the record keeps the detail.
+func TestFailureWarningHidesTopology(t *testing.T) {
+	l := newLab(t, labOptions{})
+	carrier := l.carrier.Addr().String()
+	l.carrier.Close() // connection refused
+	_, err := l.callOut(ctxT(t), sim.CallOptions{})
+	rej := wantRejected(t, err, 503)
+	if rej.Warning == "" || strings.Contains(rej.Warning, carrier) || strings.Contains(rej.Warning, "127.0.0.1") {
+		t.Errorf("warning %q reveals the callee side", rej.Warning)
+	}
+	c := l.sink.waitCalls(t, 1)[0]
+	if !strings.Contains(c.EndReason, carrier) {
+		t.Errorf("the record lost the detail: %q", c.EndReason)
+	}
+}

@@ -206,8 +206,14 @@ func (p *Peer) Incoming() <-chan *Session { return p.incoming }
 // cleartext SIP.
 func (p *Peer) Wire() WireStats { return p.wire.stats() }
 
-// Close hangs up nothing; it stops the listener and the user agent.
+// Close hangs up nothing; it stops the listener and the user agent. It is
+// idempotent.
 func (p *Peer) Close() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
 	close(p.done)
 	p.mu.Lock()
 	sessions := make([]*Session, 0, len(p.sessions))
