@@ -42,11 +42,15 @@ bench:
 	$(GO) test -run '^$$' -bench 'Pion/|Relay' -benchmem -count 5 -cpu 1 ./bench/
 	$(GO) test -run '^$$' -bench 'Loopback' -benchmem -count 5 -cpu 1,2 -benchtime 20000x ./bench/
 
-# A short run of every fuzz target (one at a time; the machine has 2 cores).
+# A run of every fuzz target, one at a time (the machine has 2 cores).
+FUZZ_PKGS := ./media ./configs ./compliance ./b2bua
+FUZZTIME  ?= 20s
 fuzz:
-	@for t in $$($(GO) test -list 'Fuzz.*' ./... 2>/dev/null | grep '^Fuzz'); do \
-		pkg=$$(grep -rl "func $$t(" --include='*_test.go' . | head -1 | xargs dirname); \
-		echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 20s $$pkg || exit 1; \
+	@for p in $(FUZZ_PKGS); do \
+		for t in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
+			echo "== $$p $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s -parallel 1 $$p || exit 1; \
+		done; \
 	done
 
 clean:
