@@ -344,24 +344,27 @@ func (s *Server) activeCalls() int {
 	return len(s.calls)
 }
 
-// register installs the request handlers of a zone.
+// register installs the request handlers of a zone. Every handler runs
+// under safe: a bug in handling one request must not take down the process
+// and every call in it.
 func (s *Server) register(z *zone) {
-	z.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+	on := func(m sip.RequestMethod, h sipgo.RequestHandler) { z.srv.OnRequest(m, s.safe(h)) }
+	on(sip.INVITE, func(req *sip.Request, tx sip.ServerTransaction) {
 		if to := req.To(); to != nil && to.Params.Has("tag") {
 			s.inDialog(z, req, tx)
 			return
 		}
 		s.handleInvite(z, req, tx)
 	})
-	z.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
-	z.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
-	z.srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
-	z.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+	on(sip.ACK, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
+	on(sip.BYE, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
+	on(sip.INFO, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
+	on(sip.CANCEL, func(req *sip.Request, tx sip.ServerTransaction) {
 		// A CANCEL matching a live INVITE transaction is answered by sipgo's
 		// transaction layer; one that reaches us matched nothing.
 		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
 	})
-	z.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
+	on(sip.OPTIONS, func(req *sip.Request, tx sip.ServerTransaction) {
 		if to := req.To(); to != nil && to.Params.Has("tag") {
 			s.inDialog(z, req, tx)
 			return
@@ -375,7 +378,7 @@ func (s *Server) register(z *zone) {
 	})
 	for _, m := range []sip.RequestMethod{sip.REGISTER, sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY,
 		sip.REFER, sip.UPDATE, sip.PRACK, sip.PUBLISH} {
-		z.srv.OnRequest(m, func(req *sip.Request, tx sip.ServerTransaction) {
+		on(m, func(req *sip.Request, tx sip.ServerTransaction) {
 			if to := req.To(); to != nil && to.Params.Has("tag") {
 				s.respond(tx, req, 501, "Not Implemented", "")
 				return
@@ -385,6 +388,22 @@ func (s *Server) register(z *zone) {
 			}
 			s.respond(tx, req, 405, "Method Not Allowed", "")
 		})
+	}
+}
+
+// safe recovers a panicking handler: the request gets 500, the process
+// and its other calls go on, and the panic is logged.
+func (s *Server) safe(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("request handler panicked", "method", string(req.Method), "panic", fmt.Sprint(p))
+				if !req.IsAck() {
+					s.respond(tx, req, 500, "Server Internal Error", "")
+				}
+			}
+		}()
+		h(req, tx)
 	}
 }
 

@@ -457,22 +457,38 @@ func wellFormed(pkt []byte, control bool, sc *scratch) bool {
 	return err == nil
 }
 
-// serve reads one socket: packets from side e's peer, bound for the other side.
+// serve reads one socket: packets from side e's peer, bound for the other
+// side. A panic while handling a packet (a bug, never expected) drops that
+// packet, is counted and logged, and the reader goes on.
 func (st *RelayStream) serve(e *endpoint, conn *net.UDPConn, rtcpSocket bool) {
-	r := st.r
-	defer r.wg.Done()
+	defer st.r.wg.Done()
 	buf := make([]byte, bufSize)
 	sc := newScratch()
+	for !st.pump(e, conn, rtcpSocket, buf, sc) {
+	}
+}
+
+// pump runs the read loop until the socket closes (true) or a packet
+// panics (false).
+func (st *RelayStream) pump(e *endpoint, conn *net.UDPConn, rtcpSocket bool, buf []byte, sc *scratch) (closed bool) {
+	r := st.r
 	cout := &r.counters[e.side.Other()]
+	defer func() {
+		if p := recover(); p != nil {
+			r.counters[e.side].malformed.Add(1)
+			r.log.Error("media packet handling panicked; packet dropped", "side", e.side.String(), "panic", fmt.Sprint(p))
+			closed = false
+		}
+	}()
 	for {
 		n, src, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
-				return
+				return true
 			}
 			select {
 			case <-r.done:
-				return
+				return true
 			default:
 			}
 			continue // ICMP-induced errors and the like: keep reading
