@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"regexp"
@@ -440,5 +441,28 @@ func TestDigestAuthTowardCarrier(t *testing.T) {
 	c := w.sink.waitCalls(t, 1)[0]
 	if c.Disposition != compliance.DispositionFailed || !strings.Contains(c.EndReason, "403") {
 		t.Errorf("record %s %d %q", c.Disposition, c.SIPStatus, c.EndReason)
+	}
+}
+
+// A PBX phone over TCP: its leg is recorded as tcp, the call works.
+func TestTCPCaller(t *testing.T) {
+	l := newLab(t, labOptions{})
+	tcpPBX, err := sim.New(sim.Config{Name: "tcpphone", Transport: "tcp", Listen: netip.AddrPortFrom(loop, 0), Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcpPBX.Close()
+	ctx := ctxT(t)
+	at := l.srv.Addrs("pbx")[policy.TransportTCP]
+	caller, err := tcpPBX.Call(ctx, fmt.Sprintf("sip:+15551230000@%s;transport=tcp", at), sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.carrier)
+	exchange(t, caller, callee)
+	caller.Hangup(ctx)
+	c := l.sink.waitCalls(t, 1)[0]
+	if a := leg(c, compliance.RoleA); a.Transport != "tcp" || c.Disposition != compliance.DispositionAnswered {
+		t.Errorf("leg a %+v, disposition %s", a, c.Disposition)
 	}
 }
