@@ -244,8 +244,11 @@ func (s *Server) handleInvite(z *zone, req *sip.Request, tx sip.ServerTransactio
 		if p := recover(); p != nil {
 			c.log.Error("call panicked", "panic", fmt.Sprint(p))
 			c.setOutcome(compliance.DispositionFailed, 500, fmt.Sprintf("internal error: %v", p))
-			if c.a.uas == nil {
+			switch {
+			case c.a.uas == nil:
 				c.s.respond(tx, req, 500, "Server Internal Error", "")
+			case !c.established.Load():
+				c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "internal error", "internal error")
 			}
 			c.teardown()
 		}
