@@ -70,11 +70,7 @@ func control(l *compliance.Leg, ctl policy.Control) policy.FindingStatus {
 func TestOutboundCallUpgradesToSRTP(t *testing.T) {
 	l := newLab(t, labOptions{})
 	ctx := ctxT(t)
-	caller, err := l.callOut(ctx, sim.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	callee := incoming(t, l.carrier)
+	caller, callee := l.connect(t, ctx)
 	if ok, suite := callee.SRTP(); !ok || suite != "AEAD_AES_256_GCM" {
 		t.Fatalf("carrier leg: srtp=%v suite=%q, want SRTP with the zone's first suite", ok, suite)
 	}

@@ -37,8 +37,6 @@ type Config struct {
 	Logger *slog.Logger
 	// UserAgent is written in User-Agent and Server headers.
 	UserAgent string
-	// Version is parapet's version, for logs.
-	Version string
 }
 
 // Zone is one zone as b2bua needs it.

@@ -18,11 +18,7 @@ import (
 func TestTopologyHidden(t *testing.T) {
 	l := newLab(t, labOptions{})
 	ctx := ctxT(t)
-	caller, err := l.callOut(ctx, sim.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	callee := incoming(t, l.carrier)
+	caller, callee := l.connect(t, ctx)
 	defer caller.Hangup(ctx)
 
 	atCarrier := callee.Dialog() // the INVITE the carrier received
@@ -65,11 +61,7 @@ func TestTopologyHidden(t *testing.T) {
 func TestEarlyMedia(t *testing.T) {
 	l := newLab(t, labOptions{carrierAnswer: sim.Answer{Early: true, Ring: 200 * time.Millisecond}})
 	ctx := ctxT(t)
-	caller, err := l.callOut(ctx, sim.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	callee := incoming(t, l.carrier)
+	caller, callee := l.connect(t, ctx)
 	var early string
 	for _, p := range caller.Provisional() {
 		if strings.HasPrefix(p, "SIP/2.0 183") {

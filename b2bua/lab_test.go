@@ -226,6 +226,17 @@ func (l *lab) callOut(ctx context.Context, o sim.CallOptions) (*sim.Session, err
 	return l.pbx.Call(ctx, fmt.Sprintf("sip:+15551230000@%s", l.pbxUDP), o)
 }
 
+// connect places an outbound call with a plain-RTP offer and returns both
+// ends once the carrier has it.
+func (l *lab) connect(t *testing.T, ctx context.Context) (caller, callee *sim.Session) {
+	t.Helper()
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return caller, incoming(t, l.carrier)
+}
+
 // callIn places a call from the carrier through parapet to the PBX.
 func (l *lab) callIn(ctx context.Context, o sim.CallOptions) (*sim.Session, error) {
 	return l.carrier.Call(ctx, fmt.Sprintf("sip:+15557650000@%s;transport=tls", l.carrierTLS), o)

@@ -102,11 +102,7 @@ func TestLegacyTLSRefusedAndRecorded(t *testing.T) {
 func TestTLS12CarrierCall(t *testing.T) {
 	l := newLab(t, labOptions{parapetClient: func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 }})
 	ctx := ctxT(t)
-	caller, err := l.callOut(ctx, sim.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	callee := incoming(t, l.carrier)
+	caller, callee := l.connect(t, ctx)
 	exchange(t, caller, callee)
 	caller.Hangup(ctx)
 	c := l.sink.waitCalls(t, 1)[0]
@@ -171,11 +167,7 @@ func TestCalleeBusy(t *testing.T) {
 func TestReinvite(t *testing.T) {
 	l := newLab(t, labOptions{})
 	ctx := ctxT(t)
-	caller, err := l.callOut(ctx, sim.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	callee := incoming(t, l.carrier)
+	caller, callee := l.connect(t, ctx)
 	exchange(t, caller, callee)
 
 	code, err := callee.Reinvite(ctx, true)
@@ -221,11 +213,7 @@ func TestReinvite(t *testing.T) {
 func TestInfoRelayed(t *testing.T) {
 	l := newLab(t, labOptions{})
 	ctx := ctxT(t)
-	caller, err := l.callOut(ctx, sim.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	callee := incoming(t, l.carrier)
+	caller, callee := l.connect(t, ctx)
 	code, err := caller.Info(ctx, "Signal=5\r\nDuration=160\r\n")
 	if err != nil || code != 200 {
 		t.Fatalf("INFO: %d %v", code, err)
@@ -240,11 +228,7 @@ func TestInfoRelayed(t *testing.T) {
 func TestMediaTimeout(t *testing.T) {
 	l := newLab(t, labOptions{mediaTimeout: time.Second})
 	ctx := ctxT(t)
-	caller, err := l.callOut(ctx, sim.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	callee := incoming(t, l.carrier)
+	caller, callee := l.connect(t, ctx)
 	for _, s := range []*sim.Session{caller, callee} {
 		select {
 		case <-s.Context().Done():
@@ -292,11 +276,7 @@ func TestSourceNotAllowed(t *testing.T) {
 func TestSpoofedMediaDropped(t *testing.T) {
 	l := newLab(t, labOptions{})
 	ctx := ctxT(t)
-	caller, err := l.callOut(ctx, sim.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	callee := incoming(t, l.carrier)
+	caller, callee := l.connect(t, ctx)
 	exchange(t, caller, callee) // latches both peers
 
 	// Another socket sends to parapet's PBX-side port: wrong source.
@@ -350,11 +330,7 @@ func TestSpoofedMediaDropped(t *testing.T) {
 func TestShutdownEndsCalls(t *testing.T) {
 	l := newLab(t, labOptions{})
 	ctx := ctxT(t)
-	caller, err := l.callOut(ctx, sim.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	callee := incoming(t, l.carrier)
+	caller, callee := l.connect(t, ctx)
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := l.srv.Shutdown(sctx); err != nil {

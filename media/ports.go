@@ -38,9 +38,6 @@ func NewPortPool(addr netip.Addr, min, max int) (*PortPool, error) {
 	return &PortPool{addr: addr, min: min, max: max, next: min, inUse: map[int]bool{}}, nil
 }
 
-// Addr is the address the pool binds on.
-func (p *PortPool) Addr() netip.Addr { return p.addr }
-
 // Pairs is the number of port pairs in the pool.
 func (p *PortPool) Pairs() int { return (p.max - p.min + 1) / 2 }
 

@@ -134,7 +134,6 @@ func NewRelay(pool *PortPool, cfg RelayConfig) *Relay {
 // RelayStream is one relayed m= line: a socket pair facing each side.
 type RelayStream struct {
 	r     *Relay
-	index int
 	sides [2]*endpoint
 }
 
@@ -256,7 +255,7 @@ func (r *Relay) AddStream() (*RelayStream, error) {
 	if r.closed {
 		return nil, errors.New("relay closed")
 	}
-	st := &RelayStream{r: r, index: len(r.streams)}
+	st := &RelayStream{r: r}
 	for i := range st.sides {
 		rtpc, rtcpc, err := r.pool.pair()
 		if err != nil {
@@ -271,13 +270,6 @@ func (r *Relay) AddStream() (*RelayStream, error) {
 		st.start()
 	}
 	return st, nil
-}
-
-// Streams returns the relay's streams in order.
-func (r *Relay) Streams() []*RelayStream {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]*RelayStream(nil), r.streams...)
 }
 
 // Local is where parapet receives this stream from side s's peer.
@@ -393,9 +385,6 @@ func (r *Relay) watchdog() {
 		}
 	}
 }
-
-// Idle reports whether the watchdog fired.
-func (r *Relay) Idle() bool { return r.idle.Load() }
 
 // Counters returns side s's counters summed over all streams.
 func (r *Relay) Counters(s Side) Counters { return r.counters[s].snapshot() }

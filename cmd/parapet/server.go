@@ -134,7 +134,6 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instanc
 		Pseudonymize: pseudo,
 		Logger:       log,
 		UserAgent:    "parapet/" + parapetVersion(),
-		Version:      parapetVersion(),
 	}
 	for _, z := range cfg.Zones {
 		bz := b2bua.Zone{Policy: z.Policy, Advertise: z.Advertise}
