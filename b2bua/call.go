@@ -586,8 +586,15 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 			return false
 		}
 	case <-c.ended:
+		// Hung up before A's ACK. A's dialog is WriteResponse's until it
+		// returns, so wait for it (bounded); BYE A only if it confirmed.
 		c.setOutcome(c.hangDisp, 200, c.hangReason+" (before the caller's ACK)")
-		c.teardown()
+		select {
+		case err := <-acked:
+			c.teardownLegs(err == nil)
+		case <-time.After(teardownTimeout):
+			c.teardownLegs(false)
+		}
 		return false
 	}
 	c.log.Info("call answered")
@@ -726,14 +733,18 @@ func (c *Call) talk() {
 
 // teardown ends whatever dialogs are still up: BYE first, then media
 // (the relay is closed by finish).
-func (c *Call) teardown() {
+func (c *Call) teardown() { c.teardownLegs(true) }
+
+// teardownLegs is teardown; byeA false leaves leg A alone (its dialog is
+// still being answered by another goroutine, or never confirmed).
+func (c *Call) teardownLegs(byeA bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
 	// A BYE to A waits (bounded) for A's ACK first: a UAS does not send BYE
 	// before the ACK for its 2xx (RFC 3261 section 15), and a caller that
 	// did ACK must not be left believing the call is up.
-	if uas := c.a.uas; uas != nil && uas.LoadState() != sip.DialogStateEnded && c.established.Load() {
+	if uas := c.a.uas; byeA && uas != nil && uas.LoadState() != sip.DialogStateEnded && c.established.Load() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
