@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parapet-sbc/parapet/b2bua"
 	"github.com/parapet-sbc/parapet/b2bua/sim"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/policy"
@@ -194,4 +195,59 @@ func TestNullSuiteRejected(t *testing.T) {
 	if d := decision(c, policy.RuleNoAcceptableCrypto); d == nil {
 		t.Errorf("decisions: %+v", c.Decisions)
 	}
+}
+
+// The RTP profile offered into a zone follows its rtcp_feedback setting: a
+// carrier's RTP/SAVPF offer reaches the PBX as RTP/AVPF when mirrored and as
+// RTP/AVP when the PBX zone has feedback off (as Asterisk without avpf=yes
+// needs), while the carrier's answer keeps the profile it offered.
+func TestFeedbackProfile(t *testing.T) {
+	for _, tc := range []struct {
+		feedback b2bua.Feedback
+		want     string
+	}{
+		{"", "RTP/AVPF"},
+		{b2bua.FeedbackOff, "RTP/AVP"},
+	} {
+		t.Run(string(tc.feedback), func(t *testing.T) {
+			l := newLab(t, labOptions{pbxFeedback: tc.feedback})
+			ctx := ctxT(t)
+			caller, err := l.callIn(ctx, sim.CallOptions{SRTP: true, Feedback: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			callee := incoming(t, l.pbx)
+			if got := callee.Profile(); got != tc.want {
+				t.Errorf("PBX was offered %s, want %s", got, tc.want)
+			}
+			if got := caller.Profile(); got != "RTP/SAVPF" {
+				t.Errorf("carrier got an answer in %s, want RTP/SAVPF", got)
+			}
+			exchange(t, caller, callee)
+			if err := caller.Hangup(ctx); err != nil {
+				t.Fatal(err)
+			}
+			l.sink.waitCalls(t, 1)
+		})
+	}
+
+	// feedback on: a plain RTP/AVP offer from the PBX reaches the carrier as RTP/SAVPF.
+	l := newLab(t, labOptions{carrierFeedback: b2bua.FeedbackOn})
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.carrier)
+	if got := callee.Profile(); got != "RTP/SAVPF" {
+		t.Errorf("carrier was offered %s, want RTP/SAVPF", got)
+	}
+	if got := caller.Profile(); got != "RTP/AVP" {
+		t.Errorf("PBX got an answer in %s, want RTP/AVP", got)
+	}
+	exchange(t, caller, callee)
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.sink.waitCalls(t, 1)
 }

@@ -49,7 +49,20 @@ type Zone struct {
 	ServerTLS *tls.Config
 	// ClientTLS is used when parapet dials out over TLS into this zone.
 	ClientTLS *tls.Config
+	// Feedback is the RTP profile of parapet's offers into this zone;
+	// "" is FeedbackMirror.
+	Feedback Feedback
 }
+
+// Feedback says whether parapet's offers into a zone use an RTCP feedback
+// profile (RTP/AVPF, RTP/SAVPF; RFC 4585).
+type Feedback string
+
+const (
+	FeedbackMirror Feedback = "mirror" // as the other leg offered
+	FeedbackOn     Feedback = "on"     // always AVPF/SAVPF
+	FeedbackOff    Feedback = "off"    // always AVP/SAVP
+)
 
 // Listener is one SIP listening socket.
 type Listener struct {

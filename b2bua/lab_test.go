@@ -89,17 +89,19 @@ func (m *memSink) waitCalls(t *testing.T, n int) []*compliance.Call {
 }
 
 type labOptions struct {
-	carrierAnswer sim.Answer
-	pbxAnswer     sim.Answer
-	carrierClient *tls.Config // overrides the carrier's client TLS (to parapet)
-	pbxPeers      []netip.Prefix
-	pbxMode       policy.Mode
-	mediaTimeout  time.Duration
-	carrierZone   func(*policy.Zone)
-	outboundMatch *regexp.Regexp
-	parapetClient func(*tls.Config) // tweak parapet's client TLS toward the carrier
-	username      string            // digest credentials of the outbound route
-	password      string
+	carrierAnswer   sim.Answer
+	pbxAnswer       sim.Answer
+	carrierClient   *tls.Config // overrides the carrier's client TLS (to parapet)
+	pbxPeers        []netip.Prefix
+	pbxMode         policy.Mode
+	pbxFeedback     b2bua.Feedback
+	carrierFeedback b2bua.Feedback
+	mediaTimeout    time.Duration
+	carrierZone     func(*policy.Zone)
+	outboundMatch   *regexp.Regexp
+	parapetClient   func(*tls.Config) // tweak parapet's client TLS toward the carrier
+	username        string            // digest credentials of the outbound route
+	password        string
 }
 
 type lab struct {
@@ -184,10 +186,11 @@ func newLab(t testing.TB, o labOptions) *lab {
 			{Policy: policy.Zone{Name: "pbx", Signaling: policy.RequirementOff, MinTLS: policy.VersionTLS12,
 				SRTP: policy.RequirementAllow, Suites: policy.DefaultSuites, Peers: pbxPeers, Mode: o.pbxMode},
 				Listen: []b2bua.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)},
-					{Transport: policy.TransportTCP, Addr: netip.AddrPortFrom(loop, 0)}}},
+					{Transport: policy.TransportTCP, Addr: netip.AddrPortFrom(loop, 0)}},
+				Feedback: o.pbxFeedback},
 			{Policy: carrierZone,
 				Listen:    []b2bua.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
-				ServerTLS: zoneTLS.ServerConfig(), ClientTLS: clientTLS},
+				ServerTLS: zoneTLS.ServerConfig(), ClientTLS: clientTLS, Feedback: o.carrierFeedback},
 		},
 		Routes: []b2bua.Route{
 			{Name: "outbound", From: "pbx", To: "carrier", Match: o.outboundMatch, Username: o.username, Password: o.password,

@@ -204,7 +204,7 @@ func (c *Call) offerTo(to *leg, src *media.Description, plan policy.OfferPlan, c
 			if plan.SRTP {
 				ts.proto = "RTP/SAVP"
 			}
-			if strings.HasSuffix(st.Proto, "F") {
+			if to.zone.feedback(strings.HasSuffix(st.Proto, "F")) {
 				ts.proto += "F"
 			}
 			if plan.Secure() {

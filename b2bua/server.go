@@ -60,6 +60,18 @@ type zone struct {
 	serve   []func() error
 }
 
+// feedback reports whether parapet's offer into the zone uses an RTCP
+// feedback profile, given whether the other leg's offer did.
+func (z *zone) feedback(offered bool) bool {
+	switch z.cfg.Feedback {
+	case FeedbackOn:
+		return true
+	case FeedbackOff:
+		return false
+	}
+	return offered
+}
+
 // SetProcessLogger routes the few messages sipgo logs through its
 // package-wide default logger (connection reference counting, and whole
 // messages if its SIP debugging were ever switched on) through parapet's

@@ -35,6 +35,7 @@ type canonZone struct {
 	SRTP        string    `json:"srtp"`
 	KeyExchange []string  `json:"key_exchange"`
 	Suites      []string  `json:"suites"`
+	Feedback    string    `json:"rtcp_feedback"`
 }
 
 type canonTLS struct {
@@ -124,6 +125,7 @@ func canonical(c *Config) canonConfig {
 			SRTP:        p.SRTP.String(),
 			KeyExchange: []string{},
 			Suites:      []string{},
+			Feedback:    string(z.Feedback),
 		}
 		for _, l := range z.Listen {
 			cz.Listen = append(cz.Listen, l.String())

@@ -53,7 +53,25 @@ type Zone struct {
 	// TLS is non-nil when the zone has a TLS listener or a tls block (which
 	// then applies to outbound connections into the zone).
 	TLS *TLS
+	// Feedback is the RTP profile parapet offers on legs into the zone:
+	// with RTCP feedback (RTP/AVPF, RTP/SAVPF) or without. Default mirror.
+	Feedback Feedback
 }
+
+// Feedback says whether parapet's offers into a zone use an RTCP feedback
+// profile (RFC 4585). Many peers decline a profile they were not
+// configured for (Asterisk without avpf=yes, baresip), so a B2BUA cannot
+// always pass the caller's choice through.
+type Feedback string
+
+const (
+	// FeedbackMirror offers AVPF/SAVPF exactly when the other leg offered it.
+	FeedbackMirror Feedback = "mirror"
+	// FeedbackOn always offers RTP/AVPF or RTP/SAVPF.
+	FeedbackOn Feedback = "on"
+	// FeedbackOff always offers RTP/AVP or RTP/SAVP.
+	FeedbackOff Feedback = "off"
+)
 
 // Listener is one SIP listening socket.
 type Listener struct {

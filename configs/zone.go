@@ -44,6 +44,7 @@ type zoneMediaBlock struct {
 	SRTP        *string   `hcl:"srtp,optional"`
 	KeyExchange *[]string `hcl:"key_exchange,optional"`
 	Suites      *[]string `hcl:"suites,optional"`
+	Feedback    *string   `hcl:"rtcp_feedback,optional"`
 	Body        hcl.Body  `hcl:",body"`
 	DefRange    hcl.Range `hcl:",def_range"`
 }
@@ -99,7 +100,7 @@ func (l *loader) zone(b *hcl.Block) {
 		ClientAuth: policy.ClientAuthNone,
 		SRTP:       srtpDefault,
 		Mode:       policy.ModeEnforce,
-	}}
+	}, Feedback: FeedbackMirror}
 	zd.zone = z
 
 	dup := false
@@ -461,7 +462,7 @@ func (l *loader) zoneMedia(zd *zoneDecl, mb *zoneMediaBlock, diags hcl.Diagnosti
 	s := newScope(mb.Body, mb.DefRange, diags)
 	z := &zd.zone.Policy
 	valid := true
-	for _, a := range []string{"srtp", "key_exchange", "suites"} {
+	for _, a := range []string{"srtp", "key_exchange", "suites", "rtcp_feedback"} {
 		if s.has(a) && !s.ok(a) {
 			valid = false
 		}
@@ -475,6 +476,17 @@ func (l *loader) zoneMedia(zd *zoneDecl, mb *zoneMediaBlock, diags hcl.Diagnosti
 			valid = false
 		} else {
 			z.SRTP = r
+		}
+	}
+
+	if mb.Feedback != nil && s.ok("rtcp_feedback") {
+		switch f := Feedback(*mb.Feedback); f {
+		case FeedbackMirror, FeedbackOn, FeedbackOff:
+			zd.zone.Feedback = f
+		default:
+			l.errorf(s.value("rtcp_feedback"), "invalid rtcp_feedback",
+				`rtcp_feedback = %q: want "mirror" (offer AVPF/SAVPF only when the other leg did), "on" or "off".`, *mb.Feedback)
+			valid = false
 		}
 	}
 

@@ -257,6 +257,8 @@ type CallOptions struct {
 	Unsafe string
 	// From is the caller user part (default the peer's name).
 	From string
+	// Feedback offers the RTCP feedback profile (RTP/AVPF or RTP/SAVPF).
+	Feedback bool
 }
 
 // Call places a call to target (e.g. "sip:+15551230000@127.0.0.1:5060") and
@@ -270,6 +272,7 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 	if err != nil {
 		return nil, err
 	}
+	s.feedback = o.Feedback
 	var lines []sdesLine
 	if o.SRTP {
 		suites := o.Suites
@@ -488,12 +491,13 @@ type Session struct {
 	conn *net.UDPConn
 	port int
 
-	mu      sync.Mutex
-	remote  netip.AddrPort
-	proto   string
-	send    *sdesLine // the key this peer encrypts with
-	recv    *sdesLine // the key the other side encrypts with
-	offered []sdesLine
+	mu       sync.Mutex
+	remote   netip.AddrPort
+	proto    string    // the profile of the last SDP received
+	feedback bool      // offer AVPF/SAVPF
+	send     *sdesLine // the key this peer encrypts with
+	recv     *sdesLine // the key the other side encrypts with
+	offered  []sdesLine
 
 	stats       mediaStats
 	provisional []string // provisional responses received, as written
@@ -509,6 +513,14 @@ func (p *Peer) newSession(srtp bool) (*Session, error) {
 		return nil, err
 	}
 	return &Session{p: p, conn: c, port: c.LocalAddr().(*net.UDPAddr).Port}, nil
+}
+
+// Profile is the transport profile (such as RTP/SAVP) of the last SDP this
+// session received: the offer for a callee, the answer for a caller.
+func (s *Session) Profile() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proto
 }
 
 // CallID is the SIP Call-ID of the session at this peer.
@@ -635,6 +647,9 @@ func (s *Session) offerVersion(lines []sdesLine, version int) []byte {
 	if len(lines) > 0 {
 		proto = "RTP/SAVP"
 	}
+	if s.feedback {
+		proto += "F"
+	}
 	return s.sdp(proto, lines, version)
 }
 
@@ -719,7 +734,7 @@ func (s *Session) takeRemote(body []byte, offered []sdesLine, offer bool) error 
 	if offer {
 		s.send, s.recv = nil, nil
 		if s.p.cfg.Answer.Plain || len(lines) == 0 {
-			s.proto = "RTP/AVP"
+			s.proto = strings.Replace(s.proto, "RTP/SAVP", "RTP/AVP", 1)
 			return nil
 		}
 		pick := lines[0]

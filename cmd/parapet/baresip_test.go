@@ -167,6 +167,37 @@ func TestBaresipInbound(t *testing.T) {
 	}
 }
 
+// A carrier-side phone offering RTP/SAVPF (baresip srtp-mandf) calls a PBX
+// phone that, like Asterisk without avpf=yes, declines any profile but
+// RTP/AVP: the PBX zone's rtcp_feedback = "off" makes the call work.
+func TestBaresipFeedbackProfileToPBX(t *testing.T) {
+	requirePeers(t, "baresip", "dumpcap", "tshark")
+	base := portBlock(t)
+	p := startParapetMedia(t, base, "srtp = \"allow\"\n    rtcp_feedback = \"off\"",
+		routesTo(fmt.Sprintf("sips:127.0.0.1:%d", base+1), fmt.Sprintf("sip:127.0.0.1:%d", base+10)))
+	cap := startCapture(t, base)
+	alice, bob := baresipPair(t, base, p.pki.PeerBundleFile,
+		baresipConf{transport: "tls", menc: "srtp-mandf"}, baresipConf{transport: "udp"})
+	if err := call(t, alice, bob, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+61)); err != nil {
+		t.Fatal(err)
+	}
+	cap.stop()
+	if v := cap.media(t, base+20, base+39); !v.srtp() {
+		t.Errorf("carrier leg media does not look like SRTP: %+v", v)
+	}
+	if v := cap.media(t, base+40, base+59); !v.plain() {
+		t.Errorf("PBX leg media does not look like plain RTP: %+v", v)
+	}
+	calls := onlyCalls(p.records(t))
+	if len(calls) != 1 || calls[0].Disposition != compliance.DispositionAnswered {
+		t.Fatalf("records %+v", calls)
+	}
+	a, b := wantLegs(t, calls[0])
+	if a.Media.Profile != "RTP/SAVPF" || b.Media.Profile != "RTP/AVP" {
+		t.Errorf("profiles: leg a %s, leg b %s; want RTP/SAVPF and RTP/AVP", a.Media.Profile, b.Media.Profile)
+	}
+}
+
 func writeOpenSSLConf(t *testing.T, body string) string {
 	p := filepath.Join(t.TempDir(), "openssl.cnf")
 	conf := "openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n[ssl_sect]\nsystem_default = system_default_sect\n[system_default_sect]\n" + body

@@ -80,7 +80,13 @@ type parapetUnderTest struct {
 // "carrier" zone on TLS (lab certificate), routes to the given targets.
 func startParapet(t *testing.T, base int, outboundTarget, inboundTarget string) *parapetUnderTest {
 	t.Helper()
-	return startParapetRoutes(t, base, fmt.Sprintf(`
+	return startParapetRoutes(t, base, routesTo(outboundTarget, inboundTarget))
+}
+
+// routesTo is an "outbound" route from pbx to carrier and an "inbound" one
+// back, to the given targets.
+func routesTo(outboundTarget, inboundTarget string) string {
+	return fmt.Sprintf(`
 route "outbound" {
   from   = "pbx"
   to     = "carrier"
@@ -91,17 +97,17 @@ route "inbound" {
   to     = "pbx"
   target = %q
 }
-`, outboundTarget, inboundTarget))
+`, outboundTarget, inboundTarget)
 }
 
 // startParapetRoutes runs parapet with the two zones and the given routes.
 func startParapetRoutes(t *testing.T, base int, routes string) *parapetUnderTest {
 	t.Helper()
-	return startParapetMedia(t, base, `srtp = "require"`, routes)
+	return startParapetMedia(t, base, `srtp = "allow"`, routes)
 }
 
-// startParapetMedia also sets the carrier zone's media block.
-func startParapetMedia(t *testing.T, base int, carrierMedia, routes string) *parapetUnderTest {
+// startParapetMedia also sets the pbx zone's media block.
+func startParapetMedia(t *testing.T, base int, pbxMedia, routes string) *parapetUnderTest {
 	t.Helper()
 	dir := t.TempDir()
 	pki, err := certs.EnsureLab(filepath.Join(dir, "state", "certs"))
@@ -113,7 +119,9 @@ state_dir = "state"
 zone "pbx" {
   listen = ["udp://127.0.0.1:%d"]
   peers  = ["127.0.0.0/8"]
-  media { srtp = "allow" }
+  media {
+    %s
+  }
 }
 zone "carrier" {
   listen = ["tls://127.0.0.1:%d"]
@@ -123,7 +131,7 @@ zone "carrier" {
     client_auth = "request"
   }
   media {
-    %s
+    srtp = "require"
   }
 }
 %s
@@ -132,7 +140,7 @@ media {
   ports   = "%d-%d"
   timeout = "10s"
 }
-`, base+60, base+61, carrierMedia, routes, base+70, base+99)
+`, base+60, pbxMedia, base+61, routes, base+70, base+99)
 	path := filepath.Join(dir, "parapet.hcl")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

@@ -136,7 +136,7 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instanc
 		UserAgent:    "parapet/" + parapetVersion(),
 	}
 	for _, z := range cfg.Zones {
-		bz := b2bua.Zone{Policy: z.Policy, Advertise: z.Advertise}
+		bz := b2bua.Zone{Policy: z.Policy, Advertise: z.Advertise, Feedback: b2bua.Feedback(z.Feedback)}
 		for _, l := range z.Listen {
 			bz.Listen = append(bz.Listen, b2bua.Listener{Transport: l.Transport, Addr: l.Addr})
 		}

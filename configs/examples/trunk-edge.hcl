@@ -12,7 +12,8 @@ zone "pbx" {
   listen = ["udp://192.0.2.10:5060", "tcp://192.0.2.10:5060"]
   peers  = ["10.20.0.0/16"]            # who may send requests into this zone
   media {
-    srtp = "allow"                     # off | allow | require
+    srtp          = "allow"            # off | allow | require
+    rtcp_feedback = "off"              # offer RTP/AVP: Asterisk declines AVPF unless avpf=yes
   }
 }
 

@@ -20,6 +20,7 @@ zone "pbx" {
     srtp         = "allow"
     key_exchange = ["sdes"]
     suites       = ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"]
+    rtcp_feedback = "off"
   }
 }
 
