@@ -442,3 +442,72 @@ func TestTCPCaller(t *testing.T) {
 		t.Errorf("leg a %+v, disposition %s", a, c.Disposition)
 	}
 }
+
+// A source outside the zone's peers can hold only a few TCP connections;
+// further ones are closed at once and recorded. The admitted ones still get
+// their 403.
+func TestConnectionLimitForNonPeers(t *testing.T) {
+	l := newLab(t, labOptions{pbxPeers: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	at := l.srv.Addrs("pbx")[policy.TransportTCP]
+	var conns []net.Conn
+	for range 6 {
+		c, err := net.Dial("tcp", at.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	// Closed or not: a read ends with EOF on a closed one and times out on
+	// an open one.
+	open := 0
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			open++
+		}
+	}
+	if open != 4 {
+		t.Errorf("%d of 6 connections stayed open, want 4", open)
+	}
+
+	// An admitted connection is still answered: OPTIONS gets 403.
+	var c net.Conn
+	for _, cc := range conns {
+		cc.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := fmt.Fprintf(cc, "OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-lim1\r\n"+
+			"From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:%s>\r\nCall-ID: limit-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+			at, at); err == nil {
+			buf := make([]byte, 512)
+			if n, err := cc.Read(buf); err == nil {
+				if !strings.HasPrefix(string(buf[:n]), "SIP/2.0 403") {
+					t.Errorf("OPTIONS from outside the peers got %q", firstLine(string(buf[:n])))
+				}
+				c = cc
+				break
+			}
+		}
+	}
+	if c == nil {
+		t.Fatal("no admitted connection answered")
+	}
+
+	var ev *compliance.ConnEvent
+	deadline := time.Now().Add(5 * time.Second)
+	for ev == nil && time.Now().Before(deadline) {
+		for _, e := range l.sink.conns() {
+			if e.Event == compliance.EventConnectionLimit {
+				ev = e
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ev == nil || ev.Zone != "pbx" || ev.Transport != "tcp" || !strings.Contains(ev.Error, "outside the zone's peers") {
+		t.Fatalf("connection_limit event %+v", ev)
+	}
+	if st := l.srv.Stats(); st.ConnsRefused != 2 {
+		t.Errorf("ConnsRefused = %d, want 2", st.ConnsRefused)
+	}
+}

@@ -262,7 +262,8 @@ func (s *Server) bind(z *zone, l Listener) error {
 		}
 		z.note(l.Transport, ln.Addr().(*net.TCPAddr).AddrPort())
 		z.closers = append(z.closers, ln)
-		z.serve = append(z.serve, func() error { return z.srv.ServeTCP(ln) })
+		ll := s.limit(z, l.Transport, ln)
+		z.serve = append(z.serve, func() error { return z.srv.ServeTCP(ll) })
 	case policy.TransportTLS:
 		if z.cfg.ServerTLS == nil {
 			return errors.New("no TLS configuration for a tls listener")
@@ -272,7 +273,7 @@ func (s *Server) bind(z *zone, l Listener) error {
 			return err
 		}
 		z.note(l.Transport, ln.Addr().(*net.TCPAddr).AddrPort())
-		tl := &tlsListener{Listener: ln, cfg: z.cfg.ServerTLS, states: z.states,
+		tl := &tlsListener{Listener: s.limit(z, l.Transport, ln), cfg: z.cfg.ServerTLS, states: z.states,
 			report: func(r handshakeResult) { s.onHandshake(z, r) }}
 		z.closers = append(z.closers, ln)
 		z.serve = append(z.serve, func() error { return z.srv.ServeTLS(tl) })
@@ -280,6 +281,26 @@ func (s *Server) bind(z *zone, l Listener) error {
 		return fmt.Errorf("unknown transport %s", l.Transport)
 	}
 	return nil
+}
+
+// limit wraps a TCP or TLS listener of zone z in its connection limits;
+// refused connections become (rate-limited) connection events.
+func (s *Server) limit(z *zone, t policy.Transport, ln net.Listener) net.Listener {
+	sig := policy.SignalingFacts{Transport: t}
+	return newLimitListener(ln, z.pol.AdmitsSource,
+		func(remote, why string) {
+			s.stats.connRefused.Add(1)
+			s.connEvent(z, compliance.EventConnectionLimit, sig, remote, func(e *compliance.ConnEvent) {
+				e.Local = ln.Addr().String()
+				e.Error = why
+			})
+		},
+		func(err error) {
+			if n, ok := s.events.allow("accept|" + ln.Addr().String()); ok {
+				s.log.Warn("accepting connections failed; retrying", "zone", z.name, "listener", ln.Addr().String(),
+					"error", err, "folded", n)
+			}
+		})
 }
 
 func (z *zone) note(t policy.Transport, a netip.AddrPort) {
@@ -563,10 +584,13 @@ func (s *Server) connEvent(z *zone, event string, sig policy.SignalingFacts, rem
 
 // Stats is a snapshot of the server's counters for metrics.
 type Stats struct {
-	CallsActive     int
-	Calls           map[string]uint64 // by disposition
-	TLSHandshakes   uint64
-	TLSRefused      uint64
+	CallsActive   int
+	Calls         map[string]uint64 // by disposition
+	TLSHandshakes uint64
+	TLSRefused    uint64
+	// ConnsRefused counts TCP/TLS connections closed at accept by the
+	// connection limits.
+	ConnsRefused    uint64
 	Records         uint64
 	RecordFailures  uint64
 	RecordBacklog   int
@@ -583,7 +607,7 @@ type stats struct {
 	tlsHandshakes, tlsRefused      atomic.Uint64
 	records, recordFailures        atomic.Uint64
 	packets, authFailures, replays atomic.Uint64
-	wrongSource                    atomic.Uint64
+	wrongSource, connRefused       atomic.Uint64
 	mu                             sync.Mutex
 	calls                          map[string]uint64
 }
@@ -604,6 +628,7 @@ func (s *Server) Stats() Stats {
 		Calls:           map[string]uint64{},
 		TLSHandshakes:   s.stats.tlsHandshakes.Load(),
 		TLSRefused:      s.stats.tlsRefused.Load(),
+		ConnsRefused:    s.stats.connRefused.Load(),
 		Records:         s.stats.records.Load(),
 		RecordFailures:  s.stats.recordFailures.Load(),
 		RecordBacklog:   s.rec.backlog(),

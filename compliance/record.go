@@ -153,6 +153,7 @@ const (
 	EventTLSClientFailed  = "tls_client_failed" // parapet's own handshake toward a peer failed
 	EventSourceRefused    = "source_refused"    // a non-INVITE request from outside the zone's peers
 	EventMalformedRequest = "malformed_request" // a request parapet could not act on
+	EventConnectionLimit  = "connection_limit"  // a TCP/TLS connection closed at once: too many open
 )
 
 // ConnEvent records something that happened to a connection or request

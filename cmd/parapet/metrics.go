@@ -14,8 +14,8 @@ import (
 type collector struct {
 	srv *b2bua.Server
 
-	calls, active, tlsOK, tlsRefused, records, recordFail, backlog  *prometheus.Desc
-	ports, portsUsed, packets, authFail, replays, wrongSource, info *prometheus.Desc
+	calls, active, tlsOK, tlsRefused, connRefused, records, recordFail, backlog *prometheus.Desc
+	ports, portsUsed, packets, authFail, replays, wrongSource, info             *prometheus.Desc
 }
 
 func newCollector(srv *b2bua.Server) *collector {
@@ -28,6 +28,7 @@ func newCollector(srv *b2bua.Server) *collector {
 		active:      d("calls_active", "Calls in progress."),
 		tlsOK:       d("tls_handshakes_total", "TLS handshakes completed on listeners."),
 		tlsRefused:  d("tls_handshakes_refused_total", "TLS handshakes refused or failed (listeners and outbound)."),
+		connRefused: d("connections_refused_total", "TCP/TLS connections closed at accept by the connection limits."),
 		records:     d("compliance_records_total", "Compliance records written."),
 		recordFail:  d("compliance_write_failures_total", "Failed attempts to write a compliance record."),
 		backlog:     d("compliance_backlog", "Compliance records waiting to be written (non-zero: calls are refused)."),
@@ -42,7 +43,7 @@ func newCollector(srv *b2bua.Server) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.calls, c.active, c.tlsOK, c.tlsRefused, c.records, c.recordFail, c.backlog,
+	for _, d := range []*prometheus.Desc{c.calls, c.active, c.tlsOK, c.tlsRefused, c.connRefused, c.records, c.recordFail, c.backlog,
 		c.ports, c.portsUsed, c.packets, c.authFail, c.replays, c.wrongSource, c.info} {
 		ch <- d
 	}
@@ -62,6 +63,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.active, float64(st.CallsActive))
 	counter(c.tlsOK, st.TLSHandshakes)
 	counter(c.tlsRefused, st.TLSRefused)
+	counter(c.connRefused, st.ConnsRefused)
 	counter(c.records, st.Records)
 	counter(c.recordFail, st.RecordFailures)
 	gauge(c.backlog, float64(st.RecordBacklog))
