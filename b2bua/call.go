@@ -92,6 +92,16 @@ type leg struct {
 
 	ackMu   sync.Mutex
 	ackWait map[uint32]chan *sip.Request // ACKs to our 2xx for re-INVITEs, by CSeq
+	// firstAck receives A's ACK to parapet's 2xx for the INVITE; it
+	// carries the answer when parapet offered in that 2xx (delayed offer).
+	firstAck chan *sip.Request
+
+	// ackPending: B answered an offerless INVITE with an offer in its 2xx,
+	// and parapet has not sent the ACK that must carry the answer.
+	// pendingOffer is that offer (nil if it did not parse). Guarded by
+	// Call.mu.
+	ackPending   bool
+	pendingOffer *media.Description
 }
 
 // legMedia is what a leg negotiated. Guarded by Call.mu.
@@ -132,7 +142,8 @@ func (s *Server) newCall(z *zone, req *sip.Request) *Call {
 		c.caller = f.Address.User
 	}
 	c.callee = req.Recipient.User
-	c.a = &leg{call: c, role: compliance.RoleA, side: media.SideA, zone: z, attempted: true}
+	c.a = &leg{call: c, role: compliance.RoleA, side: media.SideA, zone: z, attempted: true,
+		firstAck: make(chan *sip.Request, 1)}
 	c.a.sig = z.signaling(req)
 	c.a.transport = c.a.sig.Transport
 	c.a.secure = req.Recipient.Scheme == "sips"
@@ -353,19 +364,26 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 
 	c.relay = media.NewRelay(s.pool, media.RelayConfig{Timeout: s.cfg.Media.Timeout, Logger: c.log,
 		OnIdle: func() { c.hangup(compliance.DispositionTimeout, "no media for "+s.cfg.Media.Timeout.String()) }})
-	if err := c.acceptOffer(a, offer, d); err != nil {
-		code := 500
-		if errors.Is(err, media.ErrNoPorts) {
-			code = 503
+	if offer != nil {
+		if err := c.acceptOffer(a, offer, d); err != nil {
+			c.mediaFailed(err)
+			return
 		}
-		c.respondA(code, reasonPhrase(code), compliance.DispositionFailed, "media: "+err.Error(), "no media resources for this call")
-		return
 	}
 	c.relay.Start()
 
-	if c.callB(mf-1, *d.Onward, d.Streams) {
+	if c.callB(mf-1, d.Onward, d.Streams) {
 		c.talk()
 	}
+}
+
+// mediaFailed answers A when the relay could not be set up.
+func (c *Call) mediaFailed(err error) {
+	code := 500
+	if errors.Is(err, media.ErrNoPorts) {
+		code = 503
+	}
+	c.respondA(code, reasonPhrase(code), compliance.DispositionFailed, "media: "+err.Error(), "no media resources for this call")
 }
 
 func isSDP(ct *sip.ContentTypeHeader) bool {
@@ -405,18 +423,23 @@ func (c *Call) respondA(code int, reason, disposition, why, warn string) {
 	}
 }
 
-// callB originates leg B and bridges the outcome back to A. It reports
-// whether the call was established.
-func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.StreamChoice) bool {
+// callB originates leg B and bridges the outcome back to A. plan is nil
+// when A's INVITE carried no offer: B's INVITE carries none either. It
+// reports whether the call was established.
+func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.StreamChoice) bool {
 	s, a, b := c.s, c.a, c.b
 	t := c.route.Target
 
-	c.mu.Lock()
-	body, err := c.offerTo(b, a.m.remote, plan, choices)
-	c.mu.Unlock()
-	if err != nil {
-		c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "build offer: "+err.Error(), "internal error")
-		return false
+	var body []byte
+	if plan != nil {
+		var err error
+		c.mu.Lock()
+		body, err = c.offerTo(b, a.m.remote, *plan, choices)
+		c.mu.Unlock()
+		if err != nil {
+			c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "build offer: "+err.Error(), "internal error")
+			return false
+		}
 	}
 
 	scheme := "sip"
@@ -445,8 +468,10 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 	req.AppendHeader(&mfh)
 	req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(body)
+	if body != nil {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(body)
+	}
 	if ap, ok := b.zone.bound[policy.TransportUDP]; ok && t.Transport == policy.TransportUDP {
 		req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
 	}
@@ -489,7 +514,9 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 			if refused != nil || !res.IsProvisional() || res.StatusCode == 100 {
 				return nil
 			}
-			if len(res.Body()) > 0 && isSDP(res.ContentType()) {
+			// With a delayed offer, SDP in an unreliable provisional is no
+			// offer parapet can take (RFC 3261 section 13.2.1).
+			if plan != nil && len(res.Body()) > 0 && isSDP(res.ContentType()) {
 				d := c.takeAnswer(b, res.Body())
 				if !d.Proceed() {
 					refused = &d
@@ -534,6 +561,9 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 		return false
 	}
 
+	if plan == nil {
+		return c.answerDelayed()
+	}
 	// B answered 2xx: ACK it, judge its answer, answer A.
 	if err := uac.Ack(context.Background()); err != nil {
 		c.log.Warn("ack to b failed", "error", err)
@@ -561,7 +591,19 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 		c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "build answer: "+err.Error(), "internal error")
 		return false
 	}
-	ok := sip.NewSDPResponseFromRequest(a.uas.InviteRequest, answer)
+	if _, ok := c.answerA(answer); !ok {
+		return false
+	}
+	c.log.Info("call answered")
+	return true
+}
+
+// answerA sends A parapet's 2xx with sdp and waits for A's ACK, which it
+// returns (nil if A never sent one). It reports whether the call was
+// established; if not, it has set the outcome and torn the call down.
+func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
+	a := c.a
+	ok := sip.NewSDPResponseFromRequest(a.uas.InviteRequest, sdp)
 	c.s.commonHeaders(ok)
 	c.mu.Lock()
 	c.answered = time.Now()
@@ -583,7 +625,7 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 				c.setOutcome(compliance.DispositionFailed, 200, "no ACK from caller: "+err.Error())
 			}
 			c.teardown()
-			return false
+			return nil, false
 		}
 	case <-c.ended:
 		// Hung up before A's ACK. A's dialog is WriteResponse's until it
@@ -595,10 +637,14 @@ func (c *Call) callB(maxForwards int, plan policy.OfferPlan, choices []policy.St
 		case <-time.After(teardownTimeout):
 			c.teardownLegs(false)
 		}
-		return false
+		return nil, false
 	}
-	c.log.Info("call answered")
-	return true
+	select {
+	case ack := <-a.firstAck:
+		return ack, true
+	default:
+		return nil, true // sipgo stopped waiting for the ACK (64*T1)
+	}
 }
 
 // respondEnded answers A when the call was hung up before B answered.
@@ -738,6 +784,7 @@ func (c *Call) teardown() { c.teardownLegs(true) }
 // teardownLegs is teardown; byeA false leaves leg A alone (its dialog is
 // still being answered by another goroutine, or never confirmed).
 func (c *Call) teardownLegs(byeA bool) {
+	c.settleB()
 	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -767,6 +814,7 @@ func (c *Call) teardownLegs(byeA bool) {
 }
 
 func (c *Call) byeB() {
+	c.settleB()
 	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
 	defer cancel()
 	if err := c.b.uac.Bye(ctx); err != nil {

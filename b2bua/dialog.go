@@ -76,6 +76,12 @@ func (c *Call) inDialog(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (c *Call) onAck(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	if cs := req.CSeq(); l.uas != nil && l.firstAck != nil && cs != nil && cs.SeqNo == l.uas.InviteRequest.CSeq().SeqNo {
+		select {
+		case l.firstAck <- req: // the first copy; retransmissions are dropped
+		default:
+		}
+	}
 	if cs := req.CSeq(); cs != nil {
 		l.ackMu.Lock()
 		ch := l.ackWait[cs.SeqNo]

@@ -355,7 +355,7 @@ func chooseStream(z *Zone, s StreamFacts) (c StreamChoice, rule, reason string) 
 func judgeOffer(stage Stage, z *Zone, m MediaFacts) (choices []StreamChoice, d *Decision) {
 	if !m.Present || len(m.Streams) == 0 {
 		r := reject(stage, z, false, RuleOfferRequired, StatusNotAcceptableHere, nil,
-			"an SDP offer is required (delayed offer is not supported)")
+			"the SDP offer has no media stream")
 		return nil, &r
 	}
 	active := 0
@@ -387,6 +387,12 @@ func anyPlain(cs []StreamChoice) bool {
 }
 
 func offer(z *Zone, in Input) Decision {
+	if !in.Media.Present {
+		// Delayed offer (RFC 3261 section 13.2.1): the INVITE carries no
+		// SDP, the callee offers in its 2xx and the caller answers in its
+		// ACK. Both are judged then, each against its own zone.
+		return allowed(StageOffer, z, "no offer in the INVITE (delayed offer): media is judged at the callee's offer and the caller's answer")
+	}
 	choices, rej := judgeOffer(StageOffer, z, in.Media)
 	if rej != nil {
 		return *rej

@@ -156,8 +156,13 @@ func TestEvaluateDecisionTable(t *testing.T) {
 			wantVerdict: VerdictRejected, wantRule: RuleSRTPOff, wantStatus: 488,
 		},
 		{
-			name:        "delayed offer (no SDP): 488",
-			in:          Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Onward: carrierZone()},
+			name:        "delayed offer (no SDP): allowed; the callee's offer and the caller's answer are judged later",
+			in:          Input{Stage: StageOffer, Zone: carrierZone(), Signaling: tlsSig, Onward: pbxZone()},
+			wantVerdict: VerdictAllowed, wantRule: RuleAllowed,
+		},
+		{
+			name:        "SDP without any m= line: 488",
+			in:          Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: MediaFacts{Present: true}, Onward: carrierZone()},
 			wantVerdict: VerdictRejected, wantRule: RuleOfferRequired, wantStatus: 488,
 		},
 		{

@@ -66,6 +66,9 @@ type Answer struct {
 	// Digest, when set, challenges every INVITE (401) and accepts only
 	// these credentials.
 	Digest *Credentials
+	// Offer is what the peer offers in its 2xx to an INVITE without SDP
+	// (delayed offer); its answer must come in the ACK.
+	Offer CallOptions
 }
 
 // Credentials for a digest challenge.
@@ -85,6 +88,7 @@ type Peer struct {
 
 	mu       sync.Mutex
 	sessions map[string]*Session // by Call-ID
+	acks     map[string][][]byte // bodies of the ACKs received, by Call-ID
 	wg       sync.WaitGroup
 	done     chan struct{}
 }
@@ -110,7 +114,7 @@ func New(cfg Config) (*Peer, error) {
 		return nil, err
 	}
 	p := &Peer{cfg: cfg, log: cfg.Logger.With("peer", cfg.Name), ua: ua, incoming: make(chan *Session, 16),
-		sessions: map[string]*Session{}, done: make(chan struct{})}
+		sessions: map[string]*Session{}, acks: map[string][][]byte{}, done: make(chan struct{})}
 	if p.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Logger)); err != nil {
 		return nil, err
 	}
@@ -119,7 +123,13 @@ func New(cfg Config) (*Peer, error) {
 	}
 	p.srv.OnInvite(p.onInvite)
 	p.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		if cid := req.CallID(); cid != nil {
+			p.mu.Lock()
+			p.acks[string(*cid)] = append(p.acks[string(*cid)], req.Body())
+			p.mu.Unlock()
+		}
 		if s := p.session(req); s != nil && s.uas != nil {
+			s.takeAckAnswer(req)
 			s.uas.ReadAck(req, tx)
 		}
 	})
@@ -229,6 +239,14 @@ func (p *Peer) Close() {
 	p.wg.Wait()
 }
 
+// AckBodies returns the bodies of the ACKs the peer received in the call
+// with callID, in arrival order.
+func (p *Peer) AckBodies(callID string) [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([][]byte(nil), p.acks[callID]...)
+}
+
 func (p *Peer) session(req *sip.Request) *Session {
 	cid := req.CallID()
 	if cid == nil {
@@ -259,6 +277,9 @@ type CallOptions struct {
 	From string
 	// Feedback offers the RTCP feedback profile (RTP/AVPF or RTP/SAVPF).
 	Feedback bool
+	// Delayed sends the INVITE without SDP: the callee offers in its 2xx
+	// and this peer answers in the ACK.
+	Delayed bool
 }
 
 // Call places a call to target (e.g. "sip:+15551230000@127.0.0.1:5060") and
@@ -272,23 +293,11 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 	if err != nil {
 		return nil, err
 	}
-	s.feedback = o.Feedback
-	var lines []sdesLine
-	if o.SRTP {
-		suites := o.Suites
-		if len(suites) == 0 {
-			suites = []string{"AES_CM_128_HMAC_SHA1_80"}
-		}
-		for i, su := range suites {
-			k, err := newKey(su)
-			if err != nil {
-				s.closeMedia()
-				return nil, err
-			}
-			lines = append(lines, sdesLine{tag: i + 1, suite: su, key: k, params: o.Unsafe})
-		}
+	lines, body, err := s.makeOffer(o)
+	if err != nil {
+		s.closeMedia()
+		return nil, err
 	}
-	body := s.offer(lines)
 	req := sip.NewRequest(sip.INVITE, uri)
 	req.SetTransport(strings.ToUpper(p.cfg.Transport))
 	from := o.From
@@ -298,8 +307,10 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 	fh := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: p.addr.Addr().String()}, Params: sip.NewParams()}
 	fh.Params.Add("tag", sip.GenerateTagN(12))
 	req.AppendHeader(fh)
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(body)
+	if !o.Delayed {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(body)
+	}
 	if p.cfg.Transport == "udp" {
 		req.Laddr = sip.Addr{IP: p.addr.Addr().AsSlice(), Port: int(p.addr.Port())}
 	}
@@ -327,6 +338,29 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 			return nil, &Rejected{Status: dr.Res.StatusCode, Reason: dr.Res.Reason, Warning: headerValue(dr.Res, "Warning")}
 		}
 		return nil, err
+	}
+	if o.Delayed {
+		// The 2xx carries the offer; the ACK carries our answer.
+		if err := s.takeRemote(uac.InviteResponse.Body(), nil, true); err != nil {
+			uac.Ack(ctx)
+			uac.Bye(ctx)
+			p.untrack(s)
+			s.closeMedia()
+			return nil, err
+		}
+		target := uac.InviteRequest.Recipient
+		if ct := uac.InviteResponse.Contact(); ct != nil {
+			target = ct.Address
+		}
+		ack := sip.NewRequest(sip.ACK, *target.Clone())
+		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		ack.SetBody(s.answerBody())
+		ack.Laddr = req.Laddr
+		if err := uac.WriteAck(ctx, ack); err != nil {
+			return nil, err
+		}
+		s.start()
+		return s, nil
 	}
 	if err := s.takeRemote(uac.InviteResponse.Body(), lines, false); err != nil {
 		uac.Ack(ctx)
@@ -408,7 +442,21 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s.callID = string(*req.CallID())
-	if err := s.takeRemote(req.Body(), nil, true); err != nil {
+	delayed := len(req.Body()) == 0
+	var body []byte
+	if delayed {
+		// Offer in the 2xx; the answer comes in the ACK (takeAckAnswer).
+		lines, offer, err := s.makeOffer(ans.Offer)
+		if err != nil {
+			s.closeMedia()
+			tx.Respond(sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
+			return
+		}
+		body = offer
+		s.mu.Lock()
+		s.awaitAnswer, s.delayed = lines, true
+		s.mu.Unlock()
+	} else if err := s.takeRemote(req.Body(), nil, true); err != nil {
 		s.closeMedia()
 		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
 		return
@@ -422,7 +470,7 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.uas = uas
 	p.track(s)
-	if ans.Early {
+	if ans.Early && !delayed {
 		res := sip.NewResponseFromRequest(uas.InviteRequest, 183, "Session Progress", s.answerBody())
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		uas.WriteResponse(res)
@@ -437,13 +485,21 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 	}
-	res := sip.NewSDPResponseFromRequest(uas.InviteRequest, s.answerBody())
-	if err := uas.WriteResponse(res); err != nil {
+	if !delayed {
+		body = s.answerBody()
+	}
+	res := sip.NewSDPResponseFromRequest(uas.InviteRequest, body)
+	switch err := uas.WriteResponse(res); {
+	case err != nil:
 		// Answered but not confirmed (the caller's side hung up at once):
 		// still hand the session over, so its end can be observed.
 		p.untrack(s)
 		s.closeMedia()
-	} else {
+	case !s.answered():
+		// The ACK carried no usable answer: no media; the dialog stays
+		// tracked so the BYE that should follow can end it.
+		s.closeMedia()
+	default:
 		s.start()
 	}
 	select {
@@ -491,13 +547,16 @@ type Session struct {
 	conn *net.UDPConn
 	port int
 
-	mu       sync.Mutex
-	remote   netip.AddrPort
-	proto    string    // the profile of the last SDP received
-	feedback bool      // offer AVPF/SAVPF
-	send     *sdesLine // the key this peer encrypts with
-	recv     *sdesLine // the key the other side encrypts with
-	offered  []sdesLine
+	mu          sync.Mutex
+	remote      netip.AddrPort
+	delayed     bool       // this callee offered in its 2xx
+	awaitAnswer []sdesLine // the crypto lines of that offer, for the answer in the ACK
+	answerErr   error      // what was wrong with the answer in the ACK
+	proto       string     // the profile of the last SDP received
+	feedback    bool       // offer AVPF/SAVPF
+	send        *sdesLine  // the key this peer encrypts with
+	recv        *sdesLine  // the key the other side encrypts with
+	offered     []sdesLine
 
 	stats       mediaStats
 	provisional []string // provisional responses received, as written
@@ -521,6 +580,61 @@ func (s *Session) Profile() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.proto
+}
+
+// takeAckAnswer takes the answer from the ACK to this callee's 2xx offer.
+func (s *Session) takeAckAnswer(ack *sip.Request) {
+	s.mu.Lock()
+	lines, waiting := s.awaitAnswer, s.delayed && s.answerErr == nil && !s.remote.IsValid()
+	s.mu.Unlock()
+	if !waiting {
+		return
+	}
+	err := errors.New("sim: ACK without an answer")
+	if len(ack.Body()) > 0 {
+		err = s.takeRemote(ack.Body(), lines, false)
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.answerErr = err
+		s.mu.Unlock()
+	}
+}
+
+// answered reports whether the session has the other side's SDP (for a
+// delayed-offer callee: a usable answer in the ACK).
+func (s *Session) answered() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.answerErr == nil && s.remote.IsValid()
+}
+
+// AnswerError is what was wrong with the answer a delayed-offer callee got
+// in the ACK, if anything.
+func (s *Session) AnswerError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.answerErr
+}
+
+// makeOffer builds the session's offer as o describes.
+func (s *Session) makeOffer(o CallOptions) ([]sdesLine, []byte, error) {
+	s.feedback = o.Feedback
+	var lines []sdesLine
+	if o.SRTP {
+		suites := o.Suites
+		if len(suites) == 0 {
+			suites = []string{"AES_CM_128_HMAC_SHA1_80"}
+		}
+		for i, su := range suites {
+			k, err := newKey(su)
+			if err != nil {
+				return nil, nil, err
+			}
+			lines = append(lines, sdesLine{tag: i + 1, suite: su, key: k, params: o.Unsafe})
+		}
+	}
+	return lines, s.offer(lines), nil
 }
 
 // CallID is the SIP Call-ID of the session at this peer.

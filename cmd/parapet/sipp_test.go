@@ -18,8 +18,96 @@ import (
 // which echoes the RTP, through parapet: every call must succeed, every
 // call must leave exactly one record, and media must have crossed both legs.
 func TestSIPpCallsThroughParapet(t *testing.T) {
+	checkSIPpCalls(t, sippThroughParapet(t, 6, "-sn", "uac_pcap"), 6)
+}
+
+// The same with a delayed offer: SIPp's INVITE carries no SDP, the stock
+// UAS offers in its 200, parapet offers to the UAC in its own 200, and the
+// UAC answers in its ACK.
+func TestSIPpDelayedOffer(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "uac_delayed.xml")
+	if err := os.WriteFile(f, []byte(uacDelayedOffer), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkSIPpCalls(t, sippThroughParapet(t, 3, "-sf", f), 3)
+}
+
+// uacDelayedOffer is SIPp's uac_pcap with the SDP moved from the INVITE to
+// the ACK, and shorter.
+const uacDelayedOffer = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="UAC, delayed offer, with media">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true" rrs="true"/>
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-11,16
+    ]]>
+  </send>
+  <nop>
+    <action>
+      <exec play_pcap_audio="pcap/g711a.pcap"/>
+    </action>
+  </nop>
+  <pause milliseconds="2500"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+`
+
+// sippThroughParapet runs parapet with a route from its pbx zone back to
+// itself toward SIPp's stock UAS (RTP echo), places calls with a SIPp UAC
+// running the given scenario arguments, and returns the call records.
+func sippThroughParapet(t *testing.T, calls int, scenario ...string) []*compliance.Call {
+	t.Helper()
 	requirePeers(t, "sipp")
-	const calls = 6 // 2 port pairs per call; the test media range (30 ports) holds 7
 	base := portBlock(t)
 	uas, uac := base, base+1
 	p := startParapetRoutes(t, base, fmt.Sprintf(`
@@ -50,10 +138,12 @@ route "internal" {
 	defer func() { server.Process.Kill(); server.Wait() }()
 	time.Sleep(300 * time.Millisecond)
 
-	client := exec.CommandContext(ctx, "sipp", fmt.Sprintf("127.0.0.1:%d", base+60), "-sn", "uac_pcap", "-s", "15551230000",
+	args := append([]string{fmt.Sprintf("127.0.0.1:%d", base+60)}, scenario...)
+	args = append(args, "-s", "15551230000",
 		"-i", "127.0.0.1", "-p", fmt.Sprint(uac), "-mi", "127.0.0.1", "-mp", fmt.Sprint(base+20),
 		"-m", fmt.Sprint(calls), "-r", "5", "-l", fmt.Sprint(calls), "-nostdin",
 		"-timeout", "60s", "-timeout_error", "-recv_timeout", "15s", "-trace_err")
+	client := exec.CommandContext(ctx, "sipp", args...)
 	client.Dir = dir
 	out, err := client.CombinedOutput()
 	if err != nil {
@@ -65,10 +155,15 @@ route "internal" {
 		}
 		t.Fatalf("sipp uac: %v\n%s\n---- errors ----\n%s", err, tail(string(out), 12), tail(string(el), 60))
 	}
+	return onlyCalls(p.records(t))
+}
 
-	recs := onlyCalls(p.records(t))
-	if len(recs) != calls {
-		t.Fatalf("%d call records, want %d", len(recs), calls)
+// checkSIPpCalls wants n answered calls whose media crossed both legs
+// both ways, with the callee pseudonymised.
+func checkSIPpCalls(t *testing.T, recs []*compliance.Call, n int) {
+	t.Helper()
+	if len(recs) != n {
+		t.Fatalf("%d call records, want %d", len(recs), n)
 	}
 	for _, c := range recs {
 		if c.Disposition != compliance.DispositionAnswered {

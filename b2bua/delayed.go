@@ -1,0 +1,153 @@
+package b2bua
+
+import (
+	"context"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/media"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// Delayed offer (RFC 3261 section 13.2.1, RFC 3264): A's INVITE carries no
+// SDP, so B's INVITE carries none either. B offers in its 2xx; parapet
+// judges that offer against B's zone, offers to A in its own 2xx (planned
+// for A's zone, as for any leg parapet offers on), judges A's answer from
+// A's ACK, and answers B in the ACK it owes B. Until that ACK is sent,
+// every way out of the call first ACKs B with an answer declining every
+// stream (settleB), so that B's dialog can be ended with a BYE.
+
+// answerDelayed completes a call after B's 2xx to an offerless INVITE. It
+// reports whether the call was established.
+func (c *Call) answerDelayed() bool {
+	a, b := c.a, c.b
+	res := b.uac.InviteResponse
+
+	var offer *media.Description
+	var perr error
+	if len(res.Body()) > 0 && isSDP(res.ContentType()) {
+		offer, perr = media.ParseSDP(res.Body())
+	}
+	c.mu.Lock()
+	b.ackPending, b.pendingOffer = true, offer
+	c.mu.Unlock()
+
+	fail := func(d policy.Decision, disposition string) bool {
+		c.decide(d)
+		c.byeB()
+		c.respondA(d.Status, reasonPhrase(d.Status), disposition, d.Reason, d.Reason)
+		return false
+	}
+	switch {
+	case perr != nil:
+		return fail(malformed(policy.StageOffer, b.zone.pol, 488, "malformed SDP in the callee's offer: %v", perr),
+			compliance.DispositionFailed)
+	case offer == nil:
+		return fail(malformed(policy.StageOffer, b.zone.pol, 488, "the callee answered an offerless INVITE without an offer"),
+			compliance.DispositionFailed)
+	}
+
+	d := policy.Evaluate(policy.Input{Stage: policy.StageOffer, Zone: b.zone.pol, Signaling: b.sig,
+		Media: mediaFacts(offer, nil), Onward: a.zone.pol})
+	if !d.Proceed() {
+		return fail(d, compliance.DispositionRejected)
+	}
+	c.decide(d)
+	if err := c.acceptOffer(b, offer, d); err != nil {
+		c.byeB()
+		c.mediaFailed(err)
+		return false
+	}
+	c.mu.Lock()
+	out, err := c.offerTo(a, b.m.remote, *d.Onward, d.Streams)
+	c.mu.Unlock()
+	if err != nil {
+		c.byeB()
+		c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "build offer: "+err.Error(), "internal error")
+		return false
+	}
+
+	ack, ok := c.answerA(out)
+	if !ok {
+		return false // answerA tore the call down, B included
+	}
+	// A's answer, from its ACK.
+	var ad policy.Decision
+	switch {
+	case ack == nil:
+		ad = malformed(policy.StageAnswer, a.zone.pol, 488, "the caller never acknowledged parapet's offer")
+		c.decide(ad)
+	case len(ack.Body()) == 0 || !isSDP(ack.ContentType()):
+		ad = malformed(policy.StageAnswer, a.zone.pol, 488, "the caller's ACK carried no answer to parapet's offer")
+		c.decide(ad)
+	default:
+		ad = c.takeAnswer(a, ack.Body())
+	}
+	if !ad.Proceed() {
+		disposition := compliance.DispositionRejected
+		if ad.Rule == "request.malformed" {
+			disposition = compliance.DispositionFailed
+		}
+		c.setOutcome(disposition, 200, "caller's answer refused: "+ad.Reason)
+		c.teardown()
+		return false
+	}
+	c.mu.Lock()
+	answer, err := c.answerTo(b, a.m.remote)
+	c.mu.Unlock()
+	if err != nil {
+		c.setOutcome(compliance.DispositionFailed, 200, "build answer: "+err.Error())
+		c.teardown()
+		return false
+	}
+	c.ackB(answer)
+	c.log.Info("call answered", "offer", "delayed")
+	return true
+}
+
+// settleB sends the ACK still owed to B's 2xx, if any, with an answer
+// that declines every stream of B's offer (RFC 3264 section 6), or with no
+// body when that offer could not be read.
+func (c *Call) settleB() {
+	c.mu.Lock()
+	b := c.b
+	if b == nil || !b.ackPending {
+		c.mu.Unlock()
+		return
+	}
+	var body []byte
+	if o := b.pendingOffer; o != nil {
+		plans := make([]media.StreamPlan, len(o.Streams))
+		for i, st := range o.Streams {
+			plans[i] = media.StreamPlan{Proto: st.Proto}
+		}
+		c.bumpOrigin(b)
+		if sdp, err := media.BuildSDP(o, b.m.origin, plans); err == nil {
+			body = sdp
+		}
+	}
+	c.mu.Unlock()
+	c.ackB(body)
+}
+
+// ackB sends the ACK owed to B's 2xx with body as the answer.
+func (c *Call) ackB(body []byte) {
+	c.mu.Lock()
+	b := c.b
+	pending := b.ackPending
+	b.ackPending = false
+	c.mu.Unlock()
+	if !pending {
+		return
+	}
+	ack := sip.NewRequest(sip.ACK, b.target())
+	if body != nil {
+		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		ack.SetBody(body)
+	}
+	ack.Laddr = b.uac.InviteRequest.Laddr
+	if err := b.uac.WriteAck(context.Background(), ack); err != nil {
+		c.log.Warn("ack to b failed", "error", err)
+	}
+}
