@@ -89,11 +89,7 @@ func TestOutboundCallUpgradesToSRTP(t *testing.T) {
 	if err := caller.Hangup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-callee.Context().Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("carrier never got BYE")
-	}
+	waitEnded(t, "BYE to the carrier", callee)
 
 	calls := l.sink.waitCalls(t, 1)
 	time.Sleep(100 * time.Millisecond)

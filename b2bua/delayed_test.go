@@ -94,11 +94,7 @@ func TestDelayedOfferCarrierOffersPlain(t *testing.T) {
 		t.Errorf("Warning %q", rej.Warning)
 	}
 	callee := incoming(t, l.carrier)
-	select {
-	case <-callee.Context().Done():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the carrier's dialog was not ended")
-	}
+	waitEnded(t, "carrier hung up after its refused offer", callee)
 	// The ACK parapet owed the carrier declines the offered stream.
 	var acks [][]byte
 	for deadline := time.Now().Add(5 * time.Second); len(acks) == 0 && time.Now().Before(deadline); {
@@ -127,13 +123,7 @@ func TestDelayedOfferCallerAnswersPlain(t *testing.T) {
 		t.Fatal(err)
 	}
 	callee := incoming(t, l.pbx)
-	for name, s := range map[string]*sim.Session{"carrier": caller, "pbx": callee} {
-		select {
-		case <-s.Context().Done():
-		case <-time.After(10 * time.Second):
-			t.Fatalf("the %s's dialog was not ended", name)
-		}
-	}
+	waitEnded(t, "both legs hung up after the refused answer", caller, callee)
 	c := l.sink.waitCalls(t, 1)[0]
 	if c.Disposition != compliance.DispositionRejected || !strings.Contains(c.EndReason, "caller's answer refused") {
 		t.Errorf("record %s %d %q", c.Disposition, c.SIPStatus, c.EndReason)

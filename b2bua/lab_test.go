@@ -256,6 +256,19 @@ func incoming(t *testing.T, p *sim.Peer) *sim.Session {
 	return nil
 }
 
+// waitEnded waits (at most 10 s) until the dialog of every session has
+// ended; why says what should have ended them.
+func waitEnded(t *testing.T, why string, ss ...*sim.Session) {
+	t.Helper()
+	for _, s := range ss {
+		select {
+		case <-s.Context().Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: a dialog is still up", why)
+		}
+	}
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)

@@ -36,11 +36,7 @@ func TestCarrierAnswersPlainRTP(t *testing.T) {
 		t.Errorf("warning %q does not say why", rej.Warning)
 	}
 	callee := incoming(t, l.carrier)
-	select {
-	case <-callee.Context().Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("carrier leg was not torn down")
-	}
+	waitEnded(t, "carrier leg torn down", callee)
 	c := l.sink.waitCalls(t, 1)[0]
 	if c.Disposition != compliance.DispositionRejected || c.SIPStatus != 488 {
 		t.Errorf("record %s %d", c.Disposition, c.SIPStatus)
@@ -229,13 +225,7 @@ func TestMediaTimeout(t *testing.T) {
 	l := newLab(t, labOptions{mediaTimeout: time.Second})
 	ctx := ctxT(t)
 	caller, callee := l.connect(t, ctx)
-	for _, s := range []*sim.Session{caller, callee} {
-		select {
-		case <-s.Context().Done():
-		case <-time.After(6 * time.Second):
-			t.Fatal("call not ended by the media timeout")
-		}
-	}
+	waitEnded(t, "media timeout", caller, callee)
 	c := l.sink.waitCalls(t, 1)[0]
 	if c.Disposition != compliance.DispositionTimeout {
 		t.Errorf("disposition %s %q", c.Disposition, c.EndReason)
@@ -336,13 +326,7 @@ func TestShutdownEndsCalls(t *testing.T) {
 	if err := l.srv.Shutdown(sctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []*sim.Session{caller, callee} {
-		select {
-		case <-s.Context().Done():
-		case <-time.After(5 * time.Second):
-			t.Fatal("a leg did not get BYE at shutdown")
-		}
-	}
+	waitEnded(t, "BYE at shutdown", caller, callee)
 	c := l.sink.waitCalls(t, 1)[0]
 	if c.Disposition != compliance.DispositionShutdown {
 		t.Errorf("disposition %s", c.Disposition)

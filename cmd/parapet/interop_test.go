@@ -506,6 +506,25 @@ func (c *capture) media(t *testing.T, lo, hi int) mediaVerdict {
 	return v
 }
 
+// wantMedia checks the media of a baresip call on the wire: SRTP on the
+// phone whose RTP ports start at srtpPorts, the tone in clear on the one
+// whose ports start at plainPorts (20 ports each), a call's worth each.
+func (c *capture) wantMedia(t *testing.T, srtpPorts, plainPorts int) {
+	t.Helper()
+	for _, leg := range []struct {
+		name  string
+		first int
+		ok    func(mediaVerdict) bool
+	}{{"SRTP", srtpPorts, mediaVerdict.srtp}, {"plain RTP", plainPorts, mediaVerdict.plain}} {
+		v := c.media(t, leg.first, leg.first+19)
+		if !leg.ok(v) || v.packets < callSeconds*50 {
+			t.Errorf("the leg that should carry %s does not look like it: %+v", leg.name, v)
+		} else {
+			t.Logf("%s leg media: %+v", leg.name, v)
+		}
+	}
+}
+
 // srtp reports whether the packets look encrypted: every payload differs
 // and none has the bare 160-byte G.711 frame size (an SRTP payload carries
 // its authentication tag).
