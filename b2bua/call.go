@@ -119,6 +119,12 @@ type legStream struct {
 	ours    *media.Crypto  // parapet's key on this leg
 	theirs  *media.Crypto  // the peer's key
 	offered []media.Crypto // parapet's lines in its last offer on this leg
+	// DTLS-SRTP: dtls when the stream's keys come from a handshake on this
+	// leg; setup is parapet's a=setup in its answer on this leg (active or
+	// passive); offeredDTLS when parapet's last offer here was DTLS-SRTP.
+	dtls        bool
+	setup       string
+	offeredDTLS bool
 	rtp     netip.AddrPort
 	rtcp    netip.AddrPort
 }
@@ -363,7 +369,11 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	s.addLeg(a.key, a)
 
 	c.relay = media.NewRelay(s.pool, media.RelayConfig{Timeout: s.cfg.Media.Timeout, Logger: c.log,
-		OnIdle: func() { c.hangup(compliance.DispositionTimeout, "no media for "+s.cfg.Media.Timeout.String()) }})
+		OnIdle: func() { c.hangup(compliance.DispositionTimeout, "no media for "+s.cfg.Media.Timeout.String()) },
+		DTLS:   s.dtls,
+		OnKeyingFailed: func(side media.Side, err error) {
+			c.hangup(compliance.DispositionFailed, fmt.Sprintf("DTLS-SRTP handshake with leg %s failed: %v", side, err))
+		}})
 	if offer != nil {
 		if err := c.acceptOffer(a, offer, d); err != nil {
 			c.mediaFailed(err)

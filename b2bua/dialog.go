@@ -211,7 +211,7 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	sdp := l.m.local
 	currentSRTP := false
 	for _, st := range l.m.streams {
-		if st.active && st.ours != nil {
+		if st.active && (st.ours != nil || st.dtls) {
 			currentSRTP = true
 		}
 	}

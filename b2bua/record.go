@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/media"
 	"github.com/parapet-sbc/parapet/policy"
 )
 
@@ -61,7 +62,9 @@ func (c *Call) legRecord(l *leg, flowed bool) compliance.Leg {
 		MediaFlowed: flowed}
 	if c.relay != nil && len(l.m.streams) > 0 {
 		m := &compliance.LegMedia{KeyExchange: policy.KeyExchangeNone.String()}
-		for _, st := range l.m.streams {
+		kx := policy.KeyExchangeNone
+		unkeyed := false // a DTLS-SRTP stream whose handshake never completed
+		for i, st := range l.m.streams {
 			if !st.active {
 				continue
 			}
@@ -70,20 +73,37 @@ func (c *Call) legRecord(l *leg, flowed bool) compliance.Leg {
 				m.Profile = st.proto
 				m.RTCPMux = st.mux
 			}
-			if st.ours != nil && m.SRTPSuite == "" {
+			switch {
+			case st.dtls:
+				kx = policy.KeyExchangeDTLS
+				var k media.Keying
+				if i < len(c.streams) && c.streams[i] != nil {
+					k, _ = c.streams[i].Keying(l.side)
+				}
+				if !k.Done {
+					unkeyed = true
+					if k.Err != "" && m.KeyingError == "" {
+						m.KeyingError = k.Err
+					}
+				} else if m.SRTPSuite == "" {
+					m.SRTPSuite = k.Suite
+				}
+			case st.ours != nil && m.SRTPSuite == "":
+				kx = policy.KeyExchangeSDES
 				m.SRTPSuite = st.ours.Suite
-				m.KeyExchange = policy.KeyExchangeSDES.String()
 			}
 		}
+		m.KeyExchange = kx.String()
 		k := c.relay.Counters(l.side)
 		m.PacketsIn, m.PacketsOut, m.BytesIn, m.BytesOut = k.PacketsIn, k.PacketsOut, k.BytesIn, k.BytesOut
 		m.AuthFailures, m.Replays, m.WrongSource, m.Malformed = k.AuthFailures, k.Replays, k.WrongSource, k.Malformed
 		m.DroppedBeforeAnswer = k.BeforeAnswer
 		out.Media = m
-		o.SRTP = m.SRTPSuite != ""
+		o.SRTP = m.SRTPSuite != "" && !unkeyed
 		o.Suite = policy.Suite(m.SRTPSuite)
-		if o.SRTP {
-			o.KeyExchange = policy.KeyExchangeSDES
+		o.KeyExchange = kx
+		if unkeyed {
+			o.MediaFlowed = false // nothing can flow on a leg without keys
 		}
 		o.AuthFailures, o.Replays = k.AuthFailures, k.Replays
 	}

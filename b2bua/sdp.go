@@ -20,6 +20,12 @@ func mediaFacts(d *media.Description, l *leg) policy.MediaFacts {
 	f := policy.MediaFacts{Present: true}
 	for i, st := range d.Streams {
 		sf := policy.StreamFacts{Media: st.Media, Proto: st.Proto, Port: st.Port, DTLS: st.DTLS, RTCPMux: st.RTCPMux}
+		if st.DTLS {
+			sf.DTLSProblem = dtlsProblem(st, l != nil)
+			if l != nil && i < len(l.m.streams) {
+				sf.DTLSOffered = l.m.streams[i].offeredDTLS
+			}
+		}
 		for _, cl := range st.Crypto {
 			cf := policy.CryptoFacts{Tag: cl.Tag, Suite: policy.Suite(cl.Suite), Problem: cl.Problem,
 				UnsafeParams: cl.Unsafe}
@@ -35,6 +41,46 @@ func mediaFacts(d *media.Description, l *leg) policy.MediaFacts {
 		f.Streams = append(f.Streams, sf)
 	}
 	return f
+}
+
+// dtlsFingerprints are the stream's fingerprints with a hash parapet
+// checks certificates with.
+func dtlsFingerprints(st media.Stream) []media.Fingerprint {
+	var out []media.Fingerprint
+	for _, f := range st.Fingerprints {
+		switch f.Hash {
+		case "sha-256", "sha-384", "sha-512", "sha-1":
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// dtlsProblem says why a DTLS-SRTP stream cannot be keyed, or "".
+func dtlsProblem(st media.Stream, answer bool) string {
+	switch {
+	case len(dtlsFingerprints(st)) == 0:
+		p := "no a=fingerprint with a supported hash (sha-256, sha-384, sha-512, sha-1)"
+		if st.FingerprintProblem != "" {
+			p += ": " + st.FingerprintProblem
+		}
+		return p
+	case st.Setup == "holdconn":
+		return "a=setup:holdconn"
+	case answer && st.Setup == "actpass":
+		return "a=setup:actpass in an answer (RFC 5763 section 5)"
+	}
+	return ""
+}
+
+// dtlsParams is side l's DTLS-SRTP setup for a stream whose peer SDP is st:
+// parapet is the client when its own a=setup is active.
+func (c *Call) dtlsParams(l *leg, st media.Stream, setup string) *media.DTLSParams {
+	p := &media.DTLSParams{Client: setup == "active", Fingerprints: dtlsFingerprints(st)}
+	for _, s := range l.zone.pol.Suites {
+		p.Suites = append(p.Suites, string(s))
+	}
+	return p
 }
 
 func peerAddrs(st media.Stream, mux bool) (rtp, rtcp netip.AddrPort) {
@@ -68,6 +114,23 @@ func (c *Call) acceptOffer(l *leg, offer *media.Description, d policy.Decision) 
 			continue
 		}
 		ls.active, ls.proto, ls.mux = true, st.Proto, st.RTCPMux
+		ls.rtp, ls.rtcp = peerAddrs(st, st.RTCPMux)
+		if ch.DTLS {
+			// RFC 5763 section 5: the answerer picks a role. parapet waits
+			// for the peer's handshake (passive) unless the offerer itself
+			// insists on being passive.
+			ls.dtls, ls.theirs, ls.ours = true, nil, nil
+			ls.setup = "passive"
+			if st.Setup == "passive" {
+				ls.setup = "active"
+			}
+			if err := c.streams[i].Configure(l.side, media.PeerConfig{RTP: ls.rtp, RTCP: ls.rtcp, Mux: ls.mux,
+				DTLS: c.dtlsParams(l, st, ls.setup)}); err != nil {
+				return fmt.Errorf("stream %d: %w", i, err)
+			}
+			continue
+		}
+		ls.dtls = false
 		if ch.SRTP {
 			theirs := st.Crypto[ch.Crypto].Crypto
 			ls.theirs = &theirs
@@ -81,7 +144,6 @@ func (c *Call) acceptOffer(l *leg, offer *media.Description, d policy.Decision) 
 		} else {
 			ls.theirs, ls.ours = nil, nil
 		}
-		ls.rtp, ls.rtcp = peerAddrs(st, st.RTCPMux)
 		if err := c.streams[i].Configure(l.side, media.PeerConfig{RTP: ls.rtp, RTCP: ls.rtcp, Mux: ls.mux,
 			In: ls.theirs, Out: ls.ours}); err != nil {
 			return fmt.Errorf("stream %d: %w", i, err)
@@ -154,6 +216,23 @@ func (c *Call) takeAnswer(l *leg, body []byte) policy.Decision {
 			continue
 		}
 		ls.proto, ls.mux = st.Proto, st.RTCPMux
+		ls.rtp, ls.rtcp = peerAddrs(st, st.RTCPMux)
+		if ch.DTLS {
+			// parapet offered actpass; the answerer's role sets ours.
+			ls.dtls, ls.theirs, ls.ours = true, nil, nil
+			ls.setup = "active"
+			if st.Setup == "active" {
+				ls.setup = "passive"
+			}
+			if err := c.streams[i].Configure(l.side, media.PeerConfig{RTP: ls.rtp, RTCP: ls.rtcp, Mux: ls.mux,
+				DTLS: c.dtlsParams(l, st, ls.setup)}); err != nil {
+				d := malformed(policy.StageAnswer, l.zone.pol, 488, "stream %d: %v", i, err)
+				c.decide(d)
+				return d
+			}
+			continue
+		}
+		ls.dtls = false
 		if ch.SRTP {
 			theirs := st.Crypto[0].Crypto
 			ls.theirs = &theirs
@@ -166,7 +245,6 @@ func (c *Call) takeAnswer(l *leg, body []byte) policy.Decision {
 		} else {
 			ls.theirs, ls.ours = nil, nil
 		}
-		ls.rtp, ls.rtcp = peerAddrs(st, st.RTCPMux)
 		if err := c.streams[i].Configure(l.side, media.PeerConfig{RTP: ls.rtp, RTCP: ls.rtcp, Mux: ls.mux,
 			In: ls.theirs, Out: ls.ours}); err != nil {
 			d := malformed(policy.StageAnswer, l.zone.pol, 488, "stream %d: %v", i, err)
@@ -195,19 +273,25 @@ func (c *Call) offerTo(to *leg, src *media.Description, plan policy.OfferPlan, c
 		}
 		ts.offered = nil
 		if ts.proto != "" && ts.active {
-			// A re-offer on a running stream: same profile, same key.
+			// A re-offer on a running stream: same profile, same key (or,
+			// with DTLS-SRTP, the same certificate).
+			ts.offeredDTLS = ts.dtls
 			if ts.ours != nil {
 				ts.offered = []media.Crypto{*ts.ours}
 			}
 		} else {
 			ts.proto = "RTP/AVP"
-			if plan.SRTP {
+			switch {
+			case plan.DTLS:
+				ts.proto = "UDP/TLS/RTP/SAVP"
+			case plan.SRTP:
 				ts.proto = "RTP/SAVP"
 			}
 			if to.zone.feedback(strings.HasSuffix(st.Proto, "F")) {
 				ts.proto += "F"
 			}
-			if plan.Secure() {
+			ts.offeredDTLS = plan.DTLS
+			if plan.Secure() && !plan.DTLS {
 				for j, su := range plan.Suites {
 					cr, err := media.NewCrypto(j+1, string(su))
 					if err != nil {
@@ -220,6 +304,9 @@ func (c *Call) offerTo(to *leg, src *media.Description, plan policy.OfferPlan, c
 		ts.active = true
 		plans[i] = media.StreamPlan{Active: true, Proto: ts.proto, Local: c.streams[i].Local(to.side, c.s.cfg.Media.Advertise),
 			RTCPMux: true, Crypto: ts.offered}
+		if ts.offeredDTLS {
+			plans[i].DTLS = &media.DTLSPlan{Fingerprint: c.s.dtls.Fingerprint(), Setup: "actpass"}
+		}
 	}
 	c.bumpOrigin(to)
 	sdp, err := media.BuildSDP(src, to.m.origin, plans)
@@ -247,6 +334,9 @@ func (c *Call) answerTo(to *leg, src *media.Description) ([]byte, error) {
 			RTCPMux: ts.mux}
 		if ts.ours != nil {
 			p.Crypto = []media.Crypto{*ts.ours}
+		}
+		if ts.dtls {
+			p.DTLS = &media.DTLSPlan{Fingerprint: c.s.dtls.Fingerprint(), Setup: ts.setup}
 		}
 		plans[i] = p
 	}

@@ -32,6 +32,9 @@ type Server struct {
 	rec    *recorder
 	events *eventLimiter
 	stats  stats
+	// dtls is parapet's certificate for DTLS-SRTP, one per process; peers
+	// check it against the fingerprint in parapet's SDP.
+	dtls *media.DTLSCertificate
 
 	mu    sync.Mutex
 	legs  map[string]*leg  // "<Call-ID>|<our tag>" → leg
@@ -106,6 +109,9 @@ func New(cfg Config) (*Server, error) {
 		pool:   pool,
 		legs:   map[string]*leg{},
 		calls:  map[string]*Call{},
+	}
+	if s.dtls, err = media.NewDTLSCertificate(); err != nil {
+		return nil, fmt.Errorf("b2bua: DTLS-SRTP certificate: %w", err)
 	}
 	s.rec = newRecorder(cfg.Sink, s.log, &s.stats)
 	s.events = newEventLimiter(10 * time.Second)

@@ -129,6 +129,9 @@ type LegMedia struct {
 	Profile     string `json:"profile"`
 	KeyExchange string `json:"key_exchange"` // none | sdes | dtls
 	SRTPSuite   string `json:"srtp_suite,omitempty"`
+	// KeyingError is why a DTLS-SRTP handshake on the leg failed (no media
+	// could then flow on it).
+	KeyingError string `json:"keying_error,omitempty"`
 	RTCPMux     bool   `json:"rtcp_mux"`
 	Streams     int    `json:"streams"`
 

@@ -201,9 +201,12 @@ func TestWarnings(t *testing.T) {
 				"SDES keys would cross in clear: zone pbx allows SRTP with SDES but has no TLS listener",
 				"no routes: every INVITE will get 404",
 			}},
-		{"dtls listed",
-			strings.Replace(carrierZone, "  tls {", "  media { key_exchange = [\"sdes\", \"dtls\"] }\n  tls {", 1) + pbxZone + pbxRoute + mediaSrc,
-			[]string{"DTLS-SRTP is not implemented in this version; only SDES will be negotiated"}},
+		{"dtls on a TLS zone",
+			strings.Replace(carrierZone, "  tls {", "  media { key_exchange = [\"dtls\", \"sdes\"] }\n  tls {", 1) + pbxZone + pbxRoute + mediaSrc,
+			nil},
+		{"dtls required on a zone without TLS",
+			carrierZone + strings.Replace(pbxZone, `srtp = "allow"`, `key_exchange = ["dtls"]`, 1) + pbxRoute + mediaSrc,
+			[]string{"DTLS-SRTP fingerprints would cross in clear: zone pbx has no TLS listener"}},
 		{"lab certificate",
 			`zone "carrier" {
   listen = ["tls://127.0.0.1:5061"]

@@ -555,10 +555,11 @@ func suiteList(ss []policy.Suite) string {
 func (l *loader) zoneChecks(zd *zoneDecl) {
 	z := &zd.zone.Policy
 	sdes := slices.Contains(z.KeyExchange, policy.KeyExchangeSDES)
+	dtls := slices.Contains(z.KeyExchange, policy.KeyExchangeDTLS)
 
-	if r, ok := zd.kxElem[policy.KeyExchangeDTLS]; ok {
-		l.warnf(r, "DTLS-SRTP is not implemented in this version; only SDES will be negotiated",
-			"Zone %q lists dtls in key_exchange; parapet accepts the name but does not yet negotiate DTLS-SRTP.", z.Name)
+	if r, ok := zd.kxElem[policy.KeyExchangeDTLS]; ok && z.SRTP != policy.RequirementOff && !zd.hasTLS {
+		l.warnf(r, fmt.Sprintf("DTLS-SRTP fingerprints would cross in clear: zone %s has no TLS listener", z.Name),
+			"DTLS-SRTP keeps the keys off the wire, but the certificate fingerprints that authenticate the handshake travel in the SDP over this zone's %s signaling: an attacker who can rewrite that signaling can intercept the media. Add a tls:// listener where the network is not trusted.", transports(zd.zone.Listen))
 	}
 	if z.SRTP != policy.RequirementOff && sdes && !zd.hasTLS {
 		r := at(zd.kxElem[policy.KeyExchangeSDES], zd.kxAt, zd.mediaSubject())
@@ -570,13 +571,13 @@ func (l *loader) zoneChecks(zd *zoneDecl) {
 				"SDES carries the SRTP keys in the SDP, which travels over this zone's %s signaling in clear, so the SRTP it negotiates protects nothing. Add a tls:// listener, or remove sdes from key_exchange.", transports(zd.zone.Listen))
 		}
 	}
-	if z.SRTP == policy.RequirementRequire && !sdes {
-		detail := `Only sdes is implemented in this version. Add "sdes" to key_exchange, or set srtp = "allow" or "off".`
+	if z.SRTP == policy.RequirementRequire && !sdes && !dtls {
+		detail := `Add "sdes" or "dtls" to key_exchange, or set srtp = "allow" or "off".`
 		if !zd.hasTLS {
-			detail = `srtp defaults to "require", and SDES is offered only on zones with a TLS listener. For a zone whose signaling is not TLS, set srtp = "allow" (or "off") in its media block; otherwise add a tls:// listener.`
+			detail = `srtp defaults to "require", and SDES is offered only on zones with a TLS listener. For a zone whose signaling is not TLS, set srtp = "allow" (or "off") in its media block, or key_exchange = ["dtls"]; otherwise add a tls:// listener.`
 		}
 		l.errorf(at(zd.srtpAt, zd.kxAt, zd.mediaDef, zd.def),
-			fmt.Sprintf("zone %s requires SRTP but allows no key exchange parapet implements", z.Name), "%s", detail)
+			fmt.Sprintf("zone %s requires SRTP but allows no key exchange", z.Name), "%s", detail)
 	}
 	if z.SRTP == policy.RequirementAllow && zd.hasTLS {
 		l.warnf(zd.mediaSubject(), "SRTP is optional on a TLS zone",

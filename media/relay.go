@@ -93,7 +93,12 @@ type RelayConfig struct {
 	Timeout time.Duration
 	// OnIdle is called once, from the watchdog goroutine, on timeout.
 	OnIdle func()
-	Logger *slog.Logger
+	// DTLS is parapet's certificate for streams keyed with DTLS-SRTP.
+	DTLS *DTLSCertificate
+	// OnKeyingFailed is called when a side's DTLS-SRTP handshake fails (its
+	// media can then never flow).
+	OnKeyingFailed func(s Side, err error)
+	Logger         *slog.Logger
 }
 
 // Relay carries one call's media between side A and side B. Every packet is
@@ -135,6 +140,9 @@ func NewRelay(pool *PortPool, cfg RelayConfig) *Relay {
 type RelayStream struct {
 	r     *Relay
 	sides [2]*endpoint
+	// cfgMu orders the writers of the sides' configurations (Configure,
+	// and DTLS associations installing their keys); readers never lock.
+	cfgMu sync.Mutex
 }
 
 type endpoint struct {
@@ -146,6 +154,14 @@ type endpoint struct {
 	// The peer's real source addresses, learnt from its first valid packet
 	// (symmetric RTP, RFC 4961). Reset when Configure changes the peer.
 	latchRTP, latchRTCP atomic.Pointer[netip.AddrPort]
+
+	// DTLS-SRTP: the associations on the RTP and (without rtcp-mux) RTCP
+	// ports, and how the key agreement went.
+	assocs atomic.Pointer[[2]*dtlsAssoc]
+	keying atomic.Pointer[Keying]
+	// early holds DTLS records that came before any association.
+	earlyMu sync.Mutex
+	early   []earlyRecord
 }
 
 // PeerConfig is what parapet knows of one side's peer for one stream.
@@ -159,6 +175,10 @@ type PeerConfig struct {
 	// Out holds the key parapet encrypts with toward the peer (parapet's
 	// a=crypto on this side); nil for plain RTP.
 	Out *Crypto
+	// DTLS, instead of In and Out, has the keys agreed by a DTLS-SRTP
+	// handshake on the stream's ports; no media flows on this side until
+	// it completes.
+	DTLS *DTLSParams
 }
 
 type peerConfig struct {
@@ -170,6 +190,10 @@ type peerConfig struct {
 	decRTCP   *decryptor
 	encRTP    *srtp.Context
 	encRTCP   *srtp.Context
+	// dtls is set on a DTLS-SRTP side; waitRTP and waitRTCP hold its media
+	// until the association has produced the keys.
+	dtls              *DTLSParams
+	waitRTP, waitRTCP bool
 }
 
 // decryptor is a decrypt context with replay protection, used by exactly one
@@ -285,10 +309,40 @@ func (st *RelayStream) Local(s Side, advertise netip.Addr) Endpoint {
 // keep their contexts (and so their replay windows and rollover counters);
 // a changed address resets the latched source.
 func (st *RelayStream) Configure(s Side, pc PeerConfig) error {
+	st.cfgMu.Lock()
+	defer st.cfgMu.Unlock()
 	e := st.sides[s]
 	old := e.cfg.Load()
 	n := &peerConfig{rtp: pc.RTP, rtcp: pc.RTCP, mux: pc.Mux}
 	if old == nil {
+		old = &peerConfig{}
+	}
+	if pc.DTLS != nil {
+		if pc.In != nil || pc.Out != nil {
+			return errors.New("a side is keyed by SDES or by DTLS-SRTP, not both")
+		}
+		n.dtls = pc.DTLS.clone()
+		restart := old.dtls == nil || !old.dtls.equal(pc.DTLS) || old.mux != pc.Mux
+		if !restart {
+			// The same association goes on (a re-offer that kept it).
+			n.decRTP, n.decRTCP, n.encRTP, n.encRTCP = old.decRTP, old.decRTCP, old.encRTP, old.encRTCP
+			n.waitRTP, n.waitRTCP = old.waitRTP, old.waitRTCP
+		} else {
+			n.waitRTP, n.waitRTCP = true, true
+		}
+		if old.rtp != n.rtp || old.rtcp != n.rtcp || old.mux != n.mux {
+			e.latchRTP.Store(nil)
+			e.latchRTCP.Store(nil)
+		}
+		e.cfg.Store(n)
+		if restart {
+			return st.startDTLS(e, pc)
+		}
+		return nil
+	}
+	if old.dtls != nil {
+		st.stopDTLS(e)
+		e.keying.Store(nil)
 		old = &peerConfig{}
 	}
 	var err error
@@ -402,6 +456,13 @@ func (r *Relay) Close() {
 	streams := r.streams
 	r.mu.Unlock()
 	for _, st := range streams {
+		st.cfgMu.Lock()
+		for _, e := range st.sides {
+			if e != nil {
+				st.stopDTLS(e)
+			}
+		}
+		st.cfgMu.Unlock()
 		st.closeSockets()
 	}
 	r.wg.Wait()
@@ -503,6 +564,10 @@ func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpS
 	out := st.sides[e.side.Other()]
 	cin, cout := &r.counters[e.side], &r.counters[e.side.Other()]
 	n := len(pkt)
+	if isDTLS(pkt) {
+		st.dtlsPacket(e, pkt, src, rtcpSocket)
+		return nil, netip.AddrPort{}, nil
+	}
 	// RTP and RTCP both start with version 2 (RFC 3550 sections 5.1, 6.4).
 	if n < 8 || pkt[0]>>6 != 2 {
 		cin.malformed.Add(1)
@@ -514,6 +579,10 @@ func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpS
 		return nil, netip.AddrPort{}, nil
 	}
 	control := rtcpSocket || isRTCP(pkt)
+	if control && pc.waitRTCP || !control && pc.waitRTP {
+		cin.beforeAnswer.Add(1) // DTLS-SRTP keys not agreed yet
+		return nil, netip.AddrPort{}, nil
+	}
 	latch := &e.latchRTP
 	if control && !pc.mux {
 		latch = &e.latchRTCP
@@ -571,8 +640,8 @@ func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpS
 	}
 
 	opc := out.cfg.Load()
-	if opc == nil {
-		cin.beforeAnswer.Add(1) // the other side is not negotiated yet
+	if opc == nil || control && opc.waitRTCP || !control && opc.waitRTP {
+		cin.beforeAnswer.Add(1) // the other side is not negotiated (or keyed) yet
 		return nil, netip.AddrPort{}, nil
 	}
 	var dst netip.AddrPort

@@ -74,6 +74,11 @@ type scanned struct {
 // the family its c= line names (0.0.0.0 is allowed: hold), and at least one
 // format; RTP payload types from 0 to 127; no port ranges. Its errors are safe
 // to log: they name lines and fields, never key material or the body.
+//
+// Attributes parapet reads but does not refuse a body for: a=crypto lines
+// that cannot be used (CryptoLine.Problem), a=fingerprint lines that cannot
+// be used (left out of Stream.Fingerprints, Stream.FingerprintProblem says
+// why) and a=setup values that are not a role (read as absent).
 func ParseSDP(body []byte) (*Description, error) {
 	switch {
 	case len(body) == 0:
@@ -105,7 +110,7 @@ func ParseSDP(body []byte) (*Description, error) {
 		return nil, fmt.Errorf("parse sdp: session-level c=: %w", err)
 	}
 	sessionDir := firstDirection(sd.Attributes)
-	sessionDTLS := hasAttribute(sd.Attributes, "fingerprint")
+	sessionDTLS := readDTLS(sd.Attributes)
 
 	for i, md := range sd.MediaDescriptions {
 		m := sc.media[i]
@@ -126,7 +131,7 @@ func ParseSDP(body []byte) (*Description, error) {
 }
 
 // extractStream builds the Stream for one media description.
-func extractStream(i int, m mline, md *sdp.MediaDescription, sessionAddr netip.Addr, sessionDir string, sessionDTLS bool) (Stream, error) {
+func extractStream(i int, m mline, md *sdp.MediaDescription, sessionAddr netip.Addr, sessionDir string, sessionDTLS dtlsAttrs) (Stream, error) {
 	st := Stream{
 		Index:   i,
 		Media:   m.media,
@@ -134,7 +139,6 @@ func extractStream(i int, m mline, md *sdp.MediaDescription, sessionAddr netip.A
 		Proto:   strings.Join(m.protos, "/"),
 		Formats: slices.Clone(m.formats),
 		RTCPMux: hasAttribute(md.Attributes, "rtcp-mux"),
-		DTLS:    sessionDTLS || hasAttribute(md.Attributes, "fingerprint"),
 	}
 	addr, err := connectionAddr(md.ConnectionInformation)
 	if err != nil {
@@ -184,7 +188,208 @@ func extractStream(i int, m mline, md *sdp.MediaDescription, sessionAddr netip.A
 	if st.Direction == "" {
 		st.Direction = sessionDir
 	}
+
+	// RFC 8122 section 5: session-level fingerprints apply to a stream with
+	// no media-level a=fingerprint line; RFC 4145 section 4: likewise a=setup.
+	dtls := readDTLS(md.Attributes)
+	if !dtls.present {
+		dtls.present, dtls.problem = sessionDTLS.present, sessionDTLS.problem
+		dtls.fingerprints = cloneFingerprints(sessionDTLS.fingerprints)
+	}
+	if dtls.setup == "" {
+		dtls.setup = sessionDTLS.setup
+	}
+	st.DTLS, st.Fingerprints, st.FingerprintProblem, st.Setup = dtls.present, dtls.fingerprints, dtls.problem, dtls.setup
 	return st, nil
+}
+
+// DTLS-SRTP attributes (RFC 5763 section 5): a=fingerprint (RFC 8122) and
+// a=setup (RFC 4145).
+const (
+	maxFingerprints   = 8  // a=fingerprint lines read per level, session or media
+	maxFingerprintLen = 64 // bytes, a SHA-512 digest
+)
+
+// Connection roles (RFC 4145 section 4).
+const (
+	setupActive   = "active"
+	setupPassive  = "passive"
+	setupActPass  = "actpass"
+	setupHoldConn = "holdconn"
+)
+
+// dtlsAttrs are the DTLS-SRTP attributes of one level, session or media.
+type dtlsAttrs struct {
+	present      bool // an a=fingerprint line, usable or not
+	fingerprints []Fingerprint
+	problem      string // the first reason a fingerprint line was left out
+	setup        string // "" when absent or invalid
+}
+
+// readDTLS reads the a=fingerprint and a=setup lines of one level. Lines past
+// maxFingerprints are not read; a=setup is the first one, lower-cased, and a
+// value other than RFC 4145's four counts as absent.
+func readDTLS(attrs []sdp.Attribute) dtlsAttrs {
+	var d dtlsAttrs
+	problem := func(p string) {
+		if d.problem == "" {
+			d.problem = p
+		}
+	}
+	n, setupSeen := 0, false
+	for _, a := range attrs {
+		switch a.Key {
+		case "fingerprint":
+			d.present = true
+			if n++; n > maxFingerprints {
+				problem(fmt.Sprintf("more than %d fingerprints, the rest are ignored", maxFingerprints))
+				continue
+			}
+			f, err := parseFingerprint(a.Value)
+			if err != nil {
+				problem(fmt.Sprintf("fingerprint %d: %v", n, err))
+				continue
+			}
+			d.fingerprints = append(d.fingerprints, f)
+		case "setup":
+			if !setupSeen {
+				setupSeen = true
+				d.setup = setupRole(a.Value)
+			}
+		}
+	}
+	return d
+}
+
+// parseFingerprint reads an a=fingerprint value (RFC 8122 section 5):
+//
+//	fingerprint-attribute = "fingerprint" ":" hash-func SP fingerprint
+//	hash-func             = "sha-1" / "sha-224" / "sha-256" / "sha-384" / "sha-512" / "md5" / "md2" / token
+//	fingerprint           = 2UHEX *(":" 2UHEX)
+//
+// The hash function is matched without regard to case and kept lower-cased;
+// lower-case hex is accepted too. Only the SHA-1 and SHA-2 functions are
+// read, with the digest length each implies: RFC 8122 forbids MD2 and MD5,
+// and parapet knows no other. Errors echo only a known hash function's name.
+func parseFingerprint(v string) (Fingerprint, error) {
+	f := splitWSP(v)
+	if len(f) != 2 {
+		return Fingerprint{}, errors.New("not <hash function> <fingerprint>")
+	}
+	if !isToken(f[0]) {
+		return Fingerprint{}, errors.New("hash function is not a token")
+	}
+	hash := strings.ToLower(f[0])
+	if hash == "md2" || hash == "md5" {
+		return Fingerprint{}, fmt.Errorf("hash function %s is not allowed (RFC 8122 section 5)", hash)
+	}
+	n, ok := fingerprintLen(hash)
+	if !ok {
+		return Fingerprint{}, errors.New("hash function is not supported")
+	}
+	if len(f[1]) > 3*maxFingerprintLen-1 {
+		return Fingerprint{}, fmt.Errorf("%s fingerprint is longer than %d bytes", hash, maxFingerprintLen)
+	}
+	b, ok := decodeFingerprint(f[1])
+	if !ok {
+		return Fingerprint{}, fmt.Errorf("%s fingerprint is not hex bytes separated by ':'", hash)
+	}
+	if len(b) != n {
+		return Fingerprint{}, fmt.Errorf("%s fingerprint is %d bytes, needs %d", hash, len(b), n)
+	}
+	return Fingerprint{Hash: hash, Value: b}, nil
+}
+
+// fingerprintLen is the digest length of the hash functions parapet reads
+// fingerprints of (RFC 8122 section 5, names from the IANA Hash Function
+// Textual Names registry).
+func fingerprintLen(hash string) (int, bool) {
+	switch hash {
+	case "sha-1":
+		return 20, true
+	case "sha-224":
+		return 28, true
+	case "sha-256":
+		return 32, true
+	case "sha-384":
+		return 48, true
+	case "sha-512":
+		return 64, true
+	}
+	return 0, false
+}
+
+// decodeFingerprint decodes 2HEXDIG *(":" 2HEXDIG), either case.
+func decodeFingerprint(s string) ([]byte, bool) {
+	if len(s)%3 != 2 {
+		return nil, false
+	}
+	out := make([]byte, 0, (len(s)+1)/3)
+	for i := 0; i < len(s); i += 3 {
+		if i > 0 && s[i-1] != ':' {
+			return nil, false
+		}
+		hi, ok1 := hexNibble(s[i])
+		lo, ok2 := hexNibble(s[i+1])
+		if !ok1 || !ok2 {
+			return nil, false
+		}
+		out = append(out, hi<<4|lo)
+	}
+	return out, true
+}
+
+func hexNibble(ch byte) (byte, bool) {
+	switch {
+	case ch >= '0' && ch <= '9':
+		return ch - '0', true
+	case ch >= 'a' && ch <= 'f':
+		return ch - 'a' + 10, true
+	case ch >= 'A' && ch <= 'F':
+		return ch - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// fingerprintString writes a fingerprint value: the hash function in lower
+// case, a space and the digest in upper-case hex pairs separated by ':'.
+func fingerprintString(f Fingerprint) string {
+	const digits = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(f.Hash) + 3*len(f.Value))
+	b.WriteString(strings.ToLower(f.Hash))
+	b.WriteByte(' ')
+	for i, v := range f.Value {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		b.WriteByte(digits[v>>4])
+		b.WriteByte(digits[v&0x0f])
+	}
+	return b.String()
+}
+
+func cloneFingerprints(fs []Fingerprint) []Fingerprint {
+	if fs == nil {
+		return nil
+	}
+	out := make([]Fingerprint, len(fs))
+	for i, f := range fs {
+		out[i] = Fingerprint{Hash: f.Hash, Value: slices.Clone(f.Value)}
+	}
+	return out
+}
+
+// setupRole returns an a=setup value lower-cased when it is one of RFC 4145
+// section 4's roles, else "".
+func setupRole(v string) string {
+	v = strings.Trim(v, " \t")
+	for _, r := range []string{setupActive, setupPassive, setupActPass, setupHoldConn} {
+		if strings.EqualFold(v, r) {
+			return r
+		}
+	}
+	return ""
 }
 
 // scan checks the body line by line and rewrites it for pion: CRLF line ends,
@@ -450,9 +655,13 @@ func isProto(s string) bool {
 // active), a media-level c= when a plan's address differs from it, a=rtcp
 // when RTCP is not on the next port up (RFC 3605; Local.RTCPPort 0 means the
 // next port up), a=rtcp-mux (RFC 5761), one a=crypto per plan.Crypto (RFC
-// 4568, padded base64) and the direction override. Each plan crypto line must
-// be usable: a supported suite, the right key length, no MKI, no KDR, no
-// UNENCRYPTED_*/UNAUTHENTICATED_* parameter, unique tags.
+// 4568, padded base64), a=setup and a=fingerprint from plan.DTLS (RFC 5763
+// section 5) and the direction override. Each plan crypto line must be
+// usable: a supported suite, the right key length, no MKI, no KDR, no
+// UNENCRYPTED_*/UNAUTHENTICATED_* parameter, unique tags. A plan's DTLS side
+// must have the setup role active, passive or actpass and a fingerprint that
+// ParseSDP reads back unchanged (sha-1 or SHA-2, the digest length its hash
+// function implies); a plan cannot have both crypto lines and DTLS.
 //
 // The result has CRLF line ends and is checked to parse with ParseSDP.
 func BuildSDP(src *Description, origin Origin, plans []StreamPlan) ([]byte, error) {
@@ -587,6 +796,17 @@ func (w *sdpWriter) stream(st *Stream, md *sdp.MediaDescription, p StreamPlan, s
 	if err != nil {
 		return err
 	}
+	var setup, fingerprint string
+	if p.DTLS != nil {
+		if len(p.Crypto) > 0 {
+			// RFC 5763 section 5 keys SRTP by DTLS; parapet never offers
+			// SDES keys beside it on one m= line.
+			return errors.New("plan has both crypto lines and DTLS")
+		}
+		if setup, fingerprint, err = planDTLS(*p.DTLS); err != nil {
+			return err
+		}
+	}
 	w.line(m)
 
 	if addr := p.Local.Addr.Unmap(); addr != sessionAddr {
@@ -627,7 +847,42 @@ func (w *sdpWriter) stream(st *Stream, md *sdp.MediaDescription, p StreamPlan, s
 	for _, c := range cryptoLines {
 		w.attr("crypto:" + c)
 	}
+	if p.DTLS != nil {
+		w.attr("setup:" + setup)             // RFC 4145 section 4, RFC 5763 section 5
+		w.attr("fingerprint:" + fingerprint) // RFC 8122 section 5
+	}
 	return nil
+}
+
+// planDTLS checks the plan's DTLS side and returns the a=setup and
+// a=fingerprint values to write. The fingerprint must survive
+// parseFingerprint unchanged, so a hand-built one can neither inject text
+// into the SDP nor be one the other side's parapet would leave out.
+func planDTLS(d DTLSPlan) (setup, fingerprint string, err error) {
+	switch d.Setup {
+	case setupActive, setupPassive, setupActPass:
+	default:
+		// holdconn (RFC 4145 section 4) opens no connection: never planned.
+		return "", "", errors.New("dtls setup is not active, passive or actpass")
+	}
+	f := d.Fingerprint
+	switch {
+	case !isToken(f.Hash):
+		return "", "", errors.New("dtls fingerprint: hash function is not a token")
+	case len(f.Value) == 0:
+		return "", "", errors.New("dtls fingerprint: no fingerprint bytes")
+	case len(f.Value) > maxFingerprintLen:
+		return "", "", fmt.Errorf("dtls fingerprint: more than %d bytes", maxFingerprintLen)
+	}
+	fingerprint = f.String()
+	back, err := parseFingerprint(fingerprint)
+	if err != nil {
+		return "", "", fmt.Errorf("dtls fingerprint: %w", err)
+	}
+	if !strings.EqualFold(back.Hash, f.Hash) || !slices.Equal(back.Value, f.Value) {
+		return "", "", errors.New("dtls fingerprint: does not read back as written")
+	}
+	return d.Setup, fingerprint, nil
 }
 
 func (w *sdpWriter) hasSecret(s string) bool {
@@ -785,7 +1040,8 @@ func indexFoldASCII(s, sub string) int {
 }
 
 // String summarises the description without keys: origin, then each stream's
-// media, transport, address, direction and crypto lines (redacted).
+// media, transport, address, direction, DTLS (fingerprint hash functions, not
+// digests) and setup role, and crypto lines (redacted).
 func (d Description) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "sdp o=%s %d %d", printableToken(d.OriginUser), d.OriginSession, d.OriginVersion)
@@ -799,6 +1055,15 @@ func (d Description) String() string {
 		}
 		if st.DTLS {
 			b.WriteString(" dtls")
+			for _, f := range st.Fingerprints {
+				b.WriteString(" " + printableToken(f.Hash))
+			}
+			if st.FingerprintProblem != "" {
+				b.WriteString(" (fingerprint problem)")
+			}
+		}
+		if r := setupRole(st.Setup); r != "" && r == st.Setup {
+			b.WriteString(" setup:" + r)
 		}
 		for _, c := range st.Crypto {
 			b.WriteString(" [" + c.String() + "]")

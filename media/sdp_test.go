@@ -384,8 +384,17 @@ func TestBuildSDPErrors(t *testing.T) {
 		f(&p)
 		return []StreamPlan{p}
 	}
+	fp := testFingerprint("sha-256", 32, 0x21)
+	withDTLS := func(setup string, f Fingerprint) []StreamPlan {
+		return with(func(p *StreamPlan) {
+			p.Proto, p.Crypto, p.DTLS = "UDP/TLS/RTP/SAVP", nil, &DTLSPlan{Fingerprint: f, Setup: setup}
+		})
+	}
 	if _, err := BuildSDP(d, origin, []StreamPlan{good}); err != nil {
 		t.Fatalf("good plan: %v", err)
+	}
+	if _, err := BuildSDP(d, origin, withDTLS("actpass", fp)); err != nil {
+		t.Fatalf("good DTLS plan: %v", err)
 	}
 	tests := []struct {
 		name    string
@@ -417,6 +426,19 @@ func TestBuildSDPErrors(t *testing.T) {
 		{"tag out of range", d, origin, with(func(p *StreamPlan) { p.Crypto[0].Tag = -4 }), "does not read back"},
 		{"duplicate tags", d, origin, with(func(p *StreamPlan) { p.Crypto = append(p.Crypto, testCrypto(1, "AEAD_AES_128_GCM", 3)) }), "tag 1 is used twice"},
 		{"proto with a space", d, origin, with(func(p *StreamPlan) { p.Proto = "RTP/AVP x" }), "m= line"},
+		{"dtls holdconn", d, origin, withDTLS("holdconn", fp), "setup is not active, passive or actpass"},
+		{"dtls no setup", d, origin, withDTLS("", fp), "setup is not active, passive or actpass"},
+		{"dtls upper-case setup", d, origin, withDTLS("ACTPASS", fp), "setup is not active, passive or actpass"},
+		{"dtls setup injection", d, origin, withDTLS("actpass\r\na=x", fp), "setup is not active, passive or actpass"},
+		{"dtls no hash", d, origin, withDTLS("actpass", Fingerprint{Value: fp.Value}), "hash function is not a token"},
+		{"dtls hash injection", d, origin, withDTLS("actpass", Fingerprint{Hash: "sha-256\r\na=x", Value: fp.Value}), "hash function is not a token"},
+		{"dtls hash with a space", d, origin, withDTLS("actpass", Fingerprint{Hash: "sha 256", Value: fp.Value}), "hash function is not a token"},
+		{"dtls no fingerprint bytes", d, origin, withDTLS("actpass", Fingerprint{Hash: "sha-256"}), "no fingerprint bytes"},
+		{"dtls wrong length", d, origin, withDTLS("passive", testFingerprint("sha-256", 20, 1)), "sha-256 fingerprint is 20 bytes, needs 32"},
+		{"dtls too long", d, origin, withDTLS("passive", testFingerprint("sha-512", 65, 1)), "more than 64 bytes"},
+		{"dtls md5", d, origin, withDTLS("active", testFingerprint("md5", 16, 1)), "md5 is not allowed"},
+		{"dtls unknown hash", d, origin, withDTLS("active", testFingerprint("sha3-256", 32, 1)), "hash function is not supported"},
+		{"crypto and dtls", d, origin, with(func(p *StreamPlan) { p.DTLS = &DTLSPlan{Fingerprint: fp, Setup: "actpass"} }), "both crypto lines and DTLS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -528,12 +550,15 @@ func TestParseSDPExtraction(t *testing.T) {
 	if d.OriginUser != "u" || d.OriginSession != 5 || d.OriginVersion != 6 {
 		t.Errorf("origin %q %d %d", d.OriginUser, d.OriginSession, d.OriginVersion)
 	}
+	// The session-level fingerprint is too short for sha-256: DTLS is set,
+	// no fingerprint is kept and the problem is named.
+	const fpProblem = "fingerprint 1: sha-256 fingerprint is 2 bytes, needs 32"
 	want := []Stream{
-		{Index: 0, Media: "audio", Port: 4000, Proto: "RTP/AVP", Formats: []string{"0"}, Addr: netip.MustParseAddr("0.0.0.0"), RTCPPort: 4001, RTCPMux: true, DTLS: true, Direction: "recvonly"},
-		{Index: 1, Media: "video", Port: 5000, Proto: "RTP/AVP", Formats: []string{"96"}, Addr: netip.MustParseAddr("2001:db8::1"), RTCPPort: 7000, DTLS: true, Direction: "inactive"},
-		{Index: 2, Media: "audio", Port: 0, Proto: "RTP/SAVP", Formats: []string{"0"}, Addr: netip.MustParseAddr("2001:db8::1"), DTLS: true, Direction: "recvonly",
+		{Index: 0, Media: "audio", Port: 4000, Proto: "RTP/AVP", Formats: []string{"0"}, Addr: netip.MustParseAddr("0.0.0.0"), RTCPPort: 4001, RTCPMux: true, DTLS: true, Direction: "recvonly", FingerprintProblem: fpProblem},
+		{Index: 1, Media: "video", Port: 5000, Proto: "RTP/AVP", Formats: []string{"96"}, Addr: netip.MustParseAddr("2001:db8::1"), RTCPPort: 7000, DTLS: true, Direction: "inactive", FingerprintProblem: fpProblem},
+		{Index: 2, Media: "audio", Port: 0, Proto: "RTP/SAVP", Formats: []string{"0"}, Addr: netip.MustParseAddr("2001:db8::1"), DTLS: true, Direction: "recvonly", FingerprintProblem: fpProblem,
 			Crypto: []CryptoLine{{Crypto: Crypto{Tag: 1, Suite: "AES_CM_128_HMAC_SHA1_80", Key: mustDecode(t, key30)}}}},
-		{Index: 3, Media: "audio", Port: 65535, Proto: "RTP/AVP", Formats: []string{"0"}, Addr: netip.MustParseAddr("2001:db8::1"), RTCPPort: 65535, RTCPMux: true, DTLS: true, Direction: "recvonly"},
+		{Index: 3, Media: "audio", Port: 65535, Proto: "RTP/AVP", Formats: []string{"0"}, Addr: netip.MustParseAddr("2001:db8::1"), RTCPPort: 65535, RTCPMux: true, DTLS: true, Direction: "recvonly", FingerprintProblem: fpProblem},
 	}
 	if len(d.Streams) != len(want) {
 		t.Fatalf("%d streams", len(d.Streams))
@@ -564,6 +589,340 @@ func TestBuildSDPInvalidUTF8BeforeKey(t *testing.T) {
 	}
 	if _, err := BuildSDP(d, Origin{Addr: relayV4}, []StreamPlan{{Active: true, Proto: "RTP/AVP", Local: ep(relayV4, 5000, 5001)}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testFingerprint is a Fingerprint with deterministic bytes.
+func testFingerprint(hash string, n int, seed byte) Fingerprint {
+	v := make([]byte, n)
+	for i := range v {
+		v[i] = seed + byte(i)*7
+	}
+	return Fingerprint{Hash: hash, Value: v}
+}
+
+func sameFingerprints(a, b []Fingerprint) bool {
+	return slices.EqualFunc(a, b, func(x, y Fingerprint) bool { return x.Hash == y.Hash && bytes.Equal(x.Value, y.Value) })
+}
+
+func TestFingerprintString(t *testing.T) {
+	if s := (Fingerprint{Hash: "SHA-256", Value: []byte{0xab, 0x01, 0xff, 0x0c}}).String(); s != "sha-256 AB:01:FF:0C" {
+		t.Errorf("String() = %q", s)
+	}
+	for _, h := range []struct {
+		hash string
+		n    int
+	}{{"sha-1", 20}, {"sha-224", 28}, {"sha-256", 32}, {"sha-384", 48}, {"sha-512", 64}} {
+		f := testFingerprint(h.hash, h.n, byte(h.n))
+		back, err := parseFingerprint(f.String())
+		if err != nil || !sameFingerprints([]Fingerprint{back}, []Fingerprint{f}) {
+			t.Errorf("%s: %q reads back as %v, %v", h.hash, f, back, err)
+		}
+	}
+}
+
+func TestParseFingerprint(t *testing.T) {
+	hex := func(n int) string { return testFingerprint("sha-256", n, 0xa0).String()[len("sha-256 "):] }
+	f32 := testFingerprint("sha-256", 32, 0xa0)
+	tests := []struct {
+		name, value string
+		want        Fingerprint // when wantErr is ""
+		wantErr     string
+	}{
+		{"upper case", "sha-256 " + hex(32), f32, ""},
+		{"lower-case hex", "sha-256 " + strings.ToLower(hex(32)), f32, ""},
+		{"upper-case hash", "SHA-256 " + hex(32), f32, ""},
+		{"mixed-case hash and hex", "Sha-1 " + strings.ToLower(hex(20)[:30]) + hex(20)[30:], testFingerprint("sha-1", 20, 0xa0), ""},
+		{"extra whitespace", " \tsha-256  " + hex(32) + "\t ", f32, ""},
+		{"empty", "", Fingerprint{}, "not <hash function> <fingerprint>"},
+		{"hash only", "sha-256", Fingerprint{}, "not <hash function> <fingerprint>"},
+		{"three fields", "sha-256 " + hex(16) + " " + hex(16), Fingerprint{}, "not <hash function> <fingerprint>"},
+		{"hash not a token", "sha(256) " + hex(32), Fingerprint{}, "hash function is not a token"},
+		{"md5", "md5 " + hex(16), Fingerprint{}, "hash function md5 is not allowed"},
+		{"MD2", "MD2 " + hex(16), Fingerprint{}, "hash function md2 is not allowed"},
+		{"unknown hash", "x-SECRETHASH " + hex(32), Fingerprint{}, "hash function is not supported"},
+		{"wrong length", "sha-256 " + hex(20), Fingerprint{}, "sha-256 fingerprint is 20 bytes, needs 32"},
+		{"sha-1 with 32 bytes", "sha-1 " + hex(32), Fingerprint{}, "sha-1 fingerprint is 32 bytes, needs 20"},
+		{"too long", "sha-512 " + hex(65), Fingerprint{}, "longer than 64 bytes"},
+		{"very long", "sha-512 " + strings.Repeat("AB:", 4000) + "AB", Fingerprint{}, "longer than 64 bytes"},
+		{"no colons", "sha-256 " + strings.ReplaceAll(hex(32), ":", ""), Fingerprint{}, "not hex bytes"},
+		{"single digit", "sha-256 A:" + hex(31), Fingerprint{}, "not hex bytes"},
+		{"trailing colon", "sha-256 " + hex(32) + ":", Fingerprint{}, "not hex bytes"},
+		{"leading colon", "sha-256 :" + hex(32), Fingerprint{}, "not hex bytes"},
+		{"not hex", "sha-256 GG:" + hex(31), Fingerprint{}, "not hex bytes"},
+		{"other separator", "sha-256 " + strings.ReplaceAll(hex(32), ":", "-"), Fingerprint{}, "not hex bytes"},
+		{"non-ASCII", "sha-256 \xc3\xa9:" + hex(31), Fingerprint{}, "not hex bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseFingerprint(tt.value)
+			if tt.wantErr == "" {
+				if err != nil || !sameFingerprints([]Fingerprint{got}, []Fingerprint{tt.want}) {
+					t.Errorf("parseFingerprint = %v, %v; want %v", got, err, tt.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("parseFingerprint error = %v, want one containing %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "A0:") {
+				t.Errorf("error %q echoes the value", err)
+			}
+		})
+	}
+}
+
+func TestParseSDPDTLS(t *testing.T) {
+	const head = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+	const m = "m=audio 4000 UDP/TLS/RTP/SAVP 0\r\n"
+	fp1 := testFingerprint("sha-1", 20, 1)
+	fp224 := testFingerprint("sha-224", 28, 2)
+	fp256 := testFingerprint("sha-256", 32, 3)
+	fp384 := testFingerprint("sha-384", 48, 4)
+	fp512 := testFingerprint("sha-512", 64, 5)
+	line := func(f Fingerprint) string { return "a=fingerprint:" + f.String() + "\r\n" }
+	hexOf := func(f Fingerprint) string { return f.String()[len(f.Hash)+1:] }
+	type want struct {
+		dtls    bool
+		fps     []Fingerprint
+		problem string // a substring; "" for none
+		setup   string
+	}
+	tests := []struct {
+		name string
+		body string
+		want []want
+	}{
+		{"none", head + m, []want{{}}},
+		{"session level applies to every stream", head + line(fp256) + "a=setup:actpass\r\n" + m + m,
+			[]want{{true, []Fingerprint{fp256}, "", "actpass"}, {true, []Fingerprint{fp256}, "", "actpass"}}},
+		{"media level overrides session level", head + line(fp256) + "a=setup:actpass\r\n" + m + line(fp1) + "a=setup:active\r\n" + m,
+			[]want{{true, []Fingerprint{fp1}, "", "active"}, {true, []Fingerprint{fp256}, "", "actpass"}}},
+		{"several fingerprints, every hash function", head + m + line(fp256) + line(fp1) + line(fp512) + line(fp224) + line(fp384),
+			[]want{{true, []Fingerprint{fp256, fp1, fp512, fp224, fp384}, "", ""}}},
+		{"two certificates, one hash function", head + m + line(fp256) + line(testFingerprint("sha-256", 32, 9)),
+			[]want{{true, []Fingerprint{fp256, testFingerprint("sha-256", 32, 9)}, "", ""}}},
+		{"lower-case hex, upper-case hash", head + m + "a=fingerprint:SHA-256 " + strings.ToLower(hexOf(fp256)) + "\r\n",
+			[]want{{true, []Fingerprint{fp256}, "", ""}}},
+		{"wrong length left out", head + m + "a=fingerprint:sha-256 " + hexOf(fp1) + "\r\n" + line(fp1),
+			[]want{{true, []Fingerprint{fp1}, "fingerprint 1: sha-256 fingerprint is 20 bytes, needs 32", ""}}},
+		{"md5 refused", head + m + "a=fingerprint:md5 " + hexOf(testFingerprint("md5", 16, 1)) + "\r\n" + line(fp256),
+			[]want{{true, []Fingerprint{fp256}, "fingerprint 1: hash function md5 is not allowed", ""}}},
+		{"md2 refused", head + m + line(fp256) + "a=fingerprint:md2 " + hexOf(testFingerprint("md2", 16, 1)) + "\r\n",
+			[]want{{true, []Fingerprint{fp256}, "fingerprint 2: hash function md2 is not allowed", ""}}},
+		{"unknown hash refused", head + m + "a=fingerprint:sha3-256 " + hexOf(fp256) + "\r\n",
+			[]want{{true, nil, "fingerprint 1: hash function is not supported", ""}}},
+		{"first problem is the one named", head + m + "a=fingerprint:sha-256 AA:BB\r\na=fingerprint:md5 AA\r\n",
+			[]want{{true, nil, "fingerprint 1: sha-256 fingerprint is 2 bytes, needs 32", ""}}},
+		{"malformed media level hides session level", head + line(fp256) + m + "a=fingerprint:sha-256 AA:BB\r\n" + m,
+			[]want{{true, nil, "2 bytes", ""}, {true, []Fingerprint{fp256}, "", ""}}},
+		{"empty value", head + m + "a=fingerprint\r\n", []want{{true, nil, "not <hash function> <fingerprint>", ""}}},
+		{"more than 8", head + m + strings.Repeat(line(fp1), 10),
+			[]want{{true, slices.Repeat([]Fingerprint{fp1}, 8), "more than 8 fingerprints", ""}}},
+		{"refused stream keeps its attributes", head + "m=audio 0 UDP/TLS/RTP/SAVP 0\r\n" + line(fp384) + "a=setup:passive\r\n",
+			[]want{{true, []Fingerprint{fp384}, "", "passive"}}},
+		{"setup values", head +
+			m + "a=setup:active\r\n" + m + "a=setup:passive\r\n" + m + "a=setup:actpass\r\n" + m + "a=setup:holdconn\r\n" +
+			m + "a=setup:ACTPASS\r\n" + m + "a=setup: passive\r\n" + m + "a=setup:sideways\r\n" + m + "a=setup:\r\n" +
+			m + "a=setup\r\n" + m + "a=setup:act pass\r\n",
+			[]want{{setup: "active"}, {setup: "passive"}, {setup: "actpass"}, {setup: "holdconn"}, {setup: "actpass"}, {setup: "passive"}, {}, {}, {}, {}}},
+		{"session-level setup", head + "a=setup:holdconn\r\n" + m + m + "a=setup:active\r\n",
+			[]want{{setup: "holdconn"}, {setup: "active"}}},
+		{"invalid media-level setup counts as absent", head + "a=setup:passive\r\n" + m + "a=setup:bogus\r\n" + m,
+			[]want{{setup: "passive"}, {setup: "passive"}}},
+		{"first setup line counts", head + m + "a=setup:active\r\na=setup:passive\r\n", []want{{setup: "active"}}},
+		{"invalid session-level setup", head + "a=setup:x\r\n" + m, []want{{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := ParseSDP([]byte(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDescription(t, d)
+			if len(d.Streams) != len(tt.want) {
+				t.Fatalf("%d streams, want %d", len(d.Streams), len(tt.want))
+			}
+			for i, st := range d.Streams {
+				w := tt.want[i]
+				if st.DTLS != w.dtls || st.Setup != w.setup || !sameFingerprints(st.Fingerprints, w.fps) ||
+					(w.problem == "") != (st.FingerprintProblem == "") || !strings.Contains(st.FingerprintProblem, w.problem) {
+					t.Errorf("stream %d: dtls %v setup %q fingerprints %v problem %q\nwant dtls %v setup %q fingerprints %v problem %q",
+						i, st.DTLS, st.Setup, st.Fingerprints, st.FingerprintProblem, w.dtls, w.setup, w.fps, w.problem)
+				}
+			}
+		})
+	}
+
+	// Streams do not share the session-level fingerprint bytes.
+	d, err := ParseSDP([]byte(head + line(fp256) + m + m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Streams[0].Fingerprints[0].Value[0] ^= 0xff
+	if !bytes.Equal(d.Streams[1].Fingerprints[0].Value, fp256.Value) {
+		t.Error("streams share fingerprint bytes")
+	}
+}
+
+func TestDescriptionStringDTLS(t *testing.T) {
+	const head = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+	fp := testFingerprint("sha-256", 32, 3)
+	d, err := ParseSDP([]byte(head + "a=fingerprint:" + fp.String() + "\r\n" +
+		"m=audio 4000 UDP/TLS/RTP/SAVP 0\r\na=setup:actpass\r\n" +
+		"m=audio 4002 UDP/TLS/RTP/SAVP 0\r\na=fingerprint:md5 AA:BB\r\na=fingerprint:sha-1 " + testFingerprint("sha-1", 20, 1).String()[6:] + "\r\n" +
+		"m=audio 4004 RTP/AVP 0\r\na=setup:passive\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "sdp o=- 1 1; m=audio 4000 UDP/TLS/RTP/SAVP 192.0.2.1 dtls sha-256 setup:actpass" +
+		"; m=audio 4002 UDP/TLS/RTP/SAVP 192.0.2.1 dtls sha-1 (fingerprint problem)" +
+		"; m=audio 4004 RTP/AVP 192.0.2.1 dtls sha-256 setup:passive"
+	if got := d.String(); got != want {
+		t.Errorf("String() =\n%s\nwant\n%s", got, want)
+	}
+	// A hand-made stream cannot put text into the summary.
+	hand := Description{Streams: []Stream{{Media: "audio", Proto: "RTP/AVP", DTLS: true, Setup: "active\r\nx",
+		Fingerprints: []Fingerprint{{Hash: "sha 256\r\n", Value: []byte{1}}}}}}
+	if got := hand.String(); got != "sdp o=<invalid> 0 0; m=audio 0 RTP/AVP dtls <invalid>" {
+		t.Errorf("String() = %q", got)
+	}
+}
+
+// dtlsSource is an offer from a DTLS-SRTP peer: its own fingerprints and
+// setup role, at both levels.
+const dtlsSource = `v=0
+o=- 77 1 IN IP4 198.51.100.5
+s=-
+c=IN IP4 198.51.100.5
+t=0 0
+a=fingerprint:sha-256 DE:AD:BE:EF:DE:AD:BE:EF:DE:AD:BE:EF:DE:AD:BE:EF:DE:AD:BE:EF:DE:AD:BE:EF:DE:AD:BE:EF:DE:AD:BE:EF
+a=setup:actpass
+m=audio 40000 UDP/TLS/RTP/SAVPF 111 0
+a=rtpmap:111 opus/48000/2
+a=rtpmap:0 PCMU/8000
+a=fingerprint:sha-1 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01
+a=setup:active
+a=rtcp-mux
+a=sendrecv
+m=video 40002 UDP/TLS/RTP/SAVPF 96
+a=rtpmap:96 VP8/90000
+a=rtcp-mux
+m=audio 40004 RTP/SAVP 0
+a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:` + key30 + `
+`
+
+func TestBuildSDPDTLS(t *testing.T) {
+	d, err := ParseSDP([]byte(dtlsSource))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Streams) != 3 || len(d.Streams[0].Fingerprints) != 1 || d.Streams[0].Setup != "active" || d.Streams[1].Setup != "actpass" {
+		t.Fatalf("unexpected parse: %v", d)
+	}
+	ours := testFingerprint("sha-256", 32, 0x21)
+	origin := Origin{Username: "parapet", Session: 5, Version: 1, Addr: relayV4}
+	for _, setup := range []string{"actpass", "passive", "active"} {
+		t.Run(setup, func(t *testing.T) {
+			dtls := &DTLSPlan{Fingerprint: ours, Setup: setup}
+			plans := []StreamPlan{
+				{Active: true, Proto: "UDP/TLS/RTP/SAVPF", Local: ep(relayV4, 20000, 20000), RTCPMux: true, DTLS: dtls},
+				{Active: false, DTLS: dtls}, // refused: nothing of DTLS written
+				{Active: true, Proto: "UDP/TLS/RTP/SAVP", Local: ep(relayV4, 20004, 20005), DTLS: dtls},
+			}
+			out, err := BuildSDP(d, origin, plans)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := string(out)
+			// After the codec attributes, direction and rtcp-mux, where
+			// a=crypto lines go.
+			dtlsLines := "a=setup:" + setup + "\r\na=fingerprint:" + ours.String() + "\r\n"
+			if !strings.Contains(text, "a=sendrecv\r\na=rtcp-mux\r\n"+dtlsLines+"m=video 0 ") ||
+				!strings.HasSuffix(text, "m=audio 20004 UDP/TLS/RTP/SAVP 0\r\n"+dtlsLines) {
+				t.Errorf("DTLS lines missing or out of place:\n%s", text)
+			}
+			if strings.Count(text, "a=setup:") != 2 || strings.Count(text, "a=fingerprint:") != 2 || strings.Contains(text, "crypto") {
+				t.Errorf("unexpected attributes:\n%s", text)
+			}
+			// Nothing of the source's DTLS is copied.
+			for _, s := range []string{"DE:AD:BE:EF", "AB:CD:EF", "sha-1", "198.51.100.5", "40000"} {
+				if strings.Contains(text, s) {
+					t.Errorf("output carries %q:\n%s", s, text)
+				}
+			}
+			if setup != "actpass" && strings.Contains(text, "actpass") {
+				t.Errorf("output carries the source's setup role:\n%s", text)
+			}
+
+			// Round trip: the output reads back with the plan's DTLS side.
+			back, err := ParseSDP(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, st := range back.Streams {
+				if !plans[i].Active {
+					if st.DTLS || st.Setup != "" || st.Fingerprints != nil {
+						t.Errorf("refused stream %d reads back with DTLS: %v", i, back)
+					}
+					continue
+				}
+				if !st.DTLS || st.Setup != setup || st.FingerprintProblem != "" || !sameFingerprints(st.Fingerprints, []Fingerprint{ours}) || len(st.Crypto) != 0 {
+					t.Errorf("stream %d reads back as setup %q fingerprints %v problem %q", i, st.Setup, st.Fingerprints, st.FingerprintProblem)
+				}
+			}
+		})
+	}
+
+	// Every hash function round-trips; the hash's case is normalised.
+	for _, h := range []struct {
+		hash string
+		n    int
+	}{{"sha-1", 20}, {"SHA-224", 28}, {"sha-256", 32}, {"Sha-384", 48}, {"sha-512", 64}} {
+		f := testFingerprint(h.hash, h.n, byte(h.n))
+		out, err := BuildSDP(d, origin, []StreamPlan{
+			{Active: true, Proto: "UDP/TLS/RTP/SAVPF", Local: ep(relayV4, 20000, 20001), DTLS: &DTLSPlan{Fingerprint: f, Setup: "actpass"}},
+			{}, {},
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", h.hash, err)
+		}
+		back, err := ParseSDP(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Fingerprint{Hash: strings.ToLower(f.Hash), Value: f.Value}
+		if st := back.Streams[0]; st.Setup != "actpass" || !sameFingerprints(st.Fingerprints, []Fingerprint{want}) {
+			t.Errorf("%s reads back as %v %q", h.hash, st.Fingerprints, st.Setup)
+		}
+	}
+}
+
+// With DTLS toward the other leg, secretSDP's own fingerprints, setup roles
+// and keys still stay on their leg.
+func TestBuildSDPDTLSHidesSourceDTLS(t *testing.T) {
+	d, err := ParseSDP([]byte(secretSDP))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := testFingerprint("sha-256", 32, 0x40)
+	plans := []StreamPlan{
+		{Active: true, Proto: "UDP/TLS/RTP/SAVPF", Local: ep(relayV4, 30000, 30000), RTCPMux: true, DTLS: &DTLSPlan{Fingerprint: ours, Setup: "passive"}},
+		{Active: true, Proto: "RTP/AVP", Local: ep(relayV4, 30002, 30003)},
+	}
+	out, err := BuildSDP(d, Origin{Username: "parapet", Session: 42, Version: 3, Addr: relayV4}, plans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(out)
+	for _, s := range []string{"DE:AD:BE:EF", "AB:CD:EF", "actpass", "active", "sha-1", "PwdSecret", "10.99.88.78",
+		strings.TrimRight(key30, "="), strings.TrimRight(key44, "=")} {
+		if strings.Contains(text, s) {
+			t.Errorf("output carries %q:\n%s", s, text)
+		}
+	}
+	if !strings.Contains(text, "\r\na=rtcp-mux\r\na=setup:passive\r\na=fingerprint:"+ours.String()+"\r\nm=video ") || strings.Count(text, "a=fingerprint") != 1 {
+		t.Errorf("output:\n%s", text)
 	}
 }
 

@@ -48,6 +48,16 @@ type CryptoLine struct {
 	Unsafe []string
 }
 
+// Fingerprint is an a=fingerprint attribute (RFC 8122 section 5): the hash
+// function and the certificate's fingerprint.
+type Fingerprint struct {
+	Hash  string // lower case: sha-1, sha-224, sha-256, sha-384 or sha-512; ParseSDP reads and BuildSDP writes no other
+	Value []byte // the fingerprint bytes (decoded from the colon-separated hex)
+}
+
+// String renders the attribute value, e.g. "sha-256 AB:CD:...:EF" (upper-case hex).
+func (f Fingerprint) String() string { return fingerprintString(f) }
+
 // Stream is one m= line of an SDP, with what parapet needs to relay it.
 type Stream struct {
 	Index   int    // position among the m= lines, from 0
@@ -63,6 +73,15 @@ type Stream struct {
 	Crypto    []CryptoLine
 	DTLS      bool   // a=fingerprint at media or session level
 	Direction string // sendrecv, sendonly, recvonly, inactive ("" when absent)
+	// Fingerprints are the stream's a=fingerprint values: media-level ones
+	// if the m= section has any a=fingerprint line, usable or not, else
+	// session-level ones. Lines that do not parse are left out and described
+	// in FingerprintProblem (the first reason found).
+	Fingerprints       []Fingerprint
+	FingerprintProblem string
+	// Setup is the a=setup value (RFC 4145: active, passive, actpass,
+	// holdconn), media-level else session-level, lower-cased; "" when absent.
+	Setup string
 }
 
 // Description is a parsed SDP body.
@@ -98,6 +117,15 @@ type StreamPlan struct {
 	Crypto []Crypto
 	// Direction overrides the direction attribute when non-empty.
 	Direction string
+	// DTLS, when set, writes a=setup and a=fingerprint for this stream
+	// (parapet's own certificate), and no a=crypto lines.
+	DTLS *DTLSPlan
+}
+
+// DTLSPlan is parapet's side of a DTLS-SRTP stream in an SDP it writes.
+type DTLSPlan struct {
+	Fingerprint Fingerprint
+	Setup       string // actpass in an offer; active or passive in an answer
 }
 
 // Origin is the o= line parapet writes on a leg.

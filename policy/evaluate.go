@@ -100,8 +100,11 @@ const (
 
 // OfferPlan says how parapet offers media on a leg it originates.
 type OfferPlan struct {
-	// SRTP: offer RTP/SAVP with a=crypto lines; the answer must be SRTP.
+	// SRTP: offer RTP/SAVP with a=crypto lines (or, with DTLS,
+	// UDP/TLS/RTP/SAVP with a fingerprint); the answer must be SRTP.
 	SRTP bool
+	// DTLS: agree the keys with DTLS-SRTP rather than SDES.
+	DTLS bool
 	// BestEffort: offer RTP/AVP with a=crypto lines (RFC 8643 opportunistic
 	// SRTP); the answer may take SRTP or stay plain.
 	BestEffort bool
@@ -119,20 +122,33 @@ func Plan(z *Zone) (plan OfferPlan, ok bool) {
 	if z.SRTP == RequirementOff {
 		return OfferPlan{}, true
 	}
-	sdes := z.AllowsKeyExchange(KeyExchangeSDES)
 	var suites []Suite
 	for _, s := range z.Suites {
 		if s.Supported() {
 			suites = append(suites, s)
 		}
 	}
-	if !sdes || len(suites) == 0 {
+	if len(suites) == 0 {
 		return OfferPlan{}, z.SRTP != RequirementRequire
 	}
 	if z.SRTP == RequirementRequire {
-		return OfferPlan{SRTP: true, Suites: suites}, true
+		// The zone's first key exchange, as listed.
+		for _, k := range z.KeyExchange {
+			switch k {
+			case KeyExchangeSDES:
+				return OfferPlan{SRTP: true, Suites: suites}, true
+			case KeyExchangeDTLS:
+				return OfferPlan{SRTP: true, DTLS: true, Suites: suites}, true
+			}
+		}
+		return OfferPlan{}, false
 	}
-	return OfferPlan{BestEffort: true, Suites: suites}, true
+	// allow: SRTP only if the answerer takes it. Only SDES has a profile a
+	// plain-RTP peer still accepts (RTP/AVP with a=crypto, RFC 8643).
+	if z.AllowsKeyExchange(KeyExchangeSDES) {
+		return OfferPlan{BestEffort: true, Suites: suites}, true
+	}
+	return OfferPlan{}, true
 }
 
 // HandshakeFacts describes a TLS handshake attempt on a listener.
@@ -173,6 +189,9 @@ type StreamChoice struct {
 	Crypto int
 	// Suite is the suite of that line.
 	Suite Suite
+	// DTLS is true when the stream's keys come from a DTLS-SRTP handshake
+	// (SRTP is then true, and the suite is known only after it).
+	DTLS bool
 }
 
 // Decision is the outcome of one evaluation.
@@ -302,10 +321,19 @@ func chooseStream(z *Zone, s StreamFacts) (c StreamChoice, rule, reason string) 
 		return c, "", ""
 	}
 	c.Active = true
-	if s.Secure() && len(s.Crypto) == 0 {
-		if s.DTLS {
-			return c, RuleKeyExchange, "DTLS-SRTP offered; this parapet negotiates SRTP keys with SDES only"
+	if s.DTLSSRTP() {
+		switch {
+		case z.SRTP == RequirementOff:
+			return c, RuleSRTPOff, fmt.Sprintf("zone %q has SRTP off; %s offered", z.Name, s.Proto)
+		case !z.AllowsKeyExchange(KeyExchangeDTLS):
+			return c, RuleKeyExchange, fmt.Sprintf("zone %q does not allow DTLS-SRTP key exchange", z.Name)
+		case s.DTLSProblem != "":
+			return c, RuleNoAcceptableCrypto, "DTLS-SRTP offer unusable: " + s.DTLSProblem
 		}
+		c.SRTP, c.DTLS = true, true
+		return c, "", ""
+	}
+	if s.Secure() && len(s.Crypto) == 0 {
 		return c, RuleNoAcceptableCrypto, fmt.Sprintf("%s offered without a=crypto", s.Proto)
 	}
 	if len(s.Crypto) == 0 {
@@ -465,6 +493,12 @@ func answer(z *Zone, in Input) Decision {
 						"%s stream: answer crypto unacceptable: %s%s", s.Media, cr.Problem, strings.Join(cr.UnsafeParams, " "))
 				}
 				c.SRTP, c.Crypto, c.Suite = true, 0, cr.Suite
+			case s.DTLSSRTP() && s.DTLSOffered:
+				if s.DTLSProblem != "" {
+					return reject(StageAnswer, z, false, RuleAnswerCrypto, StatusNotAcceptableHere, ctlMedia,
+						"%s stream: DTLS-SRTP answer unusable: %s", s.Media, s.DTLSProblem)
+				}
+				c.SRTP, c.DTLS = true, true
 			case s.DTLS:
 				return reject(StageAnswer, z, false, RuleKeyExchange, StatusNotAcceptableHere, ctlMedia,
 					"%s stream: answer uses DTLS-SRTP, which parapet did not offer", s.Media)

@@ -21,6 +21,18 @@ func carrierZone() *Zone {
 
 func observe(z *Zone) *Zone { z.Mode = ModeObserve; return z }
 
+// dtlsZone is a carrier zone keyed with DTLS-SRTP first, SDES second.
+func dtlsZone() *Zone {
+	z := carrierZone()
+	z.KeyExchange = []KeyExchange{KeyExchangeDTLS, KeyExchangeSDES}
+	return z
+}
+
+func dtlsAudio(problem string) MediaFacts {
+	return MediaFacts{Present: true, Streams: []StreamFacts{{Media: "audio", Proto: "UDP/TLS/RTP/SAVP", Port: 4000,
+		DTLS: true, DTLSProblem: problem}}}
+}
+
 var (
 	tlsSig = SignalingFacts{Transport: TransportTLS, Source: netip.MustParseAddrPort("198.51.100.7:40000"),
 		TLS: &TLSFacts{Version: VersionTLS13, CipherSuite: "TLS_AES_128_GCM_SHA256",
@@ -145,9 +157,37 @@ func TestEvaluateDecisionTable(t *testing.T) {
 			wantVerdict: VerdictRejected, wantRule: RuleNoAcceptableCrypto, wantStatus: 488,
 		},
 		{
-			name: "A offer SRTP, DTLS only: refused (SDES only in this version)",
-			in: Input{Stage: StageOffer, Zone: carrierZone(), Signaling: tlsSig, Onward: pbxZone(), Media: MediaFacts{Present: true,
-				Streams: []StreamFacts{{Media: "audio", Proto: "UDP/TLS/RTP/SAVPF", Port: 4000, DTLS: true}}}},
+			name: "A offer DTLS-SRTP into a zone that allows only SDES: 488",
+			in: Input{Stage: StageOffer, Zone: carrierZone(), Signaling: tlsSig, Onward: pbxZone(), Media: dtlsAudio("")},
+			wantVerdict: VerdictRejected, wantRule: RuleKeyExchange, wantStatus: 488,
+		},
+		{
+			name:        "A offer DTLS-SRTP into a zone that allows it: allowed, SRTP",
+			in:          Input{Stage: StageOffer, Zone: dtlsZone(), Signaling: tlsSig, Onward: pbxZone(), Media: dtlsAudio("")},
+			wantVerdict: VerdictAllowed, wantRule: RuleAllowed, wantSRTP: true,
+		},
+		{
+			name:        "A offer DTLS-SRTP without a usable fingerprint: 488",
+			in:          Input{Stage: StageOffer, Zone: dtlsZone(), Signaling: tlsSig, Onward: pbxZone(), Media: dtlsAudio("no a=fingerprint with a supported hash")},
+			wantVerdict: VerdictRejected, wantRule: RuleNoAcceptableCrypto, wantStatus: 488,
+		},
+		{
+			name:        "A offer DTLS-SRTP into a zone with SRTP off: 488",
+			in:          Input{Stage: StageOffer, Zone: func() *Zone { z := dtlsZone(); z.SRTP = RequirementOff; return z }(), Signaling: tlsSig, Onward: pbxZone(), Media: dtlsAudio("")},
+			wantVerdict: VerdictRejected, wantRule: RuleSRTPOff, wantStatus: 488,
+		},
+		{
+			name: "B answer DTLS-SRTP where parapet offered it: accepted, SRTP",
+			in: Input{Stage: StageAnswer, Zone: dtlsZone(), Signaling: tlsSig, Media: func() MediaFacts {
+				m := dtlsAudio("")
+				m.Streams[0].DTLSOffered = true
+				return m
+			}()},
+			wantVerdict: VerdictAllowed, wantRule: RuleAllowed, wantSRTP: true,
+		},
+		{
+			name:        "B answer DTLS-SRTP where parapet offered SDES: 488",
+			in:          Input{Stage: StageAnswer, Zone: dtlsZone(), Signaling: tlsSig, Media: dtlsAudio("")},
 			wantVerdict: VerdictRejected, wantRule: RuleKeyExchange, wantStatus: 488,
 		},
 		{
@@ -268,10 +308,18 @@ func TestPlan(t *testing.T) {
 	if p, ok := Plan(pbxZone()); !ok || p.Secure() {
 		t.Errorf("allow without sdes: %+v %v", p, ok)
 	}
+	if p, ok := Plan(dtlsZone()); !ok || !p.SRTP || !p.DTLS {
+		t.Errorf("require, dtls listed first: %+v %v", p, ok)
+	}
+	dtlsAllow := dtlsZone()
+	dtlsAllow.SRTP, dtlsAllow.KeyExchange = RequirementAllow, []KeyExchange{KeyExchangeDTLS}
+	if p, ok := Plan(dtlsAllow); !ok || p.Secure() || p.DTLS {
+		t.Errorf("allow with dtls only offers plain RTP: %+v %v", p, ok)
+	}
 	noKex := carrierZone()
-	noKex.KeyExchange = []KeyExchange{KeyExchangeDTLS}
+	noKex.KeyExchange = []KeyExchange{}
 	if _, ok := Plan(noKex); ok {
-		t.Error("require with no implemented key exchange planned as ok")
+		t.Error("require with no key exchange planned as ok")
 	}
 	// An onward zone that cannot be secured refuses the call.
 	d := Evaluate(Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: plainAudio(), Onward: noKex})

@@ -395,8 +395,19 @@ type StreamFacts struct {
 	Port    int    // 0 means the stream is rejected or disabled
 	Crypto  []CryptoFacts
 	DTLS    bool // a=fingerprint present
-	RTCPMux bool
+	// DTLSProblem says why a DTLS-SRTP stream cannot be keyed whatever the
+	// policy (no a=fingerprint with a hash parapet supports, a=setup that
+	// leaves no role for parapet); empty when it can.
+	DTLSProblem string
+	// DTLSOffered is, in an answer, whether parapet offered DTLS-SRTP on
+	// this stream.
+	DTLSOffered bool
+	RTCPMux     bool
 }
+
+// DTLSSRTP reports whether the stream asks for DTLS-SRTP keying: a
+// UDP/TLS/RTP/SAVP(F) profile with a fingerprint (RFC 5764 section 8).
+func (s StreamFacts) DTLSSRTP() bool { return s.DTLS && strings.HasPrefix(s.Proto, "UDP/TLS/") }
 
 // Secure reports whether the proto names an SRTP profile.
 func (s StreamFacts) Secure() bool { return strings.Contains(s.Proto, "SAVP") }

@@ -12,7 +12,7 @@ zone "carrier" {
     key_file  = "c.key"
   }
   media {
-    key_exchange = ["dtls"]
+    key_exchange = []
   }
 }
 
