@@ -159,7 +159,7 @@ func TestBaresipInbound(t *testing.T) {
 func TestBaresipFeedbackProfileToPBX(t *testing.T) {
 	requirePeers(t, "baresip", "dumpcap", "tshark")
 	base := portBlock(t)
-	p := startParapetMedia(t, base, "srtp = \"allow\"\n    rtcp_feedback = \"off\"",
+	p := startParapetMedia(t, base, "srtp = \"allow\"\n    rtcp_feedback = \"off\"", `srtp = "require"`,
 		routesTo(fmt.Sprintf("sips:127.0.0.1:%d", base+1), fmt.Sprintf("sip:127.0.0.1:%d", base+10)))
 	cap := startCapture(t, base)
 	alice, bob := baresipPair(t, base, p.pki.PeerBundleFile,
@@ -176,6 +176,63 @@ func TestBaresipFeedbackProfileToPBX(t *testing.T) {
 	a, b := wantLegs(t, calls[0])
 	if a.Media.Profile != "RTP/SAVPF" || b.Media.Profile != "RTP/AVP" {
 		t.Errorf("profiles: leg a %s, leg b %s; want RTP/SAVPF and RTP/AVP", a.Media.Profile, b.Media.Profile)
+	}
+}
+
+// DTLS-SRTP with real baresip phones (dtls_srtp), both ways: a carrier
+// phone keyed by DTLS-SRTP calls a plain PBX phone, then a PBX phone calls
+// a carrier phone to which parapet itself offers DTLS-SRTP. On the wire the
+// carrier leg must show a DTLS 1.2 handshake on its media ports and SRTP.
+func TestBaresipDTLSSRTP(t *testing.T) {
+	requirePeers(t, "baresip", "dumpcap", "tshark")
+	for _, dir := range []string{"inbound", "outbound"} {
+		t.Run(dir, func(t *testing.T) {
+			base := portBlock(t)
+			// baresip offers UDP/TLS/RTP/SAVPF; a plain baresip takes only RTP/AVP.
+			p := startParapetMedia(t, base, "srtp = \"allow\"\n    rtcp_feedback = \"off\"",
+				"srtp = \"require\"\n    key_exchange = [\"dtls\"]",
+				routesTo(fmt.Sprintf("sips:127.0.0.1:%d", base+11), fmt.Sprintf("sip:127.0.0.1:%d", base+10)))
+			cap := startCapture(t, base)
+			carrier, pbx := baresipConf{transport: "tls", menc: "dtls_srtp"}, baresipConf{transport: "udp"}
+			alice, bob, dial := carrier, pbx, base+61
+			if dir == "outbound" {
+				alice, bob, dial = pbx, carrier, base+60
+			}
+			a, b := baresipPair(t, base, p.pki.PeerBundleFile, alice, bob)
+			if err := call(t, a, b, fmt.Sprintf("sip:bob@127.0.0.1:%d", dial)); err != nil {
+				t.Fatal(err)
+			}
+			cap.stop()
+			carrierRTP, pbxRTP := base+20, base+40 // alice's and bob's RTP ranges
+			if dir == "outbound" {
+				carrierRTP, pbxRTP = pbxRTP, carrierRTP
+			}
+			cap.wantMedia(t, carrierRTP, pbxRTP)
+			vs := cap.dtlsVersions(t, carrierRTP, carrierRTP+19)
+			if len(vs) == 0 {
+				t.Error("carrier leg: no DTLS handshake on the media ports")
+			}
+			for _, v := range vs {
+				if v != "0xfefd" {
+					t.Errorf("carrier leg: DTLS record version %s in the ServerHello flight, want DTLS 1.2 (0xfefd)", v)
+				}
+			}
+			calls := onlyCalls(p.records(t))
+			if len(calls) != 1 || calls[0].Disposition != compliance.DispositionAnswered {
+				t.Fatalf("records %+v", calls)
+			}
+			la, lb := wantLegs(t, calls[0])
+			carrierLeg, pbxLeg := la, lb
+			if dir == "outbound" {
+				carrierLeg, pbxLeg = lb, la
+			}
+			if carrierLeg.Media.KeyExchange != "dtls" || carrierLeg.Media.SRTPSuite == "" || carrierLeg.Media.KeyingError != "" {
+				t.Errorf("carrier leg media %+v", carrierLeg.Media)
+			}
+			if pbxLeg.Media.KeyExchange != "none" {
+				t.Errorf("PBX leg media %+v", pbxLeg.Media)
+			}
+		})
 	}
 }
 

@@ -103,11 +103,11 @@ route "inbound" {
 // startParapetRoutes runs parapet with the two zones and the given routes.
 func startParapetRoutes(t *testing.T, base int, routes string) *parapetUnderTest {
 	t.Helper()
-	return startParapetMedia(t, base, `srtp = "allow"`, routes)
+	return startParapetMedia(t, base, `srtp = "allow"`, `srtp = "require"`, routes)
 }
 
-// startParapetMedia also sets the pbx zone's media block.
-func startParapetMedia(t *testing.T, base int, pbxMedia, routes string) *parapetUnderTest {
+// startParapetMedia also sets the media blocks of the pbx and carrier zones.
+func startParapetMedia(t *testing.T, base int, pbxMedia, carrierMedia, routes string) *parapetUnderTest {
 	t.Helper()
 	dir := t.TempDir()
 	pki, err := certs.EnsureLab(filepath.Join(dir, "state", "certs"))
@@ -131,7 +131,7 @@ zone "carrier" {
     client_auth = "request"
   }
   media {
-    srtp = "require"
+    %s
   }
 }
 %s
@@ -140,7 +140,7 @@ media {
   ports   = "%d-%d"
   timeout = "10s"
 }
-`, base+60, pbxMedia, base+61, routes, base+70, base+99)
+`, base+60, pbxMedia, base+61, carrierMedia, routes, base+70, base+99)
 	path := filepath.Join(dir, "parapet.hcl")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -274,6 +274,7 @@ module aubridge.so
 module ausine.so
 module sndfile.so
 module srtp.so
+module dtls_srtp.so
 module_tmp uuid.so
 module_tmp account.so
 module_app menu.so
@@ -472,6 +473,18 @@ func (c *capture) sipLegTLS(t *testing.T, port int) string {
 	return f[0]
 }
 
+// dtlsVersions returns the record versions of the frames carrying a DTLS
+// ServerHello on a UDP port range (0xfefd is DTLS 1.2).
+func (c *capture) dtlsVersions(t *testing.T, lo, hi int) []string {
+	t.Helper()
+	var out []string
+	for _, l := range c.tshark(t, "-Y", fmt.Sprintf("udp.port in {%d..%d} && dtls.handshake.type == 2", lo, hi),
+		"-T", "fields", "-e", "dtls.record.version") {
+		out = append(out, strings.Split(strings.TrimSpace(l), ",")...)
+	}
+	return out
+}
+
 // sipLegClear checks that SIP on a UDP port was in clear (the internal leg).
 func (c *capture) sipLegClear(t *testing.T, port int) {
 	t.Helper()
@@ -482,6 +495,10 @@ func (c *capture) sipLegClear(t *testing.T, port int) {
 
 type mediaVerdict struct {
 	packets, unique, frameSized int
+	// tagged counts packets Wireshark decoded as SRTP with an
+	// authentication tag (it can when it saw the keying: SDES in clear
+	// SDP, or a DTLS-SRTP handshake).
+	tagged int
 }
 
 // media reads the RTP-like packets to and from a port range.
@@ -489,11 +506,22 @@ func (c *capture) media(t *testing.T, lo, hi int) mediaVerdict {
 	t.Helper()
 	lines := c.tshark(t, "--enable-heuristic", "rtp_udp", "-Y",
 		fmt.Sprintf("rtp.version == 2 && !rtcp && (udp.srcport in {%d..%d} || udp.dstport in {%d..%d})", lo, hi, lo, hi),
-		"-T", "fields", "-e", "rtp.payload")
+		"-T", "fields", "-e", "rtp.payload", "-e", "srtp.enc_payload", "-e", "srtp.auth_tag")
 	v := mediaVerdict{}
 	seen := map[string]bool{}
 	for _, l := range lines {
-		p := strings.ReplaceAll(strings.TrimSpace(l), ":", "")
+		f := strings.Split(l, "\t")
+		for len(f) < 3 {
+			f = append(f, "")
+		}
+		// A packet decoded as SRTP has its payload in srtp.enc_payload.
+		p := strings.ReplaceAll(strings.TrimSpace(f[0]+f[1]), ":", "")
+		if p == "" {
+			continue
+		}
+		if strings.TrimSpace(f[2]) != "" {
+			v.tagged++
+		}
 		v.packets++
 		if !seen[p] {
 			seen[p] = true
@@ -525,15 +553,16 @@ func (c *capture) wantMedia(t *testing.T, srtpPorts, plainPorts int) {
 	}
 }
 
-// srtp reports whether the packets look encrypted: every payload differs
-// and none has the bare 160-byte G.711 frame size (an SRTP payload carries
-// its authentication tag).
+// srtp reports whether the packets look encrypted: Wireshark decoded most
+// as SRTP with a tag, or every payload differs and none has the bare
+// 160-byte G.711 frame size (an SRTP payload carries its authentication
+// tag).
 func (v mediaVerdict) srtp() bool {
-	return v.packets > 0 && v.unique*100 >= v.packets*95 && v.frameSized*10 < v.packets
+	return v.packets > 0 && (v.tagged*2 > v.packets || v.unique*100 >= v.packets*95 && v.frameSized*10 < v.packets)
 }
 
 // plain reports whether the packets look like the test tone in clear: frame
 // sized and repeating.
 func (v mediaVerdict) plain() bool {
-	return v.packets > 0 && v.frameSized*10 >= v.packets*9 && v.unique*2 < v.packets
+	return v.packets > 0 && v.tagged == 0 && v.frameSized*10 >= v.packets*9 && v.unique*2 < v.packets
 }
