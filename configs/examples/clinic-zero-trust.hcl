@@ -22,8 +22,9 @@ zone "staff" {
     client_auth = "require"
   }
   media {
-    srtp   = "require"
-    suites = ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"]
+    srtp         = "require"
+    key_exchange = ["dtls", "sdes"]   # softphones that do DTLS-SRTP get it; SDES still accepted
+    suites       = ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"]
   }
 }
 

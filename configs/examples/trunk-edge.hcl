@@ -30,7 +30,7 @@ zone "carrier" {
   }
   media {
     srtp         = "require"
-    key_exchange = ["sdes"]            # "dtls" is accepted but not negotiated yet
+    key_exchange = ["sdes", "dtls"]    # parapet offers the first; it accepts either
     suites       = ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"]
   }
   mode = "enforce"                     # enforce | observe
