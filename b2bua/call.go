@@ -63,6 +63,10 @@ type Call struct {
 	endOnce    sync.Once
 	hangDisp   string
 	hangReason string
+	// hangStatus and hangWarn, when set, are what A gets if the call ends
+	// before it was answered (else 500).
+	hangStatus int
+	hangWarn   string
 
 	established atomic.Bool
 	reinvite    sync.Mutex // one offer/answer exchange at a time (RFC 3261 section 14.1)
@@ -125,8 +129,8 @@ type legStream struct {
 	dtls        bool
 	setup       string
 	offeredDTLS bool
-	rtp     netip.AddrPort
-	rtcp    netip.AddrPort
+	rtp         netip.AddrPort
+	rtcp        netip.AddrPort
 }
 
 func newID() string {
@@ -188,9 +192,13 @@ func (c *Call) setOutcome(disposition string, status int, reason string) {
 }
 
 // hangup asks the call to end, from any goroutine.
-func (c *Call) hangup(disposition, reason string) {
+func (c *Call) hangup(disposition, reason string) { c.hangupWith(disposition, reason, 0, "") }
+
+// hangupWith is hangup, saying what A is answered if it has not been yet:
+// status, and warn for its Warning header (never the other leg's details).
+func (c *Call) hangupWith(disposition, reason string, status int, warn string) {
 	c.endOnce.Do(func() {
-		c.hangDisp, c.hangReason = disposition, reason
+		c.hangDisp, c.hangReason, c.hangStatus, c.hangWarn = disposition, reason, status, warn
 		close(c.ended)
 	})
 }
@@ -372,7 +380,8 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 		OnIdle: func() { c.hangup(compliance.DispositionTimeout, "no media for "+s.cfg.Media.Timeout.String()) },
 		DTLS:   s.dtls,
 		OnKeyingFailed: func(side media.Side, err error) {
-			c.hangup(compliance.DispositionFailed, fmt.Sprintf("DTLS-SRTP handshake with leg %s failed: %v", side, err))
+			c.hangupWith(compliance.DispositionFailed, fmt.Sprintf("DTLS-SRTP handshake with leg %s failed: %v", side, err),
+				488, "DTLS-SRTP key agreement failed")
 		}})
 	if offer != nil {
 		if err := c.acceptOffer(a, offer, d); err != nil {
@@ -661,6 +670,10 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 func (c *Call) respondEnded() {
 	if c.hangDisp == compliance.DispositionShutdown {
 		c.respondA(503, "Service Unavailable", compliance.DispositionShutdown, "parapet is shutting down", "parapet is shutting down")
+		return
+	}
+	if c.hangStatus != 0 {
+		c.respondA(c.hangStatus, reasonPhrase(c.hangStatus), c.hangDisp, c.hangReason, c.hangWarn)
 		return
 	}
 	c.respondA(500, "Server Internal Error", c.hangDisp, c.hangReason, "call ended")

@@ -30,7 +30,10 @@ func Payload(seq uint16) []byte {
 
 // MediaStats counts what a session's media socket saw.
 type MediaStats struct {
-	Sent     int64
+	Sent int64
+	// Received counts RTP packets received. On a DTLS-SRTP session, those
+	// that arrive before the handshake agreed keys count here (and in
+	// PlainOnWire if they are plaintext) and are otherwise dropped.
 	Received int64
 	// Intact counts packets that decrypted (on SRTP) and carried exactly the
 	// expected payload.
@@ -71,9 +74,21 @@ func (s *Session) RemoteMedia() netip.AddrPort {
 	return s.remote
 }
 
-func (s *Session) start() {
+// start runs the session's media: its reader, its DTLS-SRTP handshake if
+// it has one, and what closes them when the dialog ends. It runs once; a
+// callee that sends early media (Answer.Early) starts at its 183.
+func (s *Session) start() { s.startOnce.Do(s.startMedia) }
+
+func (s *Session) startMedia() {
 	s.wg.Add(1)
 	go s.receive()
+	s.mu.Lock()
+	d := s.dtls
+	s.mu.Unlock()
+	if d != nil {
+		s.wg.Add(1)
+		go s.runDTLS(d)
+	}
 	// When the dialog ends (a BYE either way), the media socket closes; its
 	// counters stay readable.
 	go func() {
@@ -88,26 +103,32 @@ func (s *Session) start() {
 
 func (s *Session) closeMedia() {
 	if s.closed.CompareAndSwap(false, true) {
+		s.closeDTLS()
 		s.conn.Close()
 		s.wg.Wait()
 	}
 }
 
-func contextFor(l *sdesLine, replay bool) (*srtp.Context, error) {
-	var profile srtp.ProtectionProfile
-	switch l.suite {
+func srtpProfile(suite string) (srtp.ProtectionProfile, error) {
+	switch suite {
 	case "AES_CM_128_HMAC_SHA1_80":
-		profile = srtp.ProtectionProfileAes128CmHmacSha1_80
+		return srtp.ProtectionProfileAes128CmHmacSha1_80, nil
 	case "AES_CM_128_HMAC_SHA1_32":
-		profile = srtp.ProtectionProfileAes128CmHmacSha1_32
+		return srtp.ProtectionProfileAes128CmHmacSha1_32, nil
 	case "AEAD_AES_128_GCM":
-		profile = srtp.ProtectionProfileAeadAes128Gcm
+		return srtp.ProtectionProfileAeadAes128Gcm, nil
 	case "AEAD_AES_256_GCM":
-		profile = srtp.ProtectionProfileAeadAes256Gcm
+		return srtp.ProtectionProfileAeadAes256Gcm, nil
 	case "NULL_HMAC_SHA1_80":
-		profile = srtp.ProtectionProfileNullHmacSha1_80
-	default:
-		return nil, errors.New("sim: unsupported suite " + l.suite)
+		return srtp.ProtectionProfileNullHmacSha1_80, nil
+	}
+	return 0, errors.New("sim: unsupported suite " + suite)
+}
+
+func contextFor(l *sdesLine, replay bool) (*srtp.Context, error) {
+	profile, err := srtpProfile(l.suite)
+	if err != nil {
+		return nil, err
 	}
 	kl, _ := profile.KeyLen()
 	var opts []srtp.ContextOption
@@ -132,6 +153,10 @@ func (s *Session) receive() {
 			continue
 		}
 		pkt := buf[:n]
+		if isDTLS(pkt) {
+			s.dpc.deliver(pkt)
+			continue
+		}
 		if n < 12 || pkt[0]>>6 != 2 || (pkt[1] >= 192 && pkt[1] <= 223) {
 			continue // not RTP (RTCP is ignored)
 		}
@@ -141,6 +166,7 @@ func (s *Session) receive() {
 		s.stats.mu.Unlock()
 		s.mu.Lock()
 		recv := s.recv
+		unkeyed := s.dtls != nil && recv == nil
 		s.mu.Unlock()
 		hl, err := h.Unmarshal(pkt)
 		if err != nil {
@@ -150,6 +176,9 @@ func (s *Session) receive() {
 		want := Payload(h.SequenceNumber)
 		if n >= hl+PayloadSize && bytes.Equal(pkt[hl:hl+PayloadSize], want) {
 			s.stats.plainOnWire.Add(1)
+		}
+		if unkeyed {
+			continue // DTLS-SRTP without keys yet: nothing to decrypt with
 		}
 		payload := pkt[hl:]
 		if recv != nil {
@@ -204,8 +233,12 @@ func (s *Session) ssrc() uint32 {
 }
 
 // Send sends n packets, one every interval, starting at sequence number
-// first, to the other side's media address.
+// first, to the other side's media address. On a DTLS-SRTP session it
+// first waits (at most until ctx ends) for the handshake's keys.
 func (s *Session) Send(ctx context.Context, first uint16, n int, interval time.Duration) error {
+	if err := s.waitKeys(ctx); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	send := s.send
 	dst := s.remote

@@ -1,11 +1,12 @@
 // Package sim provides simulated SIP peers — a PBX phone on UDP with plain
-// RTP, a carrier on TLS with SDES-SRTP — that exchange real packets with
-// parapet over loopback. parapet's in-process end-to-end tests and the
-// `parapet demo` command use it.
+// RTP, a carrier on TLS with SDES-SRTP or DTLS-SRTP — that exchange real
+// packets with parapet over loopback. parapet's in-process end-to-end tests
+// and the `parapet demo` command use it.
 //
 // sim deliberately does not use parapet's media package: it writes its SDP
-// by hand, parses answers with pion/sdp and protects media with pion/srtp,
-// so a test through sim checks parapet against an independent peer.
+// by hand, parses answers with pion/sdp, agrees DTLS-SRTP keys with
+// pion/dtls and protects media with pion/srtp, so a test through sim checks
+// parapet against an independent peer.
 package sim
 
 import (
@@ -27,6 +28,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+	"github.com/pion/dtls/v3"
 	"github.com/pion/sdp/v3"
 )
 
@@ -69,6 +71,16 @@ type Answer struct {
 	// Offer is what the peer offers in its 2xx to an INVITE without SDP
 	// (delayed offer); its answer must come in the ACK.
 	Offer CallOptions
+	// DTLSSetup is the peer's a=setup in its answer to a DTLS-SRTP offer
+	// (UDP/TLS/RTP/SAVP with a=fingerprint): "active", the default (as
+	// baresip), makes it the DTLS client; "passive" the server. When it is
+	// empty and the offer says active or passive, the peer takes the other
+	// role. With DTLS-SRTP, Suite restricts the SRTP protection profiles
+	// the peer offers in the handshake to that one.
+	DTLSSetup string
+	// DTLSWrongFingerprint writes, in the answer, an a=fingerprint that is
+	// not the peer's certificate's (the handshake must then fail).
+	DTLSWrongFingerprint bool
 }
 
 // Credentials for a digest challenge.
@@ -85,6 +97,7 @@ type Peer struct {
 	ln       io
 	incoming chan *Session
 	wire     wireTap
+	cert     *dtlsCert // for DTLS-SRTP; one per peer
 
 	mu       sync.Mutex
 	sessions map[string]*Session // by Call-ID
@@ -115,6 +128,10 @@ func New(cfg Config) (*Peer, error) {
 	}
 	p := &Peer{cfg: cfg, log: cfg.Logger.With("peer", cfg.Name), ua: ua, incoming: make(chan *Session, 16),
 		sessions: map[string]*Session{}, acks: map[string][][]byte{}, done: make(chan struct{})}
+	if p.cert, err = newDTLSCert(cfg.Name); err != nil {
+		ua.Close()
+		return nil, err
+	}
 	if p.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Logger)); err != nil {
 		return nil, err
 	}
@@ -271,6 +288,14 @@ type CallOptions struct {
 	// SRTP offers RTP/SAVP with one a=crypto line per suite.
 	SRTP   bool
 	Suites []string
+	// DTLS offers DTLS-SRTP instead: UDP/TLS/RTP/SAVP with a=setup:actpass,
+	// the peer's a=fingerprint and a=rtcp-mux, no a=crypto. Suites, when
+	// set, are then the SRTP protection profiles offered in the handshake
+	// (by default AEAD_AES_256_GCM, AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80).
+	DTLS bool
+	// DTLSWrongFingerprint writes an a=fingerprint that is not the peer's
+	// certificate's.
+	DTLSWrongFingerprint bool
 	// Unsafe adds a session parameter to every crypto line (e.g. UNENCRYPTED_SRTP).
 	Unsafe string
 	// From is the caller user part (default the peer's name).
@@ -474,6 +499,7 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		res := sip.NewResponseFromRequest(uas.InviteRequest, 183, "Session Progress", s.answerBody())
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		uas.WriteResponse(res)
+		s.start() // early media: the media (and a DTLS-SRTP handshake) starts now
 	}
 	if ans.Ring > 0 {
 		uas.Respond(180, "Ringing", nil)
@@ -557,12 +583,25 @@ type Session struct {
 	send        *sdesLine  // the key this peer encrypts with
 	recv        *sdesLine  // the key the other side encrypts with
 	offered     []sdesLine
+	version     int // o= version of this peer's last re-offer
+
+	// DTLS-SRTP (dtls.go). dtls is set once the SDP exchange settled on
+	// DTLS-SRTP; send and recv are then nil until its handshake agreed keys.
+	dtls        *dtlsState
+	offeredDTLS bool     // this peer's last offer was DTLS-SRTP
+	dtlsSuites  []string // the profiles that offer's handshake proposes
+	wrongFP     bool     // that offer's a=fingerprint is not our certificate's
+	dpc         *dtlsPacketConn
+	dtlsConn    *dtls.Conn
+	mediaCtx    context.Context
+	mediaCancel context.CancelFunc
 
 	stats       mediaStats
 	provisional []string // provisional responses received, as written
 	reinvites   atomic.Int64
 	infos       atomic.Int64
 	wg          sync.WaitGroup
+	startOnce   sync.Once
 	closed      atomic.Bool
 }
 
@@ -571,7 +610,10 @@ func (p *Peer) newSession(srtp bool) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Session{p: p, conn: c, port: c.LocalAddr().(*net.UDPAddr).Port}, nil
+	s := &Session{p: p, conn: c, port: c.LocalAddr().(*net.UDPAddr).Port}
+	s.dpc = newDTLSPacketConn(s)
+	s.mediaCtx, s.mediaCancel = context.WithCancel(context.Background())
+	return s, nil
 }
 
 // Profile is the transport profile (such as RTP/SAVP) of the last SDP this
@@ -620,6 +662,12 @@ func (s *Session) AnswerError() error {
 // makeOffer builds the session's offer as o describes.
 func (s *Session) makeOffer(o CallOptions) ([]sdesLine, []byte, error) {
 	s.feedback = o.Feedback
+	if o.DTLS {
+		s.mu.Lock()
+		s.dtlsSuites, s.wrongFP = o.Suites, o.DTLSWrongFingerprint
+		s.mu.Unlock()
+		return nil, s.offerVersion(nil, "actpass", 1), nil
+	}
 	var lines []sdesLine
 	if o.SRTP {
 		suites := o.Suites
@@ -634,13 +682,15 @@ func (s *Session) makeOffer(o CallOptions) ([]sdesLine, []byte, error) {
 			lines = append(lines, sdesLine{tag: i + 1, suite: su, key: k, params: o.Unsafe})
 		}
 	}
-	return lines, s.offer(lines), nil
+	return lines, s.offerVersion(lines, "", 1), nil
 }
 
 // CallID is the SIP Call-ID of the session at this peer.
 func (s *Session) CallID() string { return s.callID }
 
-// SRTP reports whether the session negotiated SRTP, and the suite.
+// SRTP reports whether the session negotiated SRTP, and the suite. On a
+// DTLS-SRTP session that is once the handshake agreed the keys, and the
+// suite is the protection profile it selected.
 func (s *Session) SRTP() (bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -685,17 +735,32 @@ func (s *Session) do(ctx context.Context, req *sip.Request) (*sip.Response, erro
 }
 
 // Reinvite sends a re-INVITE with a fresh offer. plain forces RTP/AVP
-// without crypto (a downgrade attempt).
+// without crypto (a downgrade attempt). On a DTLS-SRTP session the offer
+// keeps the association: same fingerprint, and this peer's current role
+// as its a=setup.
 func (s *Session) Reinvite(ctx context.Context, plain bool) (int, error) {
 	var lines []sdesLine
+	setup := ""
 	s.mu.Lock()
-	if !plain && s.send != nil {
+	// RFC 3264 section 8: each new offer has a higher o= version (the
+	// initial offer has 1).
+	if s.version < 2 {
+		s.version = 2
+	} else {
+		s.version++
+	}
+	version := s.version
+	switch {
+	case plain:
+	case s.dtls != nil:
+		setup = s.dtls.setup
+	case s.send != nil:
 		lines = []sdesLine{*s.send}
 	}
 	s.mu.Unlock()
 	req := sip.NewRequest(sip.INVITE, s.target())
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(s.offerVersion(lines, 2))
+	req.SetBody(s.offerVersion(lines, setup, version))
 	res, err := s.do(ctx, req)
 	if err != nil {
 		return 0, err
@@ -751,23 +816,36 @@ func (s *Session) Reinvites() int64 { return s.reinvites.Load() }
 // Infos counts INFO requests this session received.
 func (s *Session) Infos() int64 { return s.infos.Load() }
 
-func (s *Session) offer(lines []sdesLine) []byte { return s.offerVersion(lines, 1) }
-
-func (s *Session) offerVersion(lines []sdesLine, version int) []byte {
+// offerVersion writes an offer: SDES with lines, or DTLS-SRTP with
+// a=setup:dtlsSetup when that is not empty.
+func (s *Session) offerVersion(lines []sdesLine, dtlsSetup string, version int) []byte {
 	s.mu.Lock()
 	s.offered = lines
+	s.offeredDTLS = dtlsSetup != ""
+	wrong := s.wrongFP
 	s.mu.Unlock()
 	proto := "RTP/AVP"
-	if len(lines) > 0 {
+	var dt *dtlsAttrs
+	switch {
+	case dtlsSetup != "":
+		proto = "UDP/TLS/RTP/SAVP"
+		dt = &dtlsAttrs{setup: dtlsSetup, fingerprint: s.p.cert.fingerprint(wrong), mux: true}
+	case len(lines) > 0:
 		proto = "RTP/SAVP"
 	}
 	if s.feedback {
 		proto += "F"
 	}
-	return s.sdp(proto, lines, version)
+	return s.sdp(proto, lines, dt, version)
 }
 
-func (s *Session) sdp(proto string, lines []sdesLine, version int) []byte {
+// dtlsAttrs are the DTLS-SRTP attributes of an SDP the peer writes.
+type dtlsAttrs struct {
+	setup, fingerprint string
+	mux                bool
+}
+
+func (s *Session) sdp(proto string, lines []sdesLine, dt *dtlsAttrs, version int) []byte {
 	addr := s.p.cfg.MediaAddr.String()
 	var b strings.Builder
 	fmt.Fprintf(&b, "v=0\r\no=%s 4242 %d IN IP4 %s\r\ns=sim\r\nc=IN IP4 %s\r\nt=0 0\r\n", s.p.cfg.Name, version, addr, addr)
@@ -779,6 +857,12 @@ func (s *Session) sdp(proto string, lines []sdesLine, version int) []byte {
 		}
 		b.WriteString("\r\n")
 	}
+	if dt != nil {
+		fmt.Fprintf(&b, "a=setup:%s\r\na=fingerprint:%s\r\n", dt.setup, dt.fingerprint)
+		if dt.mux {
+			b.WriteString("a=rtcp-mux\r\n")
+		}
+	}
 	return []byte(b.String())
 }
 
@@ -786,20 +870,25 @@ func (s *Session) sdp(proto string, lines []sdesLine, version int) []byte {
 func (s *Session) answerBody() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.dtls != nil {
+		dt := &dtlsAttrs{setup: s.dtls.setup, mux: s.dtls.mux,
+			fingerprint: s.p.cert.fingerprint(s.wrongFP || s.p.cfg.Answer.DTLSWrongFingerprint)}
+		return s.sdpLocked(s.proto, nil, dt)
+	}
 	if s.send == nil {
-		return s.sdpLocked("RTP/AVP", nil)
+		return s.sdpLocked("RTP/AVP", nil, nil)
 	}
 	l := *s.send
 	if s.p.cfg.Answer.WrongTag {
 		l.tag += 40
 	}
-	return s.sdpLocked(s.proto, []sdesLine{l})
+	return s.sdpLocked(s.proto, []sdesLine{l}, nil)
 }
 
-func (s *Session) sdpLocked(proto string, lines []sdesLine) []byte {
+func (s *Session) sdpLocked(proto string, lines []sdesLine, dt *dtlsAttrs) []byte {
 	s.mu.Unlock()
 	defer s.mu.Lock()
-	return s.sdp(proto, lines, 1)
+	return s.sdp(proto, lines, dt, 1)
 }
 
 // takeRemote reads the other side's SDP. As answerer (offer=true) it picks a
@@ -841,14 +930,62 @@ func (s *Session) takeRemote(body []byte, offered []sdesLine, offer bool) error 
 			lines = append(lines, l)
 		}
 	}
+	proto := strings.Join(m.MediaName.Protos, "/")
+	dt, err := readDTLS(&d, m)
+	if err != nil {
+		return err
+	}
+	isDTLS := strings.HasPrefix(proto, "UDP/TLS/") && dt.present
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.remote = netip.AddrPortFrom(ip, uint16(m.MediaName.Port.Value))
-	s.proto = strings.Join(m.MediaName.Protos, "/")
+	remote := netip.AddrPortFrom(ip, uint16(m.MediaName.Port.Value))
+	if s.dtls != nil {
+		// The association goes on only if nothing it depends on changed.
+		return s.keepDTLSLocked(offer, isDTLS, proto, dt, remote)
+	}
+	s.remote = remote
+	s.proto = proto
+	if offer && isDTLS && !s.p.cfg.Answer.Plain {
+		// RFC 5763 section 5: the answerer picks its role.
+		setup := s.p.cfg.Answer.DTLSSetup
+		if setup == "" {
+			setup = "active"
+			if dt.setup == "active" {
+				setup = "passive"
+			}
+		}
+		var suites []string
+		if s.p.cfg.Answer.Suite != "" {
+			suites = []string{s.p.cfg.Answer.Suite}
+		}
+		s.send, s.recv = nil, nil
+		s.dtls = newDTLSState(setup, dt.fps, dt.mux, suites)
+		return nil
+	}
+	if !offer && s.offeredDTLS {
+		if !isDTLS {
+			return fmt.Errorf("sim: offered DTLS-SRTP, the answer is %s without a=fingerprint", proto)
+		}
+		var setup string
+		switch dt.setup {
+		case "active":
+			setup = "passive"
+		case "passive":
+			setup = "active"
+		default:
+			return fmt.Errorf("sim: a=setup:%s in the answer to a DTLS-SRTP offer", dt.setup)
+		}
+		s.send, s.recv = nil, nil
+		s.dtls = newDTLSState(setup, dt.fps, dt.mux, s.dtlsSuites)
+		return nil
+	}
+	if !offer && dt.present {
+		return errors.New("sim: the answer has a=fingerprint but DTLS-SRTP was not offered")
+	}
 	if offer {
 		s.send, s.recv = nil, nil
 		if s.p.cfg.Answer.Plain || len(lines) == 0 {
-			s.proto = strings.Replace(s.proto, "RTP/SAVP", "RTP/AVP", 1)
+			s.proto = strings.Replace(strings.TrimPrefix(s.proto, "UDP/TLS/"), "RTP/SAVP", "RTP/AVP", 1)
 			return nil
 		}
 		pick := lines[0]
@@ -892,6 +1029,28 @@ func (s *Session) takeRemote(body []byte, offered []sdesLine, offer bool) error 
 		}
 	}
 	return fmt.Errorf("sim: answer chose tag %d %s, not offered", lines[0].tag, lines[0].suite)
+}
+
+// keepDTLSLocked takes a new offer or answer on a session keyed by
+// DTLS-SRTP: the sim keeps one association per session, so the SDP must
+// keep it (RFC 5763 section 5: same fingerprint, same address, roles
+// unchanged); anything else is refused. Caller holds s.mu.
+func (s *Session) keepDTLSLocked(offer, isDTLS bool, proto string, dt sdpDTLS, remote netip.AddrPort) error {
+	d := s.dtls
+	switch {
+	case !isDTLS:
+		return fmt.Errorf("sim: %s without a=fingerprint on a DTLS-SRTP session", proto)
+	case !sameFingerprints(dt.fps, d.remote):
+		return errors.New("sim: a new DTLS-SRTP fingerprint mid-call (new association not supported)")
+	case remote != s.remote:
+		return fmt.Errorf("sim: DTLS-SRTP peer moved from %s to %s mid-call", s.remote, remote)
+	case dt.setup == d.setup, dt.setup == "holdconn":
+		return fmt.Errorf("sim: a=setup:%s conflicts with this peer's %s", dt.setup, d.setup)
+	case !offer && dt.setup != "active" && dt.setup != "passive":
+		return fmt.Errorf("sim: a=setup:%s in an answer", dt.setup)
+	}
+	s.proto = proto
+	return nil
 }
 
 type sdesLine struct {
