@@ -39,7 +39,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/parapet ./cmd/parapet
 
 bench:
-	$(GO) test -run '^$$' -bench 'Pion/|Relay' -benchmem -count 5 -cpu 1 ./bench/
+	$(GO) test -run '^$$' -bench '^Benchmark(Pion|Relay)' -benchmem -count 5 -cpu 1 ./bench/
 	$(GO) test -run '^$$' -bench 'Loopback' -benchmem -count 5 -cpu 1,2 -benchtime 20000x ./bench/
 
 # A run of every fuzz target, one at a time (the machine has 2 cores).
