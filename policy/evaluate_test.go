@@ -157,8 +157,8 @@ func TestEvaluateDecisionTable(t *testing.T) {
 			wantVerdict: VerdictRejected, wantRule: RuleNoAcceptableCrypto, wantStatus: 488,
 		},
 		{
-			name: "A offer DTLS-SRTP into a zone that allows only SDES: 488",
-			in: Input{Stage: StageOffer, Zone: carrierZone(), Signaling: tlsSig, Onward: pbxZone(), Media: dtlsAudio("")},
+			name:        "A offer DTLS-SRTP into a zone that allows only SDES: 488",
+			in:          Input{Stage: StageOffer, Zone: carrierZone(), Signaling: tlsSig, Onward: pbxZone(), Media: dtlsAudio("")},
 			wantVerdict: VerdictRejected, wantRule: RuleKeyExchange, wantStatus: 488,
 		},
 		{

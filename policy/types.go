@@ -390,11 +390,11 @@ type CryptoFacts struct {
 
 // StreamFacts describes one m= line.
 type StreamFacts struct {
-	Media   string // audio, video, ...
-	Proto   string // RTP/AVP, RTP/SAVP, UDP/TLS/RTP/SAVPF, ...
-	Port    int    // 0 means the stream is rejected or disabled
-	Crypto  []CryptoFacts
-	DTLS    bool // a=fingerprint present
+	Media  string // audio, video, ...
+	Proto  string // RTP/AVP, RTP/SAVP, UDP/TLS/RTP/SAVPF, ...
+	Port   int    // 0 means the stream is rejected or disabled
+	Crypto []CryptoFacts
+	DTLS   bool // a=fingerprint present
 	// DTLSProblem says why a DTLS-SRTP stream cannot be keyed whatever the
 	// policy (no a=fingerprint with a hash parapet supports, a=setup that
 	// leaves no role for parapet); empty when it can.
