@@ -447,20 +447,7 @@ func TestDTLSNoLeaks(t *testing.T) {
 	}
 	waitEnded(t, "failed handshake", incoming(t, l.pbx))
 	l.sink.waitCalls(t, 6)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := l.srv.Stats()
-		n := runtime.NumGoroutine()
-		if st.CallsActive == 0 && st.MediaPortsInUse == 0 && n <= base+2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("after calls: %d active, %d media ports, %d goroutines (baseline %d)\n%s",
-				st.CallsActive, st.MediaPortsInUse, n, base, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitIdle(t, l, base)
 }
 
 // The carrier sends early media (183 with its DTLS-SRTP answer) and its

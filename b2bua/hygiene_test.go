@@ -216,20 +216,7 @@ func TestNoLeaksAfterCalls(t *testing.T) {
 		}
 	}
 	l.sink.waitCalls(t, 6)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := l.srv.Stats()
-		n := runtime.NumGoroutine()
-		if st.CallsActive == 0 && st.MediaPortsInUse == 0 && n <= base+2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("after calls: %d active, %d media ports, %d goroutines (baseline %d)\n%s",
-				st.CallsActive, st.MediaPortsInUse, n, base, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitIdle(t, l, base)
 	if got := l.srv.Stats().Calls[compliance.DispositionAnswered]; got != 6 {
 		for _, c := range l.sink.calls() {
 			t.Logf("call %s: %s %d %q", c.ID, c.Disposition, c.SIPStatus, c.EndReason)

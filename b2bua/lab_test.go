@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -254,6 +255,26 @@ func incoming(t *testing.T, p *sim.Peer) *sim.Session {
 		t.Fatal("callee never got the call")
 	}
 	return nil
+}
+
+// waitIdle waits (at most 10 s) until the server has no call, no media
+// port in use, and at most two goroutines more than base.
+func waitIdle(t *testing.T, l *lab, base int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := l.srv.Stats()
+		n := runtime.NumGoroutine()
+		if st.CallsActive == 0 && st.MediaPortsInUse == 0 && n <= base+2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("after calls: %d active, %d media ports, %d goroutines (baseline %d)\n%s",
+				st.CallsActive, st.MediaPortsInUse, n, base, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitEnded waits (at most 10 s) until the dialog of every session has

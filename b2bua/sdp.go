@@ -73,14 +73,24 @@ func dtlsProblem(st media.Stream, answer bool) string {
 	return ""
 }
 
-// dtlsParams is side l's DTLS-SRTP setup for a stream whose peer SDP is st:
-// parapet is the client when its own a=setup is active.
-func (c *Call) dtlsParams(l *leg, st media.Stream, setup string) *media.DTLSParams {
-	p := &media.DTLSParams{Client: setup == "active", Fingerprints: dtlsFingerprints(st)}
+// keyByDTLS makes stream i of leg l, whose peer described it as st (an
+// offer or an answer), a DTLS-SRTP stream. parapet's role is the opposite
+// of the peer's: passive (it waits for the peer's handshake) unless the
+// peer said passive. So as answerer to actpass parapet is passive, and
+// after offering actpass it takes what the answer leaves (RFC 5763 section
+// 5). Caller holds c.mu; the stream's addresses are set.
+func (c *Call) keyByDTLS(l *leg, i int, st media.Stream) error {
+	ls := &l.m.streams[i]
+	ls.dtls, ls.theirs, ls.ours = true, nil, nil
+	ls.setup = "passive"
+	if st.Setup == "passive" {
+		ls.setup = "active"
+	}
+	p := &media.DTLSParams{Client: ls.setup == "active", Fingerprints: dtlsFingerprints(st)}
 	for _, s := range l.zone.pol.Suites {
 		p.Suites = append(p.Suites, string(s))
 	}
-	return p
+	return c.streams[i].Configure(l.side, media.PeerConfig{RTP: ls.rtp, RTCP: ls.rtcp, Mux: ls.mux, DTLS: p})
 }
 
 func peerAddrs(st media.Stream, mux bool) (rtp, rtcp netip.AddrPort) {
@@ -116,16 +126,7 @@ func (c *Call) acceptOffer(l *leg, offer *media.Description, d policy.Decision) 
 		ls.active, ls.proto, ls.mux = true, st.Proto, st.RTCPMux
 		ls.rtp, ls.rtcp = peerAddrs(st, st.RTCPMux)
 		if ch.DTLS {
-			// RFC 5763 section 5: the answerer picks a role. parapet waits
-			// for the peer's handshake (passive) unless the offerer itself
-			// insists on being passive.
-			ls.dtls, ls.theirs, ls.ours = true, nil, nil
-			ls.setup = "passive"
-			if st.Setup == "passive" {
-				ls.setup = "active"
-			}
-			if err := c.streams[i].Configure(l.side, media.PeerConfig{RTP: ls.rtp, RTCP: ls.rtcp, Mux: ls.mux,
-				DTLS: c.dtlsParams(l, st, ls.setup)}); err != nil {
+			if err := c.keyByDTLS(l, i, st); err != nil {
 				return fmt.Errorf("stream %d: %w", i, err)
 			}
 			continue
@@ -218,14 +219,7 @@ func (c *Call) takeAnswer(l *leg, body []byte) policy.Decision {
 		ls.proto, ls.mux = st.Proto, st.RTCPMux
 		ls.rtp, ls.rtcp = peerAddrs(st, st.RTCPMux)
 		if ch.DTLS {
-			// parapet offered actpass; the answerer's role sets ours.
-			ls.dtls, ls.theirs, ls.ours = true, nil, nil
-			ls.setup = "active"
-			if st.Setup == "active" {
-				ls.setup = "passive"
-			}
-			if err := c.streams[i].Configure(l.side, media.PeerConfig{RTP: ls.rtp, RTCP: ls.rtcp, Mux: ls.mux,
-				DTLS: c.dtlsParams(l, st, ls.setup)}); err != nil {
+			if err := c.keyByDTLS(l, i, st); err != nil {
 				d := malformed(policy.StageAnswer, l.zone.pol, 488, "stream %d: %v", i, err)
 				c.decide(d)
 				return d
