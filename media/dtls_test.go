@@ -180,21 +180,7 @@ func TestRelayDTLSSRTP(t *testing.T) {
 		{"ClientHello before the answer is read", false, true, []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM}, "AEAD_AES_128_GCM"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cert, err := NewDTLSCertificate()
-			if err != nil {
-				t.Fatal(err)
-			}
-			pool, err := NewPortPool(netip.MustParseAddr("127.0.0.1"), 43000, 43999)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := NewRelay(pool, RelayConfig{DTLS: cert})
-			defer r.Close()
-			st, err := r.AddStream()
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.Start()
+			st := startDTLSRelay(t, nil)
 
 			a := newDTLSPeer(t)
 			b, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -264,6 +250,27 @@ func TestRelayDTLSSRTP(t *testing.T) {
 	}
 }
 
+// startDTLSRelay starts a relay with a DTLS certificate and one stream.
+func startDTLSRelay(t *testing.T, onFailed func(Side, error)) *RelayStream {
+	t.Helper()
+	cert, err := NewDTLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := NewPortPool(netip.MustParseAddr("127.0.0.1"), 43000, 43999)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRelay(pool, RelayConfig{DTLS: cert, OnKeyingFailed: onFailed})
+	t.Cleanup(r.Close)
+	st, err := r.AddStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	return st
+}
+
 func waitKeyed(t *testing.T, st *RelayStream, s Side, suite string) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
@@ -281,23 +288,9 @@ func waitKeyed(t *testing.T, st *RelayStream, s Side, suite string) {
 // A peer whose certificate does not match its SDP fingerprint is refused,
 // the failure is reported, and no media flows to or from it.
 func TestRelayDTLSFingerprintMismatch(t *testing.T) {
-	cert, err := NewDTLSCertificate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := NewPortPool(netip.MustParseAddr("127.0.0.1"), 43000, 43999)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var failed error
-	r := NewRelay(pool, RelayConfig{DTLS: cert, OnKeyingFailed: func(_ Side, err error) { mu.Lock(); failed = err; mu.Unlock() }})
-	defer r.Close()
-	st, err := r.AddStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Start()
+	st := startDTLSRelay(t, func(_ Side, err error) { mu.Lock(); failed = err; mu.Unlock() })
 	a := newDTLSPeer(t)
 	other, _ := NewDTLSCertificate()
 	if err := st.Configure(SideA, PeerConfig{RTP: a.addr(), RTCP: a.addr(), Mux: true, DTLS: &DTLSParams{
