@@ -26,27 +26,6 @@ func waitDTLS(t *testing.T, ctx context.Context, s *sim.Session) {
 	}
 }
 
-// primeMedia sends single packets both ways until one arrives intact at
-// each end: once the sim has its DTLS keys, parapet may still be a moment
-// from installing its own (and drops media until then, as any DTLS-SRTP
-// endpoint does).
-func primeMedia(t *testing.T, ctx context.Context, caller, callee *sim.Session) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for i := uint16(0); caller.Stats().Intact == 0 || callee.Stats().Intact == 0; i++ {
-		if time.Now().After(deadline) {
-			t.Fatalf("media does not flow after the handshake: caller %+v, callee %+v", caller.Stats(), callee.Stats())
-		}
-		if err := caller.Send(ctx, 500+i, 1, time.Millisecond); err != nil {
-			t.Fatal(err)
-		}
-		if err := callee.Send(ctx, 4500+i, 1, time.Millisecond); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // exchangeDTLS primes the media path and then, like exchange, sends
 // packets both ways and checks every one of them arrives intact. Like
 // exchange it uses fixed sequence numbers: once per call (SRTP replay
@@ -54,8 +33,9 @@ func primeMedia(t *testing.T, ctx context.Context, caller, callee *sim.Session) 
 func exchangeDTLS(t *testing.T, caller, callee *sim.Session) {
 	t.Helper()
 	ctx := ctxT(t)
-	primeMedia(t, ctx, caller, callee)
-	time.Sleep(50 * time.Millisecond) // let priming packets in flight land
+	if err := sim.Prime(ctx, caller, callee); err != nil {
+		t.Fatal(err)
+	}
 	baseCaller, baseCallee := caller.Stats().Intact, callee.Stats().Intact
 	errc := make(chan error, 2)
 	go func() { errc <- caller.Send(ctx, 1000, packets, 2*time.Millisecond) }()

@@ -128,7 +128,22 @@ type redactHandler struct{ h slog.Handler }
 
 func (r *redactHandler) Enabled(ctx context.Context, l slog.Level) bool { return r.h.Enabled(ctx, l) }
 
+// sipgoNoise are warnings sipgo logs when both ends close a TCP or TLS
+// connection at about the same time: its reference count goes below zero
+// and its close_notify finds the socket gone. Nothing is lost; they are
+// demoted to debug so that operators are not sent looking for a problem.
+var sipgoNoise = map[string]bool{
+	"TCP ref went negative":             true,
+	"connection pool not clean cleanup": true,
+}
+
 func (r *redactHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Level == slog.LevelWarn && sipgoNoise[rec.Message] {
+		if !r.h.Enabled(ctx, slog.LevelDebug) {
+			return nil
+		}
+		rec.Level = slog.LevelDebug
+	}
 	out := slog.NewRecord(rec.Time, rec.Level, redactString(rec.Message), rec.PC)
 	rec.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(redactAttr(a))

@@ -63,7 +63,7 @@ func TestLabDefault(t *testing.T) {
 	}
 	p := carrier.Policy
 	if p.Signaling != policy.RequirementRequire || p.SRTP != policy.RequirementRequire ||
-		!slices.Equal(p.KeyExchange, []policy.KeyExchange{policy.KeyExchangeSDES}) ||
+		!slices.Equal(p.KeyExchange, []policy.KeyExchange{policy.KeyExchangeSDES, policy.KeyExchangeDTLS}) ||
 		!slices.Equal(p.Suites, policy.DefaultSuites) || p.MinTLS != policy.VersionTLS12 ||
 		!p.VerifyPeer || p.ClientAuth != policy.ClientAuthRequest {
 		t.Errorf("carrier policy = %+v", p)

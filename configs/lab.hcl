@@ -23,7 +23,7 @@ zone "carrier" {
   }
   media {
     srtp         = "require"
-    key_exchange = ["sdes"]
+    key_exchange = ["sdes", "dtls"] # parapet offers SDES; DTLS-SRTP offers are taken too
     suites       = ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"]
   }
 }

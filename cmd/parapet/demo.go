@@ -100,6 +100,16 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	}); err != nil {
 		return err
 	}
+	if err := step("inbound call: carrier (TLS/DTLS-SRTP) → PBX", func() (string, error) {
+		caller, err := peers.carrier.Call(ctx, fmt.Sprintf("sip:+15557650002@%s;transport=tls", carrierAddr),
+			sim.CallOptions{DTLS: true})
+		if err != nil {
+			return "", err
+		}
+		return talk(ctx, caller, peers.pbx, true)
+	}); err != nil {
+		return err
+	}
 	if err := step("carrier offer without SRTP", func() (string, error) {
 		_, err := peers.carrier.Call(ctx, fmt.Sprintf("sip:+15557650001@%s;transport=tls", carrierAddr), sim.CallOptions{})
 		var rej *sim.Rejected
@@ -223,9 +233,16 @@ func talk(ctx context.Context, caller *sim.Session, calleePeer *sim.Peer, caller
 	case <-time.After(10 * time.Second):
 		return "", errors.New("the callee never got the call")
 	}
+	// Until a DTLS-SRTP handshake has ended, media is dropped, as for any
+	// phone: start counting once a packet has made it each way.
+	if err := sim.Prime(ctx, caller, callee); err != nil {
+		return "", err
+	}
+	baseCaller, baseCallee := caller.Stats().Intact, callee.Stats().Intact
 	errc := make(chan error, 2)
-	go func() { errc <- caller.Send(ctx, 1, demoPackets, 20*time.Millisecond) }()
-	go func() { errc <- callee.Send(ctx, 1, demoPackets, 20*time.Millisecond) }()
+	// Sequence numbers after Prime's (SRTP refuses what looks replayed).
+	go func() { errc <- caller.Send(ctx, 1000, demoPackets, 20*time.Millisecond) }()
+	go func() { errc <- callee.Send(ctx, 5000, demoPackets, 20*time.Millisecond) }()
 	for range 2 {
 		if err := <-errc; err != nil {
 			return "", err
@@ -233,10 +250,10 @@ func talk(ctx context.Context, caller *sim.Session, calleePeer *sim.Peer, caller
 	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := callee.WaitIntact(wctx, demoPackets); err != nil {
+	if err := callee.WaitIntact(wctx, baseCallee+demoPackets); err != nil {
 		return "", fmt.Errorf("callee got %+v", callee.Stats())
 	}
-	if err := caller.WaitIntact(wctx, demoPackets); err != nil {
+	if err := caller.WaitIntact(wctx, baseCaller+demoPackets); err != nil {
 		return "", fmt.Errorf("caller got %+v", caller.Stats())
 	}
 	hang := caller
@@ -257,7 +274,7 @@ func talk(ctx context.Context, caller *sim.Session, calleePeer *sim.Peer, caller
 		secure = callee
 	}
 	return fmt.Sprintf("answered; %d/%d packets intact each way; caller %s, callee %s; plaintext payloads seen on the SRTP side: %d",
-		callee.Stats().Intact, demoPackets, describe(caller), describe(callee), secure.Stats().PlainOnWire), nil
+		callee.Stats().Intact-baseCallee, demoPackets, describe(caller), describe(callee), secure.Stats().PlainOnWire), nil
 }
 
 // readRecords reads the log's records written since t.
@@ -295,7 +312,7 @@ func summarize(r *compliance.Record) string {
 			}
 			if l.Media != nil {
 				if l.Media.SRTPSuite != "" {
-					s += " SRTP " + l.Media.SRTPSuite
+					s += " SRTP " + l.Media.SRTPSuite + " (" + l.Media.KeyExchange + ")"
 				} else {
 					s += " RTP"
 				}
