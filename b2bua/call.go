@@ -44,6 +44,7 @@ type Call struct {
 	start time.Time
 
 	caller, callee string
+	rules          *rules // in force when the INVITE arrived
 	route          *Route
 	a, b           *leg
 	aTx            sip.ServerTransaction // A's INVITE transaction
@@ -79,6 +80,7 @@ type leg struct {
 	role      string // compliance.RoleA or RoleB
 	side      media.Side
 	zone      *zone
+	pol       *policy.Zone // the zone's policy in the call's rules
 	transport policy.Transport
 	secure    bool
 	sig       policy.SignalingFacts
@@ -152,16 +154,17 @@ func (s *Server) newCall(z *zone, req *sip.Request) *Call {
 		c.caller = f.Address.User
 	}
 	c.callee = req.Recipient.User
-	c.a = &leg{call: c, role: compliance.RoleA, side: media.SideA, zone: z, attempted: true,
+	c.rules = s.rules.Load()
+	c.a = &leg{call: c, role: compliance.RoleA, side: media.SideA, zone: z, pol: c.rules.zone(z.name), attempted: true,
 		firstAck: make(chan *sip.Request, 1)}
-	c.a.sig = z.signaling(req)
+	c.a.sig = z.signaling(req, c.a.pol)
 	c.a.transport = c.a.sig.Transport
 	c.a.secure = req.Recipient.Scheme == "sips"
 	c.a.remote = req.Source()
 	if a, ok := z.bound[c.a.transport]; ok {
 		c.a.local = a.String()
 	}
-	c.a.admitted = z.pol.AdmitsSource(c.a.sig.Source.Addr())
+	c.a.admitted = c.a.pol.AdmitsSource(c.a.sig.Source.Addr())
 	c.a.dua = &sipgo.DialogUA{Client: z.cli, ContactHDR: z.contact(c.a.transport, c.a.secure), RewriteContact: true}
 	s.mu.Lock()
 	s.calls[c.id] = c
@@ -293,7 +296,7 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
-	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: a.zone.pol, Signaling: a.sig, Admitted: a.admitted})
+	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: a.pol, Signaling: a.sig, Admitted: a.admitted})
 	c.decide(d)
 	if !d.Proceed() {
 		c.rejectDecision(tx, req, d)
@@ -302,7 +305,7 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 
 	// Protocol checks (RFC 3261 sections 8.2.2 and 16.3).
 	if req.Contact() == nil {
-		d := malformed(policy.StageAdmission, a.zone.pol, 400, "INVITE without Contact")
+		d := malformed(policy.StageAdmission, a.pol, 400, "INVITE without Contact")
 		c.decide(d)
 		c.rejectDecision(tx, req, d)
 		return
@@ -324,7 +327,7 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
-	route := s.route(a.zone, req.Recipient.User)
+	route := c.rules.route(a.zone.name, req.Recipient.User)
 	if route == nil {
 		c.reject(tx, req, 404, "Not Found", compliance.DispositionRejected,
 			fmt.Sprintf("no route from zone %q for this number", a.zone.name))
@@ -332,7 +335,7 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c.route = route
 	bz := s.byName[route.To]
-	c.b = &leg{call: c, role: compliance.RoleB, side: media.SideB, zone: bz,
+	c.b = &leg{call: c, role: compliance.RoleB, side: media.SideB, zone: bz, pol: c.rules.zone(route.To),
 		transport: route.Target.Transport, secure: route.Target.Secure}
 	c.b.sig = policy.SignalingFacts{Transport: route.Target.Transport}
 	c.log = c.log.With("route", route.Name)
@@ -340,7 +343,7 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	var offer *media.Description
 	if body := req.Body(); len(body) > 0 {
 		if !isSDP(req.ContentType()) {
-			d := malformed(policy.StageOffer, a.zone.pol, 415, "body is not application/sdp")
+			d := malformed(policy.StageOffer, a.pol, 415, "body is not application/sdp")
 			c.decide(d)
 			c.setOutcome(compliance.DispositionRejected, 415, d.Reason)
 			res := sip.NewResponseFromRequest(req, 415, "Unsupported Media Type", nil)
@@ -352,14 +355,14 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		var err error
 		if offer, err = media.ParseSDP(body); err != nil {
-			d := malformed(policy.StageOffer, a.zone.pol, 400, "malformed SDP: %v", err)
+			d := malformed(policy.StageOffer, a.pol, 400, "malformed SDP: %v", err)
 			c.decide(d)
 			c.rejectDecision(tx, req, d)
 			return
 		}
 	}
-	d = policy.Evaluate(policy.Input{Stage: policy.StageOffer, Zone: a.zone.pol, Signaling: a.sig,
-		Media: mediaFacts(offer, nil), Onward: bz.pol})
+	d = policy.Evaluate(policy.Input{Stage: policy.StageOffer, Zone: a.pol, Signaling: a.sig,
+		Media: mediaFacts(offer, nil), Onward: c.b.pol})
 	c.decide(d)
 	if !d.Proceed() {
 		c.rejectDecision(tx, req, d)
@@ -376,8 +379,8 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	a.key = legKey(string(*req.CallID()), tag)
 	s.addLeg(a.key, a)
 
-	c.relay = media.NewRelay(s.pool, media.RelayConfig{Timeout: s.cfg.Media.Timeout, Logger: c.log,
-		OnIdle: func() { c.hangup(compliance.DispositionTimeout, "no media for "+s.cfg.Media.Timeout.String()) },
+	c.relay = media.NewRelay(s.pool, media.RelayConfig{Timeout: c.rules.mediaTimeout, Logger: c.log,
+		OnIdle: func() { c.hangup(compliance.DispositionTimeout, "no media for "+c.rules.mediaTimeout.String()) },
 		DTLS:   s.dtls,
 		OnKeyingFailed: func(side media.Side, err error) {
 			c.hangupWith(compliance.DispositionFailed, fmt.Sprintf("DTLS-SRTP handshake with leg %s failed: %v", side, err),
@@ -414,16 +417,6 @@ func isSDP(ct *sip.ContentTypeHeader) bool {
 }
 
 // route finds the first route from zone z whose match fits user.
-func (s *Server) route(z *zone, user string) *Route {
-	for i := range s.cfg.Routes {
-		r := &s.cfg.Routes[i]
-		if r.From == z.name && (r.Match == nil || r.Match.MatchString(user)) {
-			return r
-		}
-	}
-	return nil
-}
-
 // respondA sends a final error to A once its dialog exists. why goes into
 // the record; warn, the Warning header A sees, must never carry anything of
 // the other leg's topology (addresses, hosts): only what A may know.
@@ -597,7 +590,7 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 		}
 	} else if !early {
 		c.byeB()
-		d := malformed(policy.StageAnswer, b.zone.pol, 488, "callee answered without SDP")
+		d := malformed(policy.StageAnswer, b.pol, 488, "callee answered without SDP")
 		c.decide(d)
 		c.respondA(488, reasonPhrase(488), compliance.DispositionFailed, d.Reason, d.Reason)
 		return false
@@ -717,7 +710,7 @@ func (c *Call) noteB(res *sip.Response) {
 	if tc, ok := conn.(*sip.TCPConnection); ok {
 		if tlsc, ok := tc.Conn.(*tls.Conn); ok {
 			st := tlsc.ConnectionState()
-			b.sig.TLS = tlsFacts(&st, b.zone.pol.VerifyPeer)
+			b.sig.TLS = tlsFacts(&st, b.pol.VerifyPeer)
 		}
 	}
 }
@@ -743,7 +736,7 @@ func (c *Call) bFailed(err error) {
 	msg := err.Error()
 	if strings.Contains(msg, "TLS handshake") || strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") {
 		b := c.b
-		d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: b.zone.pol,
+		d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: b.pol,
 			Handshake: policy.HandshakeFacts{Error: msg}})
 		c.decide(d)
 		c.s.stats.tlsRefused.Add(1)

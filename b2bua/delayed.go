@@ -41,15 +41,15 @@ func (c *Call) answerDelayed() bool {
 	}
 	switch {
 	case perr != nil:
-		return fail(malformed(policy.StageOffer, b.zone.pol, 488, "malformed SDP in the callee's offer: %v", perr),
+		return fail(malformed(policy.StageOffer, b.pol, 488, "malformed SDP in the callee's offer: %v", perr),
 			compliance.DispositionFailed)
 	case offer == nil:
-		return fail(malformed(policy.StageOffer, b.zone.pol, 488, "the callee answered an offerless INVITE without an offer"),
+		return fail(malformed(policy.StageOffer, b.pol, 488, "the callee answered an offerless INVITE without an offer"),
 			compliance.DispositionFailed)
 	}
 
-	d := policy.Evaluate(policy.Input{Stage: policy.StageOffer, Zone: b.zone.pol, Signaling: b.sig,
-		Media: mediaFacts(offer, nil), Onward: a.zone.pol})
+	d := policy.Evaluate(policy.Input{Stage: policy.StageOffer, Zone: b.pol, Signaling: b.sig,
+		Media: mediaFacts(offer, nil), Onward: a.pol})
 	if !d.Proceed() {
 		return fail(d, compliance.DispositionRejected)
 	}
@@ -76,10 +76,10 @@ func (c *Call) answerDelayed() bool {
 	var ad policy.Decision
 	switch {
 	case ack == nil:
-		ad = malformed(policy.StageAnswer, a.zone.pol, 488, "the caller never acknowledged parapet's offer")
+		ad = malformed(policy.StageAnswer, a.pol, 488, "the caller never acknowledged parapet's offer")
 		c.decide(ad)
 	case len(ack.Body()) == 0 || !isSDP(ack.ContentType()):
-		ad = malformed(policy.StageAnswer, a.zone.pol, 488, "the caller's ACK carried no answer to parapet's offer")
+		ad = malformed(policy.StageAnswer, a.pol, 488, "the caller's ACK carried no answer to parapet's offer")
 		c.decide(ad)
 	default:
 		ad = c.takeAnswer(a, ack.Body())

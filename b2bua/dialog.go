@@ -201,7 +201,7 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	offer, err := media.ParseSDP(body)
 	if err != nil {
-		d := malformed(policy.StageReoffer, l.zone.pol, 400, "malformed SDP in re-offer: %v", err)
+		d := malformed(policy.StageReoffer, l.pol, 400, "malformed SDP in re-offer: %v", err)
 		c.decide(d)
 		c.s.respond(tx, req, 400, "Bad Request", d.Reason)
 		return
@@ -222,7 +222,7 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
-	d := policy.Evaluate(policy.Input{Stage: policy.StageReoffer, Zone: l.zone.pol, Signaling: l.sig,
+	d := policy.Evaluate(policy.Input{Stage: policy.StageReoffer, Zone: l.pol, Signaling: l.sig,
 		Media: mediaFacts(offer, nil), CurrentSRTP: currentSRTP})
 	c.decide(d)
 	if !d.Proceed() {
@@ -235,7 +235,7 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 
 	// Bridge the re-offer: offer to the other leg first (with its current
 	// keys); apply the new offer on this leg only once the other leg took it.
-	plan, _ := policy.Plan(other.zone.pol)
+	plan, _ := policy.Plan(other.pol)
 	if err := c.ensureStreams(d.Streams); err != nil {
 		c.s.respond(tx, req, 500, "Server Internal Error", "media: "+err.Error())
 		return
@@ -259,7 +259,7 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	ad := c.takeAnswer(other, res.Body())
 	if ad.Proceed() {
 		if err := c.acceptOffer(l, offer, d); err != nil {
-			ad = malformed(policy.StageReoffer, l.zone.pol, 500, "media: %v", err)
+			ad = malformed(policy.StageReoffer, l.pol, 500, "media: %v", err)
 		}
 	}
 	if !ad.Proceed() {

@@ -111,7 +111,8 @@ type lab struct {
 	pki     *certs.LabPKI
 	sink    *memSink
 	srv     *b2bua.Server
-	pbx     *sim.Peer // the PBX phone side (UDP, plain RTP)
+	cfg     b2bua.Config // what srv was built from
+	pbx     *sim.Peer    // the PBX phone side (UDP, plain RTP)
 	carrier *sim.Peer // the carrier (TLS, SRTP)
 	// parapet's listeners
 	pbxUDP     netip.AddrPort
@@ -206,6 +207,7 @@ func newLab(t testing.TB, o labOptions) *lab {
 		Logger:       discard(),
 		UserAgent:    "parapet-test",
 	}
+	l.cfg = cfg
 	l.srv, err = b2bua.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ func (c *Call) record() *compliance.Record {
 		Disposition:   c.disposition,
 		SIPStatus:     c.status,
 		EndReason:     c.endReason,
-		PolicyHash:    c.s.cfg.PolicyHash,
+		PolicyHash:    c.rules.hash,
 		Decisions:     append([]policy.Decision{}, c.decisions...),
 	}
 	if c.route != nil {
@@ -107,7 +107,7 @@ func (c *Call) legRecord(l *leg, flowed bool) compliance.Leg {
 		}
 		o.AuthFailures, o.Replays = k.AuthFailures, k.Replays
 	}
-	out.Controls = policy.LegFindings(l.zone.pol, o)
+	out.Controls = policy.LegFindings(l.pol, o)
 	return out
 }
 

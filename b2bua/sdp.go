@@ -87,7 +87,7 @@ func (c *Call) keyByDTLS(l *leg, i int, st media.Stream) error {
 		ls.setup = "active"
 	}
 	p := &media.DTLSParams{Client: ls.setup == "active", Fingerprints: dtlsFingerprints(st)}
-	for _, s := range l.zone.pol.Suites {
+	for _, s := range l.pol.Suites {
 		p.Suites = append(p.Suites, string(s))
 	}
 	return c.streams[i].Configure(l.side, media.PeerConfig{RTP: ls.rtp, RTCP: ls.rtcp, Mux: ls.mux, DTLS: p})
@@ -183,7 +183,7 @@ func (c *Call) ensureStreams(choices []policy.StreamChoice) error {
 func (c *Call) takeAnswer(l *leg, body []byte) policy.Decision {
 	desc, err := media.ParseSDP(body)
 	if err != nil {
-		d := malformed(policy.StageAnswer, l.zone.pol, 488, "malformed SDP in answer: %v", err)
+		d := malformed(policy.StageAnswer, l.pol, 488, "malformed SDP in answer: %v", err)
 		c.decide(d)
 		return d
 	}
@@ -192,14 +192,14 @@ func (c *Call) takeAnswer(l *leg, body []byte) policy.Decision {
 	c.mu.Unlock()
 	if len(desc.Streams) != n {
 		// RFC 3264 section 6: the answer has exactly as many m= lines.
-		d := malformed(policy.StageAnswer, l.zone.pol, 488, "answer has %d m= lines, the offer had %d", len(desc.Streams), n)
+		d := malformed(policy.StageAnswer, l.pol, 488, "answer has %d m= lines, the offer had %d", len(desc.Streams), n)
 		c.decide(d)
 		return d
 	}
 	c.mu.Lock()
 	facts := mediaFacts(desc, l)
 	c.mu.Unlock()
-	d := policy.Evaluate(policy.Input{Stage: policy.StageAnswer, Zone: l.zone.pol, Signaling: l.sig, Media: facts})
+	d := policy.Evaluate(policy.Input{Stage: policy.StageAnswer, Zone: l.pol, Signaling: l.sig, Media: facts})
 	c.decide(d)
 	if !d.Proceed() {
 		return d
@@ -220,7 +220,7 @@ func (c *Call) takeAnswer(l *leg, body []byte) policy.Decision {
 		ls.rtp, ls.rtcp = peerAddrs(st, st.RTCPMux)
 		if ch.DTLS {
 			if err := c.keyByDTLS(l, i, st); err != nil {
-				d := malformed(policy.StageAnswer, l.zone.pol, 488, "stream %d: %v", i, err)
+				d := malformed(policy.StageAnswer, l.pol, 488, "stream %d: %v", i, err)
 				c.decide(d)
 				return d
 			}
@@ -241,7 +241,7 @@ func (c *Call) takeAnswer(l *leg, body []byte) policy.Decision {
 		}
 		if err := c.streams[i].Configure(l.side, media.PeerConfig{RTP: ls.rtp, RTCP: ls.rtcp, Mux: ls.mux,
 			In: ls.theirs, Out: ls.ours}); err != nil {
-			d := malformed(policy.StageAnswer, l.zone.pol, 488, "stream %d: %v", i, err)
+			d := malformed(policy.StageAnswer, l.pol, 488, "stream %d: %v", i, err)
 			c.decide(d)
 			return d
 		}
@@ -281,7 +281,7 @@ func (c *Call) offerTo(to *leg, src *media.Description, plan policy.OfferPlan, c
 			case plan.SRTP:
 				ts.proto = "RTP/SAVP"
 			}
-			if to.zone.feedback(strings.HasSuffix(st.Proto, "F")) {
+			if c.rules.feedback(to.zone.name, strings.HasSuffix(st.Proto, "F")) {
 				ts.proto += "F"
 			}
 			ts.offeredDTLS = plan.DTLS

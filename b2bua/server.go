@@ -35,6 +35,8 @@ type Server struct {
 	// dtls is parapet's certificate for DTLS-SRTP, one per process; peers
 	// check it against the fingerprint in parapet's SDP.
 	dtls *media.DTLSCertificate
+	// rules are the policies, routes and media timeout new calls get.
+	rules atomic.Pointer[rules]
 
 	mu    sync.Mutex
 	legs  map[string]*leg  // "<Call-ID>|<our tag>" → leg
@@ -51,7 +53,6 @@ type Server struct {
 // zone is one zone's SIP stack.
 type zone struct {
 	cfg    Zone
-	pol    *policy.Zone
 	name   string
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -61,18 +62,6 @@ type zone struct {
 	bound   map[policy.Transport]netip.AddrPort
 	closers []io.Closer
 	serve   []func() error
-}
-
-// feedback reports whether parapet's offer into the zone uses an RTCP
-// feedback profile, given whether the other leg's offer did.
-func (z *zone) feedback(offered bool) bool {
-	switch z.cfg.Feedback {
-	case FeedbackOn:
-		return true
-	case FeedbackOff:
-		return false
-	}
-	return offered
 }
 
 // SetProcessLogger routes the few messages sipgo logs through its
@@ -113,6 +102,7 @@ func New(cfg Config) (*Server, error) {
 	if s.dtls, err = media.NewDTLSCertificate(); err != nil {
 		return nil, fmt.Errorf("b2bua: DTLS-SRTP certificate: %w", err)
 	}
+	s.rules.Store(newRules(&cfg))
 	s.rec = newRecorder(cfg.Sink, s.log, &s.stats)
 	s.events = newEventLimiter(10 * time.Second)
 	for i := range cfg.Zones {
@@ -137,8 +127,6 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) newZone(zc Zone) (*zone, error) {
 	z := &zone{cfg: zc, name: zc.Policy.Name, states: newConnStates(), bound: map[policy.Transport]netip.AddrPort{}}
-	pol := zc.Policy
-	z.pol = &pol
 	sipLog := slog.New(&redactHandler{h: s.log.Handler()}).With("zone", z.name)
 	host := zc.Advertise
 	if host == "" && len(zc.Listen) > 0 {
@@ -293,7 +281,7 @@ func (s *Server) bind(z *zone, l Listener) error {
 // refused connections become (rate-limited) connection events.
 func (s *Server) limit(z *zone, t policy.Transport, ln net.Listener) net.Listener {
 	sig := policy.SignalingFacts{Transport: t}
-	return newLimitListener(ln, z.pol.AdmitsSource,
+	return newLimitListener(ln, func(ip netip.Addr) bool { return s.rules.Load().zone(z.name).AdmitsSource(ip) },
 		func(remote, why string) {
 			s.stats.connRefused.Add(1)
 			s.connEvent(z, compliance.EventConnectionLimit, sig, remote, func(e *compliance.ConnEvent) {
@@ -484,15 +472,15 @@ func warningValue(text string) string {
 	return fmt.Sprintf(`399 parapet "%s"`, text)
 }
 
-// signaling describes how req reached parapet.
-func (z *zone) signaling(req *sip.Request) policy.SignalingFacts {
+// signaling describes how req reached parapet; pol is the zone's policy.
+func (z *zone) signaling(req *sip.Request, pol *policy.Zone) policy.SignalingFacts {
 	f := policy.SignalingFacts{}
 	f.Transport, _ = policy.ParseTransport(req.Transport())
 	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
 		f.Source = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	if f.Transport == policy.TransportTLS {
-		f.TLS = tlsFacts(z.states.get(req.Source()), z.pol.VerifyPeer)
+		f.TLS = tlsFacts(z.states.get(req.Source()), pol.VerifyPeer)
 	}
 	return f
 }
@@ -500,9 +488,10 @@ func (z *zone) signaling(req *sip.Request) policy.SignalingFacts {
 // admit applies the admission policy to a request outside any call. It
 // answers 403 and records an event when the source is refused.
 func (s *Server) admit(z *zone, req *sip.Request, tx sip.ServerTransaction) bool {
-	sig := z.signaling(req)
-	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: z.pol, Signaling: sig,
-		Admitted: z.pol.AdmitsSource(sig.Source.Addr())})
+	pol := s.rules.Load().zone(z.name)
+	sig := z.signaling(req, pol)
+	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: pol, Signaling: sig,
+		Admitted: pol.AdmitsSource(sig.Source.Addr())})
 	if d.Proceed() {
 		return true
 	}
@@ -553,7 +542,7 @@ func (s *Server) onHandshake(z *zone, r handshakeResult) {
 		return
 	}
 	s.stats.tlsRefused.Add(1)
-	d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: z.pol,
+	d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: s.rules.Load().zone(z.name),
 		Handshake: policy.HandshakeFacts{ClientMaxVersion: r.ClientMax, Error: r.Err.Error()}})
 	sig := policy.SignalingFacts{Transport: policy.TransportTLS}
 	s.log.Info("tls handshake refused", "zone", z.name, "remote", r.Remote,
@@ -583,7 +572,7 @@ func (s *Server) connEvent(z *zone, event string, sig policy.SignalingFacts, rem
 		return
 	}
 	e := &compliance.ConnEvent{Event: event, Zone: z.name, Transport: sig.Transport.String(),
-		Remote: remote, Suppressed: suppressed, PolicyHash: s.cfg.PolicyHash}
+		Remote: remote, Suppressed: suppressed, PolicyHash: s.rules.Load().hash}
 	fill(e)
 	s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
 }

@@ -190,6 +190,7 @@ const (
 	LogOpened    = "opened"    // the writer opened the file (process start)
 	LogRecovered = "recovered" // the writer found and sealed a torn final line
 	LogRotated   = "rotated"   // first record of a file that continues another
+	LogReloaded  = "reloaded"  // a new configuration took effect (SIGHUP); detail names both policy hashes
 	LogClosed    = "closed"    // orderly shutdown
 )
 

@@ -5,13 +5,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -133,11 +138,7 @@ func TestRunStopsCleanlyOnSIGTERM(t *testing.T) {
 		t.Skip("-short: builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "parapet")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildParapet(t)
 	base := portBlock(t)
 	pki, err := certs.EnsureLab(filepath.Join(dir, "state", "certs"))
 	if err != nil {
@@ -260,5 +261,208 @@ admin { listen = "127.0.0.1:%d" }
 	}
 	if strings.Contains(logs.String(), "inline:") || strings.Contains(logs.String(), "a=crypto") {
 		t.Error("key material in parapet's logs")
+	}
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// buildParapet builds the binary once per test run.
+func buildParapet(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "parapet-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "parapet")
+		if out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+// process is a running `parapet run` whose log lines can be waited for.
+type process struct {
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []string
+	more  chan struct{}
+}
+
+func runParapet(t *testing.T, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(buildParapet(t), append([]string{"run"}, args...)...), more: make(chan struct{}, 1)}
+	stderr, _ := p.cmd.StderrPipe()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.mu.Unlock()
+			select {
+			case p.more <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	p.waitLog(t, "parapet started")
+	return p
+}
+
+// waitLog waits for the next log line (after those already matched)
+// containing s, and returns it.
+func (p *process) waitLog(t *testing.T, s string) string {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for seen := 0; ; {
+		p.mu.Lock()
+		lines := p.lines
+		p.mu.Unlock()
+		for ; seen < len(lines); seen++ {
+			if strings.Contains(lines[seen], s) {
+				p.mu.Lock()
+				p.lines = p.lines[seen+1:]
+				p.mu.Unlock()
+				return lines[seen]
+			}
+		}
+		select {
+		case <-p.more:
+		case <-deadline:
+			t.Fatalf("no log line with %q in:\n%s", s, strings.Join(lines, "\n"))
+		}
+	}
+}
+
+// options sends an OPTIONS over UDP from 127.0.0.1 and returns the status line.
+func options(t *testing.T, to int) string {
+	t.Helper()
+	c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", to))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local := c.LocalAddr().String()
+	fmt.Fprintf(c, "OPTIONS sip:127.0.0.1:%d SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%d\r\nFrom: <sip:probe@%s>;tag=1\r\n"+
+		"To: <sip:127.0.0.1:%d>\r\nCall-ID: probe-%d@test\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+		to, local, time.Now().UnixNano(), local, to, time.Now().UnixNano())
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("OPTIONS: %v", err)
+	}
+	line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+	return line
+}
+
+// SIGHUP re-reads the configuration: a policy change applies to what comes
+// next and is recorded in the compliance log; a file that does not load, or
+// changes what needs a restart, changes nothing.
+func TestRunReloadsOnSIGHUP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds and runs the binary")
+	}
+	dir := t.TempDir()
+	base := portBlock(t)
+	conf := filepath.Join(dir, "parapet.hcl")
+	write := func(peers string, port int) {
+		t.Helper()
+		src := fmt.Sprintf(`
+state_dir = "state"
+zone "pbx" {
+  listen = ["udp://127.0.0.1:%d"]
+  peers  = [%q]
+  media { srtp = "allow" }
+}
+media {
+  address = "127.0.0.1"
+  ports   = "%d-%d"
+}
+admin { listen = "127.0.0.1:%d" }
+`, port, peers, base+70, base+99, base+62)
+		if err := os.WriteFile(conf, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("127.0.0.0/8", base+60)
+	p := runParapet(t, "-c", conf, "-log-format", "json")
+	if got := options(t, base+60); !strings.HasPrefix(got, "SIP/2.0 200") {
+		t.Fatalf("OPTIONS from a peer: %q", got)
+	}
+
+	// A policy change: 127.0.0.1 is no longer a peer.
+	write("10.0.0.0/8", base+60)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	var reloaded struct {
+		PolicyHash string `json:"policy_hash"`
+	}
+	if err := json.Unmarshal([]byte(p.waitLog(t, "configuration reloaded")), &reloaded); err != nil || reloaded.PolicyHash == "" {
+		t.Fatalf("reload log line: %v %+v", err, reloaded)
+	}
+	if got := options(t, base+60); !strings.HasPrefix(got, "SIP/2.0 403") {
+		t.Errorf("OPTIONS after the reload: %q, want 403", got)
+	}
+	res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", base+62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if want := fmt.Sprintf(`parapet_policy_info{policy_hash=%q} 1`, reloaded.PolicyHash); !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+
+	// A listener change needs a restart: refused, the policy stays.
+	write("127.0.0.0/8", base+61)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, "configuration reload refused")
+	// A file with an error: refused too.
+	os.WriteFile(conf, []byte("zone \"pbx\" { bogus = 1 }\n"), 0o600)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.waitLog(t, "configuration reload failed")
+	if got := options(t, base+60); !strings.HasPrefix(got, "SIP/2.0 403") {
+		t.Errorf("OPTIONS after refused reloads: %q, want the reloaded policy's 403", got)
+	}
+
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("parapet exited with %v", err)
+	}
+	logPath := filepath.Join(dir, "state", "compliance.jsonl")
+	if res, err := compliance.Verify([]string{logPath}, compliance.VerifyOptions{Head: true}); err != nil || !res.OK() {
+		t.Fatalf("log: %v %+v", err, res)
+	}
+	recs, _ := readRecords(logPath, time.Time{})
+	var reloads []string
+	var refused *compliance.ConnEvent
+	for _, r := range recs {
+		if r.Log != nil && r.Log.Event == compliance.LogReloaded {
+			reloads = append(reloads, r.Log.Detail)
+		}
+		if r.Conn != nil && r.Conn.Event == compliance.EventSourceRefused {
+			refused = r.Conn
+		}
+	}
+	if len(reloads) != 1 || !strings.Contains(reloads[0], " -> sha256:") || !strings.HasSuffix(reloads[0], " from "+conf) {
+		t.Fatalf("reload records %q, want exactly one naming both hashes and the file", reloads)
+	}
+	_, after, _ := strings.Cut(reloads[0], " -> ")
+	newHash, _, _ := strings.Cut(after, " ")
+	if newHash != reloaded.PolicyHash || refused == nil || refused.PolicyHash != newHash {
+		t.Errorf("source_refused event %+v, want it under the reloaded policy %s", refused, newHash)
 	}
 }

@@ -16,6 +16,7 @@ type collector struct {
 
 	calls, active, tlsOK, tlsRefused, connRefused, records, recordFail, backlog *prometheus.Desc
 	ports, portsUsed, packets, authFail, replays, wrongSource, info             *prometheus.Desc
+	policyInfo                                                                  *prometheus.Desc
 }
 
 func newCollector(srv *b2bua.Server) *collector {
@@ -39,12 +40,13 @@ func newCollector(srv *b2bua.Server) *collector {
 		replays:     d("srtp_replays_total", "SRTP/SRTCP packets dropped as replays, over ended calls."),
 		wrongSource: d("media_wrong_source_total", "Media packets dropped for coming from an unlatched source, over ended calls."),
 		info:        d("build_info", "parapet build information.", "version"),
+		policyInfo:  d("policy_info", "The policy new calls are judged by (a SIGHUP reload can change it).", "policy_hash"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.calls, c.active, c.tlsOK, c.tlsRefused, c.connRefused, c.records, c.recordFail, c.backlog,
-		c.ports, c.portsUsed, c.packets, c.authFail, c.replays, c.wrongSource, c.info} {
+		c.ports, c.portsUsed, c.packets, c.authFail, c.replays, c.wrongSource, c.info, c.policyInfo} {
 		ch <- d
 	}
 }
@@ -74,6 +76,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.replays, st.Replays)
 	counter(c.wrongSource, st.WrongSource)
 	gauge(c.info, 1, parapetVersion())
+	gauge(c.policyInfo, 1, c.srv.PolicyHash())
 }
 
 func metricsHandler(srv *b2bua.Server) http.Handler {

@@ -61,7 +61,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	for {
 		select {
 		case <-hup:
-			in.reloadCerts()
+			in.reload(*file)
 			continue
 		case <-ctx.Done():
 		}

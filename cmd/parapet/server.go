@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/parapet-sbc/parapet/b2bua"
@@ -103,6 +106,7 @@ type instance struct {
 	writer *compliance.Writer
 	tls    map[string]*certs.Zone
 	admin  *http.Server
+	pseudo func(string) string
 }
 
 // start builds everything from cfg and starts serving.
@@ -117,22 +121,47 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instanc
 	if err != nil {
 		return nil, fmt.Errorf("compliance log: %w", err)
 	}
-	var pseudo func(string) string
 	if cfg.Compliance.Pseudonymize {
 		key, err := compliance.LoadOrCreateKey(filepath.Join(cfg.StateDir, "pseudonym.key"))
 		if err != nil {
 			in.writer.Close()
 			return nil, fmt.Errorf("pseudonymisation key: %w", err)
 		}
-		pseudo = compliance.NewPseudonymizer(key).Token
+		in.pseudo = compliance.NewPseudonymizer(key).Token
 	}
+	if in.srv, err = b2bua.New(in.b2buaConfig(cfg)); err != nil {
+		in.writer.Close()
+		return nil, err
+	}
+	if err := in.srv.Start(ctx); err != nil {
+		in.writer.Close()
+		return nil, err
+	}
+	if cfg.Admin.Listen != "" {
+		if err := in.startAdmin(cfg.Admin.Listen); err != nil {
+			in.stop(context.Background())
+			return nil, err
+		}
+	}
+	for _, z := range cfg.Zones {
+		for t, a := range in.srv.Addrs(z.Policy.Name) {
+			log.Info("listening", "zone", z.Policy.Name, "transport", t.String(), "addr", a.String())
+		}
+	}
+	log.Info("parapet started", "version", parapetVersion(), "config", cfg.Source, "policy_hash", cfg.Hash,
+		"compliance_log", cfg.Compliance.Log)
+	return in, nil
+}
+
+// b2buaConfig is cfg as the call engine takes it.
+func (in *instance) b2buaConfig(cfg *configs.Config) b2bua.Config {
 	bc := b2bua.Config{
 		Media: b2bua.MediaConfig{Address: cfg.Media.Address, Advertise: cfg.Media.Advertise,
 			PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax, Timeout: cfg.Media.Timeout},
 		PolicyHash:   cfg.Hash,
 		Sink:         in.writer,
-		Pseudonymize: pseudo,
-		Logger:       log,
+		Pseudonymize: in.pseudo,
+		Logger:       in.log,
 		UserAgent:    "parapet/" + parapetVersion(),
 	}
 	for _, z := range cfg.Zones {
@@ -158,28 +187,77 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instanc
 		}
 		bc.Routes = append(bc.Routes, br)
 	}
-	if in.srv, err = b2bua.New(bc); err != nil {
-		in.writer.Close()
-		return nil, err
+	return bc
+}
+
+// reload re-reads the certificates and, when parapet runs from a file, the
+// configuration (SIGHUP). Policies, routes and the media timeout change
+// for calls that start afterwards; anything bound at start (listeners,
+// TLS settings, media ports, the log, the admin address) needs a restart,
+// and a file that changes it, or does not load, changes nothing.
+func (in *instance) reload(path string) {
+	in.reloadCerts()
+	if path == "" {
+		in.log.Info("running the embedded lab default: certificates reloaded, nothing else to re-read")
+		return
 	}
-	if err := in.srv.Start(ctx); err != nil {
-		in.writer.Close()
-		return nil, err
+	var diag bytes.Buffer
+	cfg, err := loadConfig(path, &diag)
+	if err != nil {
+		in.log.Error("configuration reload failed; the running configuration stays in force",
+			"config", path, "error", err, "diagnostics", strings.TrimSpace(diag.String()))
+		return
 	}
-	if cfg.Admin.Listen != "" {
-		if err := in.startAdmin(cfg.Admin.Listen); err != nil {
-			in.stop(context.Background())
-			return nil, err
+	if what := restartOnly(in.cfg, cfg); what != "" {
+		in.log.Error("configuration reload refused: "+what+" changed, which needs a restart; the running configuration stays in force",
+			"config", path)
+		return
+	}
+	if cfg.Hash == in.cfg.Hash {
+		in.log.Info("configuration unchanged", "policy_hash", cfg.Hash)
+		return
+	}
+	if err := in.srv.Reload(in.b2buaConfig(cfg)); err != nil {
+		in.log.Error("configuration reload refused; the running configuration stays in force", "config", path, "error", err)
+		return
+	}
+	rec := &compliance.Record{Type: compliance.TypeLog, Log: &compliance.LogEvent{Event: compliance.LogReloaded,
+		Detail: fmt.Sprintf("policy %s -> %s from %s", in.cfg.Hash, cfg.Hash, path), Version: parapetVersion()}}
+	if err := in.writer.Append(rec); err != nil {
+		in.log.Error("could not record the reload in the compliance log", "error", err)
+	}
+	in.log.Info("configuration reloaded", "config", path, "policy_hash", cfg.Hash, "previous", in.cfg.Hash)
+	in.cfg = cfg
+}
+
+// restartOnly names the first setting that differs between a and b and
+// cannot change while parapet runs, or returns "".
+func restartOnly(a, b *configs.Config) string {
+	switch {
+	case a.StateDir != b.StateDir:
+		return "state_dir"
+	case len(a.Zones) != len(b.Zones):
+		return "the set of zones"
+	case !reflect.DeepEqual(a.Media.Address, b.Media.Address) || !reflect.DeepEqual(a.Media.Advertise, b.Media.Advertise) ||
+		a.Media.PortMin != b.Media.PortMin || a.Media.PortMax != b.Media.PortMax:
+		return "the media address or ports"
+	case !reflect.DeepEqual(a.Compliance, b.Compliance):
+		return "the compliance block"
+	case a.Admin != b.Admin:
+		return "the admin block"
+	}
+	for i, z := range a.Zones {
+		o := b.Zones[i]
+		switch {
+		case z.Policy.Name != o.Policy.Name:
+			return "the set of zones"
+		case !reflect.DeepEqual(z.Listen, o.Listen) || z.Advertise != o.Advertise:
+			return fmt.Sprintf("zone %q listeners or advertise", z.Policy.Name)
+		case !reflect.DeepEqual(z.TLS, o.TLS):
+			return fmt.Sprintf("zone %q tls block", z.Policy.Name)
 		}
 	}
-	for _, z := range cfg.Zones {
-		for t, a := range in.srv.Addrs(z.Policy.Name) {
-			log.Info("listening", "zone", z.Policy.Name, "transport", t.String(), "addr", a.String())
-		}
-	}
-	log.Info("parapet started", "version", parapetVersion(), "config", cfg.Source, "policy_hash", cfg.Hash,
-		"compliance_log", cfg.Compliance.Log)
-	return in, nil
+	return ""
 }
 
 // reloadCerts re-reads every zone's certificates (SIGHUP).

@@ -1,0 +1,79 @@
+package b2bua_test
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/parapet-sbc/parapet/b2bua"
+	"github.com/parapet-sbc/parapet/b2bua/sim"
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// Reload changes the rules new calls get; a call already up keeps its own
+// rules and its record names them; what is bound at Start cannot change.
+func TestReload(t *testing.T) {
+	l := newLab(t, labOptions{})
+	ctx := ctxT(t)
+	caller, callee := l.connect(t, ctx)
+
+	cfg := l.cfg
+	cfg.PolicyHash = "sha256:reloaded"
+	cfg.Zones = slices.Clone(cfg.Zones)
+	if cfg.Zones[0].Policy.Name != "pbx" {
+		t.Fatalf("lab zone 0 is %q", cfg.Zones[0].Policy.Name)
+	}
+	cfg.Zones[0].Policy.Peers = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	if err := l.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if h := l.srv.PolicyHash(); h != "sha256:reloaded" {
+		t.Fatalf("policy hash after reload %q", h)
+	}
+
+	// A new call from 127.0.0.1 is now outside the PBX zone's peers.
+	_, err := l.callOut(ctx, sim.CallOptions{})
+	wantRejected(t, err, 403)
+
+	// The call that was up goes on, under the rules it started with.
+	exchange(t, caller, callee)
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	calls := l.sink.waitCalls(t, 2)
+	var old, refused *compliance.Call
+	for _, c := range calls {
+		switch c.Disposition {
+		case compliance.DispositionAnswered:
+			old = c
+		case compliance.DispositionRejected:
+			refused = c
+		}
+	}
+	if old == nil || old.PolicyHash != "sha256:test" {
+		t.Errorf("the call up before the reload: %+v", old)
+	}
+	if refused == nil || refused.PolicyHash != "sha256:reloaded" || decision(refused, policy.RuleSourceNotAllowed) == nil {
+		t.Errorf("the call after the reload: %+v", refused)
+	}
+
+	// Changes that need a restart are refused, and change nothing.
+	moved := l.cfg
+	moved.PolicyHash = "sha256:moved"
+	moved.Zones = slices.Clone(moved.Zones)
+	moved.Zones[1].Listen = []b2bua.Listener{{Transport: policy.TransportTLS, Addr: netip.MustParseAddrPort("127.0.0.1:1")}}
+	ports := l.cfg
+	ports.Media.PortMin = 31000
+	fewer := l.cfg
+	fewer.Zones = fewer.Zones[:1]
+	for name, bad := range map[string]b2bua.Config{"listeners": moved, "media ports": ports, "zones": fewer} {
+		if err := l.srv.Reload(bad); err == nil || !strings.Contains(err.Error(), "restart") {
+			t.Errorf("%s changed: reload error %v, want one asking for a restart", name, err)
+		}
+	}
+	if h := l.srv.PolicyHash(); h != "sha256:reloaded" {
+		t.Errorf("a refused reload changed the rules: %q", h)
+	}
+}
