@@ -113,7 +113,7 @@ type lab struct {
 	srv     *b2bua.Server
 	cfg     b2bua.Config // what srv was built from
 	pbx     *sim.Peer    // the PBX phone side (UDP, plain RTP)
-	carrier *sim.Peer // the carrier (TLS, SRTP)
+	carrier *sim.Peer    // the carrier (TLS, SRTP)
 	// parapet's listeners
 	pbxUDP     netip.AddrPort
 	carrierTLS netip.AddrPort
