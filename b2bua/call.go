@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -458,7 +460,7 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 	if t.Secure {
 		scheme = "sips"
 	}
-	ruri := sip.Uri{Scheme: scheme, User: c.callee, Host: t.Host, Port: t.Port}
+	ruri := sip.Uri{Scheme: scheme, User: c.callee, Host: uriHost(t.Host), Port: t.Port}
 	if !t.Secure && t.Transport != policy.TransportUDP {
 		ruri.UriParams = sip.NewParams()
 		ruri.UriParams.Add("transport", t.Transport.String())
@@ -470,7 +472,7 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 		from.DisplayName = f.DisplayName
 	}
 	from.Params.Add("tag", sip.GenerateTagN(16))
-	to := sip.ToHeader{Address: sip.Uri{Scheme: scheme, User: c.callee, Host: t.Host}}
+	to := sip.ToHeader{Address: sip.Uri{Scheme: scheme, User: c.callee, Host: uriHost(t.Host)}}
 	callID := sip.CallIDHeader(newID() + "@parapet")
 	mfh := sip.MaxForwardsHeader(maxForwards)
 	req.AppendHeader(&from)
@@ -769,7 +771,7 @@ func (c *Call) targetAddr() string {
 			port = 5061
 		}
 	}
-	return fmt.Sprintf("%s:%d", t.Host, port)
+	return net.JoinHostPort(t.Host, strconv.Itoa(port))
 }
 
 // talk waits for the end of an established call and tears it down.

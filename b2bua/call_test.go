@@ -2,6 +2,7 @@ package b2bua_test
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -246,4 +247,41 @@ func TestFeedbackProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.sink.waitCalls(t, 1)
+}
+
+// The same calls over IPv6: listeners, Via/Contact, SDP (c=IN IP6) and the
+// relay all on ::1, with TLS verified against the lab certificate's ::1 SAN.
+func TestIPv6Calls(t *testing.T) {
+	l := newLab(t, labOptions{ipv6: true})
+	ctx := ctxT(t)
+	caller, callee := l.connect(t, ctx)
+	if ok, _ := callee.SRTP(); !ok {
+		t.Error("carrier leg over IPv6 without SRTP")
+	}
+	if a := callee.RemoteMedia().Addr(); a != netip.IPv6Loopback() {
+		t.Errorf("carrier sends media to %s, want ::1", a)
+	}
+	exchange(t, caller, callee)
+	caller.Hangup(ctx)
+
+	in, err := l.callIn(ctx, sim.CallOptions{SRTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbx := incoming(t, l.pbx)
+	exchange(t, in, pbx)
+	pbx.Hangup(ctx)
+	for _, c := range l.sink.waitCalls(t, 2) {
+		if c.Disposition != compliance.DispositionAnswered {
+			t.Errorf("call %s: %s %q", c.ID, c.Disposition, c.EndReason)
+		}
+		for _, lg := range c.Legs {
+			if !strings.HasPrefix(lg.Remote, "[::1]:") {
+				t.Errorf("leg %s remote %q, want [::1]:port", lg.Role, lg.Remote)
+			}
+			if lg.Zone == "carrier" && (lg.TLS == nil || lg.TLS.PeerCert == nil || !lg.TLS.PeerCert.Verified) {
+				t.Errorf("carrier leg %s: TLS over IPv6 not verified: %+v", lg.Role, lg.TLS)
+			}
+		}
+	}
 }

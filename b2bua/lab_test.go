@@ -101,6 +101,7 @@ type labOptions struct {
 	carrierZone     func(*policy.Zone)
 	outboundMatch   *regexp.Regexp
 	parapetClient   func(*tls.Config) // tweak parapet's client TLS toward the carrier
+	ipv6            bool              // everything on ::1 instead of 127.0.0.1
 	username        string            // digest credentials of the outbound route
 	password        string
 }
@@ -134,6 +135,10 @@ func newLab(t testing.TB, o labOptions) *lab {
 		t.Fatal(err)
 	}
 	l := &lab{t: t, dir: dir, pki: pki, sink: &memSink{}}
+	loop, loopNet := loop, netip.MustParsePrefix("127.0.0.0/8")
+	if o.ipv6 {
+		loop, loopNet = netip.IPv6Loopback(), netip.MustParsePrefix("::1/128")
+	}
 
 	// The carrier presents the lab "peer" certificate and trusts the lab CA.
 	carrierTLS, err := certs.NewZone(certs.Options{Zone: "sim-carrier", MinVersion: tls.VersionTLS12,
@@ -170,12 +175,12 @@ func newLab(t testing.TB, o labOptions) *lab {
 	}
 	pbxPeers := o.pbxPeers
 	if pbxPeers == nil {
-		pbxPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		pbxPeers = []netip.Prefix{loopNet}
 	}
 	carrierZone := policy.Zone{Name: "carrier", Signaling: policy.RequirementRequire, MinTLS: policy.VersionTLS12,
 		VerifyPeer: true, ClientAuth: policy.ClientAuthRequest, SRTP: policy.RequirementRequire,
 		KeyExchange: []policy.KeyExchange{policy.KeyExchangeSDES}, Suites: policy.DefaultSuites,
-		Peers: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+		Peers: []netip.Prefix{loopNet}}
 	if o.carrierZone != nil {
 		o.carrierZone(&carrierZone)
 	}
@@ -196,9 +201,9 @@ func newLab(t testing.TB, o labOptions) *lab {
 		},
 		Routes: []b2bua.Route{
 			{Name: "outbound", From: "pbx", To: "carrier", Match: o.outboundMatch, Username: o.username, Password: o.password,
-				Target: b2bua.Target{Host: "127.0.0.1", Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}},
+				Target: b2bua.Target{Host: loop.String(), Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}},
 			{Name: "inbound", From: "carrier", To: "pbx",
-				Target: b2bua.Target{Host: "127.0.0.1", Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
+				Target: b2bua.Target{Host: loop.String(), Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
 		},
 		Media:        b2bua.MediaConfig{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout},
 		PolicyHash:   "sha256:test",

@@ -134,7 +134,7 @@ func (s *Server) newZone(zc Zone) (*zone, error) {
 	}
 	opts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent(s.cfg.UserAgent),
-		sipgo.WithUserAgentHostname(host),
+		sipgo.WithUserAgentHostname(uriHost(host)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog), sip.WithTransactionLayerTerminateOnConnClose()),
 	}
@@ -163,15 +163,24 @@ func (s *Server) newZone(zc Zone) (*zone, error) {
 // host is what parapet writes as its host in this zone's headers.
 func (z *zone) host(t policy.Transport) string {
 	if z.cfg.Advertise != "" {
-		return z.cfg.Advertise
+		return uriHost(z.cfg.Advertise)
 	}
 	if a, ok := z.bound[t]; ok {
-		return a.Addr().String()
+		return uriHost(a.Addr().String())
 	}
 	for _, a := range z.bound {
-		return a.Addr().String()
+		return uriHost(a.Addr().String())
 	}
 	return "127.0.0.1"
+}
+
+// uriHost writes a host as SIP URIs and Via headers need it: an IPv6
+// literal in brackets (RFC 3261 section 25.1, IPv6reference).
+func uriHost(h string) string {
+	if a, err := netip.ParseAddr(h); err == nil && a.Is6() && !a.Is4In6() {
+		return "[" + a.String() + "]"
+	}
+	return h
 }
 
 // contact is parapet's Contact on a leg of this zone over transport t.

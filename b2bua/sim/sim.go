@@ -848,7 +848,11 @@ type dtlsAttrs struct {
 func (s *Session) sdp(proto string, lines []sdesLine, dt *dtlsAttrs, version int) []byte {
 	addr := s.p.cfg.MediaAddr.String()
 	var b strings.Builder
-	fmt.Fprintf(&b, "v=0\r\no=%s 4242 %d IN IP4 %s\r\ns=sim\r\nc=IN IP4 %s\r\nt=0 0\r\n", s.p.cfg.Name, version, addr, addr)
+	af := "IP4"
+	if s.p.cfg.MediaAddr.Is6() {
+		af = "IP6"
+	}
+	fmt.Fprintf(&b, "v=0\r\no=%s 4242 %d IN %s %s\r\ns=sim\r\nc=IN %s %s\r\nt=0 0\r\n", s.p.cfg.Name, version, af, addr, af, addr)
 	fmt.Fprintf(&b, "m=audio %d %s 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n", s.port, proto)
 	for _, l := range lines {
 		fmt.Fprintf(&b, "a=crypto:%d %s inline:%s", l.tag, l.suite, base64.StdEncoding.EncodeToString(l.key))
