@@ -62,7 +62,8 @@ func TestAnswerWithUnofferedTag(t *testing.T) {
 // client offered and its SNI.
 func TestLegacyTLSRefusedAndRecorded(t *testing.T) {
 	l := newLab(t, labOptions{})
-	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11} {
+	dial := func(v uint16) {
+		t.Helper()
 		conn, err := tls.Dial("tcp", l.carrierTLS.String(), &tls.Config{
 			MinVersion: tls.VersionTLS10, MaxVersion: v, ServerName: "sbc.lab.invalid", InsecureSkipVerify: true})
 		if err == nil {
@@ -70,6 +71,7 @@ func TestLegacyTLSRefusedAndRecorded(t *testing.T) {
 			t.Fatalf("TLS version %x accepted", v)
 		}
 	}
+	dial(tls.VersionTLS10)
 	deadline := time.Now().Add(5 * time.Second)
 	for len(l.sink.conns()) < 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -88,8 +90,16 @@ func TestLegacyTLSRefusedAndRecorded(t *testing.T) {
 	if !strings.HasPrefix(e.Remote, "127.0.0.1:") {
 		t.Errorf("remote %q", e.Remote)
 	}
-	// The second refusal from the same source within the interval is folded.
-	if len(evs) != 1 {
+	// A second refusal from the same source within the interval is folded
+	// into the next record instead of writing one more.
+	dial(tls.VersionTLS11)
+	for deadline := time.Now().Add(5 * time.Second); l.srv.Stats().TLSRefused < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second refusal was not counted: %+v", l.srv.Stats())
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // its record, had it not been folded, is written right after the count
+	if evs := l.sink.conns(); len(evs) != 1 {
 		t.Errorf("%d events, want the flood folded into 1", len(evs))
 	}
 }
