@@ -138,6 +138,11 @@ func TestDTLSOutboundUpgrade(t *testing.T) {
 			if b.Media.PacketsIn < packets || b.Media.PacketsOut < packets || b.Media.AuthFailures != 0 {
 				t.Errorf("leg b counters: %+v", b.Media)
 			}
+			wantRole := map[string]string{"active": "server", "passive": "client"}[tc.simSetup]
+			if b.Media.DTLSRole != wantRole || b.Media.DTLSPeerCert != l.carrier.Fingerprint() {
+				t.Errorf("leg b DTLS evidence: role %q cert %q, want %q and the carrier's %q",
+					b.Media.DTLSRole, b.Media.DTLSPeerCert, wantRole, l.carrier.Fingerprint())
+			}
 			if got := control(b, policy.ControlEncryption); got != policy.StatusSatisfied {
 				t.Errorf("leg b (e)(2)(ii) = %s", got)
 			}
@@ -199,6 +204,10 @@ func TestDTLSInbound(t *testing.T) {
 	if a.Zone != "carrier" || a.Media.KeyExchange != "dtls" || a.Media.SRTPSuite != "AEAD_AES_256_GCM" ||
 		a.Media.Profile != "UDP/TLS/RTP/SAVP" || a.Media.KeyingError != "" || a.Media.PacketsIn < packets {
 		t.Errorf("leg a: zone %s media %+v", a.Zone, a.Media)
+	}
+	if a.Media.DTLSRole != "server" || a.Media.DTLSPeerCert != l.carrier.Fingerprint() {
+		t.Errorf("leg a DTLS evidence: role %q cert %q, want server and the carrier's %q",
+			a.Media.DTLSRole, a.Media.DTLSPeerCert, l.carrier.Fingerprint())
 	}
 	if b.Media.KeyExchange != "none" || b.Media.SRTPSuite != "" {
 		t.Errorf("leg b media: %+v", b.Media)

@@ -80,6 +80,15 @@ func (c *Call) legRecord(l *leg, flowed bool) compliance.Leg {
 				if i < len(c.streams) && c.streams[i] != nil {
 					k, _ = c.streams[i].Keying(l.side)
 				}
+				if m.DTLSRole == "" {
+					m.DTLSRole = "server"
+					if st.setup == "active" {
+						m.DTLSRole = "client"
+					}
+				}
+				if len(k.PeerCert.Value) > 0 && m.DTLSPeerCert == "" {
+					m.DTLSPeerCert = k.PeerCert.String()
+				}
 				if !k.Done {
 					unkeyed = true
 					if k.Err != "" && m.KeyingError == "" {

@@ -132,8 +132,14 @@ type LegMedia struct {
 	// KeyingError is why a DTLS-SRTP handshake on the leg failed (no media
 	// could then flow on it).
 	KeyingError string `json:"keying_error,omitempty"`
-	RTCPMux     bool   `json:"rtcp_mux"`
-	Streams     int    `json:"streams"`
+	// DTLSRole is parapet's role in the leg's DTLS-SRTP handshake: client
+	// or server. DTLSPeerCert is the SHA-256 fingerprint ("sha-256 AB:..")
+	// of the certificate the peer presented, which matched the
+	// a=fingerprint of its SDP unless KeyingError says otherwise.
+	DTLSRole     string `json:"dtls_role,omitempty"`
+	DTLSPeerCert string `json:"dtls_peer_cert,omitempty"`
+	RTCPMux      bool   `json:"rtcp_mux"`
+	Streams      int    `json:"streams"`
 
 	// Counters, from parapet's point of view: "in" is what the leg's peer
 	// sent to parapet, "out" what parapet sent to the peer.

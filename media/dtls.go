@@ -124,6 +124,12 @@ type Keying struct {
 	Done bool
 	// Err describes a failed handshake.
 	Err string
+	// Client is true when parapet was the DTLS client (a=setup:active).
+	Client bool
+	// PeerCert is the SHA-256 fingerprint of the certificate the peer
+	// presented (set once it has presented one, even if it did not match
+	// its SDP).
+	PeerCert Fingerprint
 }
 
 // dtlsProfiles maps SRTP suites to DTLS-SRTP protection profiles
@@ -189,6 +195,8 @@ type dtlsAssoc struct {
 	closeOne sync.Once
 	cancel   context.CancelFunc
 	stopped  atomic.Bool // by parapet (replaced, or the relay closing), not by pion
+	// presented is the fingerprint of the certificate the peer presented.
+	presented atomic.Pointer[Fingerprint]
 
 	// dest is where handshake packets go: the address in the peer's SDP
 	// until a DTLS packet arrives, then that packet's source (the only
@@ -285,6 +293,8 @@ func (a *dtlsAssoc) verify(raw [][]byte, _ [][]*x509.Certificate) error {
 	if len(raw) == 0 {
 		return errors.New("peer sent no certificate")
 	}
+	sum := sha256.Sum256(raw[0])
+	a.presented.Store(&Fingerprint{Hash: "sha-256", Value: sum[:]})
 	for _, f := range a.params.Fingerprints {
 		if sum, ok := fingerprintOf(f.Hash, raw[0]); ok && bytes.Equal(sum, f.Value) {
 			return nil
@@ -322,7 +332,7 @@ func (a *dtlsAssoc) run(ctx context.Context) {
 		if a.rtcp {
 			return // RTP keeps its keys; RTCP from this peer stays dropped
 		}
-		a.e.keying.Store(&Keying{Err: err.Error()})
+		a.e.keying.Store(a.keying(Keying{Err: err.Error()}))
 		if r.cfg.OnKeyingFailed != nil && !a.stopped.Load() { // replaced or closing: not the call's failure
 			r.cfg.OnKeyingFailed(a.e.side, err)
 		}
@@ -361,7 +371,7 @@ func (a *dtlsAssoc) run(ctx context.Context) {
 		return
 	}
 	if !a.rtcp {
-		a.e.keying.Store(&Keying{Suite: suite, Done: true})
+		a.e.keying.Store(a.keying(Keying{Suite: suite, Done: true}))
 	}
 	// Keep reading: pion answers a resent final flight from here, and
 	// returns when the association is closed.
@@ -375,6 +385,16 @@ func (a *dtlsAssoc) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// keying completes k with the association's role and the peer's
+// certificate.
+func (a *dtlsAssoc) keying(k Keying) *Keying {
+	k.Client = a.params.Client
+	if p := a.presented.Load(); p != nil {
+		k.PeerCert = *p
+	}
+	return &k
 }
 
 // keys exports the SRTP master keys (RFC 5764 section 4.2): in is what the
