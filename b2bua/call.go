@@ -71,6 +71,10 @@ type Call struct {
 	hangStatus int
 	hangWarn   string
 
+	// folded: an INVITE from outside the zone's peers beyond the first in
+	// an interval; a source_refused event counts it, no call record.
+	folded bool
+
 	established atomic.Bool
 	reinvite    sync.Mutex // one offer/answer exchange at a time (RFC 3261 section 14.1)
 	recordOnce  sync.Once
@@ -299,11 +303,25 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	}
 
 	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: a.pol, Signaling: a.sig, Admitted: a.admitted})
-	c.decide(d)
 	if !d.Proceed() {
+		if d.Rule == policy.RuleSourceNotAllowed && !s.recordRefusedInvite(a) {
+			// A source outside the peers that keeps sending INVITEs: one
+			// call record per interval, the rest folded into events, so
+			// that no outside host can flood the compliance log.
+			c.folded = true
+			s.respond(tx, req, d.Status, reasonPhrase(d.Status), d.Reason)
+			s.connEvent(a.zone, compliance.EventSourceRefused, a.sig, req.Source(), func(e *compliance.ConnEvent) {
+				e.Method = string(req.Method)
+				e.SIPStatus = d.Status
+				e.Decision = &d
+			})
+			return
+		}
+		c.decide(d)
 		c.rejectDecision(tx, req, d)
 		return
 	}
+	c.decide(d)
 
 	// Protocol checks (RFC 3261 sections 8.2.2 and 16.3).
 	if req.Contact() == nil {
@@ -866,6 +884,9 @@ func (c *Call) finish() {
 			c.disposition, c.status, c.endReason = compliance.DispositionFailed, 500, "call ended without an outcome"
 		}
 		c.mu.Unlock()
+		if c.folded {
+			return // counted in a source_refused event instead
+		}
 		rec := c.record()
 		c.s.stats.call(c.disposition)
 		if c.relay != nil {

@@ -271,6 +271,38 @@ func TestSourceNotAllowed(t *testing.T) {
 	}
 }
 
+// An outside host that keeps sending INVITEs gets 403 every time, but the
+// compliance log gets one call record and one folded event per interval,
+// not one record per INVITE.
+func TestRefusedInviteFloodFolded(t *testing.T) {
+	l := newLab(t, labOptions{pbxPeers: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	ctx := ctxT(t)
+	const n = 20
+	for range n {
+		_, err := l.callOut(ctx, sim.CallOptions{})
+		wantRejected(t, err, 403)
+	}
+	l.sink.waitCalls(t, 1)
+	var ev *compliance.ConnEvent
+	for deadline := time.Now().Add(5 * time.Second); ev == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, e := range l.sink.conns() {
+			if e.Event == compliance.EventSourceRefused && e.Method == "INVITE" {
+				ev = e
+			}
+		}
+	}
+	if ev == nil || ev.SIPStatus != 403 || ev.Decision == nil || ev.Decision.Rule != policy.RuleSourceNotAllowed {
+		t.Fatalf("source_refused event for the folded INVITEs: %+v", ev)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if calls, conns := len(l.sink.calls()), len(l.sink.conns()); calls != 1 || conns != 1 {
+		t.Errorf("%d INVITEs wrote %d call records and %d events, want 1 and 1", n, calls, conns)
+	}
+	if st := l.srv.Stats(); st.CallsActive != 0 {
+		t.Errorf("%d calls still active", st.CallsActive)
+	}
+}
+
 // Spoofed, forged and replayed media is dropped and counted; the call's
 // audio is unaffected.
 func TestSpoofedMediaDropped(t *testing.T) {

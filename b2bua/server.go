@@ -569,6 +569,14 @@ func (s *Server) onHandshake(z *zone, r handshakeResult) {
 	})
 }
 
+// recordRefusedInvite reports whether an INVITE refused because its source
+// is outside the zone's peers gets a call record: the first from a source
+// in each interval does.
+func (s *Server) recordRefusedInvite(a *leg) bool {
+	_, ok := s.events.allow(a.zone.name + "|invite-refused|" + a.sig.Source.Addr().String())
+	return ok
+}
+
 // connEvent writes a connection-event record, folding floods from one
 // remote address into one record per interval.
 func (s *Server) connEvent(z *zone, event string, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent)) {
