@@ -132,6 +132,18 @@ type Keying struct {
 	PeerCert Fingerprint
 }
 
+// dtlsCipherSuites are the DTLS 1.2 cipher suites parapet accepts: ECDHE
+// with an AEAD cipher only (NIST SP 800-52r2's preference; no CBC, no
+// static RSA, no PSK).
+var dtlsCipherSuites = []dtls.CipherSuiteID{
+	dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	dtls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	dtls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	dtls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	dtls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
 // dtlsProfiles maps SRTP suites to DTLS-SRTP protection profiles
 // (RFC 5764 section 4.1.2, RFC 7714 section 14.2).
 var dtlsProfiles = map[string]dtls.SRTPProtectionProfile{
@@ -316,6 +328,7 @@ func (a *dtlsAssoc) run(ctx context.Context) {
 	}
 	cfg := &dtls.Config{
 		Certificates:           []tls.Certificate{a.cert.cert},
+		CipherSuites:           dtlsCipherSuites,
 		SRTPProtectionProfiles: profiles,
 		ExtendedMasterSecret:   dtls.RequireExtendedMasterSecret,
 		ClientAuth:             dtls.RequireAnyClientCert,

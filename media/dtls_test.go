@@ -21,13 +21,15 @@ import (
 // dtlsPeer is an independent DTLS-SRTP endpoint (pion/dtls and pion/srtp
 // used directly, not through the relay) on its own UDP socket.
 type dtlsPeer struct {
-	conn  *net.UDPConn
-	cert  *DTLSCertificate
-	tx    *srtp.Context // encrypts what the peer sends
-	rx    *srtp.Context // decrypts what it receives
-	dtls  chan []byte   // DTLS records received, for pion
-	media chan []byte   // everything else received
-	dl    *deadline.Deadline
+	conn *net.UDPConn
+	cert *DTLSCertificate
+	tx   *srtp.Context // encrypts what the peer sends
+	rx   *srtp.Context // decrypts what it receives
+	dtls chan []byte   // DTLS records received, for pion
+	// ciphers, when set, are the only cipher suites the peer offers.
+	ciphers []dtls.CipherSuiteID
+	media   chan []byte // everything else received
+	dl      *deadline.Deadline
 }
 
 func newDTLSPeer(t *testing.T) *dtlsPeer {
@@ -74,7 +76,7 @@ func (p *dtlsPeer) handshake(t *testing.T, to netip.AddrPort, client bool, profi
 		InsecureSkipVerify: true, ClientAuth: dtls.RequireAnyClientCert, ExtendedMasterSecret: dtls.RequireExtendedMasterSecret,
 		// Longer than the test's patience: a lost flight fails the test
 		// rather than being resent.
-		FlightInterval: time.Minute}
+		FlightInterval: time.Minute, CipherSuites: p.ciphers}
 	ra := net.UDPAddrFromAddrPort(to)
 	var conn *dtls.Conn
 	var err error
@@ -327,4 +329,35 @@ func TestRelayDTLSFingerprintMismatch(t *testing.T) {
 	}
 	k, ok := st.Keying(SideA)
 	t.Fatalf("the failed handshake was not reported: %+v %v", k, ok)
+}
+
+// A peer that offers only a CBC cipher suite is refused: parapet's DTLS
+// takes ECDHE with AEAD ciphers only.
+func TestRelayDTLSRefusesCBC(t *testing.T) {
+	var mu sync.Mutex
+	var failed error
+	st := startDTLSRelay(t, func(_ Side, err error) { mu.Lock(); failed = err; mu.Unlock() })
+	a := newDTLSPeer(t)
+	a.ciphers = []dtls.CipherSuiteID{dtls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA}
+	if err := st.Configure(SideA, PeerConfig{RTP: a.addr(), RTCP: a.addr(), Mux: true, DTLS: &DTLSParams{
+		Fingerprints: []Fingerprint{a.cert.Fingerprint()}, Suites: []string{"AES_CM_128_HMAC_SHA1_80"}}}); err != nil {
+		t.Fatal(err)
+	}
+	relayA := st.Local(SideA, netip.Addr{})
+	if err := a.handshake(t, netip.AddrPortFrom(relayA.Addr, uint16(relayA.Port)), true,
+		[]dtls.SRTPProtectionProfile{dtls.SRTP_AES128_CM_HMAC_SHA1_80}); err == nil {
+		t.Fatal("a CBC-only handshake succeeded")
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		f := failed
+		mu.Unlock()
+		if f != nil {
+			if k, _ := st.Keying(SideA); k.Done {
+				t.Errorf("keyed after a refused handshake: %+v", k)
+			}
+			return
+		}
+	}
+	t.Fatal("the refused handshake was not reported")
 }
