@@ -71,6 +71,8 @@ type Call struct {
 	hangStatus int
 	hangWarn   string
 
+	// routeSlot names the route whose call limit this call counts against.
+	routeSlot string
 	// folded: an INVITE from outside the zone's peers beyond the first in
 	// an interval; a source_refused event counts it, no call record.
 	folded bool
@@ -354,6 +356,22 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.route = route
+	if route.MaxCalls > 0 {
+		if !s.takeRouteSlot(route) {
+			d := policy.Decision{Stage: policy.StageAdmission, Zone: a.zone.name, Verdict: policy.VerdictRejected,
+				Rule: RuleRouteCallLimit, Status: 503,
+				Reason: fmt.Sprintf("route %q is carrying its maximum of %d calls", route.Name, route.MaxCalls)}
+			c.decide(d)
+			c.setOutcome(compliance.DispositionRejected, 503, d.Reason)
+			res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+			res.AppendHeader(sip.NewHeader("Retry-After", "5"))
+			res.AppendHeader(sip.NewHeader("Warning", warningValue("all lines busy: the route's call limit is reached")))
+			s.commonHeaders(res)
+			s.send(tx, res)
+			return
+		}
+		c.routeSlot = route.Name
+	}
 	bz := s.byName[route.To]
 	c.b = &leg{call: c, role: compliance.RoleB, side: media.SideB, zone: bz, pol: c.rules.zone(route.To),
 		transport: route.Target.Transport, secure: route.Target.Secure}
@@ -884,6 +902,9 @@ func (c *Call) finish() {
 			c.disposition, c.status, c.endReason = compliance.DispositionFailed, 500, "call ended without an outcome"
 		}
 		c.mu.Unlock()
+		if c.routeSlot != "" {
+			c.s.releaseRouteSlot(c.routeSlot)
+		}
 		if c.folded {
 			return // counted in a source_refused event instead
 		}

@@ -79,6 +79,9 @@ type Route struct {
 	// Match is applied to the Request-URI user; nil matches every call.
 	Match  *regexp.Regexp
 	Target Target
+	// MaxCalls limits the calls the route carries at once (503 beyond);
+	// 0 is no limit.
+	MaxCalls int
 	// Username and Password answer digest challenges from the target.
 	Username, Password string
 }

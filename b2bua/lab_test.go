@@ -104,6 +104,7 @@ type labOptions struct {
 	ipv6            bool              // everything on ::1 instead of 127.0.0.1
 	username        string            // digest credentials of the outbound route
 	password        string
+	outboundMax     int // max_calls of the outbound route
 }
 
 type lab struct {
@@ -201,7 +202,8 @@ func newLab(t testing.TB, o labOptions) *lab {
 		},
 		Routes: []b2bua.Route{
 			{Name: "outbound", From: "pbx", To: "carrier", Match: o.outboundMatch, Username: o.username, Password: o.password,
-				Target: b2bua.Target{Host: loop.String(), Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}},
+				MaxCalls: o.outboundMax,
+				Target:   b2bua.Target{Host: loop.String(), Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}},
 			{Name: "inbound", From: "carrier", To: "pbx",
 				Target: b2bua.Target{Host: loop.String(), Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
 		},

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parapet-sbc/parapet/b2bua"
 	"github.com/parapet-sbc/parapet/b2bua/sim"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/policy"
@@ -536,4 +537,32 @@ func TestConnectionLimitForNonPeers(t *testing.T) {
 	if st := l.srv.Stats(); st.ConnsRefused != 2 {
 		t.Errorf("ConnsRefused = %d, want 2", st.ConnsRefused)
 	}
+}
+
+// A route with max_calls carries that many calls at once: the next gets 503
+// with Retry-After and a rejected record; once a call ends, a new one fits.
+func TestRouteCallLimit(t *testing.T) {
+	l := newLab(t, labOptions{outboundMax: 1})
+	ctx := ctxT(t)
+	caller, callee := l.connect(t, ctx)
+	_, err := l.callOut(ctx, sim.CallOptions{})
+	if rej := wantRejected(t, err, 503); !strings.Contains(rej.Warning, "call limit") {
+		t.Errorf("Warning %q", rej.Warning)
+	}
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionRejected || c.SIPStatus != 503 || decision(c, b2bua.RuleRouteCallLimit) == nil {
+		t.Errorf("record of the refused call: %s %d %+v", c.Disposition, c.SIPStatus, c.Decisions)
+	}
+	exchange(t, caller, callee)
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.sink.waitCalls(t, 2)
+	again, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatalf("a call after the first ended: %v", err)
+	}
+	incoming(t, l.carrier)
+	again.Hangup(ctx)
+	l.sink.waitCalls(t, 3)
 }

@@ -38,9 +38,11 @@ type Server struct {
 	// rules are the policies, routes and media timeout new calls get.
 	rules atomic.Pointer[rules]
 
-	mu    sync.Mutex
-	legs  map[string]*leg  // "<Call-ID>|<our tag>" → leg
-	calls map[string]*Call // call id → call
+	mu   sync.Mutex
+	legs map[string]*leg // "<Call-ID>|<our tag>" → leg
+	// routeCalls counts the calls up on each route that has a limit.
+	routeCalls map[string]int
+	calls      map[string]*Call // call id → call
 
 	draining atomic.Bool
 	callWG   sync.WaitGroup
@@ -92,12 +94,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		byName: map[string]*zone{},
-		pool:   pool,
-		legs:   map[string]*leg{},
-		calls:  map[string]*Call{},
+		cfg:        cfg,
+		log:        cfg.Logger,
+		byName:     map[string]*zone{},
+		pool:       pool,
+		legs:       map[string]*leg{},
+		routeCalls: map[string]int{},
+		calls:      map[string]*Call{},
 	}
 	if s.dtls, err = media.NewDTLSCertificate(); err != nil {
 		return nil, fmt.Errorf("b2bua: DTLS-SRTP certificate: %w", err)
@@ -567,6 +570,29 @@ func (s *Server) onHandshake(z *zone, r handshakeResult) {
 			e.PeerCert = ci
 		}
 	})
+}
+
+// RuleRouteCallLimit is the rule of the decision that refuses a call because
+// its route carries its max_calls already.
+const RuleRouteCallLimit = "route.call-limit"
+
+// takeRouteSlot counts a new call on route r, unless r is at its limit.
+func (s *Server) takeRouteSlot(r *Route) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.routeCalls[r.Name] >= r.MaxCalls {
+		return false
+	}
+	s.routeCalls[r.Name]++
+	return true
+}
+
+func (s *Server) releaseRouteSlot(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.routeCalls[name]--; s.routeCalls[name] <= 0 {
+		delete(s.routeCalls, name)
+	}
 }
 
 // recordRefusedInvite reports whether an INVITE refused because its source

@@ -50,12 +50,13 @@ type canonTLS struct {
 }
 
 type canonRoute struct {
-	Name   string      `json:"name"`
-	From   string      `json:"from"`
-	To     string      `json:"to"`
-	Match  string      `json:"match"`
-	Target canonTarget `json:"target"`
-	Auth   *canonAuth  `json:"auth"`
+	Name     string      `json:"name"`
+	From     string      `json:"from"`
+	To       string      `json:"to"`
+	Match    string      `json:"match"`
+	Target   canonTarget `json:"target"`
+	MaxCalls int         `json:"max_calls,omitempty"`
+	Auth     *canonAuth  `json:"auth"`
 }
 
 type canonTarget struct {
@@ -155,9 +156,10 @@ func canonical(c *Config) canonConfig {
 	}
 	for _, r := range c.Routes {
 		cr := canonRoute{
-			Name: r.Name,
-			From: r.From,
-			To:   r.To,
+			Name:     r.Name,
+			From:     r.From,
+			To:       r.To,
+			MaxCalls: r.MaxCalls,
 			Target: canonTarget{
 				URI:       r.Target.URI,
 				Secure:    r.Target.Secure,

@@ -118,6 +118,8 @@ type Route struct {
 	// Match is applied to the Request-URI user part; nil matches every user.
 	Match  *regexp.Regexp
 	Target Target
+	// MaxCalls limits the calls the route carries at once; 0 is no limit.
+	MaxCalls int
 	// Auth holds digest credentials for the target; nil when none.
 	Auth *Auth
 }

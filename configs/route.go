@@ -16,11 +16,12 @@ import (
 
 // routeBlock is the HCL form of a route block.
 type routeBlock struct {
-	From   string     `hcl:"from"`
-	To     string     `hcl:"to"`
-	Match  *string    `hcl:"match,optional"`
-	Target string     `hcl:"target"`
-	Auth   *authBlock `hcl:"auth,block"`
+	From     string     `hcl:"from"`
+	To       string     `hcl:"to"`
+	Match    *string    `hcl:"match,optional"`
+	Target   string     `hcl:"target"`
+	MaxCalls *int       `hcl:"max_calls,optional"`
+	Auth     *authBlock `hcl:"auth,block"`
 }
 
 // authBlock is the HCL form of a route's auth block.
@@ -67,6 +68,15 @@ func (l *loader) route(b *hcl.Block) *Route {
 			rt.From = zn
 		} else {
 			rt.To, to = zn, zd
+		}
+	}
+
+	if rb.MaxCalls != nil && s.ok("max_calls") {
+		if *rb.MaxCalls < 1 {
+			l.errorf(s.value("max_calls"), "invalid max_calls",
+				"max_calls = %d: the number of calls the route may carry at once must be at least 1; omit it for no limit.", *rb.MaxCalls)
+		} else {
+			rt.MaxCalls = *rb.MaxCalls
 		}
 	}
 

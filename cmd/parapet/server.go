@@ -179,7 +179,7 @@ func (in *instance) b2buaConfig(cfg *configs.Config) b2bua.Config {
 		bc.Zones = append(bc.Zones, bz)
 	}
 	for _, r := range cfg.Routes {
-		br := b2bua.Route{Name: r.Name, From: r.From, To: r.To, Match: r.Match,
+		br := b2bua.Route{Name: r.Name, From: r.From, To: r.To, Match: r.Match, MaxCalls: r.MaxCalls,
 			Target: b2bua.Target{Host: r.Target.Host, Port: r.Target.Port, Transport: r.Target.Transport, Secure: r.Target.Secure}}
 		if r.Auth != nil {
 			br.Username = r.Auth.Username

@@ -54,6 +54,7 @@ route "outbound" {
   to     = "carrier"
   match  = "^\\+?[0-9]{7,15}$"
   target = "sip:trunk.carrier.example;transport=tls"
+  max_calls = 23
   auth {
     username     = "clinic"
     password_env = "CARRIER_PASSWORD"
