@@ -417,7 +417,7 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	a.key = legKey(string(*req.CallID()), tag)
 	s.addLeg(a.key, a)
 
-	c.relay = media.NewRelay(s.pool, media.RelayConfig{Timeout: c.rules.mediaTimeout, Logger: c.log,
+	c.relay = media.NewRelay(s.pool, media.RelayConfig{Timeout: c.rules.mediaTimeout, HoldTimeout: c.rules.holdTimeout, Logger: c.log,
 		OnIdle: func() { c.hangup(compliance.DispositionTimeout, "no media for "+c.rules.mediaTimeout.String()) },
 		DTLS:   s.dtls,
 		OnKeyingFailed: func(side media.Side, err error) {

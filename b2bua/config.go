@@ -103,4 +103,6 @@ type MediaConfig struct {
 	PortMax   int
 	// Timeout ends a call when no media packet arrived for this long.
 	Timeout time.Duration
+	// HoldTimeout replaces Timeout while a call is on hold; 0 is 1 hour.
+	HoldTimeout time.Duration
 }

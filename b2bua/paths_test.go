@@ -566,3 +566,31 @@ func TestRouteCallLimit(t *testing.T) {
 	again.Hangup(ctx)
 	l.sink.waitCalls(t, 3)
 }
+
+// A call on hold (a re-INVITE with a=inactive) carries no media, so the
+// media timeout gives way to media.hold_timeout; once resumed, silence ends
+// the call again.
+func TestHoldSuspendsMediaTimeout(t *testing.T) {
+	l := newLab(t, labOptions{mediaTimeout: time.Second})
+	ctx := ctxT(t)
+	caller, callee := l.connect(t, ctx)
+	exchange(t, caller, callee)
+	caller.SetDirection("inactive")
+	if code, err := caller.Reinvite(ctx, false); err != nil || code != 200 {
+		t.Fatalf("hold re-INVITE: %d %v", code, err)
+	}
+	select {
+	case <-callee.Context().Done():
+		t.Fatal("a call on hold was ended by the media timeout")
+	case <-time.After(3 * time.Second): // three media timeouts without a packet
+	}
+	caller.SetDirection("sendrecv")
+	if code, err := caller.Reinvite(ctx, false); err != nil || code != 200 {
+		t.Fatalf("resume re-INVITE: %d %v", code, err)
+	}
+	waitEnded(t, "media timeout after the resume", caller, callee)
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionTimeout {
+		t.Errorf("disposition %s %q", c.Disposition, c.EndReason)
+	}
+}

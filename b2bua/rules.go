@@ -19,6 +19,7 @@ type rules struct {
 	routes       []Route
 	zones        map[string]*zoneRules
 	mediaTimeout time.Duration
+	holdTimeout  time.Duration
 }
 
 type zoneRules struct {
@@ -31,6 +32,10 @@ func newRules(cfg *Config) *rules {
 		mediaTimeout: cfg.Media.Timeout}
 	if r.mediaTimeout <= 0 {
 		r.mediaTimeout = 30 * time.Second
+	}
+	r.holdTimeout = cfg.Media.HoldTimeout
+	if r.holdTimeout <= 0 {
+		r.holdTimeout = time.Hour
 	}
 	for _, z := range cfg.Zones {
 		r.zones[z.Policy.Name] = &zoneRules{pol: z.Policy, feedback: z.Feedback}
@@ -64,7 +69,7 @@ func (r *rules) feedback(name string, offered bool) bool {
 	return offered
 }
 
-// Reload replaces the zones' policies, the routes and the media timeout
+// Reload replaces the zones' policies, the routes and the media timeouts
 // with cfg's. Calls already up keep the rules they started with; new calls
 // and connections get the new ones. What is bound or allocated at Start —
 // zones and their listeners, advertised names, TLS configurations, the

@@ -151,7 +151,35 @@ func (c *Call) acceptOffer(l *leg, offer *media.Description, d policy.Decision) 
 		}
 	}
 	l.m.remote = offer
+	c.updateHoldLocked()
 	return nil
+}
+
+// updateHoldLocked tells the relay whether the call is on hold: a leg's
+// latest SDP has no active stream that both sends and receives
+// (sendonly, recvonly, inactive, or the old c=0.0.0.0 form). A held call
+// may carry no media for long, so the relay waits media.hold_timeout
+// rather than media.timeout before ending it. Caller holds c.mu.
+func (c *Call) updateHoldLocked() {
+	held := func(l *leg) bool {
+		if l == nil || l.m.remote == nil {
+			return false
+		}
+		some := false
+		for i, st := range l.m.remote.Streams {
+			if i >= len(l.m.streams) || !l.m.streams[i].active {
+				continue
+			}
+			some = true
+			if (st.Direction == "" || st.Direction == "sendrecv") && !st.Addr.IsUnspecified() {
+				return false
+			}
+		}
+		return some
+	}
+	if c.relay != nil {
+		c.relay.SetHold(held(c.a) || held(c.b))
+	}
 }
 
 // ensureStreams makes sure every active stream of an offer has a relay
@@ -247,6 +275,7 @@ func (c *Call) takeAnswer(l *leg, body []byte) policy.Decision {
 		}
 	}
 	l.m.remote = desc
+	c.updateHoldLocked()
 	return d
 }
 

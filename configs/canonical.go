@@ -78,6 +78,7 @@ type canonMedia struct {
 	PortMin   int    `json:"port_min"`
 	PortMax   int    `json:"port_max"`
 	Timeout   string `json:"timeout"`
+	Hold      string `json:"hold_timeout"`
 }
 
 type canonCompliance struct {
@@ -103,6 +104,7 @@ func canonical(c *Config) canonConfig {
 			PortMin: c.Media.PortMin,
 			PortMax: c.Media.PortMax,
 			Timeout: c.Media.Timeout.String(),
+			Hold:    c.Media.HoldTimeout.String(),
 		},
 	}
 	if c.Media.Address.IsValid() {

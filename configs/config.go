@@ -156,6 +156,8 @@ type Media struct {
 	PortMin, PortMax int
 	// Timeout ends a call that has seen no media packet for this long.
 	Timeout time.Duration
+	// HoldTimeout replaces Timeout while a call is on hold.
+	HoldTimeout time.Duration
 }
 
 // Compliance configures the compliance log.

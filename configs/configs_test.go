@@ -90,7 +90,7 @@ func TestLabDefault(t *testing.T) {
 		in.Target != (Target{URI: "sip:127.0.0.1:5070", Host: "127.0.0.1", Port: 5070, Transport: policy.TransportUDP}) {
 		t.Errorf("inbound = %+v", in)
 	}
-	wantMedia := Media{Address: netip.MustParseAddr("127.0.0.1"), PortMin: 20000, PortMax: 29999, Timeout: 30 * time.Second}
+	wantMedia := Media{Address: netip.MustParseAddr("127.0.0.1"), PortMin: 20000, PortMax: 29999, Timeout: 30 * time.Second, HoldTimeout: time.Hour}
 	if cfg.Media != wantMedia {
 		t.Errorf("media = %+v", cfg.Media)
 	}

@@ -13,10 +13,11 @@ import (
 
 // mediaBlock is the HCL form of the top-level media block.
 type mediaBlock struct {
-	Address   string  `hcl:"address"`
-	Advertise *string `hcl:"advertise,optional"`
-	Ports     *string `hcl:"ports,optional"`
-	Timeout   *string `hcl:"timeout,optional"`
+	Address     string  `hcl:"address"`
+	Advertise   *string `hcl:"advertise,optional"`
+	Ports       *string `hcl:"ports,optional"`
+	Timeout     *string `hcl:"timeout,optional"`
+	HoldTimeout *string `hcl:"hold_timeout,optional"`
 }
 
 // complianceBlock is the HCL form of the compliance block.
@@ -35,6 +36,7 @@ type adminBlock struct {
 const (
 	defaultPorts   = "20000-29999"
 	defaultTimeout = 30 * time.Second
+	defaultHold    = time.Hour
 	minTimeout     = time.Second
 	minMediaPort   = 1024
 	minMediaPorts  = 4
@@ -45,7 +47,7 @@ func (l *loader) media(b *hcl.Block) Media {
 	diags := gohcl.DecodeBody(b.Body, l.ectx, &mb)
 	l.add(diags)
 	s := newScope(b.Body, b.DefRange, diags)
-	m := Media{Timeout: defaultTimeout}
+	m := Media{Timeout: defaultTimeout, HoldTimeout: defaultHold}
 	m.PortMin, m.PortMax, _ = parsePorts(defaultPorts)
 
 	if s.ok("address") {
@@ -91,6 +93,18 @@ func (l *loader) media(b *hcl.Block) Media {
 			l.errorf(s.value("timeout"), "timeout too short", `timeout = %q: the media timeout must be at least 1s.`, *mb.Timeout)
 		default:
 			m.Timeout = d
+		}
+	}
+	if mb.HoldTimeout != nil && s.ok("hold_timeout") {
+		d, err := time.ParseDuration(*mb.HoldTimeout)
+		switch {
+		case err != nil:
+			l.errorf(s.value("hold_timeout"), "invalid hold_timeout", `hold_timeout = %q is not a duration; write it as Go does, such as "1h" or "90m".`, *mb.HoldTimeout)
+		case d < m.Timeout:
+			l.errorf(s.value("hold_timeout"), "hold_timeout too short",
+				`hold_timeout = %q is shorter than timeout (%s): a call on hold would be ended sooner than one that is not.`, *mb.HoldTimeout, m.Timeout)
+		default:
+			m.HoldTimeout = d
 		}
 	}
 	return m

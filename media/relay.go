@@ -91,6 +91,9 @@ type RelayConfig struct {
 	// Timeout ends the call (OnIdle) when no valid packet arrived on any
 	// stream for this long. Zero disables the watchdog.
 	Timeout time.Duration
+	// HoldTimeout replaces Timeout while the call is on hold (SetHold):
+	// a held call may carry no media at all for a long time.
+	HoldTimeout time.Duration
 	// OnIdle is called once, from the watchdog goroutine, on timeout.
 	OnIdle func()
 	// DTLS is parapet's certificate for streams keyed with DTLS-SRTP.
@@ -125,7 +128,12 @@ type Relay struct {
 	// tick: cheaper than reading the clock per packet.
 	active atomic.Bool
 	idle   atomic.Bool
+	hold   atomic.Bool
 }
+
+// SetHold says whether the call is on hold (no stream both sends and
+// receives), so the watchdog uses HoldTimeout rather than Timeout.
+func (r *Relay) SetHold(h bool) { r.hold.Store(h) }
 
 // NewRelay creates an empty relay drawing ports from pool.
 func NewRelay(pool *PortPool, cfg RelayConfig) *Relay {
@@ -430,7 +438,11 @@ func (r *Relay) watchdog() {
 				lastActive = now
 				continue
 			}
-			if now.Sub(lastActive) > r.cfg.Timeout {
+			limit := r.cfg.Timeout
+			if r.hold.Load() && r.cfg.HoldTimeout > limit {
+				limit = r.cfg.HoldTimeout
+			}
+			if now.Sub(lastActive) > limit {
 				if r.idle.CompareAndSwap(false, true) && r.cfg.OnIdle != nil {
 					r.cfg.OnIdle()
 				}

@@ -579,6 +579,7 @@ type Session struct {
 	awaitAnswer []sdesLine // the crypto lines of that offer, for the answer in the ACK
 	answerErr   error      // what was wrong with the answer in the ACK
 	proto       string     // the profile of the last SDP received
+	direction   string     // a=... of the next SDP; "" is sendrecv
 	feedback    bool       // offer AVPF/SAVPF
 	send        *sdesLine  // the key this peer encrypts with
 	recv        *sdesLine  // the key the other side encrypts with
@@ -810,6 +811,15 @@ func (s *Session) Dialog() string {
 	return s.uac.InviteResponse.String()
 }
 
+// SetDirection sets the direction attribute (sendrecv, sendonly, recvonly,
+// inactive) of the session's next SDP, such as a re-INVITE putting the call
+// on hold.
+func (s *Session) SetDirection(d string) {
+	s.mu.Lock()
+	s.direction = d
+	s.mu.Unlock()
+}
+
 // Reinvites counts re-INVITEs this session received.
 func (s *Session) Reinvites() int64 { return s.reinvites.Load() }
 
@@ -853,7 +863,13 @@ func (s *Session) sdp(proto string, lines []sdesLine, dt *dtlsAttrs, version int
 		af = "IP6"
 	}
 	fmt.Fprintf(&b, "v=0\r\no=%s 4242 %d IN %s %s\r\ns=sim\r\nc=IN %s %s\r\nt=0 0\r\n", s.p.cfg.Name, version, af, addr, af, addr)
-	fmt.Fprintf(&b, "m=audio %d %s 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n", s.port, proto)
+	s.mu.Lock()
+	dir := s.direction
+	s.mu.Unlock()
+	if dir == "" {
+		dir = "sendrecv"
+	}
+	fmt.Fprintf(&b, "m=audio %d %s 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=%s\r\n", s.port, proto, dir)
 	for _, l := range lines {
 		fmt.Fprintf(&b, "a=crypto:%d %s inline:%s", l.tag, l.suite, base64.StdEncoding.EncodeToString(l.key))
 		if l.params != "" {

@@ -157,7 +157,8 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instanc
 func (in *instance) b2buaConfig(cfg *configs.Config) b2bua.Config {
 	bc := b2bua.Config{
 		Media: b2bua.MediaConfig{Address: cfg.Media.Address, Advertise: cfg.Media.Advertise,
-			PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax, Timeout: cfg.Media.Timeout},
+			PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax, Timeout: cfg.Media.Timeout,
+			HoldTimeout: cfg.Media.HoldTimeout},
 		PolicyHash:   cfg.Hash,
 		Sink:         in.writer,
 		Pseudonymize: in.pseudo,
