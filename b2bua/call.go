@@ -106,6 +106,9 @@ type leg struct {
 
 	ackMu   sync.Mutex
 	ackWait map[uint32]chan *sip.Request // ACKs to our 2xx for re-INVITEs, by CSeq
+	// rel is set on leg A when its INVITE requires reliable provisional
+	// responses (RFC 3262); guarded by ackMu.
+	rel *rel100
 	// firstAck receives A's ACK to parapet's 2xx for the INVITE; it
 	// carries the answer when parapet offered in that 2xx (delayed offer).
 	firstAck chan *sip.Request
@@ -227,6 +230,10 @@ func (c *Call) rejectDecision(tx sip.ServerTransaction, req *sip.Request, d poli
 
 func reasonPhrase(code int) string {
 	switch code {
+	case 180:
+		return "Ringing"
+	case 183:
+		return "Session Progress"
 	case 400:
 		return "Bad Request"
 	case 403:
@@ -332,10 +339,20 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 		c.rejectDecision(tx, req, d)
 		return
 	}
-	if h := req.GetHeader("Require"); h != nil && strings.TrimSpace(h.Value()) != "" {
-		c.setOutcome(compliance.DispositionRejected, 420, "unsupported extension "+h.Value())
+	var unsupported []string
+	for _, tag := range requireTags(req) {
+		switch tag {
+		case "100rel":
+			a.rel = newRel100()
+		default:
+			unsupported = append(unsupported, tag)
+		}
+	}
+	if len(unsupported) > 0 {
+		list := strings.Join(unsupported, ", ")
+		c.setOutcome(compliance.DispositionRejected, 420, "unsupported extension "+list)
 		res := sip.NewResponseFromRequest(req, 420, "Bad Extension", nil)
-		res.AppendHeader(sip.NewHeader("Unsupported", h.Value()))
+		res.AppendHeader(sip.NewHeader("Unsupported", list))
 		s.commonHeaders(res)
 		s.send(tx, res)
 		return
@@ -582,13 +599,13 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 				}
 				res183 := sip.NewResponseFromRequest(a.uas.InviteRequest, 183, "Session Progress", answer)
 				res183.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-				return a.uas.WriteResponse(res183)
+				return c.provisionalA(res183)
 			}
 			code := res.StatusCode
 			if code != 180 && code != 183 {
 				code = 180
 			}
-			return a.uas.Respond(code, reasonPhrase(code), nil)
+			return c.provisionalA(sip.NewResponseFromRequest(a.uas.InviteRequest, code, reasonPhrase(code), nil))
 		},
 	})
 	c.noteB(uac.InviteResponse)
@@ -695,6 +712,15 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	default:
 		return nil, true // sipgo stopped waiting for the ACK (64*T1)
 	}
+}
+
+// provisionalA relays a provisional response to A: reliably when A's
+// INVITE required it (RFC 3262).
+func (c *Call) provisionalA(res *sip.Response) error {
+	if c.a.rel != nil {
+		return c.sendReliable(res)
+	}
+	return c.a.uas.WriteResponse(res)
 }
 
 // respondEnded answers A when the call was hung up before B answered.

@@ -66,6 +66,8 @@ func (c *Call) inDialog(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		c.onReinvite(l, req, tx)
 	case sip.INFO:
 		c.relayRequest(l, req, tx)
+	case sip.PRACK:
+		c.onPrack(l, req, tx)
 	case sip.OPTIONS:
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 		c.s.commonHeaders(res)

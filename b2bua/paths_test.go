@@ -594,3 +594,63 @@ func TestHoldSuspendsMediaTimeout(t *testing.T) {
 		t.Errorf("disposition %s %q", c.Disposition, c.EndReason)
 	}
 }
+
+// A caller that requires reliable provisional responses (Require: 100rel,
+// as some carriers do) gets its 183 with early media and its 180 reliably:
+// each carries Require: 100rel and an RSeq and is acknowledged with PRACK
+// before the next; the call then goes on as usual. Other required
+// extensions are still refused with 420.
+func TestReliableProvisionalResponses(t *testing.T) {
+	l := newLab(t, labOptions{pbxAnswer: sim.Answer{Early: true, Ring: 300 * time.Millisecond}})
+	ctx := ctxT(t)
+	caller, err := l.callIn(ctx, sim.CallOptions{SRTP: true, Rel100: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.pbx)
+	var reliable int
+	rseqs := map[string]bool{}
+	for _, p := range caller.Provisional() {
+		if strings.HasPrefix(p, "SIP/2.0 100") {
+			continue
+		}
+		rseq := headerOf(p, "RSeq")
+		if !strings.Contains(p, "Require: 100rel") || rseq == "" {
+			t.Errorf("provisional response without 100rel: %s", firstLine(p))
+			continue
+		}
+		if fl := firstLine(p); fl != "SIP/2.0 180 Ringing" && fl != "SIP/2.0 183 Session Progress" {
+			t.Errorf("provisional %q", fl)
+		}
+		if !rseqs[rseq] {
+			rseqs[rseq] = true
+			reliable++
+		}
+	}
+	if reliable < 2 || caller.Pracks() < 2 {
+		t.Errorf("%d reliable provisionals (183 and 180 expected), %d PRACKs", reliable, caller.Pracks())
+	}
+	exchange(t, caller, callee)
+	caller.Hangup(ctx)
+	if c := l.sink.waitCalls(t, 1)[0]; c.Disposition != compliance.DispositionAnswered {
+		t.Errorf("disposition %s %q", c.Disposition, c.EndReason)
+	}
+
+	// Any other required extension: 420 naming it.
+	u := newUDPPeer(t, l.pbxUDP.String())
+	req := invite(u.local(), l.pbxUDP.String(), "req-timer", "application/sdp", "")
+	req = strings.Replace(req, "Content-Length:", "Require: timer, 100rel\r\nContent-Length:", 1)
+	if res := u.send(t, req); !strings.HasPrefix(res, "SIP/2.0 420") || headerOf(res, "Unsupported") != "timer" {
+		t.Errorf("INVITE requiring timer: %q", res)
+	}
+}
+
+// headerOf returns the value of the first header name in a SIP message.
+func headerOf(msg, name string) string {
+	for _, line := range strings.Split(msg, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(k), name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}

@@ -396,6 +396,15 @@ func (s *Server) register(z *zone) {
 		s.handleInvite(z, req, tx)
 	})
 	on(sip.ACK, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
+	on(sip.PRACK, func(req *sip.Request, tx sip.ServerTransaction) {
+		if to := req.To(); to != nil && to.Params.Has("tag") {
+			s.inDialog(z, req, tx)
+			return
+		}
+		if s.admit(z, req, tx) {
+			s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		}
+	})
 	on(sip.BYE, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
 	on(sip.INFO, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
 	on(sip.CANCEL, func(req *sip.Request, tx sip.ServerTransaction) {
@@ -416,7 +425,7 @@ func (s *Server) register(z *zone) {
 		s.send(tx, res)
 	})
 	for _, m := range []sip.RequestMethod{sip.REGISTER, sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY,
-		sip.REFER, sip.UPDATE, sip.PRACK, sip.PUBLISH} {
+		sip.REFER, sip.UPDATE, sip.PUBLISH} {
 		on(m, func(req *sip.Request, tx sip.ServerTransaction) {
 			if to := req.To(); to != nil && to.Params.Has("tag") {
 				s.respond(tx, req, 501, "Not Implemented", "")

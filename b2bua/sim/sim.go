@@ -305,6 +305,9 @@ type CallOptions struct {
 	// Delayed sends the INVITE without SDP: the callee offers in its 2xx
 	// and this peer answers in the ACK.
 	Delayed bool
+	// Rel100 requires reliable provisional responses (Require: 100rel) and
+	// acknowledges each with a PRACK (RFC 3262).
+	Rel100 bool
 }
 
 // Call places a call to target (e.g. "sip:+15551230000@127.0.0.1:5060") and
@@ -332,6 +335,10 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 	fh := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: p.addr.Addr().String()}, Params: sip.NewParams()}
 	fh.Params.Add("tag", sip.GenerateTagN(12))
 	req.AppendHeader(fh)
+	if o.Rel100 {
+		req.AppendHeader(sip.NewHeader("Require", "100rel"))
+		req.AppendHeader(sip.NewHeader("Supported", "100rel"))
+	}
 	if !o.Delayed {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		req.SetBody(body)
@@ -353,6 +360,9 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 			s.mu.Lock()
 			s.provisional = append(s.provisional, res.String())
 			s.mu.Unlock()
+			if rseq := res.GetHeader("RSeq"); o.Rel100 && rseq != nil {
+				return s.prack(ctx, uac, res, rseq.Value())
+			}
 		}
 		return nil
 	}}); err != nil {
@@ -600,6 +610,7 @@ type Session struct {
 	stats       mediaStats
 	provisional []string // provisional responses received, as written
 	reinvites   atomic.Int64
+	pracks      atomic.Int64
 	infos       atomic.Int64
 	wg          sync.WaitGroup
 	startOnce   sync.Once
@@ -810,6 +821,30 @@ func (s *Session) Dialog() string {
 	}
 	return s.uac.InviteResponse.String()
 }
+
+// prack acknowledges a reliable provisional response (RFC 3262 section 7.2).
+func (s *Session) prack(ctx context.Context, uac *sipgo.DialogClientSession, res *sip.Response, rseq string) error {
+	target := uac.InviteRequest.Recipient
+	if ct := res.Contact(); ct != nil {
+		target = ct.Address
+	}
+	req := sip.NewRequest(sip.PRACK, *target.Clone())
+	req.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%s %d INVITE", strings.TrimSpace(rseq), uac.InviteRequest.CSeq().SeqNo)))
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	pres, err := uac.Do(pctx, req)
+	if err != nil {
+		return fmt.Errorf("sim: PRACK: %w", err)
+	}
+	if pres.StatusCode != 200 {
+		return fmt.Errorf("sim: PRACK answered %d", pres.StatusCode)
+	}
+	s.pracks.Add(1)
+	return nil
+}
+
+// Pracks counts the reliable provisional responses this session acknowledged.
+func (s *Session) Pracks() int64 { return s.pracks.Load() }
 
 // SetDirection sets the direction attribute (sendrecv, sendonly, recvonly,
 // inactive) of the session's next SDP, such as a re-INVITE putting the call

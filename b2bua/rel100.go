@@ -1,0 +1,115 @@
+package b2bua
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// Reliable provisional responses (RFC 3262) toward the caller, when its
+// INVITE requires them (Require: 100rel): each 18x parapet relays to A
+// carries Require: 100rel and an RSeq, is retransmitted until A's PRACK
+// acknowledges it, and the next one waits for that PRACK. Toward the
+// callee parapet does not offer 100rel, so B's provisionals stay
+// unreliable, as RFC 3262 allows.
+
+// rel100 is leg A's reliable-provisional state.
+type rel100 struct {
+	rseq    uint32        // the RSeq of the last reliable provisional sent
+	pracked chan struct{} // closed when it is acknowledged
+}
+
+// requireTags splits a Require header into its option tags.
+func requireTags(req *sip.Request) []string {
+	var tags []string
+	for _, h := range req.GetHeaders("Require") {
+		for _, t := range strings.Split(h.Value(), ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				tags = append(tags, t)
+			}
+		}
+	}
+	return tags
+}
+
+func newRel100() *rel100 {
+	var b [4]byte
+	rand.Read(b[:])
+	// RFC 3262 section 3: start between 1 and 2**31 - 1, leaving room to count up.
+	return &rel100{rseq: binary.BigEndian.Uint32(b[:])%(1<<30) + 1}
+}
+
+// sendReliable sends res (a 101-199 response to A's INVITE) reliably:
+// it retransmits res with T1 doubling until A's PRACK comes (or 64*T1),
+// and returns once it came, A gave up, or the call ended.
+func (c *Call) sendReliable(res *sip.Response) error {
+	a := c.a
+	a.ackMu.Lock()
+	r := a.rel
+	r.rseq++
+	rseq := r.rseq
+	done := make(chan struct{})
+	r.pracked = done
+	a.ackMu.Unlock()
+
+	res.AppendHeader(sip.NewHeader("Require", "100rel"))
+	res.AppendHeader(sip.NewHeader("RSeq", strconv.FormatUint(uint64(rseq), 10)))
+	if err := a.uas.WriteResponse(res); err != nil {
+		return err
+	}
+	wait := sip.T1
+	deadline := time.After(64 * sip.T1)
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-a.uas.Context().Done():
+			return nil
+		case <-c.ended:
+			return nil
+		case <-deadline:
+			c.log.Warn("no PRACK for a reliable provisional response", "rseq", rseq)
+			return nil
+		case <-time.After(wait):
+			if err := c.aTx.Respond(res); err != nil {
+				return nil // the INVITE transaction is over
+			}
+			wait = min(2*wait, sip.T2)
+		}
+	}
+}
+
+// onPrack acknowledges a reliable provisional response (RFC 3262 section 7.2).
+func (c *Call) onPrack(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	var rseq, cseq uint64
+	var method string
+	if h := req.GetHeader("RAck"); h != nil {
+		f := strings.Fields(h.Value())
+		if len(f) == 3 {
+			rseq, _ = strconv.ParseUint(f[0], 10, 32)
+			cseq, _ = strconv.ParseUint(f[1], 10, 32)
+			method = f[2]
+		}
+	}
+	matched := false
+	if l == c.a && l.uas != nil && method == string(sip.INVITE) && uint32(cseq) == l.uas.InviteRequest.CSeq().SeqNo {
+		l.ackMu.Lock()
+		if r := l.rel; r != nil && r.pracked != nil && uint32(rseq) == r.rseq {
+			close(r.pracked)
+			r.pracked = nil
+			matched = true
+		}
+		l.ackMu.Unlock()
+	}
+	if !matched {
+		c.s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "PRACK matches no unacknowledged reliable provisional response")
+		return
+	}
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	c.s.commonHeaders(res)
+	c.s.send(tx, res)
+}
