@@ -454,6 +454,45 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
+// statusOf is the status of the final response an INVITE failed with, or 0.
+func statusOf(err error) int {
+	var dr *sipgo.ErrDialogResponse
+	if errors.As(err, &dr) && dr.Res != nil {
+		return dr.Res.StatusCode
+	}
+	return 0
+}
+
+func keyExchangeName(p policy.OfferPlan) string {
+	switch {
+	case p.DTLS:
+		return "DTLS-SRTP"
+	case p.Secure():
+		return "SDES-SRTP"
+	}
+	return "plain RTP"
+}
+
+// resetB forgets an attempt on leg B that the callee refused, so that
+// callB can make another: a new dialog, a new offer.
+func (c *Call) resetB() {
+	b := c.b
+	c.s.mu.Lock()
+	delete(c.s.legs, b.key)
+	c.s.mu.Unlock()
+	if b.uac != nil {
+		b.uac.Close()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b.uac, b.key, b.remote, b.local = nil, "", "", ""
+	b.sig = policy.SignalingFacts{Transport: b.transport}
+	for i := range b.m.streams {
+		b.m.streams[i] = legStream{}
+	}
+	b.m.remote, b.m.local = nil, nil
+}
+
 // mediaFailed answers A when the relay could not be set up.
 func (c *Call) mediaFailed(err error) {
 	code := 500
@@ -471,7 +510,6 @@ func isSDP(ct *sip.ContentTypeHeader) bool {
 	return strings.EqualFold(strings.TrimSpace(v), "application/sdp")
 }
 
-// route finds the first route from zone z whose match fits user.
 // respondA sends a final error to A once its dialog exists. why goes into
 // the record; warn, the Warning header A sees, must never carry anything of
 // the other leg's topology (addresses, hosts): only what A may know.
@@ -622,6 +660,18 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 		return false
 	case c.isEnded():
 		c.respondEnded()
+		return false
+	case plan != nil && statusOf(err) == 488 && !early:
+		// The callee refused the offer: try the zone's next key exchange,
+		// if it lists another (dtls then sdes, say).
+		if next, ok := policy.NextPlan(b.pol, *plan); ok {
+			c.decide(policy.Decision{Stage: policy.StageOffer, Zone: b.zone.name, Verdict: policy.VerdictAllowed,
+				Rule:   policy.RuleKeyExchangeFallback,
+				Reason: fmt.Sprintf("the callee refused the %s offer with 488; offering %s", keyExchangeName(*plan), keyExchangeName(next))})
+			c.resetB()
+			return c.callB(maxForwards, &next, choices)
+		}
+		c.bFailed(err)
 		return false
 	default:
 		c.bFailed(err)

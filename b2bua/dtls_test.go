@@ -528,3 +528,52 @@ func TestDTLSInboundReinvite(t *testing.T) {
 		t.Errorf("leg a: %+v", a)
 	}
 }
+
+// A carrier zone that lists dtls then sdes, toward a carrier that knows
+// only SDES: the DTLS-SRTP offer gets 488, parapet offers SDES-SRTP in a
+// new INVITE, and the call goes on; the record says so.
+func TestKeyExchangeFallback(t *testing.T) {
+	l := newLab(t, labOptions{
+		carrierZone: func(z *policy.Zone) {
+			z.KeyExchange = []policy.KeyExchange{policy.KeyExchangeDTLS, policy.KeyExchangeSDES}
+		},
+		carrierAnswer: sim.Answer{RejectDTLS: true},
+	})
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.carrier)
+	if ok, suite := callee.SRTP(); !ok || callee.DTLSSetup() != "" {
+		t.Errorf("carrier leg srtp=%v %s dtls=%q, want SDES-SRTP", ok, suite, callee.DTLSSetup())
+	}
+	if n := l.carrier.Invites(); n != 2 {
+		t.Errorf("carrier got %d INVITEs, want 2 (DTLS-SRTP refused, then SDES-SRTP)", n)
+	}
+	exchange(t, caller, callee)
+	caller.Hangup(ctx)
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionAnswered || decision(c, policy.RuleKeyExchangeFallback) == nil {
+		t.Errorf("record: %s %+v", c.Disposition, c.Decisions)
+	}
+	if b := leg(c, compliance.RoleB); b == nil || b.Media == nil || b.Media.KeyExchange != "sdes" {
+		t.Errorf("leg b: %+v", b)
+	}
+
+	// A callee that refuses every offer: one try per key exchange, then 488.
+	l2 := newLab(t, labOptions{
+		carrierZone: func(z *policy.Zone) {
+			z.KeyExchange = []policy.KeyExchange{policy.KeyExchangeDTLS, policy.KeyExchangeSDES}
+		},
+		carrierAnswer: sim.Answer{Status: 488},
+	})
+	_, err = l2.callOut(ctx, sim.CallOptions{})
+	wantRejected(t, err, 488)
+	if n := l2.carrier.Invites(); n != 2 {
+		t.Errorf("carrier got %d INVITEs, want 2", n)
+	}
+	if c := l2.sink.waitCalls(t, 1)[0]; c.Disposition != compliance.DispositionFailed || c.SIPStatus != 488 {
+		t.Errorf("record: %s %d", c.Disposition, c.SIPStatus)
+	}
+}

@@ -90,6 +90,7 @@ const (
 	RuleAnswerNotOffered    = "media.answer-crypto-not-offered"
 	RuleAnswerCrypto        = "media.answer-crypto-unacceptable"
 	RuleDowngrade           = "media.downgrade"
+	RuleKeyExchangeFallback = "media.key-exchange-fallback"
 )
 
 // SIP statuses a decision can carry.
@@ -115,12 +116,25 @@ type OfferPlan struct {
 // Secure reports whether the plan offers keys at all.
 func (p OfferPlan) Secure() bool { return p.SRTP || p.BestEffort }
 
-// Plan decides how to offer media on a leg parapet originates into zone z.
-// ok is false when z requires SRTP but no key exchange parapet implements is
-// allowed there.
+// Plan decides how to offer media on a leg parapet originates into zone z:
+// the first of Plans. ok is false when z requires SRTP but no key exchange
+// parapet implements is allowed there.
 func Plan(z *Zone) (plan OfferPlan, ok bool) {
+	ps := Plans(z)
+	if len(ps) == 0 {
+		return OfferPlan{}, false
+	}
+	return ps[0], true
+}
+
+// Plans lists the ways parapet may offer media on a leg it originates into
+// zone z, best first. A zone that requires SRTP gets one plan per key
+// exchange it lists, in its order: a callee that refuses the first offer
+// with 488 is offered the next. Other zones get exactly one plan. The list
+// is empty when z requires SRTP but allows no usable key exchange or suite.
+func Plans(z *Zone) []OfferPlan {
 	if z.SRTP == RequirementOff {
-		return OfferPlan{}, true
+		return []OfferPlan{{}}
 	}
 	var suites []Suite
 	for _, s := range z.Suites {
@@ -128,27 +142,37 @@ func Plan(z *Zone) (plan OfferPlan, ok bool) {
 			suites = append(suites, s)
 		}
 	}
-	if len(suites) == 0 {
-		return OfferPlan{}, z.SRTP != RequirementRequire
-	}
 	if z.SRTP == RequirementRequire {
-		// The zone's first key exchange, as listed.
+		var out []OfferPlan
 		for _, k := range z.KeyExchange {
-			switch k {
-			case KeyExchangeSDES:
-				return OfferPlan{SRTP: true, Suites: suites}, true
-			case KeyExchangeDTLS:
-				return OfferPlan{SRTP: true, DTLS: true, Suites: suites}, true
+			switch {
+			case len(suites) == 0:
+			case k == KeyExchangeSDES:
+				out = append(out, OfferPlan{SRTP: true, Suites: suites})
+			case k == KeyExchangeDTLS:
+				out = append(out, OfferPlan{SRTP: true, DTLS: true, Suites: suites})
 			}
 		}
-		return OfferPlan{}, false
+		return out
 	}
 	// allow: SRTP only if the answerer takes it. Only SDES has a profile a
 	// plain-RTP peer still accepts (RTP/AVP with a=crypto, RFC 8643).
-	if z.AllowsKeyExchange(KeyExchangeSDES) {
-		return OfferPlan{BestEffort: true, Suites: suites}, true
+	if len(suites) > 0 && z.AllowsKeyExchange(KeyExchangeSDES) {
+		return []OfferPlan{{BestEffort: true, Suites: suites}}
 	}
-	return OfferPlan{}, true
+	return []OfferPlan{{}}
+}
+
+// NextPlan is the plan after cur in Plans(z), for a callee that refused an
+// offer made with cur; ok is false when there is none.
+func NextPlan(z *Zone, cur OfferPlan) (next OfferPlan, ok bool) {
+	ps := Plans(z)
+	for i, p := range ps {
+		if p.SRTP == cur.SRTP && p.DTLS == cur.DTLS && p.BestEffort == cur.BestEffort && i+1 < len(ps) {
+			return ps[i+1], true
+		}
+	}
+	return OfferPlan{}, false
 }
 
 // HandshakeFacts describes a TLS handshake attempt on a listener.

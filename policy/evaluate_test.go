@@ -316,6 +316,18 @@ func TestPlan(t *testing.T) {
 	if p, ok := Plan(dtlsAllow); !ok || p.Secure() || p.DTLS {
 		t.Errorf("allow with dtls only offers plain RTP: %+v %v", p, ok)
 	}
+	if ps := Plans(dtlsZone()); len(ps) != 2 || !ps[0].DTLS || ps[1].DTLS || !ps[1].SRTP {
+		t.Errorf("dtls then sdes: %+v", ps)
+	}
+	if next, ok := NextPlan(dtlsZone(), Plans(dtlsZone())[0]); !ok || next.DTLS || !next.SRTP {
+		t.Errorf("after DTLS-SRTP: %+v %v", next, ok)
+	}
+	if _, ok := NextPlan(dtlsZone(), Plans(dtlsZone())[1]); ok {
+		t.Error("a plan after the last one")
+	}
+	if _, ok := NextPlan(carrierZone(), Plans(carrierZone())[0]); ok {
+		t.Error("a zone with one key exchange has no fallback")
+	}
 	noKex := carrierZone()
 	noKex.KeyExchange = []KeyExchange{}
 	if _, ok := Plan(noKex); ok {

@@ -81,6 +81,9 @@ type Answer struct {
 	// DTLSWrongFingerprint writes, in the answer, an a=fingerprint that is
 	// not the peer's certificate's (the handshake must then fail).
 	DTLSWrongFingerprint bool
+	// RejectDTLS answers 488 to an offer of DTLS-SRTP (a peer that knows
+	// only SDES).
+	RejectDTLS bool
 }
 
 // Credentials for a digest challenge.
@@ -97,7 +100,8 @@ type Peer struct {
 	ln       io
 	incoming chan *Session
 	wire     wireTap
-	cert     *dtlsCert // for DTLS-SRTP; one per peer
+	invites  atomic.Int64 // initial INVITEs received
+	cert     *dtlsCert    // for DTLS-SRTP; one per peer
 
 	mu       sync.Mutex
 	sessions map[string]*Session // by Call-ID
@@ -224,6 +228,9 @@ func (p *Peer) serve(f func() error) {
 
 // Addr is the peer's SIP listener address.
 func (p *Peer) Addr() netip.AddrPort { return p.addr }
+
+// Invites counts the initial INVITEs the peer received (answered or not).
+func (p *Peer) Invites() int64 { return p.invites.Load() }
 
 // Incoming delivers sessions of calls the peer answered.
 func (p *Peer) Incoming() <-chan *Session { return p.incoming }
@@ -467,8 +474,13 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if ans.Digest != nil && !p.authorized(req, tx, ans.Digest) {
 		return
 	}
+	p.invites.Add(1)
 	if ans.Status != 0 && ans.Status != 200 {
 		tx.Respond(sip.NewResponseFromRequest(req, ans.Status, "Rejected by sim", nil))
+		return
+	}
+	if ans.RejectDTLS && strings.Contains(string(req.Body()), "UDP/TLS/RTP/SAVP") {
+		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
 		return
 	}
 	s, err := p.newSession(false)
