@@ -83,11 +83,14 @@ func wantLegs(t *testing.T, c *compliance.Call) (a, b *compliance.Leg) {
 }
 
 // A PBX phone (baresip over UDP, plain RTP) calls a carrier-side phone
-// (baresip over TLS, mandatory SDES-SRTP) through parapet.
+// (baresip over TLS, mandatory SDES-SRTP) through parapet. The carrier zone
+// prefers DTLS-SRTP, which this phone refuses with 488: parapet falls back
+// to SDES-SRTP.
 func TestBaresipOutboundUpgrade(t *testing.T) {
 	requirePeers(t, "baresip", "dumpcap", "tshark")
 	base := portBlock(t)
-	p := startParapet(t, base, fmt.Sprintf("sips:127.0.0.1:%d", base+11), fmt.Sprintf("sip:127.0.0.1:%d", base))
+	p := startParapetMedia(t, base, `srtp = "allow"`, "srtp = \"require\"\n    key_exchange = [\"dtls\", \"sdes\"]",
+		routesTo(fmt.Sprintf("sips:127.0.0.1:%d", base+11), fmt.Sprintf("sip:127.0.0.1:%d", base)))
 	cap := startCapture(t, base)
 	alice, bob := baresipPair(t, base, p.pki.PeerBundleFile,
 		baresipConf{transport: "udp"}, baresipConf{transport: "tls", menc: "srtp-mand"})
@@ -125,6 +128,13 @@ func TestBaresipOutboundUpgrade(t *testing.T) {
 	}
 	if !upgraded {
 		t.Errorf("no upgrade decision: %+v", c.Decisions)
+	}
+	var fellBack bool
+	for _, d := range c.Decisions {
+		fellBack = fellBack || d.Rule == "media.key-exchange-fallback"
+	}
+	if !fellBack {
+		t.Errorf("no key-exchange fallback decision: %+v", c.Decisions)
 	}
 }
 
