@@ -326,17 +326,6 @@ func (a *dtlsAssoc) run(ctx context.Context) {
 			profiles = append(profiles, p)
 		}
 	}
-	cfg := &dtls.Config{
-		Certificates:           []tls.Certificate{a.cert.cert},
-		CipherSuites:           dtlsCipherSuites,
-		SRTPProtectionProfiles: profiles,
-		ExtendedMasterSecret:   dtls.RequireExtendedMasterSecret,
-		ClientAuth:             dtls.RequireAnyClientCert,
-		InsecureSkipVerify:     true, // no CA: verify checks the SDP fingerprint instead
-		VerifyPeerCertificate:  a.verify,
-		FlightInterval:         dtlsFlightInterval,
-		LoggerFactory:          &logging.DefaultLoggerFactory{Writer: io.Discard, DefaultLogLevel: logging.LogLevelDisabled},
-	}
 	fail := func(err error) {
 		if a.stopped.Load() {
 			return
@@ -354,13 +343,31 @@ func (a *dtlsAssoc) run(ctx context.Context) {
 		fail(errors.New("no SRTP suite usable with DTLS-SRTP"))
 		return
 	}
+	opts := []dtls.Option{
+		dtls.WithCertificates(a.cert.cert),
+		dtls.WithCipherSuites(dtlsCipherSuites...),
+		dtls.WithSRTPProtectionProfiles(profiles...),
+		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
+		dtls.WithInsecureSkipVerify(true), // no CA: verify checks the SDP fingerprint instead
+		dtls.WithVerifyPeerCertificate(a.verify),
+		dtls.WithFlightInterval(dtlsFlightInterval),
+		dtls.WithLoggerFactory(&logging.DefaultLoggerFactory{Writer: io.Discard, DefaultLogLevel: logging.LogLevelDisabled}),
+	}
 	to := net.UDPAddrFromAddrPort(*a.dest.Load())
 	var conn *dtls.Conn
 	var err error
 	if a.params.Client {
-		conn, err = dtls.Client(a, to, cfg)
+		copts := make([]dtls.ClientOption, len(opts))
+		for i, o := range opts {
+			copts[i] = o
+		}
+		conn, err = dtls.ClientWithOptions(a, to, copts...)
 	} else {
-		conn, err = dtls.Server(a, to, cfg)
+		sopts := []dtls.ServerOption{dtls.WithClientAuth(dtls.RequireAnyClientCert)}
+		for _, o := range opts {
+			sopts = append(sopts, o)
+		}
+		conn, err = dtls.ServerWithOptions(a, to, sopts...)
 	}
 	if err != nil {
 		fail(err)

@@ -3,7 +3,6 @@ package media
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -72,19 +71,30 @@ func (p *dtlsPeer) addr() netip.AddrPort { return p.conn.LocalAddr().(*net.UDPAd
 // server, offering profiles, and derives its SRTP contexts.
 func (p *dtlsPeer) handshake(t *testing.T, to netip.AddrPort, client bool, profiles []dtls.SRTPProtectionProfile) error {
 	t.Helper()
-	cfg := &dtls.Config{Certificates: []tls.Certificate{p.cert.cert}, SRTPProtectionProfiles: profiles,
-		InsecureSkipVerify: true, ClientAuth: dtls.RequireAnyClientCert, ExtendedMasterSecret: dtls.RequireExtendedMasterSecret,
+	opts := []dtls.Option{dtls.WithCertificates(p.cert.cert), dtls.WithSRTPProtectionProfiles(profiles...),
+		dtls.WithInsecureSkipVerify(true), dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
 		// Longer than the test's patience: a lost flight fails the test
 		// rather than being resent.
-		FlightInterval: time.Minute, CipherSuites: p.ciphers}
+		dtls.WithFlightInterval(time.Minute)}
+	if len(p.ciphers) > 0 {
+		opts = append(opts, dtls.WithCipherSuites(p.ciphers...))
+	}
 	ra := net.UDPAddrFromAddrPort(to)
 	var conn *dtls.Conn
 	var err error
 	pc := &peerPacketConn{p: p, to: ra}
 	if client {
-		conn, err = dtls.Client(pc, ra, cfg)
+		copts := make([]dtls.ClientOption, len(opts))
+		for i, o := range opts {
+			copts[i] = o
+		}
+		conn, err = dtls.ClientWithOptions(pc, ra, copts...)
 	} else {
-		conn, err = dtls.Server(pc, ra, cfg)
+		sopts := []dtls.ServerOption{dtls.WithClientAuth(dtls.RequireAnyClientCert)}
+		for _, o := range opts {
+			sopts = append(sopts, o)
+		}
+		conn, err = dtls.ServerWithOptions(pc, ra, sopts...)
 	}
 	if err != nil {
 		return err

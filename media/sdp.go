@@ -515,7 +515,7 @@ func checkMLine(media, proto string, formats []string) error {
 		return errors.New("media type is not a token")
 	}
 	if !isProto(proto) {
-		return errors.New("proto is not token/token...")
+		return errors.New("proto is not of the form token/token")
 	}
 	rtp := slices.Contains(strings.Split(proto, "/"), "RTP")
 	for _, f := range formats {

@@ -345,22 +345,29 @@ func (s *Session) handshake(d *dtlsState) (*dtls.Conn, error) {
 	if len(profiles) == 0 {
 		return nil, fmt.Errorf("sim: no DTLS-SRTP profile for suites %v", d.suites)
 	}
-	cfg := &dtls.Config{
-		Certificates:           []tls.Certificate{s.p.cert.cert},
-		SRTPProtectionProfiles: profiles,
-		ClientAuth:             dtls.RequireAnyClientCert,
-		InsecureSkipVerify:     true, // no CA: verify checks the SDP fingerprint
-		VerifyPeerCertificate:  d.verify,
-		FlightInterval:         250 * time.Millisecond,
-		LoggerFactory:          &logging.DefaultLoggerFactory{Writer: stdio.Discard, DefaultLogLevel: logging.LogLevelDisabled},
+	opts := []dtls.Option{
+		dtls.WithCertificates(s.p.cert.cert),
+		dtls.WithSRTPProtectionProfiles(profiles...),
+		dtls.WithInsecureSkipVerify(true), // no CA: verify checks the SDP fingerprint
+		dtls.WithVerifyPeerCertificate(d.verify),
+		dtls.WithFlightInterval(250 * time.Millisecond),
+		dtls.WithLoggerFactory(&logging.DefaultLoggerFactory{Writer: stdio.Discard, DefaultLogLevel: logging.LogLevelDisabled}),
 	}
 	to := net.UDPAddrFromAddrPort(s.RemoteMedia())
 	var conn *dtls.Conn
 	var err error
 	if d.client() {
-		conn, err = dtls.Client(s.dpc, to, cfg)
+		copts := make([]dtls.ClientOption, len(opts))
+		for i, o := range opts {
+			copts[i] = o
+		}
+		conn, err = dtls.ClientWithOptions(s.dpc, to, copts...)
 	} else {
-		conn, err = dtls.Server(s.dpc, to, cfg)
+		sopts := []dtls.ServerOption{dtls.WithClientAuth(dtls.RequireAnyClientCert)}
+		for _, o := range opts {
+			sopts = append(sopts, o)
+		}
+		conn, err = dtls.ServerWithOptions(s.dpc, to, sopts...)
 	}
 	if err != nil {
 		return nil, err
