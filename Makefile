@@ -12,7 +12,7 @@ PEERS     := baresip sipp tshark dumpcap socat
 APT_PKGS  := baresip-core sip-tester tshark socat ca-certificates
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: test test-short peers vet build bench fuzz clean
+.PHONY: test test-short peers vet lint build bench fuzz clean
 
 test: peers vet
 	$(GO) test -race -count=1 ./...
@@ -24,6 +24,12 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+
+# staticcheck (downloaded through the Go module proxy on first use; not part
+# of `make test`, which must run without network access beyond apt).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) run $(STATICCHECK) ./...
 
 # Install the interop peers when any is missing (Debian/Ubuntu, as root or via sudo).
 peers:
