@@ -270,6 +270,14 @@ var (
 	buildErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
 // buildParapet builds the binary once per test run.
 func buildParapet(t *testing.T) string {
 	t.Helper()
