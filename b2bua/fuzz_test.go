@@ -21,6 +21,10 @@ func FuzzSIPDatagram(f *testing.F) {
 	f.Add([]byte(invite(local, to, "seed3", "application/sdp", "m=audio 99999 RTP/AVP 0\r\n")))
 	f.Add([]byte(strings.Replace(invite(local, to, "seed4", "application/sdp", sdp), "CSeq: 1 INVITE", "CSeq: x", 1)))
 	f.Add([]byte("BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bKb\r\nCall-ID: nope\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte(strings.Replace(invite(local, to, "seed5", "application/sdp", sdp), "Content-Length:", "Require: 100rel\r\nContent-Length:", 1)))
+	f.Add([]byte(invite(local, to, "seed6", "", "")))
+	f.Add([]byte(invite(local, to, "seed7", "application/sdp", strings.Replace(sdp, "RTP/AVP 0", "UDP/TLS/RTP/SAVP 0\r\na=setup:actpass\r\na=fingerprint:sha-256 AB:CD", 1))))
+	f.Add([]byte("PRACK sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bKp\r\nCall-ID: nope\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCSeq: 2 PRACK\r\nRAck: 99 1 INVITE\r\nContent-Length: 0\r\n\r\n"))
 	f.Add([]byte{0x80, 0x00, 0x00, 0x01})
 	f.Add([]byte("\r\n\r\n"))
 	n := 0
