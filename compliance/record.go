@@ -197,7 +197,10 @@ const (
 	LogRecovered = "recovered" // the writer found and sealed a torn final line
 	LogRotated   = "rotated"   // first record of a file that continues another
 	LogReloaded  = "reloaded"  // a new configuration took effect (SIGHUP); detail names both policy hashes
-	LogClosed    = "closed"    // orderly shutdown
+	// LogCheckpoint signs the chain up to the record before it (detail:
+	// key=<KeyID> sig=<base64 Ed25519 signature>).
+	LogCheckpoint = "checkpoint"
+	LogClosed     = "closed" // orderly shutdown
 )
 
 // LogEvent records the log's own life, so that gaps are explained.

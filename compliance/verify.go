@@ -2,6 +2,7 @@ package compliance
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -34,6 +35,9 @@ const (
 	// ProblemChainStart: the first record walked points at a predecessor
 	// that was not given, and is not the start of a rotated file.
 	ProblemChainStart = "chain-start"
+	// ProblemSignature: a checkpoint's signature does not verify with the
+	// given public key: the log was rewritten by someone without the key.
+	ProblemSignature = "signature"
 )
 
 // Problem locates what Verify found.
@@ -77,6 +81,12 @@ type VerifyResult struct {
 	// record: it names the file the chain continues, which was not given.
 	// The chain start is then accepted as is.
 	ContinuesFrom string
+	// Checkpoints counts the signed checkpoints verified with
+	// VerifyOptions.PublicKey; SignedSeq is the seq of the last record a
+	// checkpoint covers (0: none). Records after it are covered by the
+	// hash chain only.
+	Checkpoints int
+	SignedSeq   uint64
 }
 
 // OK reports whether no tampering was found.
@@ -86,6 +96,9 @@ func (r *VerifyResult) OK() bool { return r.Problem == nil }
 type VerifyOptions struct {
 	// Head checks the last file's head file (<file>.head) when present.
 	Head bool
+	// PublicKey, when set, verifies every checkpoint's signature: one that
+	// does not verify (or names another key) is a ProblemSignature.
+	PublicKey ed25519.PublicKey
 }
 
 // Verify walks the chain through the files at paths, given oldest first,
@@ -96,7 +109,7 @@ func Verify(paths []string, opts VerifyOptions) (*VerifyResult, error) {
 		return nil, errors.New("verify compliance log: no files given")
 	}
 	res := &VerifyResult{Files: slices.Clone(paths)}
-	v := &verifier{res: res}
+	v := &verifier{res: res, pub: opts.PublicKey}
 	last := paths[len(paths)-1]
 	var head *headState
 	var headErr error
@@ -166,6 +179,8 @@ type verifier struct {
 
 	tornFile string // where the last torn line sealed by a recovery record is
 	tornLine int
+
+	pub ed25519.PublicKey // checks checkpoints when set
 
 	headSeq  uint64 // seq the head file records (0: none)
 	headHash string // hash of the walked record with seq headSeq
@@ -330,6 +345,13 @@ func (v *verifier) line(name string, cur, nxt, nxt2 *rawLine, last bool) *Proble
 		}
 	}
 
+	if v.pub != nil && rec.Log != nil && rec.Log.Event == LogCheckpoint {
+		if err := checkCheckpoint(v.pub, rec.Log.Detail, rec.Prev); err != nil {
+			return prob(ProblemSignature, k, "line %d is a checkpoint that does not prove the log: %v", k, err)
+		}
+		v.res.Checkpoints++
+		v.res.SignedSeq = rec.Seq - 1
+	}
 	v.started = true
 	v.prevHash, v.prevSeq, v.prevFile, v.prevLine = rec.Hash, rec.Seq, name, k
 	res := v.res

@@ -3,6 +3,7 @@ package compliance
 import (
 	"bytes"
 	"cmp"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +43,12 @@ type WriterOptions struct {
 	// that continues the chain. 0 means never rotate. A file always holds at
 	// least its first record and one more, whatever the limit.
 	RotateBytes int64
+	// Signer, when set, signs the chain: a LogCheckpoint record follows
+	// every CheckpointEvery records or CheckpointInterval (whichever comes
+	// first, checked at each append) and precedes LogClosed.
+	Signer             ed25519.PrivateKey
+	CheckpointEvery    int           // 0: DefaultCheckpointEvery
+	CheckpointInterval time.Duration // 0: DefaultCheckpointInterval seconds
 }
 
 // logFile is the part of *os.File the Writer uses; tests substitute it to
@@ -86,6 +93,11 @@ type Writer struct {
 	needRecover bool
 	closed      bool
 	headErr     error
+
+	// cpSeq and cpAt are the seq and time of the last checkpoint (or of
+	// opening the log).
+	cpSeq uint64
+	cpAt  time.Time
 }
 
 // headState is the content of the head file.
@@ -131,7 +143,31 @@ func openWriter(path string, opts WriterOptions, open openFunc) (*Writer, error)
 		w.closeFileLocked()
 		return nil, fmt.Errorf("open compliance log %s: %w", path, err)
 	}
+	w.cpSeq, w.cpAt = w.seq, w.now()
+	if opts.Signer != nil {
+		if w.opts.CheckpointEvery <= 0 {
+			w.opts.CheckpointEvery = DefaultCheckpointEvery
+		}
+		if w.opts.CheckpointInterval <= 0 {
+			w.opts.CheckpointInterval = DefaultCheckpointInterval * time.Second
+		}
+	}
 	return w, nil
+}
+
+// checkpointLocked appends a signed checkpoint over the last record.
+func (w *Writer) checkpointLocked() error {
+	if err := w.appendLocked(w.logEvent(LogCheckpoint, checkpointDetail(w.opts.Signer, w.hash), ""), false); err != nil {
+		return err
+	}
+	w.cpSeq, w.cpAt = w.seq, w.now()
+	return nil
+}
+
+// checkpointDue reports whether a checkpoint should follow the last record.
+func (w *Writer) checkpointDue() bool {
+	return w.opts.Signer != nil && w.seq > w.cpSeq &&
+		(w.seq-w.cpSeq >= uint64(w.opts.CheckpointEvery) || w.now().Sub(w.cpAt) >= w.opts.CheckpointInterval)
 }
 
 // Path returns the path of the live log file.
@@ -171,7 +207,15 @@ func (w *Writer) Append(r *Record) error {
 			return err
 		}
 	}
-	return w.appendLocked(r, true)
+	if err := w.appendLocked(r, true); err != nil {
+		return err
+	}
+	if w.checkpointDue() {
+		// A failure is left to the next append: the record is durable
+		// already and must not be reported as lost (it would be retried).
+		_ = w.checkpointLocked()
+	}
+	return nil
 }
 
 // Close appends a LogClosed event, fsyncs and closes the file. It is
@@ -190,6 +234,11 @@ func (w *Writer) Close() error {
 		}
 	}
 	if w.f != nil {
+		if !w.needRecover && w.opts.Signer != nil && w.seq > w.cpSeq {
+			if err := w.checkpointLocked(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if !w.needRecover {
 			if err := w.appendLocked(w.logEvent(LogClosed, "", ""), false); err != nil {
 				errs = append(errs, err)

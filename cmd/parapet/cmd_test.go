@@ -88,7 +88,11 @@ media { address = "127.0.0.1" }
 func TestVerifyCommand(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "c.jsonl")
-	w, err := compliance.OpenWriter(log, compliance.WriterOptions{Version: "test"})
+	key, err := compliance.LoadOrCreateSigningKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := compliance.OpenWriter(log, compliance.WriterOptions{Version: "test", Signer: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +101,12 @@ func TestVerifyCommand(t *testing.T) {
 			Disposition: compliance.DispositionAnswered, SIPStatus: 200}})
 	}
 	w.Close()
-	if code, out, _ := runCmd("verify", "-log", log); code != 0 || !strings.HasPrefix(out, "OK:") {
+	if code, out, _ := runCmd("verify", "-log", log); code != 0 || !strings.HasPrefix(out, "OK:") || !strings.Contains(out, "signatures: not checked") {
 		t.Fatalf("intact log: %d %q", code, out)
+	}
+	pub := filepath.Join(dir, compliance.PublicKeyFile)
+	if code, out, _ := runCmd("verify", "-log", log, "-key", pub); code != 0 || !strings.Contains(out, "signatures: 1 checkpoints signed with ed25519:") {
+		t.Fatalf("signed log with -key: %d %q", code, out)
 	}
 	b, _ := os.ReadFile(log)
 	lines := bytes.SplitAfter(b, []byte("\n"))
@@ -242,8 +250,12 @@ admin { listen = "127.0.0.1:%d" }
 		}
 	}
 	logPath := filepath.Join(dir, "state", "compliance.jsonl")
-	res, err := compliance.Verify([]string{logPath}, compliance.VerifyOptions{Head: true})
-	if err != nil || !res.OK() || !res.HeadChecked {
+	pub, err := compliance.LoadPublicKey(filepath.Join(dir, "state", compliance.PublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := compliance.Verify([]string{logPath}, compliance.VerifyOptions{Head: true, PublicKey: pub})
+	if err != nil || !res.OK() || !res.HeadChecked || res.Checkpoints == 0 || res.SignedSeq < res.LastSeq-2 {
 		t.Fatalf("log after SIGTERM: %v %+v", err, res)
 	}
 	recs, _ := readRecords(logPath, time.Time{})

@@ -158,14 +158,20 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 			out.say("  %s", line)
 		}
 	}
-	res, err := compliance.Verify([]string{cfg.Compliance.Log}, compliance.VerifyOptions{Head: true})
+	pubFile := filepath.Join(cfg.StateDir, compliance.PublicKeyFile)
+	pub, err := compliance.LoadPublicKey(pubFile)
+	if err != nil {
+		return err
+	}
+	res, err := compliance.Verify([]string{cfg.Compliance.Log}, compliance.VerifyOptions{Head: true, PublicKey: pub})
 	if err != nil {
 		return err
 	}
 	if !res.OK() {
 		return fmt.Errorf("compliance log verification failed: %s", res.Problem)
 	}
-	out.say("\n  compliance log: %d records, hash chain intact (parapet verify -log %s)", res.Records, cfg.Compliance.Log)
+	out.say("\n  compliance log: %d records, hash chain intact, %d signed checkpoints (parapet verify -log %s -key %s)",
+		res.Records, res.Checkpoints, cfg.Compliance.Log, pubFile)
 	return nil
 }
 

@@ -116,7 +116,11 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instanc
 	if in.tls, err = zoneTLS(cfg, log); err != nil {
 		return nil, err
 	}
-	in.writer, err = compliance.OpenWriter(cfg.Compliance.Log, compliance.WriterOptions{Version: parapetVersion(),
+	signer, err := compliance.LoadOrCreateSigningKey(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("compliance log signing key: %w", err)
+	}
+	in.writer, err = compliance.OpenWriter(cfg.Compliance.Log, compliance.WriterOptions{Version: parapetVersion(), Signer: signer,
 		RotateBytes: cfg.Compliance.RotateBytes})
 	if err != nil {
 		return nil, fmt.Errorf("compliance log: %w", err)

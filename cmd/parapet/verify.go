@@ -15,10 +15,11 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func cmdVerify(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("verify", stderr, "Usage: parapet verify -log FILE [-log FILE ...]\n\nWalk the compliance log's hash chain (files oldest first) and name the\nfirst bad line. Exit status 0 when intact, 1 when tampering is found,\n2 on usage or I/O errors. A torn last line (a crash mid-write) is\nreported but is not tampering.")
+	fs := newFlags("verify", stderr, "Usage: parapet verify -log FILE [-log FILE ...] [-key signing.pub]\n\nWalk the compliance log's hash chain (files oldest first) and name the\nfirst bad line; with -key, also check the signed checkpoints, which\nprove the log was not rewritten by someone without parapet's signing key.\nExit status 0 when intact, 1 when tampering is found, 2 on usage or I/O\nerrors. A torn last line (a crash mid-write) is reported but is not\ntampering.")
 	var logs multiFlag
 	fs.Var(&logs, "log", "compliance log `file` (repeat for rotated files, oldest first)")
 	noHead := fs.Bool("no-head", false, "do not compare with the <log>.head file")
+	keyFile := fs.String("key", "", "public `key` (signing.pub from parapet's state directory) to check the signed checkpoints with")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -26,7 +27,15 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return exit(2, fmt.Errorf("verify needs -log FILE"))
 	}
-	res, err := compliance.Verify(logs, compliance.VerifyOptions{Head: !*noHead})
+	opts := compliance.VerifyOptions{Head: !*noHead}
+	if *keyFile != "" {
+		pub, err := compliance.LoadPublicKey(*keyFile)
+		if err != nil {
+			return exit(2, err)
+		}
+		opts.PublicKey = pub
+	}
+	res, err := compliance.Verify(logs, opts)
 	if err != nil {
 		return exit(2, err)
 	}
@@ -50,5 +59,17 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "OK: %d records (%d calls, %d connection events, %d log events), seq %d..%d, %s, last hash %s\n",
 		res.Records, res.Calls, res.ConnEvents, res.LogEvents, res.FirstSeq, res.LastSeq, head, res.LastHash)
+	switch {
+	case opts.PublicKey == nil:
+		fmt.Fprintln(stdout, "signatures: not checked (give -key signing.pub to prove the log was not rewritten)")
+	case res.Checkpoints == 0:
+		fmt.Fprintf(stdout, "signatures: no checkpoint signed with %s: the log is covered by the hash chain only\n", compliance.KeyID(opts.PublicKey))
+	default:
+		fmt.Fprintf(stdout, "signatures: %d checkpoints signed with %s cover seq %d..%d", res.Checkpoints, compliance.KeyID(opts.PublicKey), res.FirstSeq, res.SignedSeq)
+		if res.SignedSeq < res.LastSeq {
+			fmt.Fprintf(stdout, "; seq %d..%d after the last one are covered by the hash chain only", res.SignedSeq+1, res.LastSeq)
+		}
+		fmt.Fprintln(stdout)
+	}
 	return nil
 }

@@ -1,0 +1,104 @@
+package compliance
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A signed log: checkpoints every few records and before "closed", each
+// verifying with the public key.
+func TestSignedCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	key, err := LoadOrCreateSigningKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := LoadPublicKey(filepath.Join(dir, PublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadOrCreateSigningKey(dir)
+	if err != nil || !again.Equal(key) {
+		t.Fatalf("the key changed when read again: %v", err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, SigningKeyFile)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("signing key file: %v %v", st, err)
+	}
+
+	path := writeLog(t, 7, WriterOptions{Signer: key, CheckpointEvery: 3})
+	res, err := Verify([]string{path}, VerifyOptions{Head: true, PublicKey: pub})
+	if err != nil || !res.OK() {
+		t.Fatalf("signed log: %v %+v", err, res.Problem)
+	}
+	// opened, 7 records with a checkpoint after every 3 (seq 1..2 then),
+	// a checkpoint before closed.
+	if res.Checkpoints < 3 {
+		t.Errorf("%d checkpoints, want at least 3", res.Checkpoints)
+	}
+	if res.SignedSeq != res.LastSeq-2 {
+		t.Errorf("signed up to seq %d of %d; want all but the final checkpoint and closed", res.SignedSeq, res.LastSeq)
+	}
+
+	// Without the key the chain alone is checked; with another key the
+	// checkpoints do not prove anything.
+	if res, _ := Verify([]string{path}, VerifyOptions{}); !res.OK() || res.Checkpoints != 0 {
+		t.Errorf("unsigned verification: %+v", res)
+	}
+	otherDir := t.TempDir()
+	if _, err := LoadOrCreateSigningKey(otherDir); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := LoadPublicKey(filepath.Join(otherDir, PublicKeyFile))
+	if res, _ := Verify([]string{path}, VerifyOptions{PublicKey: other}); res.OK() || res.Problem.Kind != ProblemSignature {
+		t.Errorf("another key: %+v", res.Problem)
+	}
+}
+
+// Someone who rewrites the log and recomputes the whole chain fools the
+// hash chain, but not the checkpoints.
+func TestRechainedLogCaughtBySignature(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := LoadOrCreateSigningKey(dir)
+	pub, _ := LoadPublicKey(filepath.Join(dir, PublicKeyFile))
+	path := writeLog(t, 6, WriterOptions{Signer: key, CheckpointEvery: 100, CheckpointInterval: time.Hour})
+
+	// Change the disposition of the first call and re-hash every line
+	// after it, as an attacker without the key would.
+	var out bytes.Buffer
+	prev := ""
+	changed := false
+	for _, line := range splitLines(readFile(t, path)) {
+		var r Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Call != nil && !changed {
+			r.Call.Disposition = DispositionRejected
+			changed = true
+		}
+		r.Prev = prev
+		b, h, err := encodeLine(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Write(b)
+		prev = h
+	}
+	if !changed {
+		t.Fatal("no call record to change")
+	}
+	writeFile(t, path, out.Bytes())
+	os.Remove(headPath(path))
+
+	if res, _ := Verify([]string{path}, VerifyOptions{}); !res.OK() {
+		t.Fatalf("the re-chained log should fool the chain alone: %+v", res.Problem)
+	}
+	res, _ := Verify([]string{path}, VerifyOptions{PublicKey: pub})
+	if res.OK() || res.Problem.Kind != ProblemSignature {
+		t.Fatalf("re-chained log with the key: %+v", res.Problem)
+	}
+}
