@@ -102,3 +102,37 @@ func TestRechainedLogCaughtBySignature(t *testing.T) {
 		t.Fatalf("re-chained log with the key: %+v", res.Problem)
 	}
 }
+
+// Checkpoints and rotation: a signed chain across rotated files verifies
+// with the key, and every file but the last ends signed.
+func TestSignedCheckpointsAcrossRotation(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := LoadOrCreateSigningKey(dir)
+	pub, _ := LoadPublicKey(filepath.Join(dir, PublicKeyFile))
+	path := filepath.Join(dir, "compliance.jsonl")
+	w, err := OpenWriter(path, WriterOptions{RotateBytes: 4000, Now: newClock(time.Second).Now, Version: "v1",
+		Signer: key, CheckpointEvery: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPseudonymizer(testKey())
+	for i := range 20 {
+		if err := w.Append(sampleRecord(p, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, err := ChainFiles(path)
+	if err != nil || len(files) < 3 {
+		t.Fatalf("files %v %v, want a few", files, err)
+	}
+	res, err := Verify(files, VerifyOptions{Head: true, PublicKey: pub})
+	if err != nil || !res.OK() {
+		t.Fatalf("rotated signed log: %v %+v", err, res.Problem)
+	}
+	if res.Checkpoints < 10 {
+		t.Errorf("%d checkpoints for 20 records at one per 2", res.Checkpoints)
+	}
+}
