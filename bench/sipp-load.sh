@@ -46,4 +46,4 @@ for rate in $RATES; do
   echo "rate=$rate/s calls=$calls ok=$ok failed=$bad sipp_rc=$rc parapet_cpu_per_call=$(( (t1 - t0) * 1000000 / hz / calls ))us"
 done
 kill -INT $PP; wait $PP || true
-"$T/parapet" verify -log "$T/state/compliance.jsonl"
+"$T/parapet" verify -log "$T/state/compliance.jsonl" -key "$T/state/signing.pub"
