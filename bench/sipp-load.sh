@@ -39,7 +39,7 @@ for rate in $RATES; do
   calls=$((rate * 10)); t0=$(ticks)
   rc=0
   sipp 127.0.0.1:$base -sn uac -s 15551230000 -i 127.0.0.1 -p $((base + 20)) -m $calls -r "$rate" -l 4000 \
-    -nostdin -timeout 60s -timeout_error -recv_timeout 10s -buff_size 8388608 -trace_stat -fd 1 >"$T/uac.out" 2>&1 || rc=$?
+    -nostdin -timeout 60s -timeout_error -recv_timeout 10s -buff_size 8388608 -trace_stat -stf "$T/uac_stat.csv" -fd 1 >"$T/uac.out" 2>&1 || rc=$?
   t1=$(ticks)
   ok=$(awk -F'|' '/Successful call/ {gsub(/ /, "", $3); print $3}' "$T/uac.out")
   bad=$(awk -F'|' '/Failed call/ {gsub(/ /, "", $3); print $3}' "$T/uac.out")
