@@ -353,22 +353,7 @@ func (a *dtlsAssoc) run(ctx context.Context) {
 		dtls.WithFlightInterval(dtlsFlightInterval),
 		dtls.WithLoggerFactory(&logging.DefaultLoggerFactory{Writer: io.Discard, DefaultLogLevel: logging.LogLevelDisabled}),
 	}
-	to := net.UDPAddrFromAddrPort(*a.dest.Load())
-	var conn *dtls.Conn
-	var err error
-	if a.params.Client {
-		copts := make([]dtls.ClientOption, len(opts))
-		for i, o := range opts {
-			copts[i] = o
-		}
-		conn, err = dtls.ClientWithOptions(a, to, copts...)
-	} else {
-		sopts := []dtls.ServerOption{dtls.WithClientAuth(dtls.RequireAnyClientCert)}
-		for _, o := range opts {
-			sopts = append(sopts, o)
-		}
-		conn, err = dtls.ServerWithOptions(a, to, sopts...)
-	}
+	conn, err := dtlsConn(a, net.UDPAddrFromAddrPort(*a.dest.Load()), a.params.Client, opts)
 	if err != nil {
 		fail(err)
 		return
@@ -405,6 +390,23 @@ func (a *dtlsAssoc) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// dtlsConn starts a DTLS client or server over pc toward to; a server
+// requires the client's certificate (checked against its fingerprint).
+func dtlsConn(pc net.PacketConn, to net.Addr, client bool, opts []dtls.Option) (*dtls.Conn, error) {
+	if client {
+		copts := make([]dtls.ClientOption, len(opts))
+		for i, o := range opts {
+			copts[i] = o
+		}
+		return dtls.ClientWithOptions(pc, to, copts...)
+	}
+	sopts := []dtls.ServerOption{dtls.WithClientAuth(dtls.RequireAnyClientCert)}
+	for _, o := range opts {
+		sopts = append(sopts, o)
+	}
+	return dtls.ServerWithOptions(pc, to, sopts...)
 }
 
 // keying completes k with the association's role and the peer's

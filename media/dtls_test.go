@@ -80,22 +80,7 @@ func (p *dtlsPeer) handshake(t *testing.T, to netip.AddrPort, client bool, profi
 		opts = append(opts, dtls.WithCipherSuites(p.ciphers...))
 	}
 	ra := net.UDPAddrFromAddrPort(to)
-	var conn *dtls.Conn
-	var err error
-	pc := &peerPacketConn{p: p, to: ra}
-	if client {
-		copts := make([]dtls.ClientOption, len(opts))
-		for i, o := range opts {
-			copts[i] = o
-		}
-		conn, err = dtls.ClientWithOptions(pc, ra, copts...)
-	} else {
-		sopts := []dtls.ServerOption{dtls.WithClientAuth(dtls.RequireAnyClientCert)}
-		for _, o := range opts {
-			sopts = append(sopts, o)
-		}
-		conn, err = dtls.ServerWithOptions(pc, ra, sopts...)
-	}
+	conn, err := dtlsConn(&peerPacketConn{p: p, to: ra}, ra, client, opts)
 	if err != nil {
 		return err
 	}
