@@ -102,6 +102,7 @@ type labOptions struct {
 	outboundMatch   *regexp.Regexp
 	parapetClient   func(*tls.Config) // tweak parapet's client TLS toward the carrier
 	ipv6            bool              // everything on ::1 instead of 127.0.0.1
+	carrierMTLS     bool              // the carrier requires a client certificate (mutual TLS)
 	username        string            // digest credentials of the outbound route
 	password        string
 	outboundMax     int // max_calls of the outbound route
@@ -142,8 +143,12 @@ func newLab(t testing.TB, o labOptions) *lab {
 	}
 
 	// The carrier presents the lab "peer" certificate and trusts the lab CA.
+	carrierAuth := "request"
+	if o.carrierMTLS {
+		carrierAuth = "require"
+	}
 	carrierTLS, err := certs.NewZone(certs.Options{Zone: "sim-carrier", MinVersion: tls.VersionTLS12,
-		CertFile: pki.PeerCertFile, KeyFile: pki.PeerKeyFile, CAFile: pki.CAFile, VerifyPeer: true, ClientAuth: "request"})
+		CertFile: pki.PeerCertFile, KeyFile: pki.PeerKeyFile, CAFile: pki.CAFile, VerifyPeer: true, ClientAuth: carrierAuth})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -654,3 +654,22 @@ func headerOf(msg, name string) string {
 	}
 	return ""
 }
+
+// A carrier that requires mutual TLS gets parapet's zone certificate when
+// parapet dials it, and the call goes through.
+func TestOutboundMutualTLS(t *testing.T) {
+	l := newLab(t, labOptions{carrierMTLS: true})
+	ctx := ctxT(t)
+	caller, callee := l.connect(t, ctx)
+	exchange(t, caller, callee)
+	caller.Hangup(ctx)
+	c := l.sink.waitCalls(t, 1)[0]
+	if b := leg(c, compliance.RoleB); c.Disposition != compliance.DispositionAnswered || b.TLS == nil || b.TLS.PeerCert == nil || !b.TLS.PeerCert.Verified {
+		t.Errorf("record: %s, leg b TLS %+v", c.Disposition, b.TLS)
+	}
+
+	// Without a client certificate the same carrier refuses the handshake.
+	l2 := newLab(t, labOptions{carrierMTLS: true, parapetClient: func(c *tls.Config) { c.GetClientCertificate = nil }})
+	_, err := l2.callOut(ctx, sim.CallOptions{})
+	wantRejected(t, err, 503)
+}
