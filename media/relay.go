@@ -325,29 +325,38 @@ func (st *RelayStream) Configure(s Side, pc PeerConfig) error {
 	if old == nil {
 		old = &peerConfig{}
 	}
+	restartDTLS := false
 	if pc.DTLS != nil {
 		if pc.In != nil || pc.Out != nil {
 			return errors.New("a side is keyed by SDES or by DTLS-SRTP, not both")
 		}
 		n.dtls = pc.DTLS.clone()
-		restart := old.dtls == nil || !old.dtls.equal(pc.DTLS) || old.mux != pc.Mux
-		if !restart {
+		restartDTLS = old.dtls == nil || !old.dtls.equal(pc.DTLS) || old.mux != pc.Mux
+		if restartDTLS {
+			n.waitRTP, n.waitRTCP = true, true
+		} else {
 			// The same association goes on (a re-offer that kept it).
 			n.decRTP, n.decRTCP, n.encRTP, n.encRTCP = old.decRTP, old.decRTCP, old.encRTP, old.encRTCP
 			n.waitRTP, n.waitRTCP = old.waitRTP, old.waitRTCP
-		} else {
-			n.waitRTP, n.waitRTCP = true, true
 		}
-		if old.rtp != n.rtp || old.rtcp != n.rtcp || old.mux != n.mux {
-			e.latchRTP.Store(nil)
-			e.latchRTCP.Store(nil)
-		}
-		e.cfg.Store(n)
-		if restart {
-			return st.startDTLS(e, pc)
-		}
-		return nil
+	} else if err := st.sdesKeys(e, old, n, pc); err != nil {
+		return err
 	}
+	if old.rtp != n.rtp || old.rtcp != n.rtcp || old.mux != n.mux || old.dtls != nil && n.dtls == nil {
+		e.latchRTP.Store(nil)
+		e.latchRTCP.Store(nil)
+	}
+	e.cfg.Store(n)
+	if restartDTLS {
+		return st.startDTLS(e, pc)
+	}
+	return nil
+}
+
+// sdesKeys fills n's contexts from pc's SDES keys (none for plain RTP),
+// keeping old's where a key did not change, and ends any DTLS-SRTP
+// association the side had. Caller holds st.cfgMu.
+func (st *RelayStream) sdesKeys(e *endpoint, old, n *peerConfig, pc PeerConfig) error {
 	if old.dtls != nil {
 		st.stopDTLS(e)
 		e.keying.Store(nil)
@@ -370,11 +379,6 @@ func (st *RelayStream) Configure(s Side, pc PeerConfig) error {
 			return err
 		}
 	}
-	if old.rtp != n.rtp || old.rtcp != n.rtcp || old.mux != n.mux {
-		e.latchRTP.Store(nil)
-		e.latchRTCP.Store(nil)
-	}
-	e.cfg.Store(n)
 	return nil
 }
 

@@ -244,12 +244,17 @@ func (d *dtlsState) verify(raw [][]byte, _ [][]*x509.Certificate) error {
 	return errFingerprint
 }
 
+// dtlsNow is the session's DTLS-SRTP state, nil without DTLS-SRTP.
+func (s *Session) dtlsNow() *dtlsState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dtls
+}
+
 // DTLSError is why the session's DTLS-SRTP handshake failed; nil while it
 // runs, once it succeeded, and on a session without DTLS-SRTP.
 func (s *Session) DTLSError() error {
-	s.mu.Lock()
-	d := s.dtls
-	s.mu.Unlock()
+	d := s.dtlsNow()
 	if d == nil {
 		return nil
 	}
@@ -275,9 +280,7 @@ func (s *Session) DTLSSetup() string {
 // WaitDTLS waits until the session's DTLS-SRTP handshake has ended and
 // returns its error. It fails at once on a session without DTLS-SRTP.
 func (s *Session) WaitDTLS(ctx context.Context) error {
-	s.mu.Lock()
-	d := s.dtls
-	s.mu.Unlock()
+	d := s.dtlsNow()
 	if d == nil {
 		return errors.New("sim: the session does not use DTLS-SRTP")
 	}
@@ -291,9 +294,7 @@ func (s *Session) WaitDTLS(ctx context.Context) error {
 
 // waitKeys holds a sender on a DTLS-SRTP session until it has keys.
 func (s *Session) waitKeys(ctx context.Context) error {
-	s.mu.Lock()
-	d := s.dtls
-	s.mu.Unlock()
+	d := s.dtlsNow()
 	if d == nil {
 		return nil
 	}

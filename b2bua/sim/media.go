@@ -83,9 +83,7 @@ func (s *Session) start() { s.startOnce.Do(s.startMedia) }
 func (s *Session) startMedia() {
 	s.wg.Add(1)
 	go s.receive()
-	s.mu.Lock()
-	d := s.dtls
-	s.mu.Unlock()
+	d := s.dtlsNow()
 	if d != nil {
 		s.wg.Add(1)
 		go s.runDTLS(d)
