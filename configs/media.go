@@ -84,30 +84,34 @@ func (l *loader) media(b *hcl.Block) Media {
 			m.PortMin, m.PortMax = lo, hi
 		}
 	}
-	if mb.Timeout != nil && s.ok("timeout") {
-		d, err := time.ParseDuration(*mb.Timeout)
-		switch {
-		case err != nil:
-			l.errorf(s.value("timeout"), "invalid timeout", `timeout = %q is not a duration; write it as Go does, such as "30s" or "2m".`, *mb.Timeout)
-		case d < minTimeout:
-			l.errorf(s.value("timeout"), "timeout too short", `timeout = %q: the media timeout must be at least 1s.`, *mb.Timeout)
-		default:
-			m.Timeout = d
-		}
+	if d, ok := l.duration(s, "timeout", mb.Timeout, `"30s" or "2m"`, minTimeout,
+		"the media timeout must be at least 1s."); ok {
+		m.Timeout = d
 	}
-	if mb.HoldTimeout != nil && s.ok("hold_timeout") {
-		d, err := time.ParseDuration(*mb.HoldTimeout)
-		switch {
-		case err != nil:
-			l.errorf(s.value("hold_timeout"), "invalid hold_timeout", `hold_timeout = %q is not a duration; write it as Go does, such as "1h" or "90m".`, *mb.HoldTimeout)
-		case d < m.Timeout:
-			l.errorf(s.value("hold_timeout"), "hold_timeout too short",
-				`hold_timeout = %q is shorter than timeout (%s): a call on hold would be ended sooner than one that is not.`, *mb.HoldTimeout, m.Timeout)
-		default:
-			m.HoldTimeout = d
-		}
+	if d, ok := l.duration(s, "hold_timeout", mb.HoldTimeout, `"1h" or "90m"`, m.Timeout,
+		fmt.Sprintf("it is shorter than timeout (%s): a call on hold would be ended sooner than one that is not.", m.Timeout)); ok {
+		m.HoldTimeout = d
 	}
 	return m
+}
+
+// duration reads the optional duration attribute name (v nil when absent):
+// it reports an error and false when v is not a duration or is below min
+// (tooShort says why), and returns the value otherwise.
+func (l *loader) duration(s *scope, name string, v *string, examples string, min time.Duration, tooShort string) (time.Duration, bool) {
+	if v == nil || !s.ok(name) {
+		return 0, false
+	}
+	d, err := time.ParseDuration(*v)
+	switch {
+	case err != nil:
+		l.errorf(s.value(name), "invalid "+name, `%s = %q is not a duration; write it as Go does, such as %s.`, name, *v, examples)
+	case d < min:
+		l.errorf(s.value(name), name+" too short", `%s = %q: %s`, name, *v, tooShort)
+	default:
+		return d, true
+	}
+	return 0, false
 }
 
 // parsePorts parses "LO-HI" with 1024 <= LO < HI <= 65535, rounds LO up to
