@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/parapet-sbc/parapet/certs"
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/pion/rtp"
 )
 
 func requirePeers(t *testing.T, tools ...string) {
@@ -495,39 +497,41 @@ func (c *capture) sipLegClear(t *testing.T, port int) {
 
 type mediaVerdict struct {
 	packets, unique, frameSized int
-	// tagged counts packets Wireshark decoded as SRTP with an
-	// authentication tag (it can when it saw the keying: SDES in clear
-	// SDP, or a DTLS-SRTP handshake).
-	tagged int
+	// other counts UDP datagrams on the ports that are not RTP (RTCP,
+	// DTLS, STUN), for the failure message.
+	other int
 }
 
-// media reads the RTP-like packets to and from a port range.
+// media reads the RTP packets to and from a port range. It parses the raw
+// UDP payloads itself (RFC 7983 demultiplexing, RFC 5761 RTP/RTCP split)
+// rather than trusting Wireshark's RTP heuristic, which can give a whole
+// conversation to another dissector when its first datagram is not RTP.
 func (c *capture) media(t *testing.T, lo, hi int) mediaVerdict {
 	t.Helper()
-	lines := c.tshark(t, "--enable-heuristic", "rtp_udp", "-Y",
-		fmt.Sprintf("rtp.version == 2 && !rtcp && (udp.srcport in {%d..%d} || udp.dstport in {%d..%d})", lo, hi, lo, hi),
-		"-T", "fields", "-e", "rtp.payload", "-e", "srtp.enc_payload", "-e", "srtp.auth_tag")
+	lines := c.tshark(t, "-Y", fmt.Sprintf("udp.srcport in {%d..%d} || udp.dstport in {%d..%d}", lo, hi, lo, hi),
+		"-T", "fields", "-e", "udp.payload")
 	v := mediaVerdict{}
 	seen := map[string]bool{}
 	for _, l := range lines {
-		f := strings.Split(l, "\t")
-		for len(f) < 3 {
-			f = append(f, "")
-		}
-		// A packet decoded as SRTP has its payload in srtp.enc_payload.
-		p := strings.ReplaceAll(strings.TrimSpace(f[0]+f[1]), ":", "")
-		if p == "" {
+		b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimSpace(l), ":", ""))
+		// RTP and RTCP start with 128..191; RTCP packet types 192..223
+		// sit where RTP's marker bit and payload type would be.
+		if err != nil || len(b) < 12 || b[0] < 128 || b[0] > 191 || (b[1] >= 192 && b[1] <= 223) {
+			v.other++
 			continue
 		}
-		if strings.TrimSpace(f[2]) != "" {
-			v.tagged++
+		var pkt rtp.Packet
+		if pkt.Unmarshal(b) != nil || len(pkt.Payload) == 0 {
+			v.other++
+			continue
 		}
+		p := string(pkt.Payload)
 		v.packets++
 		if !seen[p] {
 			seen[p] = true
 			v.unique++
 		}
-		if len(p) == 2*160 {
+		if len(pkt.Payload) == 160 {
 			v.frameSized++
 		}
 	}
@@ -553,16 +557,15 @@ func (c *capture) wantMedia(t *testing.T, srtpPorts, plainPorts int) {
 	}
 }
 
-// srtp reports whether the packets look encrypted: Wireshark decoded most
-// as SRTP with a tag, or every payload differs and none has the bare
-// 160-byte G.711 frame size (an SRTP payload carries its authentication
-// tag).
+// srtp reports whether the packets look encrypted: (nearly) every payload
+// differs and few have the bare 160-byte G.711 frame size (an SRTP payload
+// carries its authentication tag after the ciphertext).
 func (v mediaVerdict) srtp() bool {
-	return v.packets > 0 && (v.tagged*2 > v.packets || v.unique*100 >= v.packets*95 && v.frameSized*10 < v.packets)
+	return v.packets > 0 && v.unique*100 >= v.packets*95 && v.frameSized*10 < v.packets
 }
 
 // plain reports whether the packets look like the test tone in clear: frame
 // sized and repeating.
 func (v mediaVerdict) plain() bool {
-	return v.packets > 0 && v.tagged == 0 && v.frameSized*10 >= v.packets*9 && v.unique*2 < v.packets
+	return v.packets > 0 && v.frameSized*10 >= v.packets*9 && v.unique*2 < v.packets
 }
