@@ -320,7 +320,15 @@ type process struct {
 
 func runParapet(t *testing.T, args ...string) *process {
 	t.Helper()
+	return runParapetIn(t, t.TempDir(), args...)
+}
+
+// runParapetIn runs `parapet run` with dir as its working directory (where
+// the embedded default keeps its state).
+func runParapetIn(t *testing.T, dir string, args ...string) *process {
+	t.Helper()
 	p := &process{cmd: exec.Command(buildParapet(t), append([]string{"run"}, args...)...), more: make(chan struct{}, 1)}
+	p.cmd.Dir = dir
 	stderr, _ := p.cmd.StderrPipe()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

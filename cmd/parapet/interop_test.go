@@ -42,11 +42,15 @@ func requirePeers(t *testing.T, tools ...string) {
 	}
 }
 
-// portBlock finds 100 consecutive ports free for both UDP and TCP.
+// portBlock finds 100 consecutive ports free for both UDP and TCP, in
+// 20000-29999: below Linux's ephemeral range (32768 up), where an outgoing
+// connection could take a port after it was checked, and clear of the
+// media ports the b2bua package's tests use (30000-39999) while both
+// packages' tests run at once.
 func portBlock(t *testing.T) int {
 	t.Helper()
 	for range 50 {
-		base := 20000 + rand.IntN(400)*100
+		base := 20000 + rand.IntN(100)*100
 		free := true
 		for p := base; p < base+100 && free; p++ {
 			u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
