@@ -148,27 +148,7 @@ func TestRunStopsCleanlyOnSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildParapet(t)
 	base := portBlock(t)
-	pki, err := certs.EnsureLab(filepath.Join(dir, "state", "certs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	zt, err := certs.NewZone(certs.Options{Zone: "sim", MinVersion: tls.VersionTLS12, CertFile: pki.PeerCertFile,
-		KeyFile: pki.PeerKeyFile, CAFile: pki.CAFile, VerifyPeer: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	loop := netip.MustParseAddr("127.0.0.1")
-	carrier, err := sim.New(sim.Config{Name: "carrier", Transport: "tls", Listen: netip.AddrPortFrom(loop, uint16(base+1)),
-		ServerTLS: zt.ServerConfig(), ClientTLS: zt.ClientConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer carrier.Close()
-	pbx, err := sim.New(sim.Config{Name: "pbx", Transport: "udp", Listen: netip.AddrPortFrom(loop, uint16(base+2))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pbx.Close()
+	carrier, pbx := simPeers(t, filepath.Join(dir, "state", "certs"), base+1, base+2)
 	conf := filepath.Join(dir, "parapet.hcl")
 	os.WriteFile(conf, []byte(fmt.Sprintf(`
 state_dir = "state"
@@ -220,16 +200,7 @@ admin { listen = "127.0.0.1:%d" }
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	caller, err := pbx.Call(ctx, fmt.Sprintf("sip:+15551230000@127.0.0.1:%d", base+60), sim.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var callee *sim.Session
-	select {
-	case callee = <-carrier.Incoming():
-	case <-time.After(10 * time.Second):
-		t.Fatal("carrier never got the call")
-	}
+	caller, callee := placeCall(ctx, t, pbx, carrier, fmt.Sprintf("sip:+15551230000@127.0.0.1:%d", base+60))
 
 	cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -493,4 +464,50 @@ admin { listen = "127.0.0.1:%d" }
 	if newHash != reloaded.PolicyHash || refused == nil || refused.PolicyHash != newHash {
 		t.Errorf("source_refused event %+v, want it under the reloaded policy %s", refused, newHash)
 	}
+}
+
+// simPeers makes the lab PKI in certDir (as parapet would) and starts a
+// simulated carrier over TLS, with a certificate that PKI's CA signed, and a
+// simulated PBX over UDP, on loopback at the given ports. Both close when
+// the test ends.
+func simPeers(t *testing.T, certDir string, carrierPort, pbxPort int) (carrier, pbx *sim.Peer) {
+	t.Helper()
+	pki, err := certs.EnsureLab(certDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zt, err := certs.NewZone(certs.Options{Zone: "sim", MinVersion: tls.VersionTLS12, CertFile: pki.PeerCertFile,
+		KeyFile: pki.PeerKeyFile, CAFile: pki.CAFile, VerifyPeer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop := netip.MustParseAddr("127.0.0.1")
+	carrier, err = sim.New(sim.Config{Name: "carrier", Transport: "tls", Listen: netip.AddrPortFrom(loop, uint16(carrierPort)),
+		ServerTLS: zt.ServerConfig(), ClientTLS: zt.ClientConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { carrier.Close() })
+	pbx, err = sim.New(sim.Config{Name: "pbx", Transport: "udp", Listen: netip.AddrPortFrom(loop, uint16(pbxPort))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pbx.Close() })
+	return carrier, pbx
+}
+
+// placeCall has from call uri through parapet and returns both ends once
+// the call reached to.
+func placeCall(ctx context.Context, t *testing.T, from, to *sim.Peer, uri string) (caller, callee *sim.Session) {
+	t.Helper()
+	caller, err := from.Call(ctx, uri, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case callee = <-to.Incoming():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the callee side never got the call")
+	}
+	return caller, callee
 }

@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/parapet-sbc/parapet/b2bua/sim"
-	"github.com/parapet-sbc/parapet/certs"
 	"github.com/parapet-sbc/parapet/compliance"
 )
 
@@ -135,29 +132,9 @@ func TestRunEmbeddedDefault(t *testing.T) {
 	}
 	requireLabPorts(t)
 	dir := t.TempDir()
-	// The lab PKI parapet would create; made first so the simulated carrier
+	// The lab PKI parapet would create, made first so the simulated carrier
 	// can present a certificate parapet's lab CA signed.
-	pki, err := certs.EnsureLab(filepath.Join(dir, "parapet-state", "certs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	zt, err := certs.NewZone(certs.Options{Zone: "sim", MinVersion: tls.VersionTLS12, CertFile: pki.PeerCertFile,
-		KeyFile: pki.PeerKeyFile, CAFile: pki.CAFile, VerifyPeer: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	loop := netip.MustParseAddr("127.0.0.1")
-	carrier, err := sim.New(sim.Config{Name: "carrier", Transport: "tls", Listen: netip.AddrPortFrom(loop, 5062),
-		ServerTLS: zt.ServerConfig(), ClientTLS: zt.ClientConfig()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer carrier.Close()
-	pbx, err := sim.New(sim.Config{Name: "pbx", Transport: "udp", Listen: netip.AddrPortFrom(loop, 5070)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pbx.Close()
+	carrier, pbx := simPeers(t, filepath.Join(dir, "parapet-state", "certs"), 5062, 5070)
 
 	p := runParapetIn(t, dir)
 	for _, path := range []string{"/healthz", "/readyz"} {
@@ -174,16 +151,7 @@ func TestRunEmbeddedDefault(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	caller, err := pbx.Call(ctx, "sip:+15551230000@127.0.0.1:5060", sim.CallOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var callee *sim.Session
-	select {
-	case callee = <-carrier.Incoming():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the carrier never got the call")
-	}
+	caller, callee := placeCall(ctx, t, pbx, carrier, "sip:+15551230000@127.0.0.1:5060")
 	// Real packets both ways through the relay: plain RTP from the PBX,
 	// SRTP on the carrier side, every payload checked at the far end.
 	if err := sim.Prime(ctx, caller, callee); err != nil {
