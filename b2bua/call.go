@@ -611,7 +611,8 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 
 	var refused *policy.Decision
 	var early bool
-	err = uac.WaitAnswer(bctx, sipgo.AnswerOptions{
+	var lastCode int // of the last provisional without SDP relayed to A
+	err = waitAnswer(bctx, uac, sipgo.AnswerOptions{
 		Username: c.route.Username,
 		Password: c.route.Password,
 		OnResponse: func(res *sip.Response) error {
@@ -643,6 +644,12 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 			if code != 180 && code != 183 {
 				code = 180
 			}
+			// A callee re-sending its ringing tells the caller nothing new:
+			// relay a provisional without SDP only when its status changes.
+			if code == lastCode {
+				return nil
+			}
+			lastCode = code
 			return c.provisionalA(sip.NewResponseFromRequest(a.uas.InviteRequest, code, reasonPhrase(code), nil))
 		},
 	})
@@ -998,4 +1005,32 @@ func (c *Call) finish() {
 		c.s.rec.append(rec)
 		c.log.Info("call ended", "disposition", c.disposition, "status", c.status, "reason", c.endReason)
 	})
+}
+
+// sipgo's WaitAnswer stops after 10 responses with this error, though the
+// INVITE transaction goes on; a callee that re-sends 180 or 183 while it
+// rings (carriers do, every few seconds) would fail the call.
+const tooManyResponses = "more than 10 responses received"
+
+// maxProvisionalRounds bounds how many times waitAnswer resumes: a callee
+// that sends thousands of provisional responses without an answer is
+// failed rather than waited on until Timer C.
+const maxProvisionalRounds = 100
+
+// waitAnswer is uac.WaitAnswer without its limit of 10 responses: when that
+// limit is hit it resumes on the same transaction (the responses already
+// read were handed to opts.OnResponse). Digest retries stay bounded by
+// sipgo within each round.
+func waitAnswer(ctx context.Context, uac *sipgo.DialogClientSession, opts sipgo.AnswerOptions) error {
+	for round := 0; ; round++ {
+		err := uac.WaitAnswer(ctx, opts)
+		if err == nil || err.Error() != tooManyResponses || round == maxProvisionalRounds || ctx.Err() != nil {
+			return err
+		}
+		if res := uac.InviteResponse; res != nil && !res.IsProvisional() {
+			// The tenth response was final (a challenge that sipgo could
+			// not answer within the limit): not worth resuming.
+			return err
+		}
+	}
 }

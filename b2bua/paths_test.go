@@ -159,6 +159,30 @@ func TestCancelPropagates(t *testing.T) {
 }
 
 // A callee failure is mapped back to the caller.
+// A callee that sends many provisional responses (here 40 × 180) is still
+// answered: sipgo's WaitAnswer gives up after 10 responses, parapet goes on
+// waiting. The caller gets one 180: repeats without SDP are not relayed.
+func TestManyProvisionalResponses(t *testing.T) {
+	l := newLab(t, labOptions{carrierAnswer: sim.Answer{Ring: 400 * time.Millisecond, MoreRinging: 39}})
+	ctx := ctxT(t)
+	caller, callee := l.connect(t, ctx)
+	exchange(t, caller, callee)
+	caller.Hangup(ctx)
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionAnswered {
+		t.Errorf("disposition %s %q", c.Disposition, c.EndReason)
+	}
+	var ringing int
+	for _, p := range caller.Provisional() {
+		if strings.HasPrefix(p, "SIP/2.0 180") {
+			ringing++
+		}
+	}
+	if ringing != 1 {
+		t.Errorf("the caller saw %d 180s, want the repeats folded into one: %q", ringing, caller.Provisional())
+	}
+}
+
 func TestCalleeBusy(t *testing.T) {
 	l := newLab(t, labOptions{carrierAnswer: sim.Answer{Status: 486}})
 	_, err := l.callOut(ctxT(t), sim.CallOptions{})

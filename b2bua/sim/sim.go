@@ -63,6 +63,9 @@ type Answer struct {
 	Suite string
 	// Ring delays the answer after a 180.
 	Ring time.Duration
+	// MoreRinging, with Ring, sends this many more 180s, 5 ms apart, after
+	// the first (a callee or carrier that keeps re-sending its ringing).
+	MoreRinging int
 	// Early sends 183 Session Progress with the SDP answer before ringing.
 	Early bool
 	// Digest, when set, challenges every INVITE (401) and accepts only
@@ -525,6 +528,10 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if ans.Ring > 0 {
 		uas.Respond(180, "Ringing", nil)
+		for range ans.MoreRinging {
+			time.Sleep(5 * time.Millisecond)
+			uas.Respond(180, "Ringing", nil)
+		}
 		select {
 		case <-time.After(ans.Ring):
 		case <-uas.Context().Done():
