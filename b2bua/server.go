@@ -455,7 +455,10 @@ func (s *Server) safe(h sipgo.RequestHandler) sipgo.RequestHandler {
 	}
 }
 
-const allowMethods = "INVITE, ACK, CANCEL, BYE, INFO, OPTIONS"
+// allowMethods is what parapet handles. UPDATE is left out on purpose: a
+// session-timer refresher (RFC 4028) then uses re-INVITE, which parapet
+// answers; PRACK is handled toward a caller that requires 100rel.
+const allowMethods = "INVITE, ACK, CANCEL, BYE, PRACK, INFO, OPTIONS"
 
 func (s *Server) commonHeaders(res *sip.Response) {
 	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
