@@ -733,6 +733,7 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	c.answered = time.Now()
 	c.mu.Unlock()
 	c.established.Store(true)
+	c.relay.Watch() // media.timeout counts from the answer, not while ringing
 	// sipgo retransmits the 2xx until the ACK comes, for up to 64*T1; a
 	// hangup (shutdown, media timeout) must not wait that long.
 	acked := make(chan error, 1)

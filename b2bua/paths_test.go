@@ -267,6 +267,20 @@ func TestMediaTimeout(t *testing.T) {
 	}
 }
 
+// media.timeout counts from the answer: a callee that rings in silence for
+// longer is still answered, and the call then times out as usual.
+func TestRingingLongerThanMediaTimeout(t *testing.T) {
+	l := newLab(t, labOptions{mediaTimeout: time.Second, carrierAnswer: sim.Answer{Ring: 2500 * time.Millisecond}})
+	ctx := ctxT(t)
+	caller, callee := l.connect(t, ctx)
+	exchange(t, caller, callee)
+	waitEnded(t, "media timeout", caller, callee)
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionTimeout || c.Answer == nil || c.Answer.Sub(c.Start) < 2*time.Second {
+		t.Errorf("disposition %s %q, answer %v, start %v", c.Disposition, c.EndReason, c.Answer, c.Start)
+	}
+}
+
 // A source outside the zone's peers gets 403; in observe mode the call
 // proceeds and the record says would_reject.
 func TestSourceNotAllowed(t *testing.T) {

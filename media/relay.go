@@ -116,12 +116,13 @@ type Relay struct {
 	cfg  RelayConfig
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	streams []*RelayStream
-	started bool
-	closed  bool
-	done    chan struct{}
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	streams  []*RelayStream
+	started  bool
+	watching bool
+	closed   bool
+	done     chan struct{}
+	wg       sync.WaitGroup
 
 	counters [2]counters
 	// active is set by any valid packet and cleared by the watchdog at each
@@ -401,8 +402,8 @@ func contextPair[T comparable](oldKey, newKey []byte, oldRTP, oldRTCP T, newCtx 
 	return rtp, rtcp, nil
 }
 
-// Start starts the relay's goroutines: one reader per socket and, with a
-// timeout, the idle watchdog.
+// Start starts the relay's goroutines: one reader per socket. The idle
+// watchdog waits for Watch.
 func (r *Relay) Start() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -413,10 +414,21 @@ func (r *Relay) Start() {
 	for _, st := range r.streams {
 		st.start()
 	}
-	if r.cfg.Timeout > 0 {
-		r.wg.Add(1)
-		go r.watchdog()
+}
+
+// Watch arms the idle watchdog (when Timeout is set): from now on, no
+// valid packet for Timeout (HoldTimeout on hold) calls OnIdle. A call is
+// watched from its answer on: before it, a callee may ring in silence for
+// longer than the media timeout. Watch is idempotent.
+func (r *Relay) Watch() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.watching || r.closed || r.cfg.Timeout <= 0 {
+		return
 	}
+	r.watching = true
+	r.wg.Add(1)
+	go r.watchdog()
 }
 
 func (st *RelayStream) start() {

@@ -290,6 +290,7 @@ func TestRelayOverSockets(t *testing.T) {
 	configure(t, st, SideA, pa.LocalAddr().(*net.UDPAddr).AddrPort(), aKey, aOut)
 	configure(t, st, SideB, pb.LocalAddr().(*net.UDPAddr).AddrPort(), bKey, bOut)
 	r.Start()
+	r.Watch()
 
 	toRelayA := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(st.Local(SideA, netip.Addr{}).Port))
 	dec, _ := srtp.CreateContext(bOut.Key[:16], bOut.Key[16:], srtp.ProtectionProfileAeadAes128Gcm)
