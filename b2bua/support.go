@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -168,7 +169,7 @@ func redactAttr(a slog.Attr) slog.Attr {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		return slog.String(a.Key, redactString(v.String()))
+		return slog.String(a.Key, redactValue(a.Key, v.String()))
 	case slog.KindGroup:
 		g := v.Group()
 		out := make([]any, len(g))
@@ -177,16 +178,65 @@ func redactAttr(a slog.Attr) slog.Attr {
 		}
 		return slog.Group(a.Key, out...)
 	case slog.KindAny:
-		return slog.String(a.Key, redactString(v.String()))
+		return slog.String(a.Key, redactValue(a.Key, v.String()))
 	}
 	return slog.Attr{Key: a.Key, Value: v}
 }
 
-// redactString drops whole SIP messages and anything with SDES keys.
+// redactValue withholds raw wire data: sipgo logs what it failed to parse
+// as "data", and a TCP or TLS read can begin anywhere in a message, with an
+// SDES key and none of the markers redactString looks for.
+func redactValue(key, s string) string {
+	if key == "data" || strings.ContainsAny(s, "\r\n") {
+		return fmt.Sprintf("[%d bytes of SIP data withheld]", len(s))
+	}
+	return redactString(s)
+}
+
+// redactString drops whole SIP messages and anything with SDES keys, and
+// masks any long base64 run (an SDES key is 40 to 64 characters of it) in
+// what is left, such as a parse error quoting the bytes it choked on.
 func redactString(s string) string {
 	if strings.Contains(s, "inline:") || strings.Contains(s, "a=crypto") ||
 		strings.Contains(s, "\r\n\r\n") || strings.Contains(s, "SIP/2.0\r\n") {
 		return "[redacted: SIP message or key material]"
 	}
-	return s
+	return maskKeyLike(s)
+}
+
+// keyLikeRun is the length from which a run of base64 characters with an
+// upper-case letter, '+' or '/' in it is masked: shorter than any SRTP
+// master key and salt in base64 (40), longer than hex identifiers need
+// (those are kept, being lower-case).
+const keyLikeRun = 24
+
+func maskKeyLike(s string) string {
+	var b strings.Builder
+	start := -1
+	flush := func(end int) {
+		run := s[start:end]
+		if len(run) >= keyLikeRun && strings.ContainsAny(run, "ABCDEFGHIJKLMNOPQRSTUVWXYZ+/") {
+			b.WriteString("[…]")
+		} else {
+			b.WriteString(run)
+		}
+		start = -1
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' {
+			if start < 0 {
+				start = i
+			}
+			continue
+		}
+		if start >= 0 {
+			flush(i)
+		}
+		b.WriteByte(c)
+	}
+	if start >= 0 {
+		flush(len(s))
+	}
+	return b.String()
 }

@@ -23,6 +23,22 @@ func TestRedactHandler(t *testing.T) {
 		t.Errorf("other warnings must be logged, with keys redacted: %s", out)
 	}
 
+	// A TCP read that began with the key: sipgo logs the chunk it could
+	// not parse, and quotes it in the error.
+	buf.Reset()
+	log.Error("failed to parse", "error", "transmission beginning 'WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^31' is not a SIP message",
+		"data", "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^31\r\nhello world\r\n")
+	out = buf.String()
+	if !strings.Contains(out, "failed to parse") || strings.Contains(out, "WVNfX19zZW1jdGwg") || !strings.Contains(out, "bytes of SIP data withheld") {
+		t.Errorf("wire data or a key logged: %s", out)
+	}
+	// Hex identifiers (call ids, tags) stay readable.
+	buf.Reset()
+	log.Warn("tx", "key", "z9hg4bk-0123456789abcdef0123456789abcdef", "call", "3f2a9c0e5b7d41a68e2c90b1d4f7a6c3@parapet")
+	if out := buf.String(); !strings.Contains(out, "0123456789abcdef0123456789abcdef") || !strings.Contains(out, "3f2a9c0e5b7d41a68e2c90b1d4f7a6c3") {
+		t.Errorf("identifiers masked: %s", out)
+	}
+
 	buf.Reset()
 	debug := slog.New(&redactHandler{h: slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})})
 	debug.Warn("TCP ref went negative", "ref", -1)
