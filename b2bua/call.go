@@ -608,6 +608,9 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 		return false
 	}
 	b.uac = uac
+	c.mu.Lock()
+	c.noteBConnLocked(strings.ToLower(t.Transport.String()), uac.InviteRequest.Destination())
+	c.mu.Unlock()
 
 	var refused *policy.Decision
 	var early bool
@@ -816,15 +819,28 @@ func (c *Call) noteB(res *sip.Response) {
 		return
 	}
 	b.remote = res.Source()
-	conn, err := b.zone.ua.TransportLayer().GetConnection(strings.ToLower(res.Transport()), res.Source())
+	if ap, err := netip.ParseAddrPort(res.Source()); err == nil {
+		b.sig.Source = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	c.noteBConnLocked(strings.ToLower(res.Transport()), res.Source())
+}
+
+// noteBConnLocked takes the local address and, over TLS, the handshake of
+// the connection to B at addr, if it is still open and not yet noted. It is
+// called as soon as the INVITE was written (a callee may answer and close
+// the connection before its response is looked at) and again for the
+// first response. Caller holds c.mu.
+func (c *Call) noteBConnLocked(network, addr string) {
+	b := c.b
+	if b.local != "" && (b.transport != policy.TransportTLS || b.sig.TLS != nil) {
+		return
+	}
+	conn, err := b.zone.ua.TransportLayer().GetConnection(network, addr)
 	if err != nil || conn == nil {
 		return
 	}
 	if la := conn.LocalAddr(); la != nil {
 		b.local = la.String()
-	}
-	if ap, err := netip.ParseAddrPort(res.Source()); err == nil {
-		b.sig.Source = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	if b.transport != policy.TransportTLS {
 		return

@@ -141,6 +141,9 @@ func TestCarrierCertificateNotTrusted(t *testing.T) {
 	if ev == nil || ev.PeerCert == nil || ev.PeerCert.SHA256 == "" {
 		t.Errorf("client handshake failure event %+v", ev)
 	}
+	if b := leg(c, compliance.RoleB); b == nil || control(b, policy.ControlTransmission) != policy.StatusNotApplicable {
+		t.Errorf("callee leg after a failed handshake: %+v", b)
+	}
 }
 
 // CANCEL from the caller propagates to the callee; the record says cancelled.
@@ -158,7 +161,6 @@ func TestCancelPropagates(t *testing.T) {
 	}
 }
 
-// A callee failure is mapped back to the caller.
 // A callee that sends many provisional responses (here 40 × 180) is still
 // answered: sipgo's WaitAnswer gives up after 10 responses, parapet goes on
 // waiting. The caller gets one 180: repeats without SDP are not relayed.
@@ -183,6 +185,8 @@ func TestManyProvisionalResponses(t *testing.T) {
 	}
 }
 
+// A callee failure is mapped back to the caller. The callee leg's record
+// still carries the TLS handshake its INVITE and 486 crossed.
 func TestCalleeBusy(t *testing.T) {
 	l := newLab(t, labOptions{carrierAnswer: sim.Answer{Status: 486}})
 	_, err := l.callOut(ctxT(t), sim.CallOptions{})
@@ -190,6 +194,50 @@ func TestCalleeBusy(t *testing.T) {
 	c := l.sink.waitCalls(t, 1)[0]
 	if c.Disposition != compliance.DispositionFailed || c.SIPStatus != 486 {
 		t.Errorf("record %s %d", c.Disposition, c.SIPStatus)
+	}
+	b := leg(c, compliance.RoleB)
+	if b == nil || b.TLS == nil || b.TLS.PeerCert == nil || !b.TLS.PeerCert.Verified || b.Local == "" {
+		t.Fatalf("callee leg lacks its TLS evidence: %+v", b)
+	}
+	for _, ctl := range []policy.Control{policy.ControlAuthentication, policy.ControlTransmission} {
+		if got := control(b, ctl); got != policy.StatusSatisfied {
+			t.Errorf("callee leg %s = %s: %+v", ctl, got, b.Controls)
+		}
+	}
+}
+
+// A carrier that refuses the connection: the caller gets 503, and the
+// callee leg, on which nothing was sent, is judged not_applicable rather
+// than violated.
+func TestCarrierUnreachable(t *testing.T) {
+	l := newLab(t, labOptions{})
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := closed.Addr().(*net.TCPAddr).Port
+	closed.Close()
+	cfg := l.cfg
+	cfg.Routes = append([]b2bua.Route{}, cfg.Routes...)
+	cfg.Routes[0].Target.Port = port
+	if err := l.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.callOut(ctxT(t), sim.CallOptions{})
+	wantRejected(t, err, 503)
+	c := l.sink.waitCalls(t, 1)[0]
+	b := leg(c, compliance.RoleB)
+	if c.Disposition != compliance.DispositionFailed || b == nil {
+		t.Fatalf("record %s %q, legs %+v", c.Disposition, c.EndReason, c.Legs)
+	}
+	for _, f := range b.Controls {
+		if f.Status != policy.StatusNotApplicable {
+			t.Errorf("unreached callee leg: %+v", b.Controls)
+			break
+		}
+	}
+	if len(b.Controls) != 3 {
+		t.Errorf("unreached callee leg has %d findings, want 3", len(b.Controls))
 	}
 }
 

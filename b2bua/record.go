@@ -60,6 +60,9 @@ func (c *Call) legRecord(l *leg, flowed bool) compliance.Leg {
 	}
 	o := policy.LegOutcome{Signaling: l.sig, SourceAdmitted: l.admitted, Originated: l.role == compliance.RoleB,
 		MediaFlowed: flowed}
+	// A B leg over TCP or TLS with no connection noted and no response: the
+	// dial or the handshake failed, and nothing was sent.
+	o.NotConnected = o.Originated && l.transport != policy.TransportUDP && l.local == "" && l.remote == ""
 	if c.relay != nil && len(l.m.streams) > 0 {
 		m := &compliance.LegMedia{KeyExchange: policy.KeyExchangeNone.String()}
 		kx := policy.KeyExchangeNone

@@ -159,6 +159,7 @@ func TestDocsCoverSchema(t *testing.T) {
 		ProblemAltered, ProblemMissing, ProblemReordered, ProblemMalformed, ProblemTruncated, ProblemHead, ProblemChainStart,
 		string(policy.VerdictAllowed), string(policy.VerdictUpgraded), string(policy.VerdictRejected), string(policy.VerdictWouldReject),
 		string(policy.StatusSatisfied), string(policy.StatusViolated), string(policy.StatusNotRequired),
+		string(policy.StatusNotApplicable),
 	} {
 		if !strings.Contains(docs, "`"+s+"`") {
 			t.Errorf("`%s` is not documented", s)

@@ -59,6 +59,10 @@ const (
 	// StatusNotRequired means the leg ran without the protection and its
 	// zone's policy does not require it (an internal network, say).
 	StatusNotRequired FindingStatus = "not_required"
+	// StatusNotApplicable means nothing was sent on the leg: parapet never
+	// got a connection to the peer (refused, unreachable, or a TLS handshake
+	// that failed, which has its own connection event).
+	StatusNotApplicable FindingStatus = "not_applicable"
 )
 
 // Finding ties one control to what was observed on one leg.
@@ -86,6 +90,9 @@ type LegOutcome struct {
 	// MediaFlowed is false when the call never carried media (rejected,
 	// cancelled or failed before an answer): media is then not judged.
 	MediaFlowed bool
+	// NotConnected is true for a leg parapet dialled over TCP or TLS and
+	// never got a connection on: nothing was sent, nothing is judged.
+	NotConnected bool
 }
 
 // LegFindings judges a leg's outcome against the transmission-security and
@@ -105,6 +112,12 @@ func LegFindings(z *Zone, o LegOutcome) []Finding {
 			out = append(out, Finding{ControlAccess, StatusViolated,
 				fmt.Sprintf("source %s outside zone %q peers (observe mode)", o.Signaling.Source.Addr(), z.Name)})
 		}
+	}
+
+	if o.NotConnected {
+		d := fmt.Sprintf("no %s connection to the peer: nothing was sent", o.Signaling.Transport)
+		return append(out, Finding{ControlAuthentication, StatusNotApplicable, d},
+			Finding{ControlTransmission, StatusNotApplicable, d}, Finding{ControlEncryption, StatusNotApplicable, d})
 	}
 
 	// (d): did we authenticate the peer's certificate?

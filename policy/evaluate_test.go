@@ -367,6 +367,13 @@ func TestLegFindings(t *testing.T) {
 	if status(fs, ControlEncryption) != StatusViolated {
 		t.Errorf("observed plain leg on a require zone: %s", status(fs, ControlEncryption))
 	}
+	// A carrier parapet could not connect to: nothing sent, nothing judged
+	// (and above all no "violated" for a TLS leg that never existed).
+	fs = LegFindings(carrierZone(), LegOutcome{Signaling: SignalingFacts{Transport: TransportTLS}, Originated: true, NotConnected: true})
+	if len(fs) != 3 || status(fs, ControlAuthentication) != StatusNotApplicable || status(fs, ControlTransmission) != StatusNotApplicable ||
+		status(fs, ControlEncryption) != StatusNotApplicable {
+		t.Errorf("unconnected leg: %+v", fs)
+	}
 	// A rejected call carried no media: only signaling is judged.
 	fs = LegFindings(carrierZone(), LegOutcome{Signaling: tlsSig, SourceAdmitted: true})
 	if status(fs, ControlEncryption) != StatusSatisfied || status(fs, ControlTransitIntegrity) != "" {
