@@ -91,17 +91,33 @@ func TestLegacyTLSRefusedAndRecorded(t *testing.T) {
 	if !strings.HasPrefix(e.Remote, "127.0.0.1:") {
 		t.Errorf("remote %q", e.Remote)
 	}
-	// A second refusal from the same source within the interval is folded
-	// into the next record instead of writing one more.
+	// More TLS 1.0 refusals from the same source within the interval are
+	// folded instead of each writing a record; a TLS 1.1 attempt is another
+	// kind, recorded at once.
+	dial(tls.VersionTLS10)
+	dial(tls.VersionTLS10)
 	dial(tls.VersionTLS11)
-	for deadline := time.Now().Add(5 * time.Second); l.srv.Stats().TLSRefused < 2; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); l.srv.Stats().TLSRefused < 4; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the second refusal was not counted: %+v", l.srv.Stats())
+			t.Fatalf("the refusals were not counted: %+v", l.srv.Stats())
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // its record, had it not been folded, is written right after the count
-	if evs := l.sink.conns(); len(evs) != 1 {
-		t.Errorf("%d events, want the flood folded into 1", len(evs))
+	time.Sleep(100 * time.Millisecond) // records, had they not been folded, are written right after the count
+	if evs := l.sink.conns(); len(evs) != 2 || evs[1].ClientMaxVersion != "TLS1.1" {
+		t.Errorf("events %+v, want the TLS 1.0 one and the TLS 1.1 one", evs)
+	}
+	// At shutdown the folded count is written: every refusal accounted for.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]uint64{}
+	for _, e := range l.sink.conns() {
+		n[e.ClientMaxVersion] += 1 + e.Suppressed
+	}
+	if n["TLS1.0"] != 3 || n["TLS1.1"] != 1 {
+		t.Errorf("refusals accounted for in the records: %v, want TLS1.0 3 and TLS1.1 1", n)
 	}
 }
 

@@ -31,6 +31,7 @@ type Server struct {
 	pool   *media.PortPool
 	rec    *recorder
 	events *eventLimiter
+	folder *eventFolder
 	stats  stats
 	// dtls is parapet's certificate for DTLS-SRTP, one per process; peers
 	// check it against the fingerprint in parapet's SDP.
@@ -108,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 	s.rules.Store(newRules(&cfg))
 	s.rec = newRecorder(cfg.Sink, s.log, &s.stats)
 	s.events = newEventLimiter(10 * time.Second)
+	s.folder = newEventFolder(10 * time.Second)
 	for i := range cfg.Zones {
 		zc := cfg.Zones[i]
 		if _, dup := s.byName[zc.Policy.Name]; dup {
@@ -222,6 +224,20 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}
 	}
+	s.serveWG.Add(1)
+	go func() {
+		defer s.serveWG.Done()
+		t := time.NewTicker(s.folder.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-t.C:
+				s.drainEvents(false)
+			}
+		}
+	}()
 	for _, z := range s.zones {
 		for _, serve := range z.serve {
 			s.serveWG.Add(1)
@@ -364,6 +380,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, z := range s.zones {
 		z.ua.Close()
 	}
+	s.drainEvents(true)
 	s.rec.flush()
 	return err
 }
@@ -615,21 +632,23 @@ func (s *Server) recordRefusedInvite(a *leg) bool {
 	return ok
 }
 
-// connEvent writes a connection-event record, folding floods from one
-// remote address into one record per interval.
+// connEvent writes a connection-event record, folding floods of alike
+// events into one record per interval (see eventFolder).
 func (s *Server) connEvent(z *zone, event string, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent)) {
-	host := remote
-	if h, _, err := net.SplitHostPort(remote); err == nil {
-		host = h
-	}
-	suppressed, ok := s.events.allow(z.name + "|" + event + "|" + host)
-	if !ok {
-		return
-	}
 	e := &compliance.ConnEvent{Event: event, Zone: z.name, Transport: sig.Transport.String(),
-		Remote: remote, Suppressed: suppressed, PolicyHash: s.rules.Load().hash}
+		Remote: remote, PolicyHash: s.rules.Load().hash}
 	fill(e)
-	s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
+	if e = s.folder.fold(e, time.Now()); e != nil {
+		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
+	}
+}
+
+// drainEvents writes the folded-event counts of kinds that went quiet
+// (all of them when all is set, at shutdown).
+func (s *Server) drainEvents(all bool) {
+	for _, e := range s.folder.drain(time.Now(), all) {
+		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
+	}
 }
 
 // Stats is a snapshot of the server's counters for metrics.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -120,6 +122,94 @@ func (l *eventLimiter) allow(key string) (suppressed uint64, ok bool) {
 	n := s.suppressed
 	s.last, s.suppressed = now, 0
 	return n, true
+}
+
+// eventFolder folds repeated connection events into one record per
+// interval. Events are alike when they share zone, kind, remote host and
+// what was refused (client version, method, status, error with its numbers
+// left out); a TLS 1.0 and a TLS 1.1 attempt from one host are two kinds.
+// Nothing folded is lost: the next record of the kind counts the folded
+// ones in Suppressed, and drain writes out the counts of kinds that went
+// quiet, or all of them at shutdown.
+type eventFolder struct {
+	every time.Duration
+	mu    sync.Mutex
+	slots map[string]*foldSlot
+}
+
+type foldSlot struct {
+	last       time.Time // when a record of this kind was last written
+	suppressed uint64
+	latest     compliance.ConnEvent // the latest folded event
+}
+
+func newEventFolder(every time.Duration) *eventFolder {
+	return &eventFolder{every: every, slots: map[string]*foldSlot{}}
+}
+
+func foldKey(e *compliance.ConnEvent) string {
+	host := e.Remote
+	if h, _, err := net.SplitHostPort(e.Remote); err == nil {
+		host = h
+	}
+	why := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, e.Error)
+	return strings.Join([]string{e.Zone, e.Event, host, e.ClientMaxVersion, e.Method, strconv.Itoa(e.SIPStatus), why}, "|")
+}
+
+// fold returns e, with Suppressed set, when it is to be recorded now, or
+// nil when it was folded.
+func (f *eventFolder) fold(e *compliance.ConnEvent, now time.Time) *compliance.ConnEvent {
+	key := foldKey(e)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sl := f.slots[key]
+	if sl == nil {
+		if len(f.slots) < maxFoldSlots {
+			f.slots[key] = &foldSlot{last: now}
+		}
+		return e
+	}
+	if now.Sub(sl.last) < f.every {
+		sl.suppressed++
+		sl.latest = *e
+		return nil
+	}
+	e.Suppressed = sl.suppressed
+	sl.last, sl.suppressed = now, 0
+	return e
+}
+
+// maxFoldSlots bounds the folder's memory; beyond it, new kinds of events
+// are recorded without folding until drain frees slots.
+const maxFoldSlots = 10000
+
+// drain returns a record for every kind with folded events whose interval
+// has passed (all of them when all is set): the latest folded event,
+// standing for itself and Suppressed others. Kinds quiet for an interval
+// are forgotten.
+func (f *eventFolder) drain(now time.Time, all bool) []*compliance.ConnEvent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*compliance.ConnEvent
+	for key, sl := range f.slots {
+		if !all && now.Sub(sl.last) < f.every {
+			continue
+		}
+		if sl.suppressed > 0 {
+			e := sl.latest
+			e.Suppressed = sl.suppressed - 1
+			out = append(out, &e)
+			sl.last, sl.suppressed = now, 0
+			continue
+		}
+		delete(f.slots, key)
+	}
+	return out
 }
 
 // redactHandler keeps SIP message bodies out of the logs sipgo writes: any

@@ -2,9 +2,13 @@ package b2bua
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/parapet-sbc/parapet/compliance"
 )
 
 // The handler sipgo's logs go through redacts key material and demotes
@@ -44,5 +48,45 @@ func TestRedactHandler(t *testing.T) {
 	debug.Warn("TCP ref went negative", "ref", -1)
 	if !strings.Contains(buf.String(), "level=DEBUG") {
 		t.Errorf("demoted warning at debug level: %q", buf.String())
+	}
+}
+
+// Alike connection events fold into one record per interval; different
+// refusals from one host do not; and every folded event is accounted for.
+func TestEventFolder(t *testing.T) {
+	f := newEventFolder(10 * time.Second)
+	t0 := time.Unix(1000, 0)
+	ev := func(version, remote string) *compliance.ConnEvent {
+		return &compliance.ConnEvent{Event: compliance.EventTLSRefused, Zone: "carrier", Remote: remote,
+			ClientMaxVersion: version, Error: "tls: client offered only unsupported versions: [302 301]"}
+	}
+	if f.fold(ev("TLS1.1", "192.0.2.1:40000"), t0) == nil {
+		t.Fatal("the first event was folded")
+	}
+	for i := range 5 {
+		if e := f.fold(ev("TLS1.1", fmt.Sprintf("192.0.2.1:%d", 40001+i)), t0.Add(time.Duration(i)*time.Second)); e != nil {
+			t.Fatalf("event %d within the interval recorded: %+v", i, e)
+		}
+	}
+	if f.fold(ev("TLS1.0", "192.0.2.1:40010"), t0.Add(time.Second)) == nil {
+		t.Error("a TLS 1.0 attempt was folded into the TLS 1.1 ones")
+	}
+	if out := f.drain(t0.Add(5*time.Second), false); len(out) != 0 {
+		t.Errorf("drained before the interval passed: %+v", out)
+	}
+	out := f.drain(t0.Add(11*time.Second), false)
+	if len(out) != 1 || out[0].Suppressed != 4 || out[0].Remote != "192.0.2.1:40005" || out[0].ClientMaxVersion != "TLS1.1" {
+		t.Fatalf("drain: %+v, want the latest folded event standing for itself and 4 others", out)
+	}
+	// A quiet kind is forgotten; the next event of it is recorded at once.
+	f.drain(t0.Add(22*time.Second), false)
+	f.drain(t0.Add(33*time.Second), false)
+	if e := f.fold(ev("TLS1.1", "192.0.2.1:40020"), t0.Add(34*time.Second)); e == nil || e.Suppressed != 0 {
+		t.Errorf("after a quiet interval: %+v", e)
+	}
+	// At shutdown everything folded is written, however recent.
+	f.fold(ev("TLS1.1", "192.0.2.1:40021"), t0.Add(35*time.Second))
+	if out := f.drain(t0.Add(35*time.Second), true); len(out) != 1 || out[0].Suppressed != 0 || out[0].Remote != "192.0.2.1:40021" {
+		t.Errorf("final drain: %+v", out)
 	}
 }
