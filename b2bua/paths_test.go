@@ -345,6 +345,32 @@ func TestRingingLongerThanMediaTimeout(t *testing.T) {
 	}
 }
 
+// Bytes that are not SIP are dropped and counted (parapet_sip_parse_errors_total),
+// and parapet goes on answering. (TestRedactHandler shows they are not logged.)
+func TestGarbageCounted(t *testing.T) {
+	l := newLab(t, labOptions{})
+	u := newUDPPeer(t, l.pbxUDP.String())
+	garbage := "NOT SIP AT ALL inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n\r\n"
+	if _, err := u.c.WriteToUDP([]byte(garbage), u.to); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); l.srv.Stats().ParseErrors == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("garbage not counted: %+v", l.srv.Stats())
+		}
+	}
+	opt := strings.Join([]string{
+		fmt.Sprintf("OPTIONS sip:%s SIP/2.0", l.pbxUDP),
+		fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bKgarbage", u.local()),
+		"Max-Forwards: 70",
+		fmt.Sprintf("From: <sip:ping@%s>;tag=g1", u.local()),
+		fmt.Sprintf("To: <sip:%s>", l.pbxUDP),
+		"Call-ID: garbage-then-options", "CSeq: 1 OPTIONS", "Content-Length: 0", "", ""}, "\r\n")
+	if got := u.send(t, opt); !strings.HasPrefix(got, "SIP/2.0 200") {
+		t.Errorf("OPTIONS after garbage: %q", got)
+	}
+}
+
 // A source outside the zone's peers gets 403; in observe mode the call
 // proceeds and the record says would_reject.
 func TestSourceNotAllowed(t *testing.T) {

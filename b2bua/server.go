@@ -132,7 +132,7 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) newZone(zc Zone) (*zone, error) {
 	z := &zone{cfg: zc, name: zc.Policy.Name, states: newConnStates(), bound: map[policy.Transport]netip.AddrPort{}}
-	sipLog := slog.New(&redactHandler{h: s.log.Handler()}).With("zone", z.name)
+	sipLog := slog.New(&redactHandler{h: s.log.Handler(), parseErrors: &s.stats.parseErrors}).With("zone", z.name)
 	host := zc.Advertise
 	if host == "" && len(zc.Listen) > 0 {
 		host = zc.Listen[0].Addr.Addr().String()
@@ -659,7 +659,10 @@ type Stats struct {
 	TLSRefused    uint64
 	// ConnsRefused counts TCP/TLS connections closed at accept by the
 	// connection limits.
-	ConnsRefused    uint64
+	ConnsRefused uint64
+	// ParseErrors counts datagrams and stream reads that were not SIP
+	// (dropped; a stream connection is closed).
+	ParseErrors     uint64
 	Records         uint64
 	RecordFailures  uint64
 	RecordBacklog   int
@@ -677,6 +680,7 @@ type stats struct {
 	records, recordFailures        atomic.Uint64
 	packets, authFailures, replays atomic.Uint64
 	wrongSource, connRefused       atomic.Uint64
+	parseErrors                    atomic.Uint64
 	mu                             sync.Mutex
 	calls                          map[string]uint64
 }
@@ -698,6 +702,7 @@ func (s *Server) Stats() Stats {
 		TLSHandshakes:   s.stats.tlsHandshakes.Load(),
 		TLSRefused:      s.stats.tlsRefused.Load(),
 		ConnsRefused:    s.stats.connRefused.Load(),
+		ParseErrors:     s.stats.parseErrors.Load(),
 		Records:         s.stats.records.Load(),
 		RecordFailures:  s.stats.recordFailures.Load(),
 		RecordBacklog:   s.rec.backlog(),

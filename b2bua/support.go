@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
@@ -215,9 +216,17 @@ func (f *eventFolder) drain(now time.Time, all bool) []*compliance.ConnEvent {
 // redactHandler keeps SIP message bodies out of the logs sipgo writes: any
 // string attribute that looks like it carries SDP keys or a whole message is
 // replaced. parapet's promise is no key material in logs, ever.
-type redactHandler struct{ h slog.Handler }
+type redactHandler struct {
+	h slog.Handler
+	// parseErrors, when set, counts the messages sipgo could not parse.
+	parseErrors *atomic.Uint64
+}
 
-func (r *redactHandler) Enabled(ctx context.Context, l slog.Level) bool { return r.h.Enabled(ctx, l) }
+// Enabled lets sipgo's errors through even when the output would drop
+// them, so that parse failures are counted whatever the log level.
+func (r *redactHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return r.h.Enabled(ctx, l) || r.parseErrors != nil && l >= slog.LevelError
+}
 
 // sipgoNoise are warnings sipgo logs when both ends close a TCP or TLS
 // connection at about the same time: its reference count goes below zero
@@ -229,6 +238,12 @@ var sipgoNoise = map[string]bool{
 }
 
 func (r *redactHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if r.parseErrors != nil && rec.Message == "failed to parse" {
+		r.parseErrors.Add(1)
+	}
+	if !r.h.Enabled(ctx, rec.Level) {
+		return nil
+	}
 	if rec.Level == slog.LevelWarn && sipgoNoise[rec.Message] {
 		if !r.h.Enabled(ctx, slog.LevelDebug) {
 			return nil
@@ -248,11 +263,11 @@ func (r *redactHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	for i, a := range as {
 		red[i] = redactAttr(a)
 	}
-	return &redactHandler{h: r.h.WithAttrs(red)}
+	return &redactHandler{h: r.h.WithAttrs(red), parseErrors: r.parseErrors}
 }
 
 func (r *redactHandler) WithGroup(name string) slog.Handler {
-	return &redactHandler{h: r.h.WithGroup(name)}
+	return &redactHandler{h: r.h.WithGroup(name), parseErrors: r.parseErrors}
 }
 
 func redactAttr(a slog.Attr) slog.Attr {

@@ -154,7 +154,7 @@ func TestDocsCoverSchema(t *testing.T) {
 	}
 	for _, s := range []string{
 		DispositionAnswered, DispositionRejected, DispositionCancelled, DispositionFailed, DispositionTimeout, DispositionShutdown,
-		EventTLSRefused, EventTLSClientFailed, EventSourceRefused, EventMalformedRequest,
+		EventTLSRefused, EventTLSClientFailed, EventSourceRefused, EventConnectionLimit,
 		LogOpened, LogRecovered, LogRotated, LogClosed,
 		ProblemAltered, ProblemMissing, ProblemReordered, ProblemMalformed, ProblemTruncated, ProblemHead, ProblemChainStart,
 		string(policy.VerdictAllowed), string(policy.VerdictUpgraded), string(policy.VerdictRejected), string(policy.VerdictWouldReject),

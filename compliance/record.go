@@ -158,11 +158,10 @@ type LegMedia struct {
 
 // Connection events.
 const (
-	EventTLSRefused       = "tls_refused"       // a TLS handshake on a listener failed
-	EventTLSClientFailed  = "tls_client_failed" // parapet's own handshake toward a peer failed
-	EventSourceRefused    = "source_refused"    // a non-INVITE request from outside the zone's peers
-	EventMalformedRequest = "malformed_request" // a request parapet could not act on
-	EventConnectionLimit  = "connection_limit"  // a TCP/TLS connection closed at once: too many open
+	EventTLSRefused      = "tls_refused"       // a TLS handshake on a listener failed
+	EventTLSClientFailed = "tls_client_failed" // parapet's own handshake toward a peer failed
+	EventSourceRefused   = "source_refused"    // a non-INVITE request from outside the zone's peers
+	EventConnectionLimit = "connection_limit"  // a TCP/TLS connection closed at once: too many open
 )
 
 // ConnEvent records something that happened to a connection or request

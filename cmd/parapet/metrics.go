@@ -16,7 +16,7 @@ type collector struct {
 
 	calls, active, tlsOK, tlsRefused, connRefused, records, recordFail, backlog *prometheus.Desc
 	ports, portsUsed, packets, authFail, replays, wrongSource, info             *prometheus.Desc
-	policyInfo                                                                  *prometheus.Desc
+	policyInfo, parseErrors                                                     *prometheus.Desc
 }
 
 func newCollector(srv *b2bua.Server) *collector {
@@ -30,6 +30,7 @@ func newCollector(srv *b2bua.Server) *collector {
 		tlsOK:       d("tls_handshakes_total", "TLS handshakes completed on listeners."),
 		tlsRefused:  d("tls_handshakes_refused_total", "TLS handshakes refused or failed (listeners and outbound)."),
 		connRefused: d("connections_refused_total", "TCP/TLS connections closed at accept by the connection limits."),
+		parseErrors: d("sip_parse_errors_total", "Datagrams and stream reads on SIP listeners that were not SIP (dropped; a TCP/TLS connection is closed)."),
 		records:     d("compliance_records_total", "Compliance records written."),
 		recordFail:  d("compliance_write_failures_total", "Failed attempts to write a compliance record."),
 		backlog:     d("compliance_backlog", "Compliance records waiting to be written (non-zero: calls are refused)."),
@@ -45,7 +46,7 @@ func newCollector(srv *b2bua.Server) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.calls, c.active, c.tlsOK, c.tlsRefused, c.connRefused, c.records, c.recordFail, c.backlog,
+	for _, d := range []*prometheus.Desc{c.calls, c.active, c.tlsOK, c.tlsRefused, c.connRefused, c.parseErrors, c.records, c.recordFail, c.backlog,
 		c.ports, c.portsUsed, c.packets, c.authFail, c.replays, c.wrongSource, c.info, c.policyInfo} {
 		ch <- d
 	}
@@ -66,6 +67,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.tlsOK, st.TLSHandshakes)
 	counter(c.tlsRefused, st.TLSRefused)
 	counter(c.connRefused, st.ConnsRefused)
+	counter(c.parseErrors, st.ParseErrors)
 	counter(c.records, st.Records)
 	counter(c.recordFail, st.RecordFailures)
 	gauge(c.backlog, float64(st.RecordBacklog))
