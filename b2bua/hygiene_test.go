@@ -151,6 +151,8 @@ func TestMalformedInput(t *testing.T) {
 		{"garbage SDP", "application/sdp", "this is not sdp\r\n", "SIP/2.0 400"},
 		{"SDP without m= line", "application/sdp", "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n", "SIP/2.0 400"},
 		{"body that is not SDP", "text/plain", "hello", "SIP/2.0 415"},
+		{"RTP over TCP only", "application/sdp", "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 TCP/RTP/AVP 0\r\n", "SIP/2.0 488"},
+		{"unknown profile only", "application/sdp", "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/FOO 0\r\n", "SIP/2.0 488"},
 	}
 	for i, tc := range cases {
 		res := u.send(t, invite(local, to, fmt.Sprintf("bad%d", i), tc.ctype, tc.body))

@@ -340,8 +340,9 @@ func chooseStream(z *Zone, s StreamFacts) (c StreamChoice, rule, reason string) 
 	if !s.Active() {
 		return c, "", ""
 	}
-	if !strings.Contains(s.Proto, "RTP") {
-		// Not RTP (T.38 udptl, say): refused per stream with port 0.
+	if !s.RTP() {
+		// Not an RTP profile parapet relays (T.38 udptl, RTP over TCP, an
+		// unknown profile): refused per stream with port 0.
 		return c, "", ""
 	}
 	c.Active = true

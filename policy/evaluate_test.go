@@ -290,9 +290,14 @@ func TestOfferNonRTPStreams(t *testing.T) {
 	if !d.Proceed() || len(d.Streams) != 3 || !d.Streams[0].Active || d.Streams[1].Active || d.Streams[2].Active {
 		t.Fatalf("%+v", d.Streams)
 	}
-	only := MediaFacts{Present: true, Streams: []StreamFacts{{Media: "image", Proto: "udptl", Port: 4002}}}
-	if d := Evaluate(Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: only, Onward: carrierZone()}); d.Rule != RuleNoUsableStream {
-		t.Errorf("T.38-only offer: %s", d.Rule)
+	// RTP over TCP, an unregistered profile, T.38: declined; an offer of
+	// nothing else gets 488, in a zone that allows plain RTP too.
+	for _, proto := range []string{"udptl", "TCP/RTP/AVP", "RTP/FOO", "rtp/avp", "TCP/TLS/RTP/SAVP"} {
+		only := MediaFacts{Present: true, Streams: []StreamFacts{{Media: "audio", Proto: proto, Port: 4002}}}
+		d := Evaluate(Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: only, Onward: carrierZone()})
+		if d.Rule != RuleNoUsableStream || d.Status != StatusNotAcceptableHere {
+			t.Errorf("%s-only offer: %s %d", proto, d.Rule, d.Status)
+		}
 	}
 }
 

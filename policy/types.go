@@ -412,6 +412,18 @@ func (s StreamFacts) DTLSSRTP() bool { return s.DTLS && strings.HasPrefix(s.Prot
 // Secure reports whether the proto names an SRTP profile.
 func (s StreamFacts) Secure() bool { return strings.Contains(s.Proto, "SAVP") }
 
+// RTP reports whether the stream uses an RTP profile parapet relays over
+// UDP: RTP/AVP, RTP/AVPF, RTP/SAVP, RTP/SAVPF (RFC 3551, 4585, 3711,
+// 5124) or UDP/TLS/RTP/SAVP(F) (RFC 5764). Anything else — T.38's udptl,
+// RTP over TCP (RFC 4571), a profile nobody registered — is declined.
+func (s StreamFacts) RTP() bool {
+	switch s.Proto {
+	case "RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF":
+		return true
+	}
+	return false
+}
+
 // Active reports whether the stream carries media.
 func (s StreamFacts) Active() bool { return s.Port != 0 }
 
