@@ -555,6 +555,10 @@ func parseConnAddr(addrType, s string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("address is not an %s address", addrType)
 	case a.IsMulticast():
 		return netip.Addr{}, errors.New("multicast addresses are not supported")
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		// parapet sends to the offered address until the peer's first
+		// packet arrives: never to a broadcast address.
+		return netip.Addr{}, errors.New("the broadcast address is not a media destination")
 	}
 	return a, nil
 }

@@ -485,6 +485,7 @@ func TestParseSDPErrors(t *testing.T) {
 		{"IPv6 labelled IP4", head + "c=IN IP4 2001:db8::1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n", "not an IP4 address"},
 		{"multicast", head + "c=IN IP4 224.2.1.1/127\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n", "not an IP literal"},
 		{"multicast plain", head + "c=IN IP4 224.2.1.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n", "multicast"},
+		{"broadcast", head + "c=IN IP4 255.255.255.255\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n", "broadcast"},
 		{"zone", head + "c=IN IP6 fe80::1%eth0\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n", "zone"},
 		{"bad c= type", head + "c=IN ATM 1.2.3.4\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n", "not IN IP4|IP6"},
 		{"port 70000", head + "c=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 70000 RTP/AVP 0\r\n", "line 6: m=: port is not a number from 0 to 65535"},
