@@ -361,7 +361,9 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	if h := req.MaxForwards(); h != nil {
 		mf = int(h.Val())
 	}
-	if mf <= 1 {
+	if mf <= 0 {
+		// RFC 3261 section 16.3: a request with Max-Forwards 0 goes no
+		// further; one with 1 goes on with 0 (the callee may still answer).
 		c.reject(tx, req, 483, "Too Many Hops", compliance.DispositionRejected, "Max-Forwards exhausted")
 		return
 	}

@@ -184,6 +184,20 @@ func TestMalformedInput(t *testing.T) {
 	caller.Hangup(ctx)
 }
 
+// Max-Forwards 0 goes no further (483); 1 goes on, with 0, and is answered.
+func TestMaxForwards(t *testing.T) {
+	l := newLab(t, labOptions{})
+	to := l.pbxUDP.String()
+	u := newUDPPeer(t, to)
+	sdp := "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+	for _, tc := range []struct{ mf, want string }{{"0", "SIP/2.0 483"}, {"1", "SIP/2.0 200"}} {
+		req := strings.Replace(invite(u.local(), to, "mf"+tc.mf, "application/sdp", sdp), "Max-Forwards: 70", "Max-Forwards: "+tc.mf, 1)
+		if res := u.send(t, req); !strings.HasPrefix(res, tc.want) {
+			t.Errorf("Max-Forwards %s: got %q, want %s", tc.mf, firstLine(res), tc.want)
+		}
+	}
+}
+
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\r\n")
 	return line
