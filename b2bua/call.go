@@ -258,6 +258,8 @@ func reasonPhrase(code int) string {
 		return "Request Terminated"
 	case 488:
 		return "Not Acceptable Here"
+	case 505:
+		return "Version Not Supported"
 	case 491:
 		return "Request Pending"
 	case 500:

@@ -184,6 +184,46 @@ func TestMalformedInput(t *testing.T) {
 	caller.Hangup(ctx)
 }
 
+// Requests without what RFC 3261 section 8.1.1 requires of every request
+// get 400 (505 for another SIP version), whatever the method.
+func TestRequestBasics(t *testing.T) {
+	l := newLab(t, labOptions{})
+	to := l.pbxUDP.String()
+	u := newUDPPeer(t, to)
+	opt := func(n int, edit func(string) string) string {
+		return edit(strings.Join([]string{
+			fmt.Sprintf("OPTIONS sip:%s SIP/2.0", to),
+			fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bKbasic%d", u.local(), n),
+			"Max-Forwards: 70",
+			fmt.Sprintf("From: <sip:probe@%s>;tag=b%d", u.local(), n),
+			fmt.Sprintf("To: <sip:%s>", to),
+			fmt.Sprintf("Call-ID: basics-%d", n),
+			"CSeq: 1 OPTIONS", "Content-Length: 0", "", ""}, "\r\n"))
+	}
+	cut := func(h string) func(string) string {
+		return func(m string) string {
+			i := strings.Index(m, h+":")
+			j := strings.Index(m[i:], "\r\n")
+			return m[:i] + m[i+j+2:]
+		}
+	}
+	for i, tc := range []struct {
+		name string
+		edit func(string) string
+		want string
+	}{
+		{"well formed", func(m string) string { return m }, "SIP/2.0 200"},
+		{"SIP/3.0", func(m string) string { return strings.Replace(m, " SIP/2.0\r\n", " SIP/3.0\r\n", 1) }, "SIP/2.0 505"},
+		{"no Call-ID", cut("Call-ID"), "SIP/2.0 400"},
+		{"no From", cut("From"), "SIP/2.0 400"},
+		{"CSeq of another method", func(m string) string { return strings.Replace(m, "CSeq: 1 OPTIONS", "CSeq: 1 INVITE", 1) }, "SIP/2.0 400"},
+	} {
+		if res := u.send(t, opt(i, tc.edit)); !strings.HasPrefix(res, tc.want) {
+			t.Errorf("%s: got %q, want %s", tc.name, firstLine(res), tc.want)
+		}
+	}
+}
+
 // Max-Forwards 0 goes no further (483); 1 goes on, with 0, and is answered.
 func TestMaxForwards(t *testing.T) {
 	l := newLab(t, labOptions{})

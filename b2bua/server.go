@@ -457,7 +457,8 @@ func (s *Server) register(z *zone) {
 }
 
 // safe recovers a panicking handler: the request gets 500, the process
-// and its other calls go on, and the panic is logged.
+// and its other calls go on, and the panic is logged. It first refuses
+// requests that lack what every SIP request must carry.
 func (s *Server) safe(h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		defer func() {
@@ -468,8 +469,46 @@ func (s *Server) safe(h sipgo.RequestHandler) sipgo.RequestHandler {
 				}
 			}
 		}()
+		if code, why := malformedRequest(req); code != 0 {
+			s.stats.parseErrors.Add(1)
+			if !req.IsAck() {
+				s.respond(tx, req, code, reasonPhrase(code), why)
+			}
+			return
+		}
 		h(req, tx)
 	}
+}
+
+// malformedRequest checks what RFC 3261 section 8.1.1 requires of every
+// request, which sipgo's parser lets through: the version, the To, From,
+// Call-ID and CSeq headers, and a CSeq naming the request's method. It
+// returns the status to answer with, or 0.
+func malformedRequest(req *sip.Request) (int, string) {
+	if req.SipVersion != "SIP/2.0" {
+		return 505, "only SIP/2.0 is supported"
+	}
+	var missing []string
+	if req.To() == nil {
+		missing = append(missing, "To")
+	}
+	if req.From() == nil {
+		missing = append(missing, "From")
+	}
+	if req.CallID() == nil || string(*req.CallID()) == "" {
+		missing = append(missing, "Call-ID")
+	}
+	cs := req.CSeq()
+	if cs == nil {
+		missing = append(missing, "CSeq")
+	}
+	if len(missing) > 0 {
+		return 400, "missing " + strings.Join(missing, ", ")
+	}
+	if cs.MethodName != req.Method {
+		return 400, fmt.Sprintf("CSeq method %s does not match the request's %s", cs.MethodName, req.Method)
+	}
+	return 0, ""
 }
 
 // allowMethods is what parapet handles. UPDATE is left out on purpose: a
@@ -486,6 +525,7 @@ func (s *Server) commonHeaders(res *sip.Response) {
 // a Warning header (RFC 3261 section 20.43) so the peer's engineer sees why.
 func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason, warning string) {
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.SipVersion = "SIP/2.0" // sipgo echoes the request's, even in a 505
 	s.commonHeaders(res)
 	if warning != "" {
 		res.AppendHeader(sip.NewHeader("Warning", warningValue(warning)))
