@@ -23,12 +23,20 @@ type Config struct {
 	Media      Media
 	Compliance Compliance
 	Admin      Admin
+	// NeedsLabCA is set when a zone's ca_file names the lab CA in the state
+	// directory (StateDir/LabCAFile) and it does not exist yet: `parapet
+	// run` creates the lab PKI there before loading certificates.
+	NeedsLabCA bool
 	// Hash is "sha256:<hex>" over a canonical JSON form of the effective
 	// configuration: everything above except Source. It names password
 	// environment variables, never their values. Records carry it as the
 	// policy hash in force.
 	Hash string
 }
+
+// LabCAFile is where, under the state directory, the lab CA's certificate
+// lives (created by `parapet run` and `parapet demo`, see certs.EnsureLab).
+const LabCAFile = "certs/lab-ca.pem"
 
 // Zone returns the zone named name, or nil if there is none.
 func (c *Config) Zone(name string) *Zone {

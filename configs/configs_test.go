@@ -102,6 +102,24 @@ func TestLabDefault(t *testing.T) {
 	}
 }
 
+// A ca_file naming the lab CA in the state directory may be missing: run
+// creates it (NeedsLabCA). Any other missing file is still an error.
+func TestLabCAMayBeMissing(t *testing.T) {
+	none := func(string) bool { return false }
+	name, src := LabDefault()
+	cfg, diags := LoadBytes(name, src, LoadOptions{BaseDir: "/srv/lab", FileExists: none, LookupEnv: noEnv})
+	if diags.HasErrors() || cfg == nil || !cfg.NeedsLabCA {
+		t.Fatalf("lab default with no lab CA yet: %v\n%s", cfg, diags.Error())
+	}
+	if cfg, _ := loadLab(t, "/srv/lab"); cfg.NeedsLabCA {
+		t.Error("NeedsLabCA set although the lab CA exists")
+	}
+	other := strings.Replace(string(src), "${state_dir}/certs/lab-ca.pem", "${state_dir}/certs/carrier-ca.pem", 1)
+	if _, diags := LoadBytes(name, []byte(other), LoadOptions{BaseDir: "/srv/lab", FileExists: none, LookupEnv: noEnv}); !diags.HasErrors() {
+		t.Error("a missing ca_file that is not the lab CA was accepted")
+	}
+}
+
 func TestLabDefaultReturnsACopy(t *testing.T) {
 	_, a := LabDefault()
 	a[0] = 'X'

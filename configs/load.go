@@ -73,6 +73,7 @@ func LoadBytes(name string, src []byte, opts LoadOptions) (*Config, Diagnostics)
 		return nil, diags
 	}
 	cfg.Hash = hashConfig(cfg)
+	cfg.NeedsLabCA = l.labCA
 	return cfg, diags
 }
 
@@ -85,6 +86,8 @@ type loader struct {
 	fileExists func(string) bool
 	ectx       *hcl.EvalContext
 
+	stateDirAt string               // resolved, once known
+	labCA      bool                 // a ca_file names the lab CA, not created yet
 	zones      []*zoneDecl          // unique names, file order
 	zoneByName map[string]*zoneDecl // includes zones whose decoding failed
 	listeners  map[socketKey]claimed
@@ -167,6 +170,7 @@ func (l *loader) load(src []byte) *Config {
 
 	cfg := &Config{Source: l.name}
 	cfg.StateDir = l.stateDir(content.Attributes["state_dir"])
+	l.stateDirAt = cfg.StateDir
 	l.ectx = &hcl.EvalContext{Variables: map[string]cty.Value{
 		"config_dir": cty.StringVal(l.configDir()),
 		"state_dir":  cty.StringVal(cfg.StateDir),
@@ -279,6 +283,12 @@ func (l *loader) checkFile(s *scope, attr, p string) string {
 		return ""
 	}
 	abs := l.resolve(p)
+	if !l.fileExists(abs) && attr == "ca_file" && l.stateDirAt != "" && abs == l.resolve(filepath.Join(l.stateDirAt, LabCAFile)) {
+		// The lab CA in the state directory: `parapet run` creates it
+		// before it loads certificates, as for the embedded default.
+		l.labCA = true
+		return abs
+	}
 	if !l.fileExists(abs) {
 		where := ""
 		if abs != p {

@@ -53,6 +53,13 @@ func loadConfig(path string, stderr io.Writer) (*configs.Config, error) {
 // zoneTLS builds the TLS material of every zone that has some.
 func zoneTLS(cfg *configs.Config, log *slog.Logger) (map[string]*certs.Zone, error) {
 	out := map[string]*certs.Zone{}
+	if cfg.NeedsLabCA {
+		// A zone trusts the lab CA, which does not exist yet: make the lab
+		// PKI, as the embedded default does.
+		if _, err := certs.EnsureLab(filepath.Dir(filepath.Join(cfg.StateDir, configs.LabCAFile))); err != nil {
+			return nil, fmt.Errorf("lab certificates: %w", err)
+		}
+	}
 	for _, z := range cfg.Zones {
 		t := z.TLS
 		if t == nil {
