@@ -90,3 +90,19 @@ func TestEventFolder(t *testing.T) {
 		t.Errorf("final drain: %+v", out)
 	}
 }
+
+// FuzzRedact: whatever surrounds an SDES key in a value sipgo logs, the key
+// does not come out.
+func FuzzRedact(f *testing.F) {
+	const key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"
+	f.Add("transmission beginning '", "|2^31' is not a SIP message")
+	f.Add("", "")
+	f.Add("abc", "\r\nhello")
+	f.Fuzz(func(t *testing.T, before, after string) {
+		for _, attr := range []string{"error", "data", "msg"} {
+			if out := redactValue(attr, before+key+after); strings.Contains(out, key) {
+				t.Fatalf("%s: key survived: %q", attr, out)
+			}
+		}
+	})
+}
