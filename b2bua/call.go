@@ -192,7 +192,7 @@ func (c *Call) decide(d policy.Decision) {
 		lvl = slog.LevelWarn
 	}
 	if d.Verdict != policy.VerdictAllowed || d.Stage != policy.StageAdmission {
-		c.log.Log(context.Background(), lvl, "policy decision", "stage", d.Stage.String(), "zone", d.Zone,
+		c.log.Log(context.Background(), lvl, "policy decision", "stage", d.Stage.String(), "decision_zone", d.Zone,
 			"verdict", string(d.Verdict), "rule", d.Rule, "reason", d.Reason)
 	}
 }
