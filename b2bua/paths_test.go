@@ -487,6 +487,35 @@ func TestSpoofedMediaDropped(t *testing.T) {
 	}
 }
 
+// RTP bleed: a stranger that sends to the PBX-side relay port before the
+// PBX's first packet neither takes the stream over nor hears the call.
+// The PBX is 127.0.0.1; the stranger sends from 127.0.0.2.
+func TestStrangerCannotLatchPlainMedia(t *testing.T) {
+	l := newLab(t, labOptions{})
+	ctx := ctxT(t)
+	caller, callee := l.connect(t, ctx)
+	stranger, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	pkt, _ := caller.Packet(1)
+	for range 3 {
+		stranger.WriteToUDPAddrPort(pkt, caller.RemoteMedia())
+	}
+	time.Sleep(50 * time.Millisecond)
+	exchange(t, caller, callee) // both ways, every payload intact, to the PBX itself
+	stranger.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _, err := stranger.ReadFromUDP(make([]byte, 1500)); err == nil {
+		t.Errorf("the stranger received %d bytes of the call", n)
+	}
+	caller.Hangup(ctx)
+	c := l.sink.waitCalls(t, 1)[0]
+	if a := leg(c, compliance.RoleA); a.Media.WrongSource != 3 {
+		t.Errorf("leg a wrong_source = %d, want 3", a.Media.WrongSource)
+	}
+}
+
 // Shutdown ends live calls with BYE and records them.
 func TestShutdownEndsCalls(t *testing.T) {
 	l := newLab(t, labOptions{})

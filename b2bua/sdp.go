@@ -3,6 +3,7 @@ package b2bua
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/parapet-sbc/parapet/media"
@@ -41,6 +42,19 @@ func mediaFacts(d *media.Description, l *leg) policy.MediaFacts {
 		f.Streams = append(f.Streams, sf)
 	}
 	return f
+}
+
+// mediaSources are the addresses leg l's peer may send a stream's plain
+// RTP from before the relay latches: the address its SDP names and the one
+// its signaling comes from (a phone behind NAT sends from the latter).
+func mediaSources(l *leg, ls *legStream) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range []netip.Addr{ls.rtp.Addr().Unmap(), l.sig.Source.Addr().Unmap()} {
+		if a.IsValid() && !a.IsUnspecified() && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // dtlsFingerprints are the stream's fingerprints with a hash parapet
@@ -146,7 +160,7 @@ func (c *Call) acceptOffer(l *leg, offer *media.Description, d policy.Decision) 
 			ls.theirs, ls.ours = nil, nil
 		}
 		if err := c.streams[i].Configure(l.side, media.PeerConfig{RTP: ls.rtp, RTCP: ls.rtcp, Mux: ls.mux,
-			In: ls.theirs, Out: ls.ours}); err != nil {
+			In: ls.theirs, Out: ls.ours, Sources: mediaSources(l, ls)}); err != nil {
 			return fmt.Errorf("stream %d: %w", i, err)
 		}
 	}
@@ -268,7 +282,7 @@ func (c *Call) takeAnswer(l *leg, body []byte) policy.Decision {
 			ls.theirs, ls.ours = nil, nil
 		}
 		if err := c.streams[i].Configure(l.side, media.PeerConfig{RTP: ls.rtp, RTCP: ls.rtcp, Mux: ls.mux,
-			In: ls.theirs, Out: ls.ours}); err != nil {
+			In: ls.theirs, Out: ls.ours, Sources: mediaSources(l, ls)}); err != nil {
 			d := malformed(policy.StageAnswer, l.pol, 488, "stream %d: %v", i, err)
 			c.decide(d)
 			return d

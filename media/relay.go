@@ -2,11 +2,13 @@ package media
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,11 +190,18 @@ type PeerConfig struct {
 	// handshake on the stream's ports; no media flows on this side until
 	// it completes.
 	DTLS *DTLSParams
+	// Sources are the addresses a plain-RTP peer may send from: its
+	// packets latch the side only from one of them (any port, for NAT).
+	// Without it, the first packet from anywhere would take the stream
+	// over ("RTP bleed"). SRTP sides latch on the first authenticated
+	// packet and ignore it. Empty: any address.
+	Sources []netip.Addr
 }
 
 type peerConfig struct {
 	rtp, rtcp netip.AddrPort
 	mux       bool
+	sources   []netip.Addr
 	inKey     []byte
 	outKey    []byte
 	decRTP    *decryptor
@@ -322,7 +331,7 @@ func (st *RelayStream) Configure(s Side, pc PeerConfig) error {
 	defer st.cfgMu.Unlock()
 	e := st.sides[s]
 	old := e.cfg.Load()
-	n := &peerConfig{rtp: pc.RTP, rtcp: pc.RTCP, mux: pc.Mux}
+	n := &peerConfig{rtp: pc.RTP, rtcp: pc.RTCP, mux: pc.Mux, sources: slices.Clone(pc.Sources)}
 	if old == nil {
 		old = &peerConfig{}
 	}
@@ -520,6 +529,7 @@ type scratch struct {
 	plain, enc []byte
 	rh         rtp.Header
 	ch         rtcp.Header
+	seq        seqGuard
 }
 
 func newScratch() *scratch {
@@ -619,6 +629,12 @@ func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpS
 		cin.wrongSource.Add(1)
 		return nil, netip.AddrPort{}, nil
 	}
+	plainIn := control && pc.decRTCP == nil || !control && pc.decRTP == nil
+	if plainIn && latch.Load() == nil && len(pc.sources) > 0 && !slices.Contains(pc.sources, src.Addr().Unmap()) {
+		// Unauthenticated media latches only from the peer's own addresses.
+		cin.wrongSource.Add(1)
+		return nil, netip.AddrPort{}, nil
+	}
 
 	var plain []byte
 	var err error
@@ -693,6 +709,13 @@ func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpS
 	if control && opc.encRTCP != nil {
 		o, err = opc.encRTCP.EncryptRTCP(sc.enc[:0], plain, &sc.ch)
 	} else if !control && opc.encRTP != nil {
+		if plainIn && !sc.seq.admit(plain, &sc.rh) {
+			// A plain packet whose sequence number was already encrypted
+			// under this SSRC: encrypting it again would reuse the key
+			// stream (RFC 3711 section 9.1).
+			cin.replays.Add(1)
+			return nil, netip.AddrPort{}, nil
+		}
 		o, err = opc.encRTP.EncryptRTP(sc.enc[:0], plain, &sc.rh)
 	}
 	if err != nil {
@@ -724,4 +747,76 @@ func (st *RelayStream) Processor(from Side) *Processor {
 func (p *Processor) Handle(pkt []byte, src netip.AddrPort) ([]byte, netip.AddrPort) {
 	out, dst, _ := p.st.handle(p.e, pkt, src, false, p.sc)
 	return out, dst
+}
+
+// seqGuard keeps the packet index of plain RTP that parapet encrypts unique
+// per SSRC, as SRTP requires: an SRTP input has its own replay protection,
+// a plain one has none, so a peer that repeats a sequence number (a
+// retransmission, a restarted phone, a forgery) would make parapet encrypt
+// two payloads under the same key stream. Duplicates within the last 64
+// packets are dropped; a jump back of more than maxSeqBack is a restart,
+// and the stream is renumbered to go on after the highest number sent;
+// packets in between are too late and dropped. It belongs to one reader
+// goroutine and allocates nothing.
+type seqGuard struct {
+	slots [4]seqSlot
+	next  int // round-robin victim when a new SSRC needs a slot
+}
+
+type seqSlot struct {
+	used   bool
+	ssrc   uint32
+	offset uint16 // added to the peer's numbers after a restart
+	high   uint64 // highest extended sequence number sent
+	mask   uint64 // bit i: high-i was sent
+}
+
+const maxSeqBack = 512
+
+// admit decides packet pkt (header h): false drops it. It may renumber the
+// packet, in pkt and in h alike.
+func (g *seqGuard) admit(pkt []byte, h *rtp.Header) bool {
+	var sl *seqSlot
+	for i := range g.slots {
+		if g.slots[i].used && g.slots[i].ssrc == h.SSRC {
+			sl = &g.slots[i]
+			break
+		}
+	}
+	if sl == nil {
+		sl = &g.slots[g.next]
+		g.next = (g.next + 1) % len(g.slots)
+		*sl = seqSlot{used: true, ssrc: h.SSRC, high: uint64(h.SequenceNumber) + 1<<16, mask: 1}
+		return true
+	}
+	seq := h.SequenceNumber + sl.offset
+	ext := int64(sl.high) + int64(int16(seq-uint16(sl.high)))
+	switch back := int64(sl.high) - ext; {
+	case back < 0:
+		if -back >= 64 {
+			sl.mask = 0
+		} else {
+			sl.mask <<= uint(-back)
+		}
+		sl.mask |= 1
+		sl.high = uint64(ext)
+	case back < 64:
+		if sl.mask&(1<<uint(back)) != 0 {
+			return false
+		}
+		sl.mask |= 1 << uint(back)
+	case back > maxSeqBack:
+		// A restart: go on after the highest number sent.
+		sl.offset += uint16(sl.high+1) - seq
+		seq = uint16(sl.high + 1)
+		sl.high++
+		sl.mask = sl.mask<<1 | 1
+	default:
+		return false
+	}
+	if seq != h.SequenceNumber {
+		h.SequenceNumber = seq
+		binary.BigEndian.PutUint16(pkt[2:4], seq)
+	}
+	return true
 }

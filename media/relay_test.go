@@ -360,3 +360,96 @@ func TestPortPool(t *testing.T) {
 		}
 	}
 }
+
+// A plain-RTP side latches only from its peer's own addresses: a stranger's
+// packet, sent first, neither takes the stream over nor gets its media
+// (RTP bleed).
+func TestRelayPlainLatchOnlyFromPeerAddresses(t *testing.T) {
+	r, st := newTestRelay(t)
+	stranger := netip.MustParseAddrPort("192.0.2.66:4000")
+	pbxNAT := netip.AddrPortFrom(peerB.Addr(), 40123) // the PBX's address, another port
+	if err := st.Configure(SideB, PeerConfig{RTP: peerB, RTCP: netip.AddrPortFrom(peerB.Addr(), peerB.Port()+1),
+		Sources: []netip.Addr{peerB.Addr()}}); err != nil {
+		t.Fatal(err)
+	}
+	configure(t, st, SideA, peerA, freshCrypto(t, "AEAD_AES_128_GCM"), freshCrypto(t, "AEAD_AES_128_GCM"))
+	sc := newScratch()
+	b := st.sides[SideB]
+	pkts := packets(t, nil, 10, 3)
+	if out, _, _ := st.handle(b, pkts[0], stranger, false, sc); out != nil {
+		t.Fatal("a stranger's plain packet was relayed")
+	}
+	if out, _, _ := st.handle(b, pkts[1], pbxNAT, false, sc); out == nil {
+		t.Fatal("the PBX's packet, from another port of its address, was dropped")
+	}
+	if out, _, _ := st.handle(b, pkts[2], stranger, false, sc); out != nil {
+		t.Error("a stranger's packet was relayed after the latch")
+	}
+	// Media toward side B goes where the PBX really sends from.
+	if l := b.latchRTP.Load(); l == nil || *l != pbxNAT {
+		t.Errorf("side B latched to %v, want %s", l, pbxNAT)
+	}
+	if k := r.Counters(SideB); k.WrongSource != 2 || k.PacketsIn != 1 {
+		t.Errorf("counters %+v", k)
+	}
+}
+
+// Plain RTP encrypted toward an SRTP side never reuses a packet index: a
+// repeated sequence number is dropped (it would reuse the key stream), and
+// a phone that restarts its numbering is renumbered to go on.
+func TestRelayPlainToSRTPNeverReusesAnIndex(t *testing.T) {
+	r, st := newTestRelay(t)
+	out := freshCrypto(t, "AEAD_AES_128_GCM")
+	configure(t, st, SideA, peerA, freshCrypto(t, "AEAD_AES_128_GCM"), out)
+	configure(t, st, SideB, peerB, nil, nil)
+	dec, err := newDecryptor(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := newScratch()
+	b := st.sides[SideB]
+	ssrc := uint32(0x5eed)
+	send := func(seq uint16, fill byte) (uint16, bool) {
+		t.Helper()
+		p := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, SSRC: ssrc}, Payload: bytes.Repeat([]byte{fill}, 160)}
+		raw, _ := p.Marshal()
+		o, _, _ := st.handle(b, raw, peerB, false, sc)
+		if o == nil {
+			return 0, false
+		}
+		var h rtp.Header
+		plain, err := dec.ctx.DecryptRTP(nil, o, &h)
+		if err != nil || plain[len(plain)-1] != fill {
+			t.Fatalf("seq %d: the far end cannot decrypt it: %v", seq, err)
+		}
+		return h.SequenceNumber, true
+	}
+	for seq := uint16(1000); seq < 1010; seq++ {
+		if got, ok := send(seq, byte(seq)); !ok || got != seq {
+			t.Fatalf("seq %d sent as %d (%v)", seq, got, ok)
+		}
+	}
+	if _, ok := send(1005, 0xee); ok {
+		t.Error("a repeated sequence number with another payload was encrypted again")
+	}
+	if _, ok := send(900, 0xee); ok {
+		t.Error("a packet 109 behind, neither fresh nor a restart, was encrypted")
+	}
+	// The phone restarts at 1: parapet goes on at 1010, 1011.
+	if got, ok := send(1, 0x01); !ok || got != 1010 {
+		t.Errorf("after a restart: sent as %d (%v), want 1010", got, ok)
+	}
+	if got, ok := send(2, 0x02); !ok || got != 1011 {
+		t.Errorf("after a restart: sent as %d (%v), want 1011", got, ok)
+	}
+	// Another SSRC has its own numbering, which wraps at 65535 without a fuss.
+	ssrc = 0xbeef
+	for seq := uint16(65530); seq != 5; seq++ {
+		if got, ok := send(seq, byte(seq)); !ok || got != seq {
+			t.Fatalf("seq %d around the wrap sent as %d (%v)", seq, got, ok)
+		}
+	}
+	if k := r.Counters(SideB); k.Replays != 2 {
+		t.Errorf("counters %+v, want 2 replays", k)
+	}
+}
