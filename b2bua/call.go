@@ -112,6 +112,19 @@ type leg struct {
 	// firstAck receives A's ACK to parapet's 2xx for the INVITE; it
 	// carries the answer when parapet offered in that 2xx (delayed offer).
 	firstAck chan *sip.Request
+	// settled, on leg A, is closed once sipgo is done sending parapet's
+	// 2xx to A's INVITE (A acknowledged it, or sipgo gave up): sipgo's
+	// WriteResponse sets the dialog's InviteResponse, which every request
+	// parapet sends in the dialog reads.
+	settled chan struct{}
+
+	// dmu guards what requests from the peer are checked against (RFC
+	// 3261 section 12.2.2): remoteTag, the peer's tag ("" while unknown),
+	// and remoteSeq, the CSeq of its last request (if seqKnown).
+	dmu       sync.Mutex
+	remoteTag string
+	remoteSeq uint32
+	seqKnown  bool
 
 	// ackPending: B answered an offerless INVITE with an offer in its 2xx,
 	// and parapet has not sent the ACK that must carry the answer.
@@ -167,7 +180,7 @@ func (s *Server) newCall(z *zone, req *sip.Request) *Call {
 	c.callee = req.Recipient.User
 	c.rules = s.rules.Load()
 	c.a = &leg{call: c, role: compliance.RoleA, side: media.SideA, zone: z, pol: c.rules.zone(z.name), attempted: true,
-		firstAck: make(chan *sip.Request, 1)}
+		firstAck: make(chan *sip.Request, 1), settled: make(chan struct{})}
 	c.a.sig = z.signaling(req, c.a.pol)
 	c.a.transport = c.a.sig.Transport
 	c.a.secure = req.Recipient.Scheme == "sips"
@@ -434,6 +447,8 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	a.uas = uas
+	fromTag, _ := req.From().Params.Get("tag")
+	a.setRemote(fromTag, &req.CSeq().SeqNo)
 	tag, _ := uas.InviteRequest.To().Params.Get("tag")
 	a.key = legKey(string(*req.CallID()), tag)
 	s.addLeg(a.key, a)
@@ -487,6 +502,9 @@ func (c *Call) resetB() {
 	if b.uac != nil {
 		b.uac.Close()
 	}
+	b.dmu.Lock()
+	b.remoteTag, b.remoteSeq, b.seqKnown = "", 0, false
+	b.dmu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b.uac, b.key, b.remote, b.local = nil, "", "", ""
@@ -616,15 +634,49 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 	c.noteBConnLocked(strings.ToLower(t.Transport.String()), uac.InviteRequest.Destination())
 	c.mu.Unlock()
 
+	// From here parapet may give up on B before its final response: it
+	// then CANCELs B's INVITE and goes on waiting for that response.
+	out := &outgoing{cli: b.zone.cli, done: make(chan struct{}), log: c.log}
+	wctx, stop := context.WithCancelCause(context.Background())
+	defer stop(nil)
+	out.stop = stop
+	go func() {
+		ring := time.NewTimer(ringTimeout)
+		defer ring.Stop()
+		select {
+		case <-a.uas.Context().Done():
+			out.giveUp(giveUpCaller)
+		case <-c.ended:
+			out.giveUp(giveUpEnded)
+		case <-ring.C:
+			out.giveUp(giveUpRingTimeout)
+		case <-out.done:
+		}
+	}()
+
 	var refused *policy.Decision
+	var relayErr error // relaying B's progress to A failed
 	var early bool
 	var lastCode int // of the last provisional without SDP relayed to A
-	err = waitAnswer(bctx, uac, sipgo.AnswerOptions{
+	err = waitAnswer(wctx, uac, sipgo.AnswerOptions{
 		Username: c.route.Username,
 		Password: c.route.Password,
 		OnResponse: func(res *sip.Response) error {
 			c.noteB(res)
-			if refused != nil || !res.IsProvisional() || res.StatusCode == 100 {
+			if !res.IsProvisional() {
+				out.final()
+				if !res.IsSuccess() && out.reason() != notGivenUp {
+					return errGaveUp // no digest retry for a call given up
+				}
+				return nil
+			}
+			out.provisional(uac.InviteRequest)
+			if out.reason() != notGivenUp || res.StatusCode == 100 {
+				return nil
+			}
+			fail := func(err error) error {
+				relayErr = err
+				out.giveUp(giveUpFailed)
 				return nil
 			}
 			// With a delayed offer, SDP in an unreliable provisional is no
@@ -633,7 +685,7 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 				d := c.takeAnswer(b, res.Body())
 				if !d.Proceed() {
 					refused = &d
-					bcancel() // WaitAnswer sends CANCEL
+					out.giveUp(giveUpRefused)
 					return nil
 				}
 				early = true
@@ -641,11 +693,14 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 				answer, err := c.answerTo(a, b.m.remote)
 				c.mu.Unlock()
 				if err != nil {
-					return err
+					return fail(err)
 				}
 				res183 := sip.NewResponseFromRequest(a.uas.InviteRequest, 183, "Session Progress", answer)
 				res183.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-				return c.provisionalA(res183)
+				if err := c.provisionalA(res183); err != nil {
+					return fail(err)
+				}
+				return nil
 			}
 			code := res.StatusCode
 			if code != 180 && code != 183 {
@@ -657,24 +712,54 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 				return nil
 			}
 			lastCode = code
-			return c.provisionalA(sip.NewResponseFromRequest(a.uas.InviteRequest, code, reasonPhrase(code), nil))
+			if err := c.provisionalA(sip.NewResponseFromRequest(a.uas.InviteRequest, code, reasonPhrase(code), nil)); err != nil {
+				return fail(err)
+			}
+			return nil
 		},
 	})
+	close(out.done)
 	c.noteB(uac.InviteResponse)
+	if err == nil {
+		tag, _ := uac.InviteResponse.To().Params.Get("tag")
+		b.setRemote(tag, nil)
+	}
+
+	// Whatever B answered, the call may be over: the caller cancelled (its
+	// INVITE got 487 from sipgo) or it was hung up, perhaps as B answered.
+	why := out.reason()
+	if why != giveUpRefused {
+		switch {
+		case a.uas.Context().Err() != nil:
+			why = giveUpCaller
+		case c.isEnded():
+			why = giveUpEnded
+		}
+	}
+	if why != notGivenUp {
+		if err == nil {
+			// B's 2xx crossed the CANCEL (or came when no CANCEL could be
+			// sent yet): the dialog it made is ended with ACK then BYE
+			// (RFC 3261 sections 9.1 and 15).
+			c.dropB(plan == nil)
+		}
+		switch why {
+		case giveUpRefused:
+			c.respondA(refused.Status, reasonPhrase(refused.Status), compliance.DispositionRejected, refused.Reason, refused.Reason)
+		case giveUpCaller:
+			c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
+		case giveUpEnded:
+			c.respondEnded()
+		case giveUpRingTimeout:
+			c.bFailed(context.DeadlineExceeded)
+		default:
+			c.bFailed(relayErr)
+		}
+		return false
+	}
 
 	switch {
-	case refused != nil:
-		c.respondA(refused.Status, reasonPhrase(refused.Status), compliance.DispositionRejected, refused.Reason, refused.Reason)
-		return false
 	case err == nil:
-	case a.uas.Context().Err() != nil:
-		// A cancelled: sipgo answered its CANCEL and sent 487; WaitAnswer
-		// cancelled B.
-		c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
-		return false
-	case c.isEnded():
-		c.respondEnded()
-		return false
 	case plan != nil && statusOf(err) == 488 && !early:
 		// The callee refused the offer: try the zone's next key exchange,
 		// if it lists another (dtls then sdes, say).
@@ -729,6 +814,146 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 	return true
 }
 
+// Why parapet gives up on leg B before its final response.
+type giveUp int
+
+const (
+	notGivenUp        giveUp = iota
+	giveUpRefused            // policy refused B's early answer
+	giveUpCaller             // A cancelled, or its INVITE transaction ended
+	giveUpEnded              // the call was hung up (shutdown, a DTLS failure...)
+	giveUpRingTimeout        // B rang for ringTimeout
+	giveUpFailed             // relaying B's progress to A failed
+)
+
+var errGaveUp = errors.New("parapet gave up on the callee")
+
+// outgoing is leg B's INVITE while parapet waits for its final response.
+// Once parapet gives up on it, it CANCELs it as soon as a provisional
+// response allows (RFC 3261 section 9.1) and goes on waiting for the final
+// response, which is 487 or, when B answered as the CANCEL crossed, a 2xx
+// that must be ACKed and BYE'd. (sipgo's WaitAnswer would CANCEL on its
+// own when its context ends, but then drops a 2xx that crosses a CANCEL
+// answered other than 200, and ACKs none.)
+type outgoing struct {
+	cli  *sipgo.Client
+	log  *slog.Logger
+	stop context.CancelCauseFunc // ends WaitAnswer, which then sends no CANCEL
+	done chan struct{}           // closed once WaitAnswer returned
+
+	mu     sync.Mutex
+	cancel *sip.Request // a CANCEL for the INVITE, once a provisional response came
+	why    giveUp
+	sent   bool
+}
+
+// provisional notes a provisional response to inv, the INVITE as last
+// sent. It runs on WaitAnswer's goroutine, which owns inv.
+func (o *outgoing) provisional(inv *sip.Request) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cancel == nil {
+		o.cancel = cancelRequest(inv)
+	}
+	o.sendLocked()
+}
+
+// final notes a final response: the transaction a CANCEL would match is
+// over (after a challenge, sipgo sends a new INVITE).
+func (o *outgoing) final() {
+	o.mu.Lock()
+	o.cancel = nil
+	o.mu.Unlock()
+}
+
+// giveUp gives up on B: the first reason is kept.
+func (o *outgoing) giveUp(why giveUp) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.why == notGivenUp {
+		o.why = why
+	}
+	o.sendLocked()
+}
+
+func (o *outgoing) reason() giveUp {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.why
+}
+
+func (o *outgoing) sendLocked() {
+	if o.why == notGivenUp || o.cancel == nil || o.sent {
+		return
+	}
+	o.sent = true
+	go o.sendCancel(o.cancel)
+}
+
+// sendCancel sends req, a CANCEL, and stops waiting for the INVITE's
+// final response 64*T1 later (RFC 3261 section 9.1).
+func (o *outgoing) sendCancel(req *sip.Request) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// The request is complete: sipgo adds nothing to it.
+		res, err := o.cli.Do(ctx, req, func(*sipgo.Client, *sip.Request) error { return nil })
+		switch {
+		case err != nil:
+			o.log.Debug("cancel to b", "error", err)
+		case res.StatusCode != 200:
+			o.log.Debug("cancel to b", "status", res.StatusCode)
+		}
+	}()
+	t := time.NewTimer(64 * sip.T1)
+	defer t.Stop()
+	select {
+	case <-o.done:
+	case <-t.C:
+		o.log.Warn("no final response from b after CANCEL")
+		o.stop(sipgo.WaitAnswerForceCancelErr)
+	}
+}
+
+// cancelRequest builds the CANCEL of inv (RFC 3261 section 9.1): the same
+// Request-URI, top Via, From, To, Call-ID, CSeq number and Route.
+func cancelRequest(inv *sip.Request) *sip.Request {
+	req := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
+	req.AppendHeader(sip.HeaderClone(inv.Via()))
+	req.AppendHeader(sip.HeaderClone(inv.From()))
+	req.AppendHeader(sip.HeaderClone(inv.To()))
+	req.AppendHeader(sip.HeaderClone(inv.CallID()))
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	sip.CopyHeaders("Route", inv, req)
+	req.SetBody(nil)
+	req.SetTransport(inv.Transport())
+	req.SetDestination(inv.Destination())
+	req.SetSource(inv.Source())
+	req.Laddr = inv.Laddr
+	return req
+}
+
+// dropB ends the dialog of a 2xx from B that parapet no longer wants: ACK
+// (when B offered in it, with an answer declining every stream), then BYE.
+func (c *Call) dropB(delayed bool) {
+	b := c.b
+	if delayed {
+		res := b.uac.InviteResponse
+		var offer *media.Description
+		if len(res.Body()) > 0 && isSDP(res.ContentType()) {
+			offer, _ = media.ParseSDP(res.Body())
+		}
+		c.mu.Lock()
+		b.ackPending, b.pendingOffer = true, offer
+		c.mu.Unlock()
+	} else if err := b.uac.Ack(context.Background()); err != nil {
+		c.log.Warn("ack to b failed", "error", err)
+	}
+	c.byeB()
+}
+
 // answerA sends A parapet's 2xx with sdp and waits for A's ACK, which it
 // returns (nil if A never sent one). It reports whether the call was
 // established; if not, it has set the outcome and torn the call down.
@@ -744,15 +969,30 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	// sipgo retransmits the 2xx until the ACK comes, for up to 64*T1; a
 	// hangup (shutdown, media timeout) must not wait that long.
 	acked := make(chan error, 1)
-	go func() { acked <- a.uas.WriteResponse(ok) }()
+	go func() {
+		err := a.uas.WriteResponse(ok)
+		close(a.settled)
+		acked <- err
+	}()
 	select {
 	case err := <-acked:
 		if err != nil {
-			if a.uas.LoadState() == sip.DialogStateEnded {
+			switch {
+			case errors.Is(err, sip.ErrTransactionCanceled):
+				// The caller's CANCEL reached its INVITE transaction just
+				// before parapet's 2xx, which was not sent: A got 487 and
+				// has no dialog; B, which answered, gets BYE.
+				c.mu.Lock()
+				c.answered = time.Time{}
+				c.mu.Unlock()
+				c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
+				c.teardownLegs(false)
+				return nil, false
+			case a.uas.LoadState() == sip.DialogStateEnded:
 				// The caller's BYE was handled before its ACK: the call was
 				// answered and is already over.
 				c.setOutcome(compliance.DispositionAnswered, 200, "bye from a")
-			} else {
+			default:
 				c.log.Warn("a did not confirm the answer", "error", err)
 				c.setOutcome(compliance.DispositionFailed, 200, "no ACK from caller: "+err.Error())
 			}

@@ -57,6 +57,14 @@ func (l *leg) write(req *sip.Request) error {
 
 // inDialog handles a request that belongs to leg l.
 func (c *Call) inDialog(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	// The To tag and Call-ID found the leg; the From tag must be the peer's
+	// own (the remote tag of the dialog ID, RFC 3261 section 12.2.2).
+	if !l.fromPeer(req) {
+		if !req.IsAck() {
+			c.s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "From tag does not match the dialog")
+		}
+		return
+	}
 	switch req.Method {
 	case sip.ACK:
 		c.onAck(l, req, tx)
@@ -78,62 +86,149 @@ func (c *Call) inDialog(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (c *Call) onAck(l *leg, req *sip.Request, tx sip.ServerTransaction) {
-	if cs := req.CSeq(); l.uas != nil && l.firstAck != nil && cs != nil && cs.SeqNo == l.uas.InviteRequest.CSeq().SeqNo {
+	cs := req.CSeq()
+	if cs == nil {
+		return
+	}
+	if l.uas != nil && cs.SeqNo == l.uas.InviteRequest.CSeq().SeqNo {
+		// A's ACK to parapet's 2xx for its INVITE. It may come after a
+		// later request of A's (a re-INVITE sent right behind it, each
+		// handled on its own goroutine): sipgo's ReadAck compares it with
+		// the dialog's remote CSeq, which checkCSeq therefore leaves at the
+		// INVITE's.
 		select {
 		case l.firstAck <- req: // the first copy; retransmissions are dropped
 		default:
 		}
-	}
-	if cs := req.CSeq(); cs != nil {
-		l.ackMu.Lock()
-		ch := l.ackWait[cs.SeqNo]
-		l.ackMu.Unlock()
-		if ch != nil {
-			select {
-			case ch <- req:
-			default:
+		if l.uas.LoadState() != sip.DialogStateEnded {
+			if err := l.uas.ReadAck(req, tx); err != nil {
+				c.log.Debug("ack from a", "error", err)
 			}
-			return
 		}
+		return
 	}
-	if l.uas != nil && l.uas.LoadState() != sip.DialogStateEnded {
-		if err := l.uas.ReadAck(req, tx); err != nil {
-			c.log.Debug("ack from a", "error", err)
+	// An ACK to parapet's 2xx for a re-INVITE.
+	l.ackMu.Lock()
+	ch := l.ackWait[cs.SeqNo]
+	l.ackMu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- req:
+		default:
 		}
 	}
 }
 
 func (c *Call) onBye(l *leg, req *sip.Request, tx sip.ServerTransaction) {
-	var err error
-	switch {
-	case l.uas != nil:
-		err = l.uas.ReadBye(req, tx)
-	case l.uac != nil:
-		err = l.uac.ReadBye(req, tx)
+	if !c.checkCSeq(l, req, tx) {
+		return
 	}
-	if err != nil {
-		c.log.Debug("bye", "leg", l.role, "error", err)
-		c.s.respond(tx, req, 500, "Server Internal Error", err.Error())
+	if l == c.a && !c.established.Load() {
+		// The caller ends its early dialog (RFC 3261 section 15): its BYE
+		// gets 200 and its INVITE, still pending, 487; the callee is
+		// cancelled. (sipgo's ReadBye would end the INVITE transaction
+		// without a final response.)
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		c.s.commonHeaders(res)
+		c.s.send(tx, res)
+		c.respondA(487, "Request Terminated", compliance.DispositionCancelled, "bye from a before answer", "")
+		c.hangupWith(compliance.DispositionCancelled, "bye from a before answer", 487, "")
 		return
 	}
 	if !c.established.Load() {
 		// A BYE on an early dialog ends the call as well.
 		c.hangup(compliance.DispositionFailed, "bye from "+l.role+" before answer")
 	}
+	var err error
+	switch {
+	case l.uas != nil:
+		err = l.uas.ReadBye(req, tx)
+	case l.uac != nil:
+		err = l.uac.ReadBye(req, tx)
+	default:
+		c.s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	if err != nil {
+		c.log.Debug("bye", "leg", l.role, "error", err)
+		c.s.respond(tx, req, 500, "Server Internal Error", err.Error())
+		return
+	}
+	if l == c.b && c.established.Load() {
+		// The callee hung up. The caller may not have acknowledged
+		// parapet's 2xx yet: answerA, still waiting for that ACK, must
+		// hear of it too.
+		c.setOutcome(compliance.DispositionAnswered, 200, "bye from b")
+		c.hangup(compliance.DispositionAnswered, "bye from b")
+	}
 }
 
-// checkCSeq applies the dialog's CSeq rules (RFC 3261 section 12.2.2).
+// checkCSeq applies the dialog's CSeq rules (RFC 3261 section 12.2.2): a
+// request from l's peer must have a higher CSeq than the last one it sent
+// (than its INVITE's, on leg A); else it is answered 500. parapet keeps
+// this number itself rather than in sipgo's dialog, whose ReadAck
+// compares the caller's first ACK with it.
 func (c *Call) checkCSeq(l *leg, req *sip.Request, tx sip.ServerTransaction) bool {
-	d := l.dialog()
-	if d == nil {
+	if l.dialog() == nil {
 		c.s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
 		return false
 	}
-	if err := d.ReadRequest(req, tx); err != nil {
+	seq := req.CSeq().SeqNo
+	l.dmu.Lock()
+	ok := !l.seqKnown || seq > l.remoteSeq
+	if ok {
+		l.remoteSeq, l.seqKnown = seq, true
+	}
+	l.dmu.Unlock()
+	if !ok {
 		c.s.respond(tx, req, 500, "Server Internal Error", "CSeq out of order")
 		return false
 	}
 	return true
+}
+
+// ready waits until parapet may send a request in leg l's dialog: on leg
+// A, until sipgo is done with parapet's 2xx (see leg.settled). It reports
+// false if the call ended first.
+func (c *Call) ready(l *leg) bool {
+	if l.settled == nil {
+		return true
+	}
+	select {
+	case <-l.settled:
+		return true
+	case <-c.ended:
+		return false
+	case <-time.After(64 * sip.T1):
+		return false
+	}
+}
+
+// fromPeer reports whether req's From tag is the tag of l's peer, when
+// parapet knows it.
+func (l *leg) fromPeer(req *sip.Request) bool {
+	l.dmu.Lock()
+	tag := l.remoteTag
+	l.dmu.Unlock()
+	if tag == "" {
+		return true
+	}
+	got := ""
+	if f := req.From(); f != nil {
+		got, _ = f.Params.Get("tag")
+	}
+	return got == tag
+}
+
+// setRemote notes the peer's tag and, when seq is set, the CSeq of its
+// last request.
+func (l *leg) setRemote(tag string, seq *uint32) {
+	l.dmu.Lock()
+	defer l.dmu.Unlock()
+	l.remoteTag = tag
+	if seq != nil {
+		l.remoteSeq, l.seqKnown = *seq, true
+	}
 }
 
 // relayRequest bridges an in-dialog request (INFO) to the other leg and its
@@ -146,6 +241,10 @@ func (c *Call) relayRequest(l *leg, req *sip.Request, tx sip.ServerTransaction) 
 		return
 	}
 	if !c.checkCSeq(l, req, tx) {
+		return
+	}
+	if !c.ready(other) {
+		c.s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
 		return
 	}
 	out := sip.NewRequest(req.Method, other.target())
@@ -186,6 +285,10 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	other := c.other(l)
+	if !c.ready(other) {
+		c.s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		return
+	}
 
 	body := req.Body()
 	if len(body) == 0 {
