@@ -1,7 +1,6 @@
 package b2bua_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -249,20 +248,7 @@ func newRawLab(t *testing.T) *rawLab {
 		Logger:     discard(),
 		UserAgent:  "parapet-test",
 	}
-	var err error
-	if l.srv, err = b2bua.New(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if err := l.srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	l.srv = startServer(t, cfg)
 	ap := l.srv.Addrs("a")[policy.TransportUDP]
 	l.aUDP = net.UDPAddrFromAddrPort(ap)
 	return l
@@ -373,6 +359,18 @@ func (c *rawCall) aRequest(method string, cseq int, body string) string {
 }
 
 // aAck acknowledges parapet's final response to A's INVITE with CSeq cseq.
+// hangUpFromA ends an answered call with a BYE from A (CSeq cseq): A gets
+// 200, B gets the BYE and answers it, and the record says "bye from a".
+func (c *rawCall) hangUpFromA(t *testing.T, cseq int) {
+	t.Helper()
+	l := c.l
+	l.a.send(l.aUDP, c.aRequest("BYE", cseq, ""))
+	l.a.must("200 to A's BYE", isRes(200, "BYE"))
+	bye := l.b.must("BYE to B", isReq("BYE"))
+	l.b.send(bye.from, reply(bye.text, 200, "OK", "", "", ""))
+	wantRecord(t, l.record(), compliance.DispositionAnswered, 200, "bye from a")
+}
+
 func (c *rawCall) aAck(cseq int) {
 	c.l.a.send(c.l.aUDP, c.aRequest("ACK", cseq, ""))
 }
@@ -556,11 +554,7 @@ func TestAckAfterReinvite(t *testing.T) {
 			if n := l.srv.Stats().CallsActive; n != 1 {
 				t.Fatalf("%d calls active", n)
 			}
-			l.a.send(l.aUDP, c.aRequest("BYE", 3, ""))
-			l.a.must("200 to A's BYE", isRes(200, "BYE"))
-			bye := l.b.must("BYE to B", isReq("BYE"))
-			l.b.send(bye.from, reply(bye.text, 200, "OK", "", "", ""))
-			wantRecord(t, l.record(), compliance.DispositionAnswered, 200, "bye from a")
+			c.hangUpFromA(t, 3)
 		})
 	}
 }
@@ -630,11 +624,7 @@ func TestByeOutsideDialogRefused(t *testing.T) {
 				t.Fatalf("the call ended: A got %s B got %s", l.a.dump(), l.b.dump())
 			}
 			// The real BYE still ends the call.
-			l.a.send(l.aUDP, c.aRequest("BYE", 50, ""))
-			l.a.must("200 to A's BYE", isRes(200, "BYE"))
-			bye := l.b.must("BYE to B", isReq("BYE"))
-			l.b.send(bye.from, reply(bye.text, 200, "OK", "", "", ""))
-			wantRecord(t, l.record(), compliance.DispositionAnswered, 200, "bye from a")
+			c.hangUpFromA(t, 50)
 		})
 	}
 }

@@ -220,20 +220,7 @@ func newLab(t testing.TB, o labOptions) *lab {
 		UserAgent:    "parapet-test",
 	}
 	l.cfg = cfg
-	l.srv, err = b2bua.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.srv.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		if err := l.srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	l.srv = startServer(t, cfg)
 	l.pbxUDP = l.srv.Addrs("pbx")[policy.TransportUDP]
 	l.carrierTLS = l.srv.Addrs("carrier")[policy.TransportTLS]
 	return l
@@ -308,4 +295,24 @@ func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// startServer starts a parapet server on cfg, shut down when the test ends.
+func startServer(t testing.TB, cfg b2bua.Config) *b2bua.Server {
+	t.Helper()
+	srv, err := b2bua.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return srv
 }
