@@ -643,6 +643,10 @@ func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpS
 			pc.decRTCP.replayed = false
 			plain, err = pc.decRTCP.ctx.DecryptRTCP(sc.plain, pkt, &sc.ch)
 		} else if err = sc.ch.Unmarshal(pkt); err == nil {
+			if !rtcpLengthsOK(pkt) {
+				cin.malformed.Add(1)
+				return nil, netip.AddrPort{}, nil
+			}
 			plain = pkt
 		}
 	} else {
@@ -819,4 +823,19 @@ func (g *seqGuard) admit(pkt []byte, h *rtp.Header) bool {
 		binary.BigEndian.PutUint16(pkt[2:4], seq)
 	}
 	return true
+}
+
+// rtcpLengthsOK reports whether a plain (unauthenticated) RTCP packet's
+// length fields walk exactly to its end, each part version 2 (RFC 3550
+// section 6.1): parapet would otherwise encrypt, and so vouch for, a
+// packet its receiver cannot parse.
+func rtcpLengthsOK(pkt []byte) bool {
+	off := 0
+	for off < len(pkt) {
+		if len(pkt)-off < 4 || pkt[off]>>6 != 2 {
+			return false
+		}
+		off += (int(binary.BigEndian.Uint16(pkt[off+2:off+4])) + 1) * 4
+	}
+	return off == len(pkt)
 }

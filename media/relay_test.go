@@ -453,3 +453,37 @@ func TestRelayPlainToSRTPNeverReusesAnIndex(t *testing.T) {
 		t.Errorf("counters %+v, want 2 replays", k)
 	}
 }
+
+// Plain RTCP whose length fields do not fit the packet is malformed, not
+// relayed (encrypted, it would look vouched for).
+func TestRTCPLengths(t *testing.T) {
+	sr := unhex(t, "80c80006 11223344 00000000 00000000 00000000 00000000 00000000")
+	rr := unhex(t, "81c90007 11223344 55667788 00000000 00000000 00000000 00000000 00000000")
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		ok   bool
+	}{
+		{"sender report", sr, true},
+		{"compound SR+RR", append(bytes.Clone(sr), rr...), true},
+		{"SR claiming 28 bytes in 8", sr[:8], false},
+		{"trailing bytes", append(bytes.Clone(sr), 0, 0, 0, 0), false},
+		{"second part not version 2", append(bytes.Clone(sr), 0x01, 0xc9, 0x00, 0x00), false},
+	} {
+		if got := rtcpLengthsOK(tc.pkt); got != tc.ok {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.ok)
+		}
+	}
+	r, st := newTestRelay(t)
+	configure(t, st, SideA, peerA, freshCrypto(t, "AEAD_AES_128_GCM"), freshCrypto(t, "AEAD_AES_128_GCM"))
+	configure(t, st, SideB, peerB, nil, nil)
+	if out, _, _ := st.handle(st.sides[SideB], sr[:8], netip.AddrPortFrom(peerB.Addr(), peerB.Port()+1), true, newScratch()); out != nil {
+		t.Error("a truncated sender report was relayed")
+	}
+	if out, _, _ := st.handle(st.sides[SideB], sr, netip.AddrPortFrom(peerB.Addr(), peerB.Port()+1), true, newScratch()); out == nil {
+		t.Error("a valid sender report was dropped")
+	}
+	if k := r.Counters(SideB); k.Malformed != 1 {
+		t.Errorf("counters %+v", k)
+	}
+}
