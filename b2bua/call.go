@@ -916,7 +916,8 @@ func (o *outgoing) sendCancel(req *sip.Request) {
 }
 
 // cancelRequest builds the CANCEL of inv (RFC 3261 section 9.1): the same
-// Request-URI, top Via, From, To, Call-ID, CSeq number and Route.
+// Request-URI, top Via, From, To, Call-ID, CSeq number and Route. (sipgo
+// has one, unexported, used only by the WaitAnswer path parapet avoids.)
 func cancelRequest(inv *sip.Request) *sip.Request {
 	req := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
 	req.AppendHeader(sip.HeaderClone(inv.Via()))

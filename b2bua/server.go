@@ -30,8 +30,7 @@ type Server struct {
 	byName map[string]*zone
 	pool   *media.PortPool
 	rec    *recorder
-	events *eventLimiter
-	folder *eventFolder
+	events *eventFolder // folds floods of refusals, in records and logs alike
 	stats  stats
 	// dtls is parapet's certificate for DTLS-SRTP, one per process; peers
 	// check it against the fingerprint in parapet's SDP.
@@ -108,8 +107,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rules.Store(newRules(&cfg))
 	s.rec = newRecorder(cfg.Sink, s.log, &s.stats)
-	s.events = newEventLimiter(10 * time.Second)
-	s.folder = newEventFolder(10 * time.Second)
+	s.events = newEventFolder(10 * time.Second)
 	for i := range cfg.Zones {
 		zc := cfg.Zones[i]
 		if _, dup := s.byName[zc.Policy.Name]; dup {
@@ -227,7 +225,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.serveWG.Add(1)
 	go func() {
 		defer s.serveWG.Done()
-		t := time.NewTicker(s.folder.every)
+		t := time.NewTicker(s.events.every)
 		defer t.Stop()
 		for {
 			select {
@@ -318,7 +316,7 @@ func (s *Server) limit(z *zone, t policy.Transport, ln net.Listener) net.Listene
 			})
 		},
 		func(err error) {
-			if n, ok := s.events.allow("accept|" + ln.Addr().String()); ok {
+			if n, ok := s.events.allow("accept|"+ln.Addr().String(), time.Now()); ok {
 				s.log.Warn("accepting connections failed; retrying", "zone", z.name, "listener", ln.Addr().String(),
 					"error", err, "folded", n)
 			}
@@ -668,7 +666,7 @@ func (s *Server) releaseRouteSlot(name string) {
 // is outside the zone's peers gets a call record: the first from a source
 // in each interval does.
 func (s *Server) recordRefusedInvite(a *leg) bool {
-	_, ok := s.events.allow(a.zone.name + "|invite-refused|" + a.sig.Source.Addr().String())
+	_, ok := s.events.allow(a.zone.name+"|invite-refused|"+a.sig.Source.Addr().String(), time.Now())
 	return ok
 }
 
@@ -678,7 +676,7 @@ func (s *Server) connEvent(z *zone, event string, sig policy.SignalingFacts, rem
 	e := &compliance.ConnEvent{Event: event, Zone: z.name, Transport: sig.Transport.String(),
 		Remote: remote, PolicyHash: s.rules.Load().hash}
 	fill(e)
-	if e = s.folder.fold(e, time.Now()); e != nil {
+	if e = s.events.fold(e, time.Now()); e != nil {
 		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
 	}
 }
@@ -686,7 +684,7 @@ func (s *Server) connEvent(z *zone, event string, sig policy.SignalingFacts, rem
 // drainEvents writes the folded-event counts of kinds that went quiet
 // (all of them when all is set, at shutdown).
 func (s *Server) drainEvents(all bool) {
-	for _, e := range s.folder.drain(time.Now(), all) {
+	for _, e := range s.events.drain(time.Now(), all) {
 		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
 	}
 }

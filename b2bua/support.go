@@ -81,57 +81,12 @@ func (r *recorder) backlog() int {
 	return len(r.pending)
 }
 
-// eventLimiter folds repeated connection events from one source into one
-// record per interval, counting the ones it folded.
-type eventLimiter struct {
-	every time.Duration
-	mu    sync.Mutex
-	seen  map[string]*eventSlot
-}
-
-type eventSlot struct {
-	last       time.Time
-	suppressed uint64
-}
-
-func newEventLimiter(every time.Duration) *eventLimiter {
-	return &eventLimiter{every: every, seen: map[string]*eventSlot{}}
-}
-
-// allow reports whether an event with key should be recorded now, and how
-// many were folded since the last one recorded.
-func (l *eventLimiter) allow(key string) (suppressed uint64, ok bool) {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.seen) > 10000 {
-		for k, v := range l.seen {
-			if now.Sub(v.last) > l.every {
-				delete(l.seen, k)
-			}
-		}
-	}
-	s := l.seen[key]
-	if s == nil {
-		l.seen[key] = &eventSlot{last: now}
-		return 0, true
-	}
-	if now.Sub(s.last) < l.every {
-		s.suppressed++
-		return 0, false
-	}
-	n := s.suppressed
-	s.last, s.suppressed = now, 0
-	return n, true
-}
-
-// eventFolder folds repeated connection events into one record per
-// interval. Events are alike when they share zone, kind, remote host and
-// what was refused (client version, method, status, error with its numbers
-// left out); a TLS 1.0 and a TLS 1.1 attempt from one host are two kinds.
-// Nothing folded is lost: the next record of the kind counts the folded
-// ones in Suppressed, and drain writes out the counts of kinds that went
-// quiet, or all of them at shutdown.
+// eventFolder folds repeated events into one per interval: the first of a
+// kind (a key) passes, the ones that follow within the interval are
+// counted, and the count goes with the next one that passes. allow serves
+// any key (log lines, the call records of refused INVITEs); fold and drain
+// serve connection-event records, which lose nothing: drain writes out the
+// counts of kinds that went quiet, or of all kinds at shutdown.
 type eventFolder struct {
 	every time.Duration
 	mu    sync.Mutex
@@ -139,15 +94,52 @@ type eventFolder struct {
 }
 
 type foldSlot struct {
-	last       time.Time // when a record of this kind was last written
+	last       time.Time // when an event of this kind last passed
 	suppressed uint64
-	latest     compliance.ConnEvent // the latest folded event
+	latest     *compliance.ConnEvent // the latest folded connection event (fold only)
 }
+
+// maxFoldSlots bounds the folder's memory; beyond it, events of new kinds
+// pass without folding until quiet kinds are forgotten.
+const maxFoldSlots = 10000
 
 func newEventFolder(every time.Duration) *eventFolder {
 	return &eventFolder{every: every, slots: map[string]*foldSlot{}}
 }
 
+// allow reports whether an event of kind key passes now, and how many
+// were folded since the last one that did.
+func (f *eventFolder) allow(key string, now time.Time) (suppressed uint64, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.allowLocked(key, now, nil)
+}
+
+// allowLocked is allow; a folded e, when given, is kept as the kind's
+// latest. Caller holds f.mu.
+func (f *eventFolder) allowLocked(key string, now time.Time, e *compliance.ConnEvent) (uint64, bool) {
+	sl := f.slots[key]
+	if sl == nil {
+		if len(f.slots) < maxFoldSlots {
+			f.slots[key] = &foldSlot{last: now}
+		}
+		return 0, true
+	}
+	if now.Sub(sl.last) < f.every {
+		sl.suppressed++
+		if e != nil {
+			sl.latest = e
+		}
+		return 0, false
+	}
+	n := sl.suppressed
+	sl.last, sl.suppressed, sl.latest = now, 0, nil
+	return n, true
+}
+
+// foldKey is a connection event's kind: zone, event, remote host and what
+// was refused (client version, method, status, error with its numbers left
+// out), so that a TLS 1.0 and a TLS 1.1 attempt from one host are apart.
 func foldKey(e *compliance.ConnEvent) string {
 	host := e.Remote
 	if h, _, err := net.SplitHostPort(e.Remote); err == nil {
@@ -159,56 +151,43 @@ func foldKey(e *compliance.ConnEvent) string {
 		}
 		return r
 	}, e.Error)
-	return strings.Join([]string{e.Zone, e.Event, host, e.ClientMaxVersion, e.Method, strconv.Itoa(e.SIPStatus), why}, "|")
+	return strings.Join([]string{"conn", e.Zone, e.Event, host, e.ClientMaxVersion, e.Method, strconv.Itoa(e.SIPStatus), why}, "|")
 }
 
 // fold returns e, with Suppressed set, when it is to be recorded now, or
 // nil when it was folded.
 func (f *eventFolder) fold(e *compliance.ConnEvent, now time.Time) *compliance.ConnEvent {
-	key := foldKey(e)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	sl := f.slots[key]
-	if sl == nil {
-		if len(f.slots) < maxFoldSlots {
-			f.slots[key] = &foldSlot{last: now}
-		}
-		return e
-	}
-	if now.Sub(sl.last) < f.every {
-		sl.suppressed++
-		sl.latest = *e
+	n, ok := f.allowLocked(foldKey(e), now, e)
+	if !ok {
 		return nil
 	}
-	e.Suppressed = sl.suppressed
-	sl.last, sl.suppressed = now, 0
+	e.Suppressed = n
 	return e
 }
 
-// maxFoldSlots bounds the folder's memory; beyond it, new kinds of events
-// are recorded without folding until drain frees slots.
-const maxFoldSlots = 10000
-
-// drain returns a record for every kind with folded events whose interval
-// has passed (all of them when all is set): the latest folded event,
-// standing for itself and Suppressed others. Kinds quiet for an interval
-// are forgotten.
+// drain returns a record for every kind of connection event with folded
+// events whose interval has passed (all of them when all is set): the
+// latest folded event, standing for itself and Suppressed others. Other
+// kinds quiet for an interval are forgotten (allow's folded counts with
+// them: they only annotate log lines, and refused INVITEs are counted in
+// connection events too).
 func (f *eventFolder) drain(now time.Time, all bool) []*compliance.ConnEvent {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []*compliance.ConnEvent
 	for key, sl := range f.slots {
-		if !all && now.Sub(sl.last) < f.every {
-			continue
-		}
-		if sl.suppressed > 0 {
-			e := sl.latest
+		switch {
+		case !all && now.Sub(sl.last) < f.every:
+		case sl.latest != nil:
+			e := *sl.latest
 			e.Suppressed = sl.suppressed - 1
 			out = append(out, &e)
-			sl.last, sl.suppressed = now, 0
-			continue
+			sl.last, sl.suppressed, sl.latest = now, 0, nil
+		default:
+			delete(f.slots, key)
 		}
-		delete(f.slots, key)
 	}
 	return out
 }
