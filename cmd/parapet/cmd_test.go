@@ -287,6 +287,7 @@ type process struct {
 	mu    sync.Mutex
 	lines []string
 	more  chan struct{}
+	ended chan struct{} // closed when the process's stderr closes
 }
 
 func runParapet(t *testing.T, args ...string) *process {
@@ -298,7 +299,8 @@ func runParapet(t *testing.T, args ...string) *process {
 // the embedded default keeps its state).
 func runParapetIn(t *testing.T, dir string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(buildParapet(t), append([]string{"run"}, args...)...), more: make(chan struct{}, 1)}
+	p := &process{cmd: exec.Command(buildParapet(t), append([]string{"run"}, args...)...), more: make(chan struct{}, 1),
+		ended: make(chan struct{})}
 	p.cmd.Dir = dir
 	stderr, _ := p.cmd.StderrPipe()
 	if err := p.cmd.Start(); err != nil {
@@ -306,6 +308,7 @@ func runParapetIn(t *testing.T, dir string, args ...string) *process {
 	}
 	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
 	go func() {
+		defer close(p.ended)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			p.mu.Lock()
@@ -340,6 +343,16 @@ func (p *process) waitLog(t *testing.T, s string) string {
 		}
 		select {
 		case <-p.more:
+		case <-p.ended:
+			// Lines the reader added just before closing were seen above
+			// only if they came before this check: look once more.
+			p.mu.Lock()
+			more := len(p.lines) > len(lines)
+			p.mu.Unlock()
+			if !more {
+				t.Fatalf("parapet exited (%v) before a log line with %q; after the last match it wrote:\n%s",
+					p.cmd.Wait(), s, strings.Join(lines, "\n"))
+			}
 		case <-deadline:
 			t.Fatalf("no log line with %q in:\n%s", s, strings.Join(lines, "\n"))
 		}

@@ -45,6 +45,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return exit(2, err)
 	}
 	b2bua.SetProcessLogger(log)
+	// SIGHUP is caught before anything starts: its default action ends the
+	// process, and a reload asked for while starting is done once started.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	cfg, err := loadConfig(*file, stderr)
 	if err != nil {
 		return err
@@ -55,9 +60,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
