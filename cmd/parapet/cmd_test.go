@@ -445,6 +445,15 @@ admin { listen = "127.0.0.1:%d" }
 	// A file with an error: refused too.
 	os.WriteFile(conf, []byte("zone \"pbx\" { bogus = 1 }\n"), 0o600)
 	p.cmd.Process.Signal(syscall.SIGHUP)
+	var bad struct {
+		Msg        string `json:"msg"`
+		Diagnostic string `json:"diagnostic"`
+	}
+	// One line per error, in the FILE:LINE:COL form.
+	if err := json.Unmarshal([]byte(p.waitLog(t, `bogus`)), &bad); err != nil ||
+		bad.Msg != "configuration error" || !strings.Contains(bad.Diagnostic, "parapet.hcl:1:14: error: ") {
+		t.Errorf("reload error line: %v %+v", err, bad)
+	}
 	p.waitLog(t, "configuration reload failed")
 	if got := options(t, base+60); !strings.HasPrefix(got, "SIP/2.0 403") {
 		t.Errorf("OPTIONS after refused reloads: %q, want the reloaded policy's 403", got)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"time"
 
 	"github.com/parapet-sbc/parapet/b2bua"
@@ -213,11 +211,19 @@ func (in *instance) reload(path string) {
 		in.log.Info("running the embedded lab default: certificates reloaded, nothing else to re-read")
 		return
 	}
-	var diag bytes.Buffer
-	cfg, err := loadConfig(path, &diag)
-	if err != nil {
+	// Each diagnostic is one log line in the FILE:LINE:COL form, which log
+	// pipelines keep together (check prints the multi-line form).
+	cfg, diags := configs.Load(path, configs.LoadOptions{})
+	for _, d := range diags {
+		if d.Severity == configs.SeverityError {
+			in.log.Error("configuration error", "diagnostic", d.String())
+		} else {
+			in.log.Warn("configuration warning", "diagnostic", d.String())
+		}
+	}
+	if errs := diags.Errors(); len(errs) > 0 {
 		in.log.Error("configuration reload failed; the running configuration stays in force",
-			"config", path, "error", err, "diagnostics", strings.TrimSpace(diag.String()))
+			"config", path, "errors", len(errs))
 		return
 	}
 	if what := restartOnly(in.cfg, cfg); what != "" {
