@@ -136,3 +136,57 @@ func TestSignedCheckpointsAcrossRotation(t *testing.T) {
 		t.Errorf("%d checkpoints for 20 records at one per 2", res.Checkpoints)
 	}
 }
+
+// On a quiet system the timer signs the last records: no append is needed
+// to trigger the checkpoint, and nothing new means no further checkpoint.
+func TestCheckpointTimer(t *testing.T) {
+	dir := t.TempDir()
+	key, err := LoadOrCreateSigningKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := LoadPublicKey(filepath.Join(dir, PublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "compliance.jsonl")
+	w, err := OpenWriter(path, WriterOptions{Version: "v0.1.0-test", Signer: key, CheckpointInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPseudonymizer(testKey())
+	if err := w.Append(sampleRecord(p, 0)); err != nil {
+		t.Fatal(err)
+	}
+	checkpoints := func() int {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Count(b, []byte(`"event":"`+LogCheckpoint+`"`))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for checkpoints() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint written by the timer")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Several more ticks over nothing new.
+	time.Sleep(200 * time.Millisecond)
+	if n := checkpoints(); n != 1 {
+		t.Errorf("%d checkpoints over one record, want 1", n)
+	}
+	// The timer's checkpoint signs the record, before Close adds anything.
+	res, err := Verify([]string{path}, VerifyOptions{PublicKey: pub})
+	if err != nil || !res.OK() || res.SignedSeq != res.LastSeq-1 {
+		t.Fatalf("timer checkpoint: %v %+v", err, res)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close found nothing unsigned: closed follows the timer's checkpoint.
+	if n := checkpoints(); n != 1 {
+		t.Errorf("%d checkpoints after Close, want 1", n)
+	}
+}

@@ -402,6 +402,12 @@ func (l *loader) tls(tb *tlsBlock, diags hcl.Diagnostics) *TLS {
 		} else {
 			t.ClientAuth = ca
 		}
+		// With the lab certificate the lab CA is the default; with a real
+		// one, verified client certificates need the CA that issues them.
+		if t.ClientAuth != policy.ClientAuthNone && t.VerifyPeer && cert && tb.CAFile == nil {
+			l.errorf(s.value("client_auth"), "client_auth without ca_file",
+				`client_auth = %q verifies client certificates, and without ca_file they would be checked against the system roots, which any public CA's customer satisfies. Set ca_file to the CA that issues the peers' certificates.`, *tb.ClientAuth)
+		}
 	}
 	if tb.Ciphers != nil && s.ok("ciphers") {
 		t.Ciphers = l.ciphers(s, *tb.Ciphers)
