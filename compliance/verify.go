@@ -390,6 +390,14 @@ func (v *verifier) checkHead(last string, h *headState) {
 	res := v.res
 	res.HeadChecked = true
 	switch {
+	case h.Seq > res.LastSeq && res.Truncated != nil:
+		// A crash mid-write leaves the head file at the last complete
+		// record; one that records more says the torn line, at least, had
+		// been written whole: the log was cut, not interrupted.
+		res.Problem = &Problem{File: res.Truncated.File, Line: res.Truncated.Line, Kind: ProblemHead,
+			Message: fmt.Sprintf("the head file records seq %d but the log ends at seq %d and then line %d, cut short: %d record(s) cut from the end",
+				h.Seq, res.LastSeq, res.Truncated.Line, h.Seq-res.LastSeq)}
+		res.Truncated = nil
 	case h.Seq > res.LastSeq:
 		res.Problem = &Problem{File: last, Line: v.lastFileLines + 1, Kind: ProblemHead,
 			Message: fmt.Sprintf("the head file records seq %d but the log ends at seq %d: %d record(s) removed from the end",

@@ -402,14 +402,21 @@ func TestTruncatedLastLine(t *testing.T) {
 		}
 	}
 	// The head file knew the record had been written completely: with it,
-	// the cut is reported.
+	// the cut is tampering, reported at the cut line and only as that.
 	writeFile(t, path, append(bytes.Join(lines[:len(lines)-1], nil), last[:20]...))
 	res, err := Verify([]string{path}, VerifyOptions{Head: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Problem == nil || res.Problem.Kind != ProblemHead || res.Truncated == nil {
+	if res.Problem == nil || res.Problem.Kind != ProblemHead || res.Problem.Line != len(lines) || res.Truncated != nil {
 		t.Fatalf("with head: problem %s truncated %s", problemString(res.Problem), problemString(res.Truncated))
+	}
+	// Two records cut: the last whole, the one before it torn.
+	prev := lines[len(lines)-2]
+	writeFile(t, path, append(bytes.Join(lines[:len(lines)-2], nil), prev[:20]...))
+	if res, _ = Verify([]string{path}, VerifyOptions{Head: true}); res.Problem == nil || res.Problem.Kind != ProblemHead ||
+		res.Problem.Line != len(lines)-1 || res.Truncated != nil || !strings.Contains(res.Problem.Message, "2 record(s) cut") {
+		t.Fatalf("two cut, with head: problem %s truncated %s", problemString(res.Problem), problemString(res.Truncated))
 	}
 }
 
