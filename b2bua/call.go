@@ -454,8 +454,14 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	s.addLeg(a.key, a)
 
 	c.relay = media.NewRelay(s.pool, media.RelayConfig{Timeout: c.rules.mediaTimeout, HoldTimeout: c.rules.holdTimeout, Logger: c.log,
-		OnIdle: func() { c.hangup(compliance.DispositionTimeout, "no media for "+c.rules.mediaTimeout.String()) },
-		DTLS:   s.dtls,
+		OnIdle: func(limit time.Duration, onHold bool) {
+			why := "no media for " + limit.String()
+			if onHold {
+				why += " (on hold)"
+			}
+			c.hangup(compliance.DispositionTimeout, why)
+		},
+		DTLS: s.dtls,
 		OnKeyingFailed: func(side media.Side, err error) {
 			c.hangupWith(compliance.DispositionFailed, fmt.Sprintf("DTLS-SRTP handshake with leg %s failed: %v", side, err),
 				488, "DTLS-SRTP key agreement failed")

@@ -98,6 +98,7 @@ type labOptions struct {
 	pbxFeedback     b2bua.Feedback
 	carrierFeedback b2bua.Feedback
 	mediaTimeout    time.Duration
+	holdTimeout     time.Duration
 	carrierZone     func(*policy.Zone)
 	outboundMatch   *regexp.Regexp
 	parapetClient   func(*tls.Config) // tweak parapet's client TLS toward the carrier
@@ -212,7 +213,7 @@ func newLab(t testing.TB, o labOptions) *lab {
 			{Name: "inbound", From: "carrier", To: "pbx",
 				Target: b2bua.Target{Host: loop.String(), Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
 		},
-		Media:        b2bua.MediaConfig{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout},
+		Media:        b2bua.MediaConfig{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout, HoldTimeout: o.holdTimeout},
 		PolicyHash:   "sha256:test",
 		Sink:         l.sink,
 		Pseudonymize: compliance.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef")).Token,

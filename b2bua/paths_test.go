@@ -726,9 +726,10 @@ func TestRouteCallLimit(t *testing.T) {
 
 // A call on hold (a re-INVITE with a=inactive) carries no media, so the
 // media timeout gives way to media.hold_timeout; once resumed, silence ends
-// the call again.
+// the call again. A call left on hold ends at the hold timeout, and its
+// record names the limit that ran out.
 func TestHoldSuspendsMediaTimeout(t *testing.T) {
-	l := newLab(t, labOptions{mediaTimeout: time.Second})
+	l := newLab(t, labOptions{mediaTimeout: time.Second, holdTimeout: 3 * time.Second})
 	ctx := ctxT(t)
 	caller, callee := l.connect(t, ctx)
 	exchange(t, caller, callee)
@@ -739,7 +740,7 @@ func TestHoldSuspendsMediaTimeout(t *testing.T) {
 	select {
 	case <-callee.Context().Done():
 		t.Fatal("a call on hold was ended by the media timeout")
-	case <-time.After(3 * time.Second): // three media timeouts without a packet
+	case <-time.After(2 * time.Second): // two media timeouts without a packet
 	}
 	caller.SetDirection("sendrecv")
 	if code, err := caller.Reinvite(ctx, false); err != nil || code != 200 {
@@ -747,8 +748,20 @@ func TestHoldSuspendsMediaTimeout(t *testing.T) {
 	}
 	waitEnded(t, "media timeout after the resume", caller, callee)
 	c := l.sink.waitCalls(t, 1)[0]
-	if c.Disposition != compliance.DispositionTimeout {
-		t.Errorf("disposition %s %q", c.Disposition, c.EndReason)
+	if c.Disposition != compliance.DispositionTimeout || c.EndReason != "no media for 1s" {
+		t.Errorf("resumed call: disposition %s %q", c.Disposition, c.EndReason)
+	}
+
+	caller, callee = l.connect(t, ctx)
+	exchange(t, caller, callee)
+	caller.SetDirection("inactive")
+	if code, err := caller.Reinvite(ctx, false); err != nil || code != 200 {
+		t.Fatalf("hold re-INVITE: %d %v", code, err)
+	}
+	waitEnded(t, "hold timeout", caller, callee)
+	c = l.sink.waitCalls(t, 2)[1]
+	if c.Disposition != compliance.DispositionTimeout || c.EndReason != "no media for 3s (on hold)" {
+		t.Errorf("held call: disposition %s %q", c.Disposition, c.EndReason)
 	}
 }
 

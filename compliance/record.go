@@ -73,7 +73,8 @@ type Call struct {
 	// SIPStatus is the final status sent to the caller (200 for answered).
 	SIPStatus int `json:"sip_status"`
 	// EndReason says how the call ended: "bye from a", "bye from b",
-	// "media timeout", "shutdown", or the failure.
+	// "no media for 30s" (" (on hold)" when the hold timeout ran out),
+	// "shutdown", or the failure.
 	EndReason string `json:"end_reason,omitempty"`
 
 	// PolicyHash identifies the configuration in force (sha256:...).

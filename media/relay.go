@@ -96,8 +96,9 @@ type RelayConfig struct {
 	// HoldTimeout replaces Timeout while the call is on hold (SetHold):
 	// a held call may carry no media at all for a long time.
 	HoldTimeout time.Duration
-	// OnIdle is called once, from the watchdog goroutine, on timeout.
-	OnIdle func()
+	// OnIdle is called once, from the watchdog goroutine, on timeout, with
+	// the limit that ran out and whether the call was on hold (HoldTimeout).
+	OnIdle func(limit time.Duration, onHold bool)
 	// DTLS is parapet's certificate for streams keyed with DTLS-SRTP.
 	DTLS *DTLSCertificate
 	// OnKeyingFailed is called when a side's DTLS-SRTP handshake fails (its
@@ -463,13 +464,13 @@ func (r *Relay) watchdog() {
 				lastActive = now
 				continue
 			}
-			limit := r.cfg.Timeout
+			limit, held := r.cfg.Timeout, false
 			if r.hold.Load() && r.cfg.HoldTimeout > limit {
-				limit = r.cfg.HoldTimeout
+				limit, held = r.cfg.HoldTimeout, true
 			}
 			if now.Sub(lastActive) > limit {
 				if r.idle.CompareAndSwap(false, true) && r.cfg.OnIdle != nil {
-					r.cfg.OnIdle()
+					r.cfg.OnIdle(limit, held)
 				}
 				return
 			}

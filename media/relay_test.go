@@ -275,7 +275,7 @@ func TestRelayOverSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	var idle atomic.Bool
-	r := NewRelay(pool, RelayConfig{Timeout: 300 * time.Millisecond, OnIdle: func() { idle.Store(true) }})
+	r := NewRelay(pool, RelayConfig{Timeout: 300 * time.Millisecond, OnIdle: func(time.Duration, bool) { idle.Store(true) }})
 	defer r.Close()
 	st, err := r.AddStream()
 	if err != nil {
