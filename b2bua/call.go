@@ -80,6 +80,9 @@ type Call struct {
 	established atomic.Bool
 	reinvite    sync.Mutex // one offer/answer exchange at a time (RFC 3261 section 14.1)
 	recordOnce  sync.Once
+	// lateAck, when set, is the outcome of parapet's 2xx to A, which was
+	// still unacknowledged when the call ended: see byeOnLateAck.
+	lateAck <-chan error
 }
 
 // leg is one side of a call.
@@ -1015,6 +1018,7 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 			c.teardownLegs(err == nil)
 		case <-time.After(teardownTimeout):
 			c.teardownLegs(false)
+			c.lateAck = acked // the record need not wait for it
 		}
 		return nil, false
 	}
@@ -1218,6 +1222,38 @@ func (c *Call) teardownLegs(byeA bool) {
 	wg.Wait()
 }
 
+// byeOnLateAck waits for the caller's ACK to a 2xx of a call that ended
+// before it came, and then sends BYE: sipgo retransmits the 2xx for up to
+// 64*T1, and a caller whose ACK comes that late believes the call is up
+// until it gets one (RFC 3261 section 15). A stopping server waits no
+// longer. Leg A is forgotten when this returns.
+func (c *Call) byeOnLateAck(acked <-chan error) {
+	defer c.s.callWG.Done()
+	defer func() {
+		c.s.mu.Lock()
+		if c.a.key != "" && c.s.legs[c.a.key] == c.a {
+			delete(c.s.legs, c.a.key)
+		}
+		c.s.mu.Unlock()
+		c.a.uas.Close()
+	}()
+	select {
+	case err := <-acked:
+		if err != nil {
+			return // never acknowledged: the caller has no dialog to end
+		}
+	case <-c.s.stopping:
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+	defer cancel()
+	if err := c.a.uas.Bye(ctx); err != nil {
+		c.log.Debug("bye to a after its late ACK", "error", err)
+		return
+	}
+	c.log.Info("the caller acknowledged an ended call late; sent BYE")
+}
+
 func (c *Call) byeB() {
 	c.settleB()
 	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
@@ -1233,16 +1269,21 @@ func (c *Call) finish() {
 		if c.relay != nil {
 			c.relay.Close()
 		}
+		// Leg A outlives the record while its ACK may still come.
+		late := c.lateAck != nil && c.a.uas != nil
 		c.s.mu.Lock()
 		delete(c.s.calls, c.id)
-		if c.a.key != "" {
+		if c.a.key != "" && !late {
 			delete(c.s.legs, c.a.key)
 		}
 		if c.b != nil && c.b.key != "" {
 			delete(c.s.legs, c.b.key)
 		}
 		c.s.mu.Unlock()
-		if c.a.uas != nil {
+		if late {
+			c.s.callWG.Add(1)
+			go c.byeOnLateAck(c.lateAck)
+		} else if c.a.uas != nil {
 			c.a.uas.Close()
 		}
 		if c.b != nil && c.b.uac != nil {

@@ -45,6 +45,8 @@ type Server struct {
 	calls      map[string]*Call // call id → call
 
 	draining atomic.Bool
+	stopping chan struct{} // closed when Shutdown starts
+	stopOnce sync.Once
 	callWG   sync.WaitGroup
 	serveWG  sync.WaitGroup
 	ctx      context.Context
@@ -101,6 +103,7 @@ func New(cfg Config) (*Server, error) {
 		legs:       map[string]*leg{},
 		routeCalls: map[string]int{},
 		calls:      map[string]*Call{},
+		stopping:   make(chan struct{}),
 	}
 	if s.dtls, err = media.NewDTLSCertificate(); err != nil {
 		return nil, fmt.Errorf("b2bua: DTLS-SRTP certificate: %w", err)
@@ -353,6 +356,7 @@ func (s *Server) Ready() bool {
 // those not yet answered), waits for their records, then closes listeners.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	s.stopOnce.Do(func() { close(s.stopping) })
 	s.mu.Lock()
 	calls := make([]*Call, 0, len(s.calls))
 	for _, c := range s.calls {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -155,8 +156,9 @@ func TestDocsCoverSchema(t *testing.T) {
 	for _, s := range []string{
 		DispositionAnswered, DispositionRejected, DispositionCancelled, DispositionFailed, DispositionTimeout, DispositionShutdown,
 		EventTLSRefused, EventTLSClientFailed, EventSourceRefused, EventConnectionLimit,
-		LogOpened, LogRecovered, LogRotated, LogClosed,
+		LogOpened, LogRecovered, LogRotated, LogCheckpoint, LogReloaded, LogClosed,
 		ProblemAltered, ProblemMissing, ProblemReordered, ProblemMalformed, ProblemTruncated, ProblemHead, ProblemChainStart,
+		ProblemSignature,
 		string(policy.VerdictAllowed), string(policy.VerdictUpgraded), string(policy.VerdictRejected), string(policy.VerdictWouldReject),
 		string(policy.StatusSatisfied), string(policy.StatusViolated), string(policy.StatusNotRequired),
 		string(policy.StatusNotApplicable),
@@ -170,11 +172,58 @@ func TestDocsCoverSchema(t *testing.T) {
 			t.Errorf("stage `%s` is not documented", stage)
 		}
 	}
-	for _, rule := range policyRules(t) {
+	for _, rule := range append(policyRules(t), b2buaRules(t)...) {
 		if !strings.Contains(docs, "`"+rule+"`") {
 			t.Errorf("rule `%s` is not documented", rule)
 		}
 	}
+}
+
+// b2buaRules reads the rules the b2bua package decides by itself (not
+// through policy.Evaluate): its Rule* constants and the string literals it
+// gives a Rule field.
+func b2buaRules(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("../b2bua/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	var rules []string
+	str := func(e ast.Expr) {
+		if lit, ok := e.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+			s, _ := strconv.Unquote(lit.Value)
+			rules = append(rules, s)
+		}
+	}
+	for _, file := range files {
+		if strings.HasSuffix(file, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.ValueSpec:
+				for i, name := range n.Names {
+					if strings.HasPrefix(name.Name, "Rule") && i < len(n.Values) {
+						str(n.Values[i])
+					}
+				}
+			case *ast.KeyValueExpr:
+				if k, ok := n.Key.(*ast.Ident); ok && k.Name == "Rule" {
+					str(n.Value)
+				}
+			}
+			return true
+		})
+	}
+	if !slices.Contains(rules, "request.malformed") {
+		t.Fatalf("found no rule request.malformed in b2bua (found %q)", rules)
+	}
+	return rules
 }
 
 // policyRules reads the Rule* constants from the policy package's source.

@@ -47,10 +47,10 @@ type Record struct {
 // Dispositions of a call.
 const (
 	DispositionAnswered  = "answered"  // answered and ended normally
-	DispositionRejected  = "rejected"  // refused by policy (403/488)
+	DispositionRejected  = "rejected"  // refused by parapet: policy, route, malformed request
 	DispositionCancelled = "cancelled" // the caller cancelled before an answer
-	DispositionFailed    = "failed"    // the callee or the network failed it
-	DispositionTimeout   = "timeout"   // media stopped for longer than media.timeout
+	DispositionFailed    = "failed"    // could not be completed (callee, network, log, keying)
+	DispositionTimeout   = "timeout"   // no media for media.timeout (hold_timeout on hold)
 	DispositionShutdown  = "shutdown"  // ended because parapet shut down
 )
 
@@ -206,8 +206,8 @@ const (
 // LogEvent records the log's own life, so that gaps are explained.
 type LogEvent struct {
 	Event string `json:"event"`
-	// Detail is free text: for "recovered" the number of torn bytes; for
-	// "rotated" the previous file name.
+	// Detail is free text, with a fixed form for "recovered", "rotated",
+	// "reloaded" and "checkpoint" (see docs/records.md).
 	Detail string `json:"detail,omitempty"`
 	// PrevFile names the file this one continues (rotation).
 	PrevFile string `json:"prev_file,omitempty"`

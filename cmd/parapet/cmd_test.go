@@ -105,7 +105,7 @@ func TestVerifyCommand(t *testing.T) {
 		t.Fatalf("intact log: %d %q", code, out)
 	}
 	pub := filepath.Join(dir, compliance.PublicKeyFile)
-	if code, out, _ := runCmd("verify", "-log", log, "-key", pub); code != 0 || !strings.Contains(out, "signatures: 1 checkpoints signed with ed25519:") {
+	if code, out, _ := runCmd("verify", "-log", log, "-key", pub); code != 0 || !strings.Contains(out, "signatures: 1 checkpoint signed with ed25519:") {
 		t.Fatalf("signed log with -key: %d %q", code, out)
 	}
 	b, _ := os.ReadFile(log)

@@ -65,11 +65,20 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	case res.Checkpoints == 0:
 		fmt.Fprintf(stdout, "signatures: no checkpoint signed with %s: the log is covered by the hash chain only\n", compliance.KeyID(opts.PublicKey))
 	default:
-		fmt.Fprintf(stdout, "signatures: %d checkpoints signed with %s cover seq %d..%d", res.Checkpoints, compliance.KeyID(opts.PublicKey), res.FirstSeq, res.SignedSeq)
+		fmt.Fprintf(stdout, "signatures: %d %s signed with %s cover seq %d..%d", res.Checkpoints, plural(res.Checkpoints, "checkpoint"),
+			compliance.KeyID(opts.PublicKey), res.FirstSeq, res.SignedSeq)
 		if res.SignedSeq < res.LastSeq {
 			fmt.Fprintf(stdout, "; seq %d..%d after the last one are covered by the hash chain only", res.SignedSeq+1, res.LastSeq)
 		}
 		fmt.Fprintln(stdout)
 	}
 	return nil
+}
+
+// plural is word, with an s unless n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
