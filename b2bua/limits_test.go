@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -129,5 +130,32 @@ func TestLimitListener(t *testing.T) {
 	ll.Close()
 	if err := <-done; !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept after Close: %v", err)
+	}
+}
+
+// A closed connection's TLS state stays known for a while, for requests it
+// carried that are still being handled; a newer connection from the same
+// address keeps its own state when the older one's grace runs out.
+func TestConnStatesOutliveClose(t *testing.T) {
+	s := newConnStates()
+	s.grace = 50 * time.Millisecond
+	older, newer := &tls.ConnectionState{Version: tls.VersionTLS12}, &tls.ConnectionState{Version: tls.VersionTLS13}
+	s.put("192.0.2.1:5061", older)
+	s.release("192.0.2.1:5061", older)
+	if s.get("192.0.2.1:5061") != older {
+		t.Fatal("the state was forgotten at the close")
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.get("192.0.2.1:5061") != nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the state was never forgotten")
+		}
+	}
+
+	s.put("192.0.2.1:5062", older)
+	s.release("192.0.2.1:5062", older)
+	s.put("192.0.2.1:5062", newer)
+	time.Sleep(4 * s.grace)
+	if s.get("192.0.2.1:5062") != newer {
+		t.Error("the older connection's release removed the newer one's state")
 	}
 }

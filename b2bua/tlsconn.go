@@ -75,6 +75,7 @@ type hsConn struct {
 	hsErr     error
 	sni       string
 	clientMax policy.TLSVersion
+	state     *tls.ConnectionState // after a successful handshake
 	closeOnce sync.Once
 }
 
@@ -89,7 +90,7 @@ func (c *hsConn) handshake() error {
 		}
 		if err == nil {
 			st := c.Conn.ConnectionState()
-			res.State = &st
+			res.State, c.state = &st, &st
 			c.states.put(res.Remote, &st)
 		} else {
 			c.hsErr = err
@@ -115,18 +116,31 @@ func (c *hsConn) Write(b []byte) (int, error) {
 }
 
 func (c *hsConn) Close() error {
-	c.closeOnce.Do(func() { c.states.del(c.raw.RemoteAddr().String()) })
+	c.closeOnce.Do(func() {
+		if c.state != nil {
+			c.states.release(c.raw.RemoteAddr().String(), c.state)
+		}
+	})
 	return c.Conn.Close()
 }
+
+// stateGrace is how long a closed connection's TLS state stays known: a
+// request read just before the close (one followed by garbage, which makes
+// sipgo drop the connection) is still handled on its own goroutine, and
+// must be judged by the handshake that carried it.
+const stateGrace = 5 * time.Second
 
 // connStates maps a TLS peer's remote address to its connection state, so a
 // request can be tied to the handshake that carried it.
 type connStates struct {
-	mu sync.Mutex
-	m  map[string]*tls.ConnectionState
+	mu    sync.Mutex
+	m     map[string]*tls.ConnectionState
+	grace time.Duration // how long a released state stays (stateGrace)
 }
 
-func newConnStates() *connStates { return &connStates{m: map[string]*tls.ConnectionState{}} }
+func newConnStates() *connStates {
+	return &connStates{m: map[string]*tls.ConnectionState{}, grace: stateGrace}
+}
 
 func (s *connStates) put(remote string, st *tls.ConnectionState) {
 	s.mu.Lock()
@@ -134,10 +148,16 @@ func (s *connStates) put(remote string, st *tls.ConnectionState) {
 	s.mu.Unlock()
 }
 
-func (s *connStates) del(remote string) {
-	s.mu.Lock()
-	delete(s.m, remote)
-	s.mu.Unlock()
+// release forgets st, remote's state, after stateGrace, unless a newer
+// connection from the same address has replaced it by then.
+func (s *connStates) release(remote string, st *tls.ConnectionState) {
+	time.AfterFunc(s.grace, func() {
+		s.mu.Lock()
+		if s.m[remote] == st {
+			delete(s.m, remote)
+		}
+		s.mu.Unlock()
+	})
 }
 
 func (s *connStates) get(remote string) *tls.ConnectionState {
