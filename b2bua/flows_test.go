@@ -645,23 +645,34 @@ func TestCalleeByeBeforeCallerAck(t *testing.T) {
 			l.b.send(c.bFrom, c.bRequest("BYE", 0))
 			l.b.must("200 to B's BYE", isRes(200, "BYE"))
 			start := time.Now()
+			noByeYet := func(when string) {
+				t.Helper()
+				if n := l.a.count(c.atA(isReq("BYE"))); n != 0 {
+					t.Errorf("A got %d BYEs %s", n, when)
+				}
+			}
 			switch ack {
 			case "soon":
 				time.Sleep(300 * time.Millisecond)
+				noByeYet("before its ACK")
 				c.aAck(1)
 			case "late":
 				// After the record: parapet stopped waiting for the ACK
 				// to end the call, but sipgo still retransmits the 200.
 				wantRecord(t, l.record(), compliance.DispositionAnswered, 200, "bye from b")
 				time.Sleep(500 * time.Millisecond)
+				noByeYet("before its ACK")
 				c.aAck(1)
 			}
 			if ack != "never" {
-				bye := l.a.must("BYE to A", isReq("BYE"))
+				bye := l.a.must("BYE to A", c.atA(isReq("BYE")))
 				l.a.send(bye.from, reply(bye.text, 200, "OK", "", "", ""))
 			}
 			if ack != "late" {
 				wantRecord(t, l.record(), compliance.DispositionAnswered, 200, "bye from b")
+			}
+			if ack == "never" {
+				noByeYet("without ever acknowledging")
 			}
 			if d := time.Since(start); d > 7*time.Second {
 				t.Errorf("the call ended %v after B's BYE", d)

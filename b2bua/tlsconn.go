@@ -133,13 +133,15 @@ const stateGrace = 5 * time.Second
 // connStates maps a TLS peer's remote address to its connection state, so a
 // request can be tied to the handshake that carried it.
 type connStates struct {
-	mu    sync.Mutex
-	m     map[string]*tls.ConnectionState
-	grace time.Duration // how long a released state stays (stateGrace)
+	mu sync.Mutex
+	m  map[string]*tls.ConnectionState
+	// after runs f once stateGrace has passed (tests run it themselves).
+	after func(f func())
 }
 
 func newConnStates() *connStates {
-	return &connStates{m: map[string]*tls.ConnectionState{}, grace: stateGrace}
+	return &connStates{m: map[string]*tls.ConnectionState{},
+		after: func(f func()) { time.AfterFunc(stateGrace, f) }}
 }
 
 func (s *connStates) put(remote string, st *tls.ConnectionState) {
@@ -151,7 +153,7 @@ func (s *connStates) put(remote string, st *tls.ConnectionState) {
 // release forgets st, remote's state, after stateGrace, unless a newer
 // connection from the same address has replaced it by then.
 func (s *connStates) release(remote string, st *tls.ConnectionState) {
-	time.AfterFunc(s.grace, func() {
+	s.after(func() {
 		s.mu.Lock()
 		if s.m[remote] == st {
 			delete(s.m, remote)

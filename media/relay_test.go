@@ -331,24 +331,26 @@ func TestPortPool(t *testing.T) {
 	if pool.Pairs() != 3 {
 		t.Fatalf("pairs %d", pool.Pairs())
 	}
+	// A stream takes a pair per side: the first fits, the second does not.
 	r := NewRelay(pool, RelayConfig{})
-	var got []int
-	for range 3 {
-		st, err := r.AddStream()
-		if err != nil {
-			break
+	st, err := r.AddStream()
+	if err != nil {
+		t.Fatalf("first stream: %v", err)
+	}
+	a, b := st.Local(SideA, netip.Addr{}).Port, st.Local(SideB, netip.Addr{}).Port
+	for _, p := range []int{a, b} {
+		if p%2 != 0 || p < 44002 || p > 44006 {
+			t.Errorf("RTP port %d: odd or outside 44002-44007", p)
 		}
-		for _, s := range []Side{SideA, SideB} {
-			got = append(got, st.Local(s, netip.Addr{}).Port)
-		}
+	}
+	if a == b {
+		t.Errorf("both sides got port %d", a)
+	}
+	if pool.InUse() != 2 {
+		t.Errorf("%d pairs in use, want 2", pool.InUse())
 	}
 	if _, err := r.AddStream(); err == nil {
 		t.Error("pool handed out more pairs than it has")
-	}
-	for _, p := range got {
-		if p%2 != 0 {
-			t.Errorf("RTP port %d is odd", p)
-		}
 	}
 	r.Close()
 	if pool.InUse() != 0 {

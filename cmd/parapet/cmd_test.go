@@ -146,7 +146,6 @@ func TestRunStopsCleanlyOnSIGTERM(t *testing.T) {
 		t.Skip("-short: builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := buildParapet(t)
 	base := portBlock(t)
 	carrier, pbx := simPeers(t, filepath.Join(dir, "state", "certs"), base+1, base+2)
 	conf := filepath.Join(dir, "parapet.hcl")
@@ -175,43 +174,21 @@ media {
 admin { listen = "127.0.0.1:%d" }
 `, base+60, base+61, base+1, base+70, base+99, base+62)), 0o600)
 
-	cmd := exec.Command(bin, "run", "-c", conf, "-log-format", "json")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	started := make(chan struct{})
-	var logs bytes.Buffer
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "parapet started") {
-				close(started)
-			}
-		}
-	}()
-	select {
-	case <-started:
-	case <-time.After(15 * time.Second):
-		t.Fatalf("parapet did not start:\n%s", logs.String())
-	}
+	p := runParapet(t, "-c", conf, "-log-format", "json")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	caller, callee := placeCall(ctx, t, pbx, carrier, fmt.Sprintf("sip:+15551230000@127.0.0.1:%d", base+60))
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	// Its stderr is read to the end before Wait, which closes the pipe.
 	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("parapet exited with %v:\n%s", err, logs.String())
-		}
+	case <-p.ended:
 	case <-time.After(20 * time.Second):
-		t.Fatalf("parapet did not stop on SIGTERM:\n%s", logs.String())
+		t.Fatalf("parapet did not stop on SIGTERM:\n%s", p.allLogs())
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("parapet exited with %v:\n%s", err, p.allLogs())
 	}
 	for name, s := range map[string]*sim.Session{"pbx": caller, "carrier": callee} {
 		select {
@@ -242,7 +219,9 @@ admin { listen = "127.0.0.1:%d" }
 	if !shutdown || !closed {
 		t.Errorf("records: call ended by shutdown=%v, log closed=%v", shutdown, closed)
 	}
-	if strings.Contains(logs.String(), "inline:") || strings.Contains(logs.String(), "a=crypto") {
+	if logs := p.allLogs(); !strings.Contains(logs, "stopped; compliance log closed") {
+		t.Errorf("parapet's log lacks its last line:\n%s", logs)
+	} else if strings.Contains(logs, "inline:") || strings.Contains(logs, "a=crypto") {
 		t.Error("key material in parapet's logs")
 	}
 }
@@ -285,9 +264,17 @@ func buildParapet(t *testing.T) string {
 type process struct {
 	cmd   *exec.Cmd
 	mu    sync.Mutex
-	lines []string
+	lines []string // not yet matched by waitLog
+	all   []string // every line
 	more  chan struct{}
 	ended chan struct{} // closed when the process's stderr closes
+}
+
+// allLogs returns every line parapet has written so far.
+func (p *process) allLogs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.all, "\n")
 }
 
 func runParapet(t *testing.T, args ...string) *process {
@@ -313,6 +300,7 @@ func runParapetIn(t *testing.T, dir string, args ...string) *process {
 		for sc.Scan() {
 			p.mu.Lock()
 			p.lines = append(p.lines, sc.Text())
+			p.all = append(p.all, sc.Text())
 			p.mu.Unlock()
 			select {
 			case p.more <- struct{}{}:
