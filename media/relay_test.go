@@ -489,3 +489,61 @@ func TestRTCPLengths(t *testing.T) {
 		t.Errorf("counters %+v", k)
 	}
 }
+
+// RTP whose padding count does not fit (RFC 3550 appendix A.1) is
+// malformed: not relayed from a plain side, nor from an SRTP side whose
+// peer authenticated it.
+func TestRTPPaddingChecked(t *testing.T) {
+	rtpPkt := func(pad byte, last byte) []byte {
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: 7, SSRC: 0x1234},
+			Payload: bytes.Repeat([]byte{0xd5}, 20)}
+		b, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pad > 0 {
+			b[0] |= 0x20 // the padding bit, with the count written by hand
+			b = append(b, make([]byte, pad-1)...)
+			b = append(b, last)
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		pkt  []byte
+		ok   bool
+	}{
+		{"no padding", rtpPkt(0, 0), true},
+		{"4 bytes of padding", rtpPkt(4, 4), true},
+		{"padding count 0", rtpPkt(4, 0), false},
+		{"padding count past the header", rtpPkt(4, 40), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			aKey := freshCrypto(t, "AES_CM_128_HMAC_SHA1_80")
+			for _, fromSRTP := range []bool{false, true} {
+				r, st := newTestRelay(t)
+				in := tc.pkt
+				if fromSRTP {
+					configure(t, st, SideA, peerA, aKey, aKey)
+					enc, err := newEncryptor(aKey)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if in, err = enc.EncryptRTP(nil, tc.pkt, nil); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					configure(t, st, SideA, peerA, nil, nil)
+				}
+				configure(t, st, SideB, peerB, freshCrypto(t, "AEAD_AES_128_GCM"), freshCrypto(t, "AEAD_AES_128_GCM"))
+				out, _, _ := st.handle(st.sides[SideA], in, peerA, false, newScratch())
+				if (out != nil) != tc.ok {
+					t.Errorf("from SRTP %v: relayed %v, want %v", fromSRTP, out != nil, tc.ok)
+				}
+				if k := r.Counters(SideA); !tc.ok && k.Malformed != 1 {
+					t.Errorf("from SRTP %v: counters %+v", fromSRTP, k)
+				}
+			}
+		})
+	}
+}
