@@ -715,6 +715,7 @@ func TestCallerByeOnEarlyDialog(t *testing.T) {
 // the caller got 200 and the call is up.
 func TestCancelRacesAnswer(t *testing.T) {
 	l := newRawLab(t)
+	outcomes := map[string]int{}
 	for i := range 24 {
 		c := l.invite(fmt.Sprintf("race%d", i))
 		c.bReply(180, "Ringing")
@@ -755,5 +756,11 @@ func TestCancelRacesAnswer(t *testing.T) {
 			wantRecord(t, rec, compliance.DispositionAnswered, 200, "bye from a")
 		}
 		t.Logf("round %d: A got %s; %s %q", i, firstLine(res), rec.Disposition, rec.EndReason)
+		outcomes[rec.Disposition]++
+	}
+	// Half the rounds send the CANCEL first: some of those must have
+	// been honoured, or the race was never run.
+	if outcomes[compliance.DispositionCancelled] == 0 {
+		t.Errorf("no round ended cancelled: %v", outcomes)
 	}
 }
