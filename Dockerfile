@@ -2,8 +2,13 @@
 #
 #   docker build -t parapet .
 #   docker run --rm --network host parapet            # the embedded lab default (loopback only)
-#   docker run --rm --network host -v $PWD/etc:/etc/parapet:ro -v parapet-state:/var/lib/parapet/parapet-state \
+#   docker run --rm --network host -v $PWD/etc:/etc/parapet:ro -v parapet-state:/var/lib/parapet \
 #       parapet run -c /etc/parapet/parapet.hcl
+#
+# With -c, relative paths and the default state_dir resolve against the config
+# file's directory (/etc/parapet/parapet-state, read-only above): set
+# state_dir = "/var/lib/parapet" in parapet.hcl, so the log and keys go to the
+# volume.
 #
 # SIP over UDP/TCP/TLS and a wide RTP port range are easiest with host
 # networking; with port publishing, publish every media port of media.ports.
@@ -20,7 +25,8 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/parapet /usr/local/bin/parapet
 # The working directory holds parapet-state/ (lab certificates, the
-# pseudonymisation key and the compliance log) for the lab default.
+# pseudonymisation and signing keys and the compliance log) for the lab
+# default; with -c, state goes where parapet.hcl's state_dir says.
 COPY --from=build --chown=65532:65532 /out/state /var/lib/parapet
 WORKDIR /var/lib/parapet
 USER 65532:65532

@@ -559,7 +559,7 @@ func TestParsePeer(t *testing.T) {
 	}
 }
 
-// TestImports keeps the dependency rule of design.md: configs imports
+// TestImports keeps the package dependency rule: configs imports
 // nothing of parapet's but policy.
 func TestImports(t *testing.T) {
 	files, err := filepath.Glob("*.go")

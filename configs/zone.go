@@ -556,7 +556,7 @@ func suiteList(ss []policy.Suite) string {
 	return strings.Join(parts, ", ")
 }
 
-// zoneChecks runs the cross-checks within one zone (design.md: SDES keys
+// zoneChecks runs the cross-checks within one zone (SDES keys
 // never travel in clear; a required protection must be achievable).
 func (l *loader) zoneChecks(zd *zoneDecl) {
 	z := &zd.zone.Policy

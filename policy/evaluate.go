@@ -249,8 +249,8 @@ func (d Decision) SRTP() bool {
 }
 
 // Evaluate judges one stage of a call against the zone's policy. It
-// implements design.md's decision table; see policy_test.go for the table
-// itself.
+// implements the policy decision table (docs/records.md, Rules); see
+// evaluate_test.go for the table itself.
 func Evaluate(in Input) Decision {
 	z := in.Zone
 	switch in.Stage {

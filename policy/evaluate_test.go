@@ -52,7 +52,7 @@ func srtpAudio(suites ...Suite) MediaFacts {
 	return MediaFacts{Present: true, Streams: []StreamFacts{s}}
 }
 
-// The decision table of design.md, one row per case.
+// The policy decision table, one row per case.
 func TestEvaluateDecisionTable(t *testing.T) {
 	tests := []struct {
 		name        string

@@ -3,7 +3,7 @@
 //
 // The package is pure: no I/O, no goroutines, no logging, no clock. Every
 // function is a deterministic function of its arguments, which is what lets
-// the decision table in design.md be tested as a table. It imports nothing of
+// the policy decision table (docs/records.md, Rules) be tested as a table. It imports nothing of
 // parapet's and only the standard library.
 package policy
 

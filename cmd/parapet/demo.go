@@ -26,7 +26,7 @@ import (
 const demoPackets = 50
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", stderr, "Usage: parapet demo [-v]\n\nRun the lab in one process on the embedded default: parapet, a simulated\nPBX (UDP, plain RTP) and a simulated carrier (TLS, SDES-SRTP). It places an\noutbound call (upgraded to SRTP), an inbound call, a carrier offer without\nSRTP (refused, 488) and a TLS 1.1 handshake (refused), then prints each\nrecord, a summary, and verifies the compliance log.")
+	fs := newFlags("demo", stderr, "Usage: parapet demo [-v]\n\nRun the lab in one process on the embedded default: parapet, a simulated\nPBX (UDP, plain RTP) and a simulated carrier (TLS; SDES-SRTP or DTLS-SRTP).\nIt places an outbound call (upgraded to SRTP), an inbound call with SDES\nand one with DTLS-SRTP, a carrier offer without SRTP (refused, 488) and a\nTLS 1.1 handshake (refused), then prints each record, a summary, and\nverifies the compliance log. It binds loopback ports 5060-5062, 5070 and 9090.")
 	verbose := fs.Bool("v", false, "log parapet's activity to stderr")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -170,8 +170,8 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	if !res.OK() {
 		return fmt.Errorf("compliance log verification failed: %s", res.Problem)
 	}
-	out.say("\n  compliance log: %d records, hash chain intact, %d signed checkpoints (parapet verify -log %s -key %s)",
-		res.Records, res.Checkpoints, cfg.Compliance.Log, pubFile)
+	out.say("\n  compliance log: %d records, hash chain intact, %d signed %s (parapet verify -log %s -key %s)",
+		res.Records, res.Checkpoints, plural(res.Checkpoints, "checkpoint"), cfg.Compliance.Log, pubFile)
 	return nil
 }
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestImportDirection enforces design.md's package graph: policy is pure,
+// TestImportDirection enforces the package graph: policy is pure,
 // configs is the only importer of hcl, certs and media import nothing of
 // parapet's, b2bua never reads config files or certificates itself.
 func TestImportDirection(t *testing.T) {
