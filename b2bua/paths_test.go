@@ -102,8 +102,18 @@ func TestLegacyTLSRefusedAndRecorded(t *testing.T) {
 			t.Fatalf("the refusals were not counted: %+v", l.srv.Stats())
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // records, had they not been folded, are written right after the count
-	if evs := l.sink.conns(); len(evs) != 2 || evs[1].ClientMaxVersion != "TLS1.1" {
+	// The TLS 1.1 record is written at once; the TLS 1.0 ones, had they
+	// not been folded, would have been written before it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		evs := l.sink.conns()
+		if len(evs) > 0 && evs[len(evs)-1].ClientMaxVersion == "TLS1.1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no record of the TLS 1.1 attempt: %+v", evs)
+		}
+	}
+	if evs := l.sink.conns(); len(evs) != 2 {
 		t.Errorf("events %+v, want the TLS 1.0 one and the TLS 1.1 one", evs)
 	}
 	// At shutdown the folded count is written: every refusal accounted for.
@@ -544,9 +554,10 @@ func TestComplianceLogFailureFailsClosed(t *testing.T) {
 	if c, err := tls.Dial("tcp", l.carrierTLS.String(), &tls.Config{MaxVersion: tls.VersionTLS11, InsecureSkipVerify: true}); err == nil {
 		c.Close()
 	}
-	time.Sleep(100 * time.Millisecond)
-	if l.srv.Ready() {
-		t.Fatal("server ready with an unwritable compliance log")
+	for deadline := time.Now().Add(5 * time.Second); l.srv.Ready(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("server ready with an unwritable compliance log")
+		}
 	}
 	_, err := l.callOut(ctxT(t), sim.CallOptions{})
 	wantRejected(t, err, 503)
@@ -729,7 +740,7 @@ func TestRouteCallLimit(t *testing.T) {
 // the call again. A call left on hold ends at the hold timeout, and its
 // record names the limit that ran out.
 func TestHoldSuspendsMediaTimeout(t *testing.T) {
-	l := newLab(t, labOptions{mediaTimeout: time.Second, holdTimeout: 3 * time.Second})
+	l := newLab(t, labOptions{mediaTimeout: time.Second, holdTimeout: 5 * time.Second})
 	ctx := ctxT(t)
 	caller, callee := l.connect(t, ctx)
 	exchange(t, caller, callee)
@@ -740,7 +751,7 @@ func TestHoldSuspendsMediaTimeout(t *testing.T) {
 	select {
 	case <-callee.Context().Done():
 		t.Fatal("a call on hold was ended by the media timeout")
-	case <-time.After(2 * time.Second): // two media timeouts without a packet
+	case <-time.After(2500 * time.Millisecond): // over two media timeouts without a packet
 	}
 	caller.SetDirection("sendrecv")
 	if code, err := caller.Reinvite(ctx, false); err != nil || code != 200 {
@@ -760,7 +771,7 @@ func TestHoldSuspendsMediaTimeout(t *testing.T) {
 	}
 	waitEnded(t, "hold timeout", caller, callee)
 	c = l.sink.waitCalls(t, 2)[1]
-	if c.Disposition != compliance.DispositionTimeout || c.EndReason != "no media for 3s (on hold)" {
+	if c.Disposition != compliance.DispositionTimeout || c.EndReason != "no media for 5s (on hold)" {
 		t.Errorf("held call: disposition %s %q", c.Disposition, c.EndReason)
 	}
 }
