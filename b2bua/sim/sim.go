@@ -94,17 +94,18 @@ type Credentials struct{ Username, Password string }
 
 // Peer is a running simulated SIP peer.
 type Peer struct {
-	cfg      Config
-	log      *slog.Logger
-	ua       *sipgo.UserAgent
-	srv      *sipgo.Server
-	cli      *sipgo.Client
-	addr     netip.AddrPort
-	ln       io
-	incoming chan *Session
-	wire     wireTap
-	invites  atomic.Int64 // initial INVITEs received
-	cert     *dtlsCert    // for DTLS-SRTP; one per peer
+	cfg       Config
+	log       *slog.Logger
+	ua        *sipgo.UserAgent
+	srv       *sipgo.Server
+	cli       *sipgo.Client
+	addr      netip.AddrPort
+	ln        io
+	incoming  chan *Session
+	wire      wireTap
+	invites   atomic.Int64 // initial INVITEs received
+	cancelled atomic.Int64 // INVITEs that ended while ringing (CANCEL)
+	cert      *dtlsCert    // for DTLS-SRTP; one per peer
 
 	mu       sync.Mutex
 	sessions map[string]*Session // by Call-ID
@@ -237,6 +238,10 @@ func (p *Peer) Invites() int64 { return p.invites.Load() }
 
 // Incoming delivers sessions of calls the peer answered.
 func (p *Peer) Incoming() <-chan *Session { return p.incoming }
+
+// Cancelled returns how many INVITEs ended while ringing (Answer.Ring),
+// before they were answered.
+func (p *Peer) Cancelled() int64 { return p.cancelled.Load() }
 
 // Wire reports what the peer's TLS listener received on the wire, before
 // decryption: bytes, TLS records, and whether anything looked like
@@ -535,6 +540,7 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		select {
 		case <-time.After(ans.Ring):
 		case <-uas.Context().Done():
+			p.cancelled.Add(1)
 			p.untrack(s)
 			s.closeMedia()
 			return
