@@ -65,7 +65,7 @@ func TestParseCiphers(t *testing.T) {
 		{"TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", "insecure"},
 		{"TLS_RSA_WITH_3DES_EDE_CBC_SHA", "insecure"},
 		{"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", "insecure"},
-		{"TLS_RSA_WITH_AES_256_GCM_SHA384", ""},
+		{"TLS_RSA_WITH_AES_256_GCM_SHA384", "insecure"}, // no forward secrecy: in Go's insecure list
 		{"TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "CBC"},
 		{"TLS_CHACHA20_POLY1305_SHA256", "TLS 1.3"},
 		{"TLS_ECDHE_ECDSA_WITH_NULL_SHA", "unknown"},

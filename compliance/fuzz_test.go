@@ -2,6 +2,7 @@ package compliance
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,41 +12,72 @@ import (
 
 // fuzzSeeds returns two real logs: a plain one, and one holding a torn line
 // sealed by a LogRecovered event. They are built once per process.
-var fuzzSeeds = sync.OnceValues(func() ([]byte, []byte) {
+var fuzzSeeds = sync.OnceValues(func() ([2][]byte, error) {
+	var out [2][]byte
 	dir, err := os.MkdirTemp("", "parapet-fuzz-")
 	if err != nil {
-		return nil, nil
+		return out, err
 	}
 	defer os.RemoveAll(dir)
 	p := NewPseudonymizer(testKey())
-	write := func(path string, from, n int) {
+	write := func(path string, from, n int) error {
 		w, err := OpenWriter(path, WriterOptions{Now: newClock(time.Second).Now, Version: "fuzz"})
 		if err != nil {
-			return
+			return err
 		}
 		for i := from; i < from+n; i++ {
-			_ = w.Append(sampleRecord(p, i))
+			if err := w.Append(sampleRecord(p, i)); err != nil {
+				return err
+			}
 		}
-		_ = w.Close()
+		return w.Close()
 	}
 	plain := filepath.Join(dir, "plain.jsonl")
-	write(plain, 0, 3)
 	recovered := filepath.Join(dir, "recovered.jsonl")
-	write(recovered, 2, 1)
-	if f, err := os.OpenFile(recovered, os.O_APPEND|os.O_WRONLY, 0); err == nil {
-		_, _ = f.WriteString(`{"v":1,"seq":4,"type":"connection","time":"2026-`)
-		_ = f.Close()
+	if err := write(plain, 0, 3); err != nil {
+		return out, err
 	}
-	write(recovered, 3, 0)
-	a, _ := os.ReadFile(plain)
-	b, _ := os.ReadFile(recovered)
-	return a, b
+	if err := write(recovered, 2, 1); err != nil {
+		return out, err
+	}
+	f, err := os.OpenFile(recovered, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return out, err
+	}
+	_, err = f.WriteString(`{"v":1,"seq":4,"type":"connection","time":"2026-`)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return out, err
+	}
+	if err := write(recovered, 3, 0); err != nil {
+		return out, err
+	}
+	for i, path := range []string{plain, recovered} {
+		if out[i], err = os.ReadFile(path); err != nil {
+			return out, err
+		}
+	}
+	if !bytes.Contains(out[1], []byte(`"event":"`+LogRecovered+`"`)) {
+		return out, errors.New("the recovered seed log has no recovered event")
+	}
+	return out, nil
 })
+
+// seedLogs returns the fuzz seed logs, or fails f.
+func seedLogs(f *testing.F) (plain, recovered []byte) {
+	logs, err := fuzzSeeds()
+	if err != nil {
+		f.Fatalf("building the seed logs: %v", err)
+	}
+	return logs[0], logs[1]
+}
 
 // FuzzVerifyReader feeds arbitrary bytes to the verifier: it must never
 // panic, and whatever it accepts must be a continuous chain.
 func FuzzVerifyReader(f *testing.F) {
-	plain, recovered := fuzzSeeds()
+	plain, recovered := seedLogs(f)
 	f.Add(plain)
 	f.Add(recovered)
 	f.Add(plain[:len(plain)/2])
@@ -73,7 +105,7 @@ func FuzzVerifyReader(f *testing.F) {
 // ways to shorten a log without a Problem (cutting whole records off the
 // end, or into the last line) show up as fewer records or a Truncated line.
 func FuzzVerifyTamper(f *testing.F) {
-	plain, recovered := fuzzSeeds()
+	plain, recovered := seedLogs(f)
 	f.Add(false, uint8(0), uint16(10), uint16(1), byte('x'))
 	f.Add(false, uint8(0), uint16(len(plain)-1), uint16(1), byte(' '))
 	f.Add(true, uint8(1), uint16(300), uint16(40), byte(0))
@@ -83,9 +115,6 @@ func FuzzVerifyTamper(f *testing.F) {
 		orig := plain
 		if useRecovered {
 			orig = recovered
-		}
-		if len(orig) == 0 {
-			t.Skip("no seed log")
 		}
 		base := verifyBytes(t, orig)
 		if !base.OK() {
