@@ -167,6 +167,11 @@ func TestMalformedInput(t *testing.T) {
 	// transaction needs.
 	u.c.WriteToUDP([]byte{0x16, 0x03, 0x01, 0x00, 0xff, 0xde, 0xad}, u.to)
 	u.c.WriteToUDP([]byte("INVITE sip:x@y SIP/2.0\r\n\r\n"), u.to)
+	for deadline := time.Now().Add(5 * time.Second); l.srv.Stats().ParseErrors < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the two datagrams were not counted as unparsable: %+v", l.srv.Stats())
+		}
+	}
 
 	calls := l.sink.waitCalls(t, len(cases))
 	for _, c := range calls {

@@ -216,8 +216,29 @@ var sipgoNoise = map[string]bool{
 	"connection pool not clean cleanup": true,
 }
 
+// unparsable reports whether sipgo's log record says it dropped a message
+// that is not SIP: bytes that do not parse, or a request without the Via
+// branch a transaction (and any response) needs.
+func unparsable(rec slog.Record) bool {
+	switch rec.Message {
+	case "failed to parse":
+		return true
+	case "Server tx failed to handle request":
+		bad := false
+		rec.Attrs(func(a slog.Attr) bool {
+			if a.Key == "error" {
+				bad = strings.Contains(a.Value.String(), "make key failed")
+				return false
+			}
+			return true
+		})
+		return bad
+	}
+	return false
+}
+
 func (r *redactHandler) Handle(ctx context.Context, rec slog.Record) error {
-	if r.parseErrors != nil && rec.Message == "failed to parse" {
+	if r.parseErrors != nil && unparsable(rec) {
 		r.parseErrors.Add(1)
 	}
 	if !r.h.Enabled(ctx, rec.Level) {

@@ -30,7 +30,7 @@ func newCollector(srv *b2bua.Server) *collector {
 		tlsOK:       d("tls_handshakes_total", "TLS handshakes completed on listeners."),
 		tlsRefused:  d("tls_handshakes_refused_total", "TLS handshakes refused or failed (listeners and outbound)."),
 		connRefused: d("connections_refused_total", "TCP/TLS connections closed at accept by the connection limits."),
-		parseErrors: d("sip_parse_errors_total", "Datagrams and stream reads on SIP listeners that were not SIP (dropped; a TCP/TLS connection is closed), and requests without what every SIP request must carry (400 or 505)."),
+		parseErrors: d("sip_parse_errors_total", "Datagrams and stream reads on SIP listeners that were not SIP (dropped; a TCP/TLS connection is closed), and requests without what every SIP request must carry (dropped without a Via branch, else 400 or 505)."),
 		records:     d("compliance_records_total", "Compliance records written."),
 		recordFail:  d("compliance_write_failures_total", "Failed attempts to write a compliance record."),
 		backlog:     d("compliance_backlog", "Compliance records waiting to be written (non-zero: calls are refused)."),
