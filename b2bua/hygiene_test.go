@@ -241,6 +241,10 @@ func TestMaxForwards(t *testing.T) {
 			t.Errorf("Max-Forwards %s: got %q, want %s", tc.mf, firstLine(res), tc.want)
 		}
 	}
+	// The call that went on reached the carrier with one hop less.
+	if inv := incoming(t, l.carrier).Dialog(); !strings.Contains(inv, "\r\nMax-Forwards: 0\r\n") {
+		t.Errorf("the carrier's INVITE does not carry Max-Forwards 0:\n%s", inv)
+	}
 }
 
 func firstLine(s string) string {
