@@ -119,4 +119,5 @@ func BenchmarkLoopbackRelay(b *testing.B) {
 	st.Configure(media.SideB, media.PeerConfig{RTP: addr(sink), RTCP: addr(sink), In: out, Out: out})
 	r.Start()
 	pump(b, pkts, src, sink, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(st.Local(media.SideA, netip.Addr{}).Port)))
+	b.StopTimer() // the deferred Close is teardown, as in BenchmarkLoopbackPion
 }
