@@ -100,6 +100,8 @@ type leg struct {
 	local     string
 	remote    string
 	key       string
+	// conn is leg B's TCP or TLS connection, once found in sipgo's pool.
+	conn sip.Connection
 
 	dua *sipgo.DialogUA
 	uas *sipgo.DialogServerSession // leg A
@@ -649,17 +651,36 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 	wctx, stop := context.WithCancelCause(context.Background())
 	defer stop(nil)
 	out.stop = stop
+	network, dest := strings.ToLower(t.Transport.String()), uac.InviteRequest.Destination()
 	go func() {
 		ring := time.NewTimer(ringTimeout)
 		defer ring.Stop()
-		select {
-		case <-a.uas.Context().Done():
-			out.giveUp(giveUpCaller)
-		case <-c.ended:
-			out.giveUp(giveUpEnded)
-		case <-ring.C:
-			out.giveUp(giveUpRingTimeout)
-		case <-out.done:
+		// sipgo leaves an INVITE whose TCP or TLS connection closed to its
+		// Timer B (32 s; see newZone): parapet looks for the connection
+		// itself, and gives up on B as soon as it is gone.
+		var poll <-chan time.Time
+		if t.Transport != policy.TransportUDP {
+			tk := time.NewTicker(connPoll)
+			defer tk.Stop()
+			poll = tk.C
+		}
+		for {
+			select {
+			case <-a.uas.Context().Done():
+				out.giveUp(giveUpCaller)
+			case <-c.ended:
+				out.giveUp(giveUpEnded)
+			case <-ring.C:
+				out.giveUp(giveUpRingTimeout)
+			case <-poll:
+				if !c.bConnLost(network, dest) {
+					continue
+				}
+				out.giveUp(giveUpConnLost)
+				out.stop(sipgo.WaitAnswerForceCancelErr) // no CANCEL: nothing could carry it
+			case <-out.done:
+			}
+			return
 		}
 	}()
 
@@ -761,6 +782,8 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 			c.respondEnded()
 		case giveUpRingTimeout:
 			c.bFailed(context.DeadlineExceeded)
+		case giveUpConnLost:
+			c.respondA(503, "Service Unavailable", compliance.DispositionFailed, errConnLost.Error(), errConnLost.Error())
 		default:
 			c.bFailed(relayErr)
 		}
@@ -833,7 +856,14 @@ const (
 	giveUpEnded              // the call was hung up (shutdown, a DTLS failure...)
 	giveUpRingTimeout        // B rang for ringTimeout
 	giveUpFailed             // relaying B's progress to A failed
+	giveUpConnLost           // B's TCP or TLS connection closed before its final response
 )
+
+// connPoll is how often the connection of a TCP or TLS leg B is looked for
+// while parapet waits for B's final response.
+const connPoll = 200 * time.Millisecond
+
+var errConnLost = errors.New("the connection to the callee side closed before it answered")
 
 var errGaveUp = errors.New("parapet gave up on the callee")
 
@@ -892,8 +922,8 @@ func (o *outgoing) reason() giveUp {
 }
 
 func (o *outgoing) sendLocked() {
-	if o.why == notGivenUp || o.cancel == nil || o.sent {
-		return
+	if o.why == notGivenUp || o.why == giveUpConnLost || o.cancel == nil || o.sent {
+		return // (no CANCEL can follow the INVITE on a closed connection)
 	}
 	o.sent = true
 	go o.sendCancel(o.cancel)
@@ -1094,6 +1124,10 @@ func (c *Call) noteBConnLocked(network, addr string) {
 	if err != nil || conn == nil {
 		return
 	}
+	conn.Ref(-1) // GetConnection took a reference; parapet holds none
+	if b.conn == nil && b.transport != policy.TransportUDP {
+		b.conn = conn
+	}
 	if la := conn.LocalAddr(); la != nil {
 		b.local = la.String()
 	}
@@ -1106,6 +1140,40 @@ func (c *Call) noteBConnLocked(network, addr string) {
 			b.sig.TLS = tlsFacts(&st, b.pol.VerifyPeer)
 		}
 	}
+}
+
+// bConnLost reports whether leg B's TCP or TLS connection, toward dest, is
+// no longer in sipgo's pool: closed, by the peer or on an error.
+func (c *Call) bConnLost(network, dest string) bool {
+	c.mu.Lock()
+	known := c.b.conn
+	c.mu.Unlock()
+	tl := c.b.zone.ua.TransportLayer()
+	if known == nil {
+		// Never found: gone already if dest is an address; a host name's
+		// connection is pooled under the address it resolved to, unknown
+		// here until a response names it.
+		ap, err := netip.ParseAddrPort(dest)
+		if err != nil {
+			return false
+		}
+		conn, err := tl.GetConnection(network, ap.String())
+		if err != nil {
+			return true
+		}
+		conn.Ref(-1) // GetConnection took a reference
+		return false
+	}
+	ra, ok := known.(interface{ RemoteAddr() net.Addr })
+	if !ok {
+		return false
+	}
+	conn, err := tl.GetConnection(network, ra.RemoteAddr().String())
+	if err != nil {
+		return true
+	}
+	conn.Ref(-1) // GetConnection took a reference
+	return conn != known
 }
 
 // bFailed maps a failure to reach or set up B to a response to A.

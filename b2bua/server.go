@@ -45,6 +45,11 @@ type Server struct {
 	calls      map[string]*Call // call id → call
 
 	draining atomic.Bool
+	// evMu orders connection events against the final drain at shutdown:
+	// an event being recorded holds it shared, Shutdown exclusively, so an
+	// event is either in the drain or, after it (evDone), written alone.
+	evMu     sync.RWMutex
+	evDone   bool
 	stopping chan struct{} // closed when Shutdown starts
 	stopOnce sync.Once
 	callWG   sync.WaitGroup
@@ -142,7 +147,13 @@ func (s *Server) newZone(zc Zone) (*zone, error) {
 		sipgo.WithUserAgent(s.cfg.UserAgent),
 		sipgo.WithUserAgentHostname(uriHost(host)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog), sip.WithTransactionLayerTerminateOnConnClose()),
+		// Not sip.WithTransactionLayerTerminateOnConnClose: in sipgo
+		// v1.7.x it can run the state machine of a client transaction that
+		// is registered but not yet initialised (a connection closed right
+		// after its TLS handshake), which panics on a goroutine no recover
+		// reaches. Without it, a transaction on a closed connection ends by
+		// its timer (Timer B: 32 s), as RFC 3261 has it.
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
 	}
 	if zc.ClientTLS != nil {
 		opts = append(opts, sipgo.WithUserAgenTLSConfig(zc.ClientTLS))
@@ -382,7 +393,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, z := range s.zones {
 		z.ua.Close()
 	}
+	s.evMu.Lock()
+	s.evDone = true
 	s.drainEvents(true)
+	s.evMu.Unlock()
 	s.rec.flush()
 	return err
 }
@@ -624,13 +638,16 @@ func (s *Server) onHandshake(z *zone, r handshakeResult) {
 		s.stats.tlsHandshakes.Add(1)
 		return
 	}
+	// Held from the count on: a refusal counted is in the records too.
+	s.evMu.RLock()
+	defer s.evMu.RUnlock()
 	s.stats.tlsRefused.Add(1)
 	d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: s.rules.Load().zone(z.name),
 		Handshake: policy.HandshakeFacts{ClientMaxVersion: r.ClientMax, Error: r.Err.Error()}})
 	sig := policy.SignalingFacts{Transport: policy.TransportTLS}
 	s.log.Info("tls handshake refused", "zone", z.name, "remote", r.Remote,
 		"client_max", r.ClientMax.String(), "sni", r.SNI, "error", r.Err)
-	s.connEvent(z, compliance.EventTLSRefused, sig, r.Remote, func(e *compliance.ConnEvent) {
+	s.connEventLocked(z, compliance.EventTLSRefused, sig, r.Remote, func(e *compliance.ConnEvent) {
 		e.Local = r.Local
 		e.ClientMaxVersion = r.ClientMax.String()
 		e.SNI = r.SNI
@@ -677,9 +694,21 @@ func (s *Server) recordRefusedInvite(a *leg) bool {
 // connEvent writes a connection-event record, folding floods of alike
 // events into one record per interval (see eventFolder).
 func (s *Server) connEvent(z *zone, event string, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent)) {
+	s.evMu.RLock()
+	defer s.evMu.RUnlock()
+	s.connEventLocked(z, event, sig, remote, fill)
+}
+
+// connEventLocked is connEvent with evMu held (shared).
+func (s *Server) connEventLocked(z *zone, event string, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent)) {
 	e := &compliance.ConnEvent{Event: event, Zone: z.name, Transport: sig.Transport.String(),
 		Remote: remote, PolicyHash: s.rules.Load().hash}
 	fill(e)
+	if s.evDone {
+		// After the final drain nothing would write a folded count.
+		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
+		return
+	}
 	if e = s.events.fold(e, time.Now()); e != nil {
 		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
 	}
