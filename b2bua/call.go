@@ -203,6 +203,7 @@ func (s *Server) newCall(z *zone, req *sip.Request) *Call {
 
 func (c *Call) decide(d policy.Decision) {
 	c.mu.Lock()
+	d.Reason = recordText(d.Reason, c.caller, c.callee)
 	c.decisions = append(c.decisions, d)
 	c.mu.Unlock()
 	lvl := slog.LevelInfo
@@ -218,7 +219,7 @@ func (c *Call) decide(d policy.Decision) {
 func (c *Call) setOutcome(disposition string, status int, reason string) {
 	c.mu.Lock()
 	if c.disposition == "" {
-		c.disposition, c.status, c.endReason = disposition, status, reason
+		c.disposition, c.status, c.endReason = disposition, status, recordText(reason, c.caller, c.callee)
 	}
 	c.mu.Unlock()
 }
@@ -781,7 +782,8 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 		case giveUpEnded:
 			c.respondEnded()
 		case giveUpRingTimeout:
-			c.bFailed(context.DeadlineExceeded)
+			why := fmt.Sprintf("callee side did not answer within %v", ringTimeout)
+			c.respondA(408, "Request Timeout", compliance.DispositionFailed, why, "the callee side did not answer")
 		case giveUpConnLost:
 			c.respondA(503, "Service Unavailable", compliance.DispositionFailed, errConnLost.Error(), errConnLost.Error())
 		default:
@@ -1194,7 +1196,7 @@ func (c *Call) bFailed(err error) {
 		}
 		return
 	}
-	msg := err.Error()
+	msg := recordText(err.Error(), c.caller, c.callee)
 	if strings.Contains(msg, "TLS handshake") || strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") {
 		b := c.b
 		d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: b.pol,

@@ -704,6 +704,7 @@ func (s *Server) connEventLocked(z *zone, event string, sig policy.SignalingFact
 	e := &compliance.ConnEvent{Event: event, Zone: z.name, Transport: sig.Transport.String(),
 		Remote: remote, PolicyHash: s.rules.Load().hash}
 	fill(e)
+	e.Error = recordText(e.Error)
 	if s.evDone {
 		// After the final drain nothing would write a folded count.
 		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})

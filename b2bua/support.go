@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parapet-sbc/parapet/compliance"
 )
@@ -344,4 +346,40 @@ func maskKeyLike(s string) string {
 		flush(len(s))
 	}
 	return b.String()
+}
+
+// uriUser matches the user part of a sip: or sips: URI, and a tel: URI's
+// number.
+var uriUser = regexp.MustCompile(`(?i)\b(sips?):([^@\s"'<>;,]+)@|\btel:[^\s"'<>;,]+`)
+
+// maxRecordText bounds free text in a record.
+const maxRecordText = 300
+
+// recordText makes free text fit for a record or a log line: one line,
+// bounded, with no SIP URI user part, tel: number, or any of secrets (the
+// call's caller and callee). Libraries' errors can quote a request line,
+// whose Request-URI is the number dialled, which a pseudonymised record
+// must never hold in clear.
+func recordText(s string, secrets ...string) string {
+	s = uriUser.ReplaceAllStringFunc(s, func(m string) string {
+		if strings.HasPrefix(strings.ToLower(m), "tel:") {
+			return "tel:<number>"
+		}
+		scheme, _, _ := strings.Cut(m, ":")
+		return scheme + ":<user>@"
+	})
+	for _, secret := range secrets {
+		if len(secret) >= 3 {
+			s = strings.ReplaceAll(s, secret, "<number>")
+		}
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > maxRecordText {
+		cut := maxRecordText
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
 }

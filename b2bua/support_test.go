@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parapet-sbc/parapet/compliance"
 )
@@ -105,4 +106,26 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Free text bound for a record carries no number: not in a URI a library
+// quoted, not the call's own caller or callee; and it is one bounded line.
+func TestRecordText(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`fail to write request on init req="INVITE sips:8150006@127.0.0.1:16062 SIP/2.0": connection reset`,
+			`fail to write request on init req="INVITE sips:<user>@127.0.0.1:16062 SIP/2.0": connection reset`},
+		{"transaction terminated\nTimer_B timed out", "transaction terminated Timer_B timed out"},
+		{"To: <SIP:+15551230000@carrier.example>;tag=1", "To: <SIP:<user>@carrier.example>;tag=1"},
+		{"dialled tel:+1-555-123-0000;phone-context=x", "dialled tel:<number>;phone-context=x"},
+		{"from 5551239999 to 5557654321", "from <number> to <number>"},
+		{"sip:carrier.example:5061 has no user", "sip:carrier.example:5061 has no user"},
+	} {
+		if got := recordText(tc.in, "5551239999", "5557654321"); got != tc.want {
+			t.Errorf("recordText(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+		}
+	}
+	long := recordText(strings.Repeat("é", 400))
+	if !utf8.ValidString(long) || len(long) > maxRecordText+len("…") {
+		t.Errorf("long text: %d bytes, valid UTF-8 %v", len(long), utf8.ValidString(long))
+	}
 }
