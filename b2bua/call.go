@@ -1047,7 +1047,7 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 		c.setOutcome(c.hangDisp, 200, c.hangReason+" (before the caller's ACK)")
 		select {
 		case err := <-acked:
-			c.teardownLegs(err == nil)
+			c.teardownLegs(answered(err))
 		case <-time.After(teardownTimeout):
 			c.teardownLegs(false)
 			c.lateAck = acked // the record need not wait for it
@@ -1292,11 +1292,21 @@ func (c *Call) teardownLegs(byeA bool) {
 	wg.Wait()
 }
 
+// answered reports whether the caller may hold a dialog from parapet's 2xx,
+// given how sending it ended: acknowledged, or retransmitted until sipgo
+// gave up waiting for the ACK — after which RFC 3261 section 13.3.1.4 has
+// the dialog confirmed and the session ended with BYE. Only a 2xx that the
+// caller's CANCEL kept from being sent leaves it none.
+func answered(err error) bool {
+	return err == nil || !errors.Is(err, sip.ErrTransactionCanceled)
+}
+
 // byeOnLateAck waits for the caller's ACK to a 2xx of a call that ended
 // before it came, and then sends BYE: sipgo retransmits the 2xx for up to
 // 64*T1, and a caller whose ACK comes that late believes the call is up
-// until it gets one (RFC 3261 section 15). A stopping server waits no
-// longer. Leg A is forgotten when this returns.
+// until it gets one (RFC 3261 section 15); so may a caller whose ACK never
+// came. A stopping server waits no longer. Leg A is forgotten when this
+// returns.
 func (c *Call) byeOnLateAck(acked <-chan error) {
 	defer c.s.callWG.Done()
 	defer func() {
@@ -1309,8 +1319,8 @@ func (c *Call) byeOnLateAck(acked <-chan error) {
 	}()
 	select {
 	case err := <-acked:
-		if err != nil {
-			return // never acknowledged: the caller has no dialog to end
+		if !answered(err) {
+			return
 		}
 	case <-c.s.stopping:
 		return
