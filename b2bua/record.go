@@ -63,7 +63,9 @@ func (c *Call) legRecord(l *leg, flowed bool) compliance.Leg {
 	// A B leg over TCP or TLS with no connection noted and no response: the
 	// dial or the handshake failed, and nothing was sent.
 	o.NotConnected = o.Originated && l.transport != policy.TransportUDP && l.local == "" && l.remote == ""
-	if c.relay != nil && len(l.m.streams) > 0 {
+	// Media is recorded once negotiated: the peer sent its SDP (the offer
+	// on leg A; the answer, or a delayed offer, on leg B).
+	if c.relay != nil && len(l.m.streams) > 0 && l.m.remote != nil {
 		m := &compliance.LegMedia{KeyExchange: policy.KeyExchangeNone.String()}
 		kx := policy.KeyExchangeNone
 		unkeyed := false // a DTLS-SRTP stream whose handshake never completed
