@@ -125,6 +125,12 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instanc
 	if err != nil {
 		return nil, fmt.Errorf("compliance log signing key: %w", err)
 	}
+	// parapet creates the state directory 0700; one made beforehand is left
+	// as it is (its owner may have reasons), but said.
+	if st, err := os.Stat(cfg.StateDir); err == nil && st.Mode().Perm()&0o077 != 0 {
+		log.Warn("the state directory is open to other users; parapet's keys in it are 0600, but chmod 700 keeps even their names private",
+			"dir", cfg.StateDir, "mode", fmt.Sprintf("%#o", st.Mode().Perm()))
+	}
 	in.writer, err = compliance.OpenWriter(cfg.Compliance.Log, compliance.WriterOptions{Version: parapetVersion(), Signer: signer,
 		RotateBytes: cfg.Compliance.RotateBytes})
 	if err != nil {
