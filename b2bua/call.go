@@ -61,6 +61,7 @@ type Call struct {
 	disposition string
 	status      int
 	endReason   string
+	endAt       time.Time // when the outcome was settled: the call's end
 
 	ended      chan struct{}
 	endOnce    sync.Once
@@ -220,6 +221,7 @@ func (c *Call) setOutcome(disposition string, status int, reason string) {
 	c.mu.Lock()
 	if c.disposition == "" {
 		c.disposition, c.status, c.endReason = disposition, status, recordText(reason, c.caller, c.callee)
+		c.endAt = time.Now()
 	}
 	c.mu.Unlock()
 }
@@ -1191,8 +1193,10 @@ func (c *Call) bFailed(err error) {
 			why := fmt.Sprintf("callee side redirected (%d); redirects are not followed", code)
 			c.respondA(480, "Temporarily Unavailable", compliance.DispositionFailed, why, why)
 		default:
+			// Not the callee's own reason phrase: free text from outside,
+			// which may name the number or the person called.
 			c.respondA(code, reasonPhrase(code), compliance.DispositionFailed,
-				fmt.Sprintf("callee side answered %d %s", code, dr.Res.Reason), "")
+				fmt.Sprintf("callee side answered %d", code), "")
 		}
 		return
 	}

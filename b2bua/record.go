@@ -20,13 +20,16 @@ func (c *Call) record() *compliance.Record {
 		}
 		return pseudo(v)
 	}
+	if c.endAt.IsZero() {
+		c.endAt = time.Now()
+	}
 	call := &compliance.Call{
 		ID:            c.id,
 		Caller:        id(c.caller),
 		Callee:        id(c.callee),
 		Pseudonymized: pseudo != nil,
 		Start:         c.start.UTC(),
-		End:           time.Now().UTC(),
+		End:           c.endAt.UTC(),
 		Disposition:   c.disposition,
 		SIPStatus:     c.status,
 		EndReason:     c.endReason,

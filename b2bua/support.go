@@ -352,6 +352,10 @@ func maskKeyLike(s string) string {
 // number.
 var uriUser = regexp.MustCompile(`(?i)\b(sips?):([^@\s"'<>;,]+)@|\btel:[^\s"'<>;,]+`)
 
+// digitRun matches a run of 7 or more digits (a phone number, perhaps with
+// a +) that stands alone, not inside a word or a hex string.
+var digitRun = regexp.MustCompile(`(^|[^0-9A-Za-z+])\+?[0-9]{7,}([^0-9A-Za-z]|$)`)
+
 // maxRecordText bounds free text in a record.
 const maxRecordText = 300
 
@@ -368,9 +372,24 @@ func recordText(s string, secrets ...string) string {
 		scheme, _, _ := strings.Cut(m, ":")
 		return scheme + ":<user>@"
 	})
+	// Number-like runs (overlapping matches share a boundary
+	// character, hence twice).
+	for range 2 {
+		s = digitRun.ReplaceAllString(s, "${1}<number>${2}")
+	}
 	for _, secret := range secrets {
-		if len(secret) >= 3 {
-			s = strings.ReplaceAll(s, secret, "<number>")
+		// As given, and as its digits alone (+1 555-123 quoted back as
+		// 1555123, say).
+		digits := strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, secret)
+		for _, v := range []string{secret, digits} {
+			if len(v) >= 3 {
+				s = strings.ReplaceAll(s, v, "<number>")
+			}
 		}
 	}
 	s = strings.Join(strings.Fields(s), " ")

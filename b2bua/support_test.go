@@ -117,10 +117,14 @@ func TestRecordText(t *testing.T) {
 		{"transaction terminated\nTimer_B timed out", "transaction terminated Timer_B timed out"},
 		{"To: <SIP:+15551230000@carrier.example>;tag=1", "To: <SIP:<user>@carrier.example>;tag=1"},
 		{"dialled tel:+1-555-123-0000;phone-context=x", "dialled tel:<number>;phone-context=x"},
-		{"from 5551239999 to 5557654321", "from <number> to <number>"},
+		{"from 5551239999 to 15557654321", "from <number> to <number>"},
 		{"sip:carrier.example:5061 has no user", "sip:carrier.example:5061 has no user"},
+		{"callee said 486 Busy +15551239999", "callee said 486 Busy <number>"},
+		{"busy 18150006, try 4155550123 or +44 20", "busy <number>, try <number> or +44 20"},
+		{"fingerprint ab12345678cd, serial 1234567890abcdef, port 50600", "fingerprint ab12345678cd, serial 1234567890abcdef, port 50600"},
+		{"2026-12-03T13:16:25.424Z after 1h0m0s", "2026-12-03T13:16:25.424Z after 1h0m0s"},
 	} {
-		if got := recordText(tc.in, "5551239999", "5557654321"); got != tc.want {
+		if got := recordText(tc.in, "5551239999", "+1 555-765-4321"); got != tc.want {
 			t.Errorf("recordText(%q)\n got %q\nwant %q", tc.in, got, tc.want)
 		}
 	}
