@@ -1044,14 +1044,17 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 			return nil, false
 		}
 	case <-c.ended:
-		// Hung up before A's ACK. A's dialog is WriteResponse's until it
-		// returns, so wait for it (bounded); BYE A only if it confirmed.
+		// Hung up before A's ACK: B gets its BYE at once. A's dialog is
+		// WriteResponse's until it returns, so wait for that (bounded)
+		// before A's BYE; a late ACK is byeOnLateAck's.
 		c.setOutcome(c.hangDisp, 200, c.hangReason+" (before the caller's ACK)")
+		c.teardownLegs(false) // B at once: its call is over whatever A does
 		select {
 		case err := <-acked:
-			c.teardownLegs(answered(err))
+			if answered(err) {
+				c.teardownLegs(true) // now A, whose dialog is settled
+			}
 		case <-time.After(teardownTimeout):
-			c.teardownLegs(false)
 			c.lateAck = acked // the record need not wait for it
 		}
 		return nil, false

@@ -1,6 +1,7 @@
 package b2bua_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -682,6 +683,36 @@ func TestCalleeByeBeforeCallerAck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A call that ends (here: parapet shuts down) while the caller has not yet
+// acknowledged parapet's 200: the callee gets its BYE at once, without
+// waiting for the caller's ACK.
+func TestHangupBeforeCallerAckByesCalleeAtOnce(t *testing.T) {
+	l := newRawLab(t)
+	c := l.invite("hba")
+	c.bReply(200, "OK")
+	l.b.must("ACK for B's 200", isReq("ACK"))
+	c.aFinal()
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done <- l.srv.Shutdown(ctx)
+	}()
+	bye := l.b.must("BYE to B", c.atB(isReq("BYE")))
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("B's BYE came %v after the hangup: it waited for the caller's ACK", d)
+	}
+	l.b.send(bye.from, reply(bye.text, 200, "OK", "", "", ""))
+	if n := l.a.count(c.atA(isReq("BYE"))); n != 0 {
+		t.Errorf("A got %d BYEs without having acknowledged", n)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	wantRecord(t, l.record(), compliance.DispositionShutdown, 200, "shutdown (before the caller's ACK)")
 }
 
 // A BYE from the caller on an early dialog (RFC 3261 section 15): 200 to
