@@ -325,7 +325,7 @@ func (s *Server) handleInvite(z *zone, req *sip.Request, tx sip.ServerTransactio
 func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	s, a := c.s, c.a
 	c.aTx = tx
-	if s.draining.Load() {
+	if s.isStopping() {
 		c.reject(tx, req, 503, "Service Unavailable", compliance.DispositionShutdown, "parapet is shutting down")
 		return
 	}
@@ -511,7 +511,7 @@ func keyExchangeName(p policy.OfferPlan) string {
 func (c *Call) resetB() {
 	b := c.b
 	c.s.mu.Lock()
-	delete(c.s.legs, b.key)
+	c.s.forgetLegLocked(b)
 	c.s.mu.Unlock()
 	if b.uac != nil {
 		b.uac.Close()
@@ -521,7 +521,7 @@ func (c *Call) resetB() {
 	b.dmu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b.uac, b.key, b.remote, b.local = nil, "", "", ""
+	b.uac, b.key, b.remote, b.local, b.conn = nil, "", "", "", nil
 	b.sig = policy.SignalingFacts{Transport: b.transport}
 	for i := range b.m.streams {
 		b.m.streams[i] = legStream{}
@@ -1127,11 +1127,10 @@ func (c *Call) noteBConnLocked(network, addr string) {
 	if b.local != "" && (b.transport != policy.TransportTLS || b.sig.TLS != nil) {
 		return
 	}
-	conn, err := b.zone.ua.TransportLayer().GetConnection(network, addr)
-	if err != nil || conn == nil {
+	conn := b.zone.pooled(network, addr)
+	if conn == nil {
 		return
 	}
-	conn.Ref(-1) // GetConnection took a reference; parapet holds none
 	if b.conn == nil && b.transport != policy.TransportUDP {
 		b.conn = conn
 	}
@@ -1155,32 +1154,27 @@ func (c *Call) bConnLost(network, dest string) bool {
 	c.mu.Lock()
 	known := c.b.conn
 	c.mu.Unlock()
-	tl := c.b.zone.ua.TransportLayer()
+	z := c.b.zone
 	if known == nil {
 		// Never found: gone already if dest is an address; a host name's
 		// connection is pooled under the address it resolved to, unknown
 		// here until a response names it.
 		ap, err := netip.ParseAddrPort(dest)
-		if err != nil {
-			return false
-		}
-		conn, err := tl.GetConnection(network, ap.String())
-		if err != nil {
-			return true
-		}
-		conn.Ref(-1) // GetConnection took a reference
-		return false
+		return err == nil && z.pooled(network, ap.String()) == nil
 	}
 	ra, ok := known.(interface{ RemoteAddr() net.Addr })
-	if !ok {
-		return false
+	return ok && z.pooled(network, ra.RemoteAddr().String()) != known
+}
+
+// pooled returns the connection sipgo's pool holds for addr, or nil. It
+// gives back the reference GetConnection takes: parapet only looks.
+func (z *zone) pooled(network, addr string) sip.Connection {
+	conn, err := z.ua.TransportLayer().GetConnection(network, addr)
+	if err != nil || conn == nil {
+		return nil
 	}
-	conn, err := tl.GetConnection(network, ra.RemoteAddr().String())
-	if err != nil {
-		return true
-	}
-	conn.Ref(-1) // GetConnection took a reference
-	return conn != known
+	conn.Ref(-1)
+	return conn
 }
 
 // bFailed maps a failure to reach or set up B to a response to A.
@@ -1318,9 +1312,7 @@ func (c *Call) byeOnLateAck(acked <-chan error) {
 	defer c.s.callWG.Done()
 	defer func() {
 		c.s.mu.Lock()
-		if c.a.key != "" && c.s.legs[c.a.key] == c.a {
-			delete(c.s.legs, c.a.key)
-		}
+		c.s.forgetLegLocked(c.a)
 		c.s.mu.Unlock()
 		c.a.uas.Close()
 	}()
@@ -1338,7 +1330,7 @@ func (c *Call) byeOnLateAck(acked <-chan error) {
 		c.log.Debug("bye to a after its late ACK", "error", err)
 		return
 	}
-	c.log.Info("the caller acknowledged an ended call late; sent BYE")
+	c.log.Info("sent BYE to a caller whose call ended before its ACK")
 }
 
 func (c *Call) byeB() {
@@ -1360,11 +1352,11 @@ func (c *Call) finish() {
 		late := c.lateAck != nil && c.a.uas != nil
 		c.s.mu.Lock()
 		delete(c.s.calls, c.id)
-		if c.a.key != "" && !late {
-			delete(c.s.legs, c.a.key)
+		if !late {
+			c.s.forgetLegLocked(c.a)
 		}
-		if c.b != nil && c.b.key != "" {
-			delete(c.s.legs, c.b.key)
+		if c.b != nil {
+			c.s.forgetLegLocked(c.b)
 		}
 		c.s.mu.Unlock()
 		if late {

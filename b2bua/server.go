@@ -44,7 +44,6 @@ type Server struct {
 	routeCalls map[string]int
 	calls      map[string]*Call // call id → call
 
-	draining atomic.Bool
 	// evMu orders connection events against the final drain at shutdown:
 	// an event being recorded holds it shared, Shutdown exclusively, so an
 	// event is either in the drain or, after it (evDone), written alone.
@@ -360,13 +359,12 @@ func (s *Server) Addrs(zoneName string) map[policy.Transport]netip.AddrPort {
 // Ready reports whether the server accepts calls: started, not draining,
 // and the compliance log writable.
 func (s *Server) Ready() bool {
-	return s.started && !s.draining.Load() && s.rec.healthy()
+	return s.started && !s.isStopping() && s.rec.healthy()
 }
 
 // Shutdown stops taking calls, ends live calls with BYE (CANCEL or 503 for
 // those not yet answered), waits for their records, then closes listeners.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
 	s.stopOnce.Do(func() { close(s.stopping) })
 	s.mu.Lock()
 	calls := make([]*Call, 0, len(s.calls))
@@ -399,6 +397,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.evMu.Unlock()
 	s.rec.flush()
 	return err
+}
+
+// isStopping reports whether Shutdown has begun: no new calls are taken.
+func (s *Server) isStopping() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
 }
 
 func (s *Server) closeListeners() {
@@ -627,6 +635,14 @@ func (s *Server) findLeg(req *sip.Request) *leg {
 	return s.legs[legKey(string(*cid), tag)]
 }
 
+// forgetLegLocked drops l from the legs by key, if it is still l's (a
+// reset leg B may have left it to a new attempt). Caller holds s.mu.
+func (s *Server) forgetLegLocked(l *leg) {
+	if l.key != "" && s.legs[l.key] == l {
+		delete(s.legs, l.key)
+	}
+}
+
 func (s *Server) addLeg(key string, l *leg) {
 	s.mu.Lock()
 	s.legs[key] = l
@@ -705,14 +721,13 @@ func (s *Server) connEventLocked(z *zone, event string, sig policy.SignalingFact
 		Remote: remote, PolicyHash: s.rules.Load().hash}
 	fill(e)
 	e.Error = recordText(e.Error)
-	if s.evDone {
-		// After the final drain nothing would write a folded count.
-		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
-		return
+	// After the final drain nothing would write a folded count: no folding.
+	if !s.evDone {
+		if e = s.events.fold(e, time.Now()); e == nil {
+			return
+		}
 	}
-	if e = s.events.fold(e, time.Now()); e != nil {
-		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
-	}
+	s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
 }
 
 // drainEvents writes the folded-event counts of kinds that went quiet

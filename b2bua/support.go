@@ -352,19 +352,28 @@ func maskKeyLike(s string) string {
 // number.
 var uriUser = regexp.MustCompile(`(?i)\b(sips?):([^@\s"'<>;,]+)@|\btel:[^\s"'<>;,]+`)
 
-// digitRun matches a run of 7 or more digits (a phone number, perhaps with
-// a +) that stands alone, not inside a word or a hex string.
-var digitRun = regexp.MustCompile(`(^|[^0-9A-Za-z+])\+?[0-9]{7,}([^0-9A-Za-z]|$)`)
+// word matches a word: what a number standing alone would be, and what a
+// hex string or a name holding digits is.
+var word = regexp.MustCompile(`[+0-9A-Za-z]+`)
+
+// phoneLike reports whether w, a word, is a phone number: 7 or more
+// digits, perhaps after a +.
+func phoneLike(w string) bool {
+	d := strings.TrimPrefix(w, "+")
+	return len(d) >= 7 && strings.Trim(d, "0123456789") == ""
+}
 
 // maxRecordText bounds free text in a record.
 const maxRecordText = 300
 
 // recordText makes free text fit for a record or a log line: one line,
-// bounded, with no SIP URI user part, tel: number, or any of secrets (the
-// call's caller and callee). Libraries' errors can quote a request line,
-// whose Request-URI is the number dialled, which a pseudonymised record
-// must never hold in clear.
+// bounded, with no SIP message or key material (redactString, as for log
+// lines), no SIP URI user part, tel: number, phone-like word, or any of
+// secrets (the call's caller and callee). Libraries' errors can quote a
+// request line, whose Request-URI is the number dialled, which a
+// pseudonymised record must never hold in clear.
 func recordText(s string, secrets ...string) string {
+	s = redactString(s)
 	s = uriUser.ReplaceAllStringFunc(s, func(m string) string {
 		if strings.HasPrefix(strings.ToLower(m), "tel:") {
 			return "tel:<number>"
@@ -372,11 +381,12 @@ func recordText(s string, secrets ...string) string {
 		scheme, _, _ := strings.Cut(m, ":")
 		return scheme + ":<user>@"
 	})
-	// Number-like runs (overlapping matches share a boundary
-	// character, hence twice).
-	for range 2 {
-		s = digitRun.ReplaceAllString(s, "${1}<number>${2}")
-	}
+	s = word.ReplaceAllStringFunc(s, func(w string) string {
+		if phoneLike(w) {
+			return "<number>"
+		}
+		return w
+	})
 	for _, secret := range secrets {
 		// As given, and as its digits alone (+1 555-123 quoted back as
 		// 1555123, say).

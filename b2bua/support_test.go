@@ -123,6 +123,8 @@ func TestRecordText(t *testing.T) {
 		{"busy 18150006, try 4155550123 or +44 20", "busy <number>, try <number> or +44 20"},
 		{"fingerprint ab12345678cd, serial 1234567890abcdef, port 50600", "fingerprint ab12345678cd, serial 1234567890abcdef, port 50600"},
 		{"2026-12-03T13:16:25.424Z after 1h0m0s", "2026-12-03T13:16:25.424Z after 1h0m0s"},
+		{"bad line a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz", "[redacted: SIP message or key material]"},
+		{"key WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz seen", "key […] seen"},
 	} {
 		if got := recordText(tc.in, "5551239999", "+1 555-765-4321"); got != tc.want {
 			t.Errorf("recordText(%q)\n got %q\nwant %q", tc.in, got, tc.want)

@@ -520,6 +520,8 @@ func (st *RelayStream) closeSockets() {
 // isRTCP tells RTCP from RTP on a multiplexed port: RTCP packet types 192-223
 // land in the RTP payload-type range 64-95 with the marker bit (RFC 5761
 // section 4).
+func isRTCP(pkt []byte) bool { return len(pkt) > 1 && pkt[1] >= 192 && pkt[1] <= 223 }
+
 // rtpPaddingOK applies RFC 3550's validity check (appendix A.1) to an RTP
 // packet with the padding bit: its last octet counts the padding, which
 // must be at least 1 and fit after the header.
@@ -530,8 +532,6 @@ func rtpPaddingOK(pkt []byte, h *rtp.Header) bool {
 	pad := int(pkt[len(pkt)-1])
 	return pad > 0 && h.MarshalSize()+pad <= len(pkt)
 }
-
-func isRTCP(pkt []byte) bool { return len(pkt) > 1 && pkt[1] >= 192 && pkt[1] <= 223 }
 
 const bufSize = 2048
 
