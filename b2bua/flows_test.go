@@ -378,30 +378,27 @@ func (c *rawCall) aAck(cseq int) {
 
 // aCancel cancels A's INVITE.
 func (c *rawCall) aCancel() {
-	local := c.l.a.addr()
-	c.l.a.send(c.l.aUDP, strings.Join([]string{
-		fmt.Sprintf("CANCEL sip:+15551230000@%s SIP/2.0", c.l.aUDP),
-		fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK%s", local, c.callID),
-		"Max-Forwards: 70",
-		fmt.Sprintf("From: <sip:pbx@%s>;tag=%s", local, c.callID),
-		fmt.Sprintf("To: <sip:+15551230000@%s>", c.l.aUDP),
-		"Call-ID: " + c.callID,
-		"CSeq: 1 CANCEL",
-		"Content-Length: 0", "", ""}, "\r\n"))
+	c.inviteTxRequest("CANCEL", fmt.Sprintf("<sip:+15551230000@%s>", c.l.aUDP))
 }
 
 // ackNon2xx acknowledges a non-2xx final response to A's INVITE (same
 // branch as the INVITE, RFC 3261 section 17.1.1.3).
 func (c *rawCall) ackNon2xx(res string) {
+	c.inviteTxRequest("ACK", hv(res, "To"))
+}
+
+// inviteTxRequest sends a request of A's INVITE transaction (its branch,
+// From and CSeq number) with the given To.
+func (c *rawCall) inviteTxRequest(method, to string) {
 	local := c.l.a.addr()
 	c.l.a.send(c.l.aUDP, strings.Join([]string{
-		fmt.Sprintf("ACK sip:+15551230000@%s SIP/2.0", c.l.aUDP),
+		fmt.Sprintf("%s sip:+15551230000@%s SIP/2.0", method, c.l.aUDP),
 		fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK%s", local, c.callID),
 		"Max-Forwards: 70",
 		fmt.Sprintf("From: <sip:pbx@%s>;tag=%s", local, c.callID),
-		"To: " + hv(res, "To"),
+		"To: " + to,
 		"Call-ID: " + c.callID,
-		"CSeq: 1 ACK",
+		"CSeq: 1 " + method,
 		"Content-Length: 0", "", ""}, "\r\n"))
 }
 

@@ -2,6 +2,7 @@ package compliance
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -13,14 +14,7 @@ import (
 // verifying with the public key.
 func TestSignedCheckpoints(t *testing.T) {
 	dir := t.TempDir()
-	key, err := LoadOrCreateSigningKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := LoadPublicKey(filepath.Join(dir, PublicKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, pub := signingKeys(t, dir)
 	again, err := LoadOrCreateSigningKey(dir)
 	if err != nil || !again.Equal(key) {
 		t.Fatalf("the key changed when read again: %v", err)
@@ -62,8 +56,7 @@ func TestSignedCheckpoints(t *testing.T) {
 // hash chain, but not the checkpoints.
 func TestRechainedLogCaughtBySignature(t *testing.T) {
 	dir := t.TempDir()
-	key, _ := LoadOrCreateSigningKey(dir)
-	pub, _ := LoadPublicKey(filepath.Join(dir, PublicKeyFile))
+	key, pub := signingKeys(t, dir)
 	path := writeLog(t, 6, WriterOptions{Signer: key, CheckpointEvery: 100, CheckpointInterval: time.Hour})
 
 	// Change the disposition of the first call and re-hash every line
@@ -107,8 +100,7 @@ func TestRechainedLogCaughtBySignature(t *testing.T) {
 // with the key, and every file but the last ends signed.
 func TestSignedCheckpointsAcrossRotation(t *testing.T) {
 	dir := t.TempDir()
-	key, _ := LoadOrCreateSigningKey(dir)
-	pub, _ := LoadPublicKey(filepath.Join(dir, PublicKeyFile))
+	key, pub := signingKeys(t, dir)
 	path := filepath.Join(dir, "compliance.jsonl")
 	w, err := OpenWriter(path, WriterOptions{RotateBytes: 4000, Now: newClock(time.Second).Now, Version: "v1",
 		Signer: key, CheckpointEvery: 2})
@@ -141,14 +133,7 @@ func TestSignedCheckpointsAcrossRotation(t *testing.T) {
 // to trigger the checkpoint, and nothing new means no further checkpoint.
 func TestCheckpointTimer(t *testing.T) {
 	dir := t.TempDir()
-	key, err := LoadOrCreateSigningKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := LoadPublicKey(filepath.Join(dir, PublicKeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, pub := signingKeys(t, dir)
 	path := filepath.Join(dir, "compliance.jsonl")
 	w, err := OpenWriter(path, WriterOptions{Version: "v0.1.0-test", Signer: key, CheckpointInterval: 50 * time.Millisecond})
 	if err != nil {
@@ -189,4 +174,18 @@ func TestCheckpointTimer(t *testing.T) {
 	if n := checkpoints(); n != 1 {
 		t.Errorf("%d checkpoints after Close, want 1", n)
 	}
+}
+
+// signingKeys creates a signing key pair in dir and returns both halves.
+func signingKeys(t *testing.T, dir string) (ed25519.PrivateKey, ed25519.PublicKey) {
+	t.Helper()
+	key, err := LoadOrCreateSigningKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := LoadPublicKey(filepath.Join(dir, PublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, pub
 }
