@@ -442,7 +442,7 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	d = policy.Evaluate(policy.Input{Stage: policy.StageOffer, Zone: a.pol, Signaling: a.sig,
-		Media: mediaFacts(offer, nil), Onward: c.b.pol})
+		Media: mediaFacts(offer, nil), Onward: c.b.pol, OnwardTransport: c.b.transport})
 	c.decide(d)
 	if !d.Proceed() {
 		c.rejectDecision(tx, req, d)
@@ -799,7 +799,7 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 	case plan != nil && statusOf(err) == 488 && !early:
 		// The callee refused the offer: try the zone's next key exchange,
 		// if it lists another (dtls then sdes, say).
-		if next, ok := policy.NextPlan(b.pol, *plan); ok {
+		if next, ok := policy.NextPlan(b.pol, b.transport, *plan); ok {
 			c.decide(policy.Decision{Stage: policy.StageOffer, Zone: b.zone.name, Verdict: policy.VerdictAllowed,
 				Rule:   policy.RuleKeyExchangeFallback,
 				Reason: fmt.Sprintf("the callee refused the %s offer with 488; offering %s", keyExchangeName(*plan), keyExchangeName(next))})

@@ -49,7 +49,7 @@ func (c *Call) answerDelayed() bool {
 	}
 
 	d := policy.Evaluate(policy.Input{Stage: policy.StageOffer, Zone: b.pol, Signaling: b.sig,
-		Media: mediaFacts(offer, nil), Onward: a.pol})
+		Media: mediaFacts(offer, nil), Onward: a.pol, OnwardTransport: a.transport})
 	if !d.Proceed() {
 		return fail(d, compliance.DispositionRejected)
 	}

@@ -340,7 +340,7 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 
 	// Bridge the re-offer: offer to the other leg first (with its current
 	// keys); apply the new offer on this leg only once the other leg took it.
-	plan, _ := policy.Plan(other.pol)
+	plan, _ := policy.Plan(other.pol, other.transport)
 	if err := c.ensureStreams(d.Streams); err != nil {
 		c.s.respond(tx, req, 500, "Server Internal Error", "media: "+err.Error())
 		return

@@ -100,6 +100,7 @@ type labOptions struct {
 	mediaTimeout    time.Duration
 	holdTimeout     time.Duration
 	carrierZone     func(*policy.Zone)
+	pbxZone         func(*policy.Zone)
 	outboundMatch   *regexp.Regexp
 	parapetClient   func(*tls.Config) // tweak parapet's client TLS toward the carrier
 	ipv6            bool              // everything on ::1 instead of 127.0.0.1
@@ -195,10 +196,14 @@ func newLab(t testing.TB, o labOptions) *lab {
 	if timeout == 0 {
 		timeout = 20 * time.Second
 	}
+	pbxZone := policy.Zone{Name: "pbx", Signaling: policy.RequirementOff, MinTLS: policy.VersionTLS12,
+		SRTP: policy.RequirementAllow, Suites: policy.DefaultSuites, Peers: pbxPeers, Mode: o.pbxMode}
+	if o.pbxZone != nil {
+		o.pbxZone(&pbxZone)
+	}
 	cfg := b2bua.Config{
 		Zones: []b2bua.Zone{
-			{Policy: policy.Zone{Name: "pbx", Signaling: policy.RequirementOff, MinTLS: policy.VersionTLS12,
-				SRTP: policy.RequirementAllow, Suites: policy.DefaultSuites, Peers: pbxPeers, Mode: o.pbxMode},
+			{Policy: pbxZone,
 				Listen: []b2bua.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)},
 					{Transport: policy.TransportTCP, Addr: netip.AddrPortFrom(loop, 0)}},
 				Feedback: o.pbxFeedback},

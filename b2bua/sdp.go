@@ -345,12 +345,7 @@ func (c *Call) offerTo(to *leg, src *media.Description, plan policy.OfferPlan, c
 			plans[i].DTLS = &media.DTLSPlan{Fingerprint: c.s.dtls.Fingerprint(), Setup: "actpass"}
 		}
 	}
-	c.bumpOrigin(to)
-	sdp, err := media.BuildSDP(src, to.m.origin, plans)
-	if err == nil {
-		to.m.local = sdp
-	}
-	return sdp, err
+	return c.buildSDP(to, src, plans)
 }
 
 // answerTo builds parapet's answer on leg to, whose peer made the offer,
@@ -376,6 +371,22 @@ func (c *Call) answerTo(to *leg, src *media.Description) ([]byte, error) {
 			p.DTLS = &media.DTLSPlan{Fingerprint: c.s.dtls.Fingerprint(), Setup: ts.setup}
 		}
 		plans[i] = p
+	}
+	return c.buildSDP(to, src, plans)
+}
+
+// buildSDP writes parapet's SDP on leg to from plans, as the leg's next
+// version. It is the one place SDP is written for a leg, and it refuses to
+// put SDES keys into an SDP that would cross in clear: whatever policy
+// decided, no a=crypto key leaves parapet over UDP or TCP. Caller holds
+// c.mu.
+func (c *Call) buildSDP(to *leg, src *media.Description, plans []media.StreamPlan) ([]byte, error) {
+	if !policy.SDESSafe(to.transport) {
+		for _, p := range plans {
+			if p.Active && len(p.Crypto) > 0 {
+				return nil, fmt.Errorf("refusing to send SDES keys to leg %s over SIP over %s", to.role, to.transport)
+			}
+		}
 	}
 	c.bumpOrigin(to)
 	sdp, err := media.BuildSDP(src, to.m.origin, plans)

@@ -56,7 +56,8 @@ func TestLabDefault(t *testing.T) {
 		t.Errorf("pbx listen = %v", lp)
 	}
 	if p := pbx.Policy; p.Signaling != policy.RequirementOff || p.SRTP != policy.RequirementAllow ||
-		len(p.KeyExchange) != 0 || p.Mode != policy.ModeEnforce || pbx.TLS != nil ||
+		!slices.Equal(p.KeyExchange, []policy.KeyExchange{policy.KeyExchangeSDES, policy.KeyExchangeDTLS}) ||
+		p.Mode != policy.ModeEnforce || pbx.TLS != nil ||
 		!p.AdmitsSource(netip.MustParseAddr("127.0.0.9")) || !p.AdmitsSource(netip.MustParseAddr("::1")) ||
 		p.AdmitsSource(netip.MustParseAddr("192.0.2.1")) {
 		t.Errorf("pbx policy = %+v", p)
@@ -72,7 +73,7 @@ func TestLabDefault(t *testing.T) {
 		tl.MinVersion != policy.VersionTLS12 || !tl.VerifyPeer {
 		t.Errorf("carrier tls = %+v", carrier.TLS)
 	}
-	if plan, ok := policy.Plan(&carrier.Policy); !ok || !plan.SRTP {
+	if plan, ok := policy.Plan(&carrier.Policy, policy.TransportTLS); !ok || !plan.SRTP {
 		t.Errorf("policy.Plan(carrier) = %+v, %v; want SRTP", plan, ok)
 	}
 
@@ -216,7 +217,7 @@ func TestWarnings(t *testing.T) {
 		{"sdes allowed without TLS",
 			strings.Replace(pbxZone, `media { srtp = "allow" }`, "media {\n    srtp = \"allow\"\n    key_exchange = [\"sdes\"]\n  }", 1) + mediaSrc,
 			[]string{
-				"SDES keys would cross in clear: zone pbx allows SRTP with SDES but has no TLS listener",
+				"SDES is never used on zone pbx: it has no TLS listener",
 				"no routes: every INVITE will get 404",
 			}},
 		{"dtls on a TLS zone",
@@ -257,7 +258,42 @@ route "m" {
   target = "sip:127.0.0.1:5090"
 }
 ` + pbxZone + mediaSrc,
-			[]string{"SRTP is optional on a TLS zone", "SDES keys toward zone mixed would travel in clear over udp"}},
+			[]string{"SRTP is optional on a TLS zone", "zone mixed mixes clear and TLS listeners with SDES allowed"}},
+		{"sdes listed toward an allow zone over udp",
+			`zone "mixed" {
+  listen = ["udp://127.0.0.1:5080", "tls://127.0.0.1:5081"]
+  peers  = ["127.0.0.0/8"]
+  tls {
+    cert_file = "c.pem"
+    key_file  = "c.key"
+  }
+  media {
+    srtp         = "allow"
+    key_exchange = ["sdes"]
+  }
+}
+route "m" {
+  from   = "pbx"
+  to     = "mixed"
+  target = "sip:127.0.0.1:5090"
+}
+` + pbxZone + mediaSrc,
+			[]string{"SRTP is optional on a TLS zone", "zone mixed mixes clear and TLS listeners with SDES allowed",
+				`route "m" offers plain RTP toward zone mixed: SDES is not sent over udp`}},
+		{"mixed zone requiring SRTP",
+			`zone "mixed" {
+  listen = ["udp://127.0.0.1:5080", "tls://127.0.0.1:5081"]
+  peers  = ["127.0.0.0/8"]
+  tls {
+    cert_file = "c.pem"
+    key_file  = "c.key"
+  }
+}
+` + pbxZone + pbxRoute + mediaSrc,
+			[]string{"zone mixed mixes clear and TLS listeners with SDES allowed"}},
+		{"srtp required by default on a zone without TLS",
+			strings.Replace(pbxZone, `media { srtp = "allow" }`, "", 1) + pbxRoute + mediaSrc,
+			[]string{"zone pbx takes only DTLS-SRTP calls: it requires SRTP and has no TLS listener"}},
 		{"password variable unset",
 			strings.Replace(pbxRoute, "target", "auth {\n    username     = \"u\"\n    password_env = \"NOT_SET_ANYWHERE\"\n  }\n  target", 1) + pbxZone + mediaSrc,
 			[]string{"environment variable NOT_SET_ANYWHERE is not set"}},

@@ -144,8 +144,9 @@ func (l *loader) auth(route string, ab *authBlock, diags hcl.Diagnostics) *Auth 
 }
 
 // routeChecks compares a route's target with the zone it leads into: the
-// B leg must meet that zone's signaling requirement, and SDES keys must not
-// be sent over a clear transport.
+// B leg must meet that zone's signaling requirement, and its media
+// requirement with a key exchange usable over the target's transport (SDES
+// keys are never sent over a clear one).
 func (l *loader) routeChecks(rt *Route, to *zoneDecl, at hcl.Range) {
 	z := &to.zone.Policy
 	t := rt.Target.Transport
@@ -161,14 +162,15 @@ func (l *loader) routeChecks(rt *Route, to *zoneDecl, at hcl.Range) {
 	if z.SRTP == policy.RequirementOff || !slices.Contains(z.KeyExchange, policy.KeyExchangeSDES) {
 		return
 	}
-	summary := fmt.Sprintf("SDES keys toward zone %s would travel in clear over %s", z.Name, t)
-	if z.SRTP == policy.RequirementRequire {
-		l.errorf(at, summary,
-			"Zone %q requires SRTP with SDES, whose keys are carried in the SDP; route %q sends that SDP over %s. %s", z.Name, rt.Name, t, fix)
+	if _, ok := policy.Plan(z, t); !ok {
+		l.errorf(at, fmt.Sprintf("route %q cannot meet zone %q's SRTP requirement over %s", rt.Name, z.Name, t),
+			"Zone %q requires SRTP and allows only SDES, whose keys parapet never sends over %s signaling, so every call on route %q would get 488. %s Or add dtls to the zone's key_exchange.", z.Name, t, rt.Name, fix)
 		return
 	}
-	l.warnf(at, summary,
-		"Zone %q allows SRTP with SDES, whose keys are carried in the SDP; route %q sends that SDP over %s, so the SRTP protects nothing. %s", z.Name, rt.Name, t, fix)
+	if _, listed := to.kxElem[policy.KeyExchangeSDES]; listed && z.SRTP == policy.RequirementAllow {
+		l.warnf(at, fmt.Sprintf("route %q offers plain RTP toward zone %s: SDES is not sent over %s", rt.Name, z.Name, t),
+			"Zone %q allows SRTP with SDES, but SDES keys are carried in the SDP, which route %q sends over %s: parapet offers plain RTP on this route instead. %s", z.Name, rt.Name, t, fix)
+	}
 }
 
 // parseTarget parses sip:HOST[:PORT][;transport=udp|tcp|tls] or

@@ -85,6 +85,9 @@ type claimed struct {
 
 const srtpDefault = policy.RequirementRequire
 
+// defaultKeyExchange is key_exchange when a zone does not set it.
+var defaultKeyExchange = []policy.KeyExchange{policy.KeyExchangeSDES, policy.KeyExchangeDTLS}
+
 func (l *loader) zone(b *hcl.Block) {
 	name := b.Labels[0]
 	var zb zoneBlock
@@ -233,12 +236,11 @@ func (l *loader) zone(b *hcl.Block) {
 		}
 	}
 	if z.Policy.KeyExchange == nil {
-		z.Policy.KeyExchange = []policy.KeyExchange{}
-		if zd.hasTLS {
-			// SDES keys travel in the SDP: offer them only where signaling
-			// can be TLS.
-			z.Policy.KeyExchange = []policy.KeyExchange{policy.KeyExchangeSDES}
-		}
+		// Every key exchange that is safe on the leg: policy uses SDES
+		// only on legs whose SIP is TLS (its keys are in the SDP), and
+		// DTLS-SRTP wherever SRTP may run. SDES is offered first where
+		// both can be, as SIP trunks support it more widely.
+		z.Policy.KeyExchange = slices.Clone(defaultKeyExchange)
 	}
 	if z.Policy.Suites == nil {
 		z.Policy.Suites = slices.Clone(policy.DefaultSuites)
@@ -556,39 +558,75 @@ func suiteList(ss []policy.Suite) string {
 	return strings.Join(parts, ", ")
 }
 
-// zoneChecks runs the cross-checks within one zone (SDES keys
-// never travel in clear; a required protection must be achievable).
+// zoneChecks runs the cross-checks within one zone: what the per-leg key
+// exchange rule (SDES only over TLS) will do with the zone's listeners, and
+// whether a required protection is achievable.
 func (l *loader) zoneChecks(zd *zoneDecl) {
 	z := &zd.zone.Policy
 	sdes := slices.Contains(z.KeyExchange, policy.KeyExchangeSDES)
 	dtls := slices.Contains(z.KeyExchange, policy.KeyExchangeDTLS)
+	clear := transports(clearListeners(zd.zone.Listen))
 
 	if r, ok := zd.kxElem[policy.KeyExchangeDTLS]; ok && z.SRTP != policy.RequirementOff && !zd.hasTLS {
 		l.warnf(r, fmt.Sprintf("DTLS-SRTP fingerprints would cross in clear: zone %s has no TLS listener", z.Name),
 			"DTLS-SRTP keeps the keys off the wire, but the certificate fingerprints that authenticate the handshake travel in the SDP over this zone's %s signaling: an attacker who can rewrite that signaling can intercept the media. Add a tls:// listener where the network is not trusted.", transports(zd.zone.Listen))
 	}
-	if z.SRTP != policy.RequirementOff && sdes && !zd.hasTLS {
-		r := at(zd.kxElem[policy.KeyExchangeSDES], zd.kxAt, zd.mediaSubject())
-		if z.SRTP == policy.RequirementRequire {
-			l.errorf(r, fmt.Sprintf("SDES keys would cross in clear: zone %s requires SRTP with SDES but has no TLS listener", z.Name),
-				"SDES carries the SRTP keys in the SDP, which travels over this zone's %s signaling in clear. Add a tls:// listener, or remove sdes from key_exchange.", transports(zd.zone.Listen))
-		} else {
-			l.warnf(r, fmt.Sprintf("SDES keys would cross in clear: zone %s allows SRTP with SDES but has no TLS listener", z.Name),
-				"SDES carries the SRTP keys in the SDP, which travels over this zone's %s signaling in clear, so the SRTP it negotiates protects nothing. Add a tls:// listener, or remove sdes from key_exchange.", transports(zd.zone.Listen))
+	switch {
+	case z.SRTP == policy.RequirementOff || !sdes:
+	case !zd.hasTLS:
+		// Listed explicitly (the default lists it too, harmlessly): SDES
+		// can never be used on this zone's listeners.
+		if _, listed := zd.kxElem[policy.KeyExchangeSDES]; !listed {
+			break
 		}
+		r := at(zd.kxElem[policy.KeyExchangeSDES], zd.kxAt, zd.mediaSubject())
+		if z.SRTP == policy.RequirementRequire && !dtls {
+			l.errorf(r, fmt.Sprintf("SDES keys would cross in clear: zone %s requires SRTP with SDES but has no TLS listener", z.Name),
+				"SDES carries the SRTP keys in the SDP, which travels over this zone's %s signaling in clear, so parapet refuses every SDES offer on it (488, rule media.sdes-clear-signaling) and no call from it could meet srtp = \"require\". Add a tls:// listener, or add dtls to key_exchange.", clear)
+		} else {
+			l.warnf(r, fmt.Sprintf("SDES is never used on zone %s: it has no TLS listener", z.Name),
+				"SDES carries the SRTP keys in the SDP, which travels over this zone's %s signaling in clear. parapet refuses an SDES-only offer on it (488, rule media.sdes-clear-signaling), takes a best-effort one (RTP/AVP with a=crypto) as plain RTP, and offers SDES only on legs it dials over TLS. Add a tls:// listener, or remove sdes from key_exchange.", clear)
+		}
+	case !zd.allTLS:
+		// The issue this check exists for: a zone with clear and TLS
+		// listeners. The rule holds per leg; say what it will do.
+		r := at(zd.kxElem[policy.KeyExchangeSDES], zd.kxAt, zd.mediaSubject(), zd.def)
+		other := `plain RTP stays possible there (srtp = "allow")`
+		switch {
+		case z.SRTP == policy.RequirementRequire && dtls:
+			other = "calls over them must use DTLS-SRTP"
+		case z.SRTP == policy.RequirementRequire:
+			other = "no key exchange is left for them, so every call over them gets 488: add dtls to key_exchange"
+		case dtls:
+			other = `DTLS-SRTP offers are taken there, and plain RTP stays possible (srtp = "allow")`
+		}
+		l.warnf(r, fmt.Sprintf("zone %s mixes clear and TLS listeners with SDES allowed", z.Name),
+			"SDES keys are taken and offered only on legs whose SIP is TLS. Over this zone's %s listeners an SDES offer (RTP/SAVP with a=crypto) gets 488 (rule media.sdes-clear-signaling) unless it also carries a DTLS fingerprint; %s. Put clear and TLS peers in separate zones to make the difference visible in records.", clear, other)
+	}
+	if _, listed := zd.kxElem[policy.KeyExchangeDTLS]; z.SRTP == policy.RequirementRequire && !zd.hasTLS && dtls && !listed {
+		l.warnf(zd.mediaSubject(), fmt.Sprintf("zone %s takes only DTLS-SRTP calls: it requires SRTP and has no TLS listener", z.Name),
+			`SDES keys never cross in clear, so over this zone's %s listeners only DTLS-SRTP offers can meet srtp = "require" (its fingerprints still travel in clear SIP); plain RTP calls get 488. srtp defaults to "require": for a zone of phones or a PBX that cannot do SRTP, set srtp = "allow".`, transports(zd.zone.Listen))
 	}
 	if z.SRTP == policy.RequirementRequire && !sdes && !dtls {
-		detail := `Add "sdes" or "dtls" to key_exchange, or set srtp = "allow" or "off".`
-		if !zd.hasTLS {
-			detail = `srtp defaults to "require", and SDES is offered only on zones with a TLS listener. For a zone whose signaling is not TLS, set srtp = "allow" (or "off") in its media block, or key_exchange = ["dtls"]; otherwise add a tls:// listener.`
-		}
 		l.errorf(at(zd.srtpAt, zd.kxAt, zd.mediaDef, zd.def),
-			fmt.Sprintf("zone %s requires SRTP but allows no key exchange", z.Name), "%s", detail)
+			fmt.Sprintf("zone %s requires SRTP but allows no key exchange", z.Name),
+			`Add "sdes" or "dtls" to key_exchange (omit key_exchange for both), or set srtp = "allow" or "off".`)
 	}
 	if z.SRTP == policy.RequirementAllow && zd.hasTLS {
 		l.warnf(zd.mediaSubject(), "SRTP is optional on a TLS zone",
 			`Zone %q protects signaling with TLS but lets media run as plain RTP; set srtp = "require" to protect media as well (164.312(e)(2)(ii)).`, z.Name)
 	}
+}
+
+// clearListeners are the listeners whose SIP is not TLS.
+func clearListeners(ls []Listener) []Listener {
+	var out []Listener
+	for _, l := range ls {
+		if l.Transport != policy.TransportTLS {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // transports names the transports of a zone's listeners, e.g. "udp/tcp".

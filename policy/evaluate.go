@@ -91,6 +91,7 @@ const (
 	RuleAnswerCrypto        = "media.answer-crypto-unacceptable"
 	RuleDowngrade           = "media.downgrade"
 	RuleKeyExchangeFallback = "media.key-exchange-fallback"
+	RuleSDESClear           = "media.sdes-clear-signaling"
 )
 
 // SIP statuses a decision can carry.
@@ -116,11 +117,11 @@ type OfferPlan struct {
 // Secure reports whether the plan offers keys at all.
 func (p OfferPlan) Secure() bool { return p.SRTP || p.BestEffort }
 
-// Plan decides how to offer media on a leg parapet originates into zone z:
-// the first of Plans. ok is false when z requires SRTP but no key exchange
-// parapet implements is allowed there.
-func Plan(z *Zone) (plan OfferPlan, ok bool) {
-	ps := Plans(z)
+// Plan decides how to offer media on a leg parapet originates into zone z
+// over SIP transport t: the first of Plans. ok is false when z requires
+// SRTP but no key exchange parapet implements may be used on such a leg.
+func Plan(z *Zone, t Transport) (plan OfferPlan, ok bool) {
+	ps := Plans(z, t)
 	if len(ps) == 0 {
 		return OfferPlan{}, false
 	}
@@ -128,11 +129,12 @@ func Plan(z *Zone) (plan OfferPlan, ok bool) {
 }
 
 // Plans lists the ways parapet may offer media on a leg it originates into
-// zone z, best first. A zone that requires SRTP gets one plan per key
-// exchange it lists, in its order: a callee that refuses the first offer
-// with 488 is offered the next. Other zones get exactly one plan. The list
-// is empty when z requires SRTP but allows no usable key exchange or suite.
-func Plans(z *Zone) []OfferPlan {
+// zone z over SIP transport t, best first. A zone that requires SRTP gets
+// one plan per key exchange it allows on such a leg (KeyExchangesOn: SDES
+// only over TLS), in its order: a callee that refuses the first offer with
+// 488 is offered the next. Other zones get exactly one plan. The list is
+// empty when z requires SRTP but no usable key exchange or suite is left.
+func Plans(z *Zone, t Transport) []OfferPlan {
 	if z.SRTP == RequirementOff {
 		return []OfferPlan{{}}
 	}
@@ -144,7 +146,7 @@ func Plans(z *Zone) []OfferPlan {
 	}
 	if z.SRTP == RequirementRequire {
 		var out []OfferPlan
-		for _, k := range z.KeyExchange {
+		for _, k := range z.KeyExchangesOn(t) {
 			switch {
 			case len(suites) == 0:
 			case k == KeyExchangeSDES:
@@ -156,17 +158,18 @@ func Plans(z *Zone) []OfferPlan {
 		return out
 	}
 	// allow: SRTP only if the answerer takes it. Only SDES has a profile a
-	// plain-RTP peer still accepts (RTP/AVP with a=crypto, RFC 8643).
-	if len(suites) > 0 && z.AllowsKeyExchange(KeyExchangeSDES) {
+	// plain-RTP peer still accepts (RTP/AVP with a=crypto, RFC 8643), and
+	// SDES only over TLS.
+	if len(suites) > 0 && z.KeyExchangeOn(KeyExchangeSDES, t) {
 		return []OfferPlan{{BestEffort: true, Suites: suites}}
 	}
 	return []OfferPlan{{}}
 }
 
-// NextPlan is the plan after cur in Plans(z), for a callee that refused an
-// offer made with cur; ok is false when there is none.
-func NextPlan(z *Zone, cur OfferPlan) (next OfferPlan, ok bool) {
-	ps := Plans(z)
+// NextPlan is the plan after cur in Plans(z, t), for a callee that refused
+// an offer made with cur; ok is false when there is none.
+func NextPlan(z *Zone, t Transport, cur OfferPlan) (next OfferPlan, ok bool) {
+	ps := Plans(z, t)
 	for i, p := range ps {
 		if p.SRTP == cur.SRTP && p.DTLS == cur.DTLS && p.BestEffort == cur.BestEffort && i+1 < len(ps) {
 			return ps[i+1], true
@@ -192,8 +195,11 @@ type Input struct {
 	Signaling SignalingFacts
 	// Media is the SDP being judged (offer, answer or re-offer).
 	Media MediaFacts
-	// Onward is, at StageOffer, the zone of the leg parapet will originate.
-	Onward *Zone
+	// Onward is, at StageOffer, the zone of the leg parapet will originate,
+	// and OnwardTransport that leg's SIP transport (SDES is offered only
+	// over TLS).
+	Onward          *Zone
+	OnwardTransport Transport
 	// Handshake is set at StageHandshake.
 	Handshake HandshakeFacts
 	// Admitted is, at StageAdmission, whether the source is in the zone's
@@ -332,10 +338,10 @@ func admission(z *Zone, in Input) Decision {
 	return allowed(StageAdmission, z, fmt.Sprintf("source admitted; SIP over %s %s", t.Version, t.CipherSuite))
 }
 
-// chooseStream decides one offered stream for the leg in zone z: does it run
-// SRTP, and with which crypto line. A non-empty rule means the stream cannot
-// be accepted at all, whatever the mode.
-func chooseStream(z *Zone, s StreamFacts) (c StreamChoice, rule, reason string) {
+// chooseStream decides one offered stream for a leg in zone z whose SIP
+// travels over t: does it run SRTP, and with which crypto line. A non-empty
+// rule means the stream cannot be accepted at all, whatever the mode.
+func chooseStream(z *Zone, t Transport, s StreamFacts) (c StreamChoice, rule, reason string) {
 	c = StreamChoice{Crypto: -1}
 	if !s.Active() {
 		return c, "", ""
@@ -346,11 +352,18 @@ func chooseStream(z *Zone, s StreamFacts) (c StreamChoice, rule, reason string) 
 		return c, "", ""
 	}
 	c.Active = true
-	if s.DTLSSRTP() {
+	// DTLS-SRTP: the UDP/TLS profiles (RFC 5764), or an SRTP offer whose
+	// SDES keys parapet cannot take here (over clear signaling, say) but
+	// which also carries a usable a=fingerprint: that offerer can do
+	// DTLS-SRTP instead.
+	sdesUsable := len(s.Crypto) > 0 && z.KeyExchangeOn(KeyExchangeSDES, t)
+	dtlsInstead := s.Secure() && s.DTLS && s.DTLSProblem == "" && !sdesUsable &&
+		z.KeyExchangeOn(KeyExchangeDTLS, t) && z.SRTP != RequirementOff
+	if s.DTLSSRTP() || dtlsInstead {
 		switch {
 		case z.SRTP == RequirementOff:
 			return c, RuleSRTPOff, fmt.Sprintf("zone %q has SRTP off; %s offered", z.Name, s.Proto)
-		case !z.AllowsKeyExchange(KeyExchangeDTLS):
+		case !z.KeyExchangeOn(KeyExchangeDTLS, t):
 			return c, RuleKeyExchange, fmt.Sprintf("zone %q does not allow DTLS-SRTP key exchange", z.Name)
 		case s.DTLSProblem != "":
 			return c, RuleNoAcceptableCrypto, "DTLS-SRTP offer unusable: " + s.DTLSProblem
@@ -373,6 +386,15 @@ func chooseStream(z *Zone, s StreamFacts) (c StreamChoice, rule, reason string) 
 	if !z.AllowsKeyExchange(KeyExchangeSDES) {
 		if s.Secure() {
 			return c, RuleKeyExchange, fmt.Sprintf("zone %q does not allow SDES key exchange", z.Name)
+		}
+		return c, "", ""
+	}
+	if !SDESSafe(t) {
+		// The offerer's key crossed in clear already; parapet's answer
+		// would send its own key the same way. A best-effort offer
+		// (RTP/AVP with a=crypto) is taken as the plain RTP it also is.
+		if s.Secure() {
+			return c, RuleSDESClear, fmt.Sprintf("SDES keys offered over SIP over %s, in clear: parapet takes and sends SDES keys only over TLS (offer DTLS-SRTP, or call over TLS)", t)
 		}
 		return c, "", ""
 	}
@@ -404,8 +426,9 @@ func chooseStream(z *Zone, s StreamFacts) (c StreamChoice, rule, reason string) 
 	return c, "", ""
 }
 
-// judgeOffer chooses every stream of an offer for the leg in zone z.
-func judgeOffer(stage Stage, z *Zone, m MediaFacts) (choices []StreamChoice, d *Decision) {
+// judgeOffer chooses every stream of an offer for the leg in zone z whose
+// SIP travels over t.
+func judgeOffer(stage Stage, z *Zone, t Transport, m MediaFacts) (choices []StreamChoice, d *Decision) {
 	if !m.Present || len(m.Streams) == 0 {
 		r := reject(stage, z, false, RuleOfferRequired, StatusNotAcceptableHere, nil,
 			"the SDP offer has no media stream")
@@ -413,7 +436,7 @@ func judgeOffer(stage Stage, z *Zone, m MediaFacts) (choices []StreamChoice, d *
 	}
 	active := 0
 	for _, s := range m.Streams {
-		c, rule, reason := chooseStream(z, s)
+		c, rule, reason := chooseStream(z, t, s)
 		if rule != "" {
 			r := reject(stage, z, false, rule, StatusNotAcceptableHere, ctlMedia, "%s stream: %s", s.Media, reason)
 			return nil, &r
@@ -446,7 +469,7 @@ func offer(z *Zone, in Input) Decision {
 		// ACK. Both are judged then, each against its own zone.
 		return allowed(StageOffer, z, "no offer in the INVITE (delayed offer): media is judged at the callee's offer and the caller's answer")
 	}
-	choices, rej := judgeOffer(StageOffer, z, in.Media)
+	choices, rej := judgeOffer(StageOffer, z, in.Signaling.Transport, in.Media)
 	if rej != nil {
 		return *rej
 	}
@@ -465,10 +488,10 @@ func offer(z *Zone, in Input) Decision {
 		d.Streams = choices
 		return d
 	}
-	plan, ok := Plan(in.Onward)
+	plan, ok := Plan(in.Onward, in.OnwardTransport)
 	if !ok {
 		od := reject(StageOffer, in.Onward, true, RuleOnwardUnsecurable, StatusNotAcceptableHere, ctlMedia,
-			"zone %q requires SRTP but allows no key exchange parapet implements", in.Onward.Name)
+			"zone %q requires SRTP but allows no key exchange parapet can use over SIP over %s", in.Onward.Name, in.OnwardTransport)
 		if !od.Proceed() {
 			return od
 		}
@@ -509,6 +532,10 @@ func answer(z *Zone, in Input) Decision {
 					"%s stream: answer carries %d a=crypto lines (RFC 4568 allows one)", s.Media, len(s.Crypto))
 			case len(s.Crypto) == 1:
 				cr := s.Crypto[0]
+				if !SDESSafe(in.Signaling.Transport) {
+					return reject(StageAnswer, z, false, RuleSDESClear, StatusNotAcceptableHere, ctlMedia,
+						"%s stream: answer carries SDES keys over SIP over %s, in clear: parapet takes and sends SDES keys only over TLS", s.Media, in.Signaling.Transport)
+				}
 				if !cr.Offered {
 					return reject(StageAnswer, z, false, RuleAnswerNotOffered, StatusNotAcceptableHere, ctlMedia,
 						"%s stream: answer chose tag %d %s, which parapet did not offer", s.Media, cr.Tag, cr.Suite)
@@ -544,7 +571,7 @@ func answer(z *Zone, in Input) Decision {
 }
 
 func reoffer(z *Zone, in Input) Decision {
-	choices, rej := judgeOffer(StageReoffer, z, in.Media)
+	choices, rej := judgeOffer(StageReoffer, z, in.Signaling.Transport, in.Media)
 	if rej != nil {
 		return *rej
 	}

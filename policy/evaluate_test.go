@@ -10,7 +10,7 @@ import (
 
 func pbxZone() *Zone {
 	return &Zone{Name: "pbx", Signaling: RequirementOff, MinTLS: VersionTLS12, SRTP: RequirementAllow,
-		Suites: DefaultSuites, Peers: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
+		KeyExchange: []KeyExchange{KeyExchangeSDES, KeyExchangeDTLS}, Suites: DefaultSuites, Peers: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
 }
 
 func carrierZone() *Zone {
@@ -120,13 +120,13 @@ func TestEvaluateDecisionTable(t *testing.T) {
 		},
 		{
 			name:        "A offer RTP/AVP, A zone allow, B zone require: upgrade",
-			in:          Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: plainAudio(), Onward: carrierZone()},
+			in:          Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: plainAudio(), Onward: carrierZone(), OnwardTransport: TransportTLS},
 			wantVerdict: VerdictUpgraded, wantRule: RuleUpgrade, wantOnward: &OfferPlan{SRTP: true, Suites: DefaultSuites},
 		},
 		{
 			name: "A offer RTP/AVP, A zone off, B zone require: upgrade",
 			in: Input{Stage: StageOffer, Zone: func() *Zone { z := pbxZone(); z.SRTP = RequirementOff; return z }(),
-				Signaling: udpSig, Media: plainAudio(), Onward: carrierZone()},
+				Signaling: udpSig, Media: plainAudio(), Onward: carrierZone(), OnwardTransport: TransportTLS},
 			wantVerdict: VerdictUpgraded, wantRule: RuleUpgrade, wantOnward: &OfferPlan{SRTP: true, Suites: DefaultSuites},
 		},
 		{
@@ -192,7 +192,7 @@ func TestEvaluateDecisionTable(t *testing.T) {
 		},
 		{
 			name:        "A offer SRTP into a zone with SRTP off: 488",
-			in:          Input{Stage: StageOffer, Zone: func() *Zone { z := pbxZone(); z.SRTP = RequirementOff; return z }(), Signaling: udpSig, Media: srtpAudio(SuiteAESCM128HMACSHA1_80), Onward: carrierZone()},
+			in:          Input{Stage: StageOffer, Zone: func() *Zone { z := pbxZone(); z.SRTP = RequirementOff; return z }(), Signaling: udpSig, Media: srtpAudio(SuiteAESCM128HMACSHA1_80), Onward: carrierZone(), OnwardTransport: TransportTLS},
 			wantVerdict: VerdictRejected, wantRule: RuleSRTPOff, wantStatus: 488,
 		},
 		{
@@ -202,7 +202,7 @@ func TestEvaluateDecisionTable(t *testing.T) {
 		},
 		{
 			name:        "SDP without any m= line: 488",
-			in:          Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: MediaFacts{Present: true}, Onward: carrierZone()},
+			in:          Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: MediaFacts{Present: true}, Onward: carrierZone(), OnwardTransport: TransportTLS},
 			wantVerdict: VerdictRejected, wantRule: RuleOfferRequired, wantStatus: 488,
 		},
 		{
@@ -286,7 +286,7 @@ func TestOfferPicksZonePreference(t *testing.T) {
 func TestOfferNonRTPStreams(t *testing.T) {
 	m := plainAudio()
 	m.Streams = append(m.Streams, StreamFacts{Media: "image", Proto: "udptl", Port: 4002}, StreamFacts{Media: "video", Proto: "RTP/AVP", Port: 0})
-	d := Evaluate(Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: m, Onward: carrierZone()})
+	d := Evaluate(Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: m, Onward: carrierZone(), OnwardTransport: TransportTLS})
 	if !d.Proceed() || len(d.Streams) != 3 || !d.Streams[0].Active || d.Streams[1].Active || d.Streams[2].Active {
 		t.Fatalf("%+v", d.Streams)
 	}
@@ -294,7 +294,7 @@ func TestOfferNonRTPStreams(t *testing.T) {
 	// nothing else gets 488, in a zone that allows plain RTP too.
 	for _, proto := range []string{"udptl", "TCP/RTP/AVP", "RTP/FOO", "rtp/avp", "TCP/TLS/RTP/SAVP"} {
 		only := MediaFacts{Present: true, Streams: []StreamFacts{{Media: "audio", Proto: proto, Port: 4002}}}
-		d := Evaluate(Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: only, Onward: carrierZone()})
+		d := Evaluate(Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: only, Onward: carrierZone(), OnwardTransport: TransportTLS})
 		if d.Rule != RuleNoUsableStream || d.Status != StatusNotAcceptableHere {
 			t.Errorf("%s-only offer: %s %d", proto, d.Rule, d.Status)
 		}
@@ -302,44 +302,44 @@ func TestOfferNonRTPStreams(t *testing.T) {
 }
 
 func TestPlan(t *testing.T) {
-	if p, ok := Plan(carrierZone()); !ok || !p.SRTP || p.BestEffort {
+	if p, ok := Plan(carrierZone(), TransportTLS); !ok || !p.SRTP || p.BestEffort {
 		t.Errorf("require+sdes: %+v %v", p, ok)
 	}
 	allow := carrierZone()
 	allow.SRTP = RequirementAllow
-	if p, ok := Plan(allow); !ok || !p.BestEffort || p.SRTP {
+	if p, ok := Plan(allow, TransportTLS); !ok || !p.BestEffort || p.SRTP {
 		t.Errorf("allow+sdes: %+v %v", p, ok)
 	}
-	if p, ok := Plan(pbxZone()); !ok || p.Secure() {
+	if p, ok := Plan(pbxZone(), TransportUDP); !ok || p.Secure() {
 		t.Errorf("allow without sdes: %+v %v", p, ok)
 	}
-	if p, ok := Plan(dtlsZone()); !ok || !p.SRTP || !p.DTLS {
+	if p, ok := Plan(dtlsZone(), TransportTLS); !ok || !p.SRTP || !p.DTLS {
 		t.Errorf("require, dtls listed first: %+v %v", p, ok)
 	}
 	dtlsAllow := dtlsZone()
 	dtlsAllow.SRTP, dtlsAllow.KeyExchange = RequirementAllow, []KeyExchange{KeyExchangeDTLS}
-	if p, ok := Plan(dtlsAllow); !ok || p.Secure() || p.DTLS {
+	if p, ok := Plan(dtlsAllow, TransportTLS); !ok || p.Secure() || p.DTLS {
 		t.Errorf("allow with dtls only offers plain RTP: %+v %v", p, ok)
 	}
-	if ps := Plans(dtlsZone()); len(ps) != 2 || !ps[0].DTLS || ps[1].DTLS || !ps[1].SRTP {
+	if ps := Plans(dtlsZone(), TransportTLS); len(ps) != 2 || !ps[0].DTLS || ps[1].DTLS || !ps[1].SRTP {
 		t.Errorf("dtls then sdes: %+v", ps)
 	}
-	if next, ok := NextPlan(dtlsZone(), Plans(dtlsZone())[0]); !ok || next.DTLS || !next.SRTP {
+	if next, ok := NextPlan(dtlsZone(), TransportTLS, Plans(dtlsZone(), TransportTLS)[0]); !ok || next.DTLS || !next.SRTP {
 		t.Errorf("after DTLS-SRTP: %+v %v", next, ok)
 	}
-	if _, ok := NextPlan(dtlsZone(), Plans(dtlsZone())[1]); ok {
+	if _, ok := NextPlan(dtlsZone(), TransportTLS, Plans(dtlsZone(), TransportTLS)[1]); ok {
 		t.Error("a plan after the last one")
 	}
-	if _, ok := NextPlan(carrierZone(), Plans(carrierZone())[0]); ok {
+	if _, ok := NextPlan(carrierZone(), TransportTLS, Plans(carrierZone(), TransportTLS)[0]); ok {
 		t.Error("a zone with one key exchange has no fallback")
 	}
 	noKex := carrierZone()
 	noKex.KeyExchange = []KeyExchange{}
-	if _, ok := Plan(noKex); ok {
+	if _, ok := Plan(noKex, TransportTLS); ok {
 		t.Error("require with no key exchange planned as ok")
 	}
 	// An onward zone that cannot be secured refuses the call.
-	d := Evaluate(Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: plainAudio(), Onward: noKex})
+	d := Evaluate(Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: plainAudio(), Onward: noKex, OnwardTransport: TransportTLS})
 	if d.Rule != RuleOnwardUnsecurable || d.Proceed() {
 		t.Errorf("unsecurable onward: %+v", d)
 	}
@@ -426,6 +426,130 @@ func TestAdmitsSource(t *testing.T) {
 	for ip, want := range map[string]bool{"10.1.2.3": true, "::ffff:10.1.2.3": true, "11.0.0.1": false, "2001:db8::5": true, "2001:db9::5": false} {
 		if got := z.AdmitsSource(netip.MustParseAddr(ip)); got != want {
 			t.Errorf("%s: %v", ip, got)
+		}
+	}
+}
+
+// mixedZone has TLS and clear listeners, requires SRTP and allows both key
+// exchanges, as configs builds a zone without key_exchange.
+func mixedZone() *Zone {
+	z := carrierZone()
+	z.Name, z.Signaling = "mixed", RequirementAllow
+	z.KeyExchange = []KeyExchange{KeyExchangeSDES, KeyExchangeDTLS}
+	return z
+}
+
+// SDES is taken and offered only on a leg whose SIP is TLS; DTLS-SRTP is
+// taken wherever SRTP may run, by default.
+func TestKeyExchangePerLeg(t *testing.T) {
+	sdesAndFingerprint := srtpAudio(SuiteAEADAES128GCM)
+	sdesAndFingerprint.Streams[0].DTLS = true
+	bestEffort := srtpAudio(SuiteAEADAES128GCM)
+	bestEffort.Streams[0].Proto = "RTP/AVP"
+	allowMixed := mixedZone()
+	allowMixed.SRTP = RequirementAllow
+	sdesOnly := mixedZone()
+	sdesOnly.KeyExchange = []KeyExchange{KeyExchangeSDES}
+	sdesAnswer := MediaFacts{Present: true, Streams: []StreamFacts{{Media: "audio", Proto: "RTP/SAVP", Port: 4000,
+		Crypto: []CryptoFacts{{Tag: 1, Suite: SuiteAEADAES256GCM, Offered: true}}}}}
+	tests := []struct {
+		name     string
+		in       Input
+		rule     string
+		status   int
+		srtp     bool
+		dtls     bool
+		onward   *OfferPlan // at StageOffer, when the call proceeds
+		noOnward bool
+	}{
+		{name: "SDES offer over UDP on a mixed zone: 488, no key taken",
+			in:   Input{Stage: StageOffer, Zone: mixedZone(), Signaling: udpSig, Media: srtpAudio(SuiteAEADAES128GCM), Onward: pbxZone()},
+			rule: RuleSDESClear, status: 488},
+		{name: "SDES offer over UDP on an allow zone: 488",
+			in:   Input{Stage: StageOffer, Zone: allowMixed, Signaling: udpSig, Media: srtpAudio(SuiteAEADAES128GCM), Onward: pbxZone()},
+			rule: RuleSDESClear, status: 488},
+		{name: "SDES offer over TCP: 488",
+			in: Input{Stage: StageOffer, Zone: mixedZone(), Signaling: SignalingFacts{Transport: TransportTCP},
+				Media: srtpAudio(SuiteAEADAES128GCM), Onward: pbxZone()},
+			rule: RuleSDESClear, status: 488},
+		{name: "SDES offer over TLS on a mixed zone: taken",
+			in:   Input{Stage: StageOffer, Zone: mixedZone(), Signaling: tlsSig, Media: srtpAudio(SuiteAEADAES128GCM), Onward: pbxZone()},
+			rule: RuleAllowed, srtp: true, onward: &OfferPlan{}},
+		{name: "SRTP offer over UDP with SDES and a fingerprint: DTLS-SRTP instead",
+			in:   Input{Stage: StageOffer, Zone: mixedZone(), Signaling: udpSig, Media: sdesAndFingerprint, Onward: pbxZone()},
+			rule: RuleAllowed, srtp: true, dtls: true, onward: &OfferPlan{}},
+		{name: "best-effort SDES (RTP/AVP) over UDP on an allow zone: taken as plain RTP",
+			in:   Input{Stage: StageOffer, Zone: allowMixed, Signaling: udpSig, Media: bestEffort, Onward: pbxZone()},
+			rule: RuleAllowed, onward: &OfferPlan{}},
+		{name: "DTLS-SRTP offer on a plain allow zone, default key exchanges: taken",
+			in:   Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: dtlsAudio(""), Onward: pbxZone()},
+			rule: RuleAllowed, srtp: true, dtls: true, onward: &OfferPlan{}},
+		{name: "DTLS-SRTP offer on a TLS zone, default key exchanges: taken",
+			in:   Input{Stage: StageOffer, Zone: mixedZone(), Signaling: tlsSig, Media: dtlsAudio(""), Onward: pbxZone()},
+			rule: RuleAllowed, srtp: true, dtls: true, onward: &OfferPlan{}},
+		{name: "onward leg over UDP into a require zone: DTLS-SRTP offered, never SDES",
+			in:   Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: plainAudio(), Onward: mixedZone(), OnwardTransport: TransportUDP},
+			rule: RuleUpgrade, onward: &OfferPlan{SRTP: true, DTLS: true, Suites: DefaultSuites}},
+		{name: "onward leg over TLS into the same zone: SDES first",
+			in:   Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: plainAudio(), Onward: mixedZone(), OnwardTransport: TransportTLS},
+			rule: RuleUpgrade, onward: &OfferPlan{SRTP: true, Suites: DefaultSuites}},
+		{name: "onward leg over UDP into an allow zone: plain RTP, no best-effort SDES",
+			in:   Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: plainAudio(), Onward: allowMixed, OnwardTransport: TransportUDP},
+			rule: RuleAllowed, onward: &OfferPlan{}},
+		{name: "onward leg over UDP into a require zone that lists only sdes: 488",
+			in:   Input{Stage: StageOffer, Zone: pbxZone(), Signaling: udpSig, Media: plainAudio(), Onward: sdesOnly, OnwardTransport: TransportUDP},
+			rule: RuleOnwardUnsecurable, status: 488, noOnward: true},
+		{name: "answer with SDES keys over UDP: 488",
+			in:   Input{Stage: StageAnswer, Zone: mixedZone(), Signaling: udpSig, Media: sdesAnswer},
+			rule: RuleSDESClear, status: 488},
+		{name: "answer with SDES keys over TLS: taken",
+			in:   Input{Stage: StageAnswer, Zone: mixedZone(), Signaling: tlsSig, Media: sdesAnswer},
+			rule: RuleAllowed, srtp: true},
+		{name: "re-offer with SDES over UDP: 488",
+			in: Input{Stage: StageReoffer, Zone: mixedZone(), Signaling: udpSig, Media: srtpAudio(SuiteAEADAES128GCM),
+				CurrentSRTP: true},
+			rule: RuleSDESClear, status: 488},
+		{name: "SDES offer over UDP, observe mode: still refused (never send keys in clear)",
+			in:   Input{Stage: StageOffer, Zone: observe(mixedZone()), Signaling: udpSig, Media: srtpAudio(SuiteAEADAES128GCM), Onward: pbxZone()},
+			rule: RuleSDESClear, status: 488},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Evaluate(tt.in)
+			if d.Rule != tt.rule || d.Status != tt.status {
+				t.Fatalf("got %s %s %d (%s), want %s %d", d.Verdict, d.Rule, d.Status, d.Reason, tt.rule, tt.status)
+			}
+			if tt.status != 0 {
+				if d.Proceed() {
+					t.Error("refusal proceeds")
+				}
+				return
+			}
+			if got := d.SRTP(); got != tt.srtp {
+				t.Errorf("SRTP() = %v, want %v", got, tt.srtp)
+			}
+			if len(d.Streams) > 0 && d.Streams[0].DTLS != tt.dtls {
+				t.Errorf("DTLS = %v, want %v", d.Streams[0].DTLS, tt.dtls)
+			}
+			if tt.onward != nil {
+				if d.Onward == nil {
+					t.Fatal("no onward plan")
+				}
+				if got := *d.Onward; got.SRTP != tt.onward.SRTP || got.DTLS != tt.onward.DTLS ||
+					got.BestEffort != tt.onward.BestEffort || !slices.Equal(got.Suites, tt.onward.Suites) {
+					t.Errorf("onward %+v, want %+v", got, *tt.onward)
+				}
+			}
+		})
+	}
+	// Whatever a zone lists, no plan on a clear leg carries SDES keys.
+	for _, tr := range []Transport{TransportUDP, TransportTCP} {
+		for _, z := range []*Zone{mixedZone(), allowMixed, sdesOnly, pbxZone(), carrierZone()} {
+			for _, p := range Plans(z, tr) {
+				if p.Secure() && !p.DTLS {
+					t.Errorf("zone %s over %s: plan %+v would send SDES keys in clear", z.Name, tr, p)
+				}
+			}
 		}
 	}
 }

@@ -318,7 +318,10 @@ type Zone struct {
 
 	// SRTP is the requirement for SRTP on media.
 	SRTP Requirement
-	// KeyExchange lists the key exchanges allowed on this zone's legs.
+	// KeyExchange lists the key exchanges allowed on this zone's legs, in
+	// the order parapet offers them. Whatever it lists, SDES is used only
+	// on a leg whose SIP travels over TLS (KeyExchangesOn): its keys are in
+	// the SDP.
 	KeyExchange []KeyExchange
 	// Suites lists the SRTP suites allowed, in order of preference.
 	Suites []Suite
@@ -344,8 +347,34 @@ func (z *Zone) AdmitsSource(ip netip.Addr) bool {
 // AllowsSuite reports whether the zone allows the SRTP suite.
 func (z *Zone) AllowsSuite(s Suite) bool { return s.Supported() && slices.Contains(z.Suites, s) }
 
-// AllowsKeyExchange reports whether the zone allows the key exchange.
+// AllowsKeyExchange reports whether the zone allows the key exchange on
+// some leg. Whether it may be used on a given leg is KeyExchangeOn's answer.
 func (z *Zone) AllowsKeyExchange(k KeyExchange) bool { return slices.Contains(z.KeyExchange, k) }
+
+// SDESSafe reports whether SDES keys may travel over SIP transport t: only
+// TLS keeps the a=crypto lines of an SDP from the wire in clear. (sipgo
+// sends every request of a dialog over the transport of its INVITE, so a
+// leg's transport holds for the whole call, re-offers included.)
+func SDESSafe(t Transport) bool { return t == TransportTLS }
+
+// KeyExchangeOn reports whether the zone allows key exchange k on a leg
+// whose SIP travels over t: it lists k, and k is not SDES over a clear
+// transport.
+func (z *Zone) KeyExchangeOn(k KeyExchange, t Transport) bool {
+	return z.AllowsKeyExchange(k) && (k != KeyExchangeSDES || SDESSafe(t))
+}
+
+// KeyExchangesOn lists the key exchanges the zone allows on a leg whose SIP
+// travels over t, in the zone's order.
+func (z *Zone) KeyExchangesOn(t Transport) []KeyExchange {
+	var out []KeyExchange
+	for _, k := range z.KeyExchange {
+		if z.KeyExchangeOn(k, t) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
 
 // CertFacts describes a peer certificate as observed in a TLS handshake.
 type CertFacts struct {
