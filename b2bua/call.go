@@ -204,7 +204,7 @@ func (s *Server) newCall(z *zone, req *sip.Request) *Call {
 
 func (c *Call) decide(d policy.Decision) {
 	c.mu.Lock()
-	d.Reason = recordText(d.Reason, c.caller, c.callee)
+	d.Reason = recordText(d.Reason, c.rules.vocab, c.caller, c.callee)
 	c.decisions = append(c.decisions, d)
 	c.mu.Unlock()
 	lvl := slog.LevelInfo
@@ -220,7 +220,7 @@ func (c *Call) decide(d policy.Decision) {
 func (c *Call) setOutcome(disposition string, status int, reason string) {
 	c.mu.Lock()
 	if c.disposition == "" {
-		c.disposition, c.status, c.endReason = disposition, status, recordText(reason, c.caller, c.callee)
+		c.disposition, c.status, c.endReason = disposition, status, recordText(reason, c.rules.vocab, c.caller, c.callee)
 		c.endAt = time.Now()
 	}
 	c.mu.Unlock()
@@ -1197,7 +1197,7 @@ func (c *Call) bFailed(err error) {
 		}
 		return
 	}
-	msg := recordText(err.Error(), c.caller, c.callee)
+	msg := recordText(err.Error(), c.rules.vocab, c.caller, c.callee)
 	if strings.Contains(msg, "TLS handshake") || strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") {
 		b := c.b
 		d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: b.pol,

@@ -20,6 +20,9 @@ type rules struct {
 	zones        map[string]*zoneRules
 	mediaTimeout time.Duration
 	holdTimeout  time.Duration
+	// vocab is parapet's own words that free text in records keeps as
+	// they are: the zone and route names.
+	vocab []string
 }
 
 type zoneRules struct {
@@ -39,6 +42,10 @@ func newRules(cfg *Config) *rules {
 	}
 	for _, z := range cfg.Zones {
 		r.zones[z.Policy.Name] = &zoneRules{pol: z.Policy, feedback: z.Feedback}
+		r.vocab = append(r.vocab, z.Policy.Name)
+	}
+	for _, rt := range cfg.Routes {
+		r.vocab = append(r.vocab, rt.Name)
 	}
 	return r
 }

@@ -720,7 +720,7 @@ func (s *Server) connEventLocked(z *zone, event string, sig policy.SignalingFact
 	e := &compliance.ConnEvent{Event: event, Zone: z.name, Transport: sig.Transport.String(),
 		Remote: remote, PolicyHash: s.rules.Load().hash}
 	fill(e)
-	e.Error = recordText(e.Error)
+	e.Error = recordText(e.Error, nil)
 	// After the final drain nothing would write a folded count: no folding.
 	if !s.evDone {
 		if e = s.events.fold(e, time.Now()); e == nil {

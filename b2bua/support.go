@@ -363,6 +363,27 @@ func phoneLike(w string) bool {
 	return len(d) >= 7 && strings.Trim(d, "0123456789") == ""
 }
 
+// protectQuoted replaces each quoted occurrence of a word of keep in s
+// ("pbx" with its quotes) by a placeholder that no redaction matches (no
+// letter, digit or space), and returns the result and a function that puts
+// the words back.
+func protectQuoted(s string, keep []string) (string, func(string) string) {
+	var olds []string
+	for i, w := range keep {
+		q := `"` + w + `"`
+		if w == "" || !strings.Contains(s, q) {
+			continue
+		}
+		ph := "\x01" + strings.Repeat("\x02", i+1) + "\x01"
+		s = strings.ReplaceAll(s, q, ph)
+		olds = append(olds, ph, q)
+	}
+	if len(olds) == 0 {
+		return s, func(t string) string { return t }
+	}
+	return s, strings.NewReplacer(olds...).Replace
+}
+
 // maxRecordText bounds free text in a record.
 const maxRecordText = 300
 
@@ -371,9 +392,13 @@ const maxRecordText = 300
 // lines), no SIP URI user part, tel: number, phone-like word, or any of
 // secrets (the call's caller and callee). Libraries' errors can quote a
 // request line, whose Request-URI is the number dialled, which a
-// pseudonymised record must never hold in clear.
-func recordText(s string, secrets ...string) string {
+// pseudonymised record must never hold in clear. parapet's own vocabulary
+// in keep (zone and route names), where the text quotes it as policy does
+// ("zone \"pbx\""), is left as it is, even when a caller's user part is the
+// same word.
+func recordText(s string, keep []string, secrets ...string) string {
 	s = redactString(s)
+	s, restore := protectQuoted(s, keep)
 	s = uriUser.ReplaceAllStringFunc(s, func(m string) string {
 		if strings.HasPrefix(strings.ToLower(m), "tel:") {
 			return "tel:<number>"
@@ -402,7 +427,7 @@ func recordText(s string, secrets ...string) string {
 			}
 		}
 	}
-	s = strings.Join(strings.Fields(s), " ")
+	s = restore(strings.Join(strings.Fields(s), " "))
 	if len(s) > maxRecordText {
 		cut := maxRecordText
 		for cut > 0 && !utf8.RuneStart(s[cut]) {

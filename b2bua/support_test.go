@@ -126,11 +126,26 @@ func TestRecordText(t *testing.T) {
 		{"bad line a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz", "[redacted: SIP message or key material]"},
 		{"key WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz seen", "key […] seen"},
 	} {
-		if got := recordText(tc.in, "5551239999", "+1 555-765-4321"); got != tc.want {
+		if got := recordText(tc.in, nil, "5551239999", "+1 555-765-4321"); got != tc.want {
 			t.Errorf("recordText(%q)\n got %q\nwant %q", tc.in, got, tc.want)
 		}
 	}
-	long := recordText(strings.Repeat("é", 400))
+	// parapet's own names stay, even when a caller's user part is the
+	// same word (the demo's PBX calls as "pbx"); the caller's name outside
+	// them goes.
+	vocab := []string{"pbx", "carrier", "outbound", "5551239999"}
+	for _, tc := range []struct{ in, want string }{
+		{`zone "pbx" requires SRTP; offer has plain RTP`, `zone "pbx" requires SRTP; offer has plain RTP`},
+		{`plain RTP from zone "pbx" upgraded to SRTP toward zone "carrier"`, `plain RTP from zone "pbx" upgraded to SRTP toward zone "carrier"`},
+		{`route "outbound" is carrying its maximum`, `route "outbound" is carrying its maximum`},
+		{`pbx hung up in zone "pbx"`, `<number> hung up in zone "pbx"`},
+		{`zone "5551239999" is a name, 5551239999 a number`, `zone "5551239999" is a name, <number> a number`},
+	} {
+		if got := recordText(tc.in, vocab, "pbx", "5551239999"); got != tc.want {
+			t.Errorf("recordText(%q) with vocabulary\n got %q\nwant %q", tc.in, got, tc.want)
+		}
+	}
+	long := recordText(strings.Repeat("é", 400), nil)
 	if !utf8.ValidString(long) || len(long) > maxRecordText+len("…") {
 		t.Errorf("long text: %d bytes, valid UTF-8 %v", len(long), utf8.ValidString(long))
 	}
