@@ -101,6 +101,11 @@ type leg struct {
 	local     string
 	remote    string
 	key       string
+	// callID is the leg's SIP Call-ID; userAgent the peer's User-Agent
+	// (leg A) or Server header (leg B) as free text fit for a record
+	// (recordText). userAgent is guarded by Call.mu.
+	callID    string
+	userAgent string
 	// conn is leg B's TCP or TLS connection, once found in sipgo's pool.
 	conn sip.Connection
 
@@ -142,8 +147,11 @@ type leg struct {
 
 // legMedia is what a leg negotiated. Guarded by Call.mu.
 type legMedia struct {
-	remote  *media.Description // the peer's latest SDP
-	local   []byte             // parapet's latest SDP on this leg
+	remote *media.Description // the peer's latest SDP
+	// answer is set when remote is the peer's answer to an offer parapet
+	// made on this leg (not an offer of its own).
+	answer  bool
+	local   []byte // parapet's latest SDP on this leg
 	origin  media.Origin
 	streams []legStream
 }
@@ -191,6 +199,10 @@ func (s *Server) newCall(z *zone, req *sip.Request) *Call {
 	c.a.transport = c.a.sig.Transport
 	c.a.secure = req.Recipient.Scheme == "sips"
 	c.a.remote = req.Source()
+	c.a.callID = string(*req.CallID())
+	if h := req.GetHeader("User-Agent"); h != nil {
+		c.a.userAgent = recordText(h.Value(), nil)
+	}
 	if a, ok := z.bound[c.a.transport]; ok {
 		c.a.local = a.String()
 	}
@@ -521,12 +533,12 @@ func (c *Call) resetB() {
 	b.dmu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b.uac, b.key, b.remote, b.local, b.conn = nil, "", "", "", nil
+	b.uac, b.key, b.remote, b.local, b.conn, b.callID, b.userAgent = nil, "", "", "", nil, "", ""
 	b.sig = policy.SignalingFacts{Transport: b.transport}
 	for i := range b.m.streams {
 		b.m.streams[i] = legStream{}
 	}
-	b.m.remote, b.m.local = nil, nil
+	b.m.remote, b.m.local, b.m.answer = nil, nil, false
 }
 
 // mediaFailed answers A when the relay could not be set up.
@@ -618,6 +630,7 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 	}
 	b.dua = &sipgo.DialogUA{Client: b.zone.cli, ContactHDR: b.zone.contact(t.Transport, t.Secure), RewriteContact: true}
 	b.attempted = true
+	b.callID = string(callID)
 	b.key = legKey(string(callID), from.Params.GetOr("tag", ""))
 	s.addLeg(b.key, b)
 
@@ -1107,6 +1120,18 @@ func (c *Call) noteB(res *sip.Response) {
 	b := c.b
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if res.StatusCode != 100 {
+		// The callee's device: the Server header of its responses (100
+		// Trying may come from a proxy on the way); some stacks put a
+		// User-Agent header there instead.
+		h := res.GetHeader("Server")
+		if h == nil {
+			h = res.GetHeader("User-Agent")
+		}
+		if h != nil {
+			b.userAgent = recordText(h.Value(), nil)
+		}
+	}
 	if b.remote != "" {
 		return
 	}

@@ -1,8 +1,13 @@
 package b2bua_test
 
 import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +133,47 @@ func TestOutboundCallUpgradesToSRTP(t *testing.T) {
 	}
 	if got := control(a, policy.ControlEncryption); got != policy.StatusNotRequired {
 		t.Errorf("leg a (e)(2)(ii) = %s", got)
+	}
+	checkEvidence(t, l, c, caller, callee)
+}
+
+// checkEvidence checks what a record tells an operator beyond the security
+// facts, for an answered call from the lab PBX to the lab carrier: each
+// peer's device, the codec, who issued the carrier's certificate and which
+// CA vouched for it, the duration, and each leg's Call-ID as a keyed hash.
+func checkEvidence(t *testing.T, l *lab, c *compliance.Call, caller, callee *sim.Session) {
+	t.Helper()
+	a, b := leg(c, compliance.RoleA), leg(c, compliance.RoleB)
+	if a.UserAgent != l.pbx.Product() || b.UserAgent != l.carrier.Product() {
+		t.Errorf("user agents a=%q b=%q, want %q and %q", a.UserAgent, b.UserAgent, l.pbx.Product(), l.carrier.Product())
+	}
+	if a.Media.Codec != "PCMU/8000" || b.Media.Codec != "PCMU/8000" {
+		t.Errorf("codecs a=%q b=%q, want PCMU/8000", a.Media.Codec, b.Media.Codec)
+	}
+	caPEM, err := os.ReadFile(l.pki.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(caPEM)
+	ca, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(ca.Raw)
+	if pc := b.TLS.PeerCert; pc.Issuer != ca.Subject.String() || pc.AnchorSHA256 != hex.EncodeToString(sum[:]) {
+		t.Errorf("carrier certificate issuer %q anchor %q, want %q and the lab CA's %x", pc.Issuer, pc.AnchorSHA256, ca.Subject, sum)
+	}
+	if c.Answer == nil || c.DurationMS == nil || *c.DurationMS != c.End.Sub(*c.Answer).Milliseconds() || *c.DurationMS <= 0 {
+		t.Errorf("duration %v for answer %v end %v", c.DurationMS, c.Answer, c.End)
+	}
+	p := compliance.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef"))
+	aID := hv(caller.Dialog(), "Call-ID") // parapet's 200 to the PBX: the PBX's Call-ID
+	bID := hv(callee.Dialog(), "Call-ID") // parapet's INVITE to the carrier
+	if aID == "" || bID == "" || aID == bID {
+		t.Fatalf("Call-IDs a=%q b=%q", aID, bID)
+	}
+	if a.CallID != p.CallID(aID) || b.CallID != p.CallID(bID) || strings.Contains(a.CallID, aID) {
+		t.Errorf("call ids a=%q b=%q, want the keyed hashes of %q and %q", a.CallID, b.CallID, aID, bID)
 	}
 }
 

@@ -30,9 +30,9 @@ type Config struct {
 	PolicyHash string
 	// Sink receives the compliance records.
 	Sink compliance.Sink
-	// Pseudonymize turns caller and callee identifiers into tokens; nil
-	// records them in clear.
-	Pseudonymize func(string) string
+	// Pseudonymizer turns caller and callee identifiers and SIP Call-IDs
+	// into keyed tokens; nil records them in clear.
+	Pseudonymizer *compliance.Pseudonymizer
 
 	Logger *slog.Logger
 	// UserAgent is written in User-Agent and Server headers.

@@ -218,12 +218,12 @@ func newLab(t testing.TB, o labOptions) *lab {
 			{Name: "inbound", From: "carrier", To: "pbx",
 				Target: b2bua.Target{Host: loop.String(), Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
 		},
-		Media:        b2bua.MediaConfig{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout, HoldTimeout: o.holdTimeout},
-		PolicyHash:   "sha256:test",
-		Sink:         l.sink,
-		Pseudonymize: compliance.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef")).Token,
-		Logger:       discard(),
-		UserAgent:    "parapet-test",
+		Media:         b2bua.MediaConfig{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout, HoldTimeout: o.holdTimeout},
+		PolicyHash:    "sha256:test",
+		Sink:          l.sink,
+		Pseudonymizer: compliance.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef")),
+		Logger:        discard(),
+		UserAgent:     "parapet-test",
 	}
 	l.cfg = cfg
 	l.srv = startServer(t, cfg)

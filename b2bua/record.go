@@ -13,12 +13,12 @@ import (
 func (c *Call) record() *compliance.Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	pseudo := c.s.cfg.Pseudonymize
+	pseudo := c.s.cfg.Pseudonymizer
 	id := func(v string) string {
 		if pseudo == nil {
 			return v
 		}
-		return pseudo(v)
+		return pseudo.Token(v)
 	}
 	if c.endAt.IsZero() {
 		c.endAt = time.Now()
@@ -43,23 +43,52 @@ func (c *Call) record() *compliance.Record {
 	if flowed {
 		t := c.answered.UTC()
 		call.Answer = &t
+		ms := max(c.endAt.Sub(c.answered), 0).Milliseconds()
+		call.DurationMS = &ms
 	}
-	call.Legs = append(call.Legs, c.legRecord(c.a, flowed))
+	codec := c.codecLocked()
+	call.Legs = append(call.Legs, c.legRecord(c.a, flowed, codec))
 	if c.b != nil && c.b.attempted {
-		call.Legs = append(call.Legs, c.legRecord(c.b, flowed))
+		call.Legs = append(call.Legs, c.legRecord(c.b, flowed, codec))
 	}
 	return &compliance.Record{Type: compliance.TypeCall, Call: call}
 }
 
-// legRecord describes one leg. Caller holds c.mu.
-func (c *Call) legRecord(l *leg, flowed bool) compliance.Leg {
+// codecLocked is the codec of the call's media: the first codec of the
+// latest answer on either leg for the first stream that has one (parapet
+// relays the same formats on both legs). "" before any answer. Caller
+// holds c.mu.
+func (c *Call) codecLocked() string {
+	for _, l := range []*leg{c.a, c.b} {
+		if l == nil || !l.m.answer || l.m.remote == nil {
+			continue
+		}
+		for i, st := range l.m.remote.Streams {
+			if i < len(l.m.streams) && l.m.streams[i].active {
+				if codec := st.Codec(); codec != "" {
+					return codec
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// legRecord describes one leg; codec is the call's (codecLocked). Caller
+// holds c.mu.
+func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 	out := compliance.Leg{
 		Role:      l.role,
 		Zone:      l.zone.name,
 		Transport: l.transport.String(),
 		Local:     l.local,
 		Remote:    l.remote,
+		UserAgent: l.userAgent,
+		CallID:    l.callID,
 		TLS:       tlsInfo(l.sig.TLS),
+	}
+	if p := c.s.cfg.Pseudonymizer; p != nil {
+		out.CallID = p.CallID(l.callID)
 	}
 	o := policy.LegOutcome{Signaling: l.sig, SourceAdmitted: l.admitted, Originated: l.role == compliance.RoleB,
 		MediaFlowed: flowed}
@@ -69,7 +98,7 @@ func (c *Call) legRecord(l *leg, flowed bool) compliance.Leg {
 	// Media is recorded once negotiated: the peer sent its SDP (the offer
 	// on leg A; the answer, or a delayed offer, on leg B).
 	if c.relay != nil && len(l.m.streams) > 0 && l.m.remote != nil {
-		m := &compliance.LegMedia{KeyExchange: policy.KeyExchangeNone.String()}
+		m := &compliance.LegMedia{KeyExchange: policy.KeyExchangeNone.String(), Codec: codec}
 		kx := policy.KeyExchangeNone
 		unkeyed := false // a DTLS-SRTP stream whose handshake never completed
 		for i, st := range l.m.streams {
@@ -140,6 +169,6 @@ func tlsInfo(t *policy.TLSFacts) *compliance.TLSInfo {
 }
 
 func certInfo(c policy.CertFacts) *compliance.CertInfo {
-	return &compliance.CertInfo{Subject: c.Subject, SANs: c.SANs, SHA256: c.SHA256, NotAfter: c.NotAfter,
-		Verified: c.Verified, VerifyError: c.VerifyError}
+	return &compliance.CertInfo{Subject: c.Subject, Issuer: c.Issuer, SANs: c.SANs, SHA256: c.SHA256, NotAfter: c.NotAfter,
+		Verified: c.Verified, VerifyError: c.VerifyError, AnchorSHA256: c.AnchorSHA256}
 }

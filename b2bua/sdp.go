@@ -164,7 +164,7 @@ func (c *Call) acceptOffer(l *leg, offer *media.Description, d policy.Decision) 
 			return fmt.Errorf("stream %d: %w", i, err)
 		}
 	}
-	l.m.remote = offer
+	l.m.remote, l.m.answer = offer, false
 	c.updateHoldLocked()
 	return nil
 }
@@ -288,7 +288,7 @@ func (c *Call) takeAnswer(l *leg, body []byte) policy.Decision {
 			return d
 		}
 	}
-	l.m.remote = desc
+	l.m.remote, l.m.answer = desc, true
 	c.updateHoldLocked()
 	return d
 }

@@ -184,7 +184,11 @@ func tlsFacts(st *tls.ConnectionState, verifyEnabled bool) *policy.TLSFacts {
 		leaf := st.PeerCertificates[0]
 		cf := certFacts(leaf)
 		cf.Verified = len(st.VerifiedChains) > 0
-		if !cf.Verified {
+		if cf.Verified {
+			chain := st.VerifiedChains[0]
+			anchor := sha256.Sum256(chain[len(chain)-1].Raw)
+			cf.AnchorSHA256 = hex.EncodeToString(anchor[:])
+		} else {
 			if verifyEnabled {
 				cf.VerifyError = "certificate not verified"
 			} else {
@@ -200,6 +204,7 @@ func certFacts(c *x509.Certificate) policy.CertFacts {
 	sum := sha256.Sum256(c.Raw)
 	cf := policy.CertFacts{
 		Subject:  c.Subject.String(),
+		Issuer:   c.Issuer.String(),
 		SHA256:   hex.EncodeToString(sum[:]),
 		NotAfter: c.NotAfter.UTC(),
 	}

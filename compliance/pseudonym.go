@@ -123,6 +123,24 @@ func (p *Pseudonymizer) Token(id string) string {
 	return TokenPrefix + hex.EncodeToString(m.Sum(nil))[:tokenHexLen]
 }
 
+// callIDLabel separates Call-ID tokens from party tokens under one key.
+const callIDLabel = "sip-call-id\x00"
+
+// CallID returns the token of a SIP Call-ID: "hmac-sha256:" followed by the
+// first 32 hex digits of HMAC-SHA256(key, "sip-call-id" NUL callID), or ""
+// for an empty one. The Call-ID is taken byte for byte (no normalisation), so
+// whoever holds the key can compute the token of a Call-ID from a carrier's
+// CDR or a SIP capture and find the record.
+func (p *Pseudonymizer) CallID(callID string) string {
+	if callID == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, p.key)
+	m.Write([]byte(callIDLabel))
+	m.Write([]byte(callID))
+	return TokenPrefix + hex.EncodeToString(m.Sum(nil))[:tokenHexLen]
+}
+
 // normalizeID trims surrounding space and, for a telephone number (digits
 // with an optional leading '+', written with RFC 3966 visual separators or
 // spaces), drops the separators " -.()". Other identifiers (SIP user names)

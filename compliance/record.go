@@ -68,6 +68,10 @@ type Call struct {
 	Start  time.Time  `json:"start"`
 	Answer *time.Time `json:"answer,omitempty"`
 	End    time.Time  `json:"end"`
+	// DurationMS is the answered time, from Answer to End, in
+	// milliseconds (as carriers bill); absent when the call was never
+	// answered.
+	DurationMS *int64 `json:"duration_ms,omitempty"`
 
 	Disposition string `json:"disposition"`
 	// SIPStatus is the final status sent to the caller (200 for answered).
@@ -97,6 +101,14 @@ type Leg struct {
 	Transport string `json:"transport"`
 	Local     string `json:"local,omitempty"`
 	Remote    string `json:"remote,omitempty"`
+	// UserAgent is the peer's own description of its device and firmware:
+	// the User-Agent header of its requests (leg a) or the Server header of
+	// its responses (leg b), as free text.
+	UserAgent string `json:"user_agent,omitempty"`
+	// CallID is the leg's SIP Call-ID as a keyed hash (the pseudonymisation
+	// key; in clear when pseudonymisation is off), so a record can be
+	// matched to a carrier's CDR or a SIP capture.
+	CallID string `json:"call_id,omitempty"`
 
 	TLS   *TLSInfo  `json:"tls,omitempty"`
 	Media *LegMedia `json:"media,omitempty"`
@@ -115,11 +127,16 @@ type TLSInfo struct {
 // CertInfo identifies a peer certificate.
 type CertInfo struct {
 	Subject     string    `json:"subject"`
+	Issuer      string    `json:"issuer,omitempty"`
 	SANs        []string  `json:"sans,omitempty"`
 	SHA256      string    `json:"sha256"`
 	NotAfter    time.Time `json:"not_after"`
 	Verified    bool      `json:"verified"`
 	VerifyError string    `json:"verify_error,omitempty"`
+	// AnchorSHA256 is the SHA-256 fingerprint of the CA certificate the
+	// verified chain ended at: which of the trusted CAs vouched for the
+	// peer.
+	AnchorSHA256 string `json:"anchor_sha256,omitempty"`
 }
 
 // LegMedia is what a leg's media negotiated and carried, summed over its
@@ -127,7 +144,11 @@ type CertInfo struct {
 type LegMedia struct {
 	// Profile is the transport profile of the first active stream as
 	// written in the SDP (RTP/AVP, RTP/SAVP, ...).
-	Profile     string `json:"profile"`
+	Profile string `json:"profile"`
+	// Codec is the first media format of the answer that settled the
+	// leg's first active stream, as its rtpmap names it (PCMU/8000,
+	// opus/48000/2); absent until an answer came.
+	Codec       string `json:"codec,omitempty"`
 	KeyExchange string `json:"key_exchange"` // none | sdes | dtls
 	SRTPSuite   string `json:"srtp_suite,omitempty"`
 	// KeyingError is why a DTLS-SRTP handshake on the leg failed (no media

@@ -555,11 +555,11 @@ func TestParseSDPExtraction(t *testing.T) {
 	// no fingerprint is kept and the problem is named.
 	const fpProblem = "fingerprint 1: sha-256 fingerprint is 2 bytes, needs 32"
 	want := []Stream{
-		{Index: 0, Media: "audio", Port: 4000, Proto: "RTP/AVP", Formats: []string{"0"}, Addr: netip.MustParseAddr("0.0.0.0"), RTCPPort: 4001, RTCPMux: true, DTLS: true, Direction: "recvonly", FingerprintProblem: fpProblem},
-		{Index: 1, Media: "video", Port: 5000, Proto: "RTP/AVP", Formats: []string{"96"}, Addr: netip.MustParseAddr("2001:db8::1"), RTCPPort: 7000, DTLS: true, Direction: "inactive", FingerprintProblem: fpProblem},
-		{Index: 2, Media: "audio", Port: 0, Proto: "RTP/SAVP", Formats: []string{"0"}, Addr: netip.MustParseAddr("2001:db8::1"), DTLS: true, Direction: "recvonly", FingerprintProblem: fpProblem,
+		{Index: 0, Media: "audio", Port: 4000, Proto: "RTP/AVP", Formats: []string{"0"}, Codecs: []string{"PCMU/8000"}, Addr: netip.MustParseAddr("0.0.0.0"), RTCPPort: 4001, RTCPMux: true, DTLS: true, Direction: "recvonly", FingerprintProblem: fpProblem},
+		{Index: 1, Media: "video", Port: 5000, Proto: "RTP/AVP", Formats: []string{"96"}, Codecs: []string{""}, Addr: netip.MustParseAddr("2001:db8::1"), RTCPPort: 7000, DTLS: true, Direction: "inactive", FingerprintProblem: fpProblem},
+		{Index: 2, Media: "audio", Port: 0, Proto: "RTP/SAVP", Formats: []string{"0"}, Codecs: []string{"PCMU/8000"}, Addr: netip.MustParseAddr("2001:db8::1"), DTLS: true, Direction: "recvonly", FingerprintProblem: fpProblem,
 			Crypto: []CryptoLine{{Crypto: Crypto{Tag: 1, Suite: "AES_CM_128_HMAC_SHA1_80", Key: mustDecode(t, key30)}}}},
-		{Index: 3, Media: "audio", Port: 65535, Proto: "RTP/AVP", Formats: []string{"0"}, Addr: netip.MustParseAddr("2001:db8::1"), RTCPPort: 65535, RTCPMux: true, DTLS: true, Direction: "recvonly", FingerprintProblem: fpProblem},
+		{Index: 3, Media: "audio", Port: 65535, Proto: "RTP/AVP", Formats: []string{"0"}, Codecs: []string{"PCMU/8000"}, Addr: netip.MustParseAddr("2001:db8::1"), RTCPPort: 65535, RTCPMux: true, DTLS: true, Direction: "recvonly", FingerprintProblem: fpProblem},
 	}
 	if len(d.Streams) != len(want) {
 		t.Fatalf("%d streams", len(d.Streams))
@@ -986,4 +986,27 @@ func TestWorstSDPParses(t *testing.T) {
 		t.Fatalf("worst body (%d bytes): %v", len(body), err)
 	}
 	checkDescription(t, d)
+}
+
+// A stream names its formats from a=rtpmap, else RFC 3551's static table;
+// Codec skips helper formats and names that cannot go into a record.
+func TestStreamCodecs(t *testing.T) {
+	body := "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n" +
+		"m=audio 4000 RTP/AVP 101 111 0 8 96\r\na=rtpmap:101 telephone-event/8000\r\na=rtpmap:111 opus/48000/2\r\n" +
+		"a=rtpmap:96 " + strings.Repeat("x", 70) + "/8000\r\n" +
+		"m=audio 4002 RTP/AVP 13 9\r\n" +
+		"m=audio 4004 RTP/AVP 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+	d, err := ParseSDP([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"telephone-event/8000", "opus/48000/2", "PCMU/8000", "PCMA/8000", ""}
+	if got := d.Streams[0].Codecs; !slices.Equal(got, want) {
+		t.Errorf("codecs %q, want %q", got, want)
+	}
+	for i, want := range []string{"opus/48000/2", "G722/8000", ""} {
+		if got := d.Streams[i].Codec(); got != want {
+			t.Errorf("stream %d codec %q, want %q", i, got, want)
+		}
+	}
 }

@@ -65,6 +65,10 @@ type Stream struct {
 	Port    int    // 0: disabled or refused
 	Proto   string // RTP/AVP, RTP/SAVP, RTP/SAVPF, UDP/TLS/RTP/SAVP, udptl ...
 	Formats []string
+	// Codecs names each format as its a=rtpmap does (PCMU/8000,
+	// opus/48000/2), or RFC 3551's static table for payload types without
+	// one; "" for a format neither names.
+	Codecs []string
 	// Addr is the connection address (media-level c= or else session-level).
 	Addr netip.Addr
 	// RTCPPort is from a=rtcp when present, else Port+1.

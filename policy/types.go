@@ -379,12 +379,17 @@ func (z *Zone) KeyExchangesOn(t Transport) []KeyExchange {
 // CertFacts describes a peer certificate as observed in a TLS handshake.
 type CertFacts struct {
 	Subject  string
+	Issuer   string
 	SANs     []string
 	SHA256   string // hex fingerprint of the DER certificate
 	NotAfter time.Time
 	Verified bool
 	// VerifyError says why verification failed or was skipped.
 	VerifyError string
+	// AnchorSHA256 is the hex SHA-256 fingerprint of the trusted CA
+	// certificate that anchored the verified chain; empty when the
+	// certificate was not verified.
+	AnchorSHA256 string
 }
 
 // TLSFacts describes a completed TLS handshake.

@@ -117,6 +117,10 @@ type Peer struct {
 type io interface{ Close() error }
 
 // New creates a peer and binds its listener.
+// Product is what the peer calls itself in its User-Agent and Server
+// headers: "sim-<name>/1.0 (parapet test peer)".
+func (p *Peer) Product() string { return "sim-" + p.cfg.Name + "/1.0 (parapet test peer)" }
+
 func New(cfg Config) (*Peer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -350,6 +354,7 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 	fh := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: p.addr.Addr().String()}, Params: sip.NewParams()}
 	fh.Params.Add("tag", sip.GenerateTagN(12))
 	req.AppendHeader(fh)
+	req.AppendHeader(sip.NewHeader("User-Agent", p.Product()))
 	if o.Rel100 {
 		req.AppendHeader(sip.NewHeader("Require", "100rel"))
 		req.AppendHeader(sip.NewHeader("Supported", "100rel"))
@@ -528,6 +533,7 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if ans.Early && !delayed {
 		res := sip.NewResponseFromRequest(uas.InviteRequest, 183, "Session Progress", s.answerBody())
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		res.AppendHeader(sip.NewHeader("Server", p.Product()))
 		uas.WriteResponse(res)
 		s.start() // early media: the media (and a DTLS-SRTP handshake) starts now
 	}
@@ -550,6 +556,7 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		body = s.answerBody()
 	}
 	res := sip.NewSDPResponseFromRequest(uas.InviteRequest, body)
+	res.AppendHeader(sip.NewHeader("Server", p.Product()))
 	switch err := uas.WriteResponse(res); {
 	case err != nil:
 		// Answered but not confirmed (the caller's side hung up at once):

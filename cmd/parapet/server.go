@@ -111,7 +111,7 @@ type instance struct {
 	writer *compliance.Writer
 	tls    map[string]*certs.Zone
 	admin  *http.Server
-	pseudo func(string) string
+	pseudo *compliance.Pseudonymizer
 }
 
 // start builds everything from cfg and starts serving.
@@ -142,7 +142,7 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instanc
 			in.writer.Close()
 			return nil, fmt.Errorf("pseudonymisation key: %w", err)
 		}
-		in.pseudo = compliance.NewPseudonymizer(key).Token
+		in.pseudo = compliance.NewPseudonymizer(key)
 	}
 	if in.srv, err = b2bua.New(in.b2buaConfig(cfg)); err != nil {
 		in.writer.Close()
@@ -174,11 +174,11 @@ func (in *instance) b2buaConfig(cfg *configs.Config) b2bua.Config {
 		Media: b2bua.MediaConfig{Address: cfg.Media.Address, Advertise: cfg.Media.Advertise,
 			PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax, Timeout: cfg.Media.Timeout,
 			HoldTimeout: cfg.Media.HoldTimeout},
-		PolicyHash:   cfg.Hash,
-		Sink:         in.writer,
-		Pseudonymize: in.pseudo,
-		Logger:       in.log,
-		UserAgent:    "parapet/" + parapetVersion(),
+		PolicyHash:    cfg.Hash,
+		Sink:          in.writer,
+		Pseudonymizer: in.pseudo,
+		Logger:        in.log,
+		UserAgent:     "parapet/" + parapetVersion(),
 	}
 	for _, z := range cfg.Zones {
 		bz := b2bua.Zone{Policy: z.Policy, Advertise: z.Advertise, Feedback: b2bua.Feedback(z.Feedback)}
