@@ -151,3 +151,26 @@ func TestLoadOrCreateKeyRefusesBadFiles(t *testing.T) {
 		t.Errorf("world-readable key: err = %v", err)
 	}
 }
+
+// A Call-ID's token is the documented HMAC, byte for byte, and never equal
+// to the party token of the same text.
+func TestCallIDToken(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	p := NewPseudonymizer(key)
+	id := " 3848276298220188511@atlanta.example.com"
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("sip-call-id\x00" + id))
+	want := "hmac-sha256:" + hex.EncodeToString(m.Sum(nil))[:32]
+	if got := p.CallID(id); got != want {
+		t.Errorf("CallID = %q, want %q", got, want)
+	}
+	if p.CallID(id) == p.CallID(strings.TrimSpace(id)) {
+		t.Error("Call-IDs are normalised; they must be taken as on the wire")
+	}
+	if p.CallID("5551234567") == p.Token("5551234567") {
+		t.Error("a Call-ID token equals a party token")
+	}
+	if p.CallID("") != "" {
+		t.Error("empty Call-ID gives a token")
+	}
+}
