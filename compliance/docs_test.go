@@ -158,7 +158,7 @@ func TestDocsCoverSchema(t *testing.T) {
 		EventTLSRefused, EventTLSClientFailed, EventSourceRefused, EventConnectionLimit,
 		LogOpened, LogRecovered, LogRotated, LogCheckpoint, LogReloaded, LogClosed,
 		ProblemAltered, ProblemMissing, ProblemReordered, ProblemMalformed, ProblemTruncated, ProblemHead, ProblemChainStart,
-		ProblemSignature,
+		ProblemSignature, ProblemUnsigned,
 		string(policy.VerdictAllowed), string(policy.VerdictUpgraded), string(policy.VerdictRejected), string(policy.VerdictWouldReject),
 		string(policy.StatusSatisfied), string(policy.StatusViolated), string(policy.StatusNotRequired),
 		string(policy.StatusNotApplicable),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -192,4 +193,66 @@ func problemString(p *Problem) string {
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// rechain rewrites the single-file log at path as someone without the
+// signing key would: edit changes a record and says whether it stays (nil
+// keeps every record as it is); then seq and prev are renumbered from the
+// first record kept, every hash is recomputed, and the head file is
+// rewritten to match. It returns the number of records written.
+func rechain(t *testing.T, path string, edit func(*Record) bool) int {
+	t.Helper()
+	var out bytes.Buffer
+	var seq uint64
+	prev, n := "", 0
+	for _, line := range splitLines(readFile(t, path)) {
+		var r Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatalf("rechain: %v", err)
+		}
+		if edit != nil && !edit(&r) {
+			continue
+		}
+		if n == 0 {
+			seq, prev = r.Seq, r.Prev
+		} else {
+			seq++
+		}
+		r.Seq, r.Prev = seq, prev
+		b, h, err := encodeLine(&r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Write(b)
+		prev = h
+		n++
+	}
+	writeFile(t, path, out.Bytes())
+	head, err := json.Marshal(headState{Seq: seq, Hash: prev, File: filepath.Base(path)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, headPath(path), append(head, '\n'))
+	return n
+}
+
+// isEvent reports whether r is the log event ev.
+func isEvent(r *Record, ev string) bool { return r.Log != nil && r.Log.Event == ev }
+
+// events lists the log events of the log at path, "" for other records.
+func events(t *testing.T, path string) []string {
+	t.Helper()
+	var evs []string
+	for _, line := range splitLines(readFile(t, path)) {
+		var r Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			continue // a sealed torn line
+		}
+		ev := ""
+		if r.Log != nil {
+			ev = r.Log.Event
+		}
+		evs = append(evs, ev)
+	}
+	return evs
 }

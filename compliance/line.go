@@ -101,6 +101,7 @@ type envelope struct {
 	V    int             `json:"v"`
 	Seq  uint64          `json:"seq"`
 	Type string          `json:"type"`
+	Time json.RawMessage `json:"time"` // read only to judge unsigned records
 	Call json.RawMessage `json:"call"`
 	Conn json.RawMessage `json:"conn"`
 	Log  *LogEvent       `json:"log"`

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Signed checkpoints. The hash chain proves that nothing changed since a
@@ -23,15 +24,41 @@ import (
 // then bound to the key. An auditor who holds the public key (and not the
 // log's keeper) verifies a copy of the log without trusting whoever kept
 // it; records after the last checkpoint are protected by the chain only.
+// Verify with the public key therefore also requires every record to be
+// covered by a checkpoint but for an unsigned tail no longer than the
+// writer leaves one (MaxUnsignedRecords, MaxUnsignedSpan), and a checkpoint
+// right before every LogClosed: removing checkpoints and recomputing the
+// chain does not pass. That tail, and cutting the log short, is what is
+// left to someone without the key (docs/records.md says how to close it).
 
 // checkpointLabel prefixes the signed message, so that a checkpoint
 // signature cannot be taken for any other use of the key.
 const checkpointLabel = "parapet-checkpoint/v1 "
 
-// Default checkpoint spacing.
+// Default checkpoint spacing. They are also the most a Writer allows
+// (larger WriterOptions values are lowered to them), because Verify with a
+// public key holds every log to them.
 const (
 	DefaultCheckpointEvery    = 100
 	DefaultCheckpointInterval = 60 // seconds
+)
+
+// What Verify with a public key accepts after the last checkpoint (the
+// unsigned tail), derived from the writer's rule: a checkpoint follows at
+// the latest the DefaultCheckpointEvery-th record after the last one, and
+// once DefaultCheckpointInterval has passed since the last one it comes at
+// the next record or from the timer, which looks every quarter interval.
+// So the tail holds at most MaxUnsignedRecords records, and its records'
+// time stamps lie within 1.25 intervals of each other (75 s): the first
+// can be no earlier than the last checkpoint, the last no later than the
+// timer's first look after the interval. MaxUnsignedSpan allows a quarter
+// interval more (90 s in all) for a timer that looks late: a busy machine,
+// or a slow fsync holding the log while the checkpoint falls due. Time
+// stamps are the writer's wall clock, so a clock stepped forward by more
+// than that while records were unsigned can make an honest tail fail.
+const (
+	MaxUnsignedRecords = DefaultCheckpointEvery
+	MaxUnsignedSpan    = DefaultCheckpointInterval * time.Second * 3 / 2
 )
 
 // SigningKeyFile and PublicKeyFile are the key files LoadOrCreateSigningKey

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"time"
 )
 
 // Problem kinds.
@@ -38,6 +39,14 @@ const (
 	// ProblemSignature: a checkpoint's signature does not verify with the
 	// given public key: the log was rewritten by someone without the key.
 	ProblemSignature = "signature"
+	// ProblemUnsigned: with VerifyOptions.PublicKey, records that no
+	// checkpoint covers, beyond what the writer leaves unsigned: more than
+	// MaxUnsignedRecords records after the last checkpoint, or their time
+	// stamps more than MaxUnsignedSpan apart, or a LogClosed event not
+	// immediately preceded by a checkpoint. Checkpoints were removed and
+	// the chain recomputed by someone without the key, or the log was
+	// written without signing.
+	ProblemUnsigned = "unsigned"
 )
 
 // Problem locates what Verify found.
@@ -83,10 +92,17 @@ type VerifyResult struct {
 	ContinuesFrom string
 	// Checkpoints counts the signed checkpoints verified with
 	// VerifyOptions.PublicKey; SignedSeq is the seq of the last record a
-	// checkpoint covers (0: none). Records after it are covered by the
-	// hash chain only.
+	// checkpoint covers (0: none) and SignedTime its time stamp. Records
+	// after it are covered by the hash chain only.
 	Checkpoints int
 	SignedSeq   uint64
+	SignedTime  time.Time
+	// UnsignedRecords counts, with VerifyOptions.PublicKey, the records
+	// after the last checkpoint (all of them when there is none), and
+	// UnsignedSpan is how far apart their time stamps are. They are set
+	// when the whole chain was walked.
+	UnsignedRecords int
+	UnsignedSpan    time.Duration
 }
 
 // OK reports whether no tampering was found.
@@ -97,7 +113,11 @@ type VerifyOptions struct {
 	// Head checks the last file's head file (<file>.head) when present.
 	Head bool
 	// PublicKey, when set, verifies every checkpoint's signature: one that
-	// does not verify (or names another key) is a ProblemSignature.
+	// does not verify (or names another key) is a ProblemSignature. It
+	// also requires every record to be covered by a checkpoint, except an
+	// unsigned tail within MaxUnsignedRecords and MaxUnsignedSpan, and
+	// every LogClosed event to follow a checkpoint immediately; otherwise
+	// the result is a ProblemUnsigned.
 	PublicKey ed25519.PublicKey
 }
 
@@ -149,6 +169,9 @@ func Verify(paths []string, opts VerifyOptions) (*VerifyResult, error) {
 	case head != nil:
 		v.checkHead(last, head)
 	}
+	if res.Problem == nil && v.pub != nil {
+		v.checkTail()
+	}
 	return res, nil
 }
 
@@ -181,6 +204,23 @@ type verifier struct {
 	tornLine int
 
 	pub ed25519.PublicKey // checks checkpoints when set
+
+	// With pub: the records walked since the last valid checkpoint (the
+	// unsigned run), where the run starts, and the earliest and latest
+	// time stamps in it.
+	run     int
+	runFile string
+	runLine int
+	runSeq  uint64
+	runMin  time.Time
+	runMax  time.Time
+	badTime *Problem // a time stamp in the run that cannot be read
+	cpFile  string   // where the last valid checkpoint is
+	cpLine  int
+	// prevSigned: the record before is a valid checkpoint; prevTime is the
+	// time stamp of the record before (zero: unreadable).
+	prevSigned bool
+	prevTime   time.Time
 
 	headSeq  uint64 // seq the head file records (0: none)
 	headHash string // hash of the walked record with seq headSeq
@@ -345,12 +385,10 @@ func (v *verifier) line(name string, cur, nxt, nxt2 *rawLine, last bool) *Proble
 		}
 	}
 
-	if v.pub != nil && rec.Log != nil && rec.Log.Event == LogCheckpoint {
-		if err := checkCheckpoint(v.pub, rec.Log.Detail, rec.Prev); err != nil {
-			return prob(ProblemSignature, k, "line %d is a checkpoint that does not prove the log: %v", k, err)
+	if v.pub != nil {
+		if p := v.signed(name, k, &rec); p != nil {
+			return p
 		}
-		v.res.Checkpoints++
-		v.res.SignedSeq = rec.Seq - 1
 	}
 	v.started = true
 	v.prevHash, v.prevSeq, v.prevFile, v.prevLine = rec.Hash, rec.Seq, name, k
@@ -372,6 +410,118 @@ func (v *verifier) line(name string, cur, nxt, nxt2 *rawLine, last bool) *Proble
 		v.headHash, v.headFile, v.headLine = rec.Hash, name, k
 	}
 	return nil
+}
+
+// signed applies the signature rules to the record rec at line k of name:
+// a checkpoint must verify and covers everything before it; closed must
+// follow a checkpoint immediately; any other record (and closed) joins the
+// unsigned run, which checkTail judges at the end.
+func (v *verifier) signed(name string, k int, rec *envelope) *Problem {
+	t, terr := recordTime(rec.Time)
+	checkpoint := rec.Log != nil && rec.Log.Event == LogCheckpoint
+	switch {
+	case checkpoint:
+		if err := checkCheckpoint(v.pub, rec.Log.Detail, rec.Prev); err != nil {
+			return &Problem{File: name, Line: k, Kind: ProblemSignature,
+				Message: fmt.Sprintf("line %d is a checkpoint that does not prove the log: %v", k, err)}
+		}
+		v.res.Checkpoints++
+		v.res.SignedSeq, v.res.SignedTime = rec.Seq-1, v.prevTime
+		v.run, v.badTime = 0, nil
+		v.cpFile, v.cpLine = name, k
+	case rec.Log != nil && rec.Log.Event == LogClosed && !v.prevSigned:
+		return &Problem{File: name, Line: k, Kind: ProblemUnsigned,
+			Message: fmt.Sprintf("line %d is a %q event not immediately preceded by a checkpoint: parapet signs everything before %q with a checkpoint just before it, so that checkpoint was removed and the chain recomputed by someone without the key, or the log was written without signing",
+				k, LogClosed, LogClosed)}
+	}
+	if !checkpoint {
+		v.run++
+		if v.run == 1 {
+			v.runFile, v.runLine, v.runSeq = name, k, rec.Seq
+			v.runMin, v.runMax = time.Time{}, time.Time{}
+		}
+		switch {
+		case terr != nil && v.badTime == nil:
+			v.badTime = &Problem{File: name, Line: k, Kind: ProblemUnsigned,
+				Message: fmt.Sprintf("line %d follows the last checkpoint unsigned and its time stamp cannot be read (%v), so how long the writer left it unsigned cannot be told", k, terr)}
+		case terr != nil:
+		default:
+			if v.runMin.IsZero() || t.Before(v.runMin) {
+				v.runMin = t
+			}
+			if t.After(v.runMax) {
+				v.runMax = t
+			}
+		}
+	}
+	v.prevSigned, v.prevTime = checkpoint, t
+	return nil
+}
+
+// checkTail judges the unsigned run left at the end of the chain: the
+// writer signs at least every MaxUnsignedRecords records and within
+// MaxUnsignedSpan (see there), so a longer run is records no signature
+// covers that the writer would have signed.
+func (v *verifier) checkTail() {
+	res := v.res
+	res.UnsignedRecords = v.run
+	if !v.runMin.IsZero() {
+		res.UnsignedSpan = v.runMax.Sub(v.runMin)
+	}
+	if v.run == 0 {
+		return
+	}
+	var what string
+	switch v.cpFile {
+	case "":
+		what = fmt.Sprintf("no checkpoint signed with this key covers the %d %s from line %d to the end (seq %d..%d)",
+			v.run, plural(v.run, "record"), v.runLine, v.runSeq, res.LastSeq)
+	default:
+		at := fmt.Sprintf("line %d", v.cpLine)
+		if v.cpFile != v.runFile {
+			at += " of " + v.cpFile
+		}
+		what = fmt.Sprintf("no checkpoint covers the %d %s after the last one (%s), from line %d to the end (seq %d..%d)",
+			v.run, plural(v.run, "record"), at, v.runLine, v.runSeq, res.LastSeq)
+	}
+	const why = "checkpoints were removed and the chain recomputed by someone without the key, or the log was written without signing"
+	var msg string
+	switch {
+	case v.badTime != nil:
+		res.Problem = v.badTime
+		return
+	case v.run > MaxUnsignedRecords:
+		msg = fmt.Sprintf("%s, but parapet signs at least every %d records: %s", what, MaxUnsignedRecords, why)
+	case res.UnsignedSpan > MaxUnsignedSpan:
+		msg = fmt.Sprintf("%s, whose time stamps span %v, but parapet signs what it writes within %v: %s",
+			what, res.UnsignedSpan.Round(time.Millisecond), MaxUnsignedSpan, why)
+	default:
+		return
+	}
+	res.Problem = &Problem{File: v.runFile, Line: v.runLine, Kind: ProblemUnsigned, Message: msg}
+}
+
+// recordTime reads a record's time stamp.
+func recordTime(raw json.RawMessage) (time.Time, error) {
+	var t time.Time
+	if len(raw) == 0 {
+		return t, errors.New("no time")
+	}
+	if err := t.UnmarshalJSON(raw); err != nil {
+		return time.Time{}, err
+	}
+	if t.IsZero() {
+		return t, errors.New("no time")
+	}
+	return t, nil
+}
+
+// plural is word, with an s unless n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 // prevWhere names the predecessor's position for messages.

@@ -45,13 +45,20 @@ type WriterOptions struct {
 	RotateBytes int64
 	// Signer, when set, signs the chain: a LogCheckpoint record follows
 	// every CheckpointEvery records or CheckpointInterval (whichever comes
-	// first) and precedes LogClosed. The interval is checked at each append
-	// and, on the real clock (Now nil), by a timer as well, so that on a
-	// quiet system the last records are signed within about 1.25 intervals
-	// rather than when the next record comes.
-	Signer             ed25519.PrivateKey
-	CheckpointEvery    int           // 0: DefaultCheckpointEvery
-	CheckpointInterval time.Duration // 0: DefaultCheckpointInterval seconds
+	// first), immediately precedes LogClosed, and, when the log already
+	// holds records and its last one is not a checkpoint, is written when
+	// the log is opened, before LogOpened: a start signs what it found.
+	// The interval is checked at each append and, on the real clock (Now
+	// nil), by a timer as well, so that on a quiet system the last records
+	// are signed within about 1.25 intervals rather than when the next
+	// record comes. No more than CheckpointEvery records are ever left
+	// unsigned, even by an append that also writes a rotated record.
+	Signer ed25519.PrivateKey
+	// CheckpointEvery and CheckpointInterval: 0 or more than the defaults
+	// (DefaultCheckpointEvery, DefaultCheckpointInterval seconds) means the
+	// defaults, which are what Verify with a public key allows.
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
 }
 
 // logFile is the part of *os.File the Writer uses; tests substitute it to
@@ -97,8 +104,9 @@ type Writer struct {
 	closed      bool
 	headErr     error
 
-	// cpSeq and cpAt are the seq and time of the last checkpoint (or of
-	// opening the log).
+	// cpSeq is the seq of the last checkpoint (0: none known, as when the
+	// log was opened and its last record was not a checkpoint); cpAt is
+	// the time it was written, or the log opened.
 	cpSeq uint64
 	cpAt  time.Time
 	// stopSign ends the checkpoint timer (nil when there is none).
@@ -139,28 +147,38 @@ func openWriter(path string, opts WriterOptions, open openFunc) (*Writer, error)
 		return nil, fmt.Errorf("open compliance log: %w", err)
 	}
 	w := &Writer{path: path, opts: opts, open: open}
+	if opts.Signer != nil {
+		if e := opts.CheckpointEvery; e <= 0 || e > DefaultCheckpointEvery {
+			w.opts.CheckpointEvery = DefaultCheckpointEvery
+		}
+		if d := opts.CheckpointInterval; d <= 0 || d > DefaultCheckpointInterval*time.Second {
+			w.opts.CheckpointInterval = DefaultCheckpointInterval * time.Second
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := w.recoverLocked(true); err != nil {
 		w.closeFileLocked()
 		return nil, err
 	}
+	// A start first signs the log as it found it (with the recovered
+	// event, if any): what a previous run left unsigned, by a crash or as
+	// its closed event, is then covered before this run adds anything, and
+	// the unsigned tail never spans the time parapet was down.
+	if w.opts.Signer != nil && w.seq > w.cpSeq {
+		if err := w.checkpointLocked(); err != nil {
+			w.closeFileLocked()
+			return nil, fmt.Errorf("open compliance log %s: %w", path, err)
+		}
+	}
 	if err := w.appendLocked(w.logEvent(LogOpened, "", ""), true); err != nil {
 		w.closeFileLocked()
 		return nil, fmt.Errorf("open compliance log %s: %w", path, err)
 	}
-	w.cpSeq, w.cpAt = w.seq, w.now()
-	if opts.Signer != nil {
-		if w.opts.CheckpointEvery <= 0 {
-			w.opts.CheckpointEvery = DefaultCheckpointEvery
-		}
-		if w.opts.CheckpointInterval <= 0 {
-			w.opts.CheckpointInterval = DefaultCheckpointInterval * time.Second
-		}
-		if realClock {
-			w.stopSign = make(chan struct{})
-			go w.signLoop(w.stopSign)
-		}
+	w.cpAt = w.now()
+	if opts.Signer != nil && realClock {
+		w.stopSign = make(chan struct{})
+		go w.signLoop(w.stopSign)
 	}
 	return w, nil
 }
@@ -192,6 +210,21 @@ func (w *Writer) checkpointLocked() error {
 	}
 	w.cpSeq, w.cpAt = w.seq, w.now()
 	return nil
+}
+
+// signFirst reports whether a checkpoint must come before the record rec:
+// CheckpointEvery records are unsigned already. Append signs as soon as
+// that many are, so this is for the second record of one append (after the
+// rotated record that starts a new file, or the record a recovery added)
+// and for a record after a checkpoint that failed. A recovered event must
+// directly follow the torn line it seals, and nothing is signed while the
+// file is being recovered.
+func (w *Writer) signFirst(rec *Record) bool {
+	if w.opts.Signer == nil || w.needRecover || w.f == nil ||
+		rec.Log != nil && (rec.Log.Event == LogCheckpoint || rec.Log.Event == LogRecovered) {
+		return false
+	}
+	return w.seq-w.cpSeq >= uint64(w.opts.CheckpointEvery)
 }
 
 // checkpointDue reports whether a checkpoint should follow the last record.
@@ -248,7 +281,9 @@ func (w *Writer) Append(r *Record) error {
 	return nil
 }
 
-// Close appends a LogClosed event, fsyncs and closes the file. It is
+// Close appends a LogClosed event, fsyncs and closes the file. With a
+// Signer, a checkpoint immediately precedes LogClosed (Verify with a public
+// key requires it), unless the last record already is one. It is
 // idempotent: calls after the first return nil.
 func (w *Writer) Close() error {
 	w.mu.Lock()
@@ -337,18 +372,32 @@ func (w *Writer) appendLocked(r *Record, allowRotate bool) error {
 	if rec.Time.IsZero() {
 		rec.Time = w.now()
 	}
-	rec.Seq, rec.Prev = w.seq+1, w.hash
-	line, hash, err := encodeLine(&rec)
-	if err != nil {
-		return fmt.Errorf("append compliance record: %w", err)
+	var line []byte
+	var hash string
+	encode := func() (err error) {
+		rec.Seq, rec.Prev = w.seq+1, w.hash
+		if line, hash, err = encodeLine(&rec); err != nil {
+			return fmt.Errorf("append compliance record: %w", err)
+		}
+		return nil
+	}
+	if err := encode(); err != nil {
+		return err
 	}
 	if allowRotate && w.opts.RotateBytes > 0 && w.fileRecords >= 2 && w.size+int64(len(line)) > w.opts.RotateBytes {
 		if err := w.rotateLocked(); err != nil {
 			return err
 		}
-		rec.Seq, rec.Prev = w.seq+1, w.hash
-		if line, hash, err = encodeLine(&rec); err != nil {
-			return fmt.Errorf("append compliance record: %w", err)
+		if err := encode(); err != nil {
+			return err
+		}
+	}
+	if w.signFirst(&rec) {
+		// A failure leaves the record to be written all the same: a
+		// record is never refused for want of a signature.
+		_ = w.checkpointLocked()
+		if err := encode(); err != nil {
+			return err
 		}
 	}
 	if err := w.writeLocked(line); err != nil {
@@ -479,7 +528,7 @@ func (w *Writer) recoverLocked(opening bool) error {
 	if err != nil {
 		return fmt.Errorf("open compliance log: %w", err)
 	}
-	seq, hash := st.lastSeq, st.lastHash
+	seq, hash, signed := st.lastSeq, st.lastHash, st.lastCheckpoint
 	var continues string // rotated file continued when the live file has no record
 	if !st.hasRecord {
 		sib, sst, err := newestRotated(w.path)
@@ -487,7 +536,7 @@ func (w *Writer) recoverLocked(opening bool) error {
 			return fmt.Errorf("open compliance log: %w", err)
 		}
 		if sib != "" {
-			seq, hash, continues = sst.lastSeq, sst.lastHash, filepath.Base(sib)
+			seq, hash, signed, continues = sst.lastSeq, sst.lastHash, sst.lastCheckpoint, filepath.Base(sib)
 		}
 	}
 	if opening {
@@ -515,6 +564,9 @@ func (w *Writer) recoverLocked(opening bool) error {
 		}
 	}
 	w.f, w.size, w.fileRecords, w.seq, w.hash = f, st.size, st.lines, seq, hash
+	if signed {
+		w.cpSeq = seq
+	}
 	w.needRecover = true // until the repairs below are done
 
 	torn := st.unsealed
@@ -555,6 +607,8 @@ type logScan struct {
 	hasRecord bool
 	lastSeq   uint64
 	lastHash  string
+	// lastCheckpoint: the last record is a checkpoint.
+	lastCheckpoint bool
 	// torn holds the bytes after the last newline (a crash mid-write).
 	torn []byte
 	// unsealed is a last complete line that is torn and not yet followed by
@@ -602,6 +656,7 @@ func scanLog(path string) (*logScan, error) {
 	}
 	if r, ok := intactRecord(last.b); ok {
 		st.hasRecord, st.lastSeq, st.lastHash = true, r.Seq, r.Hash
+		st.lastCheckpoint = r.Log != nil && r.Log.Event == LogCheckpoint
 		return st, nil
 	}
 	// The last complete line is not a record. The one case the writer can
@@ -618,6 +673,7 @@ func scanLog(path string) (*logScan, error) {
 		return nil, fmt.Errorf("%s: lines %d and %d are not valid records; run parapet verify", path, before.n, last.n)
 	}
 	st.hasRecord, st.lastSeq, st.lastHash = true, r.Seq, r.Hash
+	st.lastCheckpoint = r.Log != nil && r.Log.Event == LogCheckpoint
 	return st, nil
 }
 

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,6 +120,95 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	if code, _, _ := runCmd("verify"); code != 2 {
 		t.Errorf("verify without -log: exit %d, want 2", code)
+	}
+}
+
+// The attack of issue 7 against the command: a call record and every
+// checkpoint removed, the chain and the head file recomputed. Without -key
+// the log looks intact (and the output says signatures were not checked);
+// with -key it is reported, exit status 1. An intact log's OK names what
+// the signatures cover and the unsigned tail.
+func TestVerifyCommandRechainedLog(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "c.jsonl")
+	key, err := compliance.LoadOrCreateSigningKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := compliance.OpenWriter(log, compliance.WriterOptions{Version: "test", Signer: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := w.Append(&compliance.Record{Type: compliance.TypeCall, Call: &compliance.Call{ID: fmt.Sprint(i),
+			Disposition: compliance.DispositionAnswered, SIPStatus: 200}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(dir, compliance.PublicKeyFile)
+	// opened, 3 calls, checkpoint, closed.
+	code, out, _ := runCmd("verify", "-log", log, "-key", pub)
+	if code != 0 || !strings.Contains(out, "signatures: 1 checkpoint signed with ed25519:") ||
+		!strings.Contains(out, "cover seq 1..4") || !strings.Contains(out, "unsigned tail: seq 6..6 (after the last checkpoint), 1 record over") {
+		t.Fatalf("intact log with -key: %d %q", code, out)
+	}
+
+	rechainLog(t, log, func(r *compliance.Record) bool {
+		return !(r.Call != nil && r.Call.ID == "1") && !(r.Log != nil && r.Log.Event == compliance.LogCheckpoint)
+	})
+	if code, out, _ := runCmd("verify", "-log", log); code != 0 || !strings.Contains(out, "signatures: not checked") {
+		t.Fatalf("re-chained log without -key: %d %q", code, out)
+	}
+	code, out, _ = runCmd("verify", "-log", log, "-key", pub)
+	if code != 1 || !strings.Contains(out, "TAMPERED: "+log+":4: unsigned: ") {
+		t.Fatalf("re-chained log with -key: %d %q, want exit 1 and unsigned at line 4 (closed)", code, out)
+	}
+}
+
+// rechainLog rewrites a compliance log as someone without the signing key
+// would, by the byte rule of docs/records.md: keep says which records stay;
+// seq and prev are renumbered, every hash recomputed, the head file
+// rewritten.
+func rechainLog(t *testing.T, path string, keep func(*compliance.Record) bool) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	var seq uint64
+	prev := ""
+	for _, line := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
+		var r compliance.Record
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatal(err)
+		}
+		if !keep(&r) {
+			continue
+		}
+		seq++
+		r.Seq, r.Prev, r.Hash = seq, prev, ""
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(&r); err != nil {
+			t.Fatal(err)
+		}
+		blank := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		sum := sha256.Sum256(blank)
+		prev = hex.EncodeToString(sum[:])
+		out.Write(bytes.TrimSuffix(blank, []byte(`"}`)))
+		out.WriteString(prev + `"}` + "\n")
+	}
+	if err := os.WriteFile(path, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	head := fmt.Sprintf(`{"seq":%d,"hash":%q,"file":%q}`+"\n", seq, prev, filepath.Base(path))
+	if err := os.WriteFile(path+".head", []byte(head), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

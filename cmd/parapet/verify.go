@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
 )
@@ -15,7 +16,7 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func cmdVerify(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("verify", stderr, "Usage: parapet verify -log FILE [-log FILE ...] [-key signing.pub]\n\nWalk the compliance log's hash chain (files oldest first) and name the\nfirst bad line; with -key, also check the signed checkpoints, which\nprove the log was not rewritten by someone without parapet's signing key.\nExit status 0 when intact, 1 when tampering is found, 2 on usage or I/O\nerrors. A torn last line (a crash mid-write) is reported but is not\ntampering.")
+	fs := newFlags("verify", stderr, "Usage: parapet verify -log FILE [-log FILE ...] [-key signing.pub]\n\nWalk the compliance log's hash chain (files oldest first) and name the\nfirst bad line; with -key, also check the signed checkpoints, which\nprove the log was not rewritten by someone without parapet's signing key,\nand that they cover every record but an unsigned tail no longer than\nparapet leaves one (at most 100 records, time stamps within 90 s).\nExit status 0 when intact, 1 when tampering is found, 2 on usage or I/O\nerrors. A torn last line (a crash mid-write) is reported but is not\ntampering.")
 	var logs multiFlag
 	fs.Var(&logs, "log", "compliance log `file` (repeat for rotated files, oldest first)")
 	noHead := fs.Bool("no-head", false, "do not compare with the <log>.head file")
@@ -59,19 +60,33 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "OK: %d records (%d calls, %d connection events, %d log events), seq %d..%d, %s, last hash %s\n",
 		res.Records, res.Calls, res.ConnEvents, res.LogEvents, res.FirstSeq, res.LastSeq, head, res.LastHash)
-	switch {
-	case opts.PublicKey == nil:
+	if opts.PublicKey == nil {
 		fmt.Fprintln(stdout, "signatures: not checked (give -key signing.pub to prove the log was not rewritten)")
-	case res.Checkpoints == 0:
-		fmt.Fprintf(stdout, "signatures: no checkpoint signed with %s: the log is covered by the hash chain only\n", compliance.KeyID(opts.PublicKey))
-	default:
+		return nil
+	}
+	keyID := compliance.KeyID(opts.PublicKey)
+	if res.Checkpoints == 0 {
+		fmt.Fprintf(stdout, "signatures: no checkpoint signed with %s\n", keyID)
+	} else {
 		fmt.Fprintf(stdout, "signatures: %d %s signed with %s cover seq %d..%d", res.Checkpoints, plural(res.Checkpoints, "checkpoint"),
-			compliance.KeyID(opts.PublicKey), res.FirstSeq, res.SignedSeq)
-		if res.SignedSeq < res.LastSeq {
-			fmt.Fprintf(stdout, "; seq %d..%d after the last one are covered by the hash chain only", res.SignedSeq+1, res.LastSeq)
+			keyID, res.FirstSeq, res.SignedSeq)
+		if !res.SignedTime.IsZero() {
+			fmt.Fprintf(stdout, ", written up to %s", res.SignedTime.UTC().Format(time.RFC3339))
 		}
 		fmt.Fprintln(stdout)
 	}
+	n := res.UnsignedRecords
+	if n == 0 {
+		fmt.Fprintln(stdout, "unsigned tail: none, the log ends with a checkpoint")
+		return nil
+	}
+	where := "after the last checkpoint"
+	if res.Checkpoints == 0 {
+		where = "the whole log"
+	}
+	fmt.Fprintf(stdout, "unsigned tail: seq %d..%d (%s), %d %s over %v, within what parapet leaves unsigned (at most %d records over %v); only the hash chain covers it: anyone able to write the log could have rewritten or cut it there\n",
+		res.LastSeq-uint64(n)+1, res.LastSeq, where, n, plural(n, "record"), res.UnsignedSpan.Round(time.Millisecond),
+		compliance.MaxUnsignedRecords, compliance.MaxUnsignedSpan)
 	return nil
 }
 
