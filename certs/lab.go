@@ -153,6 +153,41 @@ func ensureLab(dir string, now time.Time, extraHosts []string) (*LabPKI, error) 
 	return p, nil
 }
 
+// FindLab returns the lab PKI in dir when EnsureLab, called now with the
+// same extra hosts, would keep its CA and the SBC's leaf as they are on disk;
+// otherwise an error saying that it does not exist yet or would be renewed.
+// It reads only, and creates nothing: `parapet check` uses it to know the
+// certificates `parapet run` will use.
+func FindLab(dir string, extraHosts ...string) (*LabPKI, error) {
+	return findLab(dir, time.Now(), extraHosts)
+}
+
+func findLab(dir string, now time.Time, extraHosts []string) (*LabPKI, error) {
+	if dir == "" {
+		return nil, errors.New("lab pki: no directory")
+	}
+	hosts := append(slices.Clone(labHosts), extraHosts...)
+	if _, _, err := splitHosts(hosts); err != nil {
+		return nil, fmt.Errorf("lab pki: %w", err)
+	}
+	p := labPaths(dir)
+	ca, err := reuseCA(p.CAFile, p.CAKeyFile, now)
+	if err != nil {
+		return nil, fmt.Errorf("lab pki: %w", err)
+	}
+	if ca == nil {
+		return nil, fmt.Errorf("lab pki: no usable lab CA in %s (parapet run creates one)", dir)
+	}
+	ok, err := leafUsable(p.CertFile, p.KeyFile, ca.cert, hosts, now)
+	if err != nil {
+		return nil, fmt.Errorf("lab pki: %w", err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("lab pki: no usable lab certificate in %s (parapet run creates one)", dir)
+	}
+	return p, nil
+}
+
 // readOptional reads a file; a missing file is (nil, nil).
 func readOptional(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)

@@ -40,17 +40,16 @@ func loadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
 	return &pair, nil
 }
 
-// loadCAFile reads a PEM bundle of trusted certificates. It fails on a bundle
-// without certificates, on a certificate that does not parse, and on a
-// private key in the bundle (a CA bundle is public; a key in it is a
-// mistake worth stopping for).
-func loadCAFile(path string) (*x509.CertPool, error) {
+// loadCAFile reads a PEM bundle of trusted certificates and returns them in
+// file order. It fails on a bundle without certificates, on a certificate
+// that does not parse, and on a private key in the bundle (a CA bundle is
+// public; a key in it is a mistake worth stopping for).
+func loadCAFile(path string) ([]*x509.Certificate, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read ca file %s: %w", path, err)
 	}
-	pool := x509.NewCertPool()
-	n := 0
+	var cas []*x509.Certificate
 	for i, rest := 1, data; ; i++ {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
@@ -67,13 +66,12 @@ func loadCAFile(path string) (*x509.CertPool, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ca file %s: PEM block %d: %w", path, i, err)
 		}
-		pool.AddCert(c)
-		n++
+		cas = append(cas, c)
 	}
-	if n == 0 {
+	if len(cas) == 0 {
 		return nil, fmt.Errorf("ca file %s: no PEM certificates found", path)
 	}
-	return pool, nil
+	return cas, nil
 }
 
 // readFile reads a file and drops the path from os errors, which the

@@ -18,6 +18,7 @@
 package certs
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -90,8 +91,15 @@ type Options struct {
 // Certificates are served through GetCertificate (listeners) and
 // GetClientCertificate (outbound mTLS), so a successful Reload is seen by the
 // next handshake on every config already handed out. The CA pool is a plain
-// field of tls.Config (RootCAs, ClientCAs): a reloaded CA bundle is used by
-// configs built after the Reload, not by the ones already serving.
+// field of tls.Config (RootCAs, ClientCAs), and the configs handed out are
+// kept by their users (sipgo keeps its dialling config for the life of the
+// process), so it is built once, by NewZone, from the bundle loaded then:
+// each of its certificates carries a constraint that accepts a chain only
+// while the certificate is in the bundle currently loaded. A Reload can so
+// withdraw a CA at once from every config already serving; it cannot add one,
+// and refuses a bundle holding a certificate that was not in the bundle at
+// start (a restart adds it). After a successful Reload, every config handed
+// out trusts exactly the reloaded bundle.
 //
 // A Zone is safe for concurrent use. Its methods do not panic on a nil or
 // zero Zone; such a Zone hands out configs that fail every handshake.
@@ -106,6 +114,13 @@ type Zone struct {
 	clientAuth tls.ClientAuthType
 	serverName string
 
+	// anchors is the CA pool of every config handed out: the bundle loaded
+	// by NewZone, each certificate constrained to the current material's
+	// bundle. nil without a CA file (the system roots outbound).
+	anchors *x509.CertPool
+	// initial holds the SHA-256 of each certificate in anchors.
+	initial map[[32]byte]bool
+
 	reloadMu sync.Mutex // serialises Reload
 	cur      atomic.Pointer[material]
 }
@@ -114,7 +129,10 @@ type Zone struct {
 // modified after it is stored; Reload replaces it as a whole.
 type material struct {
 	cert *tls.Certificate // Leaf is set
-	pool *x509.CertPool   // nil without a CA file
+	// cas is the CA bundle in file order and trusted the set of their
+	// SHA-256 sums; both nil without a CA file.
+	cas     []*x509.Certificate
+	trusted map[[32]byte]bool
 }
 
 // NewZone validates opts and loads the certificate, key and CA bundle now, so
@@ -165,6 +183,19 @@ func NewZone(opts Options) (*Zone, error) {
 	if err != nil {
 		return nil, err
 	}
+	if m.cas != nil {
+		z.anchors, z.initial = x509.NewCertPool(), map[[32]byte]bool{}
+		for _, c := range m.cas {
+			sum := sha256.Sum256(c.Raw)
+			z.initial[sum] = true
+			z.anchors.AddCertWithConstraint(c, func([]*x509.Certificate) error {
+				if cur := z.material(); cur != nil && cur.trusted[sum] {
+					return nil
+				}
+				return fmt.Errorf("CA %q (sha256 %x…) was withdrawn from the zone's CA bundle by a reload", c.Subject.CommonName, sum[:8])
+			})
+		}
+	}
 	z.cur.Store(m)
 	return z, nil
 }
@@ -206,9 +237,13 @@ func (z *Zone) load() (*material, error) {
 	}
 	m := &material{cert: cert}
 	if z.caFile != "" {
-		m.pool, err = loadCAFile(z.caFile)
+		m.cas, err = loadCAFile(z.caFile)
 		if err != nil {
 			return nil, z.errorf("%w", err)
+		}
+		m.trusted = map[[32]byte]bool{}
+		for _, c := range m.cas {
+			m.trusted[sha256.Sum256(c.Raw)] = true
 		}
 	}
 	return m, nil
@@ -239,8 +274,9 @@ func (z *Zone) ServerConfig() *tls.Config {
 	}
 	if z.clientAuth != tls.NoClientCert {
 		// With VerifyPeer this is the pool client certificates must chain
-		// to; without it, only the list of acceptable CAs sent to clients.
-		cfg.ClientCAs = m.pool
+		// to; without it, only the list of acceptable CAs sent to clients
+		// (which keeps naming a CA a reload withdrew, until a restart).
+		cfg.ClientCAs = z.anchors
 	}
 	if err := applyFloor(cfg, z.floor); err != nil {
 		return refusingConfig()
@@ -249,9 +285,10 @@ func (z *Zone) ServerConfig() *tls.Config {
 }
 
 // ClientConfig returns a new tls.Config for outbound connections of this
-// zone: the TLS floor, the zone's TLS 1.2 cipher suites, RootCAs (the CA pool,
-// or nil for the system roots), the ServerName override, and the zone's
-// certificate through GetClientCertificate for servers that ask for one.
+// zone: the TLS floor, the zone's TLS 1.2 cipher suites, RootCAs (the CA
+// pool, or nil for the system roots; see Zone on reloads), the ServerName
+// override, and the zone's certificate through GetClientCertificate for
+// servers that ask for one.
 // InsecureSkipVerify is set only when the zone has VerifyPeer = false.
 func (z *Zone) ClientConfig() *tls.Config {
 	m := z.material()
@@ -259,7 +296,7 @@ func (z *Zone) ClientConfig() *tls.Config {
 		return refusingConfig()
 	}
 	cfg := &tls.Config{
-		RootCAs:              m.pool,
+		RootCAs:              z.anchors,
 		ServerName:           z.serverName,
 		GetClientCertificate: z.getClientCertificate,
 		CipherSuites:         slices.Clone(z.ciphers),
@@ -319,20 +356,91 @@ func (z *Zone) getClientCertificate(cri *tls.CertificateRequestInfo) (*tls.Certi
 
 // Reload re-reads the certificate, key and CA bundle. On success the next
 // handshake on any config from ServerConfig or ClientConfig uses the new
-// certificate; the new CA pool is used by configs built afterwards. On
-// failure the old material stays in use and the error names the bad file.
+// certificate and trusts exactly the new CA bundle. On failure the old
+// material stays in use and the error names the bad file. A bundle holding
+// a certificate that was not in the bundle loaded by NewZone is refused
+// (see Zone). Reload is Prepare followed by Commit.
 func (z *Zone) Reload() error {
 	if z.material() == nil {
 		return errNotInitialised
 	}
 	z.reloadMu.Lock()
 	defer z.reloadMu.Unlock()
-	m, err := z.load()
+	p, err := z.Prepare()
 	if err != nil {
 		return err
 	}
-	z.cur.Store(m)
+	p.Commit()
 	return nil
+}
+
+// Pending is a zone's material read by Prepare and not yet in force.
+type Pending struct {
+	z *Zone
+	m *material
+}
+
+// Prepare reads the zone's files as Reload does, checks them, and returns
+// them without putting them in force, so that a caller reloading several
+// zones can apply all of them or none. The caller serialises Prepare and
+// Commit with Reload.
+func (z *Zone) Prepare() (*Pending, error) {
+	if z.material() == nil {
+		return nil, errNotInitialised
+	}
+	m, err := z.load()
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range m.cas {
+		if sum := sha256.Sum256(c.Raw); !z.initial[sum] {
+			return nil, z.errorf("ca file %s: certificate %d (%s) was not in the bundle loaded at start; connections already configured cannot trust a CA added since: restart parapet to add it",
+				z.caFile, i+1, describe(c))
+		}
+	}
+	return &Pending{z: z, m: m}, nil
+}
+
+// Trust is the trust material Prepare read.
+func (p *Pending) Trust() Trust { return p.m.trust() }
+
+// Commit puts the material in force and returns what it replaced, whose
+// Commit undoes this one.
+func (p *Pending) Commit() *Pending {
+	return &Pending{z: p.z, m: p.z.cur.Swap(p.m)}
+}
+
+// Trust is what a zone's TLS presents and trusts, as Fingerprint values
+// (lowercase hex SHA-256 of the DER), never paths: what a policy hash
+// covers of the zone's TLS material.
+type Trust struct {
+	// Cert is the fingerprint of parapet's own certificate (the leaf).
+	Cert string
+	// CAs are the fingerprints of the certificates of the CA bundle in
+	// force (CAFile, or the lab CA), sorted, without duplicates. nil when
+	// the zone has no CA bundle: outbound verification uses the system
+	// roots, and no client certificate is verified.
+	CAs []string
+}
+
+func (m *material) trust() Trust {
+	t := Trust{Cert: Fingerprint(m.cert.Leaf)}
+	for _, c := range m.cas {
+		t.CAs = append(t.CAs, Fingerprint(c))
+	}
+	slices.Sort(t.CAs)
+	t.CAs = slices.Compact(t.CAs)
+	return t
+}
+
+// Trust returns the fingerprints of the material in force; the zero Trust
+// for an uninitialised Zone.
+func (z *Zone) Trust() Trust {
+	m := z.material()
+	if m == nil {
+		return Trust{}
+	}
+	return m.trust()
 }
 
 // Leaf returns the current leaf certificate, or nil for an uninitialised
@@ -345,15 +453,15 @@ func (z *Zone) Leaf() *x509.Certificate {
 	return m.cert.Leaf
 }
 
-// CAPool returns the current CA pool: from CAFile, or the lab CA when the
-// zone uses the lab certificate without a CAFile. It is nil when there is no
-// CA file (outbound verification then uses the system roots).
+// CAPool returns the CA pool of the configs the zone hands out: from CAFile,
+// or the lab CA when the zone uses the lab certificate without a CAFile,
+// restricted to the bundle currently loaded (see Zone). It is nil when there
+// is no CA file (outbound verification then uses the system roots).
 func (z *Zone) CAPool() *x509.CertPool {
-	m := z.material()
-	if m == nil {
+	if z.material() == nil {
 		return nil
 	}
-	return m.pool
+	return z.anchors
 }
 
 // Expiring returns a human warning when the current leaf has expired, expires

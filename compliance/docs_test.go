@@ -157,6 +157,7 @@ func TestDocsCoverSchema(t *testing.T) {
 		DispositionAnswered, DispositionRejected, DispositionCancelled, DispositionFailed, DispositionTimeout, DispositionShutdown,
 		EventTLSRefused, EventTLSClientFailed, EventSourceRefused, EventConnectionLimit,
 		LogOpened, LogRecovered, LogRotated, LogCheckpoint, LogReloaded, LogClosed,
+		LogReloadRefused,
 		ProblemAltered, ProblemMissing, ProblemReordered, ProblemMalformed, ProblemTruncated, ProblemHead, ProblemChainStart,
 		ProblemSignature, ProblemUnsigned,
 		string(policy.VerdictAllowed), string(policy.VerdictUpgraded), string(policy.VerdictRejected), string(policy.VerdictWouldReject),

@@ -217,7 +217,10 @@ const (
 	LogOpened    = "opened"    // the writer opened the file (process start)
 	LogRecovered = "recovered" // the writer found and sealed a torn final line
 	LogRotated   = "rotated"   // first record of a file that continues another
-	LogReloaded  = "reloaded"  // a new configuration took effect (SIGHUP); detail names both policy hashes
+	LogReloaded  = "reloaded"  // a new configuration or new certificates took effect (SIGHUP); detail names both policy hashes
+	// LogReloadRefused: a reload (SIGHUP) could not take effect; the policy
+	// in force stays, and detail says why.
+	LogReloadRefused = "reload_refused"
 	// LogCheckpoint signs the chain up to the record before it (detail:
 	// key=<KeyID> sig=<base64 Ed25519 signature>).
 	LogCheckpoint = "checkpoint"
@@ -234,4 +237,12 @@ type LogEvent struct {
 	PrevFile string `json:"prev_file,omitempty"`
 	// Version is the parapet version writing the log.
 	Version string `json:"version,omitempty"`
+	// Config names the configuration (opened, reloaded, reload_refused):
+	// the absolute path of the file, or "embedded:lab.hcl".
+	Config string `json:"config,omitempty"`
+	// PrevPolicyHash (reloaded, reload_refused) is the policy hash in force
+	// before the event; PolicyHash (opened, reloaded, reload_refused) the
+	// one in force after it.
+	PrevPolicyHash string `json:"prev_policy_hash,omitempty"`
+	PolicyHash     string `json:"policy_hash,omitempty"`
 }

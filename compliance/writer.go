@@ -36,6 +36,9 @@ const rotatedTimeLayout = "20060102T150405Z"
 type WriterOptions struct {
 	// Version is the parapet version, written in the log's own events.
 	Version string
+	// PolicyHash and Config, when set, are written in the LogOpened event:
+	// the policy in force and the configuration it came from.
+	PolicyHash, Config string
 	// Now is the clock; nil means time.Now. Tests inject a fixed clock.
 	Now func() time.Time
 	// RotateBytes is the size a log file may reach: an append that would
@@ -171,7 +174,9 @@ func openWriter(path string, opts WriterOptions, open openFunc) (*Writer, error)
 			return nil, fmt.Errorf("open compliance log %s: %w", path, err)
 		}
 	}
-	if err := w.appendLocked(w.logEvent(LogOpened, "", ""), true); err != nil {
+	opened := w.logEvent(LogOpened, "", "")
+	opened.Log.PolicyHash, opened.Log.Config = opts.PolicyHash, opts.Config
+	if err := w.appendLocked(opened, true); err != nil {
 		w.closeFileLocked()
 		return nil, fmt.Errorf("open compliance log %s: %w", path, err)
 	}

@@ -1,30 +1,94 @@
 package configs
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
 )
 
-// The canonical form is the effective configuration, after defaults and
-// path resolution, as JSON with fixed field order. Config.Hash is computed
-// over its compact encoding; the golden files in testdata/good hold its
-// indented encoding. Changing it changes every hash: add fields, never
-// rename them.
+// The canonical policy is what a record's policy_hash names: everything
+// that decides whom parapet trusts and how it judges a call, and nothing
+// else. It is JSON with a fixed field order; the hash is "sha256:<hex>" over
+// its compact encoding (no insignificant space, no HTML escaping), and
+// `parapet check -print` shows its indented encoding.
+//
+// In: per zone, the listeners (transports and sockets calls arrive on),
+// peers, mode, the signaling requirement derived from the listeners, the TLS
+// floor, verify_peer, client_auth, srtp, key_exchange, suites and
+// rtcp_feedback; for a zone with TLS, the TLS 1.2 ciphers, server_name, the
+// SHA-256 of parapet's own certificate (the leaf, DER) and the SHA-256 of
+// every CA certificate peers are verified against (ca_file, or the lab CA),
+// or the fixed marker "system" when verification uses the system roots
+// (the system store itself is not hashed). Per route: name, from, to,
+// match, target, max_calls, and auth's username and password_env (the
+// variable's name, never the password). The media timeouts. Whether
+// identifiers are pseudonymised.
+//
+// Out: file paths of every kind (certificates, keys, CA bundles, the
+// compliance log) and state_dir, so that the same policy moved to another
+// directory or machine hashes alike; the compliance log's rotation size; the
+// admin listener; zone advertise and the media address, ports and advertise.
+// These are operational: they say where things are, not what is trusted or
+// allowed. Key material of any kind never enters it, nor do file contents
+// other than certificate fingerprints.
+//
+// The trust material is an input (Trust), read by whoever loads the
+// certificates (cmd/parapet, through certs): configs never reads them.
+//
+// Changing this form changes every hash: add fields, never rename them, and
+// keep docs/records.md (policy_hash) and docs/config.md in step.
+
+// ZoneTrust is a zone's TLS trust material as loaded, by fingerprint: the
+// lowercase hex SHA-256 of the DER certificate.
+type ZoneTrust struct {
+	// Cert is the fingerprint of parapet's own certificate (the leaf).
+	Cert string
+	// CAs are the fingerprints of the CA certificates peers are verified
+	// against, in any order; empty means the system roots.
+	CAs []string
+}
+
+// Trust maps the name of every zone with TLS settings (Zone.TLS non-nil)
+// to its trust material.
+type Trust map[string]ZoneTrust
+
+// Policy is the canonical policy of a configuration with its trust
+// material, and its hash.
+type Policy struct {
+	// Hash is "sha256:<hex>" over Canonical: the policy_hash of records.
+	Hash string
+	// Canonical is the compact canonical JSON.
+	Canonical []byte
+}
+
+// Indented returns the canonical JSON indented by two spaces, as
+// `parapet check -print` shows it.
+func (p Policy) Indented() []byte {
+	var b bytes.Buffer
+	if err := json.Indent(&b, p.Canonical, "", "  "); err != nil {
+		return nil
+	}
+	return b.Bytes()
+}
+
+// SystemRoots is the value of "ca" in a zone's canonical TLS when peers are
+// verified against the system roots; "bundle" means the ca_sha256 list.
+const SystemRoots = "system"
 
 type canonConfig struct {
-	StateDir   string          `json:"state_dir"`
-	Zones      []canonZone     `json:"zones"`
-	Routes     []canonRoute    `json:"routes"`
-	Media      canonMedia      `json:"media"`
-	Compliance canonCompliance `json:"compliance"`
-	Admin      canonAdmin      `json:"admin"`
+	Zones        []canonZone  `json:"zones"`
+	Routes       []canonRoute `json:"routes"`
+	Media        canonMedia   `json:"media"`
+	Pseudonymize bool         `json:"pseudonymize"`
 }
 
 type canonZone struct {
 	Name        string    `json:"name"`
 	Listen      []string  `json:"listen"`
-	Advertise   string    `json:"advertise"`
 	Peers       []string  `json:"peers"`
 	Mode        string    `json:"mode"`
 	Signaling   string    `json:"signaling"`
@@ -39,14 +103,11 @@ type canonZone struct {
 }
 
 type canonTLS struct {
-	MinVersion string   `json:"min_version"`
-	CertFile   string   `json:"cert_file"`
-	KeyFile    string   `json:"key_file"`
-	CAFile     string   `json:"ca_file"`
-	VerifyPeer bool     `json:"verify_peer"`
-	ClientAuth string   `json:"client_auth"`
 	Ciphers    []string `json:"ciphers"`
 	ServerName string   `json:"server_name"`
+	CertSHA256 string   `json:"cert_sha256"`
+	CA         string   `json:"ca"`
+	CASHA256   []string `json:"ca_sha256"`
 }
 
 type canonRoute struct {
@@ -73,52 +134,58 @@ type canonAuth struct {
 }
 
 type canonMedia struct {
-	Address   string `json:"address"`
-	Advertise string `json:"advertise"`
-	PortMin   int    `json:"port_min"`
-	PortMax   int    `json:"port_max"`
-	Timeout   string `json:"timeout"`
-	Hold      string `json:"hold_timeout"`
+	Timeout string `json:"timeout"`
+	Hold    string `json:"hold_timeout"`
 }
 
-type canonCompliance struct {
-	Log          string `json:"log"`
-	Pseudonymize bool   `json:"pseudonymize"`
-	RotateBytes  int64  `json:"rotate_bytes,omitempty"`
+// Policy returns the canonical policy of c with trust, the material of
+// every zone that has TLS settings. It fails when a zone's material is
+// missing or is not fingerprints, or when trust names another zone.
+func (c *Config) Policy(trust Trust) (Policy, error) {
+	cc, err := canonical(c, trust)
+	if err != nil {
+		return Policy{}, err
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(cc); err != nil {
+		// The canonical form holds only strings, numbers and booleans.
+		return Policy{}, err
+	}
+	out := bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	sum := sha256.Sum256(out)
+	return Policy{Hash: "sha256:" + hex.EncodeToString(sum[:]), Canonical: out}, nil
 }
 
-type canonAdmin struct {
-	Listen string `json:"listen"`
+// isFingerprint reports whether s is 64 lowercase hex digits.
+func isFingerprint(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // canonical builds the canonical form of c. Slices are never nil, so that
 // an empty list and an absent one encode alike ("[]").
-func canonical(c *Config) canonConfig {
+func canonical(c *Config, trust Trust) (canonConfig, error) {
 	out := canonConfig{
-		StateDir:   c.StateDir,
-		Zones:      []canonZone{},
-		Routes:     []canonRoute{},
-		Compliance: canonCompliance{Log: c.Compliance.Log, Pseudonymize: c.Compliance.Pseudonymize, RotateBytes: c.Compliance.RotateBytes},
-		Admin:      canonAdmin{Listen: c.Admin.Listen},
-		Media: canonMedia{
-			PortMin: c.Media.PortMin,
-			PortMax: c.Media.PortMax,
-			Timeout: c.Media.Timeout.String(),
-			Hold:    c.Media.HoldTimeout.String(),
-		},
+		Zones:        []canonZone{},
+		Routes:       []canonRoute{},
+		Pseudonymize: c.Compliance.Pseudonymize,
+		Media:        canonMedia{Timeout: c.Media.Timeout.String(), Hold: c.Media.HoldTimeout.String()},
 	}
-	if c.Media.Address.IsValid() {
-		out.Media.Address = c.Media.Address.String()
-	}
-	if c.Media.Advertise.IsValid() {
-		out.Media.Advertise = c.Media.Advertise.String()
-	}
+	used := 0
 	for _, z := range c.Zones {
 		p := z.Policy
 		cz := canonZone{
 			Name:        p.Name,
 			Listen:      []string{},
-			Advertise:   z.Advertise,
 			Peers:       []string{},
 			Mode:        p.Mode.String(),
 			Signaling:   p.Signaling.String(),
@@ -143,18 +210,43 @@ func canonical(c *Config) canonConfig {
 			cz.Suites = append(cz.Suites, string(s))
 		}
 		if t := z.TLS; t != nil {
-			cz.TLS = &canonTLS{
-				MinVersion: t.MinVersion.String(),
-				CertFile:   t.CertFile,
-				KeyFile:    t.KeyFile,
-				CAFile:     t.CAFile,
-				VerifyPeer: t.VerifyPeer,
-				ClientAuth: t.ClientAuth.String(),
+			zt, ok := trust[p.Name]
+			if !ok {
+				return canonConfig{}, fmt.Errorf("zone %q: no trust material (certificate and CA fingerprints)", p.Name)
+			}
+			used++
+			if !isFingerprint(zt.Cert) {
+				return canonConfig{}, fmt.Errorf("zone %q: certificate fingerprint %q is not 64 lowercase hex digits", p.Name, zt.Cert)
+			}
+			ct := &canonTLS{
 				Ciphers:    append([]string{}, t.Ciphers...),
 				ServerName: t.ServerName,
+				CertSHA256: zt.Cert,
+				CA:         SystemRoots,
+				CASHA256:   []string{},
 			}
+			for _, f := range zt.CAs {
+				if !isFingerprint(f) {
+					return canonConfig{}, fmt.Errorf("zone %q: CA fingerprint %q is not 64 lowercase hex digits", p.Name, f)
+				}
+				ct.CASHA256 = append(ct.CASHA256, f)
+			}
+			if len(ct.CASHA256) > 0 {
+				// A bundle is a set: its order and repeats decide nothing.
+				ct.CA = "bundle"
+				sort.Strings(ct.CASHA256)
+				ct.CASHA256 = slices.Compact(ct.CASHA256)
+			}
+			cz.TLS = ct
 		}
 		out.Zones = append(out.Zones, cz)
+	}
+	if used != len(trust) {
+		for name := range trust {
+			if z := c.Zone(name); z == nil || z.TLS == nil {
+				return canonConfig{}, fmt.Errorf("trust material given for zone %q, which has no TLS settings", name)
+			}
+		}
 	}
 	for _, r := range c.Routes {
 		cr := canonRoute{
@@ -178,22 +270,5 @@ func canonical(c *Config) canonConfig {
 		}
 		out.Routes = append(out.Routes, cr)
 	}
-	return out
-}
-
-// hashConfig returns "sha256:<hex>" over the compact canonical JSON of c.
-func hashConfig(c *Config) string {
-	b, err := json.Marshal(canonical(c))
-	if err != nil {
-		// The canonical form holds only strings, numbers and booleans.
-		return ""
-	}
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
-// canonicalJSON returns the indented canonical JSON of c, as stored in the
-// golden files.
-func canonicalJSON(c *Config) ([]byte, error) {
-	return json.MarshalIndent(canonical(c), "", "  ")
+	return out, nil
 }

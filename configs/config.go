@@ -27,12 +27,11 @@ type Config struct {
 	// directory (StateDir/LabCAFile) and it does not exist yet: `parapet
 	// run` creates the lab PKI there before loading certificates.
 	NeedsLabCA bool
-	// Hash is "sha256:<hex>" over a canonical JSON form of the effective
-	// configuration: everything above except Source. It names password
-	// environment variables, never their values. Records carry it as the
-	// policy hash in force.
-	Hash string
 }
+
+// A Config has no hash of its own: the policy hash records carry covers the
+// certificates in force too, so it is Config.Policy(trust), computed by
+// whoever loaded them (see canonical.go for what it covers).
 
 // LabCAFile is where, under the state directory, the lab CA's certificate
 // lives (created by `parapet run` and `parapet demo`, see certs.EnsureLab).

@@ -2,6 +2,8 @@ package configs
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"go/parser"
 	"go/token"
 	"net/netip"
@@ -336,20 +338,32 @@ route "m" {
 	}
 }
 
-func TestHash(t *testing.T) {
+func TestPolicyHash(t *testing.T) {
 	name, src := LabDefault()
-	load := func(src string, opts LoadOptions) string {
+	policyOf := func(src string, opts LoadOptions, trust func(*Config) Trust) Policy {
 		t.Helper()
 		cfg, diags := LoadBytes(name, []byte(src), opts)
 		if cfg == nil {
 			t.Fatalf("errors:\n%s", diags.Error())
 		}
-		return cfg.Hash
+		pol, err := cfg.Policy(trust(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pol
+	}
+	load := func(src string, opts LoadOptions) string {
+		t.Helper()
+		return policyOf(src, opts, fakeTrust).Hash
 	}
 	opts := LoadOptions{BaseDir: "/srv/lab", FileExists: allFilesExist, LookupEnv: noEnv}
-	h := load(string(src), opts)
+	pol := policyOf(string(src), opts, fakeTrust)
+	h := pol.Hash
 	if !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(h) {
 		t.Fatalf("hash %q", h)
+	}
+	if sum := sha256.Sum256(pol.Canonical); h != "sha256:"+hex.EncodeToString(sum[:]) {
+		t.Errorf("hash %s is not the SHA-256 of the canonical form", h)
 	}
 	if again := load(string(src), opts); again != h {
 		t.Errorf("same input, different hash: %s vs %s", h, again)
@@ -364,20 +378,58 @@ func TestHash(t *testing.T) {
 		t.Errorf("layout-only change altered the hash")
 	}
 	// The Source name is not part of the hash.
-	if cfg, _ := LoadBytes("other.hcl", src, opts); cfg == nil || cfg.Hash != h {
+	if cfg, _ := LoadBytes("other.hcl", src, opts); cfg == nil {
+		t.Fatal("other.hcl does not load")
+	} else if p, _ := cfg.Policy(fakeTrust(cfg)); p.Hash != h {
 		t.Errorf("file name altered the hash")
+	}
+	// Nor is where the files are: the same configuration and trust material
+	// from another directory, with another state directory, log, rotation,
+	// admin address, or media address and ports, hashes alike.
+	elsewhere := opts
+	elsewhere.BaseDir = "/home/someone/checkout"
+	if got := load(string(src), elsewhere); got != h {
+		t.Errorf("another base directory altered the hash")
+	}
+	for _, tc := range []struct{ old, new string }{
+		{`zone "pbx" {`, "state_dir = \"/var/lib/elsewhere\"\nzone \"pbx\" {"},
+		{`log          = "${state_dir}/compliance.jsonl"`, `log          = "/var/log/parapet/c.jsonl"` + "\n  rotate_size = \"10MB\""},
+		{`listen = "127.0.0.1:9090"`, `listen = "127.0.0.1:9191"`},
+		{`address = "127.0.0.1"`, "address = \"127.0.0.2\"\n  advertise = \"192.0.2.1\""},
+		{`ports   = "20000-29999"`, `ports   = "40000-40999"`},
+		{`peers  = ["127.0.0.0/8", "::1/128"]
+  # No cert_file`, "peers  = [\"127.0.0.0/8\", \"::1/128\"]\n  advertise = \"sbc.example\"\n  # No cert_file"},
+		{`ca_file     = "${state_dir}/certs/lab-ca.pem"`, `ca_file     = "/etc/ssl/lab-ca.pem"`},
+	} {
+		changed := strings.Replace(string(src), tc.old, tc.new, 1)
+		if changed == string(src) {
+			t.Fatalf("%q not found in lab.hcl", tc.old)
+		}
+		if got := load(changed, opts); got != h {
+			t.Errorf("%s -> %s: hash changed, but it is not policy", tc.old, tc.new)
+		}
 	}
 
 	// Every policy field change shows.
 	for _, tc := range []struct{ old, new string }{
 		{`min_version = "1.2"`, `min_version = "1.3"`},
 		{`client_auth = "request"`, `client_auth = "require"`},
+		{`verify_peer = true`, `verify_peer = false`},
 		{`srtp         = "require"`, `srtp         = "allow"`},
 		{`"AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"`, `"AEAD_AES_128_GCM", "AEAD_AES_256_GCM", "AES_CM_128_HMAC_SHA1_80"`},
+		{`key_exchange = ["sdes", "dtls"]`, `key_exchange = ["dtls", "sdes"]`},
 		{`peers  = ["127.0.0.0/8", "::1/128"]`, `peers  = ["127.0.0.0/8"]`},
 		{`media { srtp = "allow" }`, `media { srtp = "off" }`},
+		{`media { srtp = "allow" }`, `media {` + "\n    srtp = \"allow\"\n    rtcp_feedback = \"on\"\n  }"},
+		{`listen = ["tls://127.0.0.1:5061"]`, `listen = ["tls://127.0.0.1:5061", "tcp://127.0.0.1:5063"]`},
+		{`zone "carrier" {`, "zone \"carrier\" {\n  mode = \"observe\""},
+		{`client_auth = "request"`, "client_auth = \"request\"\n    server_name = \"carrier.example\""},
+		{`min_version = "1.2"`, "min_version = \"1.2\"\n    ciphers = [\"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\"]"},
 		{`{3,15}`, `{3,16}`},
+		{`target = "sips:127.0.0.1:5062"`, `target = "sips:127.0.0.1:5063"`},
+		{`target = "sips:127.0.0.1:5062"`, "target = \"sips:127.0.0.1:5062\"\n  max_calls = 5"},
 		{`timeout = "30s"`, `timeout = "31s"`},
+		{`timeout = "30s"`, "timeout = \"30s\"\n  hold_timeout = \"2h\""},
 		{`pseudonymize = true`, `pseudonymize = false`},
 	} {
 		changed := strings.Replace(string(src), tc.old, tc.new, 1)
@@ -387,6 +439,37 @@ func TestHash(t *testing.T) {
 		if got := load(changed, opts); got == h {
 			t.Errorf("%s -> %s: hash unchanged", tc.old, tc.new)
 		}
+	}
+
+	// The trust material shows: another certificate, another CA, one CA
+	// more or less, the system roots; the order of a bundle does not.
+	withTrust := func(edit func(zt *ZoneTrust)) string {
+		t.Helper()
+		return policyOf(string(src), opts, func(c *Config) Trust {
+			tr := fakeTrust(c)
+			zt := tr["carrier"]
+			edit(&zt)
+			tr["carrier"] = zt
+			return tr
+		}).Hash
+	}
+	other := strings.Repeat("ab", 32)
+	for name, edit := range map[string]func(*ZoneTrust){
+		"another certificate": func(zt *ZoneTrust) { zt.Cert = other },
+		"another CA":          func(zt *ZoneTrust) { zt.CAs = []string{other} },
+		"one CA more":         func(zt *ZoneTrust) { zt.CAs = append(zt.CAs, other) },
+		"system roots":        func(zt *ZoneTrust) { zt.CAs = nil },
+	} {
+		if got := withTrust(edit); got == h {
+			t.Errorf("%s: hash unchanged", name)
+		}
+	}
+	two := withTrust(func(zt *ZoneTrust) { zt.CAs = append(zt.CAs, other) })
+	if got := withTrust(func(zt *ZoneTrust) { zt.CAs = append([]string{other}, append(zt.CAs, other)...) }); got != two {
+		t.Errorf("the order or repetition of a CA bundle altered the hash")
+	}
+	if strings.Contains(string(pol.Canonical), "/srv/lab") || !strings.Contains(string(pol.Canonical), fakeTrust(mustLoadLab(t, src, opts))["carrier"].Cert) {
+		t.Errorf("the canonical form holds a path, or lacks the certificate fingerprint:\n%s", pol.Canonical)
 	}
 
 	// Password values never enter the hash; their variable names do.
@@ -402,6 +485,38 @@ func TestHash(t *testing.T) {
 	}
 	if hc := load(strings.Replace(withAuth, `"PW"`, `"PW2"`, 1), envA); hc == ha {
 		t.Errorf("password_env name not hashed")
+	}
+	if hu := load(strings.Replace(withAuth, `"u"`, `"v"`, 1), envA); hu == ha {
+		t.Errorf("auth username not hashed")
+	}
+}
+
+func mustLoadLab(t *testing.T, src []byte, opts LoadOptions) *Config {
+	t.Helper()
+	cfg, diags := LoadBytes(LabName, src, opts)
+	if cfg == nil {
+		t.Fatalf("errors:\n%s", diags.Error())
+	}
+	return cfg
+}
+
+// Policy needs the trust material of every TLS zone, as fingerprints, and
+// of no other zone.
+func TestPolicyTrustErrors(t *testing.T) {
+	_, src := LabDefault()
+	cfg := mustLoadLab(t, src, LoadOptions{BaseDir: "/srv/lab", FileExists: allFilesExist, LookupEnv: noEnv})
+	good := fakeTrust(cfg)
+	for name, tr := range map[string]Trust{
+		"missing zone":         {},
+		"path as certificate":  {"carrier": {Cert: "/srv/lab/parapet-state/certs/parapet.pem", CAs: good["carrier"].CAs}},
+		"upper-case hex":       {"carrier": {Cert: strings.ToUpper(good["carrier"].Cert)}},
+		"bad CA":               {"carrier": {Cert: good["carrier"].Cert, CAs: []string{"lab-ca.pem"}}},
+		"zone without TLS":     {"carrier": good["carrier"], "pbx": good["carrier"]},
+		"zone that is unknown": {"carrier": good["carrier"], "nowhere": good["carrier"]},
+	} {
+		if p, err := cfg.Policy(tr); err == nil {
+			t.Errorf("%s: policy %s, want an error", name, p.Hash)
+		}
 	}
 }
 

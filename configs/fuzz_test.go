@@ -35,8 +35,10 @@ func FuzzLoadBytes(f *testing.F) {
 		if (cfg != nil) == diags.HasErrors() {
 			t.Fatalf("cfg = %v with diagnostics:\n%s", cfg, diags.Error())
 		}
-		if cfg != nil && cfg.Hash == "" {
-			t.Fatal("configuration without hash")
+		if cfg != nil {
+			if p, err := cfg.Policy(fakeTrust(cfg)); err != nil || p.Hash == "" {
+				t.Fatalf("configuration without a policy hash: %v", err)
+			}
 		}
 		for _, d := range diags {
 			if d.Summary == "" {

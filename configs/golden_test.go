@@ -1,6 +1,9 @@
 package configs
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -57,8 +60,68 @@ func checkGolden(t *testing.T, path string, got []byte) {
 	}
 }
 
+// fakeTrust gives every zone with TLS settings fingerprints derived from
+// its name: a certificate, and one CA unless it verifies against the system
+// roots (a cert_file without a ca_file).
+func fakeTrust(c *Config) Trust {
+	fp := func(s string) string {
+		sum := sha256.Sum256([]byte(s))
+		return hex.EncodeToString(sum[:])
+	}
+	out := Trust{}
+	for _, z := range c.Zones {
+		if z.TLS == nil {
+			continue
+		}
+		zt := ZoneTrust{Cert: fp("cert " + z.Policy.Name)}
+		if z.TLS.CAFile != "" || z.TLS.Lab() {
+			zt.CAs = []string{fp("ca " + z.Policy.Name)}
+		}
+		out[z.Policy.Name] = zt
+	}
+	return out
+}
+
+// operational is what the canonical policy leaves out, in the golden files
+// too, so that they pin defaults and path resolution.
+func operational(c *Config) any {
+	type zone struct {
+		Name      string `json:"name"`
+		Advertise string `json:"advertise"`
+		CertFile  string `json:"cert_file,omitempty"`
+		KeyFile   string `json:"key_file,omitempty"`
+		CAFile    string `json:"ca_file,omitempty"`
+	}
+	out := struct {
+		StateDir    string `json:"state_dir"`
+		Zones       []zone `json:"zones"`
+		MediaAddr   string `json:"media_address"`
+		MediaAdv    string `json:"media_advertise"`
+		Ports       [2]int `json:"media_ports"`
+		Log         string `json:"compliance_log"`
+		RotateBytes int64  `json:"rotate_bytes"`
+		Admin       string `json:"admin_listen"`
+	}{StateDir: c.StateDir, Ports: [2]int{c.Media.PortMin, c.Media.PortMax}, Log: c.Compliance.Log,
+		RotateBytes: c.Compliance.RotateBytes, Admin: c.Admin.Listen}
+	if c.Media.Address.IsValid() {
+		out.MediaAddr = c.Media.Address.String()
+	}
+	if c.Media.Advertise.IsValid() {
+		out.MediaAdv = c.Media.Advertise.String()
+	}
+	for _, z := range c.Zones {
+		oz := zone{Name: z.Policy.Name, Advertise: z.Advertise}
+		if z.TLS != nil {
+			oz.CertFile, oz.KeyFile, oz.CAFile = z.TLS.CertFile, z.TLS.KeyFile, z.TLS.CAFile
+		}
+		out.Zones = append(out.Zones, oz)
+	}
+	return out
+}
+
 // TestGoodGolden loads every testdata/good file: no errors, and the
-// effective configuration in canonical JSON equals the golden file.
+// canonical policy (with fakeTrust) in indented JSON, followed by the
+// operational settings it leaves out, equals the golden file.
 func TestGoodGolden(t *testing.T) {
 	for _, path := range hclFiles(t, "good") {
 		t.Run(filepath.Base(path), func(t *testing.T) {
@@ -66,11 +129,16 @@ func TestGoodGolden(t *testing.T) {
 			if diags.HasErrors() || cfg == nil {
 				t.Fatalf("unexpected errors:\n%s", diags.Errors().Error())
 			}
-			b, err := canonicalJSON(cfg)
+			pol, err := cfg.Policy(fakeTrust(cfg))
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, path, append(b, '\n'))
+			ops, err := json.MarshalIndent(operational(cfg), "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := append(pol.Indented(), "\n\n// not in the policy:\n"...)
+			checkGolden(t, path, append(append(got, ops...), '\n'))
 		})
 	}
 }

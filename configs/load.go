@@ -72,7 +72,6 @@ func LoadBytes(name string, src []byte, opts LoadOptions) (*Config, Diagnostics)
 	if cfg == nil || diags.HasErrors() {
 		return nil, diags
 	}
-	cfg.Hash = hashConfig(cfg)
 	cfg.NeedsLabCA = l.labCA
 	return cfg, diags
 }

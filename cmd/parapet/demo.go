@@ -58,7 +58,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	}()
 	pbxAddr := in.srv.Addrs("pbx")[policy.TransportUDP]
 	carrierAddr := in.srv.Addrs("carrier")[policy.TransportTLS]
-	out.say("parapet %s is up on the embedded lab default (policy %s)", parapetVersion(), cfg.Hash)
+	out.say("parapet %s is up on the embedded lab default (policy %s)", parapetVersion(), in.policy.Hash)
 	out.say("  pbx zone     udp://%s   (plain RTP allowed)", pbxAddr)
 	out.say("  carrier zone tls://%s   (TLS 1.2+, SRTP required)", carrierAddr)
 

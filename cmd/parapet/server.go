@@ -7,12 +7,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/parapet-sbc/parapet/b2bua"
 	"github.com/parapet-sbc/parapet/certs"
@@ -24,8 +29,6 @@ import (
 // The lab default refers to the lab CA in its state directory, so the lab
 // PKI is created (once) before it is loaded.
 func loadConfig(path string, stderr io.Writer) (*configs.Config, error) {
-	var cfg *configs.Config
-	var diags configs.Diagnostics
 	if path == "" {
 		cwd, err := os.Getwd()
 		if err != nil {
@@ -33,6 +36,20 @@ func loadConfig(path string, stderr io.Writer) (*configs.Config, error) {
 		}
 		if _, err := certs.EnsureLab(filepath.Join(cwd, "parapet-state", "certs")); err != nil {
 			return nil, fmt.Errorf("lab certificates: %w", err)
+		}
+	}
+	return readConfig(path, stderr)
+}
+
+// readConfig loads FILE, or the embedded lab default (with the working
+// directory as its base) when path is empty, and creates nothing.
+func readConfig(path string, stderr io.Writer) (*configs.Config, error) {
+	var cfg *configs.Config
+	var diags configs.Diagnostics
+	if path == "" {
+		cwd, err := os.Getwd()
+		if err != nil {
+			return nil, err
 		}
 		name, src := configs.LabDefault()
 		cfg, diags = configs.LoadBytes(name, src, configs.LoadOptions{BaseDir: cwd})
@@ -48,60 +65,109 @@ func loadConfig(path string, stderr io.Writer) (*configs.Config, error) {
 	return cfg, nil
 }
 
-// zoneTLS builds the TLS material of every zone that has some.
-func zoneTLS(cfg *configs.Config, log *slog.Logger) (map[string]*certs.Zone, error) {
+// configName is how the compliance log names cfg's source: the absolute
+// path of its file, or "embedded:lab.hcl".
+func configName(cfg *configs.Config) string {
+	if cfg.Source == configs.LabName {
+		return cfg.Source
+	}
+	if abs, err := filepath.Abs(cfg.Source); err == nil {
+		return abs
+	}
+	return cfg.Source
+}
+
+// tlsOptions is zone z's TLS settings as certs takes them (without the lab
+// PKI, which the caller finds or makes).
+func tlsOptions(z *configs.Zone) certs.Options {
+	t := z.TLS
+	return certs.Options{
+		Zone:       z.Policy.Name,
+		MinVersion: uint16(t.MinVersion),
+		CertFile:   t.CertFile,
+		KeyFile:    t.KeyFile,
+		CAFile:     t.CAFile,
+		VerifyPeer: t.VerifyPeer,
+		ClientAuth: t.ClientAuth.String(),
+		Ciphers:    t.Ciphers,
+		ServerName: t.ServerName,
+	}
+}
+
+// labHosts lists the names zone z's lab certificate must cover besides
+// loopback: its listener addresses and its advertised name.
+func labHosts(z *configs.Zone) []string {
+	var hosts []string
+	for _, l := range z.Listen {
+		if !l.Addr.Addr().IsUnspecified() {
+			hosts = append(hosts, l.Addr.Addr().String())
+		}
+	}
+	if z.Advertise != "" {
+		hosts = append(hosts, z.Advertise)
+	}
+	return hosts
+}
+
+// zoneTLS builds the TLS material of every zone that has some. With
+// create (run), it makes the lab PKI where a zone uses it. Without (check),
+// it creates nothing: a zone whose lab certificate or lab CA does not exist
+// yet, or that run would renew, is left out, and unknown says why.
+func zoneTLS(cfg *configs.Config, log *slog.Logger, create bool) (zones map[string]*certs.Zone, unknown string, err error) {
 	out := map[string]*certs.Zone{}
-	if cfg.NeedsLabCA {
+	labDir := filepath.Dir(filepath.Join(cfg.StateDir, configs.LabCAFile))
+	if cfg.NeedsLabCA && create {
 		// A zone trusts the lab CA, which does not exist yet: make the lab
 		// PKI, as the embedded default does.
-		if _, err := certs.EnsureLab(filepath.Dir(filepath.Join(cfg.StateDir, configs.LabCAFile))); err != nil {
-			return nil, fmt.Errorf("lab certificates: %w", err)
+		if _, err := certs.EnsureLab(labDir); err != nil {
+			return nil, "", fmt.Errorf("lab certificates: %w", err)
 		}
 	}
 	for _, z := range cfg.Zones {
-		t := z.TLS
-		if t == nil {
+		if z.TLS == nil {
 			continue
 		}
-		opts := certs.Options{
-			Zone:       z.Policy.Name,
-			MinVersion: uint16(t.MinVersion),
-			CertFile:   t.CertFile,
-			KeyFile:    t.KeyFile,
-			CAFile:     t.CAFile,
-			VerifyPeer: t.VerifyPeer,
-			ClientAuth: t.ClientAuth.String(),
-			Ciphers:    t.Ciphers,
-			ServerName: t.ServerName,
-		}
-		if t.Lab() {
-			var hosts []string
-			for _, l := range z.Listen {
-				if !l.Addr.Addr().IsUnspecified() {
-					hosts = append(hosts, l.Addr.Addr().String())
+		opts := tlsOptions(z)
+		switch {
+		case z.TLS.Lab():
+			var pki *certs.LabPKI
+			if create {
+				pki, err = certs.EnsureLab(labDir, labHosts(z)...)
+				if err != nil {
+					return nil, "", fmt.Errorf("zone %q: lab certificate: %w", z.Policy.Name, err)
 				}
-			}
-			if z.Advertise != "" {
-				hosts = append(hosts, z.Advertise)
-			}
-			pki, err := certs.EnsureLab(filepath.Join(cfg.StateDir, "certs"), hosts...)
-			if err != nil {
-				return nil, fmt.Errorf("zone %q: lab certificate: %w", z.Policy.Name, err)
+			} else if pki, err = certs.FindLab(labDir, labHosts(z)...); err != nil {
+				unknown = fmt.Sprintf("zone %q uses the lab PKI in %s, which parapet run has yet to create or renew", z.Policy.Name, labDir)
+				continue
 			}
 			opts.Lab = pki
 			log.Warn("zone uses the self-signed lab certificate; not for production", "zone", z.Policy.Name, "dir", pki.Dir)
+		case cfg.NeedsLabCA && !create && opts.CAFile == filepath.Join(cfg.StateDir, configs.LabCAFile):
+			unknown = fmt.Sprintf("zone %q trusts the lab CA %s, which parapet run has yet to create", z.Policy.Name, opts.CAFile)
+			continue
 		}
 		zt, err := certs.NewZone(opts)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if w := zt.Expiring(time.Now(), 30*24*time.Hour); w != "" {
 			log.Warn("certificate expiry", "zone", z.Policy.Name, "warning", w)
 		}
 		out[z.Policy.Name] = zt
 	}
-	return out, nil
+	return out, unknown, nil
 }
+
+// trustOf is the trust material of zones, as the policy hash takes it.
+func trustOf(zones map[string]*certs.Zone) configs.Trust {
+	out := configs.Trust{}
+	for name, z := range zones {
+		out[name] = zoneTrust(z.Trust())
+	}
+	return out
+}
+
+func zoneTrust(t certs.Trust) configs.ZoneTrust { return configs.ZoneTrust{Cert: t.Cert, CAs: t.CAs} }
 
 // instance is a running parapet: its server, log and TLS material.
 type instance struct {
@@ -112,14 +178,25 @@ type instance struct {
 	tls    map[string]*certs.Zone
 	admin  *http.Server
 	pseudo *compliance.Pseudonymizer
+
+	// name is the configuration's name in the compliance log (configName).
+	name string
+	// policy is the canonical policy in force, with its hash: cfg and the
+	// certificates in tls.
+	policy configs.Policy
+	// applied is what b2bua was last given: the rules a reload compares.
+	applied b2bua.Config
 }
 
 // start builds everything from cfg and starts serving.
 func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instance, error) {
-	in := &instance{cfg: cfg, log: log}
+	in := &instance{cfg: cfg, name: configName(cfg), log: log}
 	var err error
-	if in.tls, err = zoneTLS(cfg, log); err != nil {
+	if in.tls, _, err = zoneTLS(cfg, log, true); err != nil {
 		return nil, err
+	}
+	if in.policy, err = cfg.Policy(trustOf(in.tls)); err != nil {
+		return nil, fmt.Errorf("policy hash: %w", err)
 	}
 	signer, err := compliance.LoadOrCreateSigningKey(cfg.StateDir)
 	if err != nil {
@@ -132,7 +209,7 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instanc
 			"dir", cfg.StateDir, "mode", fmt.Sprintf("%#o", st.Mode().Perm()))
 	}
 	in.writer, err = compliance.OpenWriter(cfg.Compliance.Log, compliance.WriterOptions{Version: parapetVersion(), Signer: signer,
-		RotateBytes: cfg.Compliance.RotateBytes})
+		RotateBytes: cfg.Compliance.RotateBytes, PolicyHash: in.policy.Hash, Config: in.name})
 	if err != nil {
 		return nil, fmt.Errorf("compliance log: %w", err)
 	}
@@ -144,7 +221,8 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instanc
 		}
 		in.pseudo = compliance.NewPseudonymizer(key)
 	}
-	if in.srv, err = b2bua.New(in.b2buaConfig(cfg)); err != nil {
+	in.applied = in.b2buaConfig(cfg, in.policy.Hash)
+	if in.srv, err = b2bua.New(in.applied); err != nil {
 		in.writer.Close()
 		return nil, err
 	}
@@ -163,18 +241,18 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instanc
 			log.Info("listening", "zone", z.Policy.Name, "transport", t.String(), "addr", a.String())
 		}
 	}
-	log.Info("parapet started", "version", parapetVersion(), "config", cfg.Source, "policy_hash", cfg.Hash,
+	log.Info("parapet started", "version", parapetVersion(), "config", cfg.Source, "policy_hash", in.policy.Hash,
 		"compliance_log", cfg.Compliance.Log)
 	return in, nil
 }
 
-// b2buaConfig is cfg as the call engine takes it.
-func (in *instance) b2buaConfig(cfg *configs.Config) b2bua.Config {
+// b2buaConfig is cfg as the call engine takes it, under policy hash.
+func (in *instance) b2buaConfig(cfg *configs.Config, hash string) b2bua.Config {
 	bc := b2bua.Config{
 		Media: b2bua.MediaConfig{Address: cfg.Media.Address, Advertise: cfg.Media.Advertise,
 			PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax, Timeout: cfg.Media.Timeout,
 			HoldTimeout: cfg.Media.HoldTimeout},
-		PolicyHash:    cfg.Hash,
+		PolicyHash:    hash,
 		Sink:          in.writer,
 		Pseudonymizer: in.pseudo,
 		Logger:        in.log,
@@ -207,51 +285,158 @@ func (in *instance) b2buaConfig(cfg *configs.Config) b2bua.Config {
 }
 
 // reload re-reads the certificates and, when parapet runs from a file, the
-// configuration (SIGHUP). Policies, routes and the media timeout change
-// for calls that start afterwards; anything bound at start (listeners,
-// TLS settings, media ports, the log, the admin address) needs a restart,
-// and a file that changes it, or does not load, changes nothing.
+// configuration (SIGHUP). Policies, routes, the media timeouts and the
+// certificates change for calls that start afterwards; anything bound at
+// start (listeners, TLS settings, media ports, the log, the admin address)
+// needs a restart, and so does a CA certificate that was not trusted at
+// start (certs.Zone). A reload that cannot take effect as a whole changes
+// nothing. Either way the compliance log says so: `reloaded` with the
+// policy hashes before and after, or `reload_refused` with why.
 func (in *instance) reload(path string) {
-	in.reloadCerts()
+	cfg := in.cfg
 	if path == "" {
-		in.log.Info("running the embedded lab default: certificates reloaded, nothing else to re-read")
-		return
-	}
-	// Each diagnostic is one log line in the FILE:LINE:COL form, which log
-	// pipelines keep together (check prints the multi-line form).
-	cfg, diags := configs.Load(path, configs.LoadOptions{})
-	for _, d := range diags {
-		if d.Severity == configs.SeverityError {
-			in.log.Error("configuration error", "diagnostic", d.String())
-		} else {
-			in.log.Warn("configuration warning", "diagnostic", d.String())
+		in.log.Info("running the embedded lab default: re-reading the certificates, nothing else")
+	} else {
+		// Each diagnostic is one log line in the FILE:LINE:COL form, which
+		// log pipelines keep together (check prints the multi-line form).
+		loaded, diags := configs.Load(path, configs.LoadOptions{})
+		for _, d := range diags {
+			if d.Severity == configs.SeverityError {
+				in.log.Error("configuration error", "diagnostic", d.String())
+			} else {
+				in.log.Warn("configuration warning", "diagnostic", d.String())
+			}
 		}
+		if errs := diags.Errors(); len(errs) > 0 {
+			in.log.Error("configuration reload failed; the running configuration stays in force",
+				"config", path, "errors", len(errs))
+			first := errs[0]
+			in.refused(fmt.Sprintf("%d configuration error(s); the first at %s:%d:%d: %s", len(errs), first.File, first.Line, first.Column, first.Summary))
+			return
+		}
+		if what := restartOnly(in.cfg, loaded); what != "" {
+			in.log.Error("configuration reload refused: "+what+" changed, which needs a restart; the running configuration stays in force",
+				"config", path)
+			in.refused(what + " changed, which needs a restart")
+			return
+		}
+		cfg = loaded
 	}
-	if errs := diags.Errors(); len(errs) > 0 {
-		in.log.Error("configuration reload failed; the running configuration stays in force",
-			"config", path, "errors", len(errs))
+
+	// Every zone's certificates, or none: the policy in force must be one
+	// whose hash a record can name.
+	names := slices.Sorted(maps.Keys(in.tls))
+	pending := make([]*certs.Pending, 0, len(names))
+	trust := configs.Trust{}
+	for _, name := range names {
+		p, err := in.tls[name].Prepare()
+		if err != nil {
+			in.log.Error("configuration reload refused: the certificates do not load; the running configuration and certificates stay in force",
+				"zone", name, "error", err)
+			in.refused("certificates: " + err.Error())
+			return
+		}
+		pending = append(pending, p)
+		trust[name] = zoneTrust(p.Trust())
+	}
+	pol, err := cfg.Policy(trust)
+	if err != nil {
+		in.log.Error("configuration reload refused; the running configuration stays in force", "error", err)
+		in.refused("policy hash: " + err.Error())
 		return
 	}
-	if what := restartOnly(in.cfg, cfg); what != "" {
-		in.log.Error("configuration reload refused: "+what+" changed, which needs a restart; the running configuration stays in force",
-			"config", path)
+	bc := in.b2buaConfig(cfg, pol.Hash)
+	undo := make([]*certs.Pending, 0, len(pending))
+	for _, p := range pending {
+		// What is in force and what was read have the same fingerprints
+		// unless the policy hash changes; the files may still differ in
+		// what no policy decides (a certificate chain's intermediates).
+		undo = append(undo, p.Commit())
+	}
+	if pol.Hash == in.policy.Hash && sameRules(in.applied, bc) {
+		in.log.Info("configuration unchanged", "policy_hash", pol.Hash)
 		return
 	}
-	if cfg.Hash == in.cfg.Hash {
-		in.log.Info("configuration unchanged", "policy_hash", cfg.Hash)
-		return
-	}
-	if err := in.srv.Reload(in.b2buaConfig(cfg)); err != nil {
-		in.log.Error("configuration reload refused; the running configuration stays in force", "config", path, "error", err)
+	if err := in.srv.Reload(bc); err != nil {
+		for _, u := range undo {
+			u.Commit()
+		}
+		in.log.Error("configuration reload refused; the running configuration stays in force", "config", in.name, "error", err)
+		in.refused(err.Error())
 		return
 	}
 	rec := &compliance.Record{Type: compliance.TypeLog, Log: &compliance.LogEvent{Event: compliance.LogReloaded,
-		Detail: fmt.Sprintf("policy %s -> %s from %s", in.cfg.Hash, cfg.Hash, path), Version: parapetVersion()}}
+		Detail: fmt.Sprintf("policy %s -> %s from %s", in.policy.Hash, pol.Hash, in.name), Version: parapetVersion(),
+		Config: in.name, PrevPolicyHash: in.policy.Hash, PolicyHash: pol.Hash}}
 	if err := in.writer.Append(rec); err != nil {
 		in.log.Error("could not record the reload in the compliance log", "error", err)
 	}
-	in.log.Info("configuration reloaded", "config", path, "policy_hash", cfg.Hash, "previous", in.cfg.Hash)
-	in.cfg = cfg
+	in.log.Info("configuration reloaded", "config", in.name, "policy_hash", pol.Hash, "previous", in.policy.Hash)
+	for _, name := range names {
+		if w := in.tls[name].Expiring(time.Now(), 30*24*time.Hour); w != "" {
+			in.log.Warn("certificate expiry", "zone", name, "warning", w)
+		}
+	}
+	in.cfg, in.policy, in.applied = cfg, pol, bc
+}
+
+// refused records a reload that changed nothing: the policy in force is
+// both the one before and the one after. why becomes one line of at most
+// maxRefusedDetail bytes; it names files and settings, never their
+// contents (certs' errors hold no key material).
+func (in *instance) refused(why string) {
+	rec := &compliance.Record{Type: compliance.TypeLog, Log: &compliance.LogEvent{Event: compliance.LogReloadRefused,
+		Detail: oneLine(why, maxRefusedDetail), Version: parapetVersion(),
+		Config: in.name, PrevPolicyHash: in.policy.Hash, PolicyHash: in.policy.Hash}}
+	if err := in.writer.Append(rec); err != nil {
+		in.log.Error("could not record the refused reload in the compliance log", "error", err)
+	}
+}
+
+// maxRefusedDetail bounds the detail of a reload_refused record.
+const maxRefusedDetail = 300
+
+// oneLine turns s into a single line of at most max bytes: control
+// characters become spaces, runs of spaces one, and a longer text is cut at
+// a character boundary and ends with "…".
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+	if len(s) <= max {
+		return s
+	}
+	const more = "…"
+	cut := max - len(more)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
+}
+
+// sameRules reports whether b2bua.Server.Reload would change nothing it
+// applies if given b instead of a: each zone's policy and offer profile,
+// the routes (credentials included) and the media timeouts (see b2bua's
+// newRules). The policy hash is compared apart.
+func sameRules(a, b b2bua.Config) bool {
+	if a.Media.Timeout != b.Media.Timeout || a.Media.HoldTimeout != b.Media.HoldTimeout ||
+		len(a.Zones) != len(b.Zones) || len(a.Routes) != len(b.Routes) {
+		return false
+	}
+	for i, z := range a.Zones {
+		if !reflect.DeepEqual(z.Policy, b.Zones[i].Policy) || z.Feedback != b.Zones[i].Feedback {
+			return false
+		}
+	}
+	for i, r := range a.Routes {
+		o := b.Routes[i]
+		if (r.Match == nil) != (o.Match == nil) || (r.Match != nil && r.Match.String() != o.Match.String()) {
+			return false
+		}
+		r.Match, o.Match = nil, nil
+		if !reflect.DeepEqual(r, o) {
+			return false
+		}
+	}
+	return true
 }
 
 // restartOnly names the first setting that differs between a and b and
@@ -282,17 +467,6 @@ func restartOnly(a, b *configs.Config) string {
 		}
 	}
 	return ""
-}
-
-// reloadCerts re-reads every zone's certificates (SIGHUP).
-func (in *instance) reloadCerts() {
-	for name, z := range in.tls {
-		if err := z.Reload(); err != nil {
-			in.log.Error("certificate reload failed; keeping the old ones", "zone", name, "error", err)
-			continue
-		}
-		in.log.Info("certificates reloaded", "zone", name)
-	}
 }
 
 // stop ends calls, stops listeners and closes the log.
