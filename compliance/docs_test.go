@@ -36,15 +36,17 @@ func exampleCall() *Record {
 	answer := start.Add(3*time.Second + 870*time.Millisecond)
 	end := answer.Add(192*time.Second + 305*time.Millisecond)
 	media := []policy.Control{policy.ControlTransmission, policy.ControlEncryption}
+	duration := end.Sub(answer).Milliseconds()
 	return &Record{Type: TypeCall, Time: end.Add(2 * time.Millisecond), Call: &Call{
 		ID: "c-01HQ7Z3K8M2V", Route: "outbound",
 		Caller: p.Token("+1 (555) 010-0142"), Callee: p.Token("+1 555 010 9999"), Pseudonymized: true,
-		Start: start, Answer: &answer, End: end,
+		Start: start, Answer: &answer, End: end, DurationMS: &duration,
 		Disposition: DispositionAnswered, SIPStatus: 200, EndReason: "bye from a",
 		PolicyHash: "sha256:4b7f0c2d9e8a1f3b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b",
 		Legs: []Leg{
 			{Role: RoleA, Zone: "pbx", Transport: "udp", Local: "10.20.0.2:5060", Remote: "10.20.1.15:5060",
-				Media: &LegMedia{Profile: "RTP/AVP", KeyExchange: "none", Streams: 1,
+				UserAgent: "Asterisk PBX 18.20.2", CallID: p.CallID("6d0e9b2c41f37a58@10.20.1.15"),
+				Media: &LegMedia{Profile: "RTP/AVP", Codec: "PCMU/8000", KeyExchange: "none", Streams: 1,
 					PacketsIn: 9810, PacketsOut: 9802, BytesIn: 1687320, BytesOut: 1685944},
 				Controls: []policy.Finding{
 					{Control: policy.ControlAccess, Status: policy.StatusSatisfied, Detail: `source 10.20.1.15 within zone "pbx" peers`},
@@ -54,10 +56,13 @@ func exampleCall() *Record {
 					{Control: policy.ControlTransitIntegrity, Status: policy.StatusNotRequired, Detail: "plain RTP: media not integrity-protected"},
 				}},
 			{Role: RoleB, Zone: "carrier", Transport: "tls", Local: "198.51.100.7:40312", Remote: "203.0.113.10:5061",
+				UserAgent: "Carrier Example SBC 7.4", CallID: p.CallID("3f9a1c0e7b2d4a65b8c1d0e2@parapet"),
 				TLS: &TLSInfo{Version: "TLS1.3", CipherSuite: "TLS_AES_128_GCM_SHA256", ServerName: "trunk.carrier.example",
-					PeerCert: &CertInfo{Subject: "CN=trunk.carrier.example,O=Carrier Example Inc", SANs: []string{"trunk.carrier.example"},
-						SHA256: "9f2c4e0b7a51d3c8e6f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7", NotAfter: time.Date(2027, 1, 31, 23, 59, 59, 0, time.UTC), Verified: true}},
-				Media: &LegMedia{Profile: "RTP/SAVP", KeyExchange: "sdes", SRTPSuite: "AEAD_AES_256_GCM", RTCPMux: true, Streams: 1,
+					PeerCert: &CertInfo{Subject: "CN=trunk.carrier.example,O=Carrier Example Inc", Issuer: "CN=Example Trust RSA CA 2025,O=Example Trust",
+						SANs:   []string{"trunk.carrier.example"},
+						SHA256: "9f2c4e0b7a51d3c8e6f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7", NotAfter: time.Date(2027, 1, 31, 23, 59, 59, 0, time.UTC), Verified: true,
+						AnchorSHA256: "5b1e7c9d0a2f4e6b8c1d3a5f7e9b0c2d4f6a8e0b1c3d5f7a9e2b4c6d8f0a1e3b"}},
+				Media: &LegMedia{Profile: "RTP/SAVP", Codec: "PCMU/8000", KeyExchange: "sdes", SRTPSuite: "AEAD_AES_256_GCM", RTCPMux: true, Streams: 1,
 					PacketsIn: 9802, PacketsOut: 9810, BytesIn: 1842776, BytesOut: 1844280, AuthFailures: 2},
 				Controls: []policy.Finding{
 					{Control: policy.ControlAuthentication, Status: policy.StatusSatisfied, Detail: `peer certificate "CN=trunk.carrier.example,O=Carrier Example Inc" verified`},

@@ -15,7 +15,9 @@ import (
 )
 
 // SchemaVersion is the version of the record schema written by this build.
-const SchemaVersion = 1
+// Version 2 added evidence fields and events and changed what some counters
+// count (docs/records.md, Versions); version 1 records stay valid.
+const SchemaVersion = 2
 
 // Record types.
 const (

@@ -374,6 +374,37 @@ func TestVerifyKeyClosedNeedsItsCheckpoint(t *testing.T) {
 	}
 }
 
+// A version 1 writer signed before closed only when something had come
+// since the last checkpoint, so a version 1 run that stopped with nothing
+// appended (opened, closed) still verifies with the key; the same shape
+// written as version 2 does not.
+func TestVerifyKeyVersion1ClosedWithoutCheckpoint(t *testing.T) {
+	_, pub := signingKeys(t, t.TempDir())
+	for _, tc := range []struct {
+		v    int
+		want bool
+	}{{1, true}, {2, false}} {
+		path := filepath.Join(t.TempDir(), "compliance.jsonl")
+		t0 := time.Date(2026, 3, 14, 6, 0, 0, 0, time.UTC)
+		var out bytes.Buffer
+		prev := ""
+		for i, ev := range []string{LogOpened, LogClosed} {
+			b, h, err := encodeLine(&Record{V: tc.v, Seq: uint64(i + 1), Type: TypeLog, Time: t0.Add(time.Duration(i) * time.Second),
+				Log: &LogEvent{Event: ev}, Prev: prev})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out.Write(b)
+			prev = h
+		}
+		writeFile(t, path, out.Bytes())
+		res, err := Verify([]string{path}, VerifyOptions{PublicKey: pub})
+		if err != nil || res.OK() != tc.want {
+			t.Errorf("v%d opened, closed: %v ok=%v (%s), want ok=%v", tc.v, err, res.OK(), problemString(res.Problem), tc.want)
+		}
+	}
+}
+
 // Several runs of parapet on one log: a clean stop, a crash (verified
 // while parapet is down, with a torn line), a start an hour later. Every
 // state verifies with the key, and each start signs what it found.

@@ -340,7 +340,7 @@ func (v *verifier) line(name string, cur, nxt, nxt2 *rawLine, last bool) *Proble
 		return prob(ProblemAltered, k, "line %d has been altered: its content does not match its hash", k)
 	}
 	if rec.V < 1 || rec.V > SchemaVersion {
-		return prob(ProblemMalformed, k, "line %d has schema version %d; this verifier reads version %d", k, rec.V, SchemaVersion)
+		return prob(ProblemMalformed, k, "line %d has schema version %d; this verifier reads versions 1 to %d", k, rec.V, SchemaVersion)
 	}
 	if err := rec.checkShape(); err != nil {
 		return prob(ProblemMalformed, k, "line %d: %v", k, err)
@@ -429,7 +429,9 @@ func (v *verifier) signed(name string, k int, rec *envelope) *Problem {
 		v.res.SignedSeq, v.res.SignedTime = rec.Seq-1, v.prevTime
 		v.run, v.badTime = 0, nil
 		v.cpFile, v.cpLine = name, k
-	case rec.Log != nil && rec.Log.Event == LogClosed && !v.prevSigned:
+	case rec.Log != nil && rec.Log.Event == LogClosed && !v.prevSigned && rec.V >= 2:
+		// Writers of version 1 records signed before closed only when a
+		// record had come since the last checkpoint.
 		return &Problem{File: name, Line: k, Kind: ProblemUnsigned,
 			Message: fmt.Sprintf("line %d is a %q event not immediately preceded by a checkpoint: parapet signs everything before %q with a checkpoint just before it, so that checkpoint was removed and the chain recomputed by someone without the key, or the log was written without signing",
 				k, LogClosed, LogClosed)}

@@ -2,6 +2,7 @@ package compliance
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -101,11 +102,19 @@ func TestVerifyRecomputedHashStillChains(t *testing.T) {
 }
 
 func TestVerifyRejectsUnknownSchema(t *testing.T) {
-	r := &Record{V: 2, Seq: 1, Type: TypeLog, Time: t0, Log: &LogEvent{Event: LogOpened}}
+	next := SchemaVersion + 1
+	r := &Record{V: next, Seq: 1, Type: TypeLog, Time: t0, Log: &LogEvent{Event: LogOpened}}
 	line, _, _ := encodeLine(r)
 	res := verifyBytes(t, line)
-	if res.Problem == nil || res.Problem.Kind != ProblemMalformed || !strings.Contains(res.Problem.Message, "schema version 2") {
-		t.Fatalf("v2 record: %s", problemString(res.Problem))
+	if res.Problem == nil || res.Problem.Kind != ProblemMalformed || !strings.Contains(res.Problem.Message, fmt.Sprintf("schema version %d", next)) {
+		t.Fatalf("v%d record: %s", next, problemString(res.Problem))
+	}
+	for v := 1; v <= SchemaVersion; v++ {
+		r := &Record{V: v, Seq: 1, Type: TypeLog, Time: t0, Log: &LogEvent{Event: LogOpened}}
+		line, _, _ := encodeLine(r)
+		if res := verifyBytes(t, line); res.Problem != nil {
+			t.Errorf("v%d record: %s", v, problemString(res.Problem))
+		}
 	}
 	r = &Record{V: 1, Seq: 1, Type: TypeCall, Time: t0, Log: &LogEvent{Event: LogOpened}}
 	line, _, _ = encodeLine(r)

@@ -115,7 +115,7 @@ func TestAppendFillsRecord(t *testing.T) {
 	if err := w.Append(r); err != nil {
 		t.Fatal(err)
 	}
-	if r.V != 1 || r.Type != TypeConnection || r.Seq != 2 || r.Time.IsZero() || r.Prev == "" || len(r.Hash) != 64 {
+	if r.V != SchemaVersion || r.Type != TypeConnection || r.Seq != 2 || r.Time.IsZero() || r.Prev == "" || len(r.Hash) != 64 {
 		t.Errorf("record not filled: %+v", r)
 	}
 	set := t0.Add(-time.Hour)
