@@ -155,8 +155,9 @@ func TestDocsCoverSchema(t *testing.T) {
 	}
 	for _, s := range []string{
 		DispositionAnswered, DispositionRejected, DispositionCancelled, DispositionFailed, DispositionTimeout, DispositionShutdown,
+		DispositionUnobserved,
 		EventTLSRefused, EventTLSClientFailed, EventSourceRefused, EventConnectionLimit,
-		LogOpened, LogRecovered, LogRotated, LogCheckpoint, LogReloaded, LogClosed,
+		LogOpened, LogRecovered, LogRotated, LogCheckpoint, LogReloaded, LogClosed, LogUncleanStop, JournalFile,
 		ProblemAltered, ProblemMissing, ProblemReordered, ProblemMalformed, ProblemTruncated, ProblemHead, ProblemChainStart,
 		ProblemSignature,
 		string(policy.VerdictAllowed), string(policy.VerdictUpgraded), string(policy.VerdictRejected), string(policy.VerdictWouldReject),

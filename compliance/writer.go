@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,12 @@ type WriterOptions struct {
 	Signer             ed25519.PrivateKey
 	CheckpointEvery    int           // 0: DefaultCheckpointEvery
 	CheckpointInterval time.Duration // 0: DefaultCheckpointInterval seconds
+	// Journal, when set, is the live-call journal as OpenJournal found it.
+	// Before LogOpened, OpenWriter records each call it still holds that
+	// has no record in the log yet (disposition unobserved), after a
+	// LogUncleanStop event; once LogOpened is written it starts the
+	// journal afresh for this run (Journal.Start).
+	Journal *Journal
 }
 
 // logFile is the part of *os.File the Writer uses; tests substitute it to
@@ -89,6 +96,12 @@ type Writer struct {
 	fileRecords int     // complete lines in the current file
 	seq         uint64  // Seq of the last record written
 	hash        string  // Hash of the last record written
+	// lastSeq mirrors seq for LastSeq, which must not wait for an fsync.
+	lastSeq atomic.Uint64
+	// ended is the last record the previous run wrote (set by OpenWriter),
+	// and unclean what OpenWriter recorded of an unclean stop (nil: none).
+	ended   lastRecord
+	unclean *UncleanStop
 
 	// needRecover is set when the file's state is unknown (a partial write
 	// that could not be undone, a failed rotation): the next Append re-reads
@@ -145,9 +158,21 @@ func openWriter(path string, opts WriterOptions, open openFunc) (*Writer, error)
 		w.closeFileLocked()
 		return nil, err
 	}
+	if err := w.recordUncleanStopLocked(opts.Journal); err != nil {
+		w.closeFileLocked()
+		return nil, fmt.Errorf("open compliance log %s: %w", path, err)
+	}
 	if err := w.appendLocked(w.logEvent(LogOpened, "", ""), true); err != nil {
 		w.closeFileLocked()
 		return nil, fmt.Errorf("open compliance log %s: %w", path, err)
+	}
+	if opts.Journal != nil {
+		// Only now may the journal forget the previous run's calls: they
+		// are in the log, and a crash before this point finds them there.
+		if err := opts.Journal.Start(w.LastSeq); err != nil {
+			w.closeFileLocked()
+			return nil, fmt.Errorf("open compliance log %s: %w", path, err)
+		}
 	}
 	w.cpSeq, w.cpAt = w.seq, w.now()
 	if opts.Signer != nil {
@@ -156,6 +181,14 @@ func openWriter(path string, opts WriterOptions, open openFunc) (*Writer, error)
 		}
 		if w.opts.CheckpointInterval <= 0 {
 			w.opts.CheckpointInterval = DefaultCheckpointInterval * time.Second
+		}
+		if w.unclean != nil {
+			// The records of an unclean stop are signed at once, with
+			// whatever the previous run left unsigned.
+			if err := w.checkpointLocked(); err != nil {
+				w.closeFileLocked()
+				return nil, fmt.Errorf("open compliance log %s: %w", path, err)
+			}
 		}
 		if realClock {
 			w.stopSign = make(chan struct{})
@@ -202,6 +235,18 @@ func (w *Writer) checkpointDue() bool {
 
 // Path returns the path of the live log file.
 func (w *Writer) Path() string { return w.path }
+
+// LastSeq returns the seq of the last record written. It does not wait for
+// an append in progress.
+func (w *Writer) LastSeq() uint64 { return w.lastSeq.Load() }
+
+// UncleanStop returns what OpenWriter recorded of the previous run's
+// unclean stop, or nil when that run stopped cleanly (or there was none).
+func (w *Writer) UncleanStop() *UncleanStop {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.unclean
+}
 
 // HeadErr returns the error of the last head file update, or nil once an
 // update has succeeded. A stale head file weakens only the detection of
@@ -355,6 +400,7 @@ func (w *Writer) appendLocked(r *Record, allowRotate bool) error {
 		return err
 	}
 	w.seq, w.hash = rec.Seq, hash
+	w.lastSeq.Store(w.seq)
 	w.fileRecords++
 	r.V, r.Type, r.Seq, r.Time, r.Prev, r.Hash = rec.V, rec.Type, rec.Seq, rec.Time, rec.Prev, hash
 	w.writeHeadLocked(filepath.Base(w.path))
@@ -479,7 +525,7 @@ func (w *Writer) recoverLocked(opening bool) error {
 	if err != nil {
 		return fmt.Errorf("open compliance log: %w", err)
 	}
-	seq, hash := st.lastSeq, st.lastHash
+	seq, hash, last := st.lastSeq, st.lastHash, st.last
 	var continues string // rotated file continued when the live file has no record
 	if !st.hasRecord {
 		sib, sst, err := newestRotated(w.path)
@@ -487,8 +533,11 @@ func (w *Writer) recoverLocked(opening bool) error {
 			return fmt.Errorf("open compliance log: %w", err)
 		}
 		if sib != "" {
-			seq, hash, continues = sst.lastSeq, sst.lastHash, filepath.Base(sib)
+			seq, hash, last, continues = sst.lastSeq, sst.lastHash, sst.last, filepath.Base(sib)
 		}
+	}
+	if opening {
+		w.ended = last
 	}
 	if opening {
 		head, err := readHead(headPath(w.path))
@@ -515,6 +564,7 @@ func (w *Writer) recoverLocked(opening bool) error {
 		}
 	}
 	w.f, w.size, w.fileRecords, w.seq, w.hash = f, st.size, st.lines, seq, hash
+	w.lastSeq.Store(seq)
 	w.needRecover = true // until the repairs below are done
 
 	torn := st.unsealed
@@ -555,6 +605,7 @@ type logScan struct {
 	hasRecord bool
 	lastSeq   uint64
 	lastHash  string
+	last      lastRecord
 	// torn holds the bytes after the last newline (a crash mid-write).
 	torn []byte
 	// unsealed is a last complete line that is torn and not yet followed by
@@ -601,7 +652,7 @@ func scanLog(path string) (*logScan, error) {
 		return st, nil
 	}
 	if r, ok := intactRecord(last.b); ok {
-		st.hasRecord, st.lastSeq, st.lastHash = true, r.Seq, r.Hash
+		st.hasRecord, st.lastSeq, st.lastHash, st.last = true, r.Seq, r.Hash, lastOf(r, last.b)
 		return st, nil
 	}
 	// The last complete line is not a record. The one case the writer can
@@ -617,7 +668,7 @@ func scanLog(path string) (*logScan, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: lines %d and %d are not valid records; run parapet verify", path, before.n, last.n)
 	}
-	st.hasRecord, st.lastSeq, st.lastHash = true, r.Seq, r.Hash
+	st.hasRecord, st.lastSeq, st.lastHash, st.last = true, r.Seq, r.Hash, lastOf(r, before.b)
 	return st, nil
 }
 
