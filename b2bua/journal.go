@@ -5,21 +5,24 @@ import "github.com/parapet-sbc/parapet/compliance"
 // Journal keeps the calls that are up on disk, so that a crash cannot make
 // them vanish (*compliance.Journal; see Config.Journal).
 type Journal interface {
-	// Live queues a snapshot of a live call; the channel says when it is
-	// on disk (nil) or why it is not.
-	Live(*compliance.Call) <-chan error
+	// Commit queues a snapshot of a live call to be fsync'd at once; the
+	// channel says when it is on disk (nil) or why it is not.
+	Commit(*compliance.Call) <-chan error
+	// Note queues a snapshot nobody waits for (written at once, fsync'd
+	// soon after).
+	Note(*compliance.Call)
 	// End says the call's final record is in the compliance log.
 	End(id string)
 }
 
 // What a call's journal entries cover. A call is journaled once it is
-// routed and its INVITE toward the callee is sent (begin, not waited
-// for), again just before parapet's 200 to the caller (waited for: an
-// answered call is on disk before the caller learns it is answered), and
-// when its media changes afterwards (DTLS-SRTP keys agreed, a re-offer
-// taken; not waited for). Its end entry is written by the recorder once the
-// call's final record is in the log. Calls refused before they are routed
-// never touch the journal.
+// routed and its INVITE toward the callee is sent (begin: Note, not waited
+// for), again just before parapet's 200 to the caller (Commit, waited for:
+// an answered call is on disk before the caller learns it is answered),
+// and when its media changes afterwards (DTLS-SRTP keys agreed, a re-offer
+// taken: Note). Its end entry is written by the recorder once the call's
+// final record is in the log. Calls refused before they are routed never
+// touch the journal.
 
 // journal writes a snapshot of the call to the journal, if there is one,
 // and with wait returns once it is on disk. Once the call's record is
@@ -35,12 +38,15 @@ func (c *Call) journal(wait bool) error {
 		c.jmu.Unlock()
 		return nil
 	}
-	done := j.Live(c.snapshot())
-	c.jBegun = true
-	c.jmu.Unlock()
 	if !wait {
+		j.Note(c.snapshot())
+		c.jBegun = true
+		c.jmu.Unlock()
 		return nil
 	}
+	done := j.Commit(c.snapshot())
+	c.jBegun = true
+	c.jmu.Unlock()
 	return <-done
 }
 

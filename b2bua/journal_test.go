@@ -22,8 +22,8 @@ type gateJournal struct {
 	release  chan struct{}
 }
 
-func (g *gateJournal) Live(c *compliance.Call) <-chan error {
-	done := g.Journal.Live(c)
+func (g *gateJournal) Commit(c *compliance.Call) <-chan error {
+	done := g.Journal.Commit(c)
 	if c.Answer == nil {
 		return done
 	}
@@ -137,18 +137,16 @@ func TestAnsweredCallIsJournaledBeforeThe200(t *testing.T) {
 	}
 }
 
-// failingJournal accepts begin entries and fails answered ones.
+// failingJournal takes the entries not waited for and fails the others.
 type failingJournal struct{ ended atomic.Int64 }
 
-func (f *failingJournal) Live(c *compliance.Call) <-chan error {
+func (f *failingJournal) Commit(c *compliance.Call) <-chan error {
 	d := make(chan error, 1)
-	if c.Answer != nil {
-		d <- errors.New("injected: disk full")
-	} else {
-		d <- nil
-	}
+	d <- errors.New("injected: disk full")
 	return d
 }
+
+func (f *failingJournal) Note(*compliance.Call) {}
 
 func (f *failingJournal) End(string) { f.ended.Add(1) }
 

@@ -23,6 +23,10 @@ const JournalFile = "live-calls.journal"
 // rewritten with its live entries only (when they take less than half of it).
 const DefaultJournalCompactBytes = 1 << 20
 
+// DefaultJournalSyncDelay bounds how long an entry that is not waited for
+// (Note, End) stays written but not fsync'd.
+const DefaultJournalSyncDelay = 200 * time.Millisecond
+
 // ErrJournalClosed is what an entry queued on a journal that is not running
 // (not started yet, or closed) reports.
 var ErrJournalClosed = errors.New("live-call journal is not running")
@@ -43,6 +47,10 @@ type JournalOptions struct {
 	// live entries only, once they take less than half of it. 0 means
 	// DefaultJournalCompactBytes.
 	CompactBytes int64
+	// SyncDelay is how long an entry not waited for may stay unsynced
+	// (written, so a killed process loses none, but not yet fsync'd
+	// against a power loss). 0 means DefaultJournalSyncDelay.
+	SyncDelay time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -78,13 +86,16 @@ type LiveCall struct {
 // cannot make them vanish: at the next start, OpenWriter records every call
 // the journal still holds (see WriterOptions.Journal and docs/records.md).
 //
-// Entries are written by one goroutine that takes whatever is queued, writes
-// it with one write(2) and fsyncs once for the batch (group commit); Live
-// returns a channel on which the caller may wait until its entry is on
-// disk. When the file grows past JournalOptions.CompactBytes it is
-// rewritten with the live entries only (a temporary file, fsync, rename,
-// directory fsync). A failed write or fsync leaves the file suspect: the
-// next batch rewrites it whole from memory the same way.
+// Entries are written by one goroutine that takes whatever is queued and
+// writes it with one write(2): from then on a killed process loses none of
+// them. A batch holding an entry someone waits for (Commit) is fsync'd
+// before the waiters hear of it, once for the whole batch (group commit);
+// other entries (Note, End) are fsync'd with the next such batch or at the
+// latest JournalOptions.SyncDelay later. When the file grows past
+// JournalOptions.CompactBytes it is rewritten with the live entries only (a
+// temporary file, fsync, rename, directory fsync). A failed write or fsync
+// leaves the file suspect: the next batch rewrites it whole from memory the
+// same way.
 //
 // A Journal is safe for concurrent use. Like the log, it assumes one
 // process uses it.
@@ -103,6 +114,7 @@ type Journal struct {
 	live    map[string]uint64 // calls with a live entry queued and no end: their LogSeq
 	started bool
 	closing bool
+	syncDue bool // the sync timer fired
 	done    chan struct{}
 	logSeq  func() uint64
 
@@ -112,6 +124,8 @@ type Journal struct {
 	lines     map[string][]byte // the last entry written for each live call
 	liveBytes int64
 	broken    bool // the file may not hold what was written: rewrite it
+	dirty     bool // written since the last fsync
+	timer     *time.Timer
 	spare     []journalOp
 	buf       bytes.Buffer
 
@@ -127,7 +141,7 @@ type journalOp struct {
 	at   time.Time
 	seq  uint64
 	call *Call
-	done chan error // nil for end
+	done chan error // set for Commit: fsync before telling
 }
 
 // OpenJournal reads the journal at path, which the previous run left, and
@@ -140,6 +154,9 @@ func OpenJournal(path string, opts JournalOptions) (*Journal, error) {
 	}
 	if opts.CompactBytes <= 0 {
 		opts.CompactBytes = DefaultJournalCompactBytes
+	}
+	if opts.SyncDelay <= 0 {
+		opts.SyncDelay = DefaultJournalSyncDelay
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -186,27 +203,39 @@ func (j *Journal) Start(logSeq func() uint64) error {
 	if err := j.rewrite(); err != nil {
 		return err
 	}
+	j.timer = time.AfterFunc(time.Hour, j.syncTimer)
+	j.timer.Stop()
 	j.started, j.logSeq, j.prev, j.torn = true, logSeq, nil, 0
 	go j.loop()
 	return nil
 }
 
-// Live queues an entry saying the call is up, as c shows it: the first for
-// its ID is a begin entry, the others updates. c must not be changed
-// afterwards. The channel receives nil once the entry is on disk, or the
-// error that kept it off; a caller that does not wait may drop it.
-func (j *Journal) Live(c *Call) <-chan error {
+// Commit queues an entry saying the call is up, as c shows it (the first
+// for its ID is a begin entry, the others updates), to be fsync'd at once:
+// the channel receives nil once it is on disk, or the error that kept it
+// off. c must not be changed afterwards.
+func (j *Journal) Commit(c *Call) <-chan error {
 	done := make(chan error, 1)
+	if err := j.queueLive(c, done); err != nil {
+		done <- err
+	}
+	return done
+}
+
+// Note is Commit for an entry nobody waits for: it is written as soon as
+// the journal's goroutine gets to it and fsync'd with the next Commit or
+// within JournalOptions.SyncDelay.
+func (j *Journal) Note(c *Call) { _ = j.queueLive(c, nil) }
+
+func (j *Journal) queueLive(c *Call, done chan error) error {
 	if c == nil || c.ID == "" {
-		done <- errors.New("live-call journal: a call without ID")
-		return done
+		return errors.New("live-call journal: a call without ID")
 	}
 	at := j.opts.Now().UTC()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if !j.started || j.closing {
-		done <- ErrJournalClosed
-		return done
+		return ErrJournalClosed
 	}
 	op := journalUpdate
 	seq, known := j.live[c.ID]
@@ -219,12 +248,13 @@ func (j *Journal) Live(c *Call) <-chan error {
 	}
 	j.queue = append(j.queue, journalOp{op: op, id: c.ID, at: at, seq: seq, call: c, done: done})
 	j.wake.Signal()
-	return done
+	return nil
 }
 
 // End queues an entry saying the call's final record is in the log: call it
-// only once the log's Append returned. A call the journal does not hold
-// live is ignored.
+// only once the log's Append returned. It is not waited for (as Note): if a
+// crash loses it, the next start finds the record in the log. A call the
+// journal does not hold live is ignored.
 func (j *Journal) End(id string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -237,10 +267,10 @@ func (j *Journal) End(id string) {
 	j.wake.Signal()
 }
 
-// Failures counts the batches that could not be written.
+// Failures counts the batches that could not be written or fsync'd.
 func (j *Journal) Failures() uint64 { return j.failures.Load() }
 
-// Err returns the error of the last batch, nil once one was written.
+// Err returns the error of the last write or fsync, nil once one succeeded.
 func (j *Journal) Err() error {
 	if p := j.lastErr.Load(); p != nil {
 		return *p
@@ -248,8 +278,8 @@ func (j *Journal) Err() error {
 	return nil
 }
 
-// Close writes what is queued and closes the file. The calls it holds live
-// stay in it, for the next start to record. It is idempotent.
+// Close writes and fsyncs what is queued and closes the file. The calls it
+// holds live stay in it, for the next start to record. It is idempotent.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closing {
@@ -264,6 +294,7 @@ func (j *Journal) Close() error {
 		return nil
 	}
 	<-j.done
+	j.timer.Stop()
 	var err error
 	if j.f != nil {
 		err = j.f.Close()
@@ -272,32 +303,43 @@ func (j *Journal) Close() error {
 	return errors.Join(j.Err(), err)
 }
 
-// loop commits queued entries, one batch per write and fsync, until Close.
+// syncTimer runs when unsynced entries have waited SyncDelay.
+func (j *Journal) syncTimer() {
+	j.mu.Lock()
+	j.syncDue = true
+	j.wake.Signal()
+	j.mu.Unlock()
+}
+
+// loop commits queued entries, one batch per write, until Close.
 func (j *Journal) loop() {
 	defer close(j.done)
 	for {
 		j.mu.Lock()
-		for len(j.queue) == 0 && !j.closing {
+		for len(j.queue) == 0 && !j.closing && !j.syncDue {
 			j.wake.Wait()
 		}
 		batch := j.queue
 		j.queue = j.spare[:0]
-		closing := j.closing
+		closing, due := j.closing, j.syncDue
+		j.syncDue = false
 		j.mu.Unlock()
-		if len(batch) == 0 && closing {
-			return
-		}
-		j.commit(batch)
+		j.commit(batch, due || closing)
 		clear(batch)
 		j.spare = batch
+		if closing && len(batch) == 0 {
+			return
+		}
 	}
 }
 
-// commit writes one batch and tells its waiters.
-func (j *Journal) commit(batch []journalOp) {
+// commit writes one batch, fsyncs it when someone waits for an entry of it
+// (or forceSync), and tells the waiters.
+func (j *Journal) commit(batch []journalOp, forceSync bool) {
 	j.buf.Reset()
 	enc := json.NewEncoder(&j.buf)
 	enc.SetEscapeHTML(false)
+	sync := forceSync
 	for i := range batch {
 		op := &batch[i]
 		e := journalEntry{V: journalVersion, Op: op.op, ID: op.id, Time: op.at, LogSeq: op.seq, Call: op.call}
@@ -311,6 +353,7 @@ func (j *Journal) commit(batch []journalOp) {
 			}
 			continue
 		}
+		sync = sync || op.done != nil
 		if op.op == journalEnd {
 			j.liveBytes -= int64(len(j.lines[op.id]))
 			delete(j.lines, op.id)
@@ -321,15 +364,16 @@ func (j *Journal) commit(batch []journalOp) {
 		j.lines[op.id] = line
 	}
 	var err error
-	if j.broken {
+	switch {
+	case j.broken:
 		err = j.rewrite()
-	} else {
-		err = j.append(j.buf.Bytes())
+	case j.buf.Len() > 0 || sync && j.dirty:
+		err = j.write(j.buf.Bytes(), sync)
 	}
 	if err != nil {
 		j.failures.Add(1)
 		j.lastErr.Store(&err)
-	} else {
+	} else if j.buf.Len() > 0 || sync {
 		j.lastErr.Store(nil)
 	}
 	for i := range batch {
@@ -338,31 +382,41 @@ func (j *Journal) commit(batch []journalOp) {
 		}
 	}
 	if err == nil && j.size >= j.opts.CompactBytes && j.size >= 2*j.liveBytes {
-		// Everything is on disk already: a failed compaction is retried
+		// Everything is written already: a failed compaction is retried
 		// when the file next grows.
 		_ = j.rewrite()
 	}
 }
 
-// append writes b at the end of the file with one write and fsyncs it.
-func (j *Journal) append(b []byte) error {
-	if len(b) == 0 {
+// write appends b to the file with one write, and fsyncs it (with whatever
+// was written unsynced before) when sync is set; otherwise it has the sync
+// timer fsync it within SyncDelay.
+func (j *Journal) write(b []byte, sync bool) error {
+	if len(b) > 0 {
+		n, err := j.f.Write(b)
+		if err == nil && n != len(b) {
+			err = fmt.Errorf("short write (%d of %d bytes)", n, len(b))
+		}
+		if err != nil {
+			// What reached the file is unknown: the next batch rewrites
+			// the whole file from memory.
+			j.broken = true
+			return fmt.Errorf("write live-call journal %s: %w", j.path, err)
+		}
+		j.size += int64(n)
+		if !j.dirty && !sync {
+			j.timer.Reset(j.opts.SyncDelay)
+		}
+		j.dirty = true
+	}
+	if !sync {
 		return nil
 	}
-	n, err := j.f.Write(b)
-	if err == nil && n != len(b) {
-		err = fmt.Errorf("short write (%d of %d bytes)", n, len(b))
-	}
-	if err == nil {
-		err = j.syncFile(j.f)
-	}
-	if err != nil {
-		// What reached the disk is unknown: the next batch rewrites the
-		// whole file from memory.
+	if err := j.syncFile(j.f); err != nil {
 		j.broken = true
-		return fmt.Errorf("write live-call journal %s: %w", j.path, err)
+		return fmt.Errorf("fsync live-call journal %s: %w", j.path, err)
 	}
-	j.size += int64(n)
+	j.dirty = false
 	return nil
 }
 
@@ -420,7 +474,7 @@ func (j *Journal) rewrite() error {
 	if err != nil {
 		return fail(err)
 	}
-	j.f, j.size, j.broken = nf, int64(len(all)), false
+	j.f, j.size, j.broken, j.dirty = nf, int64(len(all)), false, false
 	return nil
 }
 

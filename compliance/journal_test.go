@@ -97,13 +97,13 @@ func TestJournalRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	ringing, answered, ended := liveCall(p, 1, false), liveCall(p, 2, false), liveCall(p, 3, true)
-	wait(t, j.Live(ringing))
-	wait(t, j.Live(answered))
-	wait(t, j.Live(ended))
+	wait(t, j.Commit(ringing))
+	wait(t, j.Commit(answered))
+	wait(t, j.Commit(ended))
 	seq = 9 // later entries keep the seq of the call's begin
 	up := liveCall(p, 2, true)
 	up.End = up.End.Add(time.Second)
-	wait(t, j.Live(up))
+	wait(t, j.Commit(up))
 	j.End(ended.ID)
 	j.End("never-journaled") // ignored
 	if err := j.Close(); err != nil {
@@ -179,7 +179,7 @@ func TestJournalGroupCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	first := j.Live(liveCall(p, 0, true))
+	first := j.Commit(liveCall(p, 0, true))
 	<-entered // the first batch is in its fsync
 	const n = 50
 	var waits []<-chan error
@@ -189,7 +189,7 @@ func TestJournalGroupCommit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := j.Live(liveCall(p, i, true))
+			d := j.Commit(liveCall(p, i, true))
 			qmu.Lock()
 			waits = append(waits, d)
 			qmu.Unlock()
@@ -226,13 +226,13 @@ func TestJournalCompaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	keep := liveCall(p, 0, true)
-	wait(t, j.Live(keep))
+	wait(t, j.Commit(keep))
 	maxSize := int64(0)
 	for i := 1; i <= 100; i++ {
 		c := liveCall(p, i, false)
-		wait(t, j.Live(c))
+		wait(t, j.Commit(c))
 		c2 := liveCall(p, i, true)
-		wait(t, j.Live(c2))
+		wait(t, j.Commit(c2))
 		j.End(c.ID)
 		st, err := os.Stat(path)
 		if err != nil {
@@ -242,7 +242,7 @@ func TestJournalCompaction(t *testing.T) {
 	}
 	// The last end entries are flushed by a last begin.
 	last := liveCall(p, 101, true)
-	wait(t, j.Live(last))
+	wait(t, j.Commit(last))
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -280,9 +280,9 @@ func TestJournalTornLastLine(t *testing.T) {
 			if err := j.Start(nil); err != nil {
 				t.Fatal(err)
 			}
-			wait(t, j.Live(liveCall(p, 1, true)))
+			wait(t, j.Commit(liveCall(p, 1, true)))
 			before := readFile(t, path)
-			wait(t, j.Live(liveCall(p, 2, false)))
+			wait(t, j.Commit(liveCall(p, 2, false)))
 			j.Close()
 			all := readFile(t, path)
 			writeFile(t, path, append(before, tc.tail(all[len(before):])...))
@@ -299,7 +299,7 @@ func TestJournalTornLastLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := liveCall(p, 1, true)
-	wait(t, j.Live(c))
+	wait(t, j.Commit(c))
 	before := readFile(t, path)
 	j.End(c.ID)
 	j.Close()
@@ -329,7 +329,7 @@ func TestJournalRewritesAfterFailedSync(t *testing.T) {
 	}
 	defer j.Close()
 	a := liveCall(p, 1, true)
-	if err := <-j.Live(a); err == nil {
+	if err := <-j.Commit(a); err == nil {
 		t.Fatal("entry reported durable despite a failed fsync")
 	}
 	if j.Failures() != 1 || j.Err() == nil {
@@ -339,7 +339,7 @@ func TestJournalRewritesAfterFailedSync(t *testing.T) {
 	// the disk, and check that the next batch puts everything back.
 	writeFile(t, path, nil)
 	b := liveCall(p, 2, true)
-	wait(t, j.Live(b))
+	wait(t, j.Commit(b))
 	if j.Err() != nil {
 		t.Errorf("error not cleared: %v", j.Err())
 	}
@@ -376,7 +376,7 @@ func TestUncleanStopRecordsLiveCalls(t *testing.T) {
 	w := crashedRun(t, path, j, 2)
 	up, ringing, done := liveCall(p, 1, true), liveCall(p, 2, false), liveCall(p, 3, true)
 	for _, c := range []*Call{up, ringing, done} {
-		wait(t, j.Live(c))
+		wait(t, j.Commit(c))
 	}
 	final := sampleCall(p, 3)
 	if err := w.Append(final); err != nil {
@@ -463,8 +463,8 @@ func TestUncleanStopSkipsRecordedCalls(t *testing.T) {
 	j := openJournal(t, jpath, JournalOptions{})
 	w := crashedRun(t, path, j, 1)
 	recorded, live := liveCall(p, 1, true), liveCall(p, 2, true)
-	wait(t, j.Live(recorded))
-	wait(t, j.Live(live))
+	wait(t, j.Commit(recorded))
+	wait(t, j.Commit(live))
 	if err := w.Append(sampleCall(p, 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -553,7 +553,7 @@ func TestUncleanStopSurvivesCrashDuringRecovery(t *testing.T) {
 	crashedRun(t, path, j, 1)
 	calls := []*Call{liveCall(p, 1, true), liveCall(p, 2, true), liveCall(p, 3, false)}
 	for _, c := range calls {
-		wait(t, j.Live(c))
+		wait(t, j.Commit(c))
 	}
 	j.Close()
 	journal := readFile(t, jpath)
@@ -653,5 +653,75 @@ func TestUncleanStopWithoutJournal(t *testing.T) {
 	w4.Close()
 	if ev := events(readLog(t, fresh)); strings.Join(ev, " ") != "opened closed" {
 		t.Errorf("new log: %v", ev)
+	}
+}
+
+// TestJournalNotesRideOnCommits: entries nobody waits for are written at
+// once (a killed process loses none) and fsync'd with the next Commit, or
+// SyncDelay after they were written.
+func TestJournalNotesRideOnCommits(t *testing.T) {
+	p := NewPseudonymizer(testKey())
+	path := filepath.Join(t.TempDir(), JournalFile)
+	j := openJournal(t, path, JournalOptions{SyncDelay: time.Hour})
+	var mu sync.Mutex
+	syncs := 0
+	j.syncFile = func(f *os.File) error {
+		mu.Lock()
+		syncs++
+		mu.Unlock()
+		return f.Sync()
+	}
+	if err := j.Start(nil); err != nil {
+		t.Fatal(err)
+	}
+	ended := liveCall(p, 0, true)
+	wait(t, j.Commit(ended))
+	j.Note(liveCall(p, 1, false))
+	j.Note(liveCall(p, 2, false))
+	j.End(ended.ID)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// Written, not yet fsync'd: what a kill -9 would leave.
+		if prev, _, _ := ReadJournal(path); len(prev) == 2 && prev[0].Call.ID == liveCall(p, 1, false).ID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("notes never written to the file")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	if syncs != 1 {
+		t.Errorf("%d fsyncs after one commit and three entries not waited for, want 1", syncs)
+	}
+	mu.Unlock()
+	wait(t, j.Commit(liveCall(p, 3, true)))
+	mu.Lock()
+	if syncs != 2 {
+		t.Errorf("%d fsyncs, want 2: the notes ride on the second commit", syncs)
+	}
+	mu.Unlock()
+	j.Close()
+
+	// Alone, a note is fsync'd SyncDelay later.
+	path = filepath.Join(t.TempDir(), JournalFile)
+	j = openJournal(t, path, JournalOptions{SyncDelay: 10 * time.Millisecond})
+	synced := make(chan struct{}, 1)
+	j.syncFile = func(f *os.File) error {
+		select {
+		case synced <- struct{}{}:
+		default:
+		}
+		return f.Sync()
+	}
+	if err := j.Start(nil); err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	j.Note(liveCall(p, 1, false))
+	select {
+	case <-synced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a note was never fsync'd")
 	}
 }
