@@ -12,6 +12,7 @@ import (
 
 	"github.com/parapet-sbc/parapet/b2bua/sim"
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
 )
 
 // gateJournal is a real journal whose entries for answered calls, once on
@@ -175,4 +176,46 @@ func TestJournalFailureRefusesCall(t *testing.T) {
 	if fj.ended.Load() != 1 {
 		t.Errorf("journal told of %d ends, want 1", fj.ended.Load())
 	}
+}
+
+// TestJournalLearnsDTLSKeys: a DTLS-SRTP handshake completes after the
+// answer; the journal's entry then gains the suite it agreed, so that a
+// crash during the call leaves a record that says how its media was keyed.
+func TestJournalLearnsDTLSKeys(t *testing.T) {
+	j, path := startJournal(t)
+	l := newLab(t, labOptions{journal: j, carrierZone: func(z *policy.Zone) {
+		z.KeyExchange = []policy.KeyExchange{policy.KeyExchangeSDES, policy.KeyExchangeDTLS}
+	}})
+	ctx := ctxT(t)
+	caller, err := l.callIn(ctx, sim.CallOptions{DTLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.pbx)
+	waitDTLS(t, ctx, caller)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		live, _, err := compliance.ReadJournal(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(live) == 1 {
+			if a := leg(live[0].Call, compliance.RoleA); a != nil && a.Media != nil && a.Media.SRTPSuite != "" {
+				if a.Media.KeyExchange != "dtls" || a.Media.SRTPSuite != "AEAD_AES_256_GCM" || a.Media.DTLSRole != "server" ||
+					a.Media.DTLSPeerCert != l.carrier.Fingerprint() {
+					t.Errorf("journaled DTLS leg: %+v", a.Media)
+				}
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the journal never learnt the DTLS-SRTP suite: %+v", live)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := callee.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, "BYE to the carrier", caller)
+	l.sink.waitCalls(t, 1)
 }
