@@ -176,6 +176,25 @@ func (l *callLab) waitRecords(b *testing.B, n int64) {
 	}
 }
 
+// reportCall adds calls/s, the CPU time per call (the whole process:
+// parapet and both simulated peers, so differences are parapet's) and the
+// journal's fsyncs per call.
+func (l *callLab) report(b *testing.B, cpu time.Duration, syncs uint64) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	if l.journal != nil {
+		b.ReportMetric(float64(l.journal.Syncs()-syncs)/float64(b.N), "fsyncs/call")
+	}
+}
+
+// syncs is the journal's fsync count so far.
+func (l *callLab) syncs() uint64 {
+	if l.journal == nil {
+		return 0
+	}
+	return l.journal.Syncs()
+}
+
 func journalModes(b *testing.B, f func(b *testing.B, journal bool)) {
 	for _, j := range []bool{false, true} {
 		name := "journal=off"
@@ -195,12 +214,13 @@ func BenchmarkCallSetupTeardown(b *testing.B) {
 		l.waitRecords(b, 1)
 		b.ReportAllocs()
 		b.ResetTimer()
+		cpu, syncs := processCPU(b), l.syncs()
 		for i := range b.N {
 			l.call(b)
 			l.waitRecords(b, int64(i)+2)
 		}
 		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+		l.report(b, processCPU(b)-cpu, syncs)
 	})
 }
 
@@ -214,6 +234,7 @@ func BenchmarkCallSetupTeardownParallel(b *testing.B) {
 		b.ReportAllocs()
 		b.SetParallelism(4)
 		b.ResetTimer()
+		cpu, syncs := processCPU(b), l.syncs()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				l.call(b)
@@ -221,7 +242,7 @@ func BenchmarkCallSetupTeardownParallel(b *testing.B) {
 		})
 		l.waitRecords(b, int64(b.N)+1)
 		b.StopTimer()
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+		l.report(b, processCPU(b)-cpu, syncs)
 	})
 }
 

@@ -130,6 +130,7 @@ type Journal struct {
 	buf       bytes.Buffer
 
 	failures atomic.Uint64
+	syncs    atomic.Uint64
 	lastErr  atomic.Pointer[error]
 	// syncFile fsyncs the file after a batch is written; tests replace it.
 	syncFile func(*os.File) error
@@ -266,6 +267,10 @@ func (j *Journal) End(id string) {
 	j.queue = append(j.queue, journalOp{op: journalEnd, id: id, at: j.opts.Now().UTC(), seq: seq})
 	j.wake.Signal()
 }
+
+// Syncs counts the fsyncs of batches (compactions aside): with group
+// commit, fewer than the entries written.
+func (j *Journal) Syncs() uint64 { return j.syncs.Load() }
 
 // Failures counts the batches that could not be written or fsync'd.
 func (j *Journal) Failures() uint64 { return j.failures.Load() }
@@ -412,6 +417,7 @@ func (j *Journal) write(b []byte, sync bool) error {
 	if !sync {
 		return nil
 	}
+	j.syncs.Add(1)
 	if err := j.syncFile(j.f); err != nil {
 		j.broken = true
 		return fmt.Errorf("fsync live-call journal %s: %w", j.path, err)
