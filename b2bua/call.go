@@ -1029,7 +1029,7 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 		c.mu.Lock()
 		c.answered = time.Time{}
 		c.mu.Unlock()
-		_ = c.journal(false) // not answered after all, should this entry be the one a crash leaves
+		_ = c.journal(false) // not answered after all: what a crash from here would leave
 		c.byeB()
 		c.respondA(503, "Service Unavailable", compliance.DispositionFailed, "live-call journal unavailable: "+err.Error(),
 			"internal error")
