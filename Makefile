@@ -48,6 +48,7 @@ bench:
 	$(GO) test -run '^$$' -bench '^Benchmark(Pion|Relay)' -benchmem -count 5 -cpu 1 ./bench/
 	$(GO) test -run '^$$' -bench 'Loopback' -benchmem -count 5 -cpu 1,2 -benchtime 20000x ./bench/
 	$(GO) test -run '^$$' -bench 'DTLSHandshake' -benchmem -count 5 -cpu 1,2 -benchtime 200x ./bench/
+	$(GO) test -run '^$$' -bench 'CallSetupTeardown|Fsync' -benchmem -count 5 -benchtime 200x ./bench/
 
 # A run of every fuzz target, one at a time (the machine has 2 cores).
 FUZZ_PKGS := ./media ./configs ./compliance ./b2bua

@@ -81,6 +81,11 @@ type Call struct {
 	established atomic.Bool
 	reinvite    sync.Mutex // one offer/answer exchange at a time (RFC 3261 section 14.1)
 	recordOnce  sync.Once
+	// jmu orders the call's journal entries (see journal): jBegun once one
+	// was written, jDone once the record went to the recorder.
+	jmu    sync.Mutex
+	jBegun bool
+	jDone  bool
 	// lateAck, when set, is the outcome of parapet's 2xx to A, which was
 	// still unacknowledged when the call ended: see byeOnLateAck.
 	lateAck <-chan error
@@ -485,6 +490,13 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 		OnKeyingFailed: func(side media.Side, err error) {
 			c.hangupWith(compliance.DispositionFailed, fmt.Sprintf("DTLS-SRTP handshake with leg %s failed: %v", side, err),
 				488, "DTLS-SRTP key agreement failed")
+		},
+		// The journal learns the suite once agreed (off the handshake's
+		// goroutine, which the call's locks must never wait on).
+		OnKeyed: func(media.Side) {
+			if s.cfg.Journal != nil {
+				go c.journalUpdate()
+			}
 		}})
 	if offer != nil {
 		if err := c.acceptOffer(a, offer, d); err != nil {
@@ -660,6 +672,8 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 	c.mu.Lock()
 	c.noteBConnLocked(strings.ToLower(t.Transport.String()), uac.InviteRequest.Destination())
 	c.mu.Unlock()
+	// Routed and dialled: the call is live from here. Not waited for.
+	_ = c.journal(false)
 
 	// From here parapet may give up on B before its final response: it
 	// then CANCELs B's INVITE and goes on waiting for that response.
@@ -1021,6 +1035,19 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	c.mu.Lock()
 	c.answered = time.Now()
 	c.mu.Unlock()
+	// The answered call is on disk before the caller learns it is
+	// answered: a crash from here on leaves its record (unobserved).
+	if err := c.journal(true); err != nil {
+		c.log.Error("live-call journal not written; call refused", "error", err)
+		c.mu.Lock()
+		c.answered = time.Time{}
+		c.mu.Unlock()
+		_ = c.journal(false) // not answered after all: what a crash from here would leave
+		c.byeB()
+		c.respondA(503, "Service Unavailable", compliance.DispositionFailed, "live-call journal unavailable: "+err.Error(),
+			"internal error")
+		return nil, false
+	}
 	c.established.Store(true)
 	c.relay.Watch() // media.timeout counts from the answer, not while ringing
 	// sipgo retransmits the 2xx until the ACK comes, for up to 64*T1; a
@@ -1404,6 +1431,7 @@ func (c *Call) finish() {
 		if c.folded {
 			return // counted in a source_refused event instead
 		}
+		c.journalClose()
 		rec := c.record()
 		c.s.stats.call(c.disposition)
 		if c.relay != nil {

@@ -30,6 +30,9 @@ type Config struct {
 	PolicyHash string
 	// Sink receives the compliance records.
 	Sink compliance.Sink
+	// Journal, when set, keeps the calls that are up on disk (see
+	// journal.go); nil keeps none, and a crash leaves no record of them.
+	Journal Journal
 	// Pseudonymizer turns caller and callee identifiers and SIP Call-IDs
 	// into keyed tokens; nil records them in clear.
 	Pseudonymizer *compliance.Pseudonymizer

@@ -380,6 +380,7 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		c.s.respond(tx, req, 500, "Server Internal Error", "build answer: "+err.Error())
 		return
 	}
+	c.journalUpdate() // the media changed; not waited for
 	c.answerReinvite(l, req, tx, answer)
 }
 

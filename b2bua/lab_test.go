@@ -108,6 +108,7 @@ type labOptions struct {
 	username        string            // digest credentials of the outbound route
 	password        string
 	outboundMax     int // max_calls of the outbound route
+	journal         b2bua.Journal
 }
 
 type lab struct {
@@ -221,6 +222,7 @@ func newLab(t testing.TB, o labOptions) *lab {
 		Media:         b2bua.MediaConfig{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout, HoldTimeout: o.holdTimeout},
 		PolicyHash:    "sha256:test",
 		Sink:          l.sink,
+		Journal:       o.journal,
 		Pseudonymizer: compliance.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef")),
 		Logger:        discard(),
 		UserAgent:     "parapet-test",

@@ -13,15 +13,35 @@ import (
 func (c *Call) record() *compliance.Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.endAt.IsZero() {
+		c.endAt = time.Now()
+	}
+	return &compliance.Record{Type: compliance.TypeCall, Call: c.callLocked()}
+}
+
+// snapshot is the call's record as it stands now, for the live-call
+// journal: built by the same code as the final record, with no outcome yet
+// and the time of the snapshot as its end.
+func (c *Call) snapshot() *compliance.Call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	end := c.endAt
+	if end.IsZero() {
+		c.endAt = time.Now()
+		defer func() { c.endAt = time.Time{} }()
+	}
+	return c.callLocked()
+}
+
+// callLocked builds the call of its record from what is known now, ended
+// at c.endAt. Caller holds c.mu.
+func (c *Call) callLocked() *compliance.Call {
 	pseudo := c.s.cfg.Pseudonymizer
 	id := func(v string) string {
 		if pseudo == nil {
 			return v
 		}
 		return pseudo.Token(v)
-	}
-	if c.endAt.IsZero() {
-		c.endAt = time.Now()
 	}
 	call := &compliance.Call{
 		ID:            c.id,
@@ -51,7 +71,7 @@ func (c *Call) record() *compliance.Record {
 	if c.b != nil && c.b.attempted {
 		call.Legs = append(call.Legs, c.legRecord(c.b, flowed, codec))
 	}
-	return &compliance.Record{Type: compliance.TypeCall, Call: call}
+	return call
 }
 
 // codecLocked is the codec of the call's media: the first codec of the

@@ -114,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rules.Store(newRules(&cfg))
 	s.rec = newRecorder(cfg.Sink, s.log, &s.stats)
+	s.rec.journal = cfg.Journal
 	s.events = newEventFolder(10 * time.Second)
 	for i := range cfg.Zones {
 		zc := cfg.Zones[i]

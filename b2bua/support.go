@@ -24,6 +24,8 @@ type recorder struct {
 	sink  compliance.Sink
 	log   *slog.Logger
 	stats *stats
+	// journal, when set, is told when a call's record is in the log.
+	journal Journal
 
 	mu      sync.Mutex
 	pending []*compliance.Record
@@ -56,6 +58,11 @@ func (r *recorder) drainLocked() {
 			return
 		}
 		r.stats.records.Add(1)
+		if rec := r.pending[0]; r.journal != nil && rec.Call != nil {
+			// Only now, not while the record waits in the backlog: the
+			// journal keeps the call until its record is safe.
+			r.journal.End(rec.Call.ID)
+		}
 		r.pending[0] = nil
 		r.pending = r.pending[1:]
 	}

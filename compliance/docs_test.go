@@ -160,8 +160,9 @@ func TestDocsCoverSchema(t *testing.T) {
 	}
 	for _, s := range []string{
 		DispositionAnswered, DispositionRejected, DispositionCancelled, DispositionFailed, DispositionTimeout, DispositionShutdown,
+		DispositionUnobserved,
 		EventTLSRefused, EventTLSClientFailed, EventSourceRefused, EventConnectionLimit,
-		LogOpened, LogRecovered, LogRotated, LogCheckpoint, LogReloaded, LogClosed,
+		LogOpened, LogRecovered, LogRotated, LogCheckpoint, LogReloaded, LogClosed, LogUncleanStop, JournalFile,
 		LogReloadRefused,
 		ProblemAltered, ProblemMissing, ProblemReordered, ProblemMalformed, ProblemTruncated, ProblemHead, ProblemChainStart,
 		ProblemSignature, ProblemUnsigned,

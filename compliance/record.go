@@ -54,6 +54,10 @@ const (
 	DispositionFailed    = "failed"    // could not be completed (callee, network, log, keying)
 	DispositionTimeout   = "timeout"   // no media for media.timeout (hold_timeout on hold)
 	DispositionShutdown  = "shutdown"  // ended because parapet shut down
+	// DispositionUnobserved: the call was up when parapet stopped
+	// uncleanly (crash, kill, power loss); its end was not observed. Written
+	// at the next start from the live-call journal.
+	DispositionUnobserved = "unobserved"
 )
 
 // Call is the record of one call: both legs, what each negotiated, and the
@@ -227,6 +231,11 @@ const (
 	// key=<KeyID> sig=<base64 Ed25519 signature>).
 	LogCheckpoint = "checkpoint"
 	LogClosed     = "closed" // orderly shutdown
+	// LogUncleanStop opens what a start writes after a run that did not
+	// stop cleanly, before LogOpened: its detail says where the previous
+	// run's log ended and what the live-call journal held; the unobserved
+	// call records follow it.
+	LogUncleanStop = "unclean_stop"
 )
 
 // LogEvent records the log's own life, so that gaps are explained.

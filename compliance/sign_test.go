@@ -454,8 +454,8 @@ func TestVerifyKeyRunsAndRestarts(t *testing.T) {
 	clock.mu.Unlock()
 	w := run(2)
 	evs := events(t, path)
-	if i := slices.Index(evs, LogRecovered); i < 0 || !slices.Equal(evs[i:i+3], []string{LogRecovered, LogCheckpoint, LogOpened}) {
-		t.Fatalf("restart after the crash: events %q, want recovered, checkpoint, opened", evs)
+	if i := slices.Index(evs, LogRecovered); i < 0 || !slices.Equal(evs[i:i+4], []string{LogRecovered, LogUncleanStop, LogCheckpoint, LogOpened}) {
+		t.Fatalf("restart after the crash: events %q, want recovered, unclean_stop, checkpoint, opened", evs)
 	}
 	if res := verify("an hour later, before the first checkpoint of the run"); res.UnsignedRecords != 3 {
 		t.Errorf("%d unsigned, want opened and 2 records", res.UnsignedRecords)

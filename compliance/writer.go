@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,6 +63,12 @@ type WriterOptions struct {
 	// defaults, which are what Verify with a public key allows.
 	CheckpointEvery    int
 	CheckpointInterval time.Duration
+	// Journal, when set, is the live-call journal as OpenJournal found it.
+	// Before LogOpened, OpenWriter records each call it still holds that
+	// has no record in the log yet (disposition unobserved), after a
+	// LogUncleanStop event; once LogOpened is written it starts the
+	// journal afresh for this run (Journal.Start).
+	Journal *Journal
 }
 
 // logFile is the part of *os.File the Writer uses; tests substitute it to
@@ -99,6 +106,12 @@ type Writer struct {
 	fileRecords int     // complete lines in the current file
 	seq         uint64  // Seq of the last record written
 	hash        string  // Hash of the last record written
+	// lastSeq mirrors seq for LastSeq, which must not wait for an fsync.
+	lastSeq atomic.Uint64
+	// ended is the last record the previous run wrote (set by OpenWriter),
+	// and unclean what OpenWriter recorded of an unclean stop (nil: none).
+	ended   lastRecord
+	unclean *UncleanStop
 
 	// needRecover is set when the file's state is unknown (a partial write
 	// that could not be undone, a failed rotation): the next Append re-reads
@@ -164,10 +177,15 @@ func openWriter(path string, opts WriterOptions, open openFunc) (*Writer, error)
 		w.closeFileLocked()
 		return nil, err
 	}
+	if err := w.recordUncleanStopLocked(opts.Journal); err != nil {
+		w.closeFileLocked()
+		return nil, fmt.Errorf("open compliance log %s: %w", path, err)
+	}
 	// A start first signs the log as it found it (with the recovered
-	// event, if any): what a previous run left unsigned, by a crash or as
-	// its closed event, is then covered before this run adds anything, and
-	// the unsigned tail never spans the time parapet was down.
+	// event and the records of an unclean stop, if any): what a previous
+	// run left unsigned, by a crash or as its closed event, is then covered
+	// before this run adds anything, and the unsigned tail never spans the
+	// time parapet was down.
 	if w.opts.Signer != nil && w.seq > w.cpSeq {
 		if err := w.checkpointLocked(); err != nil {
 			w.closeFileLocked()
@@ -179,6 +197,14 @@ func openWriter(path string, opts WriterOptions, open openFunc) (*Writer, error)
 	if err := w.appendLocked(opened, true); err != nil {
 		w.closeFileLocked()
 		return nil, fmt.Errorf("open compliance log %s: %w", path, err)
+	}
+	if opts.Journal != nil {
+		// Only now may the journal forget the previous run's calls: they
+		// are in the log, and a crash before this point finds them there.
+		if err := opts.Journal.Start(w.LastSeq); err != nil {
+			w.closeFileLocked()
+			return nil, fmt.Errorf("open compliance log %s: %w", path, err)
+		}
 	}
 	w.cpAt = w.now()
 	if opts.Signer != nil && realClock {
@@ -240,6 +266,18 @@ func (w *Writer) checkpointDue() bool {
 
 // Path returns the path of the live log file.
 func (w *Writer) Path() string { return w.path }
+
+// LastSeq returns the seq of the last record written. It does not wait for
+// an append in progress.
+func (w *Writer) LastSeq() uint64 { return w.lastSeq.Load() }
+
+// UncleanStop returns what OpenWriter recorded of the previous run's
+// unclean stop, or nil when that run stopped cleanly (or there was none).
+func (w *Writer) UncleanStop() *UncleanStop {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.unclean
+}
 
 // HeadErr returns the error of the last head file update, or nil once an
 // update has succeeded. A stale head file weakens only the detection of
@@ -409,6 +447,7 @@ func (w *Writer) appendLocked(r *Record, allowRotate bool) error {
 		return err
 	}
 	w.seq, w.hash = rec.Seq, hash
+	w.lastSeq.Store(w.seq)
 	w.fileRecords++
 	r.V, r.Type, r.Seq, r.Time, r.Prev, r.Hash = rec.V, rec.Type, rec.Seq, rec.Time, rec.Prev, hash
 	w.writeHeadLocked(filepath.Base(w.path))
@@ -533,7 +572,7 @@ func (w *Writer) recoverLocked(opening bool) error {
 	if err != nil {
 		return fmt.Errorf("open compliance log: %w", err)
 	}
-	seq, hash, signed := st.lastSeq, st.lastHash, st.lastCheckpoint
+	seq, hash, last := st.lastSeq, st.lastHash, st.last
 	var continues string // rotated file continued when the live file has no record
 	if !st.hasRecord {
 		sib, sst, err := newestRotated(w.path)
@@ -541,8 +580,11 @@ func (w *Writer) recoverLocked(opening bool) error {
 			return fmt.Errorf("open compliance log: %w", err)
 		}
 		if sib != "" {
-			seq, hash, signed, continues = sst.lastSeq, sst.lastHash, sst.lastCheckpoint, filepath.Base(sib)
+			seq, hash, last, continues = sst.lastSeq, sst.lastHash, sst.last, filepath.Base(sib)
 		}
+	}
+	if opening {
+		w.ended = last
 	}
 	if opening {
 		head, err := readHead(headPath(w.path))
@@ -569,9 +611,10 @@ func (w *Writer) recoverLocked(opening bool) error {
 		}
 	}
 	w.f, w.size, w.fileRecords, w.seq, w.hash = f, st.size, st.lines, seq, hash
-	if signed {
+	if last.Kind == LogCheckpoint {
 		w.cpSeq = seq
 	}
+	w.lastSeq.Store(seq)
 	w.needRecover = true // until the repairs below are done
 
 	torn := st.unsealed
@@ -612,8 +655,8 @@ type logScan struct {
 	hasRecord bool
 	lastSeq   uint64
 	lastHash  string
-	// lastCheckpoint: the last record is a checkpoint.
-	lastCheckpoint bool
+	// last is the last intact record: its seq, kind and time.
+	last lastRecord
 	// torn holds the bytes after the last newline (a crash mid-write).
 	torn []byte
 	// unsealed is a last complete line that is torn and not yet followed by
@@ -660,8 +703,7 @@ func scanLog(path string) (*logScan, error) {
 		return st, nil
 	}
 	if r, ok := intactRecord(last.b); ok {
-		st.hasRecord, st.lastSeq, st.lastHash = true, r.Seq, r.Hash
-		st.lastCheckpoint = r.Log != nil && r.Log.Event == LogCheckpoint
+		st.hasRecord, st.lastSeq, st.lastHash, st.last = true, r.Seq, r.Hash, lastOf(r)
 		return st, nil
 	}
 	// The last complete line is not a record. The one case the writer can
@@ -677,8 +719,7 @@ func scanLog(path string) (*logScan, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: lines %d and %d are not valid records; run parapet verify", path, before.n, last.n)
 	}
-	st.hasRecord, st.lastSeq, st.lastHash = true, r.Seq, r.Hash
-	st.lastCheckpoint = r.Log != nil && r.Log.Event == LogCheckpoint
+	st.hasRecord, st.lastSeq, st.lastHash, st.last = true, r.Seq, r.Hash, lastOf(r)
 	return st, nil
 }
 

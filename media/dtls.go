@@ -377,6 +377,9 @@ func (a *dtlsAssoc) run(ctx context.Context) {
 	}
 	if !a.rtcp {
 		a.e.keying.Store(a.keying(Keying{Suite: suite, Done: true}))
+		if r.cfg.OnKeyed != nil && !a.stopped.Load() {
+			r.cfg.OnKeyed(a.e.side)
+		}
 	}
 	// Keep reading: pion answers a resent final flight from here, and
 	// returns when the association is closed.

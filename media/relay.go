@@ -104,7 +104,10 @@ type RelayConfig struct {
 	// OnKeyingFailed is called when a side's DTLS-SRTP handshake fails (its
 	// media can then never flow).
 	OnKeyingFailed func(s Side, err error)
-	Logger         *slog.Logger
+	// OnKeyed is called when a side's DTLS-SRTP handshake has agreed the
+	// keys of a stream's RTP (Keying then reports them).
+	OnKeyed func(s Side)
+	Logger  *slog.Logger
 }
 
 // Relay carries one call's media between side A and side B. Every packet is

@@ -175,9 +175,12 @@ type instance struct {
 	log    *slog.Logger
 	srv    *b2bua.Server
 	writer *compliance.Writer
-	tls    map[string]*certs.Zone
-	admin  *http.Server
-	pseudo *compliance.Pseudonymizer
+	// journal keeps the live calls on disk, for the next start to record
+	// if this run does not stop cleanly.
+	journal *compliance.Journal
+	tls     map[string]*certs.Zone
+	admin   *http.Server
+	pseudo  *compliance.Pseudonymizer
 
 	// name is the configuration's name in the compliance log (configName).
 	name string
@@ -208,26 +211,41 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instanc
 		log.Warn("the state directory is open to other users; parapet's keys in it are 0600, but chmod 700 keeps even their names private",
 			"dir", cfg.StateDir, "mode", fmt.Sprintf("%#o", st.Mode().Perm()))
 	}
+	// The previous run's live calls are read first; OpenWriter records
+	// those that have no record (an unclean stop) before opened, then
+	// starts the journal afresh.
+	if in.journal, err = compliance.OpenJournal(filepath.Join(cfg.StateDir, compliance.JournalFile), compliance.JournalOptions{}); err != nil {
+		return nil, err
+	}
 	in.writer, err = compliance.OpenWriter(cfg.Compliance.Log, compliance.WriterOptions{Version: parapetVersion(), Signer: signer,
-		RotateBytes: cfg.Compliance.RotateBytes, PolicyHash: in.policy.Hash, Config: in.name})
+		RotateBytes: cfg.Compliance.RotateBytes, PolicyHash: in.policy.Hash, Config: in.name, Journal: in.journal})
 	if err != nil {
+		in.journal.Close()
 		return nil, fmt.Errorf("compliance log: %w", err)
+	}
+	if u := in.writer.UncleanStop(); u != nil {
+		log.Warn("the previous run did not stop cleanly; its live calls are recorded as unobserved",
+			"calls_live", u.Live, "calls_recorded", u.Unobserved, "detail", u.Detail)
+	}
+	closeLog := func() {
+		in.writer.Close()
+		in.journal.Close()
 	}
 	if cfg.Compliance.Pseudonymize {
 		key, err := compliance.LoadOrCreateKey(filepath.Join(cfg.StateDir, "pseudonym.key"))
 		if err != nil {
-			in.writer.Close()
+			closeLog()
 			return nil, fmt.Errorf("pseudonymisation key: %w", err)
 		}
 		in.pseudo = compliance.NewPseudonymizer(key)
 	}
 	in.applied = in.b2buaConfig(cfg, in.policy.Hash)
 	if in.srv, err = b2bua.New(in.applied); err != nil {
-		in.writer.Close()
+		closeLog()
 		return nil, err
 	}
 	if err := in.srv.Start(ctx); err != nil {
-		in.writer.Close()
+		closeLog()
 		return nil, err
 	}
 	if cfg.Admin.Listen != "" {
@@ -254,6 +272,7 @@ func (in *instance) b2buaConfig(cfg *configs.Config, hash string) b2bua.Config {
 			HoldTimeout: cfg.Media.HoldTimeout},
 		PolicyHash:    hash,
 		Sink:          in.writer,
+		Journal:       in.journal,
 		Pseudonymizer: in.pseudo,
 		Logger:        in.log,
 		UserAgent:     "parapet/" + parapetVersion(),
@@ -482,6 +501,12 @@ func (in *instance) stop(ctx context.Context) error {
 	}
 	if err := in.writer.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close compliance log: %w", err))
+	}
+	// After the log: the end entries of the last calls' records are
+	// queued by now; a call whose record did not reach the log stays in
+	// the journal for the next start to record.
+	if err := in.journal.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close live-call journal: %w", err))
 	}
 	return errors.Join(errs...)
 }
