@@ -770,7 +770,10 @@ func (st *RelayStream) handleRTP(e *endpoint, pc *peerConfig, pkt []byte, src ne
 	}
 	d := pc.decRTP
 	plainIn := d == nil
-	if !admitSource(&e.latchRTP, pc, plainIn, src) {
+	// admitSource, written out: this is the per-packet path.
+	latched := e.latchRTP.Load()
+	if latched != nil && *latched != src ||
+		latched == nil && plainIn && len(pc.sources) > 0 && !slices.Contains(pc.sources, src.Addr().Unmap()) {
 		cin.wrongSource.Add(1)
 		return nil, netip.AddrPort{}, nil
 	}
@@ -801,11 +804,20 @@ func (st *RelayStream) handleRTP(e *endpoint, pc *peerConfig, pkt []byte, src ne
 		}
 		return nil, netip.AddrPort{}, nil
 	}
-	if !rtpPaddingOK(plain, &sc.rh) {
+	if sc.rh.Padding && !rtpPaddingOK(plain, &sc.rh) {
 		cin.malformed.Add(1)
 		return nil, netip.AddrPort{}, nil
 	}
-	st.accepted(&e.latchRTP, cin, src, n)
+	// accepted, written out.
+	if latched == nil {
+		a := src
+		e.latchRTP.Store(&a)
+	}
+	cin.packetsIn.Add(1)
+	cin.bytesIn.Add(uint64(n))
+	if !r.active.Load() {
+		r.active.Store(true)
+	}
 
 	opc := out.cfg.Load()
 	if opc == nil || opc.waitRTP {
