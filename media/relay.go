@@ -41,8 +41,11 @@ func (s Side) String() string {
 
 // Counters are one side's packet counters. "In" is what the side's peer sent
 // to parapet, "out" what parapet sent to that peer. Only packets that passed
-// validation (and, on SRTP sides, authentication) count as in; every packet
-// dropped is counted in exactly one of the other counters.
+// validation (and, on SRTP sides, authentication) count as in. A packet
+// dropped for what it is counts in exactly one of the other counters; a
+// valid one that could not be sent on counts in and in BeforeAnswer (the
+// other side not negotiated yet) or Replays (a plain packet's repeated
+// sequence number toward an SRTP side).
 type Counters struct {
 	PacketsIn  uint64
 	PacketsOut uint64

@@ -375,3 +375,91 @@ func TestRelayCountsWhatItDrops(t *testing.T) {
 		t.Errorf("DTLS before the answer: %+v, %d kept", k, len(st2.sides[SideB].early))
 	}
 }
+
+// A re-INVITE that switches rtcp-mux keeps the contexts whose key did not
+// change (a new encrypt context would repeat SRTCP indices), so their user
+// moves from one socket's reader to the other's while both may be inside a
+// packet. Under -race this fails unless that hand-over is synchronised.
+func TestRelayRTCPMuxSwitchHandsOver(t *testing.T) {
+	pool, err := NewPortPool(netip.MustParseAddr("127.0.0.1"), 46000, 46999)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRelay(pool, RelayConfig{})
+	defer r.Close()
+	st, err := r.AddStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, paC, pb, pbC := udpPeer(t), udpPeer(t), udpPeer(t), udpPeer(t)
+	aKey, bKey := freshCrypto(t, "AEAD_AES_128_GCM"), freshCrypto(t, "AES_CM_128_HMAC_SHA1_80")
+	configA := func(mux bool) {
+		rtcp := addrOf(paC)
+		if mux {
+			rtcp = addrOf(pa)
+		}
+		if err := st.Configure(SideA, PeerConfig{RTP: addrOf(pa), RTCP: rtcp, Mux: mux, In: aKey, Out: aKey}); err != nil {
+			t.Error(err)
+		}
+	}
+	configA(false)
+	if err := st.Configure(SideB, PeerConfig{RTP: addrOf(pb), RTCP: addrOf(pbC), In: bKey, Out: bKey}); err != nil {
+		t.Fatal(err)
+	}
+	before := st.sides[SideA].cfg.Load().decRTCP
+	r.Start()
+	l := st.Local(SideA, netip.Addr{})
+	toRTP, toRTCP := netip.AddrPortFrom(l.Addr, uint16(l.Port)), netip.AddrPortFrom(l.Addr, uint16(l.RTCPPort))
+
+	var fb farEnd
+	dec, _ := newEncryptor(bKey)
+	done := make(chan struct{})
+	var readers, senders sync.WaitGroup
+	readers.Add(1)
+	go fb.read(pbC, dec, done, &readers)
+	const n = 300
+	senders.Add(3)
+	go func() { // the peer, muxed or not as the last answer said: SRTCP to both ports
+		defer senders.Done()
+		p := srtcpAndPlain(t, aKey, 0xc1, n)
+		for i := 0; i < len(p); i += 2 {
+			pa.WriteToUDPAddrPort(p[i], toRTP)
+			if i%32 == 30 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	go func() {
+		defer senders.Done()
+		p := srtcpAndPlain(t, aKey, 0xc2, n)
+		for i := 0; i < len(p); i += 2 {
+			paC.WriteToUDPAddrPort(p[i], toRTCP)
+			if i%32 == 30 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	go func() { // re-INVITEs turning rtcp-mux on and off, same keys
+		defer senders.Done()
+		for i := range 60 {
+			configA(i%2 == 0)
+			time.Sleep(500 * time.Microsecond)
+		}
+		configA(false)
+	}()
+	senders.Wait()
+	time.Sleep(200 * time.Millisecond)
+	close(done)
+	readers.Wait()
+	if st.sides[SideA].cfg.Load().decRTCP != before {
+		t.Error("a re-INVITE with the same key replaced the SRTCP context")
+	}
+	// Each SRTCP packet is relayed or dropped (on the RTP port of a side
+	// without rtcp-mux it is RTP, and fails as such; on the RTCP port of a
+	// muxed side it is malformed), never both; what is relayed decrypts.
+	k := r.Counters(SideA)
+	seen := k.PacketsIn + k.AuthFailures + k.Replays + k.Malformed + k.WrongSource
+	if k.PacketsIn == 0 || seen > 2*n || seen < 2*n*9/10 || fb.rtcpOK.Load() != fb.rtcp.Load() || uint64(fb.rtcp.Load()) > k.PacketsIn {
+		t.Errorf("side A %+v; B's peer got %d RTCP, %d decrypt", k, fb.rtcp.Load(), fb.rtcpOK.Load())
+	}
+}
