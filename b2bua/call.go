@@ -53,6 +53,9 @@ type Call struct {
 
 	relay   *media.Relay
 	streams []*media.RelayStream // by m= line; nil when the line is not relayed
+	// meter is relay, for Server.Stats while the call is live (Stats reads
+	// it from another goroutine).
+	meter atomic.Pointer[media.Relay]
 
 	// mu guards the media state of both legs, the decisions and the outcome.
 	mu          sync.Mutex
@@ -498,6 +501,7 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 				go c.journalUpdate()
 			}
 		}})
+	c.meter.Store(c.relay)
 	if offer != nil {
 		if err := c.acceptOffer(a, offer, d); err != nil {
 			c.mediaFailed(err)
@@ -1403,6 +1407,12 @@ func (c *Call) finish() {
 		// Leg A outlives the record while its ACK may still come.
 		late := c.lateAck != nil && c.a.uas != nil
 		c.s.mu.Lock()
+		// The relay is closed: its counters are final. They move from the
+		// live calls to the ended calls' totals under the lock Stats reads
+		// both with, so a scrape counts them exactly once, never less.
+		if r := c.meter.Load(); r != nil {
+			c.s.endedMedia = c.s.endedMedia.Add(r.Counters(media.SideA)).Add(r.Counters(media.SideB))
+		}
 		delete(c.s.calls, c.id)
 		if !late {
 			c.s.forgetLegLocked(c.a)
@@ -1434,15 +1444,6 @@ func (c *Call) finish() {
 		c.journalClose()
 		rec := c.record()
 		c.s.stats.call(c.disposition)
-		if c.relay != nil {
-			for _, side := range []media.Side{media.SideA, media.SideB} {
-				k := c.relay.Counters(side)
-				c.s.stats.packets.Add(k.PacketsIn)
-				c.s.stats.authFailures.Add(k.AuthFailures)
-				c.s.stats.replays.Add(k.Replays)
-				c.s.stats.wrongSource.Add(k.WrongSource)
-			}
-		}
 		c.s.rec.append(rec)
 		c.log.Info("call ended", "disposition", c.disposition, "status", c.status, "reason", c.endReason)
 	})

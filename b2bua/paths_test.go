@@ -443,7 +443,8 @@ func TestRefusedInviteFloodFolded(t *testing.T) {
 }
 
 // Spoofed, forged and replayed media is dropped and counted; the call's
-// audio is unaffected.
+// audio is unaffected. The counts reach Stats (and so /metrics) while the
+// call runs, and stay once it has ended.
 func TestSpoofedMediaDropped(t *testing.T) {
 	l := newLab(t, labOptions{})
 	ctx := ctxT(t)
@@ -474,6 +475,10 @@ func TestSpoofedMediaDropped(t *testing.T) {
 	replayed, _ := callee.Packet(5000)
 	callee.SendRaw(replayed)
 	callee.SendRaw(replayed)
+	// Neither forged nor replayed: a STUN binding request and a clear RTP
+	// packet too short to be SRTP, counted apart.
+	callee.SendRaw([]byte{0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
+	callee.SendRaw([]byte{0x80, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0xd5, 0xd5})
 
 	time.Sleep(200 * time.Millisecond)
 	before := caller.Stats().Intact
@@ -486,14 +491,25 @@ func TestSpoofedMediaDropped(t *testing.T) {
 	if st := caller.Stats(); st.Damaged != 0 || st.Intact != before+10 {
 		t.Errorf("caller received forged or replayed audio: %+v", st)
 	}
+	live := l.srv.Stats()
+	if live.CallsActive != 1 || live.AuthFailures != 3 || live.Replays != 2 || live.WrongSource != 5 || live.PacketsRelayed == 0 ||
+		live.STUN != 1 || live.Unprotected != 1 {
+		t.Errorf("while the call runs, Stats %+v; want 3 auth failures, 2 replays, 5 wrong source, 1 STUN, 1 unprotected", live)
+	}
 	caller.Hangup(ctx)
 	c := l.sink.waitCalls(t, 1)[0]
 	a, b := leg(c, compliance.RoleA), leg(c, compliance.RoleB)
 	if a.Media.WrongSource != 5 {
 		t.Errorf("leg a wrong_source = %d, want 5", a.Media.WrongSource)
 	}
-	if b.Media.AuthFailures != 3 || b.Media.Replays != 2 {
-		t.Errorf("leg b auth_failures=%d replays=%d, want 3 and 2", b.Media.AuthFailures, b.Media.Replays)
+	if b.Media.AuthFailures != 3 || b.Media.Replays != 2 || b.Media.STUNPackets != 1 || b.Media.Unprotected != 1 || b.Media.Malformed != 0 {
+		t.Errorf("leg b %+v, want 3 auth failures, 2 replays, 1 STUN, 1 unprotected, 0 malformed", b.Media)
+	}
+	// Ended: counted once, never less than while it ran.
+	ended := l.srv.Stats()
+	if ended.CallsActive != 0 || ended.AuthFailures != 3 || ended.Replays != 2 || ended.WrongSource != 5 ||
+		ended.PacketsRelayed < live.PacketsRelayed || ended.PacketsRelayed != a.Media.PacketsIn+b.Media.PacketsIn {
+		t.Errorf("after the call, Stats %+v (while it ran %+v; record: %d + %d packets in)", ended, live, a.Media.PacketsIn, b.Media.PacketsIn)
 	}
 }
 

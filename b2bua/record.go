@@ -164,6 +164,7 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 		m.PacketsIn, m.PacketsOut, m.BytesIn, m.BytesOut = k.PacketsIn, k.PacketsOut, k.BytesIn, k.BytesOut
 		m.AuthFailures, m.Replays, m.WrongSource, m.Malformed = k.AuthFailures, k.Replays, k.WrongSource, k.Malformed
 		m.DroppedBeforeAnswer = k.BeforeAnswer
+		m.Unprotected, m.STUNPackets, m.DTLSPackets = k.Unprotected, k.STUN, k.DTLS
 		out.Media = m
 		o.SRTP = m.SRTPSuite != "" && !unkeyed
 		o.Suite = policy.Suite(m.SRTPSuite)
@@ -171,7 +172,7 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 		if unkeyed {
 			o.MediaFlowed = false // nothing can flow on a leg without keys
 		}
-		o.AuthFailures, o.Replays = k.AuthFailures, k.Replays
+		o.AuthFailures, o.Replays, o.Unprotected = k.AuthFailures, k.Replays, k.Unprotected
 	}
 	out.Controls = policy.LegFindings(l.pol, o)
 	return out

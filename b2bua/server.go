@@ -43,6 +43,9 @@ type Server struct {
 	// routeCalls counts the calls up on each route that has a limit.
 	routeCalls map[string]int
 	calls      map[string]*Call // call id → call
+	// endedMedia sums the relay counters of the calls no longer in calls
+	// (Stats adds the live ones).
+	endedMedia media.Counters
 
 	// evMu orders connection events against the final drain at shutdown:
 	// an event being recorded holds it shared, Shutdown exclusively, so an
@@ -756,21 +759,26 @@ type Stats struct {
 	RecordBacklog   int
 	MediaPortsInUse int
 	MediaPorts      int
-	// Media totals over ended calls.
+	// Media totals over every call since the start, live calls included
+	// (each counter only grows): packets accepted from peers, and packets
+	// dropped by reason (see media.Counters).
 	PacketsRelayed uint64
 	AuthFailures   uint64
 	Replays        uint64
 	WrongSource    uint64
+	Malformed      uint64
+	Unprotected    uint64
+	STUN           uint64
+	DTLS           uint64
 }
 
 type stats struct {
-	tlsHandshakes, tlsRefused      atomic.Uint64
-	records, recordFailures        atomic.Uint64
-	packets, authFailures, replays atomic.Uint64
-	wrongSource, connRefused       atomic.Uint64
-	parseErrors                    atomic.Uint64
-	mu                             sync.Mutex
-	calls                          map[string]uint64
+	tlsHandshakes, tlsRefused atomic.Uint64
+	records, recordFailures   atomic.Uint64
+	connRefused               atomic.Uint64
+	parseErrors               atomic.Uint64
+	mu                        sync.Mutex
+	calls                     map[string]uint64
 }
 
 func (st *stats) call(disposition string) {
@@ -784,8 +792,17 @@ func (st *stats) call(disposition string) {
 
 // Stats returns the current counters.
 func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	m := s.endedMedia
+	for _, c := range s.calls {
+		if r := c.meter.Load(); r != nil {
+			m = m.Add(r.Counters(media.SideA)).Add(r.Counters(media.SideB))
+		}
+	}
+	active := len(s.calls)
+	s.mu.Unlock()
 	st := Stats{
-		CallsActive:     s.activeCalls(),
+		CallsActive:     active,
 		Calls:           map[string]uint64{},
 		TLSHandshakes:   s.stats.tlsHandshakes.Load(),
 		TLSRefused:      s.stats.tlsRefused.Load(),
@@ -796,10 +813,14 @@ func (s *Server) Stats() Stats {
 		RecordBacklog:   s.rec.backlog(),
 		MediaPortsInUse: s.pool.InUse() * 2,
 		MediaPorts:      s.pool.Pairs() * 2,
-		PacketsRelayed:  s.stats.packets.Load(),
-		AuthFailures:    s.stats.authFailures.Load(),
-		Replays:         s.stats.replays.Load(),
-		WrongSource:     s.stats.wrongSource.Load(),
+		PacketsRelayed:  m.PacketsIn,
+		AuthFailures:    m.AuthFailures,
+		Replays:         m.Replays,
+		WrongSource:     m.WrongSource,
+		Malformed:       m.Malformed,
+		Unprotected:     m.Unprotected,
+		STUN:            m.STUN,
+		DTLS:            m.DTLS,
 	}
 	s.stats.mu.Lock()
 	for k, v := range s.stats.calls {

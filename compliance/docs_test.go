@@ -68,7 +68,7 @@ func exampleCall() *Record {
 					{Control: policy.ControlAuthentication, Status: policy.StatusSatisfied, Detail: `peer certificate "CN=trunk.carrier.example,O=Carrier Example Inc" verified`},
 					{Control: policy.ControlTransmission, Status: policy.StatusSatisfied, Detail: "SIP over TLS1.3 TLS_AES_128_GCM_SHA256, media SRTP AEAD_AES_256_GCM (sdes)"},
 					{Control: policy.ControlEncryption, Status: policy.StatusSatisfied, Detail: "SIP over TLS1.3 TLS_AES_128_GCM_SHA256, media SRTP AEAD_AES_256_GCM (sdes)"},
-					{Control: policy.ControlTransitIntegrity, Status: policy.StatusSatisfied, Detail: "every packet authenticated with AEAD_AES_256_GCM; 2 forged and 0 replayed packets dropped"},
+					{Control: policy.ControlTransitIntegrity, Status: policy.StatusSatisfied, Detail: "every packet authenticated with AEAD_AES_256_GCM; dropped: 2 failing authentication, 0 replayed, 0 unprotected"},
 				}},
 		},
 		Decisions: []policy.Decision{

@@ -182,6 +182,13 @@ type LegMedia struct {
 	// DroppedBeforeAnswer counts packets from the peer dropped because media
 	// was not negotiated yet (sent before parapet had the answer's keys).
 	DroppedBeforeAnswer uint64 `json:"dropped_before_answer"`
+	// Unprotected counts clear RTP/RTCP dropped on an SRTP leg, STUNPackets
+	// STUN messages (dropped: no ICE), DTLSPackets DTLS records (a DTLS-SRTP
+	// leg's key agreement; dropped elsewhere). Not forgeries: see
+	// docs/records.md.
+	Unprotected uint64 `json:"unprotected"`
+	STUNPackets uint64 `json:"stun_packets"`
+	DTLSPackets uint64 `json:"dtls_packets"`
 }
 
 // Connection events.

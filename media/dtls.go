@@ -228,13 +228,13 @@ func (st *RelayStream) newAssoc(e *endpoint, rtcpPort bool, to netip.AddrPort, p
 	return a
 }
 
-// deliver hands the association a DTLS packet from src. It copies the
-// packet (handshakes are rare; media never comes this way).
-func (a *dtlsAssoc) deliver(pkt []byte, src netip.AddrPort) {
+// deliver hands the association a DTLS packet from src; false (the packet
+// dropped) when the association has latched onto another source. It copies
+// the packet (handshakes are rare; media never comes this way).
+func (a *dtlsAssoc) deliver(pkt []byte, src netip.AddrPort) bool {
 	if a.latched.Load() {
 		if d := a.dest.Load(); d == nil || *d != src {
-			a.st.r.counters[a.e.side].wrongSource.Add(1)
-			return
+			return false
 		}
 	} else if a.latched.CompareAndSwap(false, true) {
 		s := src
@@ -245,6 +245,7 @@ func (a *dtlsAssoc) deliver(pkt []byte, src netip.AddrPort) {
 	case <-a.closed:
 	default: // the association is not keeping up: a retransmission will come
 	}
+	return true
 }
 
 func (a *dtlsAssoc) ReadFrom(p []byte) (int, net.Addr, error) {
@@ -557,34 +558,46 @@ type earlyRecord struct {
 	rtcp bool
 }
 
-// dtlsPacket routes a DTLS record from side e's peer to its association.
+// dtlsPacket routes a DTLS record from side e's peer to its association,
+// and counts it in the side's DTLS counter whatever becomes of it (except
+// one from a source other than the association's peer: wrong_source).
 // A peer that answers parapet's offer as the DTLS client sends its
 // ClientHello as soon as it has sent its answer, often before parapet has
 // read that answer: the first few such records are kept and handed to the
-// association when it starts, instead of waiting for a retransmission.
+// association when it starts, instead of waiting for a retransmission. A
+// side keyed otherwise (SDES, plain RTP), or a port without an association
+// (the RTCP port under rtcp-mux), drops them unread.
 func (st *RelayStream) dtlsPacket(e *endpoint, pkt []byte, src netip.AddrPort, rtcpSocket bool) {
-	as := e.assocs.Load()
-	var a *dtlsAssoc
-	if as != nil {
-		a = as[assocIndex(rtcpSocket)]
-	}
-	if a != nil {
-		a.deliver(pkt, src)
+	c := &st.r.counters[e.side]
+	if !st.routeDTLS(e, pkt, src, rtcpSocket) {
+		c.wrongSource.Add(1)
 		return
+	}
+	c.dtls.Add(1)
+}
+
+// routeDTLS delivers, keeps or drops a DTLS record; false when the side's
+// association has latched onto another source.
+func (st *RelayStream) routeDTLS(e *endpoint, pkt []byte, src netip.AddrPort, rtcpSocket bool) bool {
+	if as := e.assocs.Load(); as != nil {
+		if a := as[assocIndex(rtcpSocket)]; a != nil {
+			return a.deliver(pkt, src)
+		}
+		return true // no association on this port (rtcp-mux): dropped
 	}
 	e.earlyMu.Lock()
 	defer e.earlyMu.Unlock()
-	if as = e.assocs.Load(); as != nil { // started meanwhile
-		if a = as[assocIndex(rtcpSocket)]; a != nil {
-			a.deliver(pkt, src)
-			return
+	if as := e.assocs.Load(); as != nil { // started meanwhile
+		if a := as[assocIndex(rtcpSocket)]; a != nil {
+			return a.deliver(pkt, src)
 		}
-	} else if len(e.early) < maxEarlyDTLS {
-		e.early = append(e.early, earlyRecord{pkt: bytes.Clone(pkt), src: src, rtcp: rtcpSocket})
-		st.r.counters[e.side].beforeAnswer.Add(1)
-		return
+		return true
 	}
-	st.r.counters[e.side].malformed.Add(1)
+	if pc := e.cfg.Load(); (pc == nil || pc.dtls != nil) && len(e.early) < maxEarlyDTLS {
+		// Not negotiated yet, or DTLS-SRTP whose association is starting.
+		e.early = append(e.early, earlyRecord{pkt: bytes.Clone(pkt), src: src, rtcp: rtcpSocket})
+	}
+	return true
 }
 
 // Keying reports side s's DTLS-SRTP key agreement on this stream; ok is

@@ -41,20 +41,46 @@ func (s Side) String() string {
 
 // Counters are one side's packet counters. "In" is what the side's peer sent
 // to parapet, "out" what parapet sent to that peer. Only packets that passed
-// validation (and, on SRTP sides, authentication) count as in.
+// validation (and, on SRTP sides, authentication) count as in. A packet
+// dropped for what it is counts in exactly one of the other counters; a
+// valid one that could not be sent on counts in and in BeforeAnswer (the
+// other side not negotiated yet) or Replays (a plain packet's repeated
+// sequence number toward an SRTP side).
 type Counters struct {
-	PacketsIn    uint64
-	PacketsOut   uint64
-	BytesIn      uint64
-	BytesOut     uint64
-	AuthFailures uint64 // SRTP/SRTCP packets whose authentication tag did not verify
+	PacketsIn  uint64
+	PacketsOut uint64
+	BytesIn    uint64
+	BytesOut   uint64
+	// AuthFailures counts SRTP/SRTCP packets whose authentication tag did
+	// not verify: the only counter that can mean forged media (or a peer
+	// encrypting with a key other than the one it announced).
+	AuthFailures uint64
 	Replays      uint64 // SRTP/SRTCP packets refused by the replay window
 	WrongSource  uint64 // packets from an address other than the latched peer
-	Malformed    uint64 // not RTP/RTCP, truncated, or otherwise unusable
+	// Malformed counts what is not usable: not RTP/RTCP (RFC 7983's first
+	// byte says neither media, STUN nor DTLS; ZRTP and TURN channel data
+	// included, as parapet speaks neither), truncated, bad padding or RTCP
+	// lengths, RTCP on a port that does not carry it (the RTCP port of a
+	// side with rtcp-mux), RTP on the RTCP port.
+	Malformed uint64
 	// BeforeAnswer counts packets from this side's peer dropped because a
 	// side's media was not negotiated yet: peers often start sending the
 	// moment they answer, before parapet has the keys.
 	BeforeAnswer uint64
+	// Unprotected counts plain RTP/RTCP on a side that runs SRTP: an RTCP
+	// compound packet whose length fields walk exactly to its end (SRTCP
+	// has its index word and tag after the last part), or an RTP packet
+	// too short to carry the SRTP tag. Dropped, never relayed. Plain RTP
+	// long enough for a tag cannot be told from forged SRTP and is counted
+	// in AuthFailures.
+	Unprotected uint64
+	// STUN counts STUN messages (first byte 0-3 and RFC 5389's magic
+	// cookie, RFC 7983): dropped unanswered, as parapet does no ICE.
+	STUN uint64
+	// DTLS counts DTLS records (first byte 20-63, RFC 7983) from the peer:
+	// on a DTLS-SRTP side its key agreement, handed to the side's
+	// association; on any other side dropped unread. Never media.
+	DTLS uint64
 }
 
 // counters are written by two goroutines: the side's own readers (in,
@@ -63,7 +89,7 @@ type Counters struct {
 type counters struct {
 	packetsIn, bytesIn                            atomic.Uint64
 	authFailures, replays, wrongSource, malformed atomic.Uint64
-	beforeAnswer                                  atomic.Uint64
+	beforeAnswer, unprotected, stun, dtls         atomic.Uint64
 	_                                             [64]byte
 	packetsOut, bytesOut                          atomic.Uint64
 	_                                             [64]byte
@@ -75,7 +101,20 @@ func (c *counters) snapshot() Counters {
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 		AuthFailures: c.authFailures.Load(), Replays: c.replays.Load(),
 		WrongSource: c.wrongSource.Load(), Malformed: c.malformed.Load(),
-		BeforeAnswer: c.beforeAnswer.Load(),
+		BeforeAnswer: c.beforeAnswer.Load(), Unprotected: c.unprotected.Load(),
+		STUN: c.stun.Load(), DTLS: c.dtls.Load(),
+	}
+}
+
+// Add sums two sets of counters.
+func (c Counters) Add(o Counters) Counters {
+	return Counters{
+		PacketsIn: c.PacketsIn + o.PacketsIn, PacketsOut: c.PacketsOut + o.PacketsOut,
+		BytesIn: c.BytesIn + o.BytesIn, BytesOut: c.BytesOut + o.BytesOut,
+		AuthFailures: c.AuthFailures + o.AuthFailures, Replays: c.Replays + o.Replays,
+		WrongSource: c.WrongSource + o.WrongSource, Malformed: c.Malformed + o.Malformed,
+		BeforeAnswer: c.BeforeAnswer + o.BeforeAnswer, Unprotected: c.Unprotected + o.Unprotected,
+		STUN: c.STUN + o.STUN, DTLS: c.DTLS + o.DTLS,
 	}
 }
 
@@ -177,6 +216,11 @@ type endpoint struct {
 	// early holds DTLS records that came before any association.
 	earlyMu sync.Mutex
 	early   []earlyRecord
+
+	// rtcpMu is held while a packet from this side's peer uses RTCP
+	// crypto: this side's decRTCP and the other side's encRTCP. See "One
+	// owner per crypto context" at handleRTCP.
+	rtcpMu sync.Mutex
 }
 
 // PeerConfig is what parapet knows of one side's peer for one stream.
@@ -221,10 +265,12 @@ type peerConfig struct {
 // decryptor is a decrypt context with replay protection, used by exactly one
 // goroutine at a time. replayed is set by its replay detector when the last
 // packet was refused as a replay, so the caller can count it apart from a
-// forgery.
+// forgery. rtpOverhead is what SRTP adds after the RTP header (the tags):
+// an RTP packet shorter than its header plus that cannot be SRTP.
 type decryptor struct {
-	ctx      *srtp.Context
-	replayed bool
+	ctx         *srtp.Context
+	replayed    bool
+	rtpOverhead int
 }
 
 // countingDetector wraps pion's sliding window and flags refusals.
@@ -267,7 +313,15 @@ func newDecryptor(c *Crypto) (*decryptor, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &decryptor{}
+	tag, err := profile.AuthTagRTPLen()
+	if err != nil {
+		return nil, err
+	}
+	aead, err := profile.AEADAuthTagLen()
+	if err != nil {
+		return nil, err
+	}
+	d := &decryptor{rtpOverhead: tag + aead}
 	d.ctx, err = srtp.CreateContext(key, salt, profile,
 		srtp.SRTPReplayDetectorFactory(func() replaydetector.ReplayDetector { return newDetector(d, maxSRTPIndex) }),
 		srtp.SRTCPReplayDetectorFactory(func() replaydetector.ReplayDetector { return newDetector(d, maxSRTCPIndex) }),
@@ -397,8 +451,9 @@ func (st *RelayStream) sdesKeys(e *endpoint, old, n *peerConfig, pc PeerConfig) 
 }
 
 // contextPair returns the RTP and RTCP contexts for a key: the running pair
-// when the key did not change, a new pair (one per goroutine that uses it)
-// otherwise.
+// when the key did not change, a new pair otherwise. RTP and RTCP have
+// contexts of their own because they have owners of their own (see
+// handleRTCP).
 func contextPair[T comparable](oldKey, newKey []byte, oldRTP, oldRTCP T, newCtx func() (T, error)) (T, T, error) {
 	var zero T
 	if oldRTP != zero && bytes.Equal(oldKey, newKey) {
@@ -551,15 +606,6 @@ func newScratch() *scratch {
 	return &scratch{plain: make([]byte, bufSize), enc: make([]byte, bufSize)}
 }
 
-// wellFormed reports whether pkt parses as an RTP (or RTCP) header.
-func wellFormed(pkt []byte, control bool, sc *scratch) bool {
-	if control {
-		return sc.ch.Unmarshal(pkt) == nil
-	}
-	_, err := sc.rh.Unmarshal(pkt)
-	return err == nil
-}
-
 // serve reads one socket: packets from side e's peer, bound for the other
 // side. A panic while handling a packet (a bug, never expected) drops that
 // packet, is counted and logged, and the reader goes on.
@@ -612,17 +658,31 @@ func (st *RelayStream) pump(e *endpoint, conn *net.UDPConn, rtcpSocket bool, buf
 // peer, and re-encrypts it for the other side. It returns the packet to
 // send, where, and from which socket; a nil packet means drop (counted).
 // It allocates nothing in the steady state.
+//
+// What a packet is follows from its first byte (RFC 7983), the socket it
+// came in on and the side's rtcp-mux, never from the packet alone:
+//
+//   - 128-191 is RTP or RTCP; 0-3 STUN and 20-63 DTLS (see notMedia);
+//     anything else (ZRTP 16-19, TURN channels 64-79, ...) is malformed.
+//   - A side without rtcp-mux: its RTP port carries only RTP (marker-bit
+//     RTP with payload type 64-95 stays RTP), its RTCP port only RTCP.
+//   - A side with rtcp-mux: its RTP port carries both, told apart by RFC
+//     5761 section 4 (second byte 192-223: RTCP). Its RTCP port carries
+//     no media: what comes there is dropped as malformed (a peer that has
+//     not yet applied a re-INVITE's rtcp-mux loses an RTCP report or two,
+//     which RTCP's own timing tolerates).
+//
+// RTP goes through handleRTP, lock-free; RTCP through handleRTCP, which
+// documents who owns the RTCP contexts.
 func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpSocket bool, sc *scratch) ([]byte, netip.AddrPort, *net.UDPConn) {
-	r := st.r
-	out := st.sides[e.side.Other()]
-	cin, cout := &r.counters[e.side], &r.counters[e.side.Other()]
-	n := len(pkt)
-	if isDTLS(pkt) {
-		st.dtlsPacket(e, pkt, src, rtcpSocket)
+	cin := &st.r.counters[e.side]
+	if len(pkt) == 0 || pkt[0]>>6 != 2 {
+		st.notMedia(e, pkt, src, rtcpSocket)
 		return nil, netip.AddrPort{}, nil
 	}
-	// RTP and RTCP both start with version 2 (RFC 3550 sections 5.1, 6.4).
-	if n < 8 || pkt[0]>>6 != 2 {
+	// RTP and RTCP both start with version 2 (RFC 3550 sections 5.1, 6.4)
+	// and at least 8 bytes.
+	if len(pkt) < 8 {
 		cin.malformed.Add(1)
 		return nil, netip.AddrPort{}, nil
 	}
@@ -631,74 +691,133 @@ func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpS
 		cin.beforeAnswer.Add(1)
 		return nil, netip.AddrPort{}, nil
 	}
-	control := rtcpSocket || isRTCP(pkt)
-	if control && pc.waitRTCP || !control && pc.waitRTP {
-		cin.beforeAnswer.Add(1) // DTLS-SRTP keys not agreed yet
+	switch {
+	case !rtcpSocket && !(pc.mux && isRTCP(pkt)):
+		return st.handleRTP(e, pc, pkt, src, sc)
+	case rtcpSocket && (pc.mux || !isRTCP(pkt)):
+		cin.malformed.Add(1) // no RTCP is agreed on this port, or RTP on the RTCP port
 		return nil, netip.AddrPort{}, nil
 	}
-	latch := &e.latchRTP
-	if control && !pc.mux {
-		latch = &e.latchRTCP
-	}
-	if l := latch.Load(); l != nil && *l != src {
-		cin.wrongSource.Add(1)
-		return nil, netip.AddrPort{}, nil
-	}
-	plainIn := control && pc.decRTCP == nil || !control && pc.decRTP == nil
-	if plainIn && latch.Load() == nil && len(pc.sources) > 0 && !slices.Contains(pc.sources, src.Addr().Unmap()) {
-		// Unauthenticated media latches only from the peer's own addresses.
-		cin.wrongSource.Add(1)
-		return nil, netip.AddrPort{}, nil
-	}
+	return st.handleRTCP(e, pc, pkt, src, sc)
+}
 
-	var plain []byte
-	var err error
-	if control {
-		if pc.decRTCP != nil {
-			pc.decRTCP.replayed = false
-			plain, err = pc.decRTCP.ctx.DecryptRTCP(sc.plain, pkt, &sc.ch)
-		} else if err = sc.ch.Unmarshal(pkt); err == nil {
-			if !rtcpLengthsOK(pkt) {
-				cin.malformed.Add(1)
-				return nil, netip.AddrPort{}, nil
-			}
-			plain = pkt
-		}
-	} else {
-		if n < 12 {
-			cin.malformed.Add(1)
-			return nil, netip.AddrPort{}, nil
-		}
-		if pc.decRTP != nil {
-			pc.decRTP.replayed = false
-			plain, err = pc.decRTP.ctx.DecryptRTP(sc.plain, pkt, &sc.rh)
-		} else if _, err = sc.rh.Unmarshal(pkt); err == nil {
-			plain = pkt
-		}
-	}
-	if err != nil {
-		switch {
-		case errors.Is(err, srtp.ErrFailedToVerifyAuthTag):
-			cin.authFailures.Add(1)
-		case control && pc.decRTCP != nil && pc.decRTCP.replayed,
-			!control && pc.decRTP != nil && pc.decRTP.replayed:
-			cin.replays.Add(1)
-		case wellFormed(pkt, control, sc) && (control && pc.decRTCP != nil || !control && pc.decRTP != nil):
-			// A valid RTP/RTCP packet that is not valid SRTP/SRTCP (too
-			// short for its tag, plain RTCP on an SRTP leg): unauthenticated.
-			cin.authFailures.Add(1)
-		default:
-			cin.malformed.Add(1)
-		}
-		return nil, netip.AddrPort{}, nil
-	}
-	if !control && !rtpPaddingOK(plain, &sc.rh) {
+// notMedia handles what RFC 7983 says is not RTP/RTCP: STUN (first byte
+// 0-3) is counted and dropped, as parapet does no ICE and answers no
+// binding request; DTLS (20-63) goes to the side's association; the rest
+// is malformed.
+func (st *RelayStream) notMedia(e *endpoint, pkt []byte, src netip.AddrPort, rtcpSocket bool) {
+	cin := &st.r.counters[e.side]
+	switch {
+	case isDTLS(pkt):
+		st.dtlsPacket(e, pkt, src, rtcpSocket)
+	case isSTUN(pkt):
+		cin.stun.Add(1)
+	default:
 		cin.malformed.Add(1)
-		return nil, netip.AddrPort{}, nil
 	}
+}
+
+// stunMagicCookie is the fixed value at bytes 4-7 of every STUN message
+// (RFC 5389 section 6).
+const stunMagicCookie = 0x2112A442
+
+// isSTUN tells a STUN message: first byte 0-3 (RFC 7983), the magic cookie,
+// and a length field (a multiple of 4) that covers the rest exactly.
+func isSTUN(pkt []byte) bool {
+	if len(pkt) < 20 || pkt[0] > 3 || binary.BigEndian.Uint32(pkt[4:8]) != stunMagicCookie {
+		return false
+	}
+	l := int(binary.BigEndian.Uint16(pkt[2:4]))
+	return l%4 == 0 && 20+l == len(pkt)
+}
+
+// admitSource applies the latch: once a side latched, only its peer's
+// address; before, plain media only from the peer's own addresses (an
+// SRTP side latches on its first authenticated packet instead).
+func admitSource(latch *atomic.Pointer[netip.AddrPort], pc *peerConfig, plainIn bool, src netip.AddrPort) bool {
+	l := latch.Load()
+	if l != nil {
+		return *l == src
+	}
+	// Unauthenticated media latches only from the peer's own addresses.
+	return !plainIn || len(pc.sources) == 0 || slices.Contains(pc.sources, src.Addr().Unmap())
+}
+
+// accepted counts a valid packet from side e's peer (n bytes) and latches
+// the side onto its source.
+func (st *RelayStream) accepted(latch *atomic.Pointer[netip.AddrPort], cin *counters, src netip.AddrPort, n int) {
 	if latch.Load() == nil {
 		a := src
 		latch.Store(&a)
+	}
+	cin.packetsIn.Add(1)
+	cin.bytesIn.Add(uint64(n))
+	if !st.r.active.Load() {
+		st.r.active.Store(true)
+	}
+}
+
+// handleRTP handles an RTP packet from side e's peer. The side's decRTP and
+// the other side's encRTP are used by the reader of e's RTP socket only:
+// RTP is never read anywhere else, whatever the configuration, so this
+// path takes no lock.
+func (st *RelayStream) handleRTP(e *endpoint, pc *peerConfig, pkt []byte, src netip.AddrPort, sc *scratch) ([]byte, netip.AddrPort, *net.UDPConn) {
+	r := st.r
+	out := st.sides[e.side.Other()]
+	cin, cout := &r.counters[e.side], &r.counters[e.side.Other()]
+	n := len(pkt)
+	if pc.waitRTP {
+		cin.beforeAnswer.Add(1) // DTLS-SRTP keys not agreed yet
+		return nil, netip.AddrPort{}, nil
+	}
+	if n < 12 {
+		cin.malformed.Add(1)
+		return nil, netip.AddrPort{}, nil
+	}
+	d := pc.decRTP
+	plainIn := d == nil
+	// admitSource, written out: this is the per-packet path.
+	latched := e.latchRTP.Load()
+	if latched != nil && *latched != src ||
+		latched == nil && plainIn && len(pc.sources) > 0 && !slices.Contains(pc.sources, src.Addr().Unmap()) {
+		cin.wrongSource.Add(1)
+		return nil, netip.AddrPort{}, nil
+	}
+	var plain []byte
+	var err error
+	if d != nil {
+		d.replayed = false
+		plain, err = d.ctx.DecryptRTP(sc.plain, pkt, &sc.rh)
+	} else if _, err = sc.rh.Unmarshal(pkt); err == nil {
+		plain = pkt
+	}
+	if err != nil {
+		switch {
+		case d == nil:
+			cin.malformed.Add(1)
+		case errors.Is(err, srtp.ErrFailedToVerifyAuthTag):
+			cin.authFailures.Add(1)
+		case d.replayed:
+			cin.replays.Add(1)
+		default:
+			// A valid RTP header with no room for the tag after it
+			// cannot be SRTP: plain RTP on an SRTP side.
+			if hl, herr := sc.rh.Unmarshal(pkt); herr == nil && n < hl+d.rtpOverhead {
+				cin.unprotected.Add(1)
+			} else {
+				cin.malformed.Add(1)
+			}
+		}
+		return nil, netip.AddrPort{}, nil
+	}
+	if sc.rh.Padding && !rtpPaddingOK(plain, &sc.rh) {
+		cin.malformed.Add(1)
+		return nil, netip.AddrPort{}, nil
+	}
+	// accepted, written out.
+	if latched == nil {
+		a := src
+		e.latchRTP.Store(&a)
 	}
 	cin.packetsIn.Add(1)
 	cin.bytesIn.Add(uint64(n))
@@ -707,31 +826,19 @@ func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpS
 	}
 
 	opc := out.cfg.Load()
-	if opc == nil || control && opc.waitRTCP || !control && opc.waitRTP {
+	if opc == nil || opc.waitRTP {
 		cin.beforeAnswer.Add(1) // the other side is not negotiated (or keyed) yet
 		return nil, netip.AddrPort{}, nil
 	}
-	var dst netip.AddrPort
-	wconn := out.rtp
-	if control && !opc.mux {
-		wconn = out.rtcp
-		if l := out.latchRTCP.Load(); l != nil {
-			dst = *l
-		} else {
-			dst = opc.rtcp
-		}
-	} else if l := out.latchRTP.Load(); l != nil {
+	dst := opc.rtp
+	if l := out.latchRTP.Load(); l != nil {
 		dst = *l
-	} else {
-		dst = opc.rtp
 	}
 	if !dst.IsValid() || dst.Port() == 0 || dst.Addr().IsUnspecified() {
 		return nil, netip.AddrPort{}, nil // on hold (c=0.0.0.0) or no address yet
 	}
 	o := plain
-	if control && opc.encRTCP != nil {
-		o, err = opc.encRTCP.EncryptRTCP(sc.enc[:0], plain, &sc.ch)
-	} else if !control && opc.encRTP != nil {
+	if opc.encRTP != nil {
 		if plainIn && !sc.seq.admit(plain, &sc.rh) {
 			// A plain packet whose sequence number was already encrypted
 			// under this SSRC: encrypting it again would reuse the key
@@ -739,11 +846,108 @@ func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpS
 			cin.replays.Add(1)
 			return nil, netip.AddrPort{}, nil
 		}
-		o, err = opc.encRTP.EncryptRTP(sc.enc[:0], plain, &sc.rh)
+		if o, err = opc.encRTP.EncryptRTP(sc.enc[:0], plain, &sc.rh); err != nil {
+			cout.malformed.Add(1)
+			return nil, netip.AddrPort{}, nil
+		}
+	}
+	return o, dst, out.rtp
+}
+
+// handleRTCP handles an RTCP packet from side e's peer, on whichever socket
+// carries the side's RTCP.
+//
+// One owner per crypto context. A flow's RTP contexts (the sending side's
+// decRTP, the other side's encRTP) belong to the sending side's RTP socket
+// reader, always (handleRTP). A flow's RTCP contexts (the sending side's
+// decRTCP, the other side's encRTCP) belong to the reader of the socket that
+// carries the sending side's RTCP: its RTCP socket, or its RTP socket under
+// rtcp-mux. A re-INVITE can switch rtcp-mux while Configure keeps the
+// contexts whose key did not change — as it must: a second encrypt context
+// with the same key would repeat SRTCP indices (a two-time pad), a second
+// decrypt context would forget the replay window. Their owner then changes
+// from one reader to the other at a moment neither controls, while the old
+// one may be inside a packet. That hand-over needs a synchronisation point,
+// and e.rtcpMu is it: every use of a flow's RTCP contexts, and only here,
+// holds the sending side's rtcpMu. RTCP is a few packets a second per
+// stream, so the lock is uncontended (two readers only meet at a mux
+// change) and costs tens of nanoseconds, where an RTCP goroutine per side
+// fed by both readers would cost a goroutine, buffers, and a copy and a
+// wake-up per packet. The RTP path never takes it.
+func (st *RelayStream) handleRTCP(e *endpoint, pc *peerConfig, pkt []byte, src netip.AddrPort, sc *scratch) ([]byte, netip.AddrPort, *net.UDPConn) {
+	r := st.r
+	out := st.sides[e.side.Other()]
+	cin, cout := &r.counters[e.side], &r.counters[e.side.Other()]
+	n := len(pkt)
+	if pc.waitRTCP {
+		cin.beforeAnswer.Add(1) // DTLS-SRTP keys not agreed yet
+		return nil, netip.AddrPort{}, nil
+	}
+	latch := &e.latchRTCP
+	if pc.mux {
+		latch = &e.latchRTP
+	}
+	e.rtcpMu.Lock()
+	defer e.rtcpMu.Unlock()
+	d := pc.decRTCP
+	plainIn := d == nil
+	if !admitSource(latch, pc, plainIn, src) {
+		cin.wrongSource.Add(1)
+		return nil, netip.AddrPort{}, nil
+	}
+	var plain []byte
+	var err error
+	if d != nil {
+		d.replayed = false
+		plain, err = d.ctx.DecryptRTCP(sc.plain, pkt, &sc.ch)
+	} else if err = sc.ch.Unmarshal(pkt); err == nil {
+		if !rtcpLengthsOK(pkt) {
+			cin.malformed.Add(1)
+			return nil, netip.AddrPort{}, nil
+		}
+		plain = pkt
 	}
 	if err != nil {
-		cout.malformed.Add(1)
+		switch {
+		case d == nil:
+			cin.malformed.Add(1)
+		case rtcpLengthsOK(pkt):
+			// A plain compound packet: its length fields walk exactly to
+			// its end, where SRTCP has its index word and tag (whose
+			// index the replay check may have read first).
+			cin.unprotected.Add(1)
+		case errors.Is(err, srtp.ErrFailedToVerifyAuthTag):
+			cin.authFailures.Add(1)
+		case d.replayed:
+			cin.replays.Add(1)
+		default:
+			cin.malformed.Add(1)
+		}
 		return nil, netip.AddrPort{}, nil
+	}
+	st.accepted(latch, cin, src, n)
+
+	opc := out.cfg.Load()
+	if opc == nil || opc.waitRTCP {
+		cin.beforeAnswer.Add(1) // the other side is not negotiated (or keyed) yet
+		return nil, netip.AddrPort{}, nil
+	}
+	wconn, dst, l := out.rtp, opc.rtp, out.latchRTP.Load()
+	if !opc.mux {
+		wconn, dst, l = out.rtcp, opc.rtcp, out.latchRTCP.Load()
+	}
+	if l != nil {
+		dst = *l
+	}
+	if !dst.IsValid() || dst.Port() == 0 || dst.Addr().IsUnspecified() {
+		return nil, netip.AddrPort{}, nil // on hold (c=0.0.0.0) or no address yet
+	}
+	o := plain
+	if opc.encRTCP != nil {
+		if o, err = opc.encRTCP.EncryptRTCP(sc.enc[:0], plain, &sc.ch); err != nil {
+			cout.malformed.Add(1)
+			return nil, netip.AddrPort{}, nil
+		}
 	}
 	return o, dst, wconn
 }
@@ -763,7 +967,8 @@ func (st *RelayStream) Processor(from Side) *Processor {
 	return &Processor{st: st, e: st.sides[from], sc: newScratch()}
 }
 
-// Handle processes one RTP packet (or RTCP multiplexed with it) sent by src.
+// Handle processes one packet that src sent to the side's RTP port: RTP, or
+// RTCP multiplexed with it when the side has rtcp-mux.
 // It returns the packet parapet would send to the other side and where; a
 // nil packet means it was dropped (and counted). The returned slice is
 // reused by the next call.

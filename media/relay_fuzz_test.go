@@ -12,7 +12,10 @@ import (
 // on every kind of side (SRTP with each suite, plain), as RTP and as RTCP.
 // Nothing may panic, and whatever the relay sends on must be SRTP (SRTCP)
 // that side B's key authenticates and decrypts to what side A sent: the
-// packet itself from the plain side, its plaintext from an SRTP side.
+// packet itself from the plain side, its plaintext from an SRTP side. Every
+// datagram is counted on side A: a relayed one as in, a dropped one under
+// exactly one reason (after counting it in, when it was valid but could not
+// be sent on: a plain packet's repeated sequence number).
 func FuzzRelayPacket(f *testing.F) {
 	for _, v := range vectors {
 		f.Add(unhex(f, v.srtp), uint8(0), false)
@@ -23,6 +26,9 @@ func FuzzRelayPacket(f *testing.F) {
 	f.Add(unhex(f, "80cc0003 11223344 50494e47 504f4e47"), uint8(1), true)
 	f.Add(unhex(f, "81c8000b cafebabe abababab abababab abababab abababab abababab"), uint8(2), true)
 	f.Add([]byte{0x80, 0xc8, 0x00, 0x00}, uint8(3), true)
+	f.Add(unhex(f, "0001 0000 2112a442 000102030405060708090a0b"), uint8(0), false)
+	f.Add(unhex(f, "16fefd 0000 0000 0000 0000 0001 00"), uint8(2), true)
+	f.Add(unhex(f, "80c8000b cafebabe abababab"), uint8(1), false)
 	suites := []string{"AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32", "AEAD_AES_128_GCM", "AEAD_AES_256_GCM", ""}
 	type fixture struct {
 		st  *RelayStream
@@ -52,12 +58,22 @@ func FuzzRelayPacket(f *testing.F) {
 	f.Fuzz(func(t *testing.T, pkt []byte, which uint8, rtcp bool) {
 		fx := fixtures[int(which)%len(fixtures)]
 		in := bytes.Clone(pkt) // handle may decrypt in place
+		counts := func() (in, dropped uint64) {
+			k := fx.st.r.Counters(SideA)
+			return k.PacketsIn, k.AuthFailures + k.Replays + k.WrongSource + k.Malformed + k.BeforeAnswer +
+				k.Unprotected + k.STUN + k.DTLS
+		}
+		in0, drop0 := counts()
 		out, _, _ := fx.st.handle(fx.st.sides[SideA], pkt, peerA, rtcp, fx.sc)
+		in1, drop1 := counts()
+		if relayed := out != nil; in1-in0 > 1 || relayed && (in1 != in0+1 || drop1 != drop0) || !relayed && drop1 != drop0+1 {
+			t.Fatalf("relayed %v, counted %d in and %d dropped on side A (%x)", relayed, in1-in0, drop1-drop0, in)
+		}
 		if out == nil {
 			return
 		}
-		// RTCP on the RTP port (rtcp-mux) is relayed as SRTCP.
-		rtcp = rtcp || isRTCP(in)
+		// Side A has no rtcp-mux: its RTP port carries only RTP, its RTCP
+		// port only RTCP.
 		// What A sent, as plaintext. A fresh context knows no earlier
 		// packets (replays, rollover), so where it cannot tell, the
 		// comparison is left out; B's authentication is still checked.

@@ -179,13 +179,14 @@ func TestRelayRefusesReplayForgeryAndWrongSource(t *testing.T) {
 		t.Error("garbage was relayed")
 	}
 	// Plain RTCP on an SRTP leg (baresip sends one RTCP APP this way) is
-	// well-formed but unauthenticated.
+	// well-formed but unprotected: dropped, and not an authentication
+	// failure.
 	plainRTCP := unhex(t, "80cc0003 11223344 50494e47 504f4e47")
 	if out, _, _ := st.handle(a, plainRTCP, peerA, true, sc); out != nil {
 		t.Error("unprotected RTCP was relayed")
 	}
 	k := r.Counters(SideA)
-	if k.PacketsIn != 2 || k.Replays != 1 || k.AuthFailures != 2 || k.WrongSource != 1 || k.Malformed != 1 {
+	if k.PacketsIn != 2 || k.Replays != 1 || k.AuthFailures != 1 || k.WrongSource != 1 || k.Malformed != 1 || k.Unprotected != 1 {
 		t.Errorf("counters %+v", k)
 	}
 	if kb := r.Counters(SideB); kb.PacketsOut != 0 {

@@ -79,9 +79,11 @@ type LegOutcome struct {
 	SRTP        bool
 	Suite       Suite
 	KeyExchange KeyExchange
-	// AuthFailures and Replays are SRTP/SRTCP packets dropped on this leg.
+	// AuthFailures and Replays are SRTP/SRTCP packets dropped on this leg;
+	// Unprotected are clear RTP/RTCP packets dropped on it.
 	AuthFailures uint64
 	Replays      uint64
+	Unprotected  uint64
 	// SourceAdmitted is false when the request came from outside the zone's
 	// peers and the zone only observed.
 	SourceAdmitted bool
@@ -185,8 +187,9 @@ func LegFindings(z *Zone, o LegOutcome) []Finding {
 	// (e)(2)(i): every media packet authenticated, and were any refused?
 	if o.SRTP {
 		d := fmt.Sprintf("every packet authenticated with %s", o.Suite)
-		if o.AuthFailures > 0 || o.Replays > 0 {
-			d += fmt.Sprintf("; %d forged and %d replayed packets dropped", o.AuthFailures, o.Replays)
+		if o.AuthFailures > 0 || o.Replays > 0 || o.Unprotected > 0 {
+			d += fmt.Sprintf("; dropped: %d failing authentication, %d replayed, %d unprotected",
+				o.AuthFailures, o.Replays, o.Unprotected)
 		}
 		out = append(out, Finding{ControlTransitIntegrity, StatusSatisfied, d})
 	} else {

@@ -516,6 +516,12 @@ admin { listen = "127.0.0.1:%d" }
 	if want := fmt.Sprintf(`parapet_policy_info{policy_hash=%q} 1`, reloaded.PolicyHash); !strings.Contains(string(body), want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
+	for _, m := range []string{"parapet_srtp_auth_failures_total 0", "parapet_media_unprotected_total 0", "parapet_media_stun_total 0",
+		"parapet_media_dtls_total 0", "parapet_media_malformed_total 0"} {
+		if !strings.Contains(string(body), m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
 
 	// A listener change needs a restart: refused, the policy stays.
 	write("127.0.0.0/8", base+61)

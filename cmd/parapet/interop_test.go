@@ -1,9 +1,10 @@
 package main
 
-// Interop tests: real third-party SIP clients (baresip, SIPp) call through
-// parapet on loopback, and tshark checks each leg on the wire. They need
-// baresip, sipp, dumpcap and tshark (`make peers` installs them); a missing
-// tool fails the test. Only `go test -short` leaves them out, on purpose.
+// Interop tests: real third-party SIP clients (baresip, linphone, SIPp) call
+// through parapet on loopback, and tshark checks each leg on the wire. They
+// need baresip, linphonec, sipp, dumpcap and tshark (`make peers` installs
+// them); a missing tool fails the test. Only `go test -short` leaves them
+// out, on purpose.
 
 import (
 	"bufio"
@@ -37,7 +38,7 @@ func requirePeers(t *testing.T, tools ...string) {
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: run `make peers` (apt-get install baresip-core sip-tester tshark)", tool)
+			t.Fatalf("%s is not installed: run `make peers` (apt-get install baresip-core linphone-cli sip-tester tshark)", tool)
 		}
 	}
 }

@@ -17,6 +17,7 @@ type collector struct {
 	calls, active, tlsOK, tlsRefused, connRefused, records, recordFail, backlog *prometheus.Desc
 	ports, portsUsed, packets, authFail, replays, wrongSource, info             *prometheus.Desc
 	policyInfo, parseErrors                                                     *prometheus.Desc
+	malformed, unprotected, stun, dtls                                          *prometheus.Desc
 }
 
 func newCollector(srv *b2bua.Server) *collector {
@@ -36,10 +37,14 @@ func newCollector(srv *b2bua.Server) *collector {
 		backlog:     d("compliance_backlog", "Compliance records waiting to be written (non-zero: calls are refused)."),
 		ports:       d("media_ports", "Media ports in the pool."),
 		portsUsed:   d("media_ports_in_use", "Media ports held by calls."),
-		packets:     d("media_packets_total", "Media packets received and relayed, over ended calls."),
-		authFail:    d("srtp_auth_failures_total", "SRTP/SRTCP packets dropped for a bad authentication tag, over ended calls."),
-		replays:     d("srtp_replays_total", "SRTP/SRTCP packets dropped as replays, over ended calls."),
-		wrongSource: d("media_wrong_source_total", "Media packets dropped for coming from an unlatched source, over ended calls."),
+		packets:     d("media_packets_total", "Media packets accepted from peers (valid, and authenticated on SRTP legs), live calls included."),
+		authFail:    d("srtp_auth_failures_total", "SRTP/SRTCP packets dropped because their authentication tag did not verify (forged, altered, or a peer with the wrong key), live calls included."),
+		replays:     d("srtp_replays_total", "SRTP/SRTCP packets dropped as replays, and plain packets repeating a sequence number already encrypted toward an SRTP leg, live calls included."),
+		wrongSource: d("media_wrong_source_total", "Media packets dropped for coming from an address other than the leg's peer, live calls included."),
+		malformed:   d("media_malformed_total", "Packets on media ports dropped as unusable (not RTP/RTCP, STUN or DTLS by their first byte, truncated, bad lengths, on a port that carries no media), live calls included."),
+		unprotected: d("media_unprotected_total", "Clear RTP/RTCP packets dropped on SRTP legs (not forgeries: they claim no protection), live calls included."),
+		stun:        d("media_stun_total", "STUN messages received on media ports and dropped unanswered (parapet does no ICE), live calls included."),
+		dtls:        d("media_dtls_total", "DTLS records received on media ports: DTLS-SRTP key agreement, or dropped on legs keyed otherwise; live calls included."),
 		info:        d("build_info", "parapet build information.", "version"),
 		policyInfo:  d("policy_info", "The policy new calls are judged by (a SIGHUP reload can change it).", "policy_hash"),
 	}
@@ -47,7 +52,8 @@ func newCollector(srv *b2bua.Server) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.calls, c.active, c.tlsOK, c.tlsRefused, c.connRefused, c.parseErrors, c.records, c.recordFail, c.backlog,
-		c.ports, c.portsUsed, c.packets, c.authFail, c.replays, c.wrongSource, c.info, c.policyInfo} {
+		c.ports, c.portsUsed, c.packets, c.authFail, c.replays, c.wrongSource, c.malformed, c.unprotected, c.stun, c.dtls,
+		c.info, c.policyInfo} {
 		ch <- d
 	}
 }
@@ -77,6 +83,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.authFail, st.AuthFailures)
 	counter(c.replays, st.Replays)
 	counter(c.wrongSource, st.WrongSource)
+	counter(c.malformed, st.Malformed)
+	counter(c.unprotected, st.Unprotected)
+	counter(c.stun, st.STUN)
+	counter(c.dtls, st.DTLS)
 	gauge(c.info, 1, parapetVersion())
 	gauge(c.policyInfo, 1, c.srv.PolicyHash())
 }
