@@ -113,7 +113,7 @@ media {
 		}
 	}
 	want := []string{compliance.LogUncleanStop, compliance.DispositionUnobserved, compliance.DispositionUnobserved,
-		compliance.DispositionUnobserved, compliance.LogOpened, compliance.LogCheckpoint}
+		compliance.DispositionUnobserved, compliance.LogCheckpoint, compliance.LogOpened}
 	if len(kinds) < len(want) || strings.Join(kinds[:len(want)], " ") != strings.Join(want, " ") {
 		t.Fatalf("after the kill the log has %v, want it to start with %v", kinds, want)
 	}

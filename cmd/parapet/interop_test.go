@@ -116,6 +116,17 @@ func startParapetRoutes(t *testing.T, base int, routes string) *parapetUnderTest
 // startParapetMedia also sets the media blocks of the pbx and carrier zones.
 func startParapetMedia(t *testing.T, base int, pbxMedia, carrierMedia, routes string) *parapetUnderTest {
 	t.Helper()
+	return startParapetZones(t, base, fmt.Sprintf(`"udp://127.0.0.1:%d"`, base+60), pbxMedia, carrierMedia, routes)
+}
+
+// startParapetZones also sets the pbx zone's listeners (an HCL list's
+// elements).
+func startParapetZones(t *testing.T, base int, pbxListen, pbxMedia, carrierMedia, routes string) *parapetUnderTest {
+	t.Helper()
+	pbxTLS := ""
+	if strings.Contains(pbxListen, "tls://") {
+		pbxTLS = `tls { ca_file = "${state_dir}/certs/lab-ca.pem" }`
+	}
 	dir := t.TempDir()
 	pki, err := certs.EnsureLab(filepath.Join(dir, "state", "certs"))
 	if err != nil {
@@ -124,8 +135,9 @@ func startParapetMedia(t *testing.T, base int, pbxMedia, carrierMedia, routes st
 	conf := fmt.Sprintf(`
 state_dir = "state"
 zone "pbx" {
-  listen = ["udp://127.0.0.1:%d"]
+  listen = [%s]
   peers  = ["127.0.0.0/8"]
+  %s
   media {
     %s
   }
@@ -147,7 +159,7 @@ media {
   ports   = "%d-%d"
   timeout = "10s"
 }
-`, base+60, pbxMedia, base+61, carrierMedia, routes, base+70, base+99)
+`, pbxListen, pbxTLS, pbxMedia, base+61, carrierMedia, routes, base+70, base+99)
 	path := filepath.Join(dir, "parapet.hcl")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

@@ -36,6 +36,7 @@ type linphone struct {
 }
 
 type linphoneConf struct {
+	udpPort      int    // its UDP listener; 0: none
 	tlsPort      int    // its own TLS listener (it cannot be called over TLS, but needs the transport)
 	rtpLo, rtpHi int    // its RTP ports
 	caFile       string // the CA it verifies parapet's certificate with
@@ -58,7 +59,7 @@ func startLinphone(t *testing.T, c linphoneConf) *linphone {
 	// No sound card: ALSA's null device, and linphone's "files" card.
 	os.WriteFile(filepath.Join(home, ".asoundrc"), []byte("pcm.!default { type null }\n"), 0o600)
 	rc := fmt.Sprintf(`[sip]
-sip_port=0
+sip_port=%d
 sip_tcp_port=0
 sip_tls_port=%d
 bind_address=127.0.0.1
@@ -110,7 +111,7 @@ mime=GSM
 rate=8000
 channels=1
 enabled=0
-`, c.tlsPort, c.caFile, c.certFile, c.keyFile, c.menc, c.rtpLo, c.rtpHi)
+`, c.udpPort, c.tlsPort, c.caFile, c.certFile, c.keyFile, c.menc, c.rtpLo, c.rtpHi)
 	rcPath := filepath.Join(dir, "linphonerc")
 	if err := os.WriteFile(rcPath, []byte(rc), 0o600); err != nil {
 		t.Fatal(err)
