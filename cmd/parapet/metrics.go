@@ -8,52 +8,59 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/parapet-sbc/parapet/b2bua"
+	"github.com/parapet-sbc/parapet/compliance"
 )
 
 // collector exposes the server's counters to Prometheus, read at scrape time.
 type collector struct {
-	srv *b2bua.Server
+	srv     *b2bua.Server
+	journal *compliance.Journal // nil: no journal
 
 	calls, active, tlsOK, tlsRefused, connRefused, records, recordFail, backlog *prometheus.Desc
 	ports, portsUsed, packets, authFail, replays, wrongSource, info             *prometheus.Desc
 	policyInfo, parseErrors                                                     *prometheus.Desc
 	malformed, unprotected, stun, dtls                                          *prometheus.Desc
+	journalSyncs, journalFail, journalOK                                        *prometheus.Desc
 }
 
-func newCollector(srv *b2bua.Server) *collector {
+func newCollector(srv *b2bua.Server, journal *compliance.Journal) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("parapet_"+name, help, labels, nil)
 	}
 	return &collector{
-		srv:         srv,
-		calls:       d("calls_total", "Calls ended, by disposition.", "disposition"),
-		active:      d("calls_active", "Calls in progress."),
-		tlsOK:       d("tls_handshakes_total", "TLS handshakes completed on listeners."),
-		tlsRefused:  d("tls_handshakes_refused_total", "TLS handshakes refused or failed (listeners and outbound)."),
-		connRefused: d("connections_refused_total", "TCP/TLS connections closed at accept by the connection limits."),
-		parseErrors: d("sip_parse_errors_total", "Datagrams and stream reads on SIP listeners that were not SIP (dropped; a TCP/TLS connection is closed), and requests without what every SIP request must carry (dropped without a Via branch, else 400 or 505)."),
-		records:     d("compliance_records_total", "Compliance records written."),
-		recordFail:  d("compliance_write_failures_total", "Failed attempts to write a compliance record."),
-		backlog:     d("compliance_backlog", "Compliance records waiting to be written (non-zero: calls are refused)."),
-		ports:       d("media_ports", "Media ports in the pool."),
-		portsUsed:   d("media_ports_in_use", "Media ports held by calls."),
-		packets:     d("media_packets_total", "Media packets accepted from peers (valid, and authenticated on SRTP legs), live calls included."),
-		authFail:    d("srtp_auth_failures_total", "SRTP/SRTCP packets dropped because their authentication tag did not verify (forged, altered, or a peer with the wrong key), live calls included."),
-		replays:     d("srtp_replays_total", "SRTP/SRTCP packets dropped as replays, and plain packets repeating a sequence number already encrypted toward an SRTP leg, live calls included."),
-		wrongSource: d("media_wrong_source_total", "Media packets dropped for coming from an address other than the leg's peer, live calls included."),
-		malformed:   d("media_malformed_total", "Packets on media ports dropped as unusable (not RTP/RTCP, STUN or DTLS by their first byte, truncated, bad lengths, on a port that carries no media), live calls included."),
-		unprotected: d("media_unprotected_total", "Clear RTP/RTCP packets dropped on SRTP legs (not forgeries: they claim no protection), live calls included."),
-		stun:        d("media_stun_total", "STUN messages received on media ports and dropped unanswered (parapet does no ICE), live calls included."),
-		dtls:        d("media_dtls_total", "DTLS records received on media ports: DTLS-SRTP key agreement, or dropped on legs keyed otherwise; live calls included."),
-		info:        d("build_info", "parapet build information.", "version"),
-		policyInfo:  d("policy_info", "The policy new calls are judged by (a SIGHUP reload can change it).", "policy_hash"),
+		srv:          srv,
+		journal:      journal,
+		calls:        d("calls_total", "Calls ended, by disposition.", "disposition"),
+		active:       d("calls_active", "Calls in progress."),
+		tlsOK:        d("tls_handshakes_total", "TLS handshakes completed on listeners."),
+		tlsRefused:   d("tls_handshakes_refused_total", "TLS handshakes refused or failed (listeners and outbound)."),
+		connRefused:  d("connections_refused_total", "TCP/TLS connections closed at accept by the connection limits."),
+		parseErrors:  d("sip_parse_errors_total", "Datagrams and stream reads on SIP listeners that were not SIP (dropped; a TCP/TLS connection is closed), and requests without what every SIP request must carry (dropped without a Via branch, else 400 or 505)."),
+		records:      d("compliance_records_total", "Compliance records written."),
+		recordFail:   d("compliance_write_failures_total", "Failed attempts to write a compliance record."),
+		backlog:      d("compliance_backlog", "Compliance records waiting to be written (non-zero: calls are refused)."),
+		ports:        d("media_ports", "Media ports in the pool."),
+		portsUsed:    d("media_ports_in_use", "Media ports held by calls."),
+		packets:      d("media_packets_total", "Media packets accepted from peers (valid, and authenticated on SRTP legs), live calls included."),
+		authFail:     d("srtp_auth_failures_total", "SRTP/SRTCP packets dropped because their authentication tag did not verify (forged, altered, or a peer with the wrong key), live calls included."),
+		replays:      d("srtp_replays_total", "SRTP/SRTCP packets dropped as replays, and plain packets repeating a sequence number already encrypted toward an SRTP leg, live calls included."),
+		wrongSource:  d("media_wrong_source_total", "Media packets dropped for coming from an address other than the leg's peer, live calls included."),
+		malformed:    d("media_malformed_total", "Packets on media ports dropped as unusable (not RTP/RTCP, STUN or DTLS by their first byte, truncated, bad lengths, on a port that carries no media), live calls included."),
+		unprotected:  d("media_unprotected_total", "Clear RTP/RTCP packets dropped on SRTP legs (not forgeries: they claim no protection), live calls included."),
+		stun:         d("media_stun_total", "STUN messages received on media ports and dropped unanswered (parapet does no ICE), live calls included."),
+		dtls:         d("media_dtls_total", "DTLS records received on media ports: DTLS-SRTP key agreement, or dropped on legs keyed otherwise; live calls included."),
+		journalSyncs: d("journal_fsyncs_total", "Batches of the live-call journal fsync'd (several calls' entries share one)."),
+		journalFail:  d("journal_failures_total", "Batches of the live-call journal that could not be written or fsync'd."),
+		journalOK:    d("journal_healthy", "1 when the live-call journal's last write succeeded; 0 when it failed (answered calls are then refused with 503)."),
+		info:         d("build_info", "parapet build information.", "version"),
+		policyInfo:   d("policy_info", "The policy new calls are judged by (a SIGHUP reload can change it).", "policy_hash"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.calls, c.active, c.tlsOK, c.tlsRefused, c.connRefused, c.parseErrors, c.records, c.recordFail, c.backlog,
 		c.ports, c.portsUsed, c.packets, c.authFail, c.replays, c.wrongSource, c.malformed, c.unprotected, c.stun, c.dtls,
-		c.info, c.policyInfo} {
+		c.info, c.policyInfo, c.journalSyncs, c.journalFail, c.journalOK} {
 		ch <- d
 	}
 }
@@ -87,13 +94,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.unprotected, st.Unprotected)
 	counter(c.stun, st.STUN)
 	counter(c.dtls, st.DTLS)
+	if c.journal != nil {
+		counter(c.journalSyncs, c.journal.Syncs())
+		counter(c.journalFail, c.journal.Failures())
+		ok := 1.0
+		if c.journal.Err() != nil {
+			ok = 0
+		}
+		gauge(c.journalOK, ok)
+	}
 	gauge(c.info, 1, parapetVersion())
 	gauge(c.policyInfo, 1, c.srv.PolicyHash())
 }
 
-func metricsHandler(srv *b2bua.Server) http.Handler {
+func metricsHandler(srv *b2bua.Server, journal *compliance.Journal) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(srv), collectors.NewGoCollector(),
+	reg.MustRegister(newCollector(srv, journal), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

@@ -517,13 +517,18 @@ func (in *instance) startAdmin(addr string) error {
 		return fmt.Errorf("admin listen %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", metricsHandler(in.srv))
+	mux.Handle("/metrics", metricsHandler(in.srv, in.journal))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !in.srv.Ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		if err := in.journal.Err(); err != nil {
+			// Answered calls are refused until the journal can be written.
+			http.Error(w, "not ready: live-call journal unavailable", http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ready\n"))
