@@ -517,7 +517,7 @@ admin { listen = "127.0.0.1:%d" }
 		t.Errorf("/metrics lacks %s", want)
 	}
 	for _, m := range []string{"parapet_srtp_auth_failures_total 0", "parapet_media_unprotected_total 0", "parapet_media_stun_total 0",
-		"parapet_media_dtls_total 0", "parapet_media_malformed_total 0"} {
+		"parapet_media_dtls_total 0", "parapet_media_malformed_total 0", "parapet_journal_healthy 1", "parapet_journal_failures_total 0"} {
 		if !strings.Contains(string(body), m) {
 			t.Errorf("/metrics lacks %s", m)
 		}
