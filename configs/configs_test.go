@@ -755,3 +755,21 @@ func TestRotateSize(t *testing.T) {
 		}
 	}
 }
+
+// A zone that sets no key_exchange accepts every key exchange that is safe
+// on a leg, whatever its listeners: policy leaves SDES out on clear legs.
+func TestDefaultKeyExchange(t *testing.T) {
+	cfg, diags := LoadBytes("k.hcl", []byte(carrierZone+pbxZone+pbxRoute+mediaSrc), testOpts())
+	if diags.HasErrors() {
+		t.Fatal(diags.Errors().Error())
+	}
+	want := []policy.KeyExchange{policy.KeyExchangeSDES, policy.KeyExchangeDTLS}
+	for _, name := range []string{"carrier", "pbx"} {
+		if got := cfg.Zone(name).Policy.KeyExchange; !slices.Equal(got, want) {
+			t.Errorf("zone %s key_exchange %v, want %v", name, got, want)
+		}
+	}
+	if got := cfg.Zone("pbx").Policy.KeyExchangesOn(policy.TransportUDP); !slices.Equal(got, want[1:]) {
+		t.Errorf("pbx over udp: %v, want dtls only", got)
+	}
+}
