@@ -437,8 +437,13 @@ func (w *Writer) appendLocked(r *Record, allowRotate bool) error {
 	}
 	if w.signFirst(&rec) {
 		// A failure leaves the record to be written all the same: a
-		// record is never refused for want of a signature.
-		_ = w.checkpointLocked()
+		// record is never refused for want of a signature. But a
+		// checkpoint that could not be cut back leaves the end of the
+		// file unknown: the record is not written after it (it would
+		// share a line with the torn bytes); the next Append recovers.
+		if err := w.checkpointLocked(); err != nil && w.needRecover {
+			return err
+		}
 		if err := encode(); err != nil {
 			return err
 		}
