@@ -636,3 +636,39 @@ func TestRecordNotWrittenAfterTornCheckpoint(t *testing.T) {
 		t.Fatalf("verify: %v %s, %d calls, recovered %v", err, problemString(res.Problem), res.Calls, res.Recovered)
 	}
 }
+
+// A Close whose checkpoint fails does not write closed: parapet's own log
+// must never hold a closed that verify -key takes for a removed checkpoint.
+// The log stays as a stop that was not clean, and the next start says so.
+func TestCloseWithoutItsCheckpointWritesNoClosed(t *testing.T) {
+	key, pub := signingKeys(t, t.TempDir())
+	path := filepath.Join(t.TempDir(), "compliance.jsonl")
+	clock := newClock(time.Second)
+	var fail []string
+	w, err := openWriter(path, WriterOptions{Version: "v1", Signer: key, Now: clock.Now}, openCheckpointFaults(&fail))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Append(sampleRecord(NewPseudonymizer(testKey()), 0)); err != nil {
+		t.Fatal(err)
+	}
+	fail = []string{"write"}
+	if err := w.Close(); err == nil {
+		t.Fatal("Close reported success without its checkpoint")
+	}
+	if got, want := events(t, path), []string{LogOpened, ""}; !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	res, err := Verify([]string{path}, VerifyOptions{Head: true, PublicKey: pub})
+	if err != nil || !res.OK() {
+		t.Fatalf("verify -key: %v %s", err, problemString(res.Problem))
+	}
+	w, err = OpenWriter(path, WriterOptions{Version: "v1", Signer: key, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.UncleanStop() == nil {
+		t.Error("the start after a close without closed reports no unclean stop")
+	}
+	w.Close()
+}
