@@ -239,31 +239,8 @@ func TestRunStopsCleanlyOnSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	base := portBlock(t)
 	carrier, pbx := simPeers(t, filepath.Join(dir, "state", "certs"), base+1, base+2)
-	conf := filepath.Join(dir, "parapet.hcl")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`
-state_dir = "state"
-zone "pbx" {
-  listen = ["udp://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  media { srtp = "allow" }
-}
-zone "carrier" {
-  listen = ["tls://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  tls { ca_file = "${state_dir}/certs/lab-ca.pem" }
-  media { srtp = "require" }
-}
-route "out" {
-  from   = "pbx"
-  to     = "carrier"
-  target = "sips:127.0.0.1:%d"
-}
-media {
-  address = "127.0.0.1"
-  ports   = "%d-%d"
-}
-admin { listen = "127.0.0.1:%d" }
-`, base+60, base+61, base+1, base+70, base+99, base+62)), 0o600)
+	conf := simSite(t, dir, base, `ca_file = "${state_dir}/certs/lab-ca.pem"`,
+		fmt.Sprintf(`admin { listen = "127.0.0.1:%d" }`+"\n", base+62))
 
 	p := runParapet(t, "-c", conf, "-log-format", "json")
 
@@ -601,6 +578,45 @@ func simPeers(t *testing.T, certDir string, carrierPort, pbxPort int) (carrier, 
 	}
 	t.Cleanup(func() { pbx.Close() })
 	return carrier, pbx
+}
+
+// simSite writes dir/parapet.hcl, the configuration of the tests that run
+// parapet between simPeers: state in dir/state, a UDP zone "pbx" on
+// base+60, a TLS zone "carrier" on base+61 whose tls block holds
+// carrierTLS, a route to the simulated carrier on base+1, media ports
+// base+70 to base+99, then extra. It returns the file's path.
+func simSite(t *testing.T, dir string, base int, carrierTLS, extra string) string {
+	t.Helper()
+	conf := filepath.Join(dir, "parapet.hcl")
+	src := fmt.Sprintf(`
+state_dir = "state"
+zone "pbx" {
+  listen = ["udp://127.0.0.1:%d"]
+  peers  = ["127.0.0.0/8"]
+  media { srtp = "allow" }
+}
+zone "carrier" {
+  listen = ["tls://127.0.0.1:%d"]
+  peers  = ["127.0.0.0/8"]
+  tls {
+    %s
+  }
+  media { srtp = "require" }
+}
+route "out" {
+  from   = "pbx"
+  to     = "carrier"
+  target = "sips:127.0.0.1:%d"
+}
+media {
+  address = "127.0.0.1"
+  ports   = "%d-%d"
+}
+%s`, base+60, base+61, carrierTLS, base+1, base+70, base+99, extra)
+	if err := os.WriteFile(conf, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return conf
 }
 
 // placeCall has from call uri through parapet and returns both ends once
