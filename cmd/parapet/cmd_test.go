@@ -87,9 +87,13 @@ media { address = "127.0.0.1" }
 	}
 }
 
-func TestVerifyCommand(t *testing.T) {
+// signedLog writes a signed compliance log in a new directory, as one run
+// of parapet with three calls leaves it (opened, 3 calls, checkpoint,
+// closed), and returns its path and the signing key's public key file.
+func signedLog(t *testing.T) (log, pub string) {
+	t.Helper()
 	dir := t.TempDir()
-	log := filepath.Join(dir, "c.jsonl")
+	log = filepath.Join(dir, "c.jsonl")
 	key, err := compliance.LoadOrCreateSigningKey(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -99,14 +103,22 @@ func TestVerifyCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		w.Append(&compliance.Record{Type: compliance.TypeCall, Call: &compliance.Call{ID: fmt.Sprint(i),
-			Disposition: compliance.DispositionAnswered, SIPStatus: 200}})
+		if err := w.Append(&compliance.Record{Type: compliance.TypeCall, Call: &compliance.Call{ID: fmt.Sprint(i),
+			Disposition: compliance.DispositionAnswered, SIPStatus: 200}}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	w.Close()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return log, filepath.Join(dir, compliance.PublicKeyFile)
+}
+
+func TestVerifyCommand(t *testing.T) {
+	log, pub := signedLog(t)
 	if code, out, _ := runCmd("verify", "-log", log); code != 0 || !strings.HasPrefix(out, "OK:") || !strings.Contains(out, "signatures: not checked") {
 		t.Fatalf("intact log: %d %q", code, out)
 	}
-	pub := filepath.Join(dir, compliance.PublicKeyFile)
 	if code, out, _ := runCmd("verify", "-log", log, "-key", pub); code != 0 || !strings.Contains(out, "signatures: 1 checkpoint signed with ed25519:") {
 		t.Fatalf("signed log with -key: %d %q", code, out)
 	}
@@ -129,27 +141,7 @@ func TestVerifyCommand(t *testing.T) {
 // with -key it is reported, exit status 1. An intact log's OK names what
 // the signatures cover and the unsigned tail.
 func TestVerifyCommandRechainedLog(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "c.jsonl")
-	key, err := compliance.LoadOrCreateSigningKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := compliance.OpenWriter(log, compliance.WriterOptions{Version: "test", Signer: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		if err := w.Append(&compliance.Record{Type: compliance.TypeCall, Call: &compliance.Call{ID: fmt.Sprint(i),
-			Disposition: compliance.DispositionAnswered, SIPStatus: 200}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	pub := filepath.Join(dir, compliance.PublicKeyFile)
-	// opened, 3 calls, checkpoint, closed.
+	log, pub := signedLog(t)
 	code, out, _ := runCmd("verify", "-log", log, "-key", pub)
 	if code != 0 || !strings.Contains(out, "signatures: 1 checkpoint signed with ed25519:") ||
 		!strings.Contains(out, "cover seq 1..4") || !strings.Contains(out, "unsigned tail: seq 6..6 (after the last checkpoint), 1 record over") {
