@@ -179,9 +179,6 @@ func OpenJournal(path string, opts JournalOptions) (*Journal, error) {
 	return j, nil
 }
 
-// Path returns the journal's file name.
-func (j *Journal) Path() string { return j.path }
-
 // Previous returns the calls the file held live when it was opened, oldest
 // first, and how many entries could not be read (a crash mid-write leaves
 // at most the last one torn; those are ignored).
