@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -310,20 +311,24 @@ func TestJournalTornLastLine(t *testing.T) {
 	}
 }
 
+// failFirstSync makes the first fsync of a batch fail (before Start).
+func failFirstSync(j *Journal) {
+	var failed atomic.Bool
+	j.syncFile = func(f *os.File) error {
+		if failed.CompareAndSwap(false, true) {
+			return errors.New("injected fsync failure")
+		}
+		return f.Sync()
+	}
+}
+
 // TestJournalRewritesAfterFailedSync: a batch whose fsync failed is
 // reported failed, and the next batch rewrites the whole file.
 func TestJournalRewritesAfterFailedSync(t *testing.T) {
 	path := filepath.Join(t.TempDir(), JournalFile)
 	p := NewPseudonymizer(testKey())
 	j := openJournal(t, path, JournalOptions{})
-	fail := true
-	j.syncFile = func(f *os.File) error {
-		if fail {
-			fail = false
-			return errors.New("injected fsync failure")
-		}
-		return f.Sync()
-	}
+	failFirstSync(j)
 	if err := j.Start(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -734,17 +739,7 @@ func TestJournalRecoversWithoutTraffic(t *testing.T) {
 	path := filepath.Join(t.TempDir(), JournalFile)
 	p := NewPseudonymizer(testKey())
 	j := openJournal(t, path, JournalOptions{SyncDelay: 5 * time.Millisecond})
-	var mu sync.Mutex
-	fail := true
-	j.syncFile = func(f *os.File) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if fail {
-			fail = false
-			return errors.New("injected fsync failure")
-		}
-		return f.Sync()
-	}
+	failFirstSync(j)
 	if err := j.Start(nil); err != nil {
 		t.Fatal(err)
 	}
