@@ -645,8 +645,12 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 		req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
 	}
 	b.dua = &sipgo.DialogUA{Client: b.zone.cli, ContactHDR: b.zone.contact(t.Transport, t.Secure), RewriteContact: true}
+	// Under c.mu: a journal snapshot reads them, and a DTLS-SRTP handshake
+	// that completes meanwhile takes one from another goroutine (OnKeyed).
+	c.mu.Lock()
 	b.attempted = true
 	b.callID = string(callID)
+	c.mu.Unlock()
 	b.key = legKey(string(callID), from.Params.GetOr("tag", ""))
 	s.addLeg(b.key, b)
 

@@ -16,7 +16,7 @@ func (c *Call) record() *compliance.Record {
 	if c.endAt.IsZero() {
 		c.endAt = time.Now()
 	}
-	return &compliance.Record{Type: compliance.TypeCall, Call: c.callLocked()}
+	return &compliance.Record{Type: compliance.TypeCall, Call: c.callLocked(c.endAt)}
 }
 
 // snapshot is the call's record as it stands now, for the live-call
@@ -27,15 +27,14 @@ func (c *Call) snapshot() *compliance.Call {
 	defer c.mu.Unlock()
 	end := c.endAt
 	if end.IsZero() {
-		c.endAt = time.Now()
-		defer func() { c.endAt = time.Time{} }()
+		end = time.Now()
 	}
-	return c.callLocked()
+	return c.callLocked(end)
 }
 
 // callLocked builds the call of its record from what is known now, ended
-// at c.endAt. Caller holds c.mu.
-func (c *Call) callLocked() *compliance.Call {
+// at end. Caller holds c.mu.
+func (c *Call) callLocked(end time.Time) *compliance.Call {
 	pseudo := c.s.cfg.Pseudonymizer
 	id := func(v string) string {
 		if pseudo == nil {
@@ -49,7 +48,7 @@ func (c *Call) callLocked() *compliance.Call {
 		Callee:        id(c.callee),
 		Pseudonymized: pseudo != nil,
 		Start:         c.start.UTC(),
-		End:           c.endAt.UTC(),
+		End:           end.UTC(),
 		Disposition:   c.disposition,
 		SIPStatus:     c.status,
 		EndReason:     c.endReason,
@@ -63,7 +62,7 @@ func (c *Call) callLocked() *compliance.Call {
 	if flowed {
 		t := c.answered.UTC()
 		call.Answer = &t
-		ms := max(c.endAt.Sub(c.answered), 0).Milliseconds()
+		ms := max(end.Sub(c.answered), 0).Milliseconds()
 		call.DurationMS = &ms
 	}
 	codec := c.codecLocked()

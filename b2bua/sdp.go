@@ -376,8 +376,9 @@ func (c *Call) answerTo(to *leg, src *media.Description) ([]byte, error) {
 }
 
 // buildSDP writes parapet's SDP on leg to from plans, as the leg's next
-// version. It is the one place SDP is written for a leg, and it refuses to
-// put SDES keys into an SDP that would cross in clear: whatever policy
+// version. Every offer and answer parapet makes is written here (settleB's
+// answer declining every stream, which holds no key, aside), and it refuses
+// to put SDES keys into an SDP that would cross in clear: whatever policy
 // decided, no a=crypto key leaves parapet over UDP or TCP. Caller holds
 // c.mu.
 func (c *Call) buildSDP(to *leg, src *media.Description, plans []media.StreamPlan) ([]byte, error) {

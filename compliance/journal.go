@@ -94,8 +94,8 @@ type LiveCall struct {
 // latest JournalOptions.SyncDelay later. When the file grows past
 // JournalOptions.CompactBytes it is rewritten with the live entries only (a
 // temporary file, fsync, rename, directory fsync). A failed write or fsync
-// leaves the file suspect: the next batch rewrites it whole from memory the
-// same way.
+// leaves the file suspect: the next batch, or a retry SyncDelay later,
+// rewrites it whole from memory the same way.
 //
 // A Journal is safe for concurrent use. Like the log, it assumes one
 // process uses it.
@@ -178,9 +178,6 @@ func OpenJournal(path string, opts JournalOptions) (*Journal, error) {
 	j.wake = sync.NewCond(&j.mu)
 	return j, nil
 }
-
-// Path returns the journal's file name.
-func (j *Journal) Path() string { return j.path }
 
 // Previous returns the calls the file held live when it was opened, oldest
 // first, and how many entries could not be read (a crash mid-write leaves
@@ -378,6 +375,10 @@ func (j *Journal) commit(batch []journalOp, forceSync bool) {
 	if err != nil {
 		j.failures.Add(1)
 		j.lastErr.Store(&err)
+		// Retry on the sync timer, so that the error (which keeps
+		// parapet unready) clears once the file can be written again,
+		// not only when the next call's entry comes.
+		j.timer.Reset(j.opts.SyncDelay)
 	} else if j.buf.Len() > 0 || sync {
 		j.lastErr.Store(nil)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -310,20 +311,24 @@ func TestJournalTornLastLine(t *testing.T) {
 	}
 }
 
+// failFirstSync makes the first fsync of a batch fail (before Start).
+func failFirstSync(j *Journal) {
+	var failed atomic.Bool
+	j.syncFile = func(f *os.File) error {
+		if failed.CompareAndSwap(false, true) {
+			return errors.New("injected fsync failure")
+		}
+		return f.Sync()
+	}
+}
+
 // TestJournalRewritesAfterFailedSync: a batch whose fsync failed is
 // reported failed, and the next batch rewrites the whole file.
 func TestJournalRewritesAfterFailedSync(t *testing.T) {
 	path := filepath.Join(t.TempDir(), JournalFile)
 	p := NewPseudonymizer(testKey())
 	j := openJournal(t, path, JournalOptions{})
-	fail := true
-	j.syncFile = func(f *os.File) error {
-		if fail {
-			fail = false
-			return errors.New("injected fsync failure")
-		}
-		return f.Sync()
-	}
+	failFirstSync(j)
 	if err := j.Start(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -723,5 +728,32 @@ func TestJournalNotesRideOnCommits(t *testing.T) {
 	case <-synced:
 	case <-time.After(10 * time.Second):
 		t.Fatal("a note was never fsync'd")
+	}
+}
+
+// A journal whose write failed retries on its own: with no call to write
+// an entry, its error (which /readyz and journal_healthy report) clears
+// once the file can be written again, instead of lasting until the next
+// call's entry.
+func TestJournalRecoversWithoutTraffic(t *testing.T) {
+	path := filepath.Join(t.TempDir(), JournalFile)
+	p := NewPseudonymizer(testKey())
+	j := openJournal(t, path, JournalOptions{SyncDelay: 5 * time.Millisecond})
+	failFirstSync(j)
+	if err := j.Start(nil); err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	a := liveCall(p, 1, true)
+	if err := <-j.Commit(a); err == nil {
+		t.Fatal("entry reported durable despite a failed fsync")
+	}
+	for deadline := time.Now().Add(10 * time.Second); j.Err() != nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the journal never retried: %v", j.Err())
+		}
+	}
+	if prev, _, err := ReadJournal(path); err != nil || len(prev) != 1 || prev[0].Call.ID != a.ID {
+		t.Fatalf("after the retry: %v, %d calls", err, len(prev))
 	}
 }

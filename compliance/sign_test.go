@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -554,4 +555,120 @@ func TestCheckpointEveryHoldsAcrossRotation(t *testing.T) {
 			t.Errorf("%s alone: %v %s", f, err, problemString(res.Problem))
 		}
 	}
+}
+
+// checkpointFaults is a log file whose checkpoint writes fail, in the order
+// of fail: "write" writes nothing; "torn" writes half the line, and the
+// truncate that would cut it back fails too, so the file's state is unknown.
+type checkpointFaults struct {
+	*os.File
+	fail         *[]string
+	failTruncate bool
+}
+
+func (f *checkpointFaults) Write(b []byte) (int, error) {
+	if len(*f.fail) > 0 && bytes.Contains(b, []byte(`"event":"checkpoint"`)) {
+		mode := (*f.fail)[0]
+		*f.fail = (*f.fail)[1:]
+		if mode == "torn" {
+			n, _ := f.File.Write(b[:len(b)/2])
+			f.failTruncate = true
+			return n, errors.New("injected: no space left on device")
+		}
+		return 0, errors.New("injected write failure")
+	}
+	return f.File.Write(b)
+}
+
+func (f *checkpointFaults) Truncate(n int64) error {
+	if f.failTruncate {
+		f.failTruncate = false
+		return errors.New("injected truncate failure")
+	}
+	return f.File.Truncate(n)
+}
+
+func openCheckpointFaults(fail *[]string) openFunc {
+	return func(name string, flag int, perm os.FileMode) (logFile, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		if err != nil {
+			return nil, err
+		}
+		return &checkpointFaults{File: f, fail: fail}, nil
+	}
+}
+
+// A checkpoint due before a record that fails half-written, and cannot be
+// cut back, leaves the file's end unknown: the record is not written after
+// the torn bytes (where it would be unreadable while Append reported it
+// durable). Append fails, and the retry seals the torn line first.
+func TestRecordNotWrittenAfterTornCheckpoint(t *testing.T) {
+	key, pub := signingKeys(t, t.TempDir())
+	path := filepath.Join(t.TempDir(), "compliance.jsonl")
+	var fail []string
+	w, err := openWriter(path, WriterOptions{Version: "v1", Signer: key, CheckpointEvery: 2, Now: newClock(time.Second).Now},
+		openCheckpointFaults(&fail))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewPseudonymizer(testKey())
+	// The checkpoint due after the first record fails cleanly; the one
+	// owed before the second is torn.
+	fail = []string{"write", "torn"}
+	if err := w.Append(sampleRecord(p, 0)); err != nil {
+		t.Fatal(err)
+	}
+	r := sampleRecord(p, 1)
+	if err := w.Append(r); err == nil {
+		t.Fatal("Append reported the record written after a torn checkpoint that could not be cut back")
+	}
+	if len(fail) != 0 {
+		t.Fatalf("injected failures not reached: %v", fail)
+	}
+	if err := w.Append(r); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Verify([]string{path}, VerifyOptions{Head: true, PublicKey: pub})
+	if err != nil || !res.OK() || res.Calls != 2 || len(res.Recovered) != 1 {
+		t.Fatalf("verify: %v %s, %d calls, recovered %v", err, problemString(res.Problem), res.Calls, res.Recovered)
+	}
+}
+
+// A Close whose checkpoint fails does not write closed: parapet's own log
+// must never hold a closed that verify -key takes for a removed checkpoint.
+// The log stays as a stop that was not clean, and the next start says so.
+func TestCloseWithoutItsCheckpointWritesNoClosed(t *testing.T) {
+	key, pub := signingKeys(t, t.TempDir())
+	path := filepath.Join(t.TempDir(), "compliance.jsonl")
+	clock := newClock(time.Second)
+	var fail []string
+	w, err := openWriter(path, WriterOptions{Version: "v1", Signer: key, Now: clock.Now}, openCheckpointFaults(&fail))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Append(sampleRecord(NewPseudonymizer(testKey()), 0)); err != nil {
+		t.Fatal(err)
+	}
+	fail = []string{"write"}
+	if err := w.Close(); err == nil {
+		t.Fatal("Close reported success without its checkpoint")
+	}
+	if got, want := events(t, path), []string{LogOpened, ""}; !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+	res, err := Verify([]string{path}, VerifyOptions{Head: true, PublicKey: pub})
+	if err != nil || !res.OK() {
+		t.Fatalf("verify -key: %v %s", err, problemString(res.Problem))
+	}
+	w, err = OpenWriter(path, WriterOptions{Version: "v1", Signer: key, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.UncleanStop() == nil {
+		t.Error("the start after a close without closed reports no unclean stop")
+	}
+	w.Close()
 }

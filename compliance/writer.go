@@ -326,8 +326,9 @@ func (w *Writer) Append(r *Record) error {
 
 // Close appends a LogClosed event, fsyncs and closes the file. With a
 // Signer, a checkpoint immediately precedes LogClosed (Verify with a public
-// key requires it), unless the last record already is one. It is
-// idempotent: calls after the first return nil.
+// key requires it), unless the last record already is one; when that
+// checkpoint cannot be written, neither is LogClosed. It is idempotent:
+// calls after the first return nil.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -345,12 +346,17 @@ func (w *Writer) Close() error {
 		}
 	}
 	if w.f != nil {
+		signed := true
 		if !w.needRecover && w.opts.Signer != nil && w.seq > w.cpSeq {
 			if err := w.checkpointLocked(); err != nil {
+				// No closed without its checkpoint (Verify with the key
+				// would take it for one removed): the log then ends as
+				// a stop that was not clean, and the next start says so.
+				signed = false
 				errs = append(errs, err)
 			}
 		}
-		if !w.needRecover {
+		if !w.needRecover && signed {
 			if err := w.appendLocked(w.logEvent(LogClosed, "", ""), false); err != nil {
 				errs = append(errs, err)
 			}
@@ -437,8 +443,13 @@ func (w *Writer) appendLocked(r *Record, allowRotate bool) error {
 	}
 	if w.signFirst(&rec) {
 		// A failure leaves the record to be written all the same: a
-		// record is never refused for want of a signature.
-		_ = w.checkpointLocked()
+		// record is never refused for want of a signature. But a
+		// checkpoint that could not be cut back leaves the end of the
+		// file unknown: the record is not written after it (it would
+		// share a line with the torn bytes); the next Append recovers.
+		if err := w.checkpointLocked(); err != nil && w.needRecover {
+			return err
+		}
 		if err := encode(); err != nil {
 			return err
 		}

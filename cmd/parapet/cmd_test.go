@@ -87,9 +87,13 @@ media { address = "127.0.0.1" }
 	}
 }
 
-func TestVerifyCommand(t *testing.T) {
+// signedLog writes a signed compliance log in a new directory, as one run
+// of parapet with three calls leaves it (opened, 3 calls, checkpoint,
+// closed), and returns its path and the signing key's public key file.
+func signedLog(t *testing.T) (log, pub string) {
+	t.Helper()
 	dir := t.TempDir()
-	log := filepath.Join(dir, "c.jsonl")
+	log = filepath.Join(dir, "c.jsonl")
 	key, err := compliance.LoadOrCreateSigningKey(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -99,14 +103,22 @@ func TestVerifyCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		w.Append(&compliance.Record{Type: compliance.TypeCall, Call: &compliance.Call{ID: fmt.Sprint(i),
-			Disposition: compliance.DispositionAnswered, SIPStatus: 200}})
+		if err := w.Append(&compliance.Record{Type: compliance.TypeCall, Call: &compliance.Call{ID: fmt.Sprint(i),
+			Disposition: compliance.DispositionAnswered, SIPStatus: 200}}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	w.Close()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return log, filepath.Join(dir, compliance.PublicKeyFile)
+}
+
+func TestVerifyCommand(t *testing.T) {
+	log, pub := signedLog(t)
 	if code, out, _ := runCmd("verify", "-log", log); code != 0 || !strings.HasPrefix(out, "OK:") || !strings.Contains(out, "signatures: not checked") {
 		t.Fatalf("intact log: %d %q", code, out)
 	}
-	pub := filepath.Join(dir, compliance.PublicKeyFile)
 	if code, out, _ := runCmd("verify", "-log", log, "-key", pub); code != 0 || !strings.Contains(out, "signatures: 1 checkpoint signed with ed25519:") {
 		t.Fatalf("signed log with -key: %d %q", code, out)
 	}
@@ -129,27 +141,7 @@ func TestVerifyCommand(t *testing.T) {
 // with -key it is reported, exit status 1. An intact log's OK names what
 // the signatures cover and the unsigned tail.
 func TestVerifyCommandRechainedLog(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "c.jsonl")
-	key, err := compliance.LoadOrCreateSigningKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := compliance.OpenWriter(log, compliance.WriterOptions{Version: "test", Signer: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		if err := w.Append(&compliance.Record{Type: compliance.TypeCall, Call: &compliance.Call{ID: fmt.Sprint(i),
-			Disposition: compliance.DispositionAnswered, SIPStatus: 200}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	pub := filepath.Join(dir, compliance.PublicKeyFile)
-	// opened, 3 calls, checkpoint, closed.
+	log, pub := signedLog(t)
 	code, out, _ := runCmd("verify", "-log", log, "-key", pub)
 	if code != 0 || !strings.Contains(out, "signatures: 1 checkpoint signed with ed25519:") ||
 		!strings.Contains(out, "cover seq 1..4") || !strings.Contains(out, "unsigned tail: seq 6..6 (after the last checkpoint), 1 record over") {
@@ -239,31 +231,8 @@ func TestRunStopsCleanlyOnSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	base := portBlock(t)
 	carrier, pbx := simPeers(t, filepath.Join(dir, "state", "certs"), base+1, base+2)
-	conf := filepath.Join(dir, "parapet.hcl")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`
-state_dir = "state"
-zone "pbx" {
-  listen = ["udp://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  media { srtp = "allow" }
-}
-zone "carrier" {
-  listen = ["tls://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  tls { ca_file = "${state_dir}/certs/lab-ca.pem" }
-  media { srtp = "require" }
-}
-route "out" {
-  from   = "pbx"
-  to     = "carrier"
-  target = "sips:127.0.0.1:%d"
-}
-media {
-  address = "127.0.0.1"
-  ports   = "%d-%d"
-}
-admin { listen = "127.0.0.1:%d" }
-`, base+60, base+61, base+1, base+70, base+99, base+62)), 0o600)
+	conf := simSite(t, dir, base, `ca_file = "${state_dir}/certs/lab-ca.pem"`,
+		fmt.Sprintf(`admin { listen = "127.0.0.1:%d" }`+"\n", base+62))
 
 	p := runParapet(t, "-c", conf, "-log-format", "json")
 
@@ -601,6 +570,45 @@ func simPeers(t *testing.T, certDir string, carrierPort, pbxPort int) (carrier, 
 	}
 	t.Cleanup(func() { pbx.Close() })
 	return carrier, pbx
+}
+
+// simSite writes dir/parapet.hcl, the configuration of the tests that run
+// parapet between simPeers: state in dir/state, a UDP zone "pbx" on
+// base+60, a TLS zone "carrier" on base+61 whose tls block holds
+// carrierTLS, a route to the simulated carrier on base+1, media ports
+// base+70 to base+99, then extra. It returns the file's path.
+func simSite(t *testing.T, dir string, base int, carrierTLS, extra string) string {
+	t.Helper()
+	conf := filepath.Join(dir, "parapet.hcl")
+	src := fmt.Sprintf(`
+state_dir = "state"
+zone "pbx" {
+  listen = ["udp://127.0.0.1:%d"]
+  peers  = ["127.0.0.0/8"]
+  media { srtp = "allow" }
+}
+zone "carrier" {
+  listen = ["tls://127.0.0.1:%d"]
+  peers  = ["127.0.0.0/8"]
+  tls {
+    %s
+  }
+  media { srtp = "require" }
+}
+route "out" {
+  from   = "pbx"
+  to     = "carrier"
+  target = "sips:127.0.0.1:%d"
+}
+media {
+  address = "127.0.0.1"
+  ports   = "%d-%d"
+}
+%s`, base+60, base+61, carrierTLS, base+1, base+70, base+99, extra)
+	if err := os.WriteFile(conf, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return conf
 }
 
 // placeCall has from call uri through parapet and returns both ends once

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -24,30 +23,7 @@ func TestKillDuringCallsLeavesRecords(t *testing.T) {
 	dir := t.TempDir()
 	base := portBlock(t)
 	carrier, pbx := simPeers(t, filepath.Join(dir, "state", "certs"), base+1, base+2)
-	conf := filepath.Join(dir, "parapet.hcl")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`
-state_dir = "state"
-zone "pbx" {
-  listen = ["udp://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  media { srtp = "allow" }
-}
-zone "carrier" {
-  listen = ["tls://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  tls { ca_file = "${state_dir}/certs/lab-ca.pem" }
-  media { srtp = "require" }
-}
-route "out" {
-  from   = "pbx"
-  to     = "carrier"
-  target = "sips:127.0.0.1:%d"
-}
-media {
-  address = "127.0.0.1"
-  ports   = "%d-%d"
-}
-`, base+60, base+61, base+1, base+70, base+99)), 0o600)
+	conf := simSite(t, dir, base, `ca_file = "${state_dir}/certs/lab-ca.pem"`, "")
 	logPath := filepath.Join(dir, "state", "compliance.jsonl")
 
 	p := runParapet(t, "-c", conf, "-log-format", "json")

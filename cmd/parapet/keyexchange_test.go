@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -81,27 +80,7 @@ func TestLinphoneDTLSOnPlainZone(t *testing.T) {
 		transport: "tls", menc: "srtp-mand", tone: 880, tlsBundle: p.pki.PeerBundleFile})
 	lin := startLinphone(t, linphoneConf{udpPort: base + 5, tlsPort: base + 3, rtpLo: base + 20, rtpHi: base + 39,
 		caFile: p.pki.CAFile, certFile: p.pki.PeerCertFile, keyFile: p.pki.PeerKeyFile, menc: "dtls"})
-	tone := filepath.Join(lin.dir, "tone.wav")
-	heard := filepath.Join(lin.dir, "heard.wav")
-	writeTone(t, tone, 440, 30)
-	if err := lin.waitLog(10*time.Second, `Creating listening point .*transport=UDP`); err != nil {
-		t.Fatal(err)
-	}
-	lin.send("soundcard use files")
-	lin.send("play " + tone)
-	lin.send("record " + heard)
-	lin.send(fmt.Sprintf("call sip:bob@127.0.0.1:%d", base+60))
-	if _, err := lin.wait(15*time.Second, `(?i)call \d+ .*connected`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.waitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(callSeconds * time.Second)
-	lin.send("terminate")
-	if _, err := bob.waitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
-		t.Fatalf("bob never saw the hangup: %v", err)
-	}
+	heard := lin.callBob(t, bob, "UDP", fmt.Sprintf("sip:bob@127.0.0.1:%d", base+60))
 	cap.stop()
 
 	if sent := cap.tshark(t, "-Y", fmt.Sprintf(`udp.port == %d && frame contains "a=crypto"`, base+60)); len(sent) != 0 {

@@ -230,6 +230,39 @@ func (l *linphone) wait(timeout time.Duration, re string) (string, error) {
 	return "", fmt.Errorf("linphonec: no %q within %s", re, timeout)
 }
 
+// callBob has linphone, once its listening point for transport (UDP,
+// TLS) is up, call uri while playing a 440 Hz tone and recording what it
+// hears; bob answers. linphone hangs up after callSeconds, and both ends
+// must see the call end. It returns the file of what linphone heard.
+func (l *linphone) callBob(t *testing.T, bob *baresip, transport, uri string) (heard string) {
+	t.Helper()
+	tone := filepath.Join(l.dir, "tone.wav")
+	heard = filepath.Join(l.dir, "heard.wav")
+	writeTone(t, tone, 440, 30)
+	if err := l.waitLog(10*time.Second, `Creating listening point .*transport=`+transport); err != nil {
+		t.Fatal(err)
+	}
+	l.send("soundcard use files")
+	l.send("play " + tone)
+	l.send("record " + heard)
+	l.send("call " + uri)
+	if _, err := l.wait(15*time.Second, `(?i)call \d+ .*connected`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.waitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(callSeconds * time.Second)
+	l.send("terminate")
+	if _, err := bob.waitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
+		t.Fatalf("bob never saw the hangup: %v", err)
+	}
+	if _, err := l.wait(5*time.Second, `(?i)call \d+ .*(ended|terminated)`); err != nil {
+		t.Error(err)
+	}
+	return heard
+}
+
 // writeTone writes secs seconds of a freq Hz tone as an 8 kHz mono 16-bit
 // WAV, what linphone's file sound card plays.
 func writeTone(t *testing.T, path string, freq float64, secs int) {
@@ -290,30 +323,7 @@ func TestLinphoneInboundSDES(t *testing.T) {
 		transport: "udp", tone: 880})
 	lin := startLinphone(t, linphoneConf{tlsPort: base + 3, rtpLo: base + 20, rtpHi: base + 39, caFile: p.pki.CAFile,
 		certFile: p.pki.PeerCertFile, keyFile: p.pki.PeerKeyFile, menc: "srtp"})
-	tone := filepath.Join(lin.dir, "tone.wav")
-	heard := filepath.Join(lin.dir, "heard.wav")
-	writeTone(t, tone, 440, 30)
-	if err := lin.waitLog(10*time.Second, `Creating listening point .*transport=TLS`); err != nil {
-		t.Fatal(err)
-	}
-	lin.send("soundcard use files")
-	lin.send("play " + tone)
-	lin.send("record " + heard)
-	lin.send(fmt.Sprintf("call sip:bob@localhost:%d;transport=tls", base+61))
-	if _, err := lin.wait(15*time.Second, `(?i)call \d+ .*connected`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.waitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(callSeconds * time.Second)
-	lin.send("terminate")
-	if _, err := bob.waitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
-		t.Fatalf("bob never saw the hangup: %v", err)
-	}
-	if _, err := lin.wait(5*time.Second, `(?i)call \d+ .*(ended|terminated)`); err != nil {
-		t.Error(err)
-	}
+	heard := lin.callBob(t, bob, "TLS", fmt.Sprintf("sip:bob@localhost:%d;transport=tls", base+61))
 	cap.stop()
 
 	cap.sipLegTLS(t, base+61)

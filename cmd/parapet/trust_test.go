@@ -307,37 +307,9 @@ func TestRunRecordsTrustReloads(t *testing.T) {
 		}
 	}
 	writeBundle(lab, other[0])
-	conf := filepath.Join(dir, "parapet.hcl")
-	src := fmt.Sprintf(`
-state_dir = "state"
-zone "pbx" {
-  listen = ["udp://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  media { srtp = "allow" }
-}
-zone "carrier" {
-  listen = ["tls://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  tls {
-    cert_file = "state/certs/parapet.pem"
+	conf := simSite(t, dir, base, `cert_file = "state/certs/parapet.pem"
     key_file  = "state/certs/parapet.key"
-    ca_file   = "trust.pem"
-  }
-  media { srtp = "require" }
-}
-route "out" {
-  from   = "pbx"
-  to     = "carrier"
-  target = "sips:127.0.0.1:%d"
-}
-media {
-  address = "127.0.0.1"
-  ports   = "%d-%d"
-}
-`, base+60, base+61, base+1, base+70, base+99)
-	if err := os.WriteFile(conf, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
+    ca_file   = "trust.pem"`, "")
 	h0 := checkHash(t, "-c", conf)
 
 	p := runParapet(t, "-c", conf, "-log-format", "json")
