@@ -655,7 +655,9 @@ func unobservedCall(lc LiveCall) *Call {
 	if c.Answer != nil {
 		c.SIPStatus, c.EndReason = 200, unobservedAnswered
 	} else {
-		c.EndReason = unobservedSetup
+		// Whatever outcome a snapshot caught while the call was being
+		// settled, whether its final response went out is not known.
+		c.SIPStatus, c.EndReason = 0, unobservedSetup
 	}
 	return &c
 }
