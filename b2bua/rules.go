@@ -83,6 +83,16 @@ func (r *rules) feedback(name string, offered bool) bool {
 // media address and port range, the sink — cannot change: a cfg that
 // changes any of it is refused, and nothing changes.
 func (s *Server) Reload(cfg Config) error {
+	if err := s.CheckReload(cfg); err != nil {
+		return err
+	}
+	s.rules.Store(newRules(&cfg))
+	return nil
+}
+
+// CheckReload reports whether Reload would take cfg, without applying it:
+// its error is Reload's.
+func (s *Server) CheckReload(cfg Config) error {
 	old := s.cfg
 	if len(cfg.Zones) != len(old.Zones) {
 		return errors.New("b2bua: reload: zones added or removed; restart parapet to apply")
@@ -107,7 +117,6 @@ func (s *Server) Reload(cfg Config) error {
 			return fmt.Errorf("b2bua: reload: route %q names an unknown zone", r.Name)
 		}
 	}
-	s.rules.Store(newRules(&cfg))
 	return nil
 }
 

@@ -365,30 +365,37 @@ func (in *instance) reload(path string) {
 		return
 	}
 	bc := in.b2buaConfig(cfg, pol.Hash)
-	undo := make([]*certs.Pending, 0, len(pending))
-	for _, p := range pending {
-		// What is in force and what was read have the same fingerprints
-		// unless the policy hash changes; the files may still differ in
-		// what no policy decides (a certificate chain's intermediates).
-		undo = append(undo, p.Commit())
+	commit := func() {
+		for _, p := range pending {
+			p.Commit()
+		}
 	}
 	if pol.Hash == in.policy.Hash && sameRules(in.applied, bc) {
+		// What was read has the fingerprints in force; the files may
+		// still differ in what no policy decides (a certificate chain's
+		// intermediates), which takes effect.
+		commit()
 		in.log.Info("configuration unchanged", "policy_hash", pol.Hash)
 		return
 	}
-	if err := in.srv.Reload(bc); err != nil {
-		for _, u := range undo {
-			u.Commit()
-		}
+	if err := in.srv.CheckReload(bc); err != nil {
 		in.log.Error("configuration reload refused; the running configuration stays in force", "config", in.name, "error", err)
 		in.refused(err.Error())
 		return
 	}
+	// The record comes first, so that nothing judged or presented under
+	// the new policy (a call, a handshake) is logged before the record
+	// that announces it; nothing after it can refuse the reload.
 	rec := &compliance.Record{Type: compliance.TypeLog, Log: &compliance.LogEvent{Event: compliance.LogReloaded,
 		Detail: fmt.Sprintf("policy %s -> %s from %s", in.policy.Hash, pol.Hash, in.name), Version: parapetVersion(),
 		Config: in.name, PrevPolicyHash: in.policy.Hash, PolicyHash: pol.Hash}}
 	if err := in.writer.Append(rec); err != nil {
 		in.log.Error("could not record the reload in the compliance log", "error", err)
+	}
+	commit()
+	if err := in.srv.Reload(bc); err != nil {
+		// CheckReload took bc: this cannot happen.
+		in.log.Error("configuration reload failed after it was checked", "config", in.name, "error", err)
 	}
 	in.log.Info("configuration reloaded", "config", in.name, "policy_hash", pol.Hash, "previous", in.policy.Hash)
 	for _, name := range names {
