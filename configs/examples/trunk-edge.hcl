@@ -11,7 +11,7 @@
 zone "pbx" {
   listen = ["udp://192.0.2.10:5060", "tcp://192.0.2.10:5060"]
   peers  = ["10.20.0.0/16"]            # who may send requests into this zone
-  media {
+  media {                              # no TLS: SDES offers get 488; DTLS-SRTP and plain RTP are taken
     srtp          = "allow"            # off | allow | require
     rtcp_feedback = "off"              # offer RTP/AVP: Asterisk declines AVPF unless avpf=yes
   }
