@@ -240,6 +240,18 @@ func TestRunStopsCleanlyOnSIGTERM(t *testing.T) {
 	defer cancel()
 	caller, callee := placeCall(ctx, t, pbx, carrier, fmt.Sprintf("sip:+15551230000@127.0.0.1:%d", base+60))
 
+	// A second parapet on the same state directory and log is refused
+	// before it writes anything: it would fork the log's chain.
+	size := fileSize(t, filepath.Join(dir, "state", "compliance.jsonl"))
+	second := exec.Command(buildParapet(t), "run", "-c", conf)
+	out, err := second.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "another parapet is running") {
+		t.Errorf("a second parapet on the same state directory: %v\n%s", err, out)
+	}
+	if got := fileSize(t, filepath.Join(dir, "state", "compliance.jsonl")); got != size {
+		t.Errorf("the second parapet wrote to the log: %d bytes, then %d", size, got)
+	}
+
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	// Its stderr is read to the end before Wait, which closes the pipe.
 	select {
@@ -284,6 +296,15 @@ func TestRunStopsCleanlyOnSIGTERM(t *testing.T) {
 	} else if strings.Contains(logs, "inline:") || strings.Contains(logs, "a=crypto") {
 		t.Error("key material in parapet's logs")
 	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }
 
 var (

@@ -189,12 +189,23 @@ type instance struct {
 	policy configs.Policy
 	// applied is what b2bua was last given: the rules a reload compares.
 	applied b2bua.Config
+	// locks are held while parapet runs: one parapet per state directory
+	// and per compliance log (two would fork the log's chain and share
+	// the journal).
+	locks []*os.File
 }
 
 // start builds everything from cfg and starts serving.
-func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (*instance, error) {
+func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *instance, err error) {
 	in := &instance{cfg: cfg, name: configName(cfg), log: log}
-	var err error
+	defer func() {
+		if err != nil {
+			in.unlock()
+		}
+	}()
+	if err := in.lock(); err != nil {
+		return nil, err
+	}
 	if in.tls, _, err = zoneTLS(cfg, log, true); err != nil {
 		return nil, err
 	}
@@ -496,7 +507,32 @@ func restartOnly(a, b *configs.Config) string {
 }
 
 // stop ends calls, stops listeners and closes the log.
+// lock takes the state directory's and the compliance log's locks before
+// anything is read or written there.
+func (in *instance) lock() error {
+	for _, path := range []string{filepath.Join(in.cfg.StateDir, "parapet.lock"), in.cfg.Compliance.Log + ".lock"} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return err
+		}
+		f, err := lockFile(path)
+		if err != nil {
+			return err
+		}
+		in.locks = append(in.locks, f)
+	}
+	return nil
+}
+
+// unlock releases the locks lock took.
+func (in *instance) unlock() {
+	for _, f := range in.locks {
+		f.Close()
+	}
+	in.locks = nil
+}
+
 func (in *instance) stop(ctx context.Context) error {
+	defer in.unlock()
 	var errs []error
 	if in.admin != nil {
 		in.admin.Shutdown(ctx)
