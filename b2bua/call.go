@@ -349,6 +349,10 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 		c.reject(tx, req, 503, "Service Unavailable", compliance.DispositionShutdown, "parapet is shutting down")
 		return
 	}
+	if !s.journalHealthy() {
+		c.reject(tx, req, 503, "Service Unavailable", compliance.DispositionFailed, "live-call journal unavailable: calls refused until it can be written")
+		return
+	}
 	if !s.rec.healthy() {
 		c.reject(tx, req, 503, "Service Unavailable", compliance.DispositionFailed, "compliance log unavailable: calls refused until records can be written")
 		return

@@ -13,6 +13,10 @@ type Journal interface {
 	Note(*compliance.Call)
 	// End says the call's final record is in the compliance log.
 	End(id string)
+	// Err is nil while the journal can be written: its last write (or,
+	// after a failure, a write as large as an entry) succeeded. While it is
+	// not, new calls are refused, rather than refused once answered.
+	Err() error
 }
 
 // What a call's journal entries cover. A call is journaled once it is
@@ -67,4 +71,10 @@ func (c *Call) journalClose() {
 	c.jmu.Lock()
 	c.jDone = true
 	c.jmu.Unlock()
+}
+
+// journalHealthy reports whether calls can be journaled (true without a
+// journal).
+func (s *Server) journalHealthy() bool {
+	return s.cfg.Journal == nil || s.cfg.Journal.Err() == nil
 }

@@ -151,6 +151,10 @@ func (f *failingJournal) Note(*compliance.Call) {}
 
 func (f *failingJournal) End(string) { f.ended.Add(1) }
 
+// Err says nothing is wrong until a call fails to be journaled: the
+// failure this test injects comes with the answer.
+func (f *failingJournal) Err() error { return nil }
+
 // TestJournalFailureRefusesCall: a call that cannot be journaled is not
 // answered: the caller gets 503, the callee a BYE, and the record says why.
 func TestJournalFailureRefusesCall(t *testing.T) {
@@ -218,4 +222,34 @@ func TestJournalLearnsDTLSKeys(t *testing.T) {
 	}
 	waitEnded(t, "BYE to the carrier", caller)
 	l.sink.waitCalls(t, 1)
+}
+
+// brokenJournal cannot be written: its last write failed.
+type brokenJournal struct{ failingJournal }
+
+func (b *brokenJournal) Err() error { return errors.New("injected: no space left on device") }
+
+// TestJournalUnavailableRefusesNewCalls: while the journal cannot be
+// written, a new call is refused at once with 503 — before the callee is
+// rung, not once it has answered — and parapet is not ready.
+func TestJournalUnavailableRefusesNewCalls(t *testing.T) {
+	l := newLab(t, labOptions{journal: &brokenJournal{}})
+	if l.srv.Ready() {
+		t.Error("ready with a journal that cannot be written")
+	}
+	_, err := l.callOut(ctxT(t), sim.CallOptions{})
+	var rej *sim.Rejected
+	if !errors.As(err, &rej) || rej.Status != 503 {
+		t.Fatalf("caller got %v, want 503", err)
+	}
+	select {
+	case <-l.carrier.Incoming():
+		t.Error("the callee was rung")
+	case <-time.After(300 * time.Millisecond):
+	}
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionFailed || c.SIPStatus != 503 ||
+		!strings.HasPrefix(c.EndReason, "live-call journal unavailable") || len(c.Legs) != 1 {
+		t.Errorf("record: %s %d %q, %d legs", c.Disposition, c.SIPStatus, c.EndReason, len(c.Legs))
+	}
 }

@@ -363,7 +363,7 @@ func (s *Server) Addrs(zoneName string) map[policy.Transport]netip.AddrPort {
 // Ready reports whether the server accepts calls: started, not draining,
 // and the compliance log writable.
 func (s *Server) Ready() bool {
-	return s.started && !s.isStopping() && s.rec.healthy()
+	return s.started && !s.isStopping() && s.rec.healthy() && s.journalHealthy()
 }
 
 // Shutdown stops taking calls, ends live calls with BYE (CANCEL or 503 for

@@ -372,6 +372,12 @@ func (j *Journal) commit(batch []journalOp, forceSync bool) {
 	case j.buf.Len() > 0 || sync && j.dirty:
 		err = j.write(j.buf.Bytes(), sync)
 	}
+	if err == nil && j.lastErr.Load() != nil && j.buf.Len() < probeBytes {
+		// Recovering from a failure with little or nothing to write (an
+		// empty journal rewrites fine on a full disk): the journal is
+		// healthy again only once an entry's worth can be written.
+		err = j.probe()
+	}
 	if err != nil {
 		j.failures.Add(1)
 		j.lastErr.Store(&err)
@@ -379,7 +385,7 @@ func (j *Journal) commit(batch []journalOp, forceSync bool) {
 		// parapet unready) clears once the file can be written again,
 		// not only when the next call's entry comes.
 		j.timer.Reset(j.opts.SyncDelay)
-	} else if j.buf.Len() > 0 || sync {
+	} else if j.buf.Len() > 0 || sync || j.lastErr.Load() != nil {
 		j.lastErr.Store(nil)
 	}
 	for i := range batch {
@@ -392,6 +398,32 @@ func (j *Journal) commit(batch []journalOp, forceSync bool) {
 		// when the file next grows.
 		_ = j.rewrite()
 	}
+}
+
+// probeBytes is what a recovering journal must be able to write and fsync
+// to count as healthy: about one entry.
+const probeBytes = 4096
+
+// probe writes probeBytes to a scratch file beside the journal, fsyncs and
+// removes it.
+func (j *Journal) probe() error {
+	path := j.path + ".probe"
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("live-call journal %s: probe: %w", j.path, err)
+	}
+	defer os.Remove(path)
+	_, err = f.Write(make([]byte, probeBytes))
+	if err == nil {
+		err = j.syncFile(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("live-call journal %s: probe: %w", j.path, err)
+	}
+	return nil
 }
 
 // write appends b to the file with one write, and fsyncs it (with whatever

@@ -760,3 +760,50 @@ func TestJournalRecoversWithoutTraffic(t *testing.T) {
 		t.Fatalf("after the retry: %v, %d calls", err, len(prev))
 	}
 }
+
+// TestJournalHealthNeedsRoom: on a full disk an empty journal still
+// rewrites fine, which must not count as recovered: the journal is healthy
+// again only once an entry's worth can be written and fsync'd.
+func TestJournalHealthNeedsRoom(t *testing.T) {
+	path := filepath.Join(t.TempDir(), JournalFile)
+	p := NewPseudonymizer(testKey())
+	j := openJournal(t, path, JournalOptions{SyncDelay: 5 * time.Millisecond})
+	var full atomic.Bool
+	full.Store(true)
+	var probes atomic.Int64
+	j.syncFile = func(f *os.File) error {
+		if filepath.Base(f.Name()) == JournalFile+".probe" {
+			probes.Add(1)
+		}
+		if full.Load() {
+			return errors.New("injected: no space left on device")
+		}
+		return f.Sync()
+	}
+	if err := j.Start(nil); err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	a := liveCall(p, 1, true)
+	if err := <-j.Commit(a); err == nil {
+		t.Fatal("entry reported durable on a full disk")
+	}
+	j.End(a.ID) // nothing live: the retry rewrites an empty file
+	for deadline := time.Now().Add(5 * time.Second); probes.Load() < 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the journal never probed: %d probes", probes.Load())
+		}
+	}
+	if j.Err() == nil {
+		t.Fatal("an empty rewrite on a full disk counted as recovered")
+	}
+	full.Store(false)
+	for deadline := time.Now().Add(5 * time.Second); j.Err() != nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the journal did not recover once there was room: %v", j.Err())
+		}
+	}
+	if _, err := os.Stat(path + ".probe"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("probe file left behind: %v", err)
+	}
+}
