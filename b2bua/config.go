@@ -33,6 +33,10 @@ type Config struct {
 	// Journal, when set, keeps the calls that are up on disk (see
 	// journal.go); nil keeps none, and a crash leaves no record of them.
 	Journal Journal
+	// JournalRefresh is how often the journal entries of answered calls
+	// are renewed (0: DefaultJournalRefresh), so that the record a crash
+	// leaves of a call ends at most this long before the crash.
+	JournalRefresh time.Duration
 	// Pseudonymizer turns caller and callee identifiers and SIP Call-IDs
 	// into keyed tokens; nil records them in clear.
 	Pseudonymizer *compliance.Pseudonymizer

@@ -1,6 +1,10 @@
 package b2bua
 
-import "github.com/parapet-sbc/parapet/compliance"
+import (
+	"time"
+
+	"github.com/parapet-sbc/parapet/compliance"
+)
 
 // Journal keeps the calls that are up on disk, so that a crash cannot make
 // them vanish (*compliance.Journal; see Config.Journal).
@@ -77,4 +81,25 @@ func (c *Call) journalClose() {
 // journal).
 func (s *Server) journalHealthy() bool {
 	return s.cfg.Journal == nil || s.cfg.Journal.Err() == nil
+}
+
+// DefaultJournalRefresh is how often, by default, the journal entries of
+// answered calls are renewed.
+const DefaultJournalRefresh = 30 * time.Second
+
+// refreshJournal renews the journal entry of every answered call (not
+// waited for): the end a crash leaves in its record, and its counters, are
+// then at most one refresh old.
+func (s *Server) refreshJournal() {
+	s.mu.Lock()
+	calls := make([]*Call, 0, len(s.calls))
+	for _, c := range s.calls {
+		if c.established.Load() {
+			calls = append(calls, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range calls {
+		c.journalUpdate()
+	}
 }

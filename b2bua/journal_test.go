@@ -253,3 +253,35 @@ func TestJournalUnavailableRefusesNewCalls(t *testing.T) {
 		t.Errorf("record: %s %d %q, %d legs", c.Disposition, c.SIPStatus, c.EndReason, len(c.Legs))
 	}
 }
+
+// TestJournalRefreshesAnsweredCalls: an answered call's journal entry is
+// renewed while it is up, so that the record a crash leaves ends (and
+// counts its media) close to the crash, not at the answer.
+func TestJournalRefreshesAnsweredCalls(t *testing.T) {
+	j, path := startJournal(t)
+	l := newLab(t, labOptions{journal: j, journalRefresh: 50 * time.Millisecond})
+	ctx := ctxT(t)
+	caller, callee := l.connect(t, ctx)
+	exchange(t, caller, callee)
+	time.Sleep(400 * time.Millisecond)
+	live, _, err := compliance.ReadJournal(path)
+	if err != nil || len(live) != 1 {
+		t.Fatalf("journal: %v, %d calls", err, len(live))
+	}
+	c := live[0].Call
+	if c.Answer == nil || c.End.Sub(*c.Answer) < 300*time.Millisecond {
+		t.Errorf("the entry of a call up for over 400 ms ends %v after its answer", c.End.Sub(*c.Answer))
+	}
+	var in uint64
+	for _, l := range c.Legs {
+		if l.Media != nil {
+			in += l.Media.PacketsIn
+		}
+	}
+	if in < 2*packets {
+		t.Errorf("the entry counts %d packets in, want the %d exchanged", in, 2*packets)
+	}
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

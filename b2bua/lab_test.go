@@ -109,6 +109,7 @@ type labOptions struct {
 	password        string
 	outboundMax     int // max_calls of the outbound route
 	journal         b2bua.Journal
+	journalRefresh  time.Duration
 }
 
 type lab struct {
@@ -219,13 +220,14 @@ func newLab(t testing.TB, o labOptions) *lab {
 			{Name: "inbound", From: "carrier", To: "pbx",
 				Target: b2bua.Target{Host: loop.String(), Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
 		},
-		Media:         b2bua.MediaConfig{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout, HoldTimeout: o.holdTimeout},
-		PolicyHash:    "sha256:test",
-		Sink:          l.sink,
-		Journal:       o.journal,
-		Pseudonymizer: compliance.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef")),
-		Logger:        discard(),
-		UserAgent:     "parapet-test",
+		Media:          b2bua.MediaConfig{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout, HoldTimeout: o.holdTimeout},
+		PolicyHash:     "sha256:test",
+		Sink:           l.sink,
+		Journal:        o.journal,
+		JournalRefresh: o.journalRefresh,
+		Pseudonymizer:  compliance.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef")),
+		Logger:         discard(),
+		UserAgent:      "parapet-test",
 	}
 	l.cfg = cfg
 	l.srv = startServer(t, cfg)

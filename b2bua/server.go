@@ -244,12 +244,24 @@ func (s *Server) Start(ctx context.Context) error {
 		defer s.serveWG.Done()
 		t := time.NewTicker(s.events.every)
 		defer t.Stop()
+		var refresh <-chan time.Time
+		if s.cfg.Journal != nil {
+			every := s.cfg.JournalRefresh
+			if every <= 0 {
+				every = DefaultJournalRefresh
+			}
+			rt := time.NewTicker(every)
+			defer rt.Stop()
+			refresh = rt.C
+		}
 		for {
 			select {
 			case <-s.ctx.Done():
 				return
 			case <-t.C:
 				s.drainEvents(false)
+			case <-refresh:
+				s.refreshJournal()
 			}
 		}
 	}()
