@@ -195,7 +195,7 @@ type LegMedia struct {
 const (
 	EventTLSRefused      = "tls_refused"       // a TLS handshake on a listener failed
 	EventTLSClientFailed = "tls_client_failed" // parapet's own handshake toward a peer failed
-	EventSourceRefused   = "source_refused"    // a non-INVITE request from outside the zone's peers
+	EventSourceRefused   = "source_refused"    // a request from outside the zone's peers: any but INVITE, and INVITEs beyond one call record per source and interval
 	EventConnectionLimit = "connection_limit"  // a TCP/TLS connection closed at once: too many open
 )
 

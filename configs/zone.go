@@ -600,8 +600,12 @@ func (l *loader) zoneChecks(zd *zoneDecl) {
 		case dtls:
 			other = `DTLS-SRTP offers are taken there, and plain RTP stays possible (srtp = "allow")`
 		}
+		unlessDTLS := ""
+		if dtls {
+			unlessDTLS = " unless it also carries a DTLS fingerprint"
+		}
 		l.warnf(r, fmt.Sprintf("zone %s mixes clear and TLS listeners with SDES allowed", z.Name),
-			"SDES keys are taken and offered only on legs whose SIP is TLS. Over this zone's %s listeners an SDES offer (RTP/SAVP with a=crypto) gets 488 (rule media.sdes-clear-signaling) unless it also carries a DTLS fingerprint; %s. Put clear and TLS peers in separate zones to make the difference visible in records.", clear, other)
+			"SDES keys are taken and offered only on legs whose SIP is TLS. Over this zone's %s listeners an SDES offer (RTP/SAVP with a=crypto) gets 488 (rule media.sdes-clear-signaling)%s; %s. Put clear and TLS peers in separate zones to make the difference visible in records.", clear, unlessDTLS, other)
 	}
 	if _, listed := zd.kxElem[policy.KeyExchangeDTLS]; z.SRTP == policy.RequirementRequire && !zd.hasTLS && dtls && !listed {
 		l.warnf(zd.mediaSubject(), fmt.Sprintf("zone %s takes only DTLS-SRTP calls: it requires SRTP and has no TLS listener", z.Name),

@@ -57,8 +57,11 @@ const usage = `parapet — a session border controller for healthcare voice
 Usage:
   parapet run [-c FILE]             serve; without -c the embedded lab default (loopback only)
   parapet demo                      run the lab in one process: calls, records, summary
-  parapet check [-c FILE]           validate a config (all errors with file:line:column)
-  parapet verify -log FILE [...]    verify the compliance log's hash chain
+  parapet check [-c FILE] [-print]  validate a config (all errors with file:line:column);
+                                    -print shows the canonical policy its hash covers
+  parapet verify -log FILE [...] [-key signing.pub]
+                                    verify the compliance log's hash chain and, with
+                                    -key, that signed checkpoints cover it
   parapet certs selfsigned -host NAME -o DIR
                                     write a lab CA and a certificate for NAME
   parapet version                   print the version

@@ -48,7 +48,7 @@ func newCollector(srv *b2bua.Server, journal *compliance.Journal) *collector {
 		malformed:    d("media_malformed_total", "Packets on media ports dropped as unusable (not RTP/RTCP, STUN or DTLS by their first byte, truncated, bad lengths, on a port that carries no media), live calls included."),
 		unprotected:  d("media_unprotected_total", "Clear RTP/RTCP packets dropped on SRTP legs (not forgeries: they claim no protection), live calls included."),
 		stun:         d("media_stun_total", "STUN messages received on media ports and dropped unanswered (parapet does no ICE), live calls included."),
-		dtls:         d("media_dtls_total", "DTLS records received on media ports: DTLS-SRTP key agreement, or dropped on legs keyed otherwise; live calls included."),
+		dtls:         d("media_dtls_total", "Datagrams of DTLS records received on media ports: DTLS-SRTP key agreement, or dropped on legs keyed otherwise; live calls included."),
 		journalSyncs: d("journal_fsyncs_total", "Batches of the live-call journal fsync'd (several calls' entries share one)."),
 		journalFail:  d("journal_failures_total", "Batches of the live-call journal that could not be written or fsync'd."),
 		journalOK:    d("journal_healthy", "1 when the live-call journal's last write succeeded; 0 when it failed (answered calls are then refused with 503)."),

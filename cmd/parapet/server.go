@@ -236,7 +236,7 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *insta
 	}
 	if u := in.writer.UncleanStop(); u != nil {
 		log.Warn("the previous run did not stop cleanly; its live calls are recorded as unobserved",
-			"calls_live", u.Live, "calls_recorded", u.Unobserved, "detail", u.Detail)
+			"calls_live", u.Live, "calls_unobserved", u.Unobserved, "detail", u.Detail)
 	}
 	closeLog := func() {
 		in.writer.Close()

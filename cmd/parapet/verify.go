@@ -58,8 +58,10 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	if res.HeadChecked {
 		head = "head file matches"
 	}
-	fmt.Fprintf(stdout, "OK: %d records (%d calls, %d connection events, %d log events), seq %d..%d, %s, last hash %s\n",
-		res.Records, res.Calls, res.ConnEvents, res.LogEvents, res.FirstSeq, res.LastSeq, head, res.LastHash)
+	fmt.Fprintf(stdout, "OK: %d %s (%d %s, %d %s, %d %s), seq %d..%d, %s, last hash %s\n",
+		res.Records, plural(res.Records, "record"), res.Calls, plural(res.Calls, "call"),
+		res.ConnEvents, plural(res.ConnEvents, "connection event"), res.LogEvents, plural(res.LogEvents, "log event"),
+		res.FirstSeq, res.LastSeq, head, res.LastHash)
 	if opts.PublicKey == nil {
 		fmt.Fprintln(stdout, "signatures: not checked (give -key signing.pub to prove the log was not rewritten)")
 		return nil
