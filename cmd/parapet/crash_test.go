@@ -64,7 +64,7 @@ func TestKillDuringCallsLeavesRecords(t *testing.T) {
 	}
 
 	p2 := runParapet(t, "-c", conf, "-log-format", "json")
-	if logs := p2.allLogs(); !strings.Contains(logs, "did not stop cleanly") || !strings.Contains(logs, `"calls_recorded":3`) {
+	if logs := p2.allLogs(); !strings.Contains(logs, "did not stop cleanly") || !strings.Contains(logs, `"calls_unobserved":3`) {
 		t.Errorf("the start after the kill does not say it recorded 3 calls:\n%s", logs)
 	}
 	p2.cmd.Process.Signal(syscall.SIGTERM)
