@@ -404,11 +404,8 @@ func (z *Zone) Prepare() (*Pending, error) {
 // Trust is the trust material Prepare read.
 func (p *Pending) Trust() Trust { return p.m.trust() }
 
-// Commit puts the material in force and returns what it replaced, whose
-// Commit undoes this one.
-func (p *Pending) Commit() *Pending {
-	return &Pending{z: p.z, m: p.z.cur.Swap(p.m)}
-}
+// Commit puts the material in force.
+func (p *Pending) Commit() { p.z.cur.Store(p.m) }
 
 // Trust is what a zone's TLS presents and trusts, as Fingerprint values
 // (lowercase hex SHA-256 of the DER), never paths: what a policy hash
