@@ -322,21 +322,29 @@ func failFirstSync(j *Journal) {
 	}
 }
 
-// TestJournalRewritesAfterFailedSync: a batch whose fsync failed is
-// reported failed, and the next batch rewrites the whole file.
-func TestJournalRewritesAfterFailedSync(t *testing.T) {
-	path := filepath.Join(t.TempDir(), JournalFile)
-	p := NewPseudonymizer(testKey())
-	j := openJournal(t, path, JournalOptions{})
+// failedCommit starts a journal whose first fsync fails and commits one
+// answered call, which it checks is reported failed.
+func failedCommit(t *testing.T, opts JournalOptions) (j *Journal, path string, a *Call) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), JournalFile)
+	j = openJournal(t, path, opts)
 	failFirstSync(j)
 	if err := j.Start(nil); err != nil {
 		t.Fatal(err)
 	}
-	defer j.Close()
-	a := liveCall(p, 1, true)
+	t.Cleanup(func() { j.Close() })
+	a = liveCall(NewPseudonymizer(testKey()), 1, true)
 	if err := <-j.Commit(a); err == nil {
 		t.Fatal("entry reported durable despite a failed fsync")
 	}
+	return j, path, a
+}
+
+// TestJournalRewritesAfterFailedSync: a batch whose fsync failed is
+// reported failed, and the next batch rewrites the whole file.
+func TestJournalRewritesAfterFailedSync(t *testing.T) {
+	j, path, _ := failedCommit(t, JournalOptions{})
+	p := NewPseudonymizer(testKey())
 	if j.Failures() != 1 || j.Err() == nil {
 		t.Errorf("failures %d, err %v", j.Failures(), j.Err())
 	}
@@ -739,18 +747,7 @@ func TestJournalNotesRideOnCommits(t *testing.T) {
 // once the file can be written again, instead of lasting until the next
 // call's entry.
 func TestJournalRecoversWithoutTraffic(t *testing.T) {
-	path := filepath.Join(t.TempDir(), JournalFile)
-	p := NewPseudonymizer(testKey())
-	j := openJournal(t, path, JournalOptions{SyncDelay: 5 * time.Millisecond})
-	failFirstSync(j)
-	if err := j.Start(nil); err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	a := liveCall(p, 1, true)
-	if err := <-j.Commit(a); err == nil {
-		t.Fatal("entry reported durable despite a failed fsync")
-	}
+	j, path, a := failedCommit(t, JournalOptions{SyncDelay: 5 * time.Millisecond})
 	for deadline := time.Now().Add(10 * time.Second); j.Err() != nil; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the journal never retried: %v", j.Err())

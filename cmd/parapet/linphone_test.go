@@ -285,6 +285,21 @@ func writeTone(t *testing.T, path string, freq float64, secs int) {
 	}
 }
 
+// linphoneCallLegs checks what every linphone call through parapet must
+// show: linphone heard the other phone's tone (decrypted by linphone), and
+// parapet wrote one record, answered, whose legs pass wantLegs.
+func linphoneCallLegs(t *testing.T, p *parapetUnderTest, heard string) (a, b *compliance.Leg) {
+	t.Helper()
+	if loud, samples, err := wavLoud(heard); err != nil || !loud {
+		t.Errorf("linphone heard nothing (%d samples, %v)", samples, err)
+	}
+	calls := onlyCalls(p.records(t))
+	if len(calls) != 1 || calls[0].Disposition != compliance.DispositionAnswered {
+		t.Fatalf("records %+v", calls)
+	}
+	return wantLegs(t, calls[0])
+}
+
 // wavLoud reports whether a 16-bit WAV file holds more than silence.
 func wavLoud(path string) (bool, int, error) {
 	b, err := os.ReadFile(path)
@@ -334,16 +349,7 @@ func TestLinphoneInboundSDES(t *testing.T) {
 	if v := cap.media(t, base+20, base+39); v.plain() || v.packets < callSeconds*50 {
 		t.Errorf("linphone's leg media does not look like SRTP: %+v", v)
 	}
-	// What linphone heard: bob's tone, decrypted by linphone.
-	if loud, samples, err := wavLoud(heard); err != nil || !loud {
-		t.Errorf("linphone heard nothing (%d samples, %v)", samples, err)
-	}
-
-	calls := onlyCalls(p.records(t))
-	if len(calls) != 1 || calls[0].Disposition != compliance.DispositionAnswered {
-		t.Fatalf("records %+v", calls)
-	}
-	a, b := wantLegs(t, calls[0])
+	a, b := linphoneCallLegs(t, p, heard)
 	if a.Zone != "carrier" || a.Transport != "tls" || a.TLS == nil || a.TLS.Version != "TLS1.2" ||
 		a.Media.KeyExchange != "sdes" || a.Media.SRTPSuite == "" {
 		t.Errorf("linphone's leg %+v %+v", a, a.Media)
