@@ -206,6 +206,28 @@ const (
 	mediaSrc = "media { address = \"127.0.0.1\" }\n"
 )
 
+// mixedZone is a zone with a UDP and a TLS listener and the given media
+// block; mixedRoute routes from pbx to it over UDP.
+func mixedZone(media string) string {
+	return `zone "mixed" {
+  listen = ["udp://127.0.0.1:5080", "tls://127.0.0.1:5081"]
+  peers  = ["127.0.0.0/8"]
+  tls {
+    cert_file = "c.pem"
+    key_file  = "c.key"
+  }
+  ` + media + `
+}
+`
+}
+
+const mixedRoute = `route "m" {
+  from   = "pbx"
+  to     = "mixed"
+  target = "sip:127.0.0.1:5090"
+}
+`
+
 func TestWarnings(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -245,53 +267,14 @@ func TestWarnings(t *testing.T) {
 			strings.Replace(carrierZone, "  tls {", "  media { suites = [\"AES_CM_128_HMAC_SHA1_80\", \"AES_CM_128_HMAC_SHA1_32\"] }\n  tls {", 1) + pbxZone + pbxRoute + mediaSrc,
 			[]string{"32-bit authentication tag"}},
 		{"sdes toward an allow zone over udp",
-			`zone "mixed" {
-  listen = ["udp://127.0.0.1:5080", "tls://127.0.0.1:5081"]
-  peers  = ["127.0.0.0/8"]
-  tls {
-    cert_file = "c.pem"
-    key_file  = "c.key"
-  }
-  media { srtp = "allow" }
-}
-route "m" {
-  from   = "pbx"
-  to     = "mixed"
-  target = "sip:127.0.0.1:5090"
-}
-` + pbxZone + mediaSrc,
+			mixedZone(`media { srtp = "allow" }`) + mixedRoute + pbxZone + mediaSrc,
 			[]string{"SRTP is optional on a TLS zone", "zone mixed mixes clear and TLS listeners with SDES allowed"}},
 		{"sdes listed toward an allow zone over udp",
-			`zone "mixed" {
-  listen = ["udp://127.0.0.1:5080", "tls://127.0.0.1:5081"]
-  peers  = ["127.0.0.0/8"]
-  tls {
-    cert_file = "c.pem"
-    key_file  = "c.key"
-  }
-  media {
-    srtp         = "allow"
-    key_exchange = ["sdes"]
-  }
-}
-route "m" {
-  from   = "pbx"
-  to     = "mixed"
-  target = "sip:127.0.0.1:5090"
-}
-` + pbxZone + mediaSrc,
+			mixedZone("media {\n    srtp         = \"allow\"\n    key_exchange = [\"sdes\"]\n  }") + mixedRoute + pbxZone + mediaSrc,
 			[]string{"SRTP is optional on a TLS zone", "zone mixed mixes clear and TLS listeners with SDES allowed",
 				`route "m" offers plain RTP toward zone mixed: SDES is not sent over udp`}},
 		{"mixed zone requiring SRTP",
-			`zone "mixed" {
-  listen = ["udp://127.0.0.1:5080", "tls://127.0.0.1:5081"]
-  peers  = ["127.0.0.0/8"]
-  tls {
-    cert_file = "c.pem"
-    key_file  = "c.key"
-  }
-}
-` + pbxZone + pbxRoute + mediaSrc,
+			mixedZone("") + pbxZone + pbxRoute + mediaSrc,
 			[]string{"zone mixed mixes clear and TLS listeners with SDES allowed"}},
 		{"srtp required by default on a zone without TLS",
 			strings.Replace(pbxZone, `media { srtp = "allow" }`, "", 1) + pbxRoute + mediaSrc,
