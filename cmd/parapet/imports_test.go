@@ -20,10 +20,14 @@ func TestImportDirection(t *testing.T) {
 		"certs":      {},
 		"configs":    {"policy"},
 		"compliance": {"policy"},
+		// Reports read records; audit judges captures with policy, reads
+		// their SDP with media's parser and renders the same reports.
+		"compliance/report": {"policy", "compliance"},
+		"audit":             {"policy", "compliance", "compliance/report", "media"},
 		"b2bua":      {"policy", "media", "compliance"},
 		"b2bua/sim":  {},
 		// The binary wires everything, but reads HCL only through configs.
-		"cmd/parapet": {"policy", "media", "certs", "configs", "compliance", "b2bua", "b2bua/sim"},
+		"cmd/parapet": {"policy", "media", "certs", "configs", "compliance", "compliance/report", "audit", "b2bua", "b2bua/sim"},
 	}
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
