@@ -24,8 +24,8 @@ func TestImportDirection(t *testing.T) {
 		// their SDP with media's parser and renders the same reports.
 		"compliance/report": {"policy", "compliance"},
 		"audit":             {"policy", "compliance", "compliance/report", "media"},
-		"b2bua":      {"policy", "media", "compliance"},
-		"b2bua/sim":  {},
+		"b2bua":             {"policy", "media", "compliance"},
+		"b2bua/sim":         {},
 		// The binary wires everything, but reads HCL only through configs.
 		"cmd/parapet": {"policy", "media", "certs", "configs", "compliance", "compliance/report", "audit", "b2bua", "b2bua/sim"},
 	}

@@ -199,11 +199,11 @@ type Cert struct {
 	SHA256   string    `json:"sha256"`
 	NotAfter time.Time `json:"not_after"`
 	// DaysToExpiry counts from the report's generation (negative: expired).
-	DaysToExpiry int      `json:"days_to_expiry"`
-	Verified     bool     `json:"verified"`
-	VerifyError  string   `json:"verify_error,omitempty"`
-	Zones        []string `json:"zones"`
-	Seen         int      `json:"seen"`
+	DaysToExpiry int       `json:"days_to_expiry"`
+	Verified     bool      `json:"verified"`
+	VerifyError  string    `json:"verify_error,omitempty"`
+	Zones        []string  `json:"zones"`
+	Seen         int       `json:"seen"`
 	LastSeen     time.Time `json:"last_seen"`
 }
 
@@ -295,11 +295,11 @@ type Inventory struct {
 
 // Weaknesses a peer showed.
 const (
-	WeakTLSVersion = "tls_below_1_2" // offered TLS below 1.2
-	WeakNoTLS      = "no_tls"        // SIP without TLS where the zone requires TLS
-	WeakPlainRTP   = "plain_rtp"     // offered or answered plain RTP
-	WeakSuite      = "weak_suite"    // offered or used a weak or 32-bit-tag SRTP suite
-	WeakNoCert     = "no_certificate" // presented no certificate where one was asked
+	WeakTLSVersion = "tls_below_1_2"   // offered TLS below 1.2
+	WeakNoTLS      = "no_tls"          // SIP without TLS where the zone requires TLS
+	WeakPlainRTP   = "plain_rtp"       // offered or answered plain RTP
+	WeakSuite      = "weak_suite"      // offered or used a weak or 32-bit-tag SRTP suite
+	WeakNoCert     = "no_certificate"  // presented no certificate where one was asked
 	WeakBadCert    = "bad_certificate" // presented a certificate that did not verify
 )
 
