@@ -53,6 +53,9 @@ type Report struct {
 
 	// Inventory is the upgrade-or-replace list, worst first.
 	Inventory Inventory `json:"inventory"`
+
+	// Capture is what an audit saw on the wire (captures only).
+	Capture *Capture `json:"capture,omitempty"`
 }
 
 // Period is the time range a report covers.
@@ -330,4 +333,64 @@ type Issue struct {
 	// Refused counts how often parapet refused it (the rest went through:
 	// an allow zone, an upgrade or observe mode).
 	Refused int `json:"refused"`
+}
+
+// Capture is what parapet audit reconstructed from packet captures or SIP
+// traces, beyond the legs it judged (which are counted like calls).
+type Capture struct {
+	// Packets counts the packets read; Undecoded those that were not
+	// Ethernet/Linux-cooked/raw IP carrying UDP or TCP.
+	Packets   uint64 `json:"packets"`
+	Undecoded uint64 `json:"undecoded"`
+	// Dialogs counts SIP dialogs (Call-IDs with an INVITE) seen in clear.
+	Dialogs int `json:"dialogs"`
+	// Handshakes lists TLS handshakes, on any port.
+	Handshakes []Handshake `json:"tls_handshakes"`
+	// Flows lists the media flows: one per direction of a UDP 5-tuple that
+	// carried RTP or SRTP.
+	Flows []Flow `json:"media_flows"`
+	// Omitted counts handshakes and flows beyond the report's limit.
+	Omitted int `json:"omitted"`
+}
+
+// Handshake is one TLS handshake seen in a capture.
+type Handshake struct {
+	Client string `json:"client"` // ip:port
+	Server string `json:"server"` // ip:port
+	// ClientMaxVersion is the highest version the ClientHello offered;
+	// Version the version the ServerHello chose ("" if none was seen).
+	ClientMaxVersion string `json:"client_max_version"`
+	Version          string `json:"version,omitempty"`
+	CipherSuite      string `json:"cipher_suite,omitempty"`
+	SNI              string `json:"sni,omitempty"`
+	// Certs are the server's certificates when the handshake shows them
+	// (TLS 1.2 and earlier; TLS 1.3 encrypts them).
+	Certs []Cert `json:"certificates,omitempty"`
+	// Alert names a fatal alert seen in clear before the handshake ended.
+	Alert string `json:"alert,omitempty"`
+}
+
+// Media flow classifications.
+const (
+	FlowRTP     = "rtp"     // RTP in clear
+	FlowSRTP    = "srtp"    // SRTP: encrypted payload and an authentication tag
+	FlowUnknown = "unknown" // too few packets to tell
+)
+
+// Flow is one direction of a media flow seen in a capture.
+type Flow struct {
+	Src string `json:"src"` // ip:port
+	Dst string `json:"dst"` // ip:port
+	// Class is what the packets are; By says how it was told: "sdp" when
+	// a clear SDP offer or answer named the flow's address and profile,
+	// "packets" when only the packets themselves were examined.
+	Class   string `json:"class"`
+	By      string `json:"by"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+	// SSRC and PayloadType of the first packet; CallID the hashed Call-ID
+	// of the dialog whose SDP named the flow, when one did.
+	SSRC        uint32 `json:"ssrc"`
+	PayloadType uint8  `json:"payload_type"`
+	CallID      string `json:"call_id,omitempty"`
 }
