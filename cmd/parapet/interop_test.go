@@ -38,7 +38,7 @@ func requirePeers(t *testing.T, tools ...string) {
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: run `make peers` (apt-get install baresip-core linphone-cli sip-tester tshark)", tool)
+			t.Fatalf("%s is not installed: run `make peers` (apt-get install baresip-core linphone-cli sip-tester tshark socat poppler-utils)", tool)
 		}
 	}
 }
@@ -160,6 +160,13 @@ media {
   timeout = "10s"
 }
 `, pbxListen, pbxTLS, pbxMedia, base+61, carrierMedia, routes, base+70, base+99)
+	return startParapetConfig(t, dir, pki, conf)
+}
+
+// startParapetConfig runs parapet in dir from the config text conf, whose
+// state_dir is "state" (where pki is).
+func startParapetConfig(t *testing.T, dir string, pki *certs.LabPKI, conf string) *parapetUnderTest {
+	t.Helper()
 	path := filepath.Join(dir, "parapet.hcl")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)

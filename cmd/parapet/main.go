@@ -9,6 +9,8 @@
 //	parapet demo                   the lab in one process: calls, records, summary
 //	parapet check [-c FILE]        validate a config; errors with file:line:column
 //	parapet verify -log FILE ...   walk the compliance log's hash chain
+//	parapet report -log FILE ...   the auditor's pack (text, JSON, HTML, PDF)
+//	parapet inventory -log FILE ... peers to upgrade or replace
 //	parapet certs selfsigned -host NAME -o DIR
 //	parapet version
 package main
@@ -62,6 +64,11 @@ Usage:
   parapet verify -log FILE [...] [-key signing.pub]
                                     verify the compliance log's hash chain and, with
                                     -key, that signed checkpoints cover it
+  parapet report -log FILE [...] [-key signing.pub ...] [-since T] [-until T]
+                 [-format text|json|html|pdf] [-o OUT]
+                                    the auditor's pack: HIPAA 164.312 controls with
+                                    their evidence, verified against the log
+  parapet inventory -log FILE [...] the legacy inventory: peers to upgrade or replace
   parapet certs selfsigned -host NAME -o DIR
                                     write a lab CA and a certificate for NAME
   parapet version                   print the version
@@ -101,6 +108,10 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return cmdCheck(rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(rest, stdout, stderr)
+	case "report":
+		return cmdReport(rest, stdout, stderr)
+	case "inventory":
+		return cmdInventory(rest, stdout, stderr)
 	case "certs":
 		return cmdCerts(rest, stdout, stderr)
 	case "version", "-version", "--version":

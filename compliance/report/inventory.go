@@ -31,20 +31,25 @@ var weaknessAction = map[string]string{
 	WeakSuite:      "configure AES_CM_128_HMAC_SHA1_80 or AEAD_AES_128_GCM in the device (32-bit tags and NULL suites are weak, RFC 3711 §9.5)",
 }
 
-// peer returns the inventory entry of the peer at addr, creating it; nil
-// once the table is full (the peer is then counted as omitted).
-func (b *Builder) peer(addr string) *peerAcc {
-	key := hostOf(addr)
-	if key == "" {
+// peer returns the inventory entry of the device at addr that names itself
+// userAgent, creating it; nil once the table is full (the record is then
+// counted as omitted). A peer is an address and a device: phones of several
+// models behind one NAT address are apart, and so is a phone before and
+// after a firmware upgrade (the old entry's last seen says when it stopped).
+// A refused TLS handshake shows no User-Agent, so it is an entry of its own.
+func (b *Builder) peer(addr, userAgent string) *peerAcc {
+	host := hostOf(addr)
+	if host == "" {
 		return nil
 	}
+	key := host + "\x00" + userAgent
 	p := b.peers[key]
 	if p == nil {
 		if len(b.peers) >= 10*b.opts.MaxPeers {
 			b.peersDropped++
 			return nil
 		}
-		p = &peerAcc{Peer: Peer{Address: key}, zones: map[string]bool{}, issues: map[string]*Issue{}}
+		p = &peerAcc{Peer: Peer{Address: host, UserAgent: userAgent}, zones: map[string]bool{}, issues: map[string]*Issue{}}
 		b.peers[key] = p
 	}
 	return p
@@ -61,7 +66,7 @@ func (b *Builder) note(addr, zone, userAgent, certSubject string, t time.Time, w
 	if len(ws) == 0 {
 		return
 	}
-	p := b.peer(addr)
+	p := b.peer(addr, userAgent)
 	if p == nil {
 		return
 	}
@@ -74,9 +79,6 @@ func (b *Builder) note(addr, zone, userAgent, certSubject string, t time.Time, w
 	p.Seen++
 	if zone != "" && len(p.zones) < 20 {
 		p.zones[zone] = true
-	}
-	if userAgent != "" {
-		p.UserAgent = userAgent
 	}
 	if certSubject != "" {
 		p.CertSubject = certSubject

@@ -2,6 +2,7 @@ package report
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -110,4 +111,22 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	n, err := e.w.Write(p)
 	e.err = err
 	return n, err
+}
+
+// InventoryDoc is the JSON form of parapet inventory: the inventory with
+// what ties it to a period.
+type InventoryDoc struct {
+	ReportVersion int       `json:"report_version"`
+	Generated     time.Time `json:"generated"`
+	Generator     string    `json:"generator"`
+	Period        Period    `json:"period"`
+	Inventory     Inventory `json:"inventory"`
+}
+
+// WriteInventoryJSON writes the inventory alone as indented JSON.
+func WriteInventoryJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(InventoryDoc{ReportVersion: r.ReportVersion, Generated: r.Generated, Generator: r.Generator,
+		Period: r.Period, Inventory: r.Inventory})
 }

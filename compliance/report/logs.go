@@ -65,36 +65,58 @@ func FromLogs(paths []string, opts LogOptions) (*Report, error) {
 	b := NewBuilder(opts.Options)
 	for _, chain := range chains {
 		src := b.AddSource(Source{Name: chain[len(chain)-1], Files: chain})
+		// The key is named by the chain's checkpoints; when keys are given,
+		// look at them first, so that verifying (a second read of the
+		// files) runs beside the report's own read, on another core.
 		var keyIDs []string
-		var bad int
-		var size int64
-		for _, p := range chain {
-			n, err := b.scanFile(src, p, progress, &keyIDs, &bad)
-			if err != nil {
+		if len(opts.Keys) > 0 {
+			if keyIDs, err = chainKeyIDs(chain); err != nil {
 				return nil, err
 			}
-			size += n
-		}
-		if bad > 0 {
-			b.AddNote(src, fmt.Sprintf("%d %s not an intact record and left out (see the verification)", bad, plural(bad, "line is", "lines are")))
 		}
 		key, note := pickKey(keys, len(opts.Keys), keyIDs)
 		if note != "" {
 			b.AddNote(src, note)
 		}
-		res, err := compliance.Verify(chain, compliance.VerifyOptions{Head: true, PublicKey: key})
-		if err != nil {
-			return nil, fmt.Errorf("report: %w", err)
+		type verified struct {
+			res *compliance.VerifyResult
+			err error
+		}
+		vc := make(chan verified, 1)
+		go func() {
+			res, err := compliance.Verify(chain, compliance.VerifyOptions{Head: true, PublicKey: key})
+			vc <- verified{res, err}
+		}()
+		var bad int
+		var size int64
+		var scanErr error
+		for _, p := range chain {
+			n, err := b.scanFile(src, p, progress, &bad)
+			if err != nil {
+				scanErr = err
+				break
+			}
+			size += n
+		}
+		v := <-vc
+		if scanErr != nil {
+			return nil, scanErr
+		}
+		if v.err != nil {
+			return nil, fmt.Errorf("report: %w", v.err)
+		}
+		if bad > 0 {
+			b.AddNote(src, fmt.Sprintf("%d %s not an intact record and left out (see the verification)", bad, plural(bad, "line is", "lines are")))
 		}
 		progress(size)
-		b.SetVerification(src, verification(res, key))
+		b.SetVerification(src, verification(v.res, key))
 	}
 	return b.Report(), nil
 }
 
-// scanFile folds the records of one file into source src and collects the
-// key IDs its checkpoints name. It returns the file's size.
-func (b *Builder) scanFile(src int, path string, progress func(int64), keyIDs *[]string, bad *int) (int64, error) {
+// scanFile folds the records of one file into source src. It returns the
+// file's size.
+func (b *Builder) scanFile(src int, path string, progress func(int64), bad *int) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("report: %w", err)
@@ -102,11 +124,6 @@ func (b *Builder) scanFile(src int, path string, progress func(int64), keyIDs *[
 	defer f.Close()
 	cr := &countingReader{r: f, report: progress}
 	err = compliance.ScanReader(cr, func(_ int, rec *compliance.Record) error {
-		if rec.Log != nil && rec.Log.Event == compliance.LogCheckpoint {
-			if id := checkpointKeyID(rec.Log.Detail); id != "" && !slices.Contains(*keyIDs, id) && len(*keyIDs) < 16 {
-				*keyIDs = append(*keyIDs, id)
-			}
-		}
 		b.Add(src, rec)
 		return nil
 	}, func(int, error) { *bad++ })
@@ -115,6 +132,30 @@ func (b *Builder) scanFile(src int, path string, progress func(int64), keyIDs *[
 		return 0, fmt.Errorf("report: read %s: %w", path, err)
 	}
 	return cr.n, nil
+}
+
+// chainKeyIDs returns the key IDs the checkpoints of a chain name, in the
+// order they first appear. The first checkpoint of each file is enough:
+// parapet signs a log with one key, and a checkpoint comes within the
+// first records of every run.
+func chainKeyIDs(chain []string) ([]string, error) {
+	var ids []string
+	for _, p := range chain {
+		errStop := errors.New("stop")
+		err := compliance.ScanFile(p, func(_ int, rec *compliance.Record) error {
+			if rec.Log == nil || rec.Log.Event != compliance.LogCheckpoint {
+				return nil
+			}
+			if id := checkpointKeyID(rec.Log.Detail); id != "" && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+			return errStop
+		}, nil)
+		if err != nil && !errors.Is(err, errStop) {
+			return nil, fmt.Errorf("report: %w", err)
+		}
+	}
+	return ids, nil
 }
 
 // checkpointKeyID reads the key ID of a checkpoint's detail ("key=<id>

@@ -292,7 +292,9 @@ type Reference struct {
 // Inventory is the legacy inventory.
 type Inventory struct {
 	Peers []Peer `json:"peers"`
-	// Omitted counts peers beyond the report's limit (the least seen).
+	// Omitted counts peers beyond the report's limit (the least severe and
+	// least seen); past ten times the limit, further peers are no longer
+	// tracked and each of their records counts here instead.
 	Omitted int `json:"omitted"`
 }
 
@@ -306,7 +308,8 @@ const (
 	WeakBadCert    = "bad_certificate" // presented a certificate that did not verify
 )
 
-// Peer is one device or trunk of the inventory.
+// Peer is one device or trunk of the inventory: an address and the device
+// name it gave (several phones behind one NAT address are apart).
 type Peer struct {
 	// Address is the peer's IP address (no port: phones change ports).
 	Address     string   `json:"address"`

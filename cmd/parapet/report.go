@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/compliance/report"
+)
+
+const reportHelp = `Usage: parapet report -log FILE [-log FILE ...] [-key signing.pub ...] [-since T] [-until T]
+                      [-format text|json|html|pdf] [-page A4|Letter] [-o OUT]
+
+The auditor's pack: for the period, the calls by disposition and zone, the share of
+external legs with TLS 1.2+ and with SRTP, what was negotiated, peer certificates,
+rejections, upgrades, downgrade attempts and observe-mode decisions, media attacks,
+the legacy inventory, and each HIPAA 164.312 control's status with its evidence.
+
+Give every file of the logs to cover, in any order: rotated files and the logs of
+several parapet instances are grouped into chains by their links, and each chain is
+verified on its own (with -key, its signed checkpoints too; give each instance's
+signing.pub). The report names the hash of the last record of each chain, which ties
+it to the log (docs/reports.md).
+
+T is an RFC 3339 time (2026-12-01T08:00:00Z), a date (2026-12-01, UTC midnight) or a
+duration before now (24h, 7d). Exit status 0 when the report is written, 1 when it is
+written but a chain failed verification, 2 on usage or I/O errors.`
+
+func cmdReport(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("report", stderr, reportHelp)
+	var logs, keys multiFlag
+	fs.Var(&logs, "log", "compliance log `file` (repeat; rotated files and several instances' logs, any order)")
+	fs.Var(&keys, "key", "public `key` (signing.pub) to verify the checkpoints with (repeat, one per instance)")
+	since, until := timeFlag{}, timeFlag{}
+	fs.Var(&since, "since", "start of the period (`T`, inclusive)")
+	fs.Var(&until, "until", "end of the period (`T`, exclusive)")
+	format := fs.String("format", "text", "`format`: text, json, html or pdf")
+	page := fs.String("page", "A4", "PDF page `size`: A4 or Letter")
+	out := fs.String("o", "", "write the report to `file` (default standard output)")
+	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if len(logs) == 0 {
+		fs.Usage()
+		return exit(2, errors.New("report needs -log FILE"))
+	}
+	render, err := reportRenderer(*format, *page, *out, stdout)
+	if err != nil {
+		return exit(2, err)
+	}
+	opts, err := logOptions(keys, since, until)
+	if err != nil {
+		return exit(2, err)
+	}
+	bar := newProgress(stderr, "reading logs", *noProgress)
+	opts.Progress = bar.update
+	r, err := report.FromLogs(logs, opts)
+	bar.finish()
+	if err != nil {
+		return exit(2, err)
+	}
+	if err := writeOutput(*out, stdout, func(w io.Writer) error { return render(w, r) }); err != nil {
+		return exit(2, err)
+	}
+	return tamperedExit(r, stderr)
+}
+
+const inventoryHelp = `Usage: parapet inventory -log FILE [-log FILE ...] [-since T] [-until T] [-format text|json|csv] [-o OUT]
+
+The legacy inventory alone: every peer that offered TLS below 1.2, SIP without TLS
+where its zone requires TLS, plain RTP, a weak or 32-bit-tag SRTP suite, or no valid
+certificate where one was asked, with its address, device (User-Agent or Server) and
+certificate, when it was first and last seen, how often, what exactly it offered, and
+what to do. Worst first. T as for parapet report.
+
+The log is not verified here (parapet report and parapet verify do that). Exit status
+0 when written, 2 on usage or I/O errors.`
+
+func cmdInventory(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("inventory", stderr, inventoryHelp)
+	var logs multiFlag
+	fs.Var(&logs, "log", "compliance log `file` (repeat)")
+	since, until := timeFlag{}, timeFlag{}
+	fs.Var(&since, "since", "start of the period (`T`, inclusive)")
+	fs.Var(&until, "until", "end of the period (`T`, exclusive)")
+	format := fs.String("format", "text", "`format`: text, json or csv")
+	out := fs.String("o", "", "write to `file` (default standard output)")
+	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if len(logs) == 0 {
+		fs.Usage()
+		return exit(2, errors.New("inventory needs -log FILE"))
+	}
+	var render func(io.Writer, *report.Report) error
+	switch *format {
+	case "text":
+		render = report.WriteInventoryText
+	case "csv":
+		render = report.WriteInventoryCSV
+	case "json":
+		render = func(w io.Writer, r *report.Report) error { return report.WriteInventoryJSON(w, r) }
+	default:
+		return exit(2, fmt.Errorf("unknown -format %q (want text, json or csv)", *format))
+	}
+	opts, err := logOptions(nil, since, until)
+	if err != nil {
+		return exit(2, err)
+	}
+	bar := newProgress(stderr, "reading logs", *noProgress)
+	opts.Progress = bar.update
+	r, err := report.FromLogs(logs, opts)
+	bar.finish()
+	if err != nil {
+		return exit(2, err)
+	}
+	if err := writeOutput(*out, stdout, func(w io.Writer) error { return render(w, r) }); err != nil {
+		return exit(2, err)
+	}
+	return nil
+}
+
+// logOptions builds the report options shared by report and inventory.
+func logOptions(keyFiles []string, since, until timeFlag) (report.LogOptions, error) {
+	opts := report.LogOptions{Options: report.Options{Since: since.t, Until: until.t, Generator: "parapet " + parapetVersion()}}
+	if !since.t.IsZero() && !until.t.IsZero() && !until.t.After(since.t) {
+		return opts, fmt.Errorf("-until %s is not after -since %s", until.t.Format(time.RFC3339), since.t.Format(time.RFC3339))
+	}
+	for _, f := range keyFiles {
+		pub, err := compliance.LoadPublicKey(f)
+		if err != nil {
+			return opts, err
+		}
+		opts.Keys = append(opts.Keys, ed25519.PublicKey(pub))
+	}
+	return opts, nil
+}
+
+// reportRenderer picks the renderer of a format.
+func reportRenderer(format, page, out string, stdout io.Writer) (func(io.Writer, *report.Report) error, error) {
+	switch format {
+	case "text":
+		return report.WriteText, nil
+	case "json":
+		return report.WriteJSON, nil
+	case "html":
+		return report.WriteHTML, nil
+	case "pdf":
+		switch strings.ToLower(page) {
+		case "a4":
+			page = "A4"
+		case "letter":
+			page = "Letter"
+		default:
+			return nil, fmt.Errorf("unknown -page %q (want A4 or Letter)", page)
+		}
+		if out == "" && isTerminal(stdout) {
+			return nil, errors.New("a PDF is not for a terminal: give -o FILE")
+		}
+		return func(w io.Writer, r *report.Report) error { return report.WritePDF(w, r, page) }, nil
+	}
+	return nil, fmt.Errorf("unknown -format %q (want text, json, html or pdf)", format)
+}
+
+// writeOutput writes to stdout, or to a new file at path that appears only
+// once complete (written to a temporary file in the same directory, then
+// renamed), so that a failed run never leaves half a report.
+func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) error {
+	if path == "" || path == "-" {
+		bw := bufio.NewWriter(stdout)
+		if err := write(bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	bw := bufio.NewWriter(tmp)
+	err = write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = tmp.Chmod(0o640)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// tamperedExit is exit status 1 when a chain failed verification, so that a
+// script producing reports notices (as with parapet verify).
+func tamperedExit(r *report.Report, stderr io.Writer) error {
+	bad := 0
+	for _, s := range r.Sources {
+		if v := s.Verification; v != nil && !v.Intact {
+			bad++
+			fmt.Fprintf(stderr, "parapet: %s: TAMPERED: %s\n", s.Name, v.Problem)
+		}
+	}
+	if bad > 0 {
+		return exit(1, nil)
+	}
+	return nil
+}
+
+// timeFlag is a point in time given as RFC 3339, a date, or a duration
+// before now ("24h", "7d").
+type timeFlag struct{ t time.Time }
+
+func (f *timeFlag) String() string {
+	if f == nil || f.t.IsZero() {
+		return ""
+	}
+	return f.t.Format(time.RFC3339)
+}
+
+func (f *timeFlag) Set(s string) error {
+	t, err := parseWhen(s, time.Now())
+	if err != nil {
+		return err
+	}
+	f.t = t
+	return nil
+}
+
+// parseWhen reads T: an RFC 3339 time, a date (UTC midnight), or a
+// duration before now with d for days.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	ds := s
+	var days time.Duration
+	if i := strings.IndexByte(ds, 'd'); i > 0 {
+		var n int
+		if _, err := fmt.Sscanf(ds[:i], "%d", &n); err == nil && n >= 0 && fmt.Sprint(n) == ds[:i] {
+			days = time.Duration(n) * 24 * time.Hour
+			ds = ds[i+1:]
+		}
+	}
+	d := time.Duration(0)
+	if ds != "" {
+		var err error
+		if d, err = time.ParseDuration(ds); err != nil {
+			return time.Time{}, fmt.Errorf("%q is not a time (2026-12-01T08:00:00Z), a date (2026-12-01) or a duration before now (24h, 7d)", s)
+		}
+	}
+	if d+days < 0 {
+		return time.Time{}, fmt.Errorf("%q: a duration before now cannot be negative", s)
+	}
+	return now.Add(-(d + days)), nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progress is a progress bar on a terminal, nothing elsewhere.
+type progress struct {
+	bar *progressbar.ProgressBar
+}
+
+func newProgress(stderr io.Writer, desc string, off bool) *progress {
+	p := &progress{}
+	if off || !isTerminal(stderr) {
+		return p
+	}
+	p.bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowBytes(true), progressbar.OptionSetWidth(30), progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(), progressbar.OptionSetPredictTime(true))
+	return p
+}
+
+func (p *progress) update(done, total int64) {
+	if p.bar == nil {
+		return
+	}
+	if p.bar.GetMax64() != total {
+		p.bar.ChangeMax64(total)
+	}
+	_ = p.bar.Set64(done)
+}
+
+func (p *progress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+	}
+}
+
+var _ flag.Value = (*timeFlag)(nil)
