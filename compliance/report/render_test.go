@@ -263,7 +263,7 @@ func TestWritePDF(t *testing.T) {
 	for _, want := range []string{
 		"parapet compliance report",
 		sampleHashA, sampleHashB, // in full, in the sources section
-		shortHash(sampleHashA),   // in the footer
+		shortHash(sampleHashA), // in the footer
 		"page 1 of " + strconv.Itoa(ia.pages),
 		"page " + strconv.Itoa(ia.pages) + " of " + strconv.Itoa(ia.pages),
 		"TAMPERED: compliance.log:412",
