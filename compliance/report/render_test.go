@@ -100,7 +100,7 @@ func TestWriteHTML(t *testing.T) {
 	out := renderHTML(t, r)
 	// Each control's summary row names its status in words, with its colour.
 	for _, c := range r.Controls {
-		re := regexp.MustCompile(`<tr><td class=" mono">` + regexp.QuoteMeta(c.ID) + `</td><td>[^<]*</td><td><span class="badge ` +
+		re := regexp.MustCompile(`<tr><td class="mono">` + regexp.QuoteMeta(c.ID) + `</td><td>[^<]*</td><td><span class="badge ` +
 			statusClass(c.Status) + `">` + statusWord(c.Status) + `</span></td></tr>`)
 		if !re.MatchString(out) {
 			t.Errorf("summary lacks %s with %s", c.ID, statusWord(c.Status))

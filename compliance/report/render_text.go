@@ -45,9 +45,12 @@ func (t *textWriter) doc(d *docView) {
 	t.line(title)
 	t.line(strings.Repeat("=", len(title)))
 	t.pairs(d.Meta)
-	for _, tie := range d.Ties {
+	if len(d.Ties) > 0 {
 		t.line("")
-		t.pairs([]pair{{"Tied to " + tie.Label + " of", txt(tie.Source)}, {"", mono(tie.Hash)}})
+		t.line("Tied to its sources:")
+		for _, tie := range d.Ties {
+			t.indented([]pair{{tie.Source, txt(tie.Label + " " + tie.Hash)}}, 2)
+		}
 	}
 	for i, s := range d.Sections {
 		t.line("")

@@ -332,7 +332,7 @@ func buildView(r *Report) *docView {
 	d.Meta = []pair{
 		{"Kind", cell{Text: kindTitle(r.Kind) + " (" + orDash(r.Kind) + ")"}},
 		{"Period", cell{Text: periodText(r.Period)}},
-		{"Records", cell{Text: recordsText(r.Period)}},
+		{"Records counted", cell{Text: recordsText(r.Period)}},
 		{"Generated", cell{Text: fmtTime(r.Generated)}},
 		{"Generator", cell{Text: orDash(r.Generator)}},
 		{"Report version", cell{Text: strconv.Itoa(r.ReportVersion)}},
@@ -396,8 +396,12 @@ func summarySection(r *Report) section {
 	for _, c := range r.Controls {
 		counts[c.Status]++
 	}
-	s.Blocks = append(s.Blocks, para(fmt.Sprintf("%d satisfied, %d need attention, %d not applicable.",
-		counts[StatusSatisfied], counts[StatusNeedsAttention], counts[StatusNotApplicable])))
+	need := "need"
+	if counts[StatusNeedsAttention] == 1 {
+		need = "needs"
+	}
+	s.Blocks = append(s.Blocks, para(fmt.Sprintf("%d satisfied, %d %s attention, %d not applicable.",
+		counts[StatusSatisfied], counts[StatusNeedsAttention], need, counts[StatusNotApplicable])))
 	return s
 }
 
