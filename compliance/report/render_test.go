@@ -447,3 +447,19 @@ func TestRenderingsAreReproducible(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroReport renders a Report no builder filled: nothing fails.
+func TestZeroReport(t *testing.T) {
+	for name, write := range map[string]func(io.Writer, *Report) error{
+		"text": WriteText, "json": WriteJSON, "html": WriteHTML,
+		"pdf": func(w io.Writer, r *Report) error { return WritePDF(w, r, PageLetter) },
+	} {
+		var buf bytes.Buffer
+		if err := write(&buf, &Report{}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if buf.Len() == 0 {
+			t.Errorf("%s: nothing written", name)
+		}
+	}
+}

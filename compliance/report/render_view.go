@@ -916,7 +916,7 @@ func inventorySection(r *Report) section {
 		s.Blocks = append(s.Blocks, tableBlock(t))
 	}
 	if inv.Omitted > 0 {
-		s.Blocks = append(s.Blocks, note(fmt.Sprintf("%s more peers omitted: the least seen.", num(inv.Omitted))))
+		s.Blocks = append(s.Blocks, note(fmt.Sprintf("%s more peers omitted: the least severe and least seen.", num(inv.Omitted))))
 	}
 	return s
 }
