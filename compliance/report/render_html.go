@@ -30,7 +30,18 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"numCol": func(t *table, i int) bool {
 		return i < len(t.Num) && t.Num[i]
 	},
-	"cellClass":  cellClass,
+	"cellClass": cellClass,
+	"sectionClass": func(s section) string {
+		switch {
+		case s.Break && s.Box:
+			return "break box"
+		case s.Break:
+			return "break"
+		case s.Box:
+			return "box"
+		}
+		return ""
+	},
 	"barX":       func() int { return svgBarX },
 	"barsHeight": func(b *barChart) int { return len(b.Rows)*svgRowH + 4 },
 	"barY":       func(i int) int { return i*svgRowH + 4 },
