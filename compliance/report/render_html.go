@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 )
 
 //go:embed report.html.tmpl
@@ -29,6 +30,18 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"numCol": func(t *table, i int) bool {
 		return i < len(t.Num) && t.Num[i]
 	},
+	"cellClass": cellClass,
+	"sectionClass": func(s section) string {
+		switch {
+		case s.Break && s.Box:
+			return "break box"
+		case s.Break:
+			return "break"
+		case s.Box:
+			return "box"
+		}
+		return ""
+	},
 	"barX":       func() int { return svgBarX },
 	"barsHeight": func(b *barChart) int { return len(b.Rows)*svgRowH + 4 },
 	"barY":       func(i int) int { return i*svgRowH + 4 },
@@ -44,6 +57,18 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 		return fmtFloat(f*c) + " " + fmtFloat(c)
 	},
 }).Parse(htmlSource))
+
+// cellClass is the class attribute of a table cell ("" for none).
+func cellClass(c cell) string {
+	var cs []string
+	if c.Num {
+		cs = append(cs, "num")
+	}
+	if c.Mono {
+		cs = append(cs, "mono")
+	}
+	return strings.Join(cs, " ")
+}
 
 // barWidth is a bar's length: at least 2 units when its value is not 0, so
 // a small count is still seen.

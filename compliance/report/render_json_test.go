@@ -375,3 +375,54 @@ func TestSchemaReturnsACopy(t *testing.T) {
 		t.Errorf("Schema returned its embedded bytes, not a copy")
 	}
 }
+
+// TestSampleFillsTheModel keeps the sample report honest as the model
+// grows: every list and every optional section is filled at least once, so
+// the renderers and the schema are tested on all of it.
+func TestSampleFillsTheModel(t *testing.T) {
+	filled := map[string]bool{}
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		switch v.Kind() {
+		case reflect.Pointer:
+			if _, ok := filled[path]; !ok {
+				filled[path] = false
+			}
+			if !v.IsNil() {
+				filled[path] = true
+				walk(v.Elem(), path)
+			}
+		case reflect.Slice:
+			if _, ok := filled[path]; !ok {
+				filled[path] = false
+			}
+			if v.Len() > 0 {
+				filled[path] = true
+			}
+			for i := range v.Len() {
+				walk(v.Index(i), path+"[]")
+			}
+		case reflect.Struct:
+			if v.Type() == reflect.TypeFor[time.Time]() {
+				return
+			}
+			for i := range v.NumField() {
+				f := v.Type().Field(i)
+				if !f.IsExported() {
+					continue
+				}
+				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				walk(v.Field(i), path+"."+name)
+			}
+		}
+	}
+	walk(reflect.ValueOf(sampleReport()).Elem(), "$")
+	for path, ok := range filled {
+		if !ok {
+			t.Errorf("the sample leaves %s empty", path)
+		}
+	}
+	if len(filled) < 20 {
+		t.Errorf("walked only %d lists and pointers", len(filled))
+	}
+}

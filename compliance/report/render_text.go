@@ -45,9 +45,12 @@ func (t *textWriter) doc(d *docView) {
 	t.line(title)
 	t.line(strings.Repeat("=", len(title)))
 	t.pairs(d.Meta)
-	for _, tie := range d.Ties {
+	if len(d.Ties) > 0 {
 		t.line("")
-		t.pairs([]pair{{"Tied to " + tie.Label + " of", txt(tie.Source)}, {"", mono(tie.Hash)}})
+		t.line("Tied to its sources:")
+		for _, tie := range d.Ties {
+			t.indented([]pair{{tie.Source, txt(tie.Label + " " + tie.Hash)}}, 2)
+		}
 	}
 	for i, s := range d.Sections {
 		t.line("")
@@ -104,13 +107,17 @@ func (t *textWriter) block(b block) {
 	}
 }
 
-func (t *textWriter) pairs(ps []pair) {
+func (t *textWriter) pairs(ps []pair) { t.indented(ps, 0) }
+
+// indented writes label/value lines indented by indent columns.
+func (t *textWriter) indented(ps []pair, indent int) {
+	in := strings.Repeat(" ", indent)
 	lw := 0
 	for _, p := range ps {
 		lw = max(lw, runeLen(p.Label))
 	}
 	lw = min(lw, 34)
-	vw := textWidth - lw - 2
+	vw := textWidth - indent - lw - 2
 	for _, p := range ps {
 		label := p.Label
 		if runeLen(label) > lw {
@@ -118,9 +125,9 @@ func (t *textWriter) pairs(ps []pair) {
 		}
 		for i, l := range wrap(p.Value.Text, vw) {
 			if i == 0 {
-				t.line(pad(label, lw) + "  " + l)
+				t.line(in + pad(label, lw) + "  " + l)
 			} else {
-				t.line(strings.Repeat(" ", lw+2) + l)
+				t.line(in + strings.Repeat(" ", lw+2) + l)
 			}
 		}
 	}
@@ -147,6 +154,14 @@ func (t *textWriter) table(tb *table) {
 			}
 		}
 	}
+	sum := 2 * (n - 1)
+	for _, w := range widths {
+		sum += w
+	}
+	if sum > textWidth+textSlack {
+		t.records(tb)
+		return
+	}
 	fitWidths(widths, floors, textWidth-2*(n-1))
 	t.row(tb.Head, widths, nil)
 	rule := make([]string, n)
@@ -160,6 +175,41 @@ func (t *textWriter) table(tb *table) {
 			texts[i] = row[i].Text
 		}
 		t.row(texts, widths, tb.Num)
+	}
+}
+
+// textSlack is how much wider than the screen a table may be and still be
+// drawn as a table (its cells wrapped); a wider one is written as records.
+const textSlack = 20
+
+// records writes each row of a table too wide for a terminal as a record:
+// the first column as its heading, the others as labelled lines.
+func (t *textWriter) records(tb *table) {
+	for i, row := range tb.Rows {
+		if i > 0 {
+			t.line("")
+		}
+		var ps []pair
+		for j, c := range row {
+			if j == 0 {
+				first := strings.Split(c.Text, "\n")
+				for k, l := range first {
+					prefix := "* "
+					if k > 0 {
+						prefix = "  "
+					}
+					for _, w := range wrap(l, textWidth-2) {
+						t.line(prefix + w)
+						prefix = "  "
+					}
+				}
+				continue
+			}
+			if j < len(tb.Head) {
+				ps = append(ps, pair{Label: tb.Head[j], Value: cell{Text: c.Text}})
+			}
+		}
+		t.indented(ps, 2)
 	}
 }
 

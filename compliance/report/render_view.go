@@ -332,7 +332,7 @@ func buildView(r *Report) *docView {
 	d.Meta = []pair{
 		{"Kind", cell{Text: kindTitle(r.Kind) + " (" + orDash(r.Kind) + ")"}},
 		{"Period", cell{Text: periodText(r.Period)}},
-		{"Records", cell{Text: recordsText(r.Period)}},
+		{"Records counted", cell{Text: recordsText(r.Period)}},
 		{"Generated", cell{Text: fmtTime(r.Generated)}},
 		{"Generator", cell{Text: orDash(r.Generator)}},
 		{"Report version", cell{Text: strconv.Itoa(r.ReportVersion)}},
@@ -396,8 +396,12 @@ func summarySection(r *Report) section {
 	for _, c := range r.Controls {
 		counts[c.Status]++
 	}
-	s.Blocks = append(s.Blocks, para(fmt.Sprintf("%d satisfied, %d need attention, %d not applicable.",
-		counts[StatusSatisfied], counts[StatusNeedsAttention], counts[StatusNotApplicable])))
+	need := "need"
+	if counts[StatusNeedsAttention] == 1 {
+		need = "needs"
+	}
+	s.Blocks = append(s.Blocks, para(fmt.Sprintf("%d satisfied, %d %s attention, %d not applicable.",
+		counts[StatusSatisfied], counts[StatusNeedsAttention], need, counts[StatusNotApplicable])))
 	return s
 }
 
@@ -689,7 +693,7 @@ func certsSection(r *Report) section {
 	s.Blocks = append(s.Blocks, para("Days to expiry count from the report's generation; 30 days or fewer are marked, and expired certificates too."))
 	t := &table{
 		Head:    []string{"Subject / issuer", "SHA-256", "Not after", "Days to expiry", "Verified", "Zones", "Seen (last)"},
-		Weights: []float64{2.6, 1.4, 1.1, 1.1, 1.3, 1, 1.2},
+		Weights: []float64{2.4, 1.8, 1.1, 1.1, 1.3, 1, 1.1},
 		Num:     []bool{false, false, false, true, false, false, true},
 	}
 	for _, c := range r.Certs {
@@ -712,11 +716,11 @@ func certsSection(r *Report) section {
 func exampleTable(lead string, rows []exampleRow) *table {
 	t := &table{
 		Head:    []string{"Record", "Zone / remote", "Caller -> callee", "Call-ID", "Reason"},
-		Weights: []float64{1.6, 1.5, 1.5, 1.2, 2.4},
+		Weights: []float64{1.6, 1.5, 1.5, 1.7, 2.2},
 	}
 	if lead != "" {
 		t.Head = append([]string{lead}, t.Head...)
-		t.Weights = append([]float64{1.3}, t.Weights...)
+		t.Weights = append([]float64{1.8}, t.Weights...)
 	}
 	for _, er := range rows {
 		e := er.ex
@@ -912,7 +916,7 @@ func inventorySection(r *Report) section {
 		s.Blocks = append(s.Blocks, tableBlock(t))
 	}
 	if inv.Omitted > 0 {
-		s.Blocks = append(s.Blocks, note(fmt.Sprintf("%s more peers omitted: the least seen.", num(inv.Omitted))))
+		s.Blocks = append(s.Blocks, note(fmt.Sprintf("%s more peers omitted: the least severe and least seen.", num(inv.Omitted))))
 	}
 	return s
 }
@@ -982,7 +986,7 @@ func captureSection(c *Capture) section {
 	}
 	t := &table{
 		Head:    []string{"Source -> destination", "Class", "Told by", "Packets", "Bytes", "SSRC / PT", "Call-ID"},
-		Weights: []float64{2.6, 0.9, 0.9, 1, 1.1, 1.4, 1.3},
+		Weights: []float64{2.5, 0.9, 0.9, 1, 1.1, 1.4, 1.7},
 		Num:     []bool{false, false, false, true, true, false, false},
 	}
 	for _, f := range c.Flows {

@@ -151,7 +151,7 @@ func sampleReport() *Report {
 				{Client: "192.0.2.44:50122", Server: "198.51.100.5:5061", ClientMaxVersion: "TLS 1.1", Alert: "protocol_version"},
 				{Client: "192.0.2.51:40100", Server: "198.51.100.5:5061", ClientMaxVersion: "TLS 1.3", Version: "TLS 1.2",
 					CipherSuite: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", SNI: "sip.carrier.example",
-					Certs: []Cert{{Subject: "CN=sip.carrier.example", Issuer: "CN=Carrier CA", SHA256: sampleHashA, NotAfter: at("2027-06-01T00:00:00Z"), DaysToExpiry: 176, Zones: []string{}, LastSeen: gen, Seen: 1}}},
+					Certs: []Cert{{Subject: "CN=sip.carrier.example", Issuer: "CN=Carrier CA", SHA256: sampleHashA, NotAfter: at("2027-06-01T00:00:00Z"), DaysToExpiry: 176, Zones: []string{"carrier"}, LastSeen: gen, Seen: 1}}},
 			},
 			Flows: []Flow{
 				{Src: "192.0.2.51:10000", Dst: "198.51.100.5:20000", Class: FlowRTP, By: "sdp", Packets: 9000, Bytes: 1548000, SSRC: 0xdeadbeef, PayloadType: 0, CallID: "c:" + sampleHashA[:32]},
