@@ -45,6 +45,11 @@ func call(t *testing.T, a, b *baresip, uri string) error {
 	if _, err := b.waitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
 		return fmt.Errorf("callee never saw the hangup: %w", err)
 	}
+	// The caller's own CALL_CLOSED ("Connection reset by user"), so that
+	// the next call's wait does not take it for its own end.
+	if _, err := a.waitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
+		return fmt.Errorf("caller never closed its call: %w", err)
+	}
 	return nil
 }
 

@@ -25,8 +25,8 @@ import (
 // the public key that signs it.
 //
 // Zones: pbx (UDP, SRTP allowed), carrier (TLS, SRTP required) and branch
-// (UDP, SRTP required, observe mode). alice is a PBX phone (UDP, plain RTP),
-// bob a carrier-side phone (TLS, SDES-SRTP mandatory).
+// (UDP, SRTP required, observe mode). alice and carol are PBX phones (UDP,
+// plain RTP), bob a carrier-side phone (TLS, SDES-SRTP mandatory).
 func auditLog(t *testing.T) (logPath, pubPath string) {
 	t.Helper()
 	requirePeers(t, "baresip")
@@ -68,8 +68,8 @@ route "outbound" {
 }
 route "branch" {
   from   = "branch"
-  to     = "carrier"
-  target = "sips:127.0.0.1:%[4]d"
+  to     = "pbx"
+  target = "sip:127.0.0.1:%[8]d"
 }
 route "inbound" {
   from   = "carrier"
@@ -81,7 +81,7 @@ media {
   ports   = "%[6]d-%[7]d"
   timeout = "10s"
 }
-`, base+60, base+61, base+62, base+11, base, base+70, base+99))
+`, base+60, base+61, base+62, base+11, base, base+70, base+99, base+63))
 	alice, bob := baresipPair(t, base, pki.PeerBundleFile,
 		baresipConf{transport: "udp"}, baresipConf{transport: "tls", menc: "srtp-mand"})
 
@@ -90,8 +90,11 @@ media {
 		t.Fatalf("upgraded call: %v", err)
 	}
 	// Observe mode: the branch requires SRTP, alice offers plain RTP; the
-	// call goes on and is recorded as would_reject.
-	if err := call(t, alice, bob, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+62)); err != nil {
+	// call goes on (to carol, another PBX phone) and is recorded as
+	// would_reject.
+	carol := startBaresip(t, baresipConf{name: "carol", sipPort: base + 63, ctrlPort: base + 65, rtpLo: base + 66, rtpHi: base + 69,
+		transport: "udp", tone: 660, tlsBundle: pki.PeerBundleFile})
+	if err := call(t, alice, carol, fmt.Sprintf("sip:carol@127.0.0.1:%d", base+62)); err != nil {
 		t.Fatalf("observe-mode call: %v", err)
 	}
 	// Refused TLS: a phone limited to TLS 1.1.
@@ -103,7 +106,7 @@ media {
 		t.Fatalf("TLS 1.1 phone: %v %v, want the call closed", ev, err)
 	}
 	// Rejected: plain RTP offered into the carrier zone, which requires SRTP.
-	plain := startBaresip(t, baresipConf{name: "plain", sipPort: base + 6, ctrlPort: base + 8, rtpLo: base + 35, rtpHi: base + 39,
+	plain := startBaresip(t, baresipConf{name: "dave", sipPort: base + 6, ctrlPort: base + 8, rtpLo: base + 35, rtpHi: base + 39,
 		transport: "tls", tone: 440, tlsBundle: pki.PeerBundleFile})
 	plain.command("dial", fmt.Sprintf("sip:alice@127.0.0.1:%d", base+61))
 	if ev, err := plain.waitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED"); err != nil || !strings.Contains(fmt.Sprint(ev["param"]), "488") {
@@ -121,6 +124,9 @@ func TestAuditorPackFromARealLog(t *testing.T) {
 	requirePeers(t, "pdftoppm", "pdftotext")
 	logPath, pub := auditLog(t)
 	out := t.TempDir()
+	if dir := os.Getenv("PARAPET_REPORT_DIR"); dir != "" {
+		out = dir // keep the reports to look at
+	}
 	for _, f := range []string{"text", "json", "html", "pdf"} {
 		code, _, stderr := runCmd("report", "-log", logPath, "-key", pub, "-format", f, "-o", filepath.Join(out, "report."+f))
 		if code != 0 {
