@@ -18,7 +18,8 @@ var findingOrder = []policy.FindingStatus{
 func (b *Builder) judge(r *Report) []ControlResult {
 	out := make([]ControlResult, 0, len(compliance.Catalogue))
 	for _, spec := range compliance.Catalogue {
-		cr := ControlResult{ID: string(spec.Control), Title: spec.Control.Title(), Evidence: []string{},
+		cr := ControlResult{ID: string(spec.Control), Title: spec.Control.Title(), Requirement: spec.Requirement,
+			Basis: spec.Evidence, Evidence: []string{},
 			Findings: []Count{}, References: make([]Reference, 0, len(spec.References))}
 		for _, ref := range spec.References {
 			cr.References = append(cr.References, Reference{ID: ref.ID, Title: ref.Title})

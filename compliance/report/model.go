@@ -272,6 +272,11 @@ type ControlResult struct {
 	ID     string `json:"id"` // "164.312(e)(1)"
 	Title  string `json:"title"`
 	Status string `json:"status"`
+	// Requirement is what the regulation asks, and Basis what parapet
+	// takes as evidence for it and how the status is judged (from the
+	// control catalogue, compliance.Catalogue).
+	Requirement string `json:"requirement"`
+	Basis       string `json:"basis"`
 	// Summary says in a sentence why the status is what it is.
 	Summary string `json:"summary"`
 	// Evidence lists the facts behind the status.

@@ -865,6 +865,8 @@ func controlsSection(r *Report) section {
 			pair{"Status", cell{Text: statusWord(c.Status), Class: statusClass(c.Status)}},
 			pair{"Summary", txt(orDash(c.Summary))},
 			pair{"Findings", txt(findingsText(c.Findings))},
+			pair{"Requirement", txt(orDash(clean(c.Requirement)))},
+			pair{"How judged", txt(orDash(clean(c.Basis)))},
 		))
 		if len(c.Evidence) > 0 {
 			s.Blocks = append(s.Blocks, para("Evidence:"), listBlock(cleanAll(c.Evidence)))

@@ -38,10 +38,12 @@ func sampleReport() *Report {
 	control := func(id, title, status string) ControlResult {
 		return ControlResult{
 			ID: id, Title: title, Status: status,
-			Summary:    "Judged from the period's legs and the log's own chain.",
-			Evidence:   []string{"1,204 external legs, 1,190 over TLS 1.2 or later", "chain verified from seq 1 to 5,120"},
-			Findings:   []Count{{"satisfied", 1190}, {"violated", 14}, {"not_required", 30}},
-			References: refs,
+			Requirement: "Implement technical security measures to guard against unauthorized access.",
+			Basis:       "Per leg: SIP over TLS 1.2 or later and media over SRTP.",
+			Summary:     "Judged from the period's legs and the log's own chain.",
+			Evidence:    []string{"1,204 external legs, 1,190 over TLS 1.2 or later", "chain verified from seq 1 to 5,120"},
+			Findings:    []Count{{"satisfied", 1190}, {"violated", 14}, {"not_required", 30}},
+			References:  refs,
 		}
 	}
 	return &Report{
