@@ -214,6 +214,29 @@ func newLineReader(r io.Reader) *lineReader {
 // next returns the next line, or nil at the end of the input.
 func (lr *lineReader) next() (*rawLine, error) {
 	var l rawLine
+	err := lr.readInto(&l)
+	switch {
+	case err == nil:
+		return &l, nil
+	case errors.Is(err, io.EOF):
+		if len(l.b) == 0 && !l.tooLong {
+			return nil, nil
+		}
+		lr.n++
+		l.n = lr.n
+		return &l, nil
+	default:
+		return nil, err
+	}
+}
+
+// readInto reads the rest of a line into l, appending to the bytes l already
+// holds (a line whose start an earlier call read before the input ended), so
+// that a caller can reuse one rawLine for every line and can wait for a line
+// still being written. On a newline it numbers the line, strips the newline
+// and returns nil. When the input ends first it returns io.EOF with the bytes
+// read so far in l.b, and the line is neither numbered nor terminated.
+func (lr *lineReader) readInto(l *rawLine) error {
 	for {
 		chunk, err := lr.br.ReadSlice('\n')
 		if room := maxLineBytes - len(l.b); len(chunk) > room {
@@ -229,18 +252,11 @@ func (lr *lineReader) next() (*rawLine, error) {
 			if !l.tooLong {
 				l.b = l.b[:len(l.b)-1]
 			}
-			return &l, nil
+			return nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
-		case errors.Is(err, io.EOF):
-			if len(l.b) == 0 && !l.tooLong {
-				return nil, nil
-			}
-			lr.n++
-			l.n = lr.n
-			return &l, nil
 		default:
-			return nil, err
+			return err
 		}
 	}
 }
