@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -92,26 +93,23 @@ func (fl *Follower) Run(ctx context.Context, fn func(raw []byte, rec *Record) er
 		}
 	}
 
-	var cur *tailFile
-	defer func() { cur.close() }()
-	for cur == nil {
-		t, err := openTail(fl.Path)
-		switch {
-		case err == nil:
-			cur = t
-			if !fl.FromStart {
-				if err := fl.read(ctx, cur, nil); err != nil {
-					return err
-				}
-			}
-		case errors.Is(err, fs.ErrNotExist):
-			// Not created yet (or being rotated): everything will be new.
-			if err := wait(); err != nil {
-				return err
-			}
-		default:
-			return fmt.Errorf("follow compliance log: %w", err)
+	cur, err := openTail(fl.Path)
+	switch {
+	case err == nil:
+		if !fl.FromStart {
+			err = fl.read(ctx, cur, nil)
 		}
+	case errors.Is(err, fs.ErrNotExist):
+		// Not created yet (or between the two steps of a rotation):
+		// whatever appears now is new, in the live file and in the files
+		// it may already have rotated to, but not in those there now.
+		cur, err = fl.await(ctx, wait, fn)
+	default:
+		err = fmt.Errorf("follow compliance log: %w", err)
+	}
+	defer func() { cur.close() }()
+	if err != nil {
+		return err
 	}
 	for {
 		if err := fl.read(ctx, cur, fn); err != nil {
@@ -128,6 +126,44 @@ func (fl *Follower) Run(ctx context.Context, fn func(raw []byte, rec *Record) er
 		}
 		if err := wait(); err != nil {
 			return err
+		}
+	}
+}
+
+// await waits for the live file to appear and delivers what was rotated
+// away from it since Run started; it returns the live file at its start.
+func (fl *Follower) await(ctx context.Context, wait func() error, fn func([]byte, *Record) error) (*tailFile, error) {
+	old, err := rotatedFiles(fl.Path)
+	if err != nil {
+		return nil, fmt.Errorf("follow compliance log: %w", err)
+	}
+	var known []fs.FileInfo
+	for _, name := range old {
+		if fi, err := os.Stat(name); err == nil {
+			known = append(known, fi)
+		}
+	}
+	isKnown := func(fi fs.FileInfo) bool {
+		return slices.ContainsFunc(known, func(k fs.FileInfo) bool { return os.SameFile(k, fi) })
+	}
+	for {
+		if err := wait(); err != nil {
+			return nil, err
+		}
+		live, err := openTail(fl.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("follow compliance log: %w", err)
+		}
+		ok, err := fl.catchUp(ctx, live, isKnown, false, fn)
+		if ok && err == nil {
+			return live, nil
+		}
+		live.close()
+		if err != nil {
+			return nil, err
 		}
 	}
 }
@@ -194,12 +230,13 @@ func (fl *Follower) successor(ctx context.Context, cur *tailFile, fn func([]byte
 	if err != nil {
 		return nil, fmt.Errorf("follow compliance log: %w", err)
 	}
-	ok, err := fl.catchUp(ctx, cur, live, fn)
+	fl.finish(cur)
+	isCur := func(fi fs.FileInfo) bool { return os.SameFile(fi, cur.fi) }
+	ok, err := fl.catchUp(ctx, live, isCur, true, fn)
 	if err != nil || !ok {
 		live.close()
 		return nil, err
 	}
-	fl.finish(cur)
 	return live, nil
 }
 
@@ -212,14 +249,17 @@ func (fl *Follower) finish(t *tailFile) {
 	}
 }
 
-// catchUp delivers, in full, the rotated files between cur (finished) and
-// live, following the chain of PrevFile links: each file starts with a
-// rotated event naming the file it continues. It returns false when live
-// holds no record yet (its first record is being written), so the caller
-// tries again at the next poll. When the link from live back to cur cannot
-// be followed (cur was removed, or the log was replaced), live is taken as
-// it is, from its start.
-func (fl *Follower) catchUp(ctx context.Context, cur, live *tailFile, fn func([]byte, *Record) error) (bool, error) {
+// catchUp delivers, in full and oldest first, the files rotated away
+// before live since the last file already read: it follows the chain back
+// from live (each file starts with an event whose PrevFile names the file it
+// continues) to the first file for which seen is true. It returns false when
+// live holds no record yet (its first record is being written), so the
+// caller tries again at the next poll.
+//
+// When the chain ends without a file already seen, its files are all
+// delivered unless mustMeet is set: then the file last read was removed, or
+// the log replaced, and live is taken on its own rather than deliver twice.
+func (fl *Follower) catchUp(ctx context.Context, live *tailFile, seen func(fs.FileInfo) bool, mustMeet bool, fn func([]byte, *Record) error) (bool, error) {
 	first, err := firstRecordOf(live.f)
 	if err != nil {
 		return false, fmt.Errorf("follow compliance log %s: %w", live.name, err)
@@ -227,18 +267,39 @@ func (fl *Follower) catchUp(ctx context.Context, cur, live *tailFile, fn func([]
 	if first == nil {
 		return false, nil
 	}
-	curName := renamedTo(fl.Path, cur.fi)
-	seen := map[string]bool{}
-	for curName != "" && !seen[curName] && prevFileOf(first) != curName {
-		seen[curName] = true
-		next, err := fl.continuing(curName)
+	dir := filepath.Dir(fl.Path)
+	var chain []string // newest first
+	met := false
+	visited := map[string]bool{}
+	for prev := prevFileOf(first); prev != "" && !visited[prev]; {
+		visited[prev] = true
+		name := filepath.Join(dir, filepath.Base(prev))
+		f, err := os.Open(name)
 		if err != nil {
-			return false, err
+			break // removed: the chain ends here
 		}
-		if next == "" {
-			break // the chain is broken: take live as it is
+		fi, err := f.Stat()
+		if err == nil && seen(fi) {
+			f.Close()
+			met = true
+			break
 		}
-		t, err := openTail(next)
+		rec, err := firstRecordOf(f)
+		f.Close()
+		if err != nil {
+			return false, fmt.Errorf("follow compliance log %s: %w", name, err)
+		}
+		chain = append(chain, name)
+		if rec == nil {
+			break
+		}
+		prev = prevFileOf(rec)
+	}
+	if mustMeet && !met {
+		return true, nil
+	}
+	for _, name := range slices.Backward(chain) {
+		t, err := openTail(name)
 		if err != nil {
 			return false, fmt.Errorf("follow compliance log: %w", err)
 		}
@@ -248,45 +309,8 @@ func (fl *Follower) catchUp(ctx context.Context, cur, live *tailFile, fn func([]
 		if err != nil {
 			return false, err
 		}
-		curName = filepath.Base(next)
 	}
 	return true, nil
-}
-
-// continuing returns the rotated file whose first record continues the file
-// named prev (a base name), or "" when there is none.
-func (fl *Follower) continuing(prev string) (string, error) {
-	files, err := rotatedFiles(fl.Path)
-	if err != nil {
-		return "", fmt.Errorf("follow compliance log: %w", err)
-	}
-	for _, name := range files {
-		f, err := os.Open(name)
-		if err != nil {
-			continue // removed meanwhile
-		}
-		rec, err := firstRecordOf(f)
-		f.Close()
-		if err == nil && rec != nil && prevFileOf(rec) == prev {
-			return name, nil
-		}
-	}
-	return "", nil
-}
-
-// renamedTo returns the base name the file fi now has among the log's
-// rotated files, or "" when it is not one of them.
-func renamedTo(path string, fi fs.FileInfo) string {
-	files, err := rotatedFiles(path)
-	if err != nil {
-		return ""
-	}
-	for i := len(files) - 1; i >= 0; i-- {
-		if st, err := os.Stat(files[i]); err == nil && os.SameFile(st, fi) {
-			return filepath.Base(files[i])
-		}
-	}
-	return ""
 }
 
 func prevFileOf(r *Record) string {
