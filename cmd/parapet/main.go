@@ -9,6 +9,7 @@
 //	parapet demo                   the lab in one process: calls, records, summary
 //	parapet check [-c FILE]        validate a config; errors with file:line:column
 //	parapet verify -log FILE ...   walk the compliance log's hash chain
+//	parapet records -log FILE ...  print (or follow) the records matching filters
 //	parapet certs selfsigned -host NAME -o DIR
 //	parapet version
 package main
@@ -62,6 +63,10 @@ Usage:
   parapet verify -log FILE [...] [-key signing.pub]
                                     verify the compliance log's hash chain and, with
                                     -key, that signed checkpoints cover it
+  parapet records -log FILE [...] [filters] [-format table|jsonl] [-follow]
+                                    print the records matching filters (time, type,
+                                    zone, route, rule, verdict, peer, control,
+                                    number, Call-ID), or follow the live log
   parapet certs selfsigned -host NAME -o DIR
                                     write a lab CA and a certificate for NAME
   parapet version                   print the version
@@ -101,6 +106,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return cmdCheck(rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(rest, stdout, stderr)
+	case "records":
+		return cmdRecords(rest, stdout, stderr)
 	case "certs":
 		return cmdCerts(rest, stdout, stderr)
 	case "version", "-version", "--version":
