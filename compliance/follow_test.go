@@ -1,10 +1,13 @@
 package compliance
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -301,5 +304,39 @@ func TestFollowFnError(t *testing.T) {
 	err := Follow(context.Background(), path, true, func(*Record) error { return stopErr })
 	if err != stopErr {
 		t.Fatalf("Follow returned %v, want the fn's error", err)
+	}
+}
+
+// Lines that are not intact records go to Bad with their file and line,
+// and the records around them are delivered.
+func TestFollowReportsBadLines(t *testing.T) {
+	path := writeLog(t, 3, WriterOptions{})
+	lines := splitLines(readFile(t, path))
+	lines[1] = bytes.Replace(lines[1], []byte(`"seq":2`), []byte(`"seq":8`), 1)
+	writeFile(t, path, bytes.Join(lines, nil))
+	var mu sync.Mutex
+	var bad []string
+	var got seqLog
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fl := &Follower{Path: path, FromStart: true, Bad: func(file string, line int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		bad = append(bad, fmt.Sprintf("%s:%d:%v", file, line, errors.Is(err, ErrDamagedLine)))
+	}}
+	done := make(chan error, 1)
+	go func() { done <- fl.Run(ctx, func(_ []byte, r *Record) error { return got.add(r) }) }()
+	waitUntil(t, 5*time.Second, "the closed record", func() bool { return got.last() == 5 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	if s := got.get(); !slices.Equal(s, []uint64{1, 3, 4, 5}) {
+		t.Errorf("delivered %v, want [1 3 4 5]", s)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{path + ":2:true"}; !slices.Equal(bad, want) {
+		t.Errorf("bad %v, want %v", bad, want)
 	}
 }
