@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -137,120 +139,153 @@ func followRecords(ctx context.Context, opts *recordsOptions, p *recordPrinter, 
 	return err
 }
 
+// recordFlags is the command line of parapet records as given.
+type recordFlags struct {
+	logs, types, zones, routes, dispositions, events, rules, verdicts, peers, controls, numbers, callIDs multiFlag
+
+	config, keyFile, format, since, until string
+	follow                                bool
+}
+
+func (rf *recordFlags) define(fs *flag.FlagSet) {
+	fs.Var(&rf.logs, "log", "compliance log `file` (repeat for rotated files, oldest first)")
+	fs.StringVar(&rf.config, "c", "", "config `file`: its log when -log is not given, its state directory's pseudonymisation key")
+	fs.StringVar(&rf.keyFile, "pseudonym-key", "", "pseudonymisation key `file` (pseudonym.key in the state directory) to hash -number and -call-id values")
+	fs.StringVar(&rf.format, "format", "table", "output `format`: table (one line per record) or jsonl (the records as stored)")
+	fs.BoolVar(&rf.follow, "follow", false, "print the records appended to the live log from now on, until interrupted")
+	fs.StringVar(&rf.since, "since", "", "only records at or after `time` (RFC 3339, date, or duration ago: 24h, 7d)")
+	fs.StringVar(&rf.until, "until", "", "only records before `time` (RFC 3339, date, or duration ago)")
+	fs.Var(&rf.types, "type", "record `type`: call, connection or log (repeatable)")
+	fs.Var(&rf.zones, "zone", "`zone` of any leg of a call, or of a connection event (repeatable)")
+	fs.Var(&rf.routes, "route", "`route` of a call (repeatable)")
+	fs.Var(&rf.dispositions, "disposition", "call `disposition`: answered, rejected, cancelled, failed, timeout, shutdown, unobserved (repeatable)")
+	fs.Var(&rf.events, "event", "connection or log `event`, e.g. tls_refused, rotated (repeatable)")
+	fs.Var(&rf.rules, "rule", "`rule` of any decision of a call, or of a connection event's decision (repeatable)")
+	fs.Var(&rf.verdicts, "verdict", "`verdict` of any decision: rejected, would_reject, upgraded, allowed (repeatable)")
+	fs.Var(&rf.peers, "peer", "`address` or CIDR of any leg's remote, or of a connection event's remote (repeatable)")
+	fs.Var(&rf.controls, "control", "`control[=status]` found on any leg, e.g. '164.312(e)(1)=violated' or '(e)(1)' (repeatable)")
+	fs.Var(&rf.numbers, "number", "caller or callee: a `token` or, with the key, a number (repeatable)")
+	fs.Var(&rf.callIDs, "call-id", "SIP Call-ID of any leg: a `token` or, with the key, the Call-ID (repeatable)")
+}
+
 // parseRecordsFlags parses the command line; now anchors durations ago.
+// Usage errors are written to stderr and returned as exit status 2.
 func parseRecordsFlags(args []string, stderr io.Writer, now time.Time) (*recordsOptions, error) {
+	var rf recordFlags
 	fs := newFlags("records", stderr, recordsHelp)
-	var logs, types, zones, routes, dispositions, events, rules, verdicts, peers, controls, numbers, callIDs multiFlag
-	fs.Var(&logs, "log", "compliance log `file` (repeat for rotated files, oldest first)")
-	config := fs.String("c", "", "config `file`: its log when -log is not given, its state directory's pseudonymisation key")
-	keyFile := fs.String("pseudonym-key", "", "pseudonymisation key `file` (pseudonym.key in the state directory) to hash -number and -call-id values")
-	format := fs.String("format", "table", "output `format`: table (one line per record) or jsonl (the records as stored)")
-	follow := fs.Bool("follow", false, "print the records appended to the live log from now on, until interrupted")
-	since := fs.String("since", "", "only records at or after `time` (RFC 3339, date, or duration ago: 24h, 7d)")
-	until := fs.String("until", "", "only records before `time` (RFC 3339, date, or duration ago)")
-	fs.Var(&types, "type", "record `type`: call, connection or log (repeatable)")
-	fs.Var(&zones, "zone", "`zone` of any leg of a call, or of a connection event (repeatable)")
-	fs.Var(&routes, "route", "`route` of a call (repeatable)")
-	fs.Var(&dispositions, "disposition", "call `disposition`: answered, rejected, cancelled, failed, timeout, shutdown, unobserved (repeatable)")
-	fs.Var(&events, "event", "connection or log `event`, e.g. tls_refused, rotated (repeatable)")
-	fs.Var(&rules, "rule", "`rule` of any decision of a call, or of a connection event's decision (repeatable)")
-	fs.Var(&verdicts, "verdict", "`verdict` of any decision: rejected, would_reject, upgraded, allowed (repeatable)")
-	fs.Var(&peers, "peer", "`address` or CIDR of any leg's remote, or of a connection event's remote (repeatable)")
-	fs.Var(&controls, "control", "`control[=status]` found on any leg, e.g. '164.312(e)(1)=violated' or '(e)(1)' (repeatable)")
-	fs.Var(&numbers, "number", "caller or callee: a `token` or, with the key, a number (repeatable)")
-	fs.Var(&callIDs, "call-id", "SIP Call-ID of any leg: a `token` or, with the key, the Call-ID (repeatable)")
+	rf.define(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
-	usageErr := func(format string, a ...any) error {
-		fmt.Fprintf(stderr, "parapet records: "+format+"\nRun \"parapet records -h\" for the flags.\n", a...)
+	usageErr := func(err error) error {
+		fmt.Fprintf(stderr, "parapet records: %v\nRun \"parapet records -h\" for the flags.\n", err)
 		return exit(2, nil)
 	}
-	opts := &recordsOptions{logs: logs, format: *format, follow: *follow}
+	opts := &recordsOptions{logs: rf.logs, format: rf.format, follow: rf.follow}
 	if opts.format != "table" && opts.format != "jsonl" {
-		return nil, usageErr("-format %q: want table or jsonl", opts.format)
+		return nil, usageErr(fmt.Errorf("-format %q: want table or jsonl", opts.format))
 	}
-	var keyPath, cfgLog string
-	if *config != "" {
-		cfg, err := readConfig(*config, stderr)
+	keyPath, fromConfig := rf.keyFile, false
+	if rf.config != "" {
+		cfg, err := readConfig(rf.config, stderr)
 		if err != nil {
 			return nil, err
 		}
-		keyPath, cfgLog = filepath.Join(cfg.StateDir, "pseudonym.key"), cfg.Compliance.Log
-	}
-	if *keyFile != "" {
-		keyPath = *keyFile
-	}
-	if len(opts.logs) == 0 {
-		switch {
-		case cfgLog == "":
-			return nil, usageErr("give -log FILE, or -c CONFIG for the log it configures")
-		case opts.follow:
-			opts.logs = []string{cfgLog}
-		default:
-			files, err := compliance.ChainFiles(cfgLog)
-			if err != nil {
+		if keyPath == "" {
+			keyPath, fromConfig = filepath.Join(cfg.StateDir, "pseudonym.key"), true
+		}
+		if len(opts.logs) == 0 {
+			if opts.logs, err = configLogs(cfg.Compliance.Log, opts.follow); err != nil {
 				return nil, exit(2, err)
 			}
-			opts.logs = files
 		}
 	}
-	if opts.follow && len(opts.logs) != 1 {
-		return nil, usageErr("-follow follows one live log: give one -log (the live file)")
+	switch {
+	case len(opts.logs) == 0:
+		return nil, usageErr(errors.New("give -log FILE, or -c CONFIG for the log it configures"))
+	case opts.follow && len(opts.logs) != 1:
+		return nil, usageErr(errors.New("-follow follows one live log: give one -log (the live file)"))
+	}
+	if err := rf.filter(&opts.filter, now); err != nil {
+		return nil, usageErr(err)
+	}
+	p, err := loadPseudonymizer(&rf, keyPath, fromConfig, stderr)
+	if err != nil {
+		return nil, exit(2, err)
 	}
 	f := &opts.filter
-	var err error
-	if f.since, err = parseWhen(*since, now); err != nil {
-		return nil, usageErr("-since: %v", err)
-	}
-	if f.until, err = parseWhen(*until, now); err != nil {
-		return nil, usageErr("-until: %v", err)
-	}
-	if !f.since.IsZero() && !f.until.IsZero() && !f.since.Before(f.until) {
-		return nil, usageErr("-since %s is not before -until %s", f.since.Format(time.RFC3339), f.until.Format(time.RFC3339))
-	}
-	f.types, err = oneOf("-type", types, compliance.TypeCall, compliance.TypeConnection, compliance.TypeLog)
-	if err == nil {
-		f.dispositions, err = oneOf("-disposition", dispositions, compliance.DispositionAnswered, compliance.DispositionRejected,
-			compliance.DispositionCancelled, compliance.DispositionFailed, compliance.DispositionTimeout,
-			compliance.DispositionShutdown, compliance.DispositionUnobserved)
-	}
-	if err == nil {
-		f.verdicts, err = oneOf("-verdict", verdicts, string(policy.VerdictRejected), string(policy.VerdictWouldReject),
-			string(policy.VerdictUpgraded), string(policy.VerdictAllowed))
-	}
-	if err == nil {
-		f.peers, err = parsePeers(peers)
-	}
-	if err == nil {
-		f.controls, err = parseControls(controls)
+	if f.numbers, err = parseIDs("-number", rf.numbers, p, (*compliance.Pseudonymizer).Token); err == nil {
+		f.callIDs, err = parseIDs("-call-id", rf.callIDs, p, (*compliance.Pseudonymizer).CallID)
 	}
 	if err != nil {
-		return nil, usageErr("%v", err)
-	}
-	f.zones, f.routes, f.events, f.rules = set(zones), set(routes), set(events), set(rules)
-
-	if hasRaw(numbers) || hasRaw(callIDs) {
-		var p *compliance.Pseudonymizer
-		if keyPath != "" {
-			key, err := compliance.LoadKey(keyPath)
-			if err != nil {
-				return nil, exit(2, err)
-			}
-			p = compliance.NewPseudonymizer(key)
-		} else {
-			fmt.Fprintln(stderr, "parapet records: note: without the pseudonymisation key (-c or -pseudonym-key), a -number or -call-id that is not a token matches only records written without pseudonymisation")
-		}
-		if f.numbers, err = parseIDs("-number", numbers, p, (*compliance.Pseudonymizer).Token); err == nil {
-			f.callIDs, err = parseIDs("-call-id", callIDs, p, (*compliance.Pseudonymizer).CallID)
-		}
-	} else if f.numbers, err = parseIDs("-number", numbers, nil, nil); err == nil {
-		f.callIDs, err = parseIDs("-call-id", callIDs, nil, nil)
-	}
-	if err != nil {
-		return nil, usageErr("%v", err)
+		return nil, usageErr(err)
 	}
 	return opts, nil
+}
+
+// configLogs is what a configuration's log means to parapet records: the
+// live file to follow, or every file of its chain, oldest first.
+func configLogs(log string, follow bool) ([]string, error) {
+	if follow {
+		return []string{log}, nil
+	}
+	return compliance.ChainFiles(log)
+}
+
+// filter fills f from the filter flags other than -number and -call-id.
+func (rf *recordFlags) filter(f *recordFilter, now time.Time) error {
+	var err error
+	if f.since, err = parseWhen(rf.since, now); err != nil {
+		return fmt.Errorf("-since: %w", err)
+	}
+	if f.until, err = parseWhen(rf.until, now); err != nil {
+		return fmt.Errorf("-until: %w", err)
+	}
+	if !f.since.IsZero() && !f.until.IsZero() && !f.since.Before(f.until) {
+		return fmt.Errorf("-since %s is not before -until %s", f.since.Format(time.RFC3339), f.until.Format(time.RFC3339))
+	}
+	if f.types, err = oneOf("-type", rf.types, compliance.TypeCall, compliance.TypeConnection, compliance.TypeLog); err != nil {
+		return err
+	}
+	if f.dispositions, err = oneOf("-disposition", rf.dispositions, compliance.DispositionAnswered, compliance.DispositionRejected,
+		compliance.DispositionCancelled, compliance.DispositionFailed, compliance.DispositionTimeout,
+		compliance.DispositionShutdown, compliance.DispositionUnobserved); err != nil {
+		return err
+	}
+	if f.verdicts, err = oneOf("-verdict", rf.verdicts, string(policy.VerdictRejected), string(policy.VerdictWouldReject),
+		string(policy.VerdictUpgraded), string(policy.VerdictAllowed)); err != nil {
+		return err
+	}
+	if f.peers, err = parsePeers(rf.peers); err != nil {
+		return err
+	}
+	if f.controls, err = parseControls(rf.controls); err != nil {
+		return err
+	}
+	f.zones, f.routes, f.events, f.rules = set(rf.zones), set(rf.routes), set(rf.events), set(rf.rules)
+	return nil
+}
+
+// loadPseudonymizer returns the Pseudonymizer that hashes the -number and
+// -call-id values that are not tokens, or nil when there are none or no key:
+// those values then match only records written in clear (a note says so). A
+// key named by -pseudonym-key must load; one only implied by -c may be
+// missing (a site that never pseudonymised).
+func loadPseudonymizer(rf *recordFlags, keyPath string, fromConfig bool, stderr io.Writer) (*compliance.Pseudonymizer, error) {
+	if !hasRaw(rf.numbers) && !hasRaw(rf.callIDs) {
+		return nil, nil
+	}
+	if keyPath != "" {
+		key, err := compliance.LoadKey(keyPath)
+		switch {
+		case err == nil:
+			return compliance.NewPseudonymizer(key), nil
+		case !fromConfig || !errors.Is(err, iofs.ErrNotExist):
+			return nil, err
+		}
+	}
+	fmt.Fprintln(stderr, "parapet records: note: without the pseudonymisation key (-c or -pseudonym-key), a -number or -call-id that is not a token matches only records written without pseudonymisation")
+	return nil, nil
 }
 
 // parseWhen parses a -since or -until value: RFC 3339, a date (midnight

@@ -331,6 +331,15 @@ media { address = "127.0.0.1" }
 	if rec, err := compliance.DecodeLine([]byte(out)); err != nil || rec.Seq != 5 {
 		t.Fatalf("-c with -number: %q (%v)", out, err)
 	}
+	// A state directory without a key: a number then matches the records
+	// written in clear, with a note.
+	if err := os.Remove(filepath.Join(dir, "state", "pseudonym.key")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCmd("records", "-c", cfg, "-number", "alice", "-format", "jsonl")
+	if rec, err := compliance.DecodeLine([]byte(out)); code != 0 || err != nil || rec.Seq != 6 || !strings.Contains(errOut, "without the pseudonymisation key") {
+		t.Fatalf("-c without a key: exit %d, %q (%v), stderr %q", code, out, err, errOut)
+	}
 }
 
 // A line that is not an intact record is skipped with a warning; the
