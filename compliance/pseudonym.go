@@ -74,6 +74,18 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 	return key, nil
 }
 
+// LoadKey reads the pseudonymisation key stored at path with the checks of
+// LoadOrCreateKey, but never creates one: a missing file is an error that
+// wraps fs.ErrNotExist. It is for tools that read records, which must not
+// start a key of their own.
+func LoadKey(path string) ([]byte, error) {
+	key, err := readKey(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read pseudonym key: %w", err)
+	}
+	return key, err
+}
+
 // readKey reads and checks an existing key file.
 func readKey(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)

@@ -5,6 +5,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -172,5 +174,31 @@ func TestCallIDToken(t *testing.T) {
 	}
 	if p.CallID("") != "" {
 		t.Error("empty Call-ID gives a token")
+	}
+}
+
+// LoadKey reads what LoadOrCreateKey wrote and creates nothing.
+func TestLoadKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pseudonym.key")
+	if _, err := LoadKey(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing key: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("LoadKey created %v", entries)
+	}
+	want, err := LoadOrCreateKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadKey(path)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("LoadKey: %x, %v; want %x", got, err, want)
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadKey(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("group-readable key: %v", err)
 	}
 }

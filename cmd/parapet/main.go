@@ -11,6 +11,7 @@
 //	parapet verify -log FILE ...   walk the compliance log's hash chain
 //	parapet report -log FILE ...   the auditor's pack (text, JSON, HTML, PDF)
 //	parapet inventory -log FILE ... peers to upgrade or replace
+//	parapet records -log FILE ...  print (or follow) the records matching filters
 //	parapet certs selfsigned -host NAME -o DIR
 //	parapet version
 package main
@@ -69,6 +70,10 @@ Usage:
                                     the auditor's pack: HIPAA 164.312 controls with
                                     their evidence, verified against the log
   parapet inventory -log FILE [...] the legacy inventory: peers to upgrade or replace
+  parapet records -log FILE [...] [filters] [-format table|jsonl] [-follow]
+                                    print the records matching filters (time, type,
+                                    zone, route, rule, verdict, peer, control,
+                                    number, Call-ID), or follow the live log
   parapet certs selfsigned -host NAME -o DIR
                                     write a lab CA and a certificate for NAME
   parapet version                   print the version
@@ -112,6 +117,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return cmdReport(rest, stdout, stderr)
 	case "inventory":
 		return cmdInventory(rest, stdout, stderr)
+	case "records":
+		return cmdRecords(rest, stdout, stderr)
 	case "certs":
 		return cmdCerts(rest, stdout, stderr)
 	case "version", "-version", "--version":

@@ -244,37 +244,6 @@ func (f *timeFlag) Set(s string) error {
 	return nil
 }
 
-// parseWhen reads T: an RFC 3339 time, a date (UTC midnight), or a
-// duration before now with d for days.
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, nil
-	}
-	ds := s
-	var days time.Duration
-	if i := strings.IndexByte(ds, 'd'); i > 0 {
-		var n int
-		if _, err := fmt.Sscanf(ds[:i], "%d", &n); err == nil && n >= 0 && fmt.Sprint(n) == ds[:i] {
-			days = time.Duration(n) * 24 * time.Hour
-			ds = ds[i+1:]
-		}
-	}
-	d := time.Duration(0)
-	if ds != "" {
-		var err error
-		if d, err = time.ParseDuration(ds); err != nil {
-			return time.Time{}, fmt.Errorf("%q is not a time (2026-12-01T08:00:00Z), a date (2026-12-01) or a duration before now (24h, 7d)", s)
-		}
-	}
-	if d+days < 0 {
-		return time.Time{}, fmt.Errorf("%q: a duration before now cannot be negative", s)
-	}
-	return now.Add(-(d + days)), nil
-}
-
 // isTerminal reports whether w is a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
