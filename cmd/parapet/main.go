@@ -12,6 +12,7 @@
 //	parapet report -log FILE ...   the auditor's pack (text, JSON, HTML, PDF)
 //	parapet inventory -log FILE ... peers to upgrade or replace
 //	parapet records -log FILE ...  print (or follow) the records matching filters
+//	parapet audit CAPTURE ...      judge a pcap, pcapng or SIP trace with the same policy
 //	parapet certs selfsigned -host NAME -o DIR
 //	parapet version
 package main
@@ -74,6 +75,9 @@ Usage:
                                     print the records matching filters (time, type,
                                     zone, route, rule, verdict, peer, control,
                                     number, Call-ID), or follow the live log
+  parapet audit [-c FILE] [-format ...] [-o OUT] CAPTURE...
+                                    judge packet captures (pcap, pcapng) and SIP
+                                    traces with the same policy: the same report
   parapet certs selfsigned -host NAME -o DIR
                                     write a lab CA and a certificate for NAME
   parapet version                   print the version
@@ -119,6 +123,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return cmdInventory(rest, stdout, stderr)
 	case "records":
 		return cmdRecords(rest, stdout, stderr)
+	case "audit":
+		return cmdAudit(rest, stdout, stderr)
 	case "certs":
 		return cmdCerts(rest, stdout, stderr)
 	case "version", "-version", "--version":

@@ -146,6 +146,13 @@ func (b *Builder) SetVerification(src int, v *Verification) {
 	b.sources[src].Verification = v
 }
 
+// SetSourceDetail records a capture's SHA-256 and the notes its reading
+// left (what could not be read, say).
+func (b *Builder) SetSourceDetail(src int, sha256 string, notes []string) {
+	b.sources[src].SHA256 = sha256
+	b.sources[src].Notes = append(b.sources[src].Notes, notes...)
+}
+
 // AddNote adds a note to source src.
 func (b *Builder) AddNote(src int, note string) {
 	b.sources[src].Notes = append(b.sources[src].Notes, note)
