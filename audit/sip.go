@@ -305,7 +305,7 @@ func uriUser(v string) string {
 			break
 		}
 	}
-	if strings.HasPrefix(v, "+") || !strings.Contains(v, "@") {
+	if !strings.Contains(v, "@") {
 		// tel: URI or a bare number: the whole of it, parameters cut.
 		v, _, _ = strings.Cut(v, ";")
 		if strings.Contains(v, ":") {

@@ -229,6 +229,10 @@ func (a *analyzer) tlsCall(c *tcpConn, z *Zone) {
 	}
 	for i := range findings {
 		switch findings[i].Control {
+		case policy.ControlAuthentication:
+			if tf.PeerCert == nil && tf.Version >= policy.VersionTLS13 {
+				findings[i].Detail = "server certificate not visible: TLS 1.3 encrypts it"
+			}
 		case policy.ControlTransmission, policy.ControlEncryption, policy.ControlTransitIntegrity:
 			findings[i].Detail = fmt.Sprintf("SIP over %s %s (SDP not visible); %s", tf.Version, tf.CipherSuite, media)
 		}
