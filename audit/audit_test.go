@@ -329,4 +329,3 @@ func TestRandomKeyNoted(t *testing.T) {
 		t.Errorf("notes %v", src.Notes)
 	}
 }
-
