@@ -147,7 +147,7 @@ func (c *capture) stop(t *testing.T) {
 
 // selfSigned writes a certificate and key for 127.0.0.1 to dir and returns
 // the path of a PEM bundle (certificate then key) and the certificate.
-func selfSigned(t *testing.T, dir string) (bundle string, cert *x509.Certificate, der []byte, key *ecdsa.PrivateKey) {
+func selfSigned(t testing.TB, dir string) (bundle string, cert *x509.Certificate, der []byte, key *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -459,3 +459,10 @@ func tlsCapture(t *testing.T) string {
 
 // loopback is 127.0.0.1 as an address.
 var loopback = netip.MustParseAddr("127.0.0.1")
+
+// testCert is a self-signed certificate (DER) and its key.
+func testCert(tb testing.TB) ([]byte, *ecdsa.PrivateKey) {
+	tb.Helper()
+	_, _, der, key := selfSigned(tb, tb.TempDir())
+	return der, key
+}
