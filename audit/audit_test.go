@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/compliance/report"
@@ -327,5 +328,25 @@ func TestRandomKeyNoted(t *testing.T) {
 	}
 	if !slices.ContainsFunc(src.Notes, func(n string) bool { return strings.Contains(n, "random key") }) {
 		t.Errorf("notes %v", src.Notes)
+	}
+}
+
+// A plain call whose SIP runs over TCP: reassembled and judged like UDP.
+func TestPlainTCPCall(t *testing.T) {
+	ng, _ := phoneCall(t, "tcp", "", 1500*time.Millisecond)
+	recs, src, c, err := analyze(t, ng, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := calls(recs)
+	if len(cs) != 1 || c.Dialogs != 1 {
+		t.Fatalf("calls %+v notes %v", recs, src.Notes)
+	}
+	l := cs[0].Legs[0]
+	if cs[0].Disposition != compliance.DispositionAnswered || l.Transport != "tcp" || l.Media == nil || l.Media.PacketsIn == 0 {
+		t.Errorf("call %+v leg %+v", cs[0], l)
+	}
+	if f := finding(l, policy.ControlTransmission); f.Status != policy.StatusViolated || !strings.Contains(f.Detail, "SIP over tcp") {
+		t.Errorf("finding %+v", f)
 	}
 }
