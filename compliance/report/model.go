@@ -392,10 +392,14 @@ type Flow struct {
 	// Class is what the packets are; By says how it was told: "sdp" when
 	// a clear SDP offer or answer named the flow's address and profile,
 	// "packets" when only the packets themselves were examined.
-	Class   string `json:"class"`
-	By      string `json:"by"`
-	Packets uint64 `json:"packets"`
-	Bytes   uint64 `json:"bytes"`
+	Class string `json:"class"`
+	By    string `json:"by"`
+	// PacketClass is what the packets alone say (rtp, srtp or unknown),
+	// whatever By: an SDP that names SRTP over a flow whose payloads repeat
+	// shows here as "rtp".
+	PacketClass string `json:"packet_class"`
+	Packets     uint64 `json:"packets"`
+	Bytes       uint64 `json:"bytes"`
 	// SSRC and PayloadType of the first packet; CallID the hashed Call-ID
 	// of the dialog whose SDP named the flow, when one did.
 	SSRC        uint32 `json:"ssrc"`

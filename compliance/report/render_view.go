@@ -987,7 +987,7 @@ func captureSection(c *Capture) section {
 		return s
 	}
 	t := &table{
-		Head:    []string{"Source -> destination", "Class", "Told by", "Packets", "Bytes", "SSRC / PT", "Call-ID"},
+		Head:    []string{"Source -> destination", "Class", "Told by (packets say)", "Packets", "Bytes", "SSRC / PT", "Call-ID"},
 		Weights: []float64{2.5, 0.9, 0.9, 1, 1.1, 1.4, 1.7},
 		Num:     []bool{false, false, false, true, true, false, false},
 	}
@@ -1002,7 +1002,7 @@ func captureSection(c *Capture) section {
 			cls.Class = classNA
 		}
 		t.Rows = append(t.Rows, []cell{
-			mono(orDash(f.Src) + " ->\n" + orDash(f.Dst)), cls, txt(orDash(f.By)),
+			mono(orDash(f.Src) + " ->\n" + orDash(f.Dst)), cls, txt(orDash(f.By) + " (" + orDash(f.PacketClass) + ")"),
 			ncell(num(f.Packets)), ncell(num(f.Bytes)),
 			mono(fmt.Sprintf("%08x / %d", f.SSRC, f.PayloadType)), mono(shortHash(orDash(f.CallID))),
 		})

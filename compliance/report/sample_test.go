@@ -156,9 +156,9 @@ func sampleReport() *Report {
 					Certs: []Cert{{Subject: "CN=sip.carrier.example", Issuer: "CN=Carrier CA", SHA256: sampleHashA, NotAfter: at("2027-06-01T00:00:00Z"), DaysToExpiry: 176, Zones: []string{"carrier"}, LastSeen: gen, Seen: 1}}},
 			},
 			Flows: []Flow{
-				{Src: "192.0.2.51:10000", Dst: "198.51.100.5:20000", Class: FlowRTP, By: "sdp", Packets: 9000, Bytes: 1548000, SSRC: 0xdeadbeef, PayloadType: 0, CallID: "c:" + sampleHashA[:32]},
-				{Src: "198.51.100.5:20000", Dst: "192.0.2.51:10000", Class: FlowSRTP, By: "packets", Packets: 8990, Bytes: 1690000, SSRC: 0x1234, PayloadType: 9},
-				{Src: "[2001:db8::7]:30000", Dst: "[2001:db8::1]:30002", Class: FlowUnknown, By: "packets", Packets: 3, Bytes: 480, SSRC: 7, PayloadType: 111},
+				{Src: "192.0.2.51:10000", Dst: "198.51.100.5:20000", Class: FlowRTP, By: "sdp", PacketClass: FlowRTP, Packets: 9000, Bytes: 1548000, SSRC: 0xdeadbeef, PayloadType: 0, CallID: "c:" + sampleHashA[:32]},
+				{Src: "198.51.100.5:20000", Dst: "192.0.2.51:10000", Class: FlowSRTP, By: "packets", PacketClass: FlowSRTP, Packets: 8990, Bytes: 1690000, SSRC: 0x1234, PayloadType: 9},
+				{Src: "[2001:db8::7]:30000", Dst: "[2001:db8::1]:30002", Class: FlowUnknown, By: "packets", PacketClass: FlowUnknown, Packets: 3, Bytes: 480, SSRC: 7, PayloadType: 111},
 			},
 			Omitted: 2,
 		},
