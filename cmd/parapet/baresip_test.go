@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/compliance/report"
 )
 
 const callSeconds = 3
@@ -146,6 +148,89 @@ func TestBaresipOutboundUpgrade(t *testing.T) {
 	if !fellBack {
 		t.Errorf("no key-exchange fallback decision: %+v", c.Decisions)
 	}
+
+	auditParapetCall(t, cap.path, filepath.Join(p.dir, "parapet.hcl"))
+}
+
+// auditParapetCall runs parapet audit on the capture of a call through
+// parapet from a PBX phone (SIP over UDP, plain RTP) to a carrier-side one
+// (TLS, SRTP). Judged as external (no -c), the PBX leg is flagged against
+// 164.312(e) and the carrier leg is not; judged by parapet's own config,
+// the PBX zone allows what the leg did.
+func auditParapetCall(t *testing.T, capture, config string) {
+	t.Helper()
+	code, stdout, stderr := runCmd("audit", "-format", "json", capture)
+	if code != 0 {
+		t.Fatalf("parapet audit: exit %d: %s", code, stderr)
+	}
+	validateReport(t, stdout)
+	var r report.Report
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Kind != report.KindCapture || len(r.Sources) != 1 || len(r.Sources[0].SHA256) != 64 || r.Capture == nil {
+		t.Fatalf("report %+v", r)
+	}
+	var clearLeg, tlsLeg bool
+	for _, z := range r.Legs.ByZone {
+		if z.Zone != "external" {
+			t.Errorf("zone %q: want every leg judged external without -c", z.Zone)
+		}
+	}
+	if r.Legs.External != 2 || r.Legs.TLS12 != 1 {
+		t.Errorf("legs %+v: want 2 external, 1 over TLS 1.2+", r.Legs)
+	}
+	for _, c := range r.Controls {
+		if c.ID == "164.312(e)(1)" {
+			clearLeg = c.Status == report.StatusNeedsAttention && countNamed(c.Findings, "violated") == 1
+			tlsLeg = countNamed(c.Findings, "satisfied") == 1
+		}
+	}
+	if !clearLeg || !tlsLeg {
+		t.Errorf("(e)(1): want the clear PBX leg violated and the TLS leg satisfied: %+v", r.Controls)
+	}
+	var rtp, srtp int
+	for _, f := range r.Capture.Flows {
+		switch f.Class {
+		case report.FlowRTP:
+			rtp++
+		case report.FlowSRTP:
+			srtp++
+		}
+	}
+	if rtp != 2 || srtp != 2 || len(r.Capture.Handshakes) == 0 {
+		t.Errorf("capture: %d RTP flows, %d SRTP flows, %d handshakes; want 2, 2, at least 1", rtp, srtp, len(r.Capture.Handshakes))
+	}
+
+	// With parapet's config, the PBX leg is in the pbx zone, which allows
+	// SIP over UDP and plain RTP.
+	code, stdout, stderr = runCmd("audit", "-c", config, "-format", "json", capture)
+	if code != 0 {
+		t.Fatalf("parapet audit -c: exit %d: %s", code, stderr)
+	}
+	r = report.Report{}
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	zones := map[string]bool{}
+	for _, z := range r.Legs.ByZone {
+		zones[z.Zone] = z.External
+	}
+	if ext, ok := zones["pbx"]; !ok || ext {
+		t.Errorf("with -c: zones %v, want the pbx leg in zone pbx, not external", zones)
+	}
+	if len(r.Sources[0].Notes) > 0 && strings.Contains(strings.Join(r.Sources[0].Notes, " "), "random key") {
+		t.Errorf("with -c, tokens should use parapet's own pseudonymisation key: %q", r.Sources[0].Notes)
+	}
+}
+
+func countNamed(cs []report.Count, name string) int {
+	for _, c := range cs {
+		if c.Name == name {
+			return c.Count
+		}
+	}
+	return 0
 }
 
 // The reverse: a carrier-side phone (TLS, SRTP) calls a PBX phone (UDP).
