@@ -38,9 +38,10 @@ Use parapet verify (or parapet report) for evidence.
 Times: -since and -until take RFC 3339 (2026-12-01T08:00:00Z), a date
 (2026-12-01, midnight UTC) or a duration ago (24h, 90m, 7d); -since is
 inclusive, -until exclusive, both against the record's time (for a call, when
-it ended). -number and -call-id take a token (hmac-sha256:..., or its first 8+
-hex digits as the table shows them) or, with the pseudonymisation key (-c or
--pseudonym-key), a number or SIP Call-ID, which is hashed and never printed.
+it ended). -number and -call-id take a token (hmac-sha256: and 32 hex digits,
+or the first 8 or more as the table shows them) or, with the pseudonymisation
+key (-c or -pseudonym-key), a number or SIP Call-ID, which is hashed and never
+printed.
 
 -format jsonl prints each matching line byte for byte as stored, so each still
 carries its own valid hash. -follow prints the records appended to one live

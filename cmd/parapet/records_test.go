@@ -363,6 +363,17 @@ func TestRecordsSkipsBadLines(t *testing.T) {
 	}
 }
 
+// -h says what the command does not do.
+func TestRecordsHelp(t *testing.T) {
+	code, _, errOut := runCmd("records", "-h")
+	if code != 0 || !strings.Contains(errOut, "it does not verify the chain") || !strings.Contains(errOut, "parapet verify") {
+		t.Fatalf("records -h: exit %d\n%s", code, errOut)
+	}
+	if _, out, _ := runCmd("help"); !strings.Contains(out, "parapet records -log FILE") {
+		t.Errorf("usage does not list records:\n%s", out)
+	}
+}
+
 func TestRecordsBadFlags(t *testing.T) {
 	log, key := recordsLog(t)
 	for _, tc := range []struct {
