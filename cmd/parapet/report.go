@@ -21,6 +21,7 @@ import (
 
 const reportHelp = `Usage: parapet report -log FILE [-log FILE ...] [-key signing.pub ...] [-since T] [-until T]
                       [-format text|json|html|pdf] [-page A4|Letter] [-o OUT]
+       parapet report -c CONFIG [...]
 
 The auditor's pack: for the period, the calls by disposition and zone, the share of
 external legs with TLS 1.2+ and with SRTP, what was negotiated, peer certificates,
@@ -31,7 +32,9 @@ Give every file of the logs to cover, in any order: rotated files and the logs o
 several parapet instances are grouped into chains by their links, and each chain is
 verified on its own (with -key, its signed checkpoints too; give each instance's
 signing.pub). The report names the hash of the last record of each chain, which ties
-it to the log (docs/reports.md).
+it to the log (docs/reports.md). With -c and no -log, the log the configuration names
+(its rotated files and the live one) and, without -key, the signing.pub of its state
+directory.
 
 T is an RFC 3339 time (2026-12-01T08:00:00Z), a date (2026-12-01, UTC midnight) or a
 duration before now (24h, 7d). Exit status 0 when the report is written, 1 when it is
@@ -42,6 +45,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 	var logs, keys multiFlag
 	fs.Var(&logs, "log", "compliance log `file` (repeat; rotated files and several instances' logs, any order)")
 	fs.Var(&keys, "key", "public `key` (signing.pub) to verify the checkpoints with (repeat, one per instance)")
+	config := fs.String("c", "", "read the log (and signing.pub) that config `file` names, when no -log is given")
 	since, until := timeFlag{}, timeFlag{}
 	fs.Var(&since, "since", "start of the period (`T`, inclusive)")
 	fs.Var(&until, "until", "end of the period (`T`, exclusive)")
@@ -52,9 +56,13 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	logs, keys, err := logsFromConfig(*config, logs, keys, stderr)
+	if err != nil {
+		return exit(2, err)
+	}
 	if len(logs) == 0 {
 		fs.Usage()
-		return exit(2, errors.New("report needs -log FILE"))
+		return exit(2, errors.New("report needs -log FILE or -c CONFIG"))
 	}
 	render, err := reportRenderer(*format, *page, *out, stdout)
 	if err != nil {
@@ -78,12 +86,14 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 }
 
 const inventoryHelp = `Usage: parapet inventory -log FILE [-log FILE ...] [-since T] [-until T] [-format text|json|csv] [-o OUT]
+       parapet inventory -c CONFIG [...]
 
 The legacy inventory alone: every peer that offered TLS below 1.2, SIP without TLS
 where its zone requires TLS, plain RTP, a weak or 32-bit-tag SRTP suite, or no valid
 certificate where one was asked, with its address, device (User-Agent or Server) and
 certificate, when it was first and last seen, how often, what exactly it offered, and
-what to do. Worst first. T as for parapet report.
+what to do. Worst first. T as for parapet report; -c reads the log the configuration
+names.
 
 The log is not verified here (parapet report and parapet verify do that). Exit status
 0 when written, 2 on usage or I/O errors.`
@@ -92,6 +102,7 @@ func cmdInventory(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("inventory", stderr, inventoryHelp)
 	var logs multiFlag
 	fs.Var(&logs, "log", "compliance log `file` (repeat)")
+	config := fs.String("c", "", "read the log that config `file` names, when no -log is given")
 	since, until := timeFlag{}, timeFlag{}
 	fs.Var(&since, "since", "start of the period (`T`, inclusive)")
 	fs.Var(&until, "until", "end of the period (`T`, exclusive)")
@@ -101,9 +112,13 @@ func cmdInventory(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	logs, _, err := logsFromConfig(*config, logs, nil, stderr)
+	if err != nil {
+		return exit(2, err)
+	}
 	if len(logs) == 0 {
 		fs.Usage()
-		return exit(2, errors.New("inventory needs -log FILE"))
+		return exit(2, errors.New("inventory needs -log FILE or -c CONFIG"))
 	}
 	var render func(io.Writer, *report.Report) error
 	switch *format {
@@ -131,6 +146,30 @@ func cmdInventory(args []string, stdout, stderr io.Writer) error {
 		return exit(2, err)
 	}
 	return nil
+}
+
+// logsFromConfig fills in, when -c is given without -log, the files of the
+// log the configuration names and, when no key is given, the signing.pub of
+// its state directory (if there is one).
+func logsFromConfig(config string, logs, keys []string, stderr io.Writer) ([]string, []string, error) {
+	if config == "" || len(logs) > 0 {
+		return logs, keys, nil
+	}
+	cfg, err := readConfig(config, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	files, err := compliance.ChainFiles(cfg.Compliance.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(keys) == 0 {
+		pub := filepath.Join(cfg.StateDir, "signing.pub")
+		if _, err := os.Stat(pub); err == nil {
+			keys = []string{pub}
+		}
+	}
+	return files, keys, nil
 }
 
 // logOptions builds the report options shared by report and inventory.

@@ -214,6 +214,14 @@ func TestAuditorPackFromARealLog(t *testing.T) {
 	if !tls11 || !plainRTP {
 		t.Errorf("inventory (TLS 1.1 phone listed: %v, plain-RTP phone listed: %v): %+v", tls11, plainRTP, r.Inventory)
 	}
+	// The same from the configuration alone: its log and its signing.pub.
+	config := filepath.Join(filepath.Dir(filepath.Dir(logPath)), "parapet.hcl")
+	code, byConfig, stderr := runCmd("report", "-c", config, "-format", "json")
+	var rc report.Report
+	if code != 0 || json.Unmarshal([]byte(byConfig), &rc) != nil || rc.Calls.Total != r.Calls.Total ||
+		rc.Sources[0].Verification.Signatures != report.SignaturesVerified {
+		t.Errorf("report -c: exit %d %s; %d calls, signatures %+v", code, stderr, rc.Calls.Total, rc.Sources)
+	}
 	code, inv, stderr := runCmd("inventory", "-log", logPath)
 	if code != 0 || !strings.Contains(inv, "at most TLS1.1") || !regexp.MustCompile(`device\s+baresip`).MatchString(inv) {
 		t.Errorf("parapet inventory: exit %d %s\n%s", code, stderr, inv)
