@@ -1,8 +1,8 @@
 package audit
 
 import (
-	"os"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
