@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
@@ -45,14 +46,15 @@ type Options struct {
 	Progress func(done, total int64)
 }
 
-// Limits of what one Analyze keeps in memory. Beyond them, new dialogs,
-// connections and flows are counted in Capture.Omitted and not tracked.
+// Limits of what one Analyze keeps in memory. Beyond them, the packets of
+// new dialogs, connections and flows are not examined, and Source.Notes
+// says how many.
 const (
 	MaxDialogs     = 100_000 // SIP dialogs tracked at once
 	MaxConnections = 100_000 // TCP connections tracked at once
 	MaxFlows       = 100_000 // UDP media flows tracked
-	// MaxSampledFlows bounds the flows whose payloads are sampled for
-	// classification by packets; later flows are classified by SDP only.
+	// MaxSampledFlows bounds the open flows whose payloads are sampled for
+	// classification by packets; flows beyond it are classified by SDP only.
 	MaxSampledFlows = 10_000
 	// MaxListed bounds Capture.Handshakes and Capture.Flows each.
 	MaxListed = 10_000
@@ -214,14 +216,18 @@ type analyzer struct {
 	nTLS   int
 	tcpGap uint64
 
-	flows    map[flowKey]*mediaFlow
-	flowList []*mediaFlow
-	sampled  int
-	sdpIndex map[netip.AddrPort]*sdpRef
-	byHosts  map[[2]netip.Addr][]*mediaFlow // flows no SDP named, by host pair
+	flows       map[flowKey]*mediaFlow
+	flowReports []report.Flow // flows retired (idle, or at the end)
+	sampled     int           // open flows with a sample
+	sdpIndex    map[netip.AddrPort]*sdpRef
+	// byHosts holds the flows no SDP named between two hosts that have a
+	// TLS connection open (tlsPairs counts them), for judging its media.
+	byHosts  map[[2]netip.Addr][]*mediaFlow
+	tlsPairs map[[2]netip.Addr]int
 
 	handshakes []report.Handshake
-	omitted    int
+	omitted    int    // handshakes and flows not listed (MaxListed)
+	untracked  uint64 // packets of dialogs, connections and flows beyond the limits
 	sipErrors  uint64
 	textTLS    int
 	inTrace    bool   // reading a text trace
@@ -246,6 +252,7 @@ func newAnalyzer(opts Options, emit func(*compliance.Record)) *analyzer {
 		flows:    make(map[flowKey]*mediaFlow),
 		sdpIndex: make(map[netip.AddrPort]*sdpRef),
 		byHosts:  make(map[[2]netip.Addr][]*mediaFlow),
+		tlsPairs: make(map[[2]netip.Addr]int),
 	}
 }
 
@@ -288,12 +295,55 @@ func (a *analyzer) record(r *compliance.Record) {
 	a.emit(r)
 }
 
-// finish judges what is still open at the end of the capture.
-func (a *analyzer) finish() {
+// Idle times after which state is let go of, in capture time: a media
+// flow is listed and freed, a TCP connection judged as if it had closed.
+const (
+	flowIdle   = time.Minute
+	connIdle   = 5 * time.Minute
+	sweepEvery = 4096 // packets between sweeps
+)
+
+// sweep lets go of idle flows and connections, so a long capture streams
+// in bounded memory.
+func (a *analyzer) sweep(now time.Time) {
+	for _, f := range a.flows {
+		if now.Sub(f.last) > flowIdle {
+			a.retire(f)
+		}
+	}
 	for _, c := range a.conns {
+		if now.Sub(c.last) > connIdle {
+			a.closeConn(c)
+		}
+	}
+}
+
+// finish judges what is still open at the end of the capture: connections
+// first (their media is judged from the flows still held), then flows,
+// then dialogs.
+func (a *analyzer) finish() {
+	conns := make([]*tcpConn, 0, len(a.conns))
+	for _, c := range a.conns {
+		conns = append(conns, c)
+	}
+	slices.SortFunc(conns, func(x, y *tcpConn) int { return x.first.Compare(y.first) })
+	for _, c := range conns {
 		a.closeConn(c)
 	}
+	flows := make([]*mediaFlow, 0, len(a.flows))
+	for _, f := range a.flows {
+		flows = append(flows, f)
+	}
+	slices.SortFunc(flows, func(x, y *mediaFlow) int { return x.first.Compare(y.first) })
+	for _, f := range flows {
+		a.retire(f)
+	}
+	dialogs := make([]*dialog, 0, len(a.dialogs))
 	for _, d := range a.dialogs {
+		dialogs = append(dialogs, d)
+	}
+	slices.SortFunc(dialogs, func(x, y *dialog) int { return x.n - y.n })
+	for _, d := range dialogs {
 		a.endDialog(d)
 	}
 }
@@ -319,8 +369,11 @@ func (a *analyzer) notes() []string {
 	if a.traceNote != "" {
 		out = append(out, a.traceNote)
 	}
+	if a.untracked > 0 {
+		out = append(out, fmt.Sprintf("%d packets or SIP messages were not examined: audit tracks at most %d dialogs, %d connections and %d media flows at once", a.untracked, MaxDialogs, MaxConnections, MaxFlows))
+	}
 	if a.omitted > 0 {
-		out = append(out, fmt.Sprintf("%d dialogs, connections or flows beyond audit's limits were not tracked or listed", a.omitted))
+		out = append(out, fmt.Sprintf("%d TLS handshakes and media flows beyond the first %d of each are not listed", a.omitted, MaxListed))
 	}
 	return out
 }
@@ -332,15 +385,9 @@ func (a *analyzer) capture() *report.Capture {
 	if c.Handshakes == nil {
 		c.Handshakes = []report.Handshake{}
 	}
-	c.Flows = []report.Flow{}
-	for _, f := range a.flowList {
-		if fl, ok := f.report(a.pseudo); ok {
-			if len(c.Flows) >= MaxListed {
-				c.Omitted++
-				continue
-			}
-			c.Flows = append(c.Flows, fl)
-		}
+	c.Flows = a.flowReports
+	if c.Flows == nil {
+		c.Flows = []report.Flow{}
 	}
 	return c
 }

@@ -350,3 +350,57 @@ func TestPlainTCPCall(t *testing.T) {
 		t.Errorf("finding %+v", f)
 	}
 }
+
+// A server that still accepts TLS 1.1: the handshake completes, and the
+// call record shows the version so the inventory can list the pair.
+func TestTLS11Negotiated(t *testing.T) {
+	der, key := testCert(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{MinVersion: tls.VersionTLS10,
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { buf := make([]byte, 100); c.Read(buf); c.Close() }()
+		}
+	}()
+	path := filepath.Join(t.TempDir(), "tls11ok.pcap")
+	cap := startCapture(t, fmt.Sprintf("tcp port %d", ln.Addr().(*net.TCPAddr).Port), path)
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10, InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("OPTIONS sip:x SIP/2.0\r\n\r\n"))
+	c.Close()
+	cap.stop(t)
+	recs, _, _, err := analyze(t, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := calls(recs)
+	if len(cs) != 1 {
+		t.Fatalf("records %+v", recs)
+	}
+	l := cs[0].Legs[0]
+	if l.TLS == nil || l.TLS.Version != "TLS1.1" {
+		t.Fatalf("leg %+v", l)
+	}
+	if f := finding(l, policy.ControlTransmission); f.Status != policy.StatusViolated {
+		t.Errorf("finding %+v", f)
+	}
+	var admission policy.Decision
+	for _, d := range cs[0].Decisions {
+		if d.Stage == policy.StageAdmission {
+			admission = d
+		}
+	}
+	if admission.Rule != policy.RuleTLSVersion || admission.Verdict != policy.VerdictRejected {
+		t.Errorf("admission %+v", admission)
+	}
+}

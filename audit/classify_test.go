@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -170,5 +171,36 @@ func TestTCPReassembly(t *testing.T) {
 	if call.Disposition != compliance.DispositionAnswered || call.EndReason != "bye from b" || l.Transport != "tcp" ||
 		l.Remote != "10.0.0.1:40000" || l.Media == nil || l.Media.Profile != "RTP/SAVP" {
 		t.Errorf("call %+v leg %+v", call, l)
+	}
+}
+
+// Idle flows are listed and freed as the capture goes on, so a long
+// capture holds only the flows still open.
+func TestFlowsRetireWhenIdle(t *testing.T) {
+	a := newAnalyzer(Options{}, nil)
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	dst := netip.MustParseAddrPort("10.0.0.2:4000")
+	for call := range 50 {
+		src := netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(5000+2*call))
+		start := t0.Add(time.Duration(call) * 2 * time.Minute)
+		for i := range 20 {
+			pkt := make([]byte, 12+160)
+			pkt[0], pkt[3], pkt[11] = 0x80, byte(i), byte(call)
+			a.media(start.Add(time.Duration(i)*20*time.Millisecond), src, dst, pkt)
+		}
+		a.sweep(start.Add(time.Second))
+		if len(a.flows) > 1 {
+			t.Fatalf("call %d: %d flows held", call, len(a.flows))
+		}
+	}
+	a.finish()
+	c := a.capture()
+	if len(c.Flows) != 50 || a.sampled != 0 {
+		t.Errorf("%d flows listed, %d samples held", len(c.Flows), a.sampled)
+	}
+	for _, f := range c.Flows {
+		if f.Class != report.FlowRTP || f.By != "packets" || f.Packets != 20 {
+			t.Errorf("flow %+v", f)
+		}
 	}
 }

@@ -53,7 +53,7 @@ func (a *analyzer) sip(t time.Time, src, dst netip.AddrPort, tr policy.Transport
 	case m.Request && m.Method == "INVITE":
 		if d == nil {
 			if len(a.dialogs) >= MaxDialogs {
-				a.omitted++
+				a.untracked++
 				return
 			}
 			a.nDialogs++
@@ -213,7 +213,7 @@ func (a *analyzer) index(d *dialog, h *hop, sd *media.Description, caller bool) 
 		}
 		ap := netip.AddrPortFrom(st.Addr.Unmap(), uint16(st.Port))
 		if _, ok := a.sdpIndex[ap]; !ok && len(a.sdpIndex) >= MaxFlows {
-			a.omitted++
+			a.untracked++
 			continue
 		}
 		a.sdpIndex[ap] = &sdpRef{d: d, h: h, caller: caller, secure: strings.Contains(st.Proto, "SAVP")}

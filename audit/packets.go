@@ -76,6 +76,9 @@ func (a *analyzer) packet(data []byte, ci gopacket.CaptureInfo, lt layers.LinkTy
 	if ci.CaptureLength < ci.Length {
 		a.snapCut++
 	}
+	if a.packets%sweepEvery == 0 {
+		a.sweep(t)
+	}
 	p := gopacket.NewPacket(data, lt, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
 	var src, dst netip.Addr
 	switch ip := p.NetworkLayer().(type) {
@@ -180,7 +183,7 @@ func (a *analyzer) tcp(t time.Time, src, dst netip.AddrPort, tr *layers.TCP) {
 			return
 		}
 		if len(a.conns) >= MaxConnections {
-			a.omitted++
+			a.untracked++
 			return
 		}
 		c = &tcpConn{client: src, server: dst, first: t}
@@ -293,6 +296,7 @@ func (a *analyzer) deliver(c *tcpConn, dir int, data []byte) {
 			c.kind = streamTLS
 			a.nTLS++
 			c.tls = newTLSConn(c, a.nTLS)
+			a.tlsPairs[hostPair(c.client, c.server)]++
 		case looksLikeSIP(data):
 			c.kind = streamSIP
 		default:
@@ -365,5 +369,10 @@ func (a *analyzer) closeConn(c *tcpConn) {
 	delete(a.conns, connKey{c.client, c.server})
 	if c.tls != nil {
 		a.judgeTLS(c)
+		hp := hostPair(c.client, c.server)
+		if a.tlsPairs[hp]--; a.tlsPairs[hp] <= 0 {
+			delete(a.tlsPairs, hp)
+			delete(a.byHosts, hp)
+		}
 	}
 }

@@ -55,6 +55,7 @@ type mediaFlow struct {
 	ref         *sdpRef
 	toNamed     bool // ref names the flow's destination (else its source)
 	s           *flowSample
+	pclass      string // the class from packets, kept when s is freed
 }
 
 // flowSample is what classification by packets reads of a flow's payloads.
@@ -102,15 +103,13 @@ func (a *analyzer) media(t time.Time, src, dst netip.AddrPort, b []byte) {
 	f := a.flows[k]
 	if f == nil {
 		if len(a.flows) >= MaxFlows {
-			a.omitted++
+			a.untracked++
 			return
 		}
 		f = &mediaFlow{key: k, first: t, ssrc: ssrc, pt: pt, lastSeq: seq - 1}
 		a.flows[k] = f
-		a.flowList = append(a.flowList, f)
 		a.tie(f)
-		if f.ref == nil {
-			hp := hostPair(src, dst)
+		if hp := hostPair(src, dst); f.ref == nil && a.tlsPairs[hp] > 0 {
 			a.byHosts[hp] = append(a.byHosts[hp], f)
 		}
 	}
@@ -252,6 +251,34 @@ func (s *flowSample) packetClass(pt uint8) string {
 	return report.FlowUnknown
 }
 
+// packetClass is the flow's class from its packets.
+func (f *mediaFlow) packetClass() string {
+	if f.pclass != "" {
+		return f.pclass
+	}
+	return f.s.packetClass(f.pt)
+}
+
+// retire lists a flow that went idle (or the capture ended) and frees its
+// sample; dialogs and TLS connections that hold it keep its counters and
+// class.
+func (a *analyzer) retire(f *mediaFlow) {
+	delete(a.flows, f.key)
+	f.pclass = f.s.packetClass(f.pt)
+	if f.s != nil {
+		f.s = nil
+		a.sampled--
+	}
+	fl, ok := f.report(a.pseudo)
+	switch {
+	case !ok:
+	case len(a.flowReports) >= MaxListed:
+		a.omitted++
+	default:
+		a.flowReports = append(a.flowReports, fl)
+	}
+}
+
 // class returns the flow's class and how it was told.
 func (f *mediaFlow) class() (class, by string) {
 	if f.ref != nil {
@@ -260,7 +287,7 @@ func (f *mediaFlow) class() (class, by string) {
 		}
 		return report.FlowRTP, "sdp"
 	}
-	return f.s.packetClass(f.pt), "packets"
+	return f.packetClass(), "packets"
 }
 
 // report gives the flow's Capture entry, ok false for a flow that never
@@ -272,7 +299,7 @@ func (f *mediaFlow) report(p *compliance.Pseudonymizer) (report.Flow, bool) {
 	class, by := f.class()
 	fl := report.Flow{Src: f.key.src.String(), Dst: f.key.dst.String(), Class: class, By: by,
 		Packets: f.packets, Bytes: f.bytes, SSRC: f.ssrc, PayloadType: f.pt,
-		PacketClass: f.s.packetClass(f.pt)}
+		PacketClass: f.packetClass()}
 	if f.ref != nil {
 		fl.CallID = p.CallID(f.ref.d.callID)
 	}
@@ -286,7 +313,7 @@ func (a *analyzer) flowsBetween(c *tcpConn) (plain, secure int) {
 		if !f.media || f.ref != nil || f.first.Before(c.first) || f.first.After(c.last) {
 			continue
 		}
-		switch f.s.packetClass(f.pt) {
+		switch f.packetClass() {
 		case report.FlowRTP:
 			plain++
 		case report.FlowSRTP:

@@ -88,7 +88,7 @@ func (a *analyzer) readTrace(r io.Reader, path string) error {
 	}
 	flush()
 	if untimed > 0 {
-		a.traceNote = fmt.Sprintf("%d messages of the trace carry no timestamp: their records are dated at the first timestamp seen, or the zero time", untimed)
+		a.traceNote = fmt.Sprintf("%d messages of the trace came before any timestamp: they are dated at the zero time", untimed)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,5 +174,51 @@ func TestTextTraceTLSRejected(t *testing.T) {
 	// No media flowed: (e)(1) is judged on signaling alone, and unproven.
 	if f := finding(l, policy.ControlTransmission); f.Status != policy.StatusViolated || !strings.Contains(f.Detail, "not visible") {
 		t.Errorf("finding %+v", f)
+	}
+}
+
+// A call through a proxy that keeps the Call-ID: two hops, legs a and b,
+// each judged in its own zone.
+func TestTextTraceTwoHops(t *testing.T) {
+	hop2 := strings.NewReplacer(
+		"10.0.0.1:5060 -> 10.0.0.2:5060", "10.0.0.2:5070 -> 10.0.0.3:5060",
+		"10.0.0.2:5060 -> 10.0.0.1:5060", "10.0.0.3:5060 -> 10.0.0.2:5070",
+		"09:00:00.100000", "09:00:00.150000", "09:00:01.200000", "09:00:01.150000",
+		"09:00:01.300000", "09:00:01.350000", "09:00:31.300000", "09:00:31.250000",
+		"Server: PBX 2.0", "Server: Phone 3.1", "User-Agent: OldPhone 1.0", "User-Agent: Proxy 1")
+	// Interleave: hop 1 INVITE, hop 2 INVITE, hop 2 200, hop 1 200, ...
+	msgs1 := strings.Split(ngrepTrace, "#\n")
+	msgs2 := strings.Split(hop2.Replace(ngrepTrace), "#\n")
+	var b strings.Builder
+	b.WriteString(msgs1[0])
+	b.WriteString("#\n" + msgs1[1] + "#\n" + msgs2[1] + "#\n" + msgs2[2] + "#\n" + msgs1[2])
+	b.WriteString("#\n" + msgs1[3] + "#\n" + msgs2[3] + "#\n" + msgs2[4] + "#\n" + msgs1[4])
+	p := filepath.Join(t.TempDir(), "proxy.txt")
+	os.WriteFile(p, []byte(b.String()), 0o600)
+	lan := Zone{Policy: policy.Zone{Name: "lan", Signaling: policy.RequirementOff, SRTP: policy.RequirementOff, MinTLS: policy.VersionTLS12},
+		Listen: []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:5070")}}
+	recs, src, _, err := analyze(t, p, Options{Zones: []Zone{lan}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := calls(recs)
+	if len(cs) != 1 || len(cs[0].Legs) != 2 {
+		t.Fatalf("calls %+v notes %v", recs, src.Notes)
+	}
+	a, b2 := cs[0].Legs[0], cs[0].Legs[1]
+	if a.Role != "a" || a.Remote != "10.0.0.1:5060" || a.Zone != "external" || a.UserAgent != "OldPhone 1.0" {
+		t.Errorf("leg a %+v", a)
+	}
+	if b2.Role != "b" || b2.Remote != "10.0.0.3:5060" || b2.Local != "10.0.0.2:5070" || b2.Zone != "lan" || b2.UserAgent != "Phone 3.1" {
+		t.Errorf("leg b %+v", b2)
+	}
+	if f := finding(a, policy.ControlEncryption); f.Status != policy.StatusViolated {
+		t.Errorf("leg a %+v", f)
+	}
+	if f := finding(b2, policy.ControlEncryption); f.Status != policy.StatusNotRequired {
+		t.Errorf("leg b %+v", f)
+	}
+	if len(cs[0].Decisions) != 4 {
+		t.Errorf("decisions %+v", cs[0].Decisions)
 	}
 }
