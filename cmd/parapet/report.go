@@ -53,7 +53,12 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 	page := fs.String("page", "A4", "PDF page `size`: A4 or Letter")
 	out := fs.String("o", "", "write the report to `file` (default standard output)")
 	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
+	schema := fs.Bool("schema", false, "print the JSON Schema of -format json and exit")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *schema {
+		_, err := stdout.Write(report.Schema())
 		return err
 	}
 	logs, keys, err := logsFromConfig(*config, logs, keys, stderr)
