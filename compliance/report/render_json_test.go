@@ -3,6 +3,8 @@ package report
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -424,5 +426,46 @@ func TestSampleFillsTheModel(t *testing.T) {
 	}
 	if len(filled) < 20 {
 		t.Errorf("walked only %d lists and pointers", len(filled))
+	}
+}
+
+// TestDocsNameEveryJSONField keeps docs/reports.md in step with the schema:
+// every property the JSON can carry is named there, in backquotes.
+func TestDocsNameEveryJSONField(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "reports.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema any
+	if err := json.Unmarshal(Schema(), &schema); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if props, ok := v["properties"].(map[string]any); ok {
+				for name := range props {
+					names[name] = true
+				}
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(schema)
+	if len(names) < 50 {
+		t.Fatalf("only %d properties found in the schema", len(names))
+	}
+	for name := range names {
+		if !bytes.Contains(doc, []byte("`"+name+"`")) && !bytes.Contains(doc, []byte("`"+name+"[]`")) {
+			t.Errorf("docs/reports.md does not name the JSON field %q", name)
+		}
 	}
 }
