@@ -152,13 +152,23 @@ func (a *analyzer) inviteResponse(d *dialog, t time.Time, src, dst netip.AddrPor
 		return
 	}
 	h.status = m.Status
+	challenge := m.Status == 401 || m.Status == 407
+	if challenge {
+		// An authentication challenge: the caller sends the INVITE again
+		// with credentials, in the same dialog.
+		h.status = 0
+	}
 	if h != d.hops[0] {
 		return
 	}
 	d.status, d.reason = m.Status, printable(m.Reason, 100)
 	if m.Status < 300 {
 		at := t
-		d.answer = &at
+		d.answer, d.end, d.endReason = &at, time.Time{}, ""
+		return
+	}
+	if challenge {
+		d.end, d.endReason = t, fmt.Sprintf("%d %s", m.Status, d.reason)
 		return
 	}
 	d.end = t
@@ -361,8 +371,18 @@ func (a *analyzer) legMedia(d *dialog, h *hop, offer, answer *media.Description,
 				lm.KeyExchange, lm.SRTPSuite = "sdes", st.Crypto[0].Suite
 			}
 		}
-		if st.DTLS && len(st.Fingerprints) > 0 && lm.KeyExchange == "dtls" {
-			lm.DTLSPeerCert = st.Fingerprints[0].String()
+	}
+	// The peer's fingerprint is in the Remote's own SDP.
+	remoteSDP := h.calleeSDP
+	if remoteIsCaller {
+		remoteSDP = h.callerSDP
+	}
+	if lm.KeyExchange == "dtls" && remoteSDP != nil {
+		for _, st := range remoteSDP.Streams {
+			if st.Port != 0 && len(st.Fingerprints) > 0 {
+				lm.DTLSPeerCert = st.Fingerprints[0].String()
+				break
+			}
 		}
 	}
 	// Counters from the leg's point of view: "in" is what the Remote sent.
