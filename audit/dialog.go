@@ -12,6 +12,14 @@ import (
 	"github.com/parapet-sbc/parapet/policy"
 )
 
+// Bounds per dialog: the hops an INVITE may take (a loop or a forged
+// Call-ID cannot grow a dialog without end) and the media addresses its
+// SDPs may name (re-INVITEs included).
+const (
+	maxHops        = 16
+	maxDialogAddrs = 64
+)
+
 // dialog is one SIP dialog (a Call-ID with an INVITE) seen in clear.
 type dialog struct {
 	n         int
@@ -121,6 +129,10 @@ func (a *analyzer) invite(d *dialog, t time.Time, src, dst netip.AddrPort, tr po
 		}
 		return
 	}
+	if len(d.hops) >= maxHops {
+		a.untracked++
+		return
+	}
 	h := &hop{src: src, dst: dst, transport: tr, ua: printable(m.UserAgent, 200)}
 	if d.trace && viaTransport(m.Via) == "tls" {
 		// A trace shows SIP that went over TLS in clear (a proxy's own log).
@@ -222,7 +234,7 @@ func (a *analyzer) index(d *dialog, h *hop, sd *media.Description, caller bool) 
 			continue
 		}
 		ap := netip.AddrPortFrom(st.Addr.Unmap(), uint16(st.Port))
-		if _, ok := a.sdpIndex[ap]; !ok && len(a.sdpIndex) >= MaxFlows {
+		if _, ok := a.sdpIndex[ap]; !ok && (len(a.sdpIndex) >= MaxFlows || len(d.addrs) >= maxDialogAddrs) {
 			a.untracked++
 			continue
 		}
