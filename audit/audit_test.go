@@ -2,6 +2,7 @@ package audit
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -53,7 +54,7 @@ func wantPlainCall(t *testing.T, recs []*compliance.Record, c *report.Capture) {
 	t.Helper()
 	cs := calls(recs)
 	if len(cs) != 1 {
-		t.Fatalf("want 1 call record, got %d: %+v", len(cs), recs)
+		t.Fatalf("want 1 call record, got %d: %s", len(cs), dump(recs))
 	}
 	call := cs[0]
 	if call.Disposition != compliance.DispositionAnswered || call.SIPStatus != 200 || call.EndReason != "bye from a" {
@@ -147,7 +148,7 @@ func TestPlainCallInternalZone(t *testing.T) {
 	}
 	cs := calls(recs)
 	if len(cs) != 1 {
-		t.Fatalf("%d calls", len(cs))
+		t.Fatalf("%d calls: %s", len(cs), dump(recs))
 	}
 	l := cs[0].Legs[0]
 	if l.Zone != "lan" {
@@ -340,7 +341,7 @@ func TestPlainTCPCall(t *testing.T) {
 	}
 	cs := calls(recs)
 	if len(cs) != 1 || c.Dialogs != 1 {
-		t.Fatalf("calls %+v notes %v", recs, src.Notes)
+		t.Fatalf("calls %s notes %v", dump(recs), src.Notes)
 	}
 	l := cs[0].Legs[0]
 	if cs[0].Disposition != compliance.DispositionAnswered || l.Transport != "tcp" || l.Media == nil || l.Media.PacketsIn == 0 {
@@ -415,7 +416,7 @@ func TestDTLSSRTPOverUDP(t *testing.T) {
 	}
 	cs := calls(recs)
 	if len(cs) != 1 {
-		t.Fatalf("calls %+v notes %v", recs, src.Notes)
+		t.Fatalf("calls %s notes %v", dump(recs), src.Notes)
 	}
 	l := cs[0].Legs[0]
 	if l.Media == nil || l.Media.KeyExchange != "dtls" || !strings.HasPrefix(l.Media.Profile, "UDP/TLS/RTP/SAVP") ||
@@ -443,4 +444,10 @@ func TestDTLSSRTPOverUDP(t *testing.T) {
 	if n != 2 {
 		t.Errorf("%d flows", n)
 	}
+}
+
+// dump renders records for a failure message.
+func dump(v any) string {
+	b, _ := json.MarshalIndent(v, "", " ")
+	return string(b)
 }

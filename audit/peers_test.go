@@ -42,11 +42,21 @@ func needTool(t *testing.T, name string) string {
 }
 
 // portBlock returns the first of n free consecutive ports (UDP and TCP),
-// chosen at random so parallel runs do not collide.
+// chosen at random so parallel runs do not collide, and below the kernel's
+// ephemeral range so no other program's connection falls in the capture
+// filter (other tests on the machine make calls too).
 func portBlock(t *testing.T, n int) int {
 	t.Helper()
+	hi := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if lo, err := strconv.Atoi(f[0]); err == nil && lo > 10000+2*n {
+				hi = lo
+			}
+		}
+	}
 	for range 50 {
-		base := 20000 + mrand.IntN(40000/n)*n
+		base := 10000 + mrand.IntN((hi-10000)/n-1)*n
 		if blockFree(base, n) {
 			return base
 		}
