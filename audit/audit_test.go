@@ -2,6 +2,7 @@ package audit
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -53,7 +54,7 @@ func wantPlainCall(t *testing.T, recs []*compliance.Record, c *report.Capture) {
 	t.Helper()
 	cs := calls(recs)
 	if len(cs) != 1 {
-		t.Fatalf("want 1 call record, got %d: %+v", len(cs), recs)
+		t.Fatalf("want 1 call record, got %d: %s", len(cs), dump(recs))
 	}
 	call := cs[0]
 	if call.Disposition != compliance.DispositionAnswered || call.SIPStatus != 200 || call.EndReason != "bye from a" {
@@ -147,7 +148,7 @@ func TestPlainCallInternalZone(t *testing.T) {
 	}
 	cs := calls(recs)
 	if len(cs) != 1 {
-		t.Fatalf("%d calls", len(cs))
+		t.Fatalf("%d calls: %s", len(cs), dump(recs))
 	}
 	l := cs[0].Legs[0]
 	if l.Zone != "lan" {
@@ -340,7 +341,7 @@ func TestPlainTCPCall(t *testing.T) {
 	}
 	cs := calls(recs)
 	if len(cs) != 1 || c.Dialogs != 1 {
-		t.Fatalf("calls %+v notes %v", recs, src.Notes)
+		t.Fatalf("calls %s notes %v", dump(recs), src.Notes)
 	}
 	l := cs[0].Legs[0]
 	if cs[0].Disposition != compliance.DispositionAnswered || l.Transport != "tcp" || l.Media == nil || l.Media.PacketsIn == 0 {
@@ -370,8 +371,9 @@ func TestTLS11Negotiated(t *testing.T) {
 			go func() { buf := make([]byte, 100); c.Read(buf); c.Close() }()
 		}
 	}()
+	// On "any", so the frames are Linux cooked ones rather than Ethernet.
 	path := filepath.Join(t.TempDir(), "tls11ok.pcap")
-	cap := startCapture(t, fmt.Sprintf("tcp port %d", ln.Addr().(*net.TCPAddr).Port), path)
+	cap := startCaptureOn(t, "any", fmt.Sprintf("tcp port %d", ln.Addr().(*net.TCPAddr).Port), path)
 	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10, InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
@@ -403,4 +405,49 @@ func TestTLS11Negotiated(t *testing.T) {
 	if admission.Rule != policy.RuleTLSVersion || admission.Verdict != policy.VerdictRejected {
 		t.Errorf("admission %+v", admission)
 	}
+}
+
+// DTLS-SRTP over clear SIP: media is protected, signaling is not.
+func TestDTLSSRTPOverUDP(t *testing.T) {
+	ng, _ := phoneCall(t, "udp", "dtls_srtp", 2*time.Second)
+	recs, src, c, err := analyze(t, ng, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := calls(recs)
+	if len(cs) != 1 {
+		t.Fatalf("calls %s notes %v", dump(recs), src.Notes)
+	}
+	l := cs[0].Legs[0]
+	if l.Media == nil || l.Media.KeyExchange != "dtls" || !strings.HasPrefix(l.Media.Profile, "UDP/TLS/RTP/SAVP") ||
+		!strings.HasPrefix(l.Media.DTLSPeerCert, "sha-256 ") || l.Media.PacketsIn == 0 {
+		t.Fatalf("media %+v", l.Media)
+	}
+	for _, d := range cs[0].Decisions {
+		if d.Verdict != policy.VerdictAllowed {
+			t.Errorf("decision %+v: the media offer and answer meet the zone", d)
+		}
+	}
+	if f := finding(l, policy.ControlTransmission); f.Status != policy.StatusViolated || !strings.Contains(f.Detail, "SIP over udp, media SRTP") {
+		t.Errorf("(e)(1) %+v: clear signaling is a violation", f)
+	}
+	if f := finding(l, policy.ControlTransitIntegrity); f.Status != policy.StatusSatisfied {
+		t.Errorf("(e)(2)(i) %+v", f)
+	}
+	n := 0
+	for _, f := range c.Flows {
+		if f.Class != report.FlowSRTP || f.By != "sdp" || f.PacketClass != report.FlowSRTP {
+			t.Errorf("flow %+v", f)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Errorf("%d flows", n)
+	}
+}
+
+// dump renders records for a failure message.
+func dump(v any) string {
+	b, _ := json.MarshalIndent(v, "", " ")
+	return string(b)
 }

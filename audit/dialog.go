@@ -12,6 +12,14 @@ import (
 	"github.com/parapet-sbc/parapet/policy"
 )
 
+// Bounds per dialog: the hops an INVITE may take (a loop or a forged
+// Call-ID cannot grow a dialog without end) and the media addresses its
+// SDPs may name (re-INVITEs included).
+const (
+	maxHops        = 16
+	maxDialogAddrs = 64
+)
+
 // dialog is one SIP dialog (a Call-ID with an INVITE) seen in clear.
 type dialog struct {
 	n         int
@@ -121,6 +129,10 @@ func (a *analyzer) invite(d *dialog, t time.Time, src, dst netip.AddrPort, tr po
 		}
 		return
 	}
+	if len(d.hops) >= maxHops {
+		a.untracked++
+		return
+	}
 	h := &hop{src: src, dst: dst, transport: tr, ua: printable(m.UserAgent, 200)}
 	if d.trace && viaTransport(m.Via) == "tls" {
 		// A trace shows SIP that went over TLS in clear (a proxy's own log).
@@ -152,13 +164,23 @@ func (a *analyzer) inviteResponse(d *dialog, t time.Time, src, dst netip.AddrPor
 		return
 	}
 	h.status = m.Status
+	challenge := m.Status == 401 || m.Status == 407
+	if challenge {
+		// An authentication challenge: the caller sends the INVITE again
+		// with credentials, in the same dialog.
+		h.status = 0
+	}
 	if h != d.hops[0] {
 		return
 	}
 	d.status, d.reason = m.Status, printable(m.Reason, 100)
 	if m.Status < 300 {
 		at := t
-		d.answer = &at
+		d.answer, d.end, d.endReason = &at, time.Time{}, ""
+		return
+	}
+	if challenge {
+		d.end, d.endReason = t, fmt.Sprintf("%d %s", m.Status, d.reason)
 		return
 	}
 	d.end = t
@@ -212,7 +234,7 @@ func (a *analyzer) index(d *dialog, h *hop, sd *media.Description, caller bool) 
 			continue
 		}
 		ap := netip.AddrPortFrom(st.Addr.Unmap(), uint16(st.Port))
-		if _, ok := a.sdpIndex[ap]; !ok && len(a.sdpIndex) >= MaxFlows {
+		if _, ok := a.sdpIndex[ap]; !ok && (len(a.sdpIndex) >= MaxFlows || len(d.addrs) >= maxDialogAddrs) {
 			a.untracked++
 			continue
 		}
@@ -361,8 +383,18 @@ func (a *analyzer) legMedia(d *dialog, h *hop, offer, answer *media.Description,
 				lm.KeyExchange, lm.SRTPSuite = "sdes", st.Crypto[0].Suite
 			}
 		}
-		if st.DTLS && len(st.Fingerprints) > 0 && lm.KeyExchange == "dtls" {
-			lm.DTLSPeerCert = st.Fingerprints[0].String()
+	}
+	// The peer's fingerprint is in the Remote's own SDP.
+	remoteSDP := h.calleeSDP
+	if remoteIsCaller {
+		remoteSDP = h.callerSDP
+	}
+	if lm.KeyExchange == "dtls" && remoteSDP != nil {
+		for _, st := range remoteSDP.Streams {
+			if st.Port != 0 && len(st.Fingerprints) > 0 {
+				lm.DTLSPeerCert = st.Fingerprints[0].String()
+				break
+			}
 		}
 	}
 	// Counters from the leg's point of view: "in" is what the Remote sent.

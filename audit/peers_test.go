@@ -103,10 +103,16 @@ func (l *lockedBuffer) String() string {
 
 func startCapture(t *testing.T, filter string, files ...string) *capture {
 	t.Helper()
+	return startCaptureOn(t, "lo", filter, files...)
+}
+
+// startCaptureOn captures on iface: "any" gives Linux cooked frames.
+func startCaptureOn(t *testing.T, iface, filter string, files ...string) *capture {
+	t.Helper()
 	bin := needTool(t, "dumpcap")
 	c := &capture{}
 	for _, f := range files {
-		args := []string{"-q", "-i", "lo", "-f", filter, "-w", f, "-a", "duration:40"}
+		args := []string{"-q", "-i", iface, "-f", filter, "-w", f, "-a", "duration:40"}
 		if strings.HasSuffix(f, ".pcap") {
 			args = append(args, "-P")
 		}
@@ -247,6 +253,7 @@ module g711.so
 module aubridge.so
 module ausine.so
 module srtp.so
+module dtls_srtp.so
 module_tmp uuid.so
 module_tmp account.so
 module_app menu.so

@@ -222,3 +222,31 @@ func TestTextTraceTwoHops(t *testing.T) {
 		t.Errorf("decisions %+v", cs[0].Decisions)
 	}
 }
+
+// An authentication challenge (407) and the INVITE sent again with
+// credentials are one call, not a rejected one and another.
+func TestTextTraceChallenge(t *testing.T) {
+	msgs := strings.Split(ngrepTrace, "#\n")
+	challenge := `U 2026/12/07 09:00:00.110000 10.0.0.2:5060 -> 10.0.0.1:5060
+SIP/2.0 407 Proxy Authentication Required
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1
+From: "Alice" <sip:+1 555 0100@10.0.0.1>;tag=a1
+To: <sip:bob@10.0.0.2>;tag=p
+Call-ID: call-1@10.0.0.1
+CSeq: 1 INVITE
+Content-Length: 0
+
+`
+	retry := strings.Replace(strings.Replace(msgs[1], "CSeq: 1 INVITE", "CSeq: 2 INVITE", 1), "09:00:00.100000", "09:00:00.120000", 1)
+	trace := msgs[0] + "#\n" + msgs[1] + "#\n" + challenge + "#\n" + retry + "#\n" + strings.Replace(msgs[2], "CSeq: 1 INVITE", "CSeq: 2 INVITE", 1) + "#\n" + msgs[3] + "#\n" + msgs[4]
+	p := filepath.Join(t.TempDir(), "auth.txt")
+	os.WriteFile(p, []byte(trace), 0o600)
+	recs, _, _, err := analyze(t, p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := calls(recs)
+	if len(cs) != 1 || cs[0].Disposition != compliance.DispositionAnswered || cs[0].SIPStatus != 200 || cs[0].EndReason != "bye from b" {
+		t.Fatalf("calls %+v", cs)
+	}
+}
