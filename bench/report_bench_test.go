@@ -24,7 +24,7 @@ import (
 // The log is written once with the real Writer (every record fsync'd) and
 // kept for later runs: in $PARAPET_BENCH_DIR, else /dev/shm where fsync is
 // cheap, else the temporary directory. The 1,000,000-record log is about
-// 1.9 GB and takes ~40 s to write on tmpfs. Run with -benchtime 1x.
+// 2.6 GB and takes about a minute to write on tmpfs. Run with -benchtime 1x.
 func BenchmarkReportLog(b *testing.B) {
 	for _, n := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
