@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 
 	"github.com/parapet-sbc/parapet/audit"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/compliance/report"
+	"github.com/parapet-sbc/parapet/configs"
 )
 
 const auditHelp = `Usage: parapet audit [-c FILE] [-format text|json|html|pdf] [-page A4|Letter] [-o OUT] CAPTURE...
@@ -55,6 +57,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		return exit(2, err)
 	}
 	opts := audit.Options{}
+	policyHash, policyNote := "", "judged as external: no -c configuration given"
 	if *config != "" {
 		cfg, err := readConfig(*config, stderr)
 		if err != nil {
@@ -67,6 +70,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 			}
 			opts.Zones = append(opts.Zones, az)
 		}
+		policyHash, policyNote = auditPolicyHash(cfg)
 		key, err := compliance.LoadKey(filepath.Join(cfg.StateDir, "pseudonym.key"))
 		switch {
 		case err == nil:
@@ -83,9 +87,14 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		bar := newProgress(stderr, "reading "+filepath.Base(path), *noProgress)
 		opts.Progress = bar.update
 		idx := b.AddSource(report.Source{Name: path, Files: []string{path}})
-		src, capt, err := audit.Analyze(path, opts, func(r *compliance.Record) { b.Add(idx, r) })
+		src, capt, err := audit.Analyze(path, opts, func(r *compliance.Record) {
+			if r.Call != nil {
+				r.Call.PolicyHash = policyHash
+			}
+			b.Add(idx, r)
+		})
 		bar.finish()
-		b.SetSourceDetail(idx, src.SHA256, src.Notes)
+		b.SetSourceDetail(idx, src.SHA256, append([]string{policyNote}, src.Notes...))
 		switch {
 		case errors.Is(err, audit.ErrNotCapture):
 			return exit(2, err)
@@ -108,6 +117,26 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		return exit(1, nil)
 	}
 	return nil
+}
+
+// auditPolicyHash is the policy hash of cfg, as parapet check prints it and
+// records carry it, with a note naming it for the report's sources. Loading
+// the certificates creates nothing; when the hash is not knowable (the lab
+// PKI does not exist yet), the note says so.
+func auditPolicyHash(cfg *configs.Config) (hash, note string) {
+	zones, unknown, err := zoneTLS(cfg, slog.New(slog.DiscardHandler), false)
+	if err == nil && unknown == "" {
+		pol, perr := cfg.Policy(trustOf(zones))
+		if perr == nil {
+			return pol.Hash, fmt.Sprintf("judged by the zones of %s, policy %s", cfg.Source, pol.Hash)
+		}
+		err = perr
+	}
+	why := unknown
+	if err != nil {
+		why = err.Error()
+	}
+	return "", fmt.Sprintf("judged by the zones of %s (policy hash not known: %s)", cfg.Source, why)
 }
 
 // parseInterspersed parses flags given before, between or after the

@@ -149,15 +149,16 @@ func TestBaresipOutboundUpgrade(t *testing.T) {
 		t.Errorf("no key-exchange fallback decision: %+v", c.Decisions)
 	}
 
-	auditParapetCall(t, cap.path, filepath.Join(p.dir, "parapet.hcl"))
+	auditParapetCall(t, cap.path, filepath.Join(p.dir, "parapet.hcl"), c.PolicyHash)
 }
 
 // auditParapetCall runs parapet audit on the capture of a call through
 // parapet from a PBX phone (SIP over UDP, plain RTP) to a carrier-side one
 // (TLS, SRTP). Judged as external (no -c), the PBX leg is flagged against
 // 164.312(e) and the carrier leg is not; judged by parapet's own config,
-// the PBX zone allows what the leg did.
-func auditParapetCall(t *testing.T, capture, config string) {
+// the PBX zone allows what the leg did, and the report names the policy
+// hash parapet's own records carry.
+func auditParapetCall(t *testing.T, capture, config, policyHash string) {
 	t.Helper()
 	code, stdout, stderr := runCmd("audit", "-format", "json", capture)
 	if code != 0 {
@@ -219,8 +220,12 @@ func auditParapetCall(t *testing.T, capture, config string) {
 	if ext, ok := zones["pbx"]; !ok || ext {
 		t.Errorf("with -c: zones %v, want the pbx leg in zone pbx, not external", zones)
 	}
-	if len(r.Sources[0].Notes) > 0 && strings.Contains(strings.Join(r.Sources[0].Notes, " "), "random key") {
-		t.Errorf("with -c, tokens should use parapet's own pseudonymisation key: %q", r.Sources[0].Notes)
+	notes := strings.Join(r.Sources[0].Notes, " ")
+	if strings.Contains(notes, "random key") {
+		t.Errorf("with -c, tokens should use parapet's own pseudonymisation key: %q", notes)
+	}
+	if policyHash == "" || !strings.Contains(notes, "policy "+policyHash) {
+		t.Errorf("with -c, the report should name the policy %q parapet's records carry: %q", policyHash, notes)
 	}
 }
 
