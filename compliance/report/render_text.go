@@ -48,8 +48,11 @@ func (t *textWriter) doc(d *docView) {
 	if len(d.Ties) > 0 {
 		t.line("")
 		t.line("Tied to its sources:")
+		// The source in full and the hash whole on a line of its own:
+		// they are what a reader copies to compare with parapet verify.
 		for _, tie := range d.Ties {
-			t.indented([]pair{{tie.Source, txt(tie.Label + " " + tie.Hash)}}, 2)
+			t.line("  " + tie.Source)
+			t.line("    " + tie.Label + " " + tie.Hash)
 		}
 	}
 	for i, s := range d.Sections {
