@@ -716,7 +716,9 @@ func (b *Builder) fillCerts(r *Report) {
 		}
 		return strings.Compare(a.SHA256, b.SHA256)
 	})
+	r.CertsOmitted = b.certsDropped
 	if len(r.Certs) > b.opts.MaxCerts {
+		r.CertsOmitted += len(r.Certs) - b.opts.MaxCerts
 		r.Certs = r.Certs[:b.opts.MaxCerts]
 	}
 }

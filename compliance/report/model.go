@@ -40,13 +40,17 @@ type Report struct {
 	// instance) or per capture, each verified on its own.
 	Sources []Source `json:"sources"`
 
-	Calls       CallStats    `json:"calls"`
-	Legs        LegStats     `json:"legs"`
-	Negotiated  Negotiated   `json:"negotiated"`
-	Certs       []Cert       `json:"certificates"`
-	Decisions   Decisions    `json:"decisions"`
-	Connections []EventCount `json:"connection_events"`
-	Attacks     MediaAttacks `json:"media_attacks"`
+	Calls      CallStats  `json:"calls"`
+	Legs       LegStats   `json:"legs"`
+	Negotiated Negotiated `json:"negotiated"`
+	Certs      []Cert     `json:"certificates"`
+	// CertsOmitted counts certificates beyond the report's limit (those
+	// expiring last); past ten times the limit, further certificates are
+	// not tracked and each sighting counts here instead.
+	CertsOmitted int          `json:"certificates_omitted"`
+	Decisions    Decisions    `json:"decisions"`
+	Connections  []EventCount `json:"connection_events"`
+	Attacks      MediaAttacks `json:"media_attacks"`
 
 	// Controls has one entry per control of the catalogue, in its order.
 	Controls []ControlResult `json:"controls"`

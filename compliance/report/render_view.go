@@ -708,6 +708,9 @@ func certsSection(r *Report) section {
 		})
 	}
 	s.Blocks = append(s.Blocks, tableBlock(t))
+	if r.CertsOmitted > 0 {
+		s.Blocks = append(s.Blocks, note(fmt.Sprintf("%s more certificates omitted: those expiring last.", num(r.CertsOmitted))))
+	}
 	return s
 }
 

@@ -97,6 +97,7 @@ func sampleReport() *Report {
 			KeyExchanges: []Count{{"sdes", 2700}, {"dtls-srtp", 190}},
 			Codecs:       []Count{{"PCMU", 3000}, {"G722", 1800}, {"opus", 700}},
 		},
+		CertsOmitted: 4,
 		Certs: []Cert{
 			{Subject: "CN=sip.carrier.example,O=Carrier Ltd", Issuer: "CN=Carrier CA", SHA256: sampleHashA, NotAfter: at("2027-06-01T00:00:00Z"),
 				DaysToExpiry: 176, Verified: true, Zones: []string{"carrier"}, Seen: 3050, LastSeen: at("2026-11-30T23:50:00Z")},
