@@ -42,17 +42,12 @@ written but a chain failed verification, 2 on usage or I/O errors.`
 
 func cmdReport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("report", stderr, reportHelp)
-	var logs, keys multiFlag
-	fs.Var(&logs, "log", "compliance log `file` (repeat; rotated files and several instances' logs, any order)")
+	var lf logFlags
+	lf.define(fs, "the report", "rotated files and several instances' logs, any order")
+	var keys multiFlag
 	fs.Var(&keys, "key", "public `key` (signing.pub) to verify the checkpoints with (repeat, one per instance)")
-	config := fs.String("c", "", "read the log (and signing.pub) that config `file` names, when no -log is given")
-	since, until := timeFlag{}, timeFlag{}
-	fs.Var(&since, "since", "start of the period (`T`, inclusive)")
-	fs.Var(&until, "until", "end of the period (`T`, exclusive)")
 	format := fs.String("format", "text", "`format`: text, json, html or pdf")
 	page := fs.String("page", "A4", "PDF page `size`: A4 or Letter")
-	out := fs.String("o", "", "write the report to `file` (default standard output)")
-	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
 	schema := fs.Bool("schema", false, "print the JSON Schema of -format json and exit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -61,31 +56,13 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		_, err := stdout.Write(report.Schema())
 		return err
 	}
-	logs, keys, err := logsFromConfig(*config, logs, keys, stderr)
+	render, err := reportRenderer(*format, *page, lf.out, stdout)
 	if err != nil {
 		return exit(2, err)
 	}
-	if len(logs) == 0 {
-		fs.Usage()
-		return exit(2, errors.New("report needs -log FILE or -c CONFIG"))
-	}
-	render, err := reportRenderer(*format, *page, *out, stdout)
+	r, err := lf.write(fs, "report", keys, render, stdout, stderr)
 	if err != nil {
-		return exit(2, err)
-	}
-	opts, err := logOptions(keys, since, until)
-	if err != nil {
-		return exit(2, err)
-	}
-	bar := newProgress(stderr, "reading logs", *noProgress)
-	opts.Progress = bar.update
-	r, err := report.FromLogs(logs, opts)
-	bar.finish()
-	if err != nil {
-		return exit(2, err)
-	}
-	if err := writeOutput(*out, stdout, func(w io.Writer) error { return render(w, r) }); err != nil {
-		return exit(2, err)
+		return err
 	}
 	return tamperedExit(r, stderr)
 }
@@ -105,25 +82,11 @@ The log is not verified here (parapet report and parapet verify do that). Exit s
 
 func cmdInventory(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("inventory", stderr, inventoryHelp)
-	var logs multiFlag
-	fs.Var(&logs, "log", "compliance log `file` (repeat)")
-	config := fs.String("c", "", "read the log that config `file` names, when no -log is given")
-	since, until := timeFlag{}, timeFlag{}
-	fs.Var(&since, "since", "start of the period (`T`, inclusive)")
-	fs.Var(&until, "until", "end of the period (`T`, exclusive)")
+	var lf logFlags
+	lf.define(fs, "the inventory", "rotated files too")
 	format := fs.String("format", "text", "`format`: text, json or csv")
-	out := fs.String("o", "", "write to `file` (default standard output)")
-	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	logs, _, err := logsFromConfig(*config, logs, nil, stderr)
-	if err != nil {
-		return exit(2, err)
-	}
-	if len(logs) == 0 {
-		fs.Usage()
-		return exit(2, errors.New("inventory needs -log FILE or -c CONFIG"))
 	}
 	var render func(io.Writer, *report.Report) error
 	switch *format {
@@ -132,31 +95,67 @@ func cmdInventory(args []string, stdout, stderr io.Writer) error {
 	case "csv":
 		render = report.WriteInventoryCSV
 	case "json":
-		render = func(w io.Writer, r *report.Report) error { return report.WriteInventoryJSON(w, r) }
+		render = report.WriteInventoryJSON
 	default:
 		return exit(2, fmt.Errorf("unknown -format %q (want text, json or csv)", *format))
 	}
-	opts, err := logOptions(nil, since, until)
+	_, err := lf.write(fs, "inventory", nil, render, stdout, stderr)
+	return err
+}
+
+// logFlags are the flags report and inventory share: which logs, the
+// period, where the output goes.
+type logFlags struct {
+	logs         multiFlag
+	config       string
+	since, until timeFlag
+	out          string
+	noProgress   bool
+}
+
+func (lf *logFlags) define(fs *flag.FlagSet, what, which string) {
+	fs.Var(&lf.logs, "log", "compliance log `file` (repeat; "+which+")")
+	fs.StringVar(&lf.config, "c", "", "read the log (and, for keys, signing.pub) that config `file` names, when no -log is given")
+	fs.Var(&lf.since, "since", "start of the period (`T`, inclusive)")
+	fs.Var(&lf.until, "until", "end of the period (`T`, exclusive)")
+	fs.StringVar(&lf.out, "o", "", "write "+what+" to `file` (default standard output)")
+	fs.BoolVar(&lf.noProgress, "no-progress", false, "no progress bar, even on a terminal")
+}
+
+// write builds the report of the logs, verified with keys (the state
+// directory's signing.pub with -c when none is given, for report), and
+// writes it with render. Errors carry their exit status.
+func (lf *logFlags) write(fs *flag.FlagSet, cmd string, keys []string, render func(io.Writer, *report.Report) error,
+	stdout, stderr io.Writer) (*report.Report, error) {
+	logs, keys, err := logsFromConfig(lf.config, lf.logs, keys, cmd == "report", stderr)
 	if err != nil {
-		return exit(2, err)
+		return nil, exit(2, err)
 	}
-	bar := newProgress(stderr, "reading logs", *noProgress)
+	if len(logs) == 0 {
+		fs.Usage()
+		return nil, exit(2, fmt.Errorf("%s needs -log FILE or -c CONFIG", cmd))
+	}
+	opts, err := logOptions(keys, lf.since, lf.until)
+	if err != nil {
+		return nil, exit(2, err)
+	}
+	bar := newProgress(stderr, "reading logs", lf.noProgress)
 	opts.Progress = bar.update
 	r, err := report.FromLogs(logs, opts)
 	bar.finish()
 	if err != nil {
-		return exit(2, err)
+		return nil, exit(2, err)
 	}
-	if err := writeOutput(*out, stdout, func(w io.Writer) error { return render(w, r) }); err != nil {
-		return exit(2, err)
+	if err := writeOutput(lf.out, stdout, func(w io.Writer) error { return render(w, r) }); err != nil {
+		return nil, exit(2, err)
 	}
-	return nil
+	return r, nil
 }
 
 // logsFromConfig fills in, when -c is given without -log, the files of the
 // log the configuration names and, when no key is given, the signing.pub of
 // its state directory (if there is one).
-func logsFromConfig(config string, logs, keys []string, stderr io.Writer) ([]string, []string, error) {
+func logsFromConfig(config string, logs, keys []string, findKey bool, stderr io.Writer) ([]string, []string, error) {
 	if config == "" || len(logs) > 0 {
 		return logs, keys, nil
 	}
@@ -168,7 +167,7 @@ func logsFromConfig(config string, logs, keys []string, stderr io.Writer) ([]str
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(keys) == 0 {
+	if findKey && len(keys) == 0 {
 		pub := filepath.Join(cfg.StateDir, "signing.pub")
 		if _, err := os.Stat(pub); err == nil {
 			keys = []string{pub}
@@ -325,5 +324,3 @@ func (p *progress) finish() {
 		_ = p.bar.Finish()
 	}
 }
-
-var _ flag.Value = (*timeFlag)(nil)
