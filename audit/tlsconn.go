@@ -1,10 +1,8 @@
 package audit
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -104,8 +102,8 @@ func (t *tlsConn) handshake() report.Handshake {
 		h.Version, h.CipherSuite = t.sh.Version.String(), tls.CipherSuiteName(t.sh.Cipher)
 	}
 	for _, c := range t.certs {
-		h.Certs = append(h.Certs, report.Cert{Subject: c.Subject.String(), Issuer: c.Issuer.String(),
-			SHA256: fingerprint(c.Raw), NotAfter: c.NotAfter.UTC(),
+		f := policy.CertFactsOf(c)
+		h.Certs = append(h.Certs, report.Cert{Subject: f.Subject, Issuer: f.Issuer, SHA256: f.SHA256, NotAfter: f.NotAfter,
 			VerifyError: verifyNote, Seen: 1, LastSeen: t.conn.last})
 	}
 	return h
@@ -115,27 +113,15 @@ func (t *tlsConn) handshake() report.Handshake {
 // marked verified.
 const verifyNote = "not verified: read from a capture, without the trust anchors it should chain to"
 
-func fingerprint(der []byte) string {
-	s := sha256.Sum256(der)
-	return hex.EncodeToString(s[:])
-}
 
 // certFacts describes the server's leaf certificate, or nil.
 func (t *tlsConn) certFacts() *policy.CertFacts {
 	if len(t.certs) == 0 {
 		return nil
 	}
-	c := t.certs[0]
-	f := &policy.CertFacts{Subject: c.Subject.String(), Issuer: c.Issuer.String(), SHA256: fingerprint(c.Raw),
-		NotAfter: c.NotAfter.UTC(), VerifyError: verifyNote}
-	f.SANs = append(f.SANs, c.DNSNames...)
-	for _, ip := range c.IPAddresses {
-		f.SANs = append(f.SANs, ip.String())
-	}
-	for _, u := range c.URIs {
-		f.SANs = append(f.SANs, u.String())
-	}
-	return f
+	f := policy.CertFactsOf(t.certs[0])
+	f.VerifyError = verifyNote
+	return &f
 }
 
 // nonSIPALPN are ALPN protocols that say a TLS connection is not SIP.

@@ -200,23 +200,7 @@ func tlsFacts(st *tls.ConnectionState, verifyEnabled bool) *policy.TLSFacts {
 	return f
 }
 
-func certFacts(c *x509.Certificate) policy.CertFacts {
-	sum := sha256.Sum256(c.Raw)
-	cf := policy.CertFacts{
-		Subject:  c.Subject.String(),
-		Issuer:   c.Issuer.String(),
-		SHA256:   hex.EncodeToString(sum[:]),
-		NotAfter: c.NotAfter.UTC(),
-	}
-	cf.SANs = append(cf.SANs, c.DNSNames...)
-	for _, ip := range c.IPAddresses {
-		cf.SANs = append(cf.SANs, ip.String())
-	}
-	for _, u := range c.URIs {
-		cf.SANs = append(cf.SANs, u.String())
-	}
-	return cf
-}
+func certFacts(c *x509.Certificate) policy.CertFacts { return policy.CertFactsOf(c) }
 
 // certFromError extracts the certificate a failed verification was about,
 // for connection-event records.
