@@ -218,16 +218,37 @@ func reportRenderer(format, page, out string, stdout io.Writer) (func(io.Writer,
 	return nil, fmt.Errorf("unknown -format %q (want text, json, html or pdf)", format)
 }
 
-// writeOutput writes to stdout, or to a new file at path that appears only
-// once complete (written to a temporary file in the same directory, then
-// renamed), so that a failed run never leaves half a report.
+// writeOutput writes to stdout, or to the file at path. A regular file (new,
+// or replacing one, or the one a symbolic link names) appears only once
+// complete: it is written to a temporary file beside it, then renamed, so
+// that a failed run never leaves half a report. Anything else at path (a
+// device, a pipe: /dev/stdout, a FIFO) is written to as it is, never
+// replaced.
 func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) error {
 	if path == "" || path == "-" {
-		bw := bufio.NewWriter(stdout)
-		if err := write(bw); err != nil {
+		return writeBuffered(stdout, write)
+	}
+	path, err := followLinks(path) // write through a link, never over it
+	if err != nil {
+		return err
+	}
+	mode := os.FileMode(0o640)
+	if fi, err := os.Stat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			if fi.IsDir() {
+				return fmt.Errorf("write %s: is a directory", path)
+			}
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				return err
+			}
+			err = writeBuffered(f, write)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
 			return err
 		}
-		return bw.Flush()
+		mode = fi.Mode().Perm()
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
@@ -240,7 +261,7 @@ func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) err
 		err = bw.Flush()
 	}
 	if err == nil {
-		err = tmp.Chmod(0o640)
+		err = tmp.Chmod(mode)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
@@ -249,6 +270,34 @@ func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) err
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// followLinks returns the path a chain of symbolic links at path ends at,
+// which need not exist yet.
+func followLinks(path string) (string, error) {
+	for range 40 {
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			return path, nil
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
+	}
+	return "", fmt.Errorf("%s: too many levels of symbolic links", path)
+}
+
+func writeBuffered(w io.Writer, write func(io.Writer) error) error {
+	bw := bufio.NewWriter(w)
+	if err := write(bw); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // tamperedExit is exit status 1 when a chain failed verification, so that a

@@ -102,3 +102,34 @@ func TestReportOutputIsAtomic(t *testing.T) {
 		t.Errorf("files left beside the report: %v", ents)
 	}
 }
+
+// -o writes through a symbolic link and into a device or pipe as they are,
+// never replacing them.
+func TestReportOutputThroughLinksAndDevices(t *testing.T) {
+	log := smallLog(t)
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target.json")
+	link := filepath.Join(dir, "link.json")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCmd("report", "-log", log, "-format", "json", "-o", link); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v %v", fi.Mode(), err)
+	}
+	if b, err := os.ReadFile(target); err != nil || !strings.Contains(string(b), `"report_version": 1`) {
+		t.Errorf("the link's target holds no report: %v", err)
+	}
+	// /dev/null stays a device.
+	if code, _, stderr := runCmd("report", "-log", log, "-o", os.DevNull); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if fi, err := os.Stat(os.DevNull); err != nil || fi.Mode()&os.ModeDevice == 0 {
+		t.Fatalf("%s is no longer a device: %v %v", os.DevNull, fi.Mode(), err)
+	}
+	if code, _, stderr := runCmd("report", "-log", log, "-o", dir); code != 2 || !strings.Contains(stderr, "is a directory") {
+		t.Errorf("-o a directory: exit %d %s", code, stderr)
+	}
+}
