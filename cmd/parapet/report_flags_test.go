@@ -58,9 +58,8 @@ func TestReportAndInventoryFlags(t *testing.T) {
 		{[]string{"report", "-log", log, "-bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"report", "-log", log}, 0, "164.312(e)(1)"},
 		{[]string{"report", "-schema"}, 0, `"$id": "https://parapet-sbc.example/schema/report-v1.json"`},
-		// A file that is not a log: nothing in it is a record, so the
-		// chain does not verify (exit 1), and the report says so.
-		{[]string{"report", "-log", notJSON, "-format", "json"}, 1, `"intact": false`},
+		// A file that is not a log is a mistake, not tampering.
+		{[]string{"report", "-log", notJSON, "-format", "json"}, 2, "is not a compliance log"},
 		{[]string{"inventory"}, 2, "inventory needs -log FILE or -c CONFIG"},
 		{[]string{"inventory", "-log", log, "-format", "pdf"}, 2, `unknown -format "pdf"`},
 		{[]string{"inventory", "-log", log}, 0, "at most TLS1.0"},

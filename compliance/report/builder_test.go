@@ -398,3 +398,62 @@ func TestReportGroupsInstancesAndRotation(t *testing.T) {
 		}
 	}
 }
+
+// A key that did not sign the log fails it, as parapet verify does: someone
+// who rewrote the log could have signed it with a key of their own.
+func TestReportWithAnotherKey(t *testing.T) {
+	path, _ := writeKnownLog(t)
+	other, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := FromLogs([]string{path}, LogOptions{Keys: []ed25519.PublicKey{other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, s := r.Sources[0].Verification, r.Sources[0]
+	if v.Intact || v.ProblemKind != compliance.ProblemSignature || v.Signatures != SignaturesFailed ||
+		!slices.ContainsFunc(s.Notes, func(n string) bool { return strings.Contains(n, "not among the keys given") }) {
+		t.Errorf("verification with another key: %+v, notes %q", v, s.Notes)
+	}
+	if cr := status(t, r, policy.ControlIntegrity); cr.Status != StatusNeedsAttention {
+		t.Errorf("(c)(1) with another key: %+v", cr)
+	}
+}
+
+// A tampered log checked with the right key: the signatures do not cover
+// it (the walk stopped before them), never "no checkpoint".
+func TestReportTamperedSignatures(t *testing.T) {
+	path, pub := writeKnownLog(t)
+	b, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, bytes.Replace(b, []byte(`Carrier SBC`), []byte(`Carrier SBX`), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := FromLogs([]string{path}, LogOptions{Keys: []ed25519.PublicKey{pub}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := r.Sources[0].Verification; v.Intact || v.Signatures != SignaturesFailed {
+		t.Errorf("tampered, with the key: %+v", v)
+	}
+}
+
+// An empty log file holds no evidence: (b) needs attention. A file that
+// is not a log at all is an error, not a tampered log.
+func TestReportEmptyAndForeignFiles(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "compliance.jsonl")
+	os.WriteFile(empty, nil, 0o600)
+	r, err := FromLogs([]string{empty}, LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr := status(t, r, policy.ControlAudit); cr.Status != StatusNeedsAttention || !strings.Contains(cr.Summary, "no record") {
+		t.Errorf("(b) of an empty log: %+v", cr)
+	}
+	foreign := filepath.Join(dir, "notes.txt")
+	os.WriteFile(foreign, []byte("# meeting notes\nnothing here is a record\n"), 0o600)
+	if _, err := FromLogs([]string{foreign}, LogOptions{}); err == nil || !strings.Contains(err.Error(), "is not a compliance log") {
+		t.Errorf("a file that is not a log: %v", err)
+	}
+}

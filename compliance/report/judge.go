@@ -105,7 +105,7 @@ func (b *Builder) judgeAudit(r *Report, cr *ControlResult) {
 		cr.set(StatusNotApplicable, "A capture is not an audit trail: audit controls are judged from parapet's own logs.")
 		return
 	}
-	tampered, unverified := 0, 0
+	tampered, unverified, empty := 0, 0, 0
 	unclean, unobserved := 0, b.unobserved
 	for _, s := range r.Sources {
 		v := s.Verification
@@ -118,6 +118,9 @@ func (b *Builder) judgeAudit(r *Report, cr *ControlResult) {
 		case !v.Intact && v.ProblemKind != compliance.ProblemSignature && v.ProblemKind != compliance.ProblemUnsigned:
 			tampered++
 			cr.add("%s: chain broken after %d verified records: %s", s.Name, v.Records, v.Problem)
+		case v.Records == 0:
+			empty++
+			cr.add("%s: holds no record (a log parapet writes starts with an opened event): emptied, or not a log parapet wrote", s.Name)
 		default:
 			cr.add("%s: %d records chained without a gap, seq %d..%d, last hash %s", s.Name, v.Records, v.FirstSeq, v.LastSeq, v.LastHash)
 		}
@@ -146,6 +149,8 @@ func (b *Builder) judgeAudit(r *Report, cr *ControlResult) {
 	case tampered > 0:
 		cr.set(StatusNeedsAttention, "The log was altered: %d of %d %s failed verification; its records cannot be relied on.",
 			tampered, len(r.Sources), plural(len(r.Sources), "chain", "chains"))
+	case empty > 0:
+		cr.set(StatusNeedsAttention, "%d %s no record at all: the activity of the period is not shown.", empty, plural(empty, "log holds", "logs hold"))
 	case unverified > 0:
 		cr.set(StatusNeedsAttention, "%d %s could not be verified.", unverified, plural(unverified, "chain", "chains"))
 	case unclean > 0:

@@ -56,11 +56,6 @@ func FromLogs(paths []string, opts LogOptions) (*Report, error) {
 			opts.Progress(done.Add(n), total)
 		}
 	}
-	keys := map[string]ed25519.PublicKey{}
-	for _, k := range opts.Keys {
-		keys[compliance.KeyID(k)] = k
-	}
-
 	opts.Options.Kind = KindLog
 	b := NewBuilder(opts.Options)
 	for _, chain := range chains {
@@ -74,7 +69,7 @@ func FromLogs(paths []string, opts LogOptions) (*Report, error) {
 				return nil, err
 			}
 		}
-		key, note := pickKey(keys, len(opts.Keys), keyIDs)
+		key, note := pickKey(opts.Keys, keyIDs)
 		if note != "" {
 			b.AddNote(src, note)
 		}
@@ -170,26 +165,25 @@ func checkpointKeyID(detail string) string {
 }
 
 // pickKey chooses the key a chain is verified with: the given key its
-// checkpoints name; with a single key given and no checkpoint at all, that
-// key (so that a log that should be signed and is not says so).
-func pickKey(keys map[string]ed25519.PublicKey, given int, ids []string) (ed25519.PublicKey, string) {
-	if given == 0 {
+// checkpoints name; otherwise, when keys were given, the first of them, so
+// that a chain signed with a key that was not given (someone who rewrote
+// the log and signed it with a key of their own), or not signed at all,
+// fails as parapet verify says it does, and a note says which key it names.
+func pickKey(keys []ed25519.PublicKey, ids []string) (ed25519.PublicKey, string) {
+	if len(keys) == 0 {
 		return nil, ""
 	}
 	for _, id := range ids {
-		if k, ok := keys[id]; ok {
-			return k, ""
-		}
-	}
-	if len(ids) == 0 {
-		if given == 1 {
-			for _, k := range keys {
+		for _, k := range keys {
+			if compliance.KeyID(k) == id {
 				return k, ""
 			}
 		}
-		return nil, "no checkpoint names a key: give one key per report to check an unsigned log against it"
 	}
-	return nil, fmt.Sprintf("checkpoints are signed with %s, and no key given matches", strings.Join(ids, ", "))
+	if len(ids) == 0 {
+		return keys[0], ""
+	}
+	return keys[0], fmt.Sprintf("the checkpoints are signed with %s, which is not among the keys given", strings.Join(ids, ", "))
 }
 
 // verification turns what Verify found into the report's form.
@@ -209,7 +203,9 @@ func verification(res *compliance.VerifyResult, key ed25519.PublicKey) *Verifica
 	switch {
 	case key == nil:
 		v.Signatures = SignaturesNotChecked
-	case res.Problem != nil && (res.Problem.Kind == compliance.ProblemSignature || res.Problem.Kind == compliance.ProblemUnsigned):
+	case res.Problem != nil:
+		// A bad signature, records left unsigned, or a broken chain
+		// that stopped the walk before the checkpoints could cover it.
 		v.Signatures = SignaturesFailed
 	case res.Checkpoints == 0:
 		v.Signatures = SignaturesNone
@@ -341,11 +337,19 @@ func readEnds(path string) (fileEnds, error) {
 	}
 	defer f.Close()
 	errStop := errors.New("stop")
+	bad := 0
 	err = compliance.ScanReader(f, func(_ int, rec *compliance.Record) error {
 		e.firstPrev, e.firstSeq = rec.Prev, rec.Seq
 		return errStop
-	}, nil)
+	}, func(int, error) { bad++ })
 	if err == nil {
+		if bad > 0 {
+			// Lines, and not one of them a record: not a compliance log
+			// (or one whose every line was damaged). Say so rather than
+			// report it as a tampered log.
+			return e, fmt.Errorf("report: %s is not a compliance log: none of its %d %s is an intact record",
+				path, bad, plural(bad, "line", "lines"))
+		}
 		e.empty = true
 		return e, nil
 	}

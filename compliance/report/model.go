@@ -111,8 +111,9 @@ type Verification struct {
 	Records  int    `json:"records"`
 	FirstSeq uint64 `json:"first_seq"`
 	LastSeq  uint64 `json:"last_seq"`
-	// LastHash is the hash of the last record covered: a report is tied to
-	// its log by it (docs/reports.md).
+	// LastHash is the hash of the last record verified: a report is tied to
+	// its log by it (docs/reports.md). For a chain that failed, it is the
+	// last record before the problem, as parapet verify counts them.
 	LastHash    string `json:"last_hash"`
 	HeadChecked bool   `json:"head_checked"`
 	// ContinuesFrom names the file the chain continues when it was not given.

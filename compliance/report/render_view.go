@@ -492,7 +492,8 @@ func signatureText(v *Verification) string {
 	case SignaturesVerified:
 		s = "VERIFIED"
 	case SignaturesNotChecked:
-		s = "NOT CHECKED (no key given)"
+		// Nothing was checked: no counts to give.
+		return "NOT CHECKED (no key given: -key signing.pub)"
 	case SignaturesFailed:
 		s = "FAILED"
 	case SignaturesNone:
@@ -503,12 +504,22 @@ func signatureText(v *Verification) string {
 	if v.KeyID != "" {
 		s += ", key " + clean(v.KeyID)
 	}
-	s += fmt.Sprintf(", %d checkpoints", v.Checkpoints)
+	s += ", " + nOf(v.Checkpoints, "checkpoint verified", "checkpoints verified")
 	if v.SignedSeq > 0 {
 		s += fmt.Sprintf(", signed up to seq %d", v.SignedSeq)
 	}
-	s += fmt.Sprintf(", %d unsigned records", v.UnsignedRecords)
+	if v.Intact {
+		s += ", " + nOf(v.UnsignedRecords, "unsigned record", "unsigned records") + " after the last"
+	}
 	return s
+}
+
+// nOf is "1 thing" or "n things".
+func nOf(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return num(n) + " " + many
 }
 
 func signatureClass(s string) string {
