@@ -77,8 +77,9 @@ certificate, when it was first and last seen, how often, what exactly it offered
 what to do. Worst first. T as for parapet report; -c reads the log the configuration
 names.
 
-The log is not verified here (parapet report and parapet verify do that). Exit status
-0 when written, 2 on usage or I/O errors.`
+The log is verified on the way; what verification finds (an altered line, records
+left out) is printed on stderr as a warning, and parapet report and parapet verify
+say more. Exit status 0 when written, 2 on usage or I/O errors.`
 
 func cmdInventory(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("inventory", stderr, inventoryHelp)
@@ -99,8 +100,24 @@ func cmdInventory(args []string, stdout, stderr io.Writer) error {
 	default:
 		return exit(2, fmt.Errorf("unknown -format %q (want text, json or csv)", *format))
 	}
-	_, err := lf.write(fs, "inventory", nil, render, stdout, stderr)
-	return err
+	r, err := lf.write(fs, "inventory", nil, render, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	// The inventory has no room for what the report says about its
+	// sources: say it on stderr, so that an empty list from a damaged or
+	// altered log is not taken for a clean bill.
+	for _, s := range r.Sources {
+		for _, n := range s.Notes {
+			fmt.Fprintf(stderr, "parapet: warning: %s: %s\n", s.Name, n)
+		}
+		if v := s.Verification; v != nil && !v.Intact {
+			fmt.Fprintf(stderr, "parapet: warning: %s does not verify: %s (parapet report and verify say more)\n", s.Name, v.Problem)
+		} else if v != nil && v.Records == 0 {
+			fmt.Fprintf(stderr, "parapet: warning: %s holds no record\n", s.Name)
+		}
+	}
+	return nil
 }
 
 // logFlags are the flags report and inventory share: which logs, the
