@@ -414,15 +414,17 @@ func (b *Builder) addLeg(rec *compliance.Record, leg *compliance.Leg) {
 	}
 	// A leg carried media when LegFindings judged its media: only then
 	// is there an (e)(2)(i) finding.
+	srtp := transit != nil && transit.Status == policy.StatusSatisfied
 	if transit != nil {
 		za.withMedia++
-		srtp := transit.Status == policy.StatusSatisfied
 		if srtp {
 			za.srtp++
-			if tls12 {
-				za.both++
-			}
 		}
+	}
+	// Fully protected: SIP over TLS 1.2+ and, when media flowed, SRTP. A
+	// leg refused before any media is judged on its signaling alone.
+	if tls12 && (transit == nil || srtp) {
+		za.both++
 	}
 }
 

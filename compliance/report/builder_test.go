@@ -190,8 +190,8 @@ func TestReportNumbersOnAKnownLog(t *testing.T) {
 	// the LAN allows plain RTP, so its legs are not external. The
 	// rejected call's leg carried no media; the branch leg ran in clear.
 	l := r.Legs
-	if l.External != 11 || l.TLS12 != 10 || l.ExternalWithMedia != 10 || l.SRTP != 9 || l.Both != 9 {
-		t.Errorf("legs %+v, want 11 external: 10 with TLS 1.2+, 9 of 10 with media in SRTP", l)
+	if l.External != 11 || l.TLS12 != 10 || l.ExternalWithMedia != 10 || l.SRTP != 9 || l.Both != 10 {
+		t.Errorf("legs %+v, want 11 external: 10 with TLS 1.2+, 9 of 10 with media in SRTP, 10 fully protected (the refused leg carried no media)", l)
 	}
 	for _, z := range l.ByZone {
 		if want := z.Zone != "lan"; z.External != want {

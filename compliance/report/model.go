@@ -169,7 +169,8 @@ type LegStats struct {
 	// (docs/reports.md says how a zone is judged external); TLS12 those of
 	// them with SIP over TLS 1.2 or later, SRTP those whose media ran SRTP
 	// (of ExternalWithMedia, the legs that carried media), Both those
-	// with both.
+	// fully protected: SIP over TLS 1.2 or later and, when they carried
+	// media, SRTP (of External).
 	External          int `json:"external"`
 	TLS12             int `json:"external_tls12"`
 	ExternalWithMedia int `json:"external_with_media"`

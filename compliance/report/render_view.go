@@ -607,7 +607,7 @@ func legsSection(r *Report) section {
 	s.Blocks = append(s.Blocks, block{Kind: blockDonuts, Donuts: []donut{
 		shareDonut("SIP over TLS 1.2+", l.TLS12, l.External, "external legs", "no external legs"),
 		shareDonut("Media over SRTP", l.SRTP, l.ExternalWithMedia, "external legs with media", "no external legs with media"),
-		shareDonut("TLS 1.2+ and SRTP", l.Both, l.External, "external legs", "no external legs"),
+		shareDonut("Fully protected", l.Both, l.External, "external legs: TLS 1.2+, and SRTP where media flowed", "no external legs"),
 	}})
 	s.Blocks = append(s.Blocks, sub("By zone"))
 	if len(l.ByZone) == 0 {
