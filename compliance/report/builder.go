@@ -77,14 +77,20 @@ type Builder struct {
 	attacks MediaAttacks
 
 	findings map[policy.Control]map[policy.FindingStatus]int
+	// violations counts the details of violated findings per control
+	// (at most maxViolationDetails distinct ones each): what exactly went
+	// wrong, for the evidence.
+	violations map[policy.Control]map[string]int
 	// facts behind the controls, beyond the findings
-	inClear        int // call records with numbers in clear
-	outsiderCalls  int // calls admitted from outside a zone's peers (observe mode)
-	certRefusals   int // handshakes refused for a missing or bad certificate
-	floorRefusals  int // handshakes refused below TLS 1.2
-	uncleanStops   int
-	unobserved     int
-	perSourceLogEv []logCounts
+	inClear int // call records with numbers in clear
+	// upgradedAnswered counts upgraded calls that were answered: their
+	// media ran as planned (the others never carried any).
+	upgradedAnswered int
+	certRefusals     int // handshakes refused for a missing or bad certificate
+	floorRefusals    int // handshakes refused below TLS 1.2
+	uncleanStops     int
+	unobserved       int
+	perSourceLogEv   []logCounts
 
 	peers        map[string]*peerAcc
 	peersDropped int
@@ -125,11 +131,12 @@ func NewBuilder(opts Options) *Builder {
 		zoneLegs:     map[string]*zoneAcc{},
 		transports:   map[string]int{}, tlsVersions: map[string]int{}, ciphers: map[string]int{},
 		profiles: map[string]int{}, suites: map[string]int{}, kex: map[string]int{}, codecs: map[string]int{},
-		certs:    map[string]*Cert{},
-		verdicts: map[policy.Verdict]map[string]*RuleCount{},
-		events:   map[string]*EventCount{},
-		findings: map[policy.Control]map[policy.FindingStatus]int{},
-		peers:    map[string]*peerAcc{},
+		certs:      map[string]*Cert{},
+		verdicts:   map[policy.Verdict]map[string]*RuleCount{},
+		events:     map[string]*EventCount{},
+		findings:   map[policy.Control]map[policy.FindingStatus]int{},
+		violations: map[policy.Control]map[string]int{},
+		peers:      map[string]*peerAcc{},
 	}
 }
 
@@ -263,8 +270,8 @@ func (b *Builder) addCall(source string, rec *compliance.Record) {
 		if d.Verdict == policy.VerdictRejected {
 			refused[d.Zone+"\x00"+d.Rule] = true
 		}
-		if d.Rule == policy.RuleSourceNotAllowed && d.Verdict == policy.VerdictWouldReject {
-			b.outsiderCalls++
+		if d.Verdict == policy.VerdictUpgraded && c.Answer != nil {
+			b.upgradedAnswered++
 		}
 	}
 
@@ -362,6 +369,9 @@ func (b *Builder) addLeg(rec *compliance.Record, leg *compliance.Leg) {
 			b.findings[f.Control] = fs
 		}
 		fs[f.Status]++
+		if f.Status == policy.StatusViolated {
+			b.noteViolation(f)
+		}
 		switch f.Control {
 		case policy.ControlTransmission:
 			tx = f
@@ -425,6 +435,20 @@ func (b *Builder) addLeg(rec *compliance.Record, leg *compliance.Leg) {
 	// leg refused before any media is judged on its signaling alone.
 	if tls12 && (transit == nil || srtp) {
 		za.both++
+	}
+}
+
+// maxViolationDetails bounds the distinct details kept per control.
+const maxViolationDetails = 50
+
+func (b *Builder) noteViolation(f *policy.Finding) {
+	m := b.violations[f.Control]
+	if m == nil {
+		m = map[string]int{}
+		b.violations[f.Control] = m
+	}
+	if _, ok := m[f.Detail]; ok || len(m) < maxViolationDetails {
+		m[f.Detail]++
 	}
 }
 

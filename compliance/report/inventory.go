@@ -94,7 +94,9 @@ func (b *Builder) note(addr, zone, userAgent, certSubject string, t time.Time, w
 			p.issues[key] = is
 		}
 		is.Count++
-		if w.refused {
+		// A capture shows what happened, not what parapet refused: its
+		// decisions are what parapet would have done.
+		if w.refused && b.opts.Kind != KindCapture {
 			is.Refused++
 		}
 	}

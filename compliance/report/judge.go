@@ -2,7 +2,6 @@ package report
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/policy"
@@ -45,6 +44,9 @@ func (b *Builder) judge(r *Report) []ControlResult {
 			b.judgeTransitIntegrity(r, &cr)
 		case policy.ControlDeidentification:
 			b.judgeDeidentification(r, &cr)
+		}
+		for _, c := range counts(b.violations[spec.Control])[:min(3, len(b.violations[spec.Control]))] {
+			cr.add("violated on %d %s: %s", c.Count, plural(c.Count, "leg", "legs"), c.Name)
 		}
 		out = append(out, cr)
 	}
@@ -222,12 +224,9 @@ func (b *Builder) judgeAuthentication(_ *Report, cr *ControlResult) {
 	if n := b.ruleCount(policy.VerdictRejected, policy.RulePeerUnauthenticated); n > 0 {
 		cr.add("%d %s refused: the peer was not authenticated", n, plural(n, "call", "calls"))
 	}
-	if viol > 0 {
-		cr.add("%d %s ran without the certificate its zone asks for", viol, plural(viol, "leg", "legs"))
-	}
 	switch {
 	case viol > 0:
-		cr.set(StatusNeedsAttention, "%d %s ran without the authentication the zone requires.", viol, plural(viol, "leg", "legs"))
+		cr.set(StatusNeedsAttention, "%d %s ran without the authentication the zone requires (a verified certificate, or TLS at all).", viol, plural(viol, "leg", "legs"))
 	case sat+notReq > 0 || b.certRefusals > 0:
 		cr.set(StatusSatisfied, "Every leg was authenticated as its zone requires.")
 	default:
@@ -239,10 +238,10 @@ func (b *Builder) judgeTransmission(r *Report, cr *ControlResult, c policy.Contr
 	sat, viol := b.findingsOf(c, policy.StatusSatisfied), b.findingsOf(c, policy.StatusViolated)
 	l := r.Legs
 	if l.External > 0 {
-		cr.add("external legs with SIP over TLS 1.2 or later: %d of %d (%s)", l.TLS12, l.External, percent(l.TLS12, l.External))
+		cr.add("external legs with SIP over TLS 1.2 or later: %d of %d (%s)", l.TLS12, l.External, pct(l.TLS12, l.External))
 	}
 	if l.ExternalWithMedia > 0 {
-		cr.add("external legs that carried media with SRTP: %d of %d (%s)", l.SRTP, l.ExternalWithMedia, percent(l.SRTP, l.ExternalWithMedia))
+		cr.add("external legs that carried media with SRTP: %d of %d (%s)", l.SRTP, l.ExternalWithMedia, pct(l.SRTP, l.ExternalWithMedia))
 	}
 	if b.floorRefusals > 0 {
 		cr.add("%d TLS %s below 1.2 refused (RFC 8996)", b.floorRefusals, plural(b.floorRefusals, "handshake", "handshakes"))
@@ -257,7 +256,7 @@ func (b *Builder) judgeTransmission(r *Report, cr *ControlResult, c policy.Contr
 		}
 	}
 	if n := b.ruleCount(policy.VerdictUpgraded, policy.RuleUpgrade); n > 0 {
-		cr.add("%d %s upgraded: plain RTP in, SRTP out", n, plural(n, "call", "calls"))
+		cr.add("%d %s upgraded (plain RTP in, SRTP out), %d of them answered", n, plural(n, "call", "calls"), b.upgradedAnswered)
 	}
 	clearFlows, clearHandshakes := 0, 0
 	if cp := r.Capture; cp != nil {
@@ -277,9 +276,6 @@ func (b *Builder) judgeTransmission(r *Report, cr *ControlResult, c policy.Contr
 		if clearHandshakes > 0 {
 			cr.add("%d TLS %s below 1.2 completed in the capture", clearHandshakes, plural(clearHandshakes, "handshake", "handshakes"))
 		}
-	}
-	if viol > 0 {
-		cr.add("%d %s ran without the protection its zone requires", viol, plural(viol, "leg", "legs"))
 	}
 	switch {
 	case viol > 0:
@@ -303,9 +299,6 @@ func (b *Builder) judgeTransitIntegrity(_ *Report, cr *ControlResult) {
 	if a.AuthFailures+a.Replays > 0 {
 		cr.add("dropped and counted: %d media packets failing authentication and %d replayed, in %d %s",
 			a.AuthFailures, a.Replays, a.Calls, plural(a.Calls, "call", "calls"))
-	}
-	if viol > 0 {
-		cr.add("%d %s carried plain RTP where SRTP was required", viol, plural(viol, "leg", "legs"))
 	}
 	switch {
 	case viol > 0:
@@ -333,14 +326,6 @@ func (b *Builder) judgeDeidentification(r *Report, cr *ControlResult) {
 	default:
 		cr.set(StatusNotApplicable, "No call was recorded in this period.")
 	}
-}
-
-// percent formats n of total as a percentage with one decimal.
-func percent(n, total int) string {
-	if total == 0 {
-		return "n/a"
-	}
-	return strings.TrimSuffix(fmt.Sprintf("%.1f", 100*float64(n)/float64(total)), ".0") + "%"
 }
 
 func plural(n int, one, many string) string {

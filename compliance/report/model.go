@@ -229,8 +229,10 @@ type Decisions struct {
 
 // RuleCount counts the decisions of one rule, with a few examples.
 type RuleCount struct {
-	Rule     string    `json:"rule"`
-	Count    int       `json:"count"`
+	Rule  string `json:"rule"`
+	Count int    `json:"count"`
+	// Status is the SIP status the rule answers with: sent for a
+	// rejection, only what enforcing would send for a would_reject.
 	Status   int       `json:"sip_status,omitempty"`
 	Controls []string  `json:"controls,omitempty"`
 	Examples []Example `json:"examples"`
@@ -345,7 +347,8 @@ type Issue struct {
 	Offered string `json:"offered"`
 	Count   int    `json:"count"`
 	// Refused counts how often parapet refused it (the rest went through:
-	// an allow zone, an upgrade or observe mode).
+	// an allow zone, an upgrade or observe mode); always 0 in a capture's
+	// report, where nothing was refused.
 	Refused int `json:"refused"`
 }
 

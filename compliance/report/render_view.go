@@ -758,13 +758,13 @@ type exampleRow struct {
 	ex   Example
 }
 
-func ruleBlocks(title string, rcs []RuleCount) []block {
+func ruleBlocks(title, statusHead string, rcs []RuleCount) []block {
 	bs := []block{sub(title)}
 	if len(rcs) == 0 {
 		return append(bs, note(noneInPeriod))
 	}
 	t := &table{
-		Head:    []string{"Rule", "Count", "SIP status", "Controls"},
+		Head:    []string{"Rule", "Count", statusHead, "Controls"},
 		Weights: []float64{2.4, 0.8, 0.9, 2.5},
 		Num:     []bool{false, true, true, false},
 	}
@@ -802,9 +802,10 @@ func decisionsSection(r *Report) section {
 		pair{"Would reject (observe mode)", ncell(num(sumRules(d.WouldReject)))},
 		pair{"Downgrade attempts", dg},
 	))
-	s.Blocks = append(s.Blocks, ruleBlocks("Rejected", d.Rejected)...)
-	s.Blocks = append(s.Blocks, ruleBlocks("Upgraded", d.Upgraded)...)
-	s.Blocks = append(s.Blocks, ruleBlocks("Would reject (observe mode)", d.WouldReject)...)
+	s.Blocks = append(s.Blocks, ruleBlocks("Rejected", "SIP status sent", d.Rejected)...)
+	s.Blocks = append(s.Blocks, ruleBlocks("Upgraded", "SIP status", d.Upgraded)...)
+	// Observe mode sent nothing: the status is what enforcing would send.
+	s.Blocks = append(s.Blocks, ruleBlocks("Would reject (observe mode)", "Would send", d.WouldReject)...)
 	return s
 }
 
