@@ -41,6 +41,8 @@ func smallLog(t *testing.T) string {
 
 func TestReportAndInventoryFlags(t *testing.T) {
 	log := smallLog(t)
+	empty := filepath.Join(t.TempDir(), "compliance.jsonl")
+	os.WriteFile(empty, nil, 0o600)
 	notJSON := filepath.Join(t.TempDir(), "notes.txt")
 	os.WriteFile(notJSON, []byte("hello\nworld\n"), 0o600)
 	for _, c := range []struct {
@@ -66,6 +68,7 @@ func TestReportAndInventoryFlags(t *testing.T) {
 		{[]string{"inventory", "-log", log, "-format", "csv"}, 0, "192.0.2.5,pbx,Phone 1.0,,"},
 		{[]string{"inventory", "-log", log, "-format", "json"}, 0, `"kind": "plain_rtp"`},
 		{[]string{"audit"}, 2, "audit needs a CAPTURE file"},
+		{[]string{"verify", "-log", empty}, 0, "warning: the log holds no record"},
 		{[]string{"audit", log}, 2, "not a pcap, pcapng or SIP text trace"},
 	} {
 		code, stdout, stderr := runCmd(c.args...)

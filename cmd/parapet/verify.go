@@ -49,6 +49,9 @@ func cmdVerify(args []string, stdout, stderr io.Writer) error {
 	if res.Truncated != nil {
 		fmt.Fprintf(stdout, "warning: %s (a crash mid-write, not tampering)\n", res.Truncated.String())
 	}
+	if res.OK() && res.Records == 0 {
+		fmt.Fprintln(stdout, "warning: the log holds no record: a log parapet writes starts with an opened event, so it was emptied or is not one parapet wrote")
+	}
 	if !res.OK() {
 		fmt.Fprintf(stdout, "TAMPERED: %s\n", res.Problem.String())
 		fmt.Fprintf(stdout, "%d records verified before the first problem\n", res.Records)
