@@ -512,12 +512,15 @@ func connReason(ev *compliance.ConnEvent) string {
 		parts = append(parts, "answered "+itoa(uint64(ev.SIPStatus)))
 	}
 	if ev.ClientMaxVersion != "" {
-		parts = append(parts, "client offered at most "+ev.ClientMaxVersion)
+		parts = append(parts, "client offered at most "+ev.ClientMaxVersion+" (the floor is TLS1.2)")
 	}
 	if ev.SNI != "" {
 		parts = append(parts, "SNI "+ev.SNI)
 	}
-	if ev.Error != "" {
+	// A refusal below the floor is said by the version; Go's own words for
+	// it ("client offered only unsupported versions: [302 301]") add
+	// nothing a reader can use.
+	if ev.Error != "" && (ev.ClientMaxVersion == "" || tlsAtLeast12(ev.ClientMaxVersion)) {
 		parts = append(parts, ev.Error)
 	}
 	if ev.Suppressed > 0 {
