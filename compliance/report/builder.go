@@ -512,7 +512,7 @@ func connReason(ev *compliance.ConnEvent) string {
 		parts = append(parts, "answered "+itoa(uint64(ev.SIPStatus)))
 	}
 	if ev.ClientMaxVersion != "" {
-		parts = append(parts, "client offered at most "+ev.ClientMaxVersion+" (the floor is TLS1.2)")
+		parts = append(parts, "client offered at most "+ev.ClientMaxVersion)
 	}
 	if ev.SNI != "" {
 		parts = append(parts, "SNI "+ev.SNI)
