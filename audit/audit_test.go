@@ -16,6 +16,7 @@ import (
 
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/compliance/report"
+	"github.com/parapet-sbc/parapet/internal/peers"
 	"github.com/parapet-sbc/parapet/policy"
 )
 
@@ -230,7 +231,7 @@ func TestTLS11ClientRefused(t *testing.T) {
 		}
 	}()
 	path := filepath.Join(dir, "tls11.pcapng")
-	cap := startCapture(t, fmt.Sprintf("tcp port %d", port), path)
+	cap := peers.StartCapture(t, fmt.Sprintf("tcp port %d", port), path)
 	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10,
 		InsecureSkipVerify: true, ServerName: "sip.example.test"})
 	if err == nil {
@@ -244,7 +245,7 @@ func TestTLS11ClientRefused(t *testing.T) {
 	}
 	c.Write([]byte("OPTIONS sip:x SIP/2.0\r\n\r\n"))
 	c.Close()
-	cap.stop(t)
+	cap.Stop()
 
 	recs, _, capt, err := analyze(t, path, Options{})
 	if err != nil {
@@ -373,14 +374,14 @@ func TestTLS11Negotiated(t *testing.T) {
 	}()
 	// On "any", so the frames are Linux cooked ones rather than Ethernet.
 	path := filepath.Join(t.TempDir(), "tls11ok.pcap")
-	cap := startCaptureOn(t, "any", fmt.Sprintf("tcp port %d", ln.Addr().(*net.TCPAddr).Port), path)
+	cap := peers.StartCaptureOn(t, "any", fmt.Sprintf("tcp port %d", ln.Addr().(*net.TCPAddr).Port), path)
 	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{MaxVersion: tls.VersionTLS11, MinVersion: tls.VersionTLS10, InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Write([]byte("OPTIONS sip:x SIP/2.0\r\n\r\n"))
 	c.Close()
-	cap.stop(t)
+	cap.Stop()
 	recs, _, _, err := analyze(t, path, Options{})
 	if err != nil {
 		t.Fatal(err)

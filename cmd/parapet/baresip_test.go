@@ -11,6 +11,7 @@ import (
 
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/compliance/report"
+	"github.com/parapet-sbc/parapet/internal/peers"
 )
 
 const callSeconds = 3
@@ -18,38 +19,38 @@ const callSeconds = 3
 // baresipPair starts alice (the caller) and bob (auto-answer) in a port
 // block: alice at base+0 (TLS +1, ctrl +2, RTP +20..39), bob at base+10
 // (TLS +11, ctrl +12, RTP +40..59).
-func baresipPair(t *testing.T, base int, pki string, alice, bob baresipConf) (*baresip, *baresip) {
-	alice.name, alice.sipPort, alice.ctrlPort, alice.rtpLo, alice.rtpHi, alice.tone = "alice", base, base+2, base+20, base+39, 440
-	bob.name, bob.sipPort, bob.ctrlPort, bob.rtpLo, bob.rtpHi, bob.tone = "bob", base+10, base+12, base+40, base+59, 880
-	alice.tlsBundle, bob.tlsBundle = pki, pki
-	return startBaresip(t, alice), startBaresip(t, bob)
+func baresipPair(t *testing.T, base int, pki string, alice, bob peers.BaresipConfig) (*peers.Baresip, *peers.Baresip) {
+	alice.Name, alice.SIPPort, alice.CtrlPort, alice.RTPLo, alice.RTPHi, alice.Tone = "alice", base, base+2, base+20, base+39, 440
+	bob.Name, bob.SIPPort, bob.CtrlPort, bob.RTPLo, bob.RTPHi, bob.Tone = "bob", base+10, base+12, base+40, base+59, 880
+	alice.TLSBundle, bob.TLSBundle = pki, pki
+	return peers.StartBaresip(t, alice), peers.StartBaresip(t, bob)
 }
 
 // call dials from a, holds the call, and has a hang up. It returns an error
 // if the call was not established.
-func call(t *testing.T, a, b *baresip, uri string) error {
+func call(t *testing.T, a, b *peers.Baresip, uri string) error {
 	t.Helper()
-	if err := a.command("dial", uri); err != nil {
+	if err := a.Command("dial", uri); err != nil {
 		return err
 	}
-	ev, err := a.waitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED")
+	ev, err := a.WaitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED")
 	if err != nil {
 		return err
 	}
 	if ev["type"] == "CALL_CLOSED" {
 		return fmt.Errorf("call closed: %v", ev["param"])
 	}
-	if _, err := b.waitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
+	if _, err := b.WaitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
 		return err
 	}
 	time.Sleep(callSeconds * time.Second)
-	a.command("hangup", "")
-	if _, err := b.waitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
+	a.Command("hangup", "")
+	if _, err := b.WaitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
 		return fmt.Errorf("callee never saw the hangup: %w", err)
 	}
 	// The caller's own CALL_CLOSED ("Connection reset by user"), so that
 	// the next call's wait does not take it for its own end.
-	if _, err := a.waitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
+	if _, err := a.WaitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
 		return fmt.Errorf("caller never closed its call: %w", err)
 	}
 	return nil
@@ -105,11 +106,11 @@ func TestBaresipOutboundUpgrade(t *testing.T) {
 		routesTo(fmt.Sprintf("sips:127.0.0.1:%d", base+11), fmt.Sprintf("sip:127.0.0.1:%d", base)))
 	cap := startCapture(t, base)
 	alice, bob := baresipPair(t, base, p.pki.PeerBundleFile,
-		baresipConf{transport: "udp"}, baresipConf{transport: "tls", menc: "srtp-mand"})
+		peers.BaresipConfig{Transport: "udp"}, peers.BaresipConfig{Transport: "tls", MediaEnc: "srtp-mand"})
 	if err := call(t, alice, bob, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+60)); err != nil {
 		t.Fatal(err)
 	}
-	cap.stop()
+	cap.Stop()
 
 	// The wire: clear SIP and RTP on the PBX leg; only TLS and SRTP on the carrier leg.
 	cap.sipLegClear(t, base+60)
@@ -245,11 +246,11 @@ func TestBaresipInbound(t *testing.T) {
 	p := startParapet(t, base, fmt.Sprintf("sips:127.0.0.1:%d", base+1), fmt.Sprintf("sip:127.0.0.1:%d", base+10))
 	cap := startCapture(t, base)
 	alice, bob := baresipPair(t, base, p.pki.PeerBundleFile,
-		baresipConf{transport: "tls", menc: "srtp-mand"}, baresipConf{transport: "udp"})
+		peers.BaresipConfig{Transport: "tls", MediaEnc: "srtp-mand"}, peers.BaresipConfig{Transport: "udp"})
 	if err := call(t, alice, bob, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+61)); err != nil {
 		t.Fatal(err)
 	}
-	cap.stop()
+	cap.Stop()
 	cap.sipLegTLS(t, base+61)
 	cap.sipLegClear(t, base+60)
 	cap.wantMedia(t, base+20, base+40)
@@ -278,11 +279,11 @@ func TestBaresipFeedbackProfileToPBX(t *testing.T) {
 		routesTo(fmt.Sprintf("sips:127.0.0.1:%d", base+1), fmt.Sprintf("sip:127.0.0.1:%d", base+10)))
 	cap := startCapture(t, base)
 	alice, bob := baresipPair(t, base, p.pki.PeerBundleFile,
-		baresipConf{transport: "tls", menc: "srtp-mandf"}, baresipConf{transport: "udp"})
+		peers.BaresipConfig{Transport: "tls", MediaEnc: "srtp-mandf"}, peers.BaresipConfig{Transport: "udp"})
 	if err := call(t, alice, bob, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+61)); err != nil {
 		t.Fatal(err)
 	}
-	cap.stop()
+	cap.Stop()
 	cap.wantMedia(t, base+20, base+40)
 	calls := onlyCalls(p.records(t))
 	if len(calls) != 1 || calls[0].Disposition != compliance.DispositionAnswered {
@@ -308,7 +309,7 @@ func TestBaresipDTLSSRTP(t *testing.T) {
 				"srtp = \"require\"\n    key_exchange = [\"dtls\"]",
 				routesTo(fmt.Sprintf("sips:127.0.0.1:%d", base+11), fmt.Sprintf("sip:127.0.0.1:%d", base+10)))
 			cap := startCapture(t, base)
-			carrier, pbx := baresipConf{transport: "tls", menc: "dtls_srtp"}, baresipConf{transport: "udp"}
+			carrier, pbx := peers.BaresipConfig{Transport: "tls", MediaEnc: "dtls_srtp"}, peers.BaresipConfig{Transport: "udp"}
 			alice, bob, dial := carrier, pbx, base+61
 			if dir == "outbound" {
 				alice, bob, dial = pbx, carrier, base+60
@@ -317,7 +318,7 @@ func TestBaresipDTLSSRTP(t *testing.T) {
 			if err := call(t, a, b, fmt.Sprintf("sip:bob@127.0.0.1:%d", dial)); err != nil {
 				t.Fatal(err)
 			}
-			cap.stop()
+			cap.Stop()
 			carrierRTP, pbxRTP := base+20, base+40 // alice's and bob's RTP ranges
 			if dir == "outbound" {
 				carrierRTP, pbxRTP = pbxRTP, carrierRTP
@@ -368,23 +369,23 @@ func TestBaresipTLSVersionsAndPlainOffer(t *testing.T) {
 	p := startParapet(t, base, fmt.Sprintf("sips:127.0.0.1:%d", base+1), fmt.Sprintf("sip:127.0.0.1:%d", base+10))
 	tls12 := writeOpenSSLConf(t, "MaxProtocol = TLSv1.2\n")
 	alice, bob := baresipPair(t, base, p.pki.PeerBundleFile,
-		baresipConf{transport: "tls", menc: "srtp-mand", openssl: tls12}, baresipConf{transport: "udp"})
+		peers.BaresipConfig{Transport: "tls", MediaEnc: "srtp-mand", OpenSSLConf: tls12}, peers.BaresipConfig{Transport: "udp"})
 	if err := call(t, alice, bob, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+61)); err != nil {
 		t.Fatalf("TLS 1.2 call: %v", err)
 	}
 
 	legacy := writeOpenSSLConf(t, "MinProtocol = TLSv1\nMaxProtocol = TLSv1.1\nCipherString = DEFAULT@SECLEVEL=0\n")
-	old := startBaresip(t, baresipConf{name: "old", sipPort: base + 3, ctrlPort: base + 5, rtpLo: base + 30, rtpHi: base + 39,
-		transport: "tls", menc: "srtp-mand", tone: 440, tlsBundle: p.pki.PeerBundleFile, openssl: legacy})
-	old.command("dial", fmt.Sprintf("sip:bob@127.0.0.1:%d", base+61))
-	if ev, err := old.waitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED"); err != nil || ev["type"] != "CALL_CLOSED" {
+	old := peers.StartBaresip(t, peers.BaresipConfig{Name: "old", SIPPort: base + 3, CtrlPort: base + 5, RTPLo: base + 30, RTPHi: base + 39,
+		Transport: "tls", MediaEnc: "srtp-mand", Tone: 440, TLSBundle: p.pki.PeerBundleFile, OpenSSLConf: legacy})
+	old.Command("dial", fmt.Sprintf("sip:bob@127.0.0.1:%d", base+61))
+	if ev, err := old.WaitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED"); err != nil || ev["type"] != "CALL_CLOSED" {
 		t.Fatalf("TLS 1.1 phone: %v %v, want the call closed", ev, err)
 	}
 
-	plain := startBaresip(t, baresipConf{name: "plain", sipPort: base + 6, ctrlPort: base + 8, rtpLo: base + 24, rtpHi: base + 29,
-		transport: "tls", tone: 440, tlsBundle: p.pki.PeerBundleFile})
-	plain.command("dial", fmt.Sprintf("sip:bob@127.0.0.1:%d", base+61))
-	ev, err := plain.waitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED")
+	plain := peers.StartBaresip(t, peers.BaresipConfig{Name: "plain", SIPPort: base + 6, CtrlPort: base + 8, RTPLo: base + 24, RTPHi: base + 29,
+		Transport: "tls", Tone: 440, TLSBundle: p.pki.PeerBundleFile})
+	plain.Command("dial", fmt.Sprintf("sip:bob@127.0.0.1:%d", base+61))
+	ev, err := plain.WaitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED")
 	if err != nil || ev["type"] != "CALL_CLOSED" || !strings.Contains(fmt.Sprint(ev["param"]), "488") {
 		t.Fatalf("plain-RTP phone over TLS: %v %v, want 488", ev, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/parapet-sbc/parapet/b2bua/sim"
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/internal/peers"
 )
 
 // The embedded lab default listens on fixed loopback ports; the README's
@@ -64,11 +65,11 @@ func TestDemoCommand(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, tail(stdout.String(), 60), stderr.String())
+			t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, peers.Tail(stdout.String(), 60), stderr.String())
 		}
 	case <-time.After(90 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("demo did not finish:\n%s", tail(stdout.String(), 60))
+		t.Fatalf("demo did not finish:\n%s", peers.Tail(stdout.String(), 60))
 	}
 	out := stdout.String()
 	if n := strings.Count(out, "  ✓ "); n != 5 || strings.Contains(out, "✗") {

@@ -12,6 +12,9 @@ import (
 // TestImportDirection enforces the package graph: policy is pure,
 // configs is the only importer of hcl, certs and media import nothing of
 // parapet's, b2bua never reads config files or certificates itself.
+// internal/peers, which drives real SIP peers and captures for tests,
+// imports only the standard library and only test code imports it: no
+// package lists it below, and only audit's and cmd/parapet's tests may.
 func TestImportDirection(t *testing.T) {
 	const mod = "github.com/parapet-sbc/parapet/"
 	allowed := map[string][]string{
@@ -26,9 +29,12 @@ func TestImportDirection(t *testing.T) {
 		"audit":             {"policy", "compliance", "compliance/report", "media"},
 		"b2bua":             {"policy", "media", "compliance"},
 		"b2bua/sim":         {},
+		"internal/peers":    {},
 		// The binary wires everything, but reads HCL only through configs.
 		"cmd/parapet": {"policy", "media", "certs", "configs", "compliance", "compliance/report", "audit", "b2bua", "b2bua/sim"},
 	}
+	// The packages whose tests drive real peers through internal/peers.
+	peersUsers := []string{"audit", "cmd/parapet"}
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	for pkg, ok := range allowed {
@@ -46,8 +52,13 @@ func TestImportDirection(t *testing.T) {
 			if pkg == "policy" && !isStdlib(imp) {
 				t.Errorf("policy imports %s: policy uses the standard library only", imp)
 			}
-			if pkg == "certs" && !isStdlib(imp) {
-				t.Errorf("certs imports %s: certs uses the standard library only", imp)
+			if (pkg == "certs" || pkg == "internal/peers") && !isStdlib(imp) {
+				t.Errorf("%s imports %s: %s uses the standard library only", pkg, imp, pkg)
+			}
+		}
+		for _, imp := range slices.Concat(p.TestImports, p.XTestImports) {
+			if imp == mod+"internal/peers" && !slices.Contains(peersUsers, pkg) {
+				t.Errorf("%s's tests import %s; allowed in the tests of %v", pkg, imp, peersUsers)
 			}
 		}
 		if pkg == "policy" {

@@ -7,72 +7,43 @@ package main
 // out, on purpose.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/parapet-sbc/parapet/certs"
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/internal/peers"
 	"github.com/pion/rtp"
 )
 
+// requirePeers fails the test when a tool is missing; only -short leaves
+// the interop tests out.
 func requirePeers(t *testing.T, tools ...string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: interop tests with real peers are left out")
 	}
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed: run `make peers` (apt-get install baresip-core linphone-cli sip-tester tshark socat poppler-utils)", tool)
-		}
-	}
+	peers.Require(t, tools...)
 }
 
 // portBlock finds 100 consecutive ports free for both UDP and TCP, in
 // 20000-29999: below Linux's ephemeral range (32768 up), where an outgoing
 // connection could take a port after it was checked, and clear of the
-// media ports the b2bua package's tests use (30000-39999) while both
-// packages' tests run at once.
+// media ports the b2bua package's tests use (30000-39999) and of the audit
+// package's captures (10000-19999) while the packages' tests run at once.
 func portBlock(t *testing.T) int {
 	t.Helper()
-	for range 50 {
-		base := 20000 + rand.IntN(100)*100
-		free := true
-		for p := base; p < base+100 && free; p++ {
-			u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
-			if err != nil {
-				free = false
-				break
-			}
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-			u.Close()
-			if err != nil {
-				free = false
-				break
-			}
-			l.Close()
-		}
-		if free {
-			return base
-		}
-	}
-	t.Fatal("no free port block")
-	return 0
+	return peers.PortBlock(t, 20000, 30000, 100)
 }
 
 // ---- parapet under test ------------------------------------------------------
@@ -233,235 +204,19 @@ func onlyCalls(recs []*compliance.Record) []*compliance.Call {
 	return out
 }
 
-// ---- baresip -----------------------------------------------------------------
-
-type baresipConf struct {
-	name      string
-	sipPort   int // TLS listens on sipPort+1
-	ctrlPort  int
-	rtpLo     int
-	rtpHi     int
-	transport string // udp | tls
-	menc      string // "" (plain), srtp-mand, ...
-	tone      int
-	tlsBundle string // cert+key PEM
-	openssl   string // OPENSSL_CONF for this process
-}
-
-type baresip struct {
-	conf   baresipConf
-	dir    string
-	cmd    *exec.Cmd
-	ctrl   net.Conn
-	events chan map[string]any
-	log    bytes.Buffer
-}
-
-func moduleDir(t *testing.T) string {
-	t.Helper()
-	for _, pat := range []string{"/usr/lib/*/baresip/modules/g711.so", "/usr/lib/baresip/modules/g711.so", "/usr/local/lib/baresip/modules/g711.so"} {
-		if m, _ := filepath.Glob(pat); len(m) > 0 {
-			return filepath.Dir(m[0])
-		}
-	}
-	t.Fatal("baresip modules not found (is baresip-core installed?)")
-	return ""
-}
-
-func startBaresip(t *testing.T, c baresipConf) *baresip {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), c.name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "poll_method epoll\nsip_listen 127.0.0.1:%d\n", c.sipPort)
-	if c.tlsBundle != "" {
-		fmt.Fprintf(&cfg, "sip_certificate %s\n", c.tlsBundle)
-	}
-	fmt.Fprintf(&cfg, `call_local_timeout 15
-call_max_calls 2
-audio_player aubridge,sink
-audio_alert aubridge,sink
-audio_source ausine,%d
-ausrc_srate 48000
-ausrc_channels 2
-audio_level no
-audio_buffer 20-160
-rtp_ports %d-%d
-rtcp_mux no
-jitter_buffer_delay 5-10
-rtp_stats yes
-net_interface 127.0.0.1
-dns_server 127.0.0.1:53
-module_path %s
-module g711.so
-module aubridge.so
-module ausine.so
-module sndfile.so
-module srtp.so
-module dtls_srtp.so
-module_tmp uuid.so
-module_tmp account.so
-module_app menu.so
-module_app ctrl_tcp.so
-ctrl_tcp_listen 127.0.0.1:%d
-snd_path %s
-`, c.tone, c.rtpLo, c.rtpHi, moduleDir(t), c.ctrlPort, dir)
-	os.WriteFile(filepath.Join(dir, "config"), []byte(cfg.String()), 0o600)
-	acc := fmt.Sprintf("<sip:%s@127.0.0.1;transport=%s>;regint=0;answermode=auto;audio_codecs=pcmu;ptime=20", c.name, c.transport)
-	if c.menc != "" {
-		acc += ";mediaenc=" + c.menc
-	}
-	os.WriteFile(filepath.Join(dir, "accounts"), []byte(acc+"\n"), 0o600)
-	os.WriteFile(filepath.Join(dir, "contacts"), nil, 0o600)
-
-	b := &baresip{conf: c, dir: dir, events: make(chan map[string]any, 64)}
-	b.cmd = exec.Command("baresip", "-f", dir, "-t", "60")
-	b.cmd.Stdin = nil
-	b.cmd.Stdout, b.cmd.Stderr = &b.log, &b.log
-	b.cmd.Env = os.Environ()
-	if c.openssl != "" {
-		b.cmd.Env = append(b.cmd.Env, "OPENSSL_CONF="+c.openssl)
-	}
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := b.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		b.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { b.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(3 * time.Second):
-			syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("---- %s log ----\n%s", c.name, tail(b.log.String(), 40))
-		}
-	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", c.ctrlPort))
-		if err == nil {
-			b.ctrl = conn
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start: %v\n%s", c.name, err, b.log.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	go b.readEvents()
-	return b
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.ReplaceAll(s, "\r", "\n"), "\n")
-	var keep []string
-	for _, l := range lines {
-		if strings.TrimSpace(l) != "" && !strings.Contains(l, "bit/s") {
-			keep = append(keep, l)
-		}
-	}
-	if len(keep) > n {
-		keep = keep[len(keep)-n:]
-	}
-	return strings.Join(keep, "\n")
-}
-
-// readEvents decodes ctrl_tcp's netstrings ("LEN:JSON,").
-func (b *baresip) readEvents() {
-	r := bufio.NewReader(b.ctrl)
-	for {
-		lenStr, err := r.ReadString(':')
-		if err != nil {
-			close(b.events)
-			return
-		}
-		n, err := strconv.Atoi(strings.TrimSuffix(lenStr, ":"))
-		if err != nil || n < 0 || n > 1<<20 {
-			close(b.events)
-			return
-		}
-		buf := make([]byte, n+1)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			close(b.events)
-			return
-		}
-		var m map[string]any
-		if json.Unmarshal(buf[:n], &m) == nil {
-			b.events <- m
-		}
-	}
-}
-
-func (b *baresip) command(cmd, params string) error {
-	m := map[string]string{"command": cmd, "params": params, "token": cmd}
-	j, _ := json.Marshal(m)
-	_, err := fmt.Fprintf(b.ctrl, "%d:%s,", len(j), j)
-	return err
-}
-
-// waitEvent waits for an event of one of the given types and returns it.
-func (b *baresip) waitEvent(timeout time.Duration, types ...string) (map[string]any, error) {
-	deadline := time.After(timeout)
-	for {
-		select {
-		case ev, ok := <-b.events:
-			if !ok {
-				return nil, fmt.Errorf("%s: control connection closed", b.conf.name)
-			}
-			if ty, _ := ev["type"].(string); ty != "" {
-				for _, want := range types {
-					if ty == want {
-						return ev, nil
-					}
-				}
-			}
-		case <-deadline:
-			return nil, fmt.Errorf("%s: no %v within %s", b.conf.name, types, timeout)
-		}
-	}
-}
-
 // ---- capture -----------------------------------------------------------------
 
+// capture is dumpcap on lo recording a test's port block (base to base+99)
+// into path, a pcapng file; its methods read it with tshark.
 type capture struct {
+	*peers.Capture
 	path string
-	cmd  *exec.Cmd
 }
 
 func startCapture(t *testing.T, base int) *capture {
 	t.Helper()
-	c := &capture{path: filepath.Join(t.TempDir(), "cap.pcapng")}
-	c.cmd = exec.Command("dumpcap", "-q", "-i", "lo", "-f", fmt.Sprintf("portrange %d-%d", base, base+99),
-		"-w", c.path, "-a", "duration:120")
-	var errb bytes.Buffer
-	c.cmd.Stderr = &errb
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.cmd.Process.Kill(); c.cmd.Wait() })
-	// dumpcap needs a moment to open the interface.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if st, err := os.Stat(c.path); err == nil && st.Size() > 0 {
-			return c
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("dumpcap did not start: %s", errb.String())
-	return nil
-}
-
-// stop ends the capture; dumpcap loses the last packets when killed at once.
-func (c *capture) stop() {
-	time.Sleep(1500 * time.Millisecond)
-	c.cmd.Process.Signal(syscall.SIGINT)
-	c.cmd.Wait()
+	path := filepath.Join(t.TempDir(), "cap.pcapng")
+	return &capture{Capture: peers.StartCapture(t, fmt.Sprintf("portrange %d-%d", base, base+99), path), path: path}
 }
 
 func (c *capture) tshark(t *testing.T, args ...string) []string {

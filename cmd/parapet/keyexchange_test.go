@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/internal/peers"
 )
 
 // The per-leg key exchange rule with real phones: SDES keys are taken and
@@ -24,18 +25,18 @@ func TestBaresipSDESOverUDPOnMixedZone(t *testing.T) {
 		routesTo(fmt.Sprintf("sips:127.0.0.1:%d", base+11), fmt.Sprintf("sip:127.0.0.1:%d", base)))
 	cap := startCapture(t, base)
 	alice, _ := baresipPair(t, base, p.pki.PeerBundleFile,
-		baresipConf{transport: "udp", menc: "srtp-mand"}, baresipConf{transport: "tls", menc: "srtp-mand"})
-	if err := alice.command("dial", fmt.Sprintf("sip:bob@127.0.0.1:%d", base+60)); err != nil {
+		peers.BaresipConfig{Transport: "udp", MediaEnc: "srtp-mand"}, peers.BaresipConfig{Transport: "tls", MediaEnc: "srtp-mand"})
+	if err := alice.Command("dial", fmt.Sprintf("sip:bob@127.0.0.1:%d", base+60)); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := alice.waitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED")
+	ev, err := alice.WaitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ev["type"] != "CALL_CLOSED" {
 		t.Fatalf("an SDES offer over UDP was answered: %v", ev)
 	}
-	cap.stop()
+	cap.Stop()
 
 	offered := cap.tshark(t, "-Y", fmt.Sprintf(`udp.dstport == %d && frame contains "a=crypto"`, base+60))
 	if len(offered) == 0 {
@@ -76,12 +77,12 @@ func TestLinphoneDTLSOnPlainZone(t *testing.T) {
 	cap := startCapture(t, base)
 	// bob (baresip, TLS, mandatory SDES) at base+10 (TLS +11), RTP base+40..59;
 	// linphone over UDP at base+5, RTP base+20..39.
-	bob := startBaresip(t, baresipConf{name: "bob", sipPort: base + 10, ctrlPort: base + 12, rtpLo: base + 40, rtpHi: base + 59,
-		transport: "tls", menc: "srtp-mand", tone: 880, tlsBundle: p.pki.PeerBundleFile})
+	bob := peers.StartBaresip(t, peers.BaresipConfig{Name: "bob", SIPPort: base + 10, CtrlPort: base + 12, RTPLo: base + 40, RTPHi: base + 59,
+		Transport: "tls", MediaEnc: "srtp-mand", Tone: 880, TLSBundle: p.pki.PeerBundleFile})
 	lin := startLinphone(t, linphoneConf{udpPort: base + 5, tlsPort: base + 3, rtpLo: base + 20, rtpHi: base + 39,
 		caFile: p.pki.CAFile, certFile: p.pki.PeerCertFile, keyFile: p.pki.PeerKeyFile, menc: "dtls"})
 	heard := lin.callBob(t, bob, "UDP", fmt.Sprintf("sip:bob@127.0.0.1:%d", base+60))
-	cap.stop()
+	cap.Stop()
 
 	if sent := cap.tshark(t, "-Y", fmt.Sprintf(`udp.port == %d && frame contains "a=crypto"`, base+60)); len(sent) != 0 {
 		t.Errorf("%d SIP frames with SDES keys on the UDP leg", len(sent))

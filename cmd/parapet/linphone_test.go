@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/internal/peers"
 )
 
 // ---- linphone ----------------------------------------------------------------
@@ -163,20 +164,13 @@ enabled=0
 	}()
 	t.Cleanup(func() {
 		l.send("quit")
-		exited := make(chan struct{})
-		go func() { l.cmd.Wait(); close(exited) }()
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
+		peers.Reap(l.cmd, 5*time.Second)
 		l.in.Close()
 		<-done
 		if t.Failed() {
-			t.Logf("---- linphonec console ----\n%s", tail(l.output(), 40))
+			t.Logf("---- linphonec console ----\n%s", peers.Tail(l.output(), 40))
 			if b, err := os.ReadFile(l.logPath); err == nil {
-				t.Logf("---- linphonec log (errors and warnings) ----\n%s", tail(grepLines(string(b), "error|warning|srtp|tls|stun"), 60))
+				t.Logf("---- linphonec log (errors and warnings) ----\n%s", peers.Tail(grepLines(string(b), "error|warning|srtp|tls|stun"), 60))
 			}
 		}
 	})
@@ -234,7 +228,7 @@ func (l *linphone) wait(timeout time.Duration, re string) (string, error) {
 // TLS) is up, call uri while playing a 440 Hz tone and recording what it
 // hears; bob answers. linphone hangs up after callSeconds, and both ends
 // must see the call end. It returns the file of what linphone heard.
-func (l *linphone) callBob(t *testing.T, bob *baresip, transport, uri string) (heard string) {
+func (l *linphone) callBob(t *testing.T, bob *peers.Baresip, transport, uri string) (heard string) {
 	t.Helper()
 	tone := filepath.Join(l.dir, "tone.wav")
 	heard = filepath.Join(l.dir, "heard.wav")
@@ -249,12 +243,12 @@ func (l *linphone) callBob(t *testing.T, bob *baresip, transport, uri string) (h
 	if _, err := l.wait(15*time.Second, `(?i)call \d+ .*connected`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.waitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
+	if _, err := bob.WaitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(callSeconds * time.Second)
 	l.send("terminate")
-	if _, err := bob.waitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
+	if _, err := bob.WaitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
 		t.Fatalf("bob never saw the hangup: %v", err)
 	}
 	if _, err := l.wait(5*time.Second, `(?i)call \d+ .*(ended|terminated)`); err != nil {
@@ -334,12 +328,12 @@ func TestLinphoneInboundSDES(t *testing.T) {
 	cap := startCapture(t, base)
 	// bob (baresip, plain RTP over UDP) at base+10, RTP base+40..59; linphone's
 	// TLS port base+3, RTP base+20..39.
-	bob := startBaresip(t, baresipConf{name: "bob", sipPort: base + 10, ctrlPort: base + 12, rtpLo: base + 40, rtpHi: base + 59,
-		transport: "udp", tone: 880})
+	bob := peers.StartBaresip(t, peers.BaresipConfig{Name: "bob", SIPPort: base + 10, CtrlPort: base + 12, RTPLo: base + 40, RTPHi: base + 59,
+		Transport: "udp", Tone: 880})
 	lin := startLinphone(t, linphoneConf{tlsPort: base + 3, rtpLo: base + 20, rtpHi: base + 39, caFile: p.pki.CAFile,
 		certFile: p.pki.PeerCertFile, keyFile: p.pki.PeerKeyFile, menc: "srtp"})
 	heard := lin.callBob(t, bob, "TLS", fmt.Sprintf("sip:bob@localhost:%d;transport=tls", base+61))
-	cap.stop()
+	cap.Stop()
 
 	cap.sipLegTLS(t, base+61)
 	cap.sipLegClear(t, base+60)

@@ -10,12 +10,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/internal/peers"
 	"github.com/parapet-sbc/parapet/policy"
 )
 
@@ -408,24 +408,6 @@ func TestRecordsBadFlags(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -456,7 +438,7 @@ func TestRecordsFollowAcrossRotation(t *testing.T) {
 	}
 	appendCall()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr peers.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- records(ctx, []string{"-log", log, "-follow", "-format", "jsonl"}, &stdout, &stderr) }()
 	// When the command has reached the end of the log is unknown: append
@@ -515,7 +497,7 @@ func TestRecordsFollowBinarySIGINT(t *testing.T) {
 	}
 	defer w.Close()
 	cmd := exec.Command(buildParapet(t), "records", "-follow", "-log", log, "-type", "call")
-	var stdout, stderr syncBuffer
+	var stdout, stderr peers.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/parapet-sbc/parapet/certs"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/compliance/report"
+	"github.com/parapet-sbc/parapet/internal/peers"
 )
 
 // auditLog runs real phones through parapet so that its log holds an
@@ -83,7 +84,7 @@ media {
 }
 `, base+60, base+61, base+62, base+11, base, base+70, base+99, base+63))
 	alice, bob := baresipPair(t, base, pki.PeerBundleFile,
-		baresipConf{transport: "udp"}, baresipConf{transport: "tls", menc: "srtp-mand"})
+		peers.BaresipConfig{Transport: "udp"}, peers.BaresipConfig{Transport: "tls", MediaEnc: "srtp-mand"})
 
 	// Upgraded: plain RTP from the PBX phone, SRTP to the carrier side.
 	if err := call(t, alice, bob, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+60)); err != nil {
@@ -92,24 +93,24 @@ media {
 	// Observe mode: the branch requires SRTP, alice offers plain RTP; the
 	// call goes on (to carol, another PBX phone) and is recorded as
 	// would_reject.
-	carol := startBaresip(t, baresipConf{name: "carol", sipPort: base + 63, ctrlPort: base + 65, rtpLo: base + 66, rtpHi: base + 69,
-		transport: "udp", tone: 660, tlsBundle: pki.PeerBundleFile})
+	carol := peers.StartBaresip(t, peers.BaresipConfig{Name: "carol", SIPPort: base + 63, CtrlPort: base + 65, RTPLo: base + 66, RTPHi: base + 69,
+		Transport: "udp", Tone: 660, TLSBundle: pki.PeerBundleFile})
 	if err := call(t, alice, carol, fmt.Sprintf("sip:carol@127.0.0.1:%d", base+62)); err != nil {
 		t.Fatalf("observe-mode call: %v", err)
 	}
 	// Refused TLS: a phone limited to TLS 1.1.
 	legacy := writeOpenSSLConf(t, "MinProtocol = TLSv1\nMaxProtocol = TLSv1.1\nCipherString = DEFAULT@SECLEVEL=0\n")
-	old := startBaresip(t, baresipConf{name: "old", sipPort: base + 3, ctrlPort: base + 5, rtpLo: base + 30, rtpHi: base + 34,
-		transport: "tls", menc: "srtp-mand", tone: 440, tlsBundle: pki.PeerBundleFile, openssl: legacy})
-	old.command("dial", fmt.Sprintf("sip:alice@127.0.0.1:%d", base+61))
-	if ev, err := old.waitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED"); err != nil || ev["type"] != "CALL_CLOSED" {
+	old := peers.StartBaresip(t, peers.BaresipConfig{Name: "old", SIPPort: base + 3, CtrlPort: base + 5, RTPLo: base + 30, RTPHi: base + 34,
+		Transport: "tls", MediaEnc: "srtp-mand", Tone: 440, TLSBundle: pki.PeerBundleFile, OpenSSLConf: legacy})
+	old.Command("dial", fmt.Sprintf("sip:alice@127.0.0.1:%d", base+61))
+	if ev, err := old.WaitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED"); err != nil || ev["type"] != "CALL_CLOSED" {
 		t.Fatalf("TLS 1.1 phone: %v %v, want the call closed", ev, err)
 	}
 	// Rejected: plain RTP offered into the carrier zone, which requires SRTP.
-	plain := startBaresip(t, baresipConf{name: "dave", sipPort: base + 6, ctrlPort: base + 8, rtpLo: base + 35, rtpHi: base + 39,
-		transport: "tls", tone: 440, tlsBundle: pki.PeerBundleFile})
-	plain.command("dial", fmt.Sprintf("sip:alice@127.0.0.1:%d", base+61))
-	if ev, err := plain.waitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED"); err != nil || !strings.Contains(fmt.Sprint(ev["param"]), "488") {
+	plain := peers.StartBaresip(t, peers.BaresipConfig{Name: "dave", SIPPort: base + 6, CtrlPort: base + 8, RTPLo: base + 35, RTPHi: base + 39,
+		Transport: "tls", Tone: 440, TLSBundle: pki.PeerBundleFile})
+	plain.Command("dial", fmt.Sprintf("sip:alice@127.0.0.1:%d", base+61))
+	if ev, err := plain.WaitEvent(15*time.Second, "CALL_ESTABLISHED", "CALL_CLOSED"); err != nil || !strings.Contains(fmt.Sprint(ev["param"]), "488") {
 		t.Fatalf("plain-RTP phone over TLS: %v %v, want 488", ev, err)
 	}
 	p.records(t) // stops parapet and verifies the chain

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/internal/peers"
 )
 
 // SIPp's stock UAC (with RTP played from its pcap) calls SIPp's stock UAS,
@@ -159,7 +160,7 @@ route "internal" {
 			b, _ := os.ReadFile(f)
 			el = append(el, b...)
 		}
-		t.Fatalf("sipp uac: %v\n%s\n---- errors ----\n%s", err, tail(string(out), 12), tail(string(el), 60))
+		t.Fatalf("sipp uac: %v\n%s\n---- errors ----\n%s", err, peers.Tail(string(out), 12), peers.Tail(string(el), 60))
 	}
 	return onlyCalls(p.records(t))
 }
