@@ -113,7 +113,6 @@ func (t *tlsConn) handshake() report.Handshake {
 // marked verified.
 const verifyNote = "not verified: read from a capture, without the trust anchors it should chain to"
 
-
 // certFacts describes the server's leaf certificate, or nil.
 func (t *tlsConn) certFacts() *policy.CertFacts {
 	if len(t.certs) == 0 {
