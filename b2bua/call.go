@@ -269,54 +269,8 @@ func (c *Call) rejectDecision(tx sip.ServerTransaction, req *sip.Request, d poli
 	c.reject(tx, req, d.Status, reasonPhrase(d.Status), compliance.DispositionRejected, d.Reason)
 }
 
-func reasonPhrase(code int) string {
-	switch code {
-	case 180:
-		return "Ringing"
-	case 183:
-		return "Session Progress"
-	case 400:
-		return "Bad Request"
-	case 403:
-		return "Forbidden"
-	case 404:
-		return "Not Found"
-	case 408:
-		return "Request Timeout"
-	case 415:
-		return "Unsupported Media Type"
-	case 420:
-		return "Bad Extension"
-	case 480:
-		return "Temporarily Unavailable"
-	case 481:
-		return "Call/Transaction Does Not Exist"
-	case 483:
-		return "Too Many Hops"
-	case 486:
-		return "Busy Here"
-	case 487:
-		return "Request Terminated"
-	case 488:
-		return "Not Acceptable Here"
-	case 505:
-		return "Version Not Supported"
-	case 491:
-		return "Request Pending"
-	case 500:
-		return "Server Internal Error"
-	case 501:
-		return "Not Implemented"
-	case 503:
-		return "Service Unavailable"
-	case 603:
-		return "Decline"
-	}
-	return "Error"
-}
-
 func malformed(stage policy.Stage, z *policy.Zone, status int, format string, args ...any) policy.Decision {
-	return policy.Decision{Stage: stage, Zone: z.Name, Verdict: policy.VerdictRejected, Rule: "request.malformed",
+	return policy.Decision{Stage: stage, Zone: z.Name, Verdict: policy.VerdictRejected, Rule: policy.RuleMalformed,
 		Status: status, Reason: fmt.Sprintf(format, args...)}
 }
 
@@ -425,7 +379,7 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	if route.MaxCalls > 0 {
 		if !s.takeRouteSlot(route) {
 			d := policy.Decision{Stage: policy.StageAdmission, Zone: a.zone.name, Verdict: policy.VerdictRejected,
-				Rule: RuleRouteCallLimit, Status: 503,
+				Rule: policy.RuleRouteCallLimit, Status: 503,
 				Reason: fmt.Sprintf("route %q is carrying its maximum of %d calls", route.Name, route.MaxCalls)}
 			c.decide(d)
 			c.setOutcome(compliance.DispositionRejected, 503, d.Reason)
@@ -1241,51 +1195,23 @@ func (z *zone) pooled(network, addr string) sip.Connection {
 	return conn
 }
 
-// bFailed maps a failure to reach or set up B to a response to A.
-func (c *Call) bFailed(err error) {
-	var dr *sipgo.ErrDialogResponse
-	if errors.As(err, &dr) && dr.Res != nil {
-		code := dr.Res.StatusCode
-		switch {
-		case code == 401 || code == 407:
-			why := fmt.Sprintf("callee side refused parapet's credentials (%d)", code)
-			c.respondA(503, "Service Unavailable", compliance.DispositionFailed, why, why)
-		case code >= 300 && code < 400:
-			why := fmt.Sprintf("callee side redirected (%d); redirects are not followed", code)
-			c.respondA(480, "Temporarily Unavailable", compliance.DispositionFailed, why, why)
-		default:
-			// Not the callee's own reason phrase: free text from outside,
-			// which may name the number or the person called.
-			c.respondA(code, reasonPhrase(code), compliance.DispositionFailed,
-				fmt.Sprintf("callee side answered %d", code), "")
+// tlsToBFailed records a failed TLS handshake toward B (a decision, a
+// tls_client_failed event with the certificate offered) and answers A.
+func (c *Call) tlsToBFailed(err error, msg string) {
+	b := c.b
+	d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: b.pol,
+		Handshake: policy.HandshakeFacts{Error: msg}})
+	c.decide(d)
+	c.s.stats.tlsRefused.Add(1)
+	c.s.connEvent(b.zone, compliance.EventTLSClientFailed, b.sig, c.targetAddr(), func(e *compliance.ConnEvent) {
+		e.Error = msg
+		e.Decision = &d
+		if cert := certFromError(err); cert != nil {
+			e.PeerCert = certInfo(certFacts(cert))
 		}
-		return
-	}
-	msg := recordText(err.Error(), c.rules.vocab, c.caller, c.callee)
-	if strings.Contains(msg, "TLS handshake") || strings.Contains(msg, "tls:") || strings.Contains(msg, "x509:") {
-		b := c.b
-		d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: b.pol,
-			Handshake: policy.HandshakeFacts{Error: msg}})
-		c.decide(d)
-		c.s.stats.tlsRefused.Add(1)
-		c.s.connEvent(b.zone, compliance.EventTLSClientFailed, b.sig, c.targetAddr(), func(e *compliance.ConnEvent) {
-			e.Error = msg
-			e.Decision = &d
-			if cert := certFromError(err); cert != nil {
-				e.PeerCert = certInfo(certFacts(cert))
-			}
-		})
-		c.respondA(503, "Service Unavailable", compliance.DispositionFailed, "TLS to callee side failed: "+msg,
-			"TLS to the callee side failed")
-		return
-	}
-	if errors.Is(err, sip.ErrTransactionTimeout) || errors.Is(err, context.DeadlineExceeded) {
-		c.respondA(408, "Request Timeout", compliance.DispositionFailed, "callee side did not answer: "+msg,
-			"the callee side did not answer")
-		return
-	}
-	c.respondA(503, "Service Unavailable", compliance.DispositionFailed, "callee side unreachable: "+msg,
-		"the callee side is unreachable")
+	})
+	c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, "TLS to callee side failed: "+msg,
+		"TLS to the callee side failed")
 }
 
 func (c *Call) targetAddr() string {

@@ -86,7 +86,7 @@ func (c *Call) answerDelayed() bool {
 	}
 	if !ad.Proceed() {
 		disposition := compliance.DispositionRejected
-		if ad.Rule == "request.malformed" {
+		if ad.Rule == policy.RuleMalformed {
 			disposition = compliance.DispositionFailed
 		}
 		c.setOutcome(disposition, 200, "caller's answer refused: "+ad.Reason)

@@ -734,7 +734,7 @@ func TestRouteCallLimit(t *testing.T) {
 		t.Errorf("Warning %q", rej.Warning)
 	}
 	c := l.sink.waitCalls(t, 1)[0]
-	if c.Disposition != compliance.DispositionRejected || c.SIPStatus != 503 || decision(c, b2bua.RuleRouteCallLimit) == nil {
+	if c.Disposition != compliance.DispositionRejected || c.SIPStatus != 503 || decision(c, policy.RuleRouteCallLimit) == nil {
 		t.Errorf("record of the refused call: %s %d %+v", c.Disposition, c.SIPStatus, c.Decisions)
 	}
 	exchange(t, caller, callee)

@@ -692,10 +692,6 @@ func (s *Server) onHandshake(z *zone, r handshakeResult) {
 	})
 }
 
-// RuleRouteCallLimit is the rule of the decision that refuses a call because
-// its route carries its max_calls already.
-const RuleRouteCallLimit = "route.call-limit"
-
 // takeRouteSlot counts a new call on route r, unless r is at its limit.
 func (s *Server) takeRouteSlot(r *Route) bool {
 	s.mu.Lock()

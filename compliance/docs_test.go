@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -179,16 +178,20 @@ func TestDocsCoverSchema(t *testing.T) {
 			t.Errorf("stage `%s` is not documented", stage)
 		}
 	}
-	for _, rule := range append(policyRules(t), b2buaRules(t)...) {
+	if own := b2buaRules(t); len(own) > 0 {
+		t.Errorf("b2bua names rules of its own %q: every rule is a policy constant", own)
+	}
+	for _, rule := range policyRules(t) {
 		if !strings.Contains(docs, "`"+rule+"`") {
 			t.Errorf("rule `%s` is not documented", rule)
 		}
 	}
 }
 
-// b2buaRules reads the rules the b2bua package decides by itself (not
-// through policy.Evaluate): its Rule* constants and the string literals it
-// gives a Rule field.
+// b2buaRules reads the rules the b2bua package would name by itself: its
+// Rule* constants and the string literals it gives a Rule field. There
+// should be none: b2bua decides some rules itself (request.malformed,
+// route.call-limit), but names them by policy's constants.
 func b2buaRules(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob("../b2bua/*.go")
@@ -226,9 +229,6 @@ func b2buaRules(t *testing.T) []string {
 			}
 			return true
 		})
-	}
-	if !slices.Contains(rules, "request.malformed") {
-		t.Fatalf("found no rule request.malformed in b2bua (found %q)", rules)
 	}
 	return rules
 }

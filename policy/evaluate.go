@@ -92,6 +92,13 @@ const (
 	RuleDowngrade           = "media.downgrade"
 	RuleKeyExchangeFallback = "media.key-exchange-fallback"
 	RuleSDESClear           = "media.sdes-clear-signaling"
+	// RuleMalformed: a request parapet cannot act on (no Contact, a body
+	// that is not SDP, SDP that does not parse); b2bua decides it, with
+	// the status of the fault (400, 415).
+	RuleMalformed = "request.malformed"
+	// RuleRouteCallLimit: the route is carrying its max_calls; b2bua
+	// decides it, with 503 and Retry-After.
+	RuleRouteCallLimit = "route.call-limit"
 )
 
 // SIP statuses a decision can carry.

@@ -1,0 +1,162 @@
+package b2bua
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// statusText is the reason phrase parapet writes for each status it sends
+// (RFC 3261 section 21). A callee's own phrase is never relayed: it is free
+// text from outside, which may name the number or the person called.
+var statusText = map[int]string{
+	180: "Ringing",
+	183: "Session Progress",
+	400: "Bad Request",
+	403: "Forbidden",
+	404: "Not Found",
+	408: "Request Timeout",
+	415: "Unsupported Media Type",
+	420: "Bad Extension",
+	480: "Temporarily Unavailable",
+	481: "Call/Transaction Does Not Exist",
+	483: "Too Many Hops",
+	486: "Busy Here",
+	487: "Request Terminated",
+	488: "Not Acceptable Here",
+	491: "Request Pending",
+	500: "Server Internal Error",
+	501: "Not Implemented",
+	503: "Service Unavailable",
+	505: "Version Not Supported",
+	603: "Decline",
+}
+
+// reasonPhrase is statusText's phrase for code, or "Error".
+func reasonPhrase(code int) string {
+	if s, ok := statusText[code]; ok {
+		return s
+	}
+	return "Error"
+}
+
+// failure is why leg B could not be set up, as classify tells it from the
+// error.
+type failure int
+
+const (
+	// failAnswered: the callee side answered with a final error.
+	failAnswered failure = iota
+	// failCredentials: it refused parapet's credentials (401/407 again).
+	failCredentials
+	// failRedirected: it redirected (3xx), which parapet does not follow.
+	failRedirected
+	// failTLS: the TLS handshake toward it failed.
+	failTLS
+	// failTimeout: it never answered.
+	failTimeout
+	// failUnreachable: no connection could be made, or the request could
+	// not be sent.
+	failUnreachable
+)
+
+// classify tells why leg B failed from the error sipgo returned, by the
+// errors' types (never their text): a SIP response, a TLS or X.509 error,
+// a timeout, or the rest. overTLS says whether the leg runs over TLS, and
+// handshook whether a TLS session was established on it: on a TLS leg, a
+// failure after the TCP connection was made and before any session is the
+// handshake's, whatever crypto/tls called it (some of its errors carry no
+// type, "tls: server selected unsupported protocol version" among them).
+func classify(err error, overTLS, handshook bool) (failure, *sip.Response) {
+	var dr *sipgo.ErrDialogResponse
+	if errors.As(err, &dr) && dr.Res != nil {
+		code := dr.Res.StatusCode
+		switch {
+		case code == 401 || code == 407:
+			return failCredentials, dr.Res
+		case code >= 300 && code < 400:
+			return failRedirected, dr.Res
+		}
+		return failAnswered, dr.Res
+	}
+	if tlsError(err) {
+		return failTLS, nil
+	}
+	if errors.Is(err, sip.ErrTransactionTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return failTimeout, nil
+	}
+	if overTLS && !handshook && !dialError(err) {
+		return failTLS, nil
+	}
+	return failUnreachable, nil
+}
+
+// tlsError reports whether err comes from a TLS handshake: a certificate
+// that did not verify, a TLS alert sent or received, a record that is not
+// TLS.
+func tlsError(err error) bool {
+	var (
+		verr *tls.CertificateVerificationError
+		rh   tls.RecordHeaderError
+		ae   tls.AlertError
+		ua   x509.UnknownAuthorityError
+		ci   x509.CertificateInvalidError
+		he   x509.HostnameError
+		op   *net.OpError
+	)
+	switch {
+	case errors.As(err, &verr), errors.As(err, &rh), errors.As(err, &ae),
+		errors.As(err, &ua), errors.As(err, &ci), errors.As(err, &he):
+		return true
+	case errors.As(err, &op):
+		// crypto/tls reports alerts as net.OpErrors with these operations.
+		return op.Op == "remote error" || op.Op == "local error"
+	}
+	return false
+}
+
+// dialError reports whether err is a failure to open the connection
+// itself (refused, unreachable, no route).
+func dialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// bFailed maps a failure to reach or set up B to a response to A and the
+// call's outcome.
+func (c *Call) bFailed(err error) {
+	c.mu.Lock()
+	handshook := c.b.sig.TLS != nil
+	c.mu.Unlock()
+	kind, res := classify(err, c.b.transport == policy.TransportTLS, handshook)
+	msg := recordText(err.Error(), c.rules.vocab, c.caller, c.callee)
+	switch kind {
+	case failCredentials:
+		why := fmt.Sprintf("callee side refused parapet's credentials (%d)", res.StatusCode)
+		c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, why, why)
+	case failRedirected:
+		why := fmt.Sprintf("callee side redirected (%d); redirects are not followed", res.StatusCode)
+		c.respondA(480, reasonPhrase(480), compliance.DispositionFailed, why, why)
+	case failAnswered:
+		// Not the callee's own reason phrase (statusText).
+		c.respondA(res.StatusCode, reasonPhrase(res.StatusCode), compliance.DispositionFailed,
+			fmt.Sprintf("callee side answered %d", res.StatusCode), "")
+	case failTLS:
+		c.tlsToBFailed(err, msg)
+	case failTimeout:
+		c.respondA(408, reasonPhrase(408), compliance.DispositionFailed, "callee side did not answer: "+msg,
+			"the callee side did not answer")
+	default:
+		c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, "callee side unreachable: "+msg,
+			"the callee side is unreachable")
+	}
+}
