@@ -108,7 +108,7 @@ type leg struct {
 	attempted bool
 	local     string
 	remote    string
-	key       string
+	key       dialogKey // the leg's dialog, as the registry books it
 	// callID is the leg's SIP Call-ID; userAgent the peer's User-Agent
 	// (leg A) or Server header (leg B) as free text fit for a record
 	// (recordText). userAgent is guarded by Call.mu.
@@ -216,9 +216,7 @@ func (s *Server) newCall(z *zone, req *sip.Request) *Call {
 	}
 	c.a.admitted = c.a.pol.AdmitsSource(c.a.sig.Source.Addr())
 	c.a.dua = &sipgo.DialogUA{Client: z.cli, ContactHDR: z.contact(c.a.transport, c.a.secure), RewriteContact: true}
-	s.mu.Lock()
-	s.calls[c.id] = c
-	s.mu.Unlock()
+	s.reg.add(c)
 	return c
 }
 
@@ -276,8 +274,8 @@ func malformed(stage policy.Stage, z *policy.Zone, status int, format string, ar
 
 // handleInvite runs a new call from its INVITE to its record.
 func (s *Server) handleInvite(z *zone, req *sip.Request, tx sip.ServerTransaction) {
-	s.callWG.Add(1)
-	defer s.callWG.Done()
+	s.reg.wg.Add(1)
+	defer s.reg.wg.Done()
 	c := s.newCall(z, req)
 	defer c.finish()
 	defer func() {
@@ -377,7 +375,7 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c.route = route
 	if route.MaxCalls > 0 {
-		if !s.takeRouteSlot(route) {
+		if !s.reg.takeSlot(route.Name, route.MaxCalls) {
 			d := policy.Decision{Stage: policy.StageAdmission, Zone: a.zone.name, Verdict: policy.VerdictRejected,
 				Rule: policy.RuleRouteCallLimit, Status: 503,
 				Reason: fmt.Sprintf("route %q is carrying its maximum of %d calls", route.Name, route.MaxCalls)}
@@ -436,8 +434,8 @@ func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
 	fromTag, _ := req.From().Params.Get("tag")
 	a.setRemote(fromTag, &req.CSeq().SeqNo)
 	tag, _ := uas.InviteRequest.To().Params.Get("tag")
-	a.key = legKey(string(*req.CallID()), tag)
-	s.addLeg(a.key, a)
+	a.key = dialogKey{callID: string(*req.CallID()), tag: tag}
+	s.reg.addLeg(a)
 
 	c.relay = media.NewRelay(s.pool, media.RelayConfig{Timeout: c.rules.mediaTimeout, HoldTimeout: c.rules.holdTimeout, Logger: c.log,
 		OnIdle: func(limit time.Duration, onHold bool) {
@@ -496,9 +494,7 @@ func keyExchangeName(p policy.OfferPlan) string {
 // callB can make another: a new dialog, a new offer.
 func (c *Call) resetB() {
 	b := c.b
-	c.s.mu.Lock()
-	c.s.forgetLegLocked(b)
-	c.s.mu.Unlock()
+	c.s.reg.forgetLeg(b)
 	if b.uac != nil {
 		b.uac.Close()
 	}
@@ -507,7 +503,7 @@ func (c *Call) resetB() {
 	b.dmu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b.uac, b.key, b.remote, b.local, b.conn, b.callID, b.userAgent = nil, "", "", "", nil, "", ""
+	b.uac, b.key, b.remote, b.local, b.conn, b.callID, b.userAgent = nil, dialogKey{}, "", "", nil, "", ""
 	b.sig = policy.SignalingFacts{Transport: b.transport}
 	for i := range b.m.streams {
 		b.m.streams[i] = legStream{}
@@ -609,8 +605,8 @@ func (c *Call) callB(maxForwards int, plan *policy.OfferPlan, choices []policy.S
 	b.attempted = true
 	b.callID = string(callID)
 	c.mu.Unlock()
-	b.key = legKey(string(callID), from.Params.GetOr("tag", ""))
-	s.addLeg(b.key, b)
+	b.key = dialogKey{callID: string(callID), tag: from.Params.GetOr("tag", "")}
+	s.reg.addLeg(b)
 
 	bctx, bcancel := context.WithTimeout(a.uas.Context(), ringTimeout)
 	defer bcancel()
@@ -1299,11 +1295,9 @@ func answered(err error) bool {
 // came. A stopping server waits no longer. Leg A is forgotten when this
 // returns.
 func (c *Call) byeOnLateAck(acked <-chan error) {
-	defer c.s.callWG.Done()
+	defer c.s.reg.wg.Done()
 	defer func() {
-		c.s.mu.Lock()
-		c.s.forgetLegLocked(c.a)
-		c.s.mu.Unlock()
+		c.s.reg.forgetLeg(c.a)
 		c.a.uas.Close()
 	}()
 	select {
@@ -1340,23 +1334,14 @@ func (c *Call) finish() {
 		}
 		// Leg A outlives the record while its ACK may still come.
 		late := c.lateAck != nil && c.a.uas != nil
-		c.s.mu.Lock()
-		// The relay is closed: its counters are final. They move from the
-		// live calls to the ended calls' totals under the lock Stats reads
-		// both with, so a scrape counts them exactly once, never less.
+		// The relay is closed: its counters are final.
+		var counters media.Counters
 		if r := c.meter.Load(); r != nil {
-			c.s.endedMedia = c.s.endedMedia.Add(r.Counters(media.SideA)).Add(r.Counters(media.SideB))
+			counters = r.Counters(media.SideA).Add(r.Counters(media.SideB))
 		}
-		delete(c.s.calls, c.id)
-		if !late {
-			c.s.forgetLegLocked(c.a)
-		}
-		if c.b != nil {
-			c.s.forgetLegLocked(c.b)
-		}
-		c.s.mu.Unlock()
+		c.s.reg.forget(c, counters, late)
 		if late {
-			c.s.callWG.Add(1)
+			c.s.reg.wg.Add(1)
 			go c.byeOnLateAck(c.lateAck)
 		} else if c.a.uas != nil {
 			c.a.uas.Close()
@@ -1370,7 +1355,7 @@ func (c *Call) finish() {
 		}
 		c.mu.Unlock()
 		if c.routeSlot != "" {
-			c.s.releaseRouteSlot(c.routeSlot)
+			c.s.reg.releaseSlot(c.routeSlot)
 		}
 		if c.folded {
 			return // counted in a source_refused event instead

@@ -91,15 +91,7 @@ const DefaultJournalRefresh = 30 * time.Second
 // waited for): the end a crash leaves in its record, and its counters, are
 // then at most one refresh old.
 func (s *Server) refreshJournal() {
-	s.mu.Lock()
-	calls := make([]*Call, 0, len(s.calls))
-	for _, c := range s.calls {
-		if c.established.Load() {
-			calls = append(calls, c)
-		}
-	}
-	s.mu.Unlock()
-	for _, c := range calls {
+	for _, c := range s.reg.live(func(c *Call) bool { return c.established.Load() }) {
 		c.journalUpdate()
 	}
 }

@@ -38,14 +38,10 @@ type Server struct {
 	// rules are the policies, routes and media timeout new calls get.
 	rules atomic.Pointer[rules]
 
-	mu   sync.Mutex
-	legs map[string]*leg // "<Call-ID>|<our tag>" → leg
-	// routeCalls counts the calls up on each route that has a limit.
-	routeCalls map[string]int
-	calls      map[string]*Call // call id → call
-	// endedMedia sums the relay counters of the calls no longer in calls
-	// (Stats adds the live ones).
-	endedMedia media.Counters
+	// reg books the live calls, their legs, route slots and goroutines.
+	reg *registry
+	// startMu guards started against a second Start.
+	startMu sync.Mutex
 
 	// evMu orders connection events against the final drain at shutdown:
 	// an event being recorded holds it shared, Shutdown exclusively, so an
@@ -54,7 +50,6 @@ type Server struct {
 	evDone   bool
 	stopping chan struct{} // closed when Shutdown starts
 	stopOnce sync.Once
-	callWG   sync.WaitGroup
 	serveWG  sync.WaitGroup
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -103,14 +98,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:        cfg,
-		log:        cfg.Logger,
-		byName:     map[string]*zone{},
-		pool:       pool,
-		legs:       map[string]*leg{},
-		routeCalls: map[string]int{},
-		calls:      map[string]*Call{},
-		stopping:   make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		byName:   map[string]*zone{},
+		pool:     pool,
+		reg:      newRegistry(),
+		stopping: make(chan struct{}),
 	}
 	if s.dtls, err = media.NewDTLSCertificate(); err != nil {
 		return nil, fmt.Errorf("b2bua: DTLS-SRTP certificate: %w", err)
@@ -222,14 +215,14 @@ func (z *zone) contact(t policy.Transport, secure bool) sip.ContactHeader {
 // Start binds every listener of every zone and starts serving. A bind error
 // is returned before anything is served.
 func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
+	s.startMu.Lock()
 	if s.started {
-		s.mu.Unlock()
+		s.startMu.Unlock()
 		return errors.New("b2bua: already started")
 	}
 	s.started = true
 	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.mu.Unlock()
+	s.startMu.Unlock()
 
 	for _, z := range s.zones {
 		for _, l := range z.cfg.Listen {
@@ -382,22 +375,16 @@ func (s *Server) Ready() bool {
 // those not yet answered), waits for their records, then closes listeners.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.stopping) })
-	s.mu.Lock()
-	calls := make([]*Call, 0, len(s.calls))
-	for _, c := range s.calls {
-		calls = append(calls, c)
-	}
-	s.mu.Unlock()
-	for _, c := range calls {
+	for _, c := range s.reg.live(nil) {
 		c.hangup(compliance.DispositionShutdown, "shutdown")
 	}
 	done := make(chan struct{})
-	go func() { s.callWG.Wait(); close(done) }()
+	go func() { s.reg.wg.Wait(); close(done) }()
 	var err error
 	select {
 	case <-done:
 	case <-ctx.Done():
-		err = fmt.Errorf("shutdown: %d calls still ending: %w", s.activeCalls(), ctx.Err())
+		err = fmt.Errorf("shutdown: %d calls still ending: %w", s.reg.count(), ctx.Err())
 	}
 	if s.cancel != nil {
 		s.cancel()
@@ -432,12 +419,6 @@ func (s *Server) closeListeners() {
 		}
 		z.closers = nil
 	}
-}
-
-func (s *Server) activeCalls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.calls)
 }
 
 // register installs the request handlers of a zone. Every handler runs
@@ -627,7 +608,7 @@ func (s *Server) admit(z *zone, req *sip.Request, tx sip.ServerTransaction) bool
 
 // inDialog routes a request with a To tag to the leg it belongs to.
 func (s *Server) inDialog(z *zone, req *sip.Request, tx sip.ServerTransaction) {
-	l := s.findLeg(req)
+	l := s.reg.lookup(req)
 	if l == nil {
 		if req.IsAck() {
 			return // a stray ACK gets no response (RFC 3261 section 17.2.3)
@@ -636,33 +617,6 @@ func (s *Server) inDialog(z *zone, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	l.call.inDialog(l, req, tx)
-}
-
-func legKey(callID, tag string) string { return callID + "|" + tag }
-
-func (s *Server) findLeg(req *sip.Request) *leg {
-	cid, to := req.CallID(), req.To()
-	if cid == nil || to == nil {
-		return nil
-	}
-	tag, _ := to.Params.Get("tag")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.legs[legKey(string(*cid), tag)]
-}
-
-// forgetLegLocked drops l from the legs by key, if it is still l's (a
-// reset leg B may have left it to a new attempt). Caller holds s.mu.
-func (s *Server) forgetLegLocked(l *leg) {
-	if l.key != "" && s.legs[l.key] == l {
-		delete(s.legs, l.key)
-	}
-}
-
-func (s *Server) addLeg(key string, l *leg) {
-	s.mu.Lock()
-	s.legs[key] = l
-	s.mu.Unlock()
 }
 
 func (s *Server) onHandshake(z *zone, r handshakeResult) {
@@ -690,25 +644,6 @@ func (s *Server) onHandshake(z *zone, r handshakeResult) {
 			e.PeerCert = ci
 		}
 	})
-}
-
-// takeRouteSlot counts a new call on route r, unless r is at its limit.
-func (s *Server) takeRouteSlot(r *Route) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.routeCalls[r.Name] >= r.MaxCalls {
-		return false
-	}
-	s.routeCalls[r.Name]++
-	return true
-}
-
-func (s *Server) releaseRouteSlot(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.routeCalls[name]--; s.routeCalls[name] <= 0 {
-		delete(s.routeCalls, name)
-	}
 }
 
 // recordRefusedInvite reports whether an INVITE refused because its source
@@ -800,15 +735,7 @@ func (st *stats) call(disposition string) {
 
 // Stats returns the current counters.
 func (s *Server) Stats() Stats {
-	s.mu.Lock()
-	m := s.endedMedia
-	for _, c := range s.calls {
-		if r := c.meter.Load(); r != nil {
-			m = m.Add(r.Counters(media.SideA)).Add(r.Counters(media.SideB))
-		}
-	}
-	active := len(s.calls)
-	s.mu.Unlock()
+	m, active := s.reg.media()
 	st := Stats{
 		CallsActive:     active,
 		Calls:           map[string]uint64{},
