@@ -294,184 +294,27 @@ func (s *Server) handleInvite(z *zone, req *sip.Request, tx sip.ServerTransactio
 	c.run(req, tx)
 }
 
+// run takes a call through its phases, from the INVITE to the end of the
+// conversation (the record is finish's, deferred by handleInvite): admit,
+// route, take the offer, ring B (trying the zone's key exchanges in turn),
+// answer A, talk. A phase that ends the call has answered A and set the
+// outcome; run then stops.
 func (c *Call) run(req *sip.Request, tx sip.ServerTransaction) {
-	s, a := c.s, c.a
 	c.aTx = tx
-	if s.isStopping() {
-		c.reject(tx, req, 503, "Service Unavailable", compliance.DispositionShutdown, "parapet is shutting down")
+	maxForwards, ok := c.admit(req, tx)
+	if !ok || !c.routeCall(req, tx) {
 		return
 	}
-	if !s.journalHealthy() {
-		c.reject(tx, req, 503, "Service Unavailable", compliance.DispositionFailed, "live-call journal unavailable: calls refused until it can be written")
+	offer, ok := c.takeOffer(req, tx)
+	if !ok {
 		return
-	}
-	if !s.rec.healthy() {
-		c.reject(tx, req, 503, "Service Unavailable", compliance.DispositionFailed, "compliance log unavailable: calls refused until records can be written")
-		return
-	}
-
-	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: a.pol, Signaling: a.sig, Admitted: a.admitted})
-	if !d.Proceed() {
-		if d.Rule == policy.RuleSourceNotAllowed && !s.recordRefusedInvite(a) {
-			// A source outside the peers that keeps sending INVITEs: one
-			// call record per interval, the rest folded into events, so
-			// that no outside host can flood the compliance log.
-			c.folded = true
-			s.respond(tx, req, d.Status, reasonPhrase(d.Status), d.Reason)
-			s.connEvent(a.zone, compliance.EventSourceRefused, a.sig, req.Source(), func(e *compliance.ConnEvent) {
-				e.Method = string(req.Method)
-				e.SIPStatus = d.Status
-				e.Decision = &d
-			})
-			return
-		}
-		c.decide(d)
-		c.rejectDecision(tx, req, d)
-		return
-	}
-	c.decide(d)
-
-	// Protocol checks (RFC 3261 sections 8.2.2 and 16.3).
-	if req.Contact() == nil {
-		d := malformed(policy.StageAdmission, a.pol, 400, "INVITE without Contact")
-		c.decide(d)
-		c.rejectDecision(tx, req, d)
-		return
-	}
-	var unsupported []string
-	for _, tag := range requireTags(req) {
-		switch tag {
-		case "100rel":
-			a.rel = newRel100()
-		default:
-			unsupported = append(unsupported, tag)
-		}
-	}
-	if len(unsupported) > 0 {
-		list := strings.Join(unsupported, ", ")
-		c.setOutcome(compliance.DispositionRejected, 420, "unsupported extension "+list)
-		res := sip.NewResponseFromRequest(req, 420, "Bad Extension", nil)
-		res.AppendHeader(sip.NewHeader("Unsupported", list))
-		s.commonHeaders(res)
-		s.send(tx, res)
-		return
-	}
-	mf := 70
-	if h := req.MaxForwards(); h != nil {
-		mf = int(h.Val())
-	}
-	if mf <= 0 {
-		// RFC 3261 section 16.3: a request with Max-Forwards 0 goes no
-		// further; one with 1 goes on with 0 (the callee may still answer).
-		c.reject(tx, req, 483, "Too Many Hops", compliance.DispositionRejected, "Max-Forwards exhausted")
-		return
-	}
-
-	route := c.rules.route(a.zone.name, req.Recipient.User)
-	if route == nil {
-		c.reject(tx, req, 404, "Not Found", compliance.DispositionRejected,
-			fmt.Sprintf("no route from zone %q for this number", a.zone.name))
-		return
-	}
-	c.route = route
-	if route.MaxCalls > 0 {
-		if !s.reg.takeSlot(route.Name, route.MaxCalls) {
-			d := policy.Decision{Stage: policy.StageAdmission, Zone: a.zone.name, Verdict: policy.VerdictRejected,
-				Rule: policy.RuleRouteCallLimit, Status: 503,
-				Reason: fmt.Sprintf("route %q is carrying its maximum of %d calls", route.Name, route.MaxCalls)}
-			c.decide(d)
-			c.setOutcome(compliance.DispositionRejected, 503, d.Reason)
-			res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
-			res.AppendHeader(sip.NewHeader("Retry-After", "5"))
-			res.AppendHeader(sip.NewHeader("Warning", warningValue("all lines busy: the route's call limit is reached")))
-			s.commonHeaders(res)
-			s.send(tx, res)
-			return
-		}
-		c.routeSlot = route.Name
-	}
-	bz := s.byName[route.To]
-	c.b = &leg{call: c, role: compliance.RoleB, side: media.SideB, zone: bz, pol: c.rules.zone(route.To),
-		transport: route.Target.Transport, secure: route.Target.Secure}
-	c.b.sig = policy.SignalingFacts{Transport: route.Target.Transport}
-	c.log = c.log.With("route", route.Name)
-
-	var offer *media.Description
-	if body := req.Body(); len(body) > 0 {
-		if !isSDP(req.ContentType()) {
-			d := malformed(policy.StageOffer, a.pol, 415, "body is not application/sdp")
-			c.decide(d)
-			c.setOutcome(compliance.DispositionRejected, 415, d.Reason)
-			res := sip.NewResponseFromRequest(req, 415, "Unsupported Media Type", nil)
-			res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
-			res.AppendHeader(sip.NewHeader("Warning", warningValue(d.Reason)))
-			s.commonHeaders(res)
-			s.send(tx, res)
-			return
-		}
-		var err error
-		if offer, err = media.ParseSDP(body); err != nil {
-			d := malformed(policy.StageOffer, a.pol, 400, "malformed SDP: %v", err)
-			c.decide(d)
-			c.rejectDecision(tx, req, d)
-			return
-		}
-	}
-	d = policy.Evaluate(policy.Input{Stage: policy.StageOffer, Zone: a.pol, Signaling: a.sig,
-		Media: mediaFacts(offer, nil), Onward: c.b.pol, OnwardTransport: c.b.transport})
-	c.decide(d)
-	if !d.Proceed() {
-		c.rejectDecision(tx, req, d)
-		return
-	}
-
-	uas, err := a.dua.ReadInvite(req, tx)
-	if err != nil {
-		c.reject(tx, req, 500, "Server Internal Error", compliance.DispositionFailed, "dialog: "+err.Error())
-		return
-	}
-	a.uas = uas
-	fromTag, _ := req.From().Params.Get("tag")
-	a.setRemote(fromTag, &req.CSeq().SeqNo)
-	tag, _ := uas.InviteRequest.To().Params.Get("tag")
-	a.key = dialogKey{callID: string(*req.CallID()), tag: tag}
-	s.reg.addLeg(a)
-
-	c.relay = media.NewRelay(s.pool, media.RelayConfig{Timeout: c.rules.mediaTimeout, HoldTimeout: c.rules.holdTimeout, Logger: c.log,
-		OnIdle: func(limit time.Duration, onHold bool) {
-			why := "no media for " + limit.String()
-			if onHold {
-				why += " (on hold)"
-			}
-			c.hangup(compliance.DispositionTimeout, why)
-		},
-		DTLS: s.dtls,
-		OnKeyingFailed: func(side media.Side, err error) {
-			c.hangupWith(compliance.DispositionFailed, fmt.Sprintf("DTLS-SRTP handshake with leg %s failed: %v", side, err),
-				488, "DTLS-SRTP key agreement failed")
-		},
-		// The journal learns the suite once agreed (off the handshake's
-		// goroutine, which the call's locks must never wait on).
-		OnKeyed: func(media.Side) {
-			if s.cfg.Journal != nil {
-				go c.journalUpdate()
-			}
-		}})
-	c.meter.Store(c.relay)
-	if offer != nil {
-		if err := c.acceptOffer(a, offer, d); err != nil {
-			c.mediaFailed(err)
-			return
-		}
 	}
 	c.relay.Start()
-
-	if c.callB(mf-1, d.Onward, d.Streams) {
+	if c.callB(maxForwards-1, offer.Onward, offer.Streams) {
 		c.talk()
 	}
 }
 
-// statusOf is the status of the final response an INVITE failed with, or 0.
 func statusOf(err error) int {
 	var dr *sipgo.ErrDialogResponse
 	if errors.As(err, &dr) && dr.Res != nil {

@@ -1,0 +1,111 @@
+package b2bua
+
+import (
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// admit is a call's first phase: is parapet taking calls (not stopping,
+// its log and journal writable), does the zone admit the request's source
+// and signaling, and is the INVITE one parapet can act on (a Contact, no
+// extension it does not support, Max-Forwards left)? It returns the
+// INVITE's Max-Forwards, or false when the call ends here.
+func (c *Call) admit(req *sip.Request, tx sip.ServerTransaction) (maxForwards int, ok bool) {
+	if !c.serving(req, tx) || !c.admitSource(req, tx) {
+		return 0, false
+	}
+	// Protocol checks (RFC 3261 sections 8.2.2 and 16.3).
+	if req.Contact() == nil {
+		d := malformed(policy.StageAdmission, c.a.pol, 400, "INVITE without Contact")
+		c.decide(d)
+		c.rejectDecision(tx, req, d)
+		return 0, false
+	}
+	if !c.requireSupported(req, tx) {
+		return 0, false
+	}
+	maxForwards = 70
+	if h := req.MaxForwards(); h != nil {
+		maxForwards = int(h.Val())
+	}
+	if maxForwards <= 0 {
+		// RFC 3261 section 16.3: a request with Max-Forwards 0 goes no
+		// further; one with 1 goes on with 0 (the callee may still answer).
+		c.reject(tx, req, 483, reasonPhrase(483), compliance.DispositionRejected, "Max-Forwards exhausted")
+		return 0, false
+	}
+	return maxForwards, true
+}
+
+// serving refuses a call while parapet is stopping or cannot account for
+// it: a call is taken only when its record and journal entries can be
+// written.
+func (c *Call) serving(req *sip.Request, tx sip.ServerTransaction) bool {
+	s := c.s
+	switch {
+	case s.isStopping():
+		c.reject(tx, req, 503, reasonPhrase(503), compliance.DispositionShutdown, "parapet is shutting down")
+	case !s.journalHealthy():
+		c.reject(tx, req, 503, reasonPhrase(503), compliance.DispositionFailed, "live-call journal unavailable: calls refused until it can be written")
+	case !s.rec.healthy():
+		c.reject(tx, req, 503, reasonPhrase(503), compliance.DispositionFailed, "compliance log unavailable: calls refused until records can be written")
+	default:
+		return true
+	}
+	return false
+}
+
+// admitSource judges the request's source and signaling against the zone
+// (policy's admission stage).
+func (c *Call) admitSource(req *sip.Request, tx sip.ServerTransaction) bool {
+	s, a := c.s, c.a
+	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: a.pol, Signaling: a.sig, Admitted: a.admitted})
+	if d.Proceed() {
+		c.decide(d)
+		return true
+	}
+	if d.Rule == policy.RuleSourceNotAllowed && !s.recordRefusedInvite(a) {
+		// A source outside the peers that keeps sending INVITEs: one
+		// call record per interval, the rest folded into events, so
+		// that no outside host can flood the compliance log.
+		c.folded = true
+		s.respond(tx, req, d.Status, reasonPhrase(d.Status), d.Reason)
+		s.connEvent(a.zone, compliance.EventSourceRefused, a.sig, req.Source(), func(e *compliance.ConnEvent) {
+			e.Method = string(req.Method)
+			e.SIPStatus = d.Status
+			e.Decision = &d
+		})
+		return false
+	}
+	c.decide(d)
+	c.rejectDecision(tx, req, d)
+	return false
+}
+
+// requireSupported answers 420 to an INVITE that requires an extension
+// parapet does not support; 100rel (RFC 3262) it does.
+func (c *Call) requireSupported(req *sip.Request, tx sip.ServerTransaction) bool {
+	var unsupported []string
+	for _, tag := range requireTags(req) {
+		switch tag {
+		case "100rel":
+			c.a.rel = newRel100()
+		default:
+			unsupported = append(unsupported, tag)
+		}
+	}
+	if len(unsupported) == 0 {
+		return true
+	}
+	list := strings.Join(unsupported, ", ")
+	c.setOutcome(compliance.DispositionRejected, 420, "unsupported extension "+list)
+	res := sip.NewResponseFromRequest(req, 420, reasonPhrase(420), nil)
+	res.AppendHeader(sip.NewHeader("Unsupported", list))
+	c.s.commonHeaders(res)
+	c.s.send(tx, res)
+	return false
+}
