@@ -1,0 +1,390 @@
+package b2bua
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// ringB is a call's fourth phase: it originates leg B with the onward plan
+// policy made, relays B's progress to A, and on B's 2xx answers A (through
+// answerA). When the callee refuses the offer with 488 before any early
+// media, it tries the zone's next key exchange (DTLS-SRTP then SDES, say):
+// one attempt per plan, in a loop. plan is nil for a delayed offer (A's
+// INVITE had no SDP): B is invited without one and its offer goes to A in
+// the 2xx (answerDelayed). It returns true once A is answered; otherwise A
+// got a final response and the outcome is set.
+func (c *Call) ringB(maxForwards int, plan *policy.OfferPlan, choices []policy.StreamChoice) bool {
+	for {
+		next, ok := c.attemptB(maxForwards, plan, choices)
+		if next == nil {
+			return ok
+		}
+		c.decide(policy.Decision{Stage: policy.StageOffer, Zone: c.b.zone.name, Verdict: policy.VerdictAllowed,
+			Rule:   policy.RuleKeyExchangeFallback,
+			Reason: fmt.Sprintf("the callee refused the %s offer with 488; offering %s", keyExchangeName(*plan), keyExchangeName(*next))})
+		c.resetB()
+		plan = next
+	}
+}
+
+// attemptB is one INVITE to B with one plan. It returns the plan to try
+// next when the callee refused this one's offer and the zone has another.
+func (c *Call) attemptB(maxForwards int, plan *policy.OfferPlan, choices []policy.StreamChoice) (next *policy.OfferPlan, ok bool) {
+	body, ok := c.offerBody(plan, choices)
+	if !ok {
+		return nil, false
+	}
+	uac, ok := c.dialB(c.inviteB(maxForwards, body))
+	if !ok {
+		return nil, false
+	}
+	r := c.waitB(uac, plan)
+	if why := r.givenUp(c); why != notGivenUp {
+		if r.err == nil {
+			// B's 2xx crossed the CANCEL (or came when no CANCEL could be
+			// sent yet): the dialog it made is ended with ACK then BYE
+			// (RFC 3261 sections 9.1 and 15).
+			c.dropB(plan == nil)
+		}
+		c.gaveUpOnB(why, r)
+		return nil, false
+	}
+	switch {
+	case r.err == nil:
+	case plan != nil && statusOf(r.err) == 488 && !r.early:
+		if next, ok := policy.NextPlan(c.b.pol, c.b.transport, *plan); ok {
+			return &next, false
+		}
+		c.bFailed(r.err)
+		return nil, false
+	default:
+		c.bFailed(r.err)
+		return nil, false
+	}
+	if plan == nil {
+		return nil, c.answerDelayed()
+	}
+	return nil, c.answerFromB(uac, r.early)
+}
+
+// offerBody is parapet's SDP offer to B for plan (nil for a delayed offer:
+// no body).
+func (c *Call) offerBody(plan *policy.OfferPlan, choices []policy.StreamChoice) ([]byte, bool) {
+	if plan == nil {
+		return nil, true
+	}
+	c.mu.Lock()
+	body, err := c.offerTo(c.b, c.a.m.remote, *plan, choices)
+	c.mu.Unlock()
+	if err != nil {
+		c.respondA(500, reasonPhrase(500), compliance.DispositionFailed, "build offer: "+err.Error(), "internal error")
+		return nil, false
+	}
+	return body, true
+}
+
+// inviteB builds B's INVITE toward the route's target: parapet's own
+// Call-ID and tags, the caller and callee as A gave them, the caller's
+// display name, never A's other headers.
+func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
+	t, b := c.route.Target, c.b
+	scheme := "sip"
+	if t.Secure {
+		scheme = "sips"
+	}
+	ruri := sip.Uri{Scheme: scheme, User: c.callee, Host: uriHost(t.Host), Port: t.Port}
+	if !t.Secure && t.Transport != policy.TransportUDP {
+		ruri.UriParams = sip.NewParams()
+		ruri.UriParams.Add("transport", t.Transport.String())
+	}
+	req := sip.NewRequest(sip.INVITE, ruri)
+	req.SetTransport(strings.ToUpper(t.Transport.String()))
+	from := sip.FromHeader{Address: sip.Uri{Scheme: scheme, User: c.caller, Host: b.zone.host(t.Transport)}, Params: sip.NewParams()}
+	if f := c.a.uas.InviteRequest.From(); f != nil {
+		from.DisplayName = f.DisplayName
+	}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	to := sip.ToHeader{Address: sip.Uri{Scheme: scheme, User: c.callee, Host: uriHost(t.Host)}}
+	callID := sip.CallIDHeader(newID() + "@parapet")
+	mfh := sip.MaxForwardsHeader(maxForwards)
+	req.AppendHeader(&from)
+	req.AppendHeader(&to)
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+	req.AppendHeader(&mfh)
+	req.AppendHeader(sip.NewHeader("User-Agent", c.s.cfg.UserAgent))
+	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	if body != nil {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(body)
+	}
+	if ap, ok := b.zone.bound[policy.TransportUDP]; ok && t.Transport == policy.TransportUDP {
+		req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
+	}
+	return req
+}
+
+// dialB sends B's INVITE, booking leg B under its dialog first. A failure
+// to send answers A (or records the caller's cancel).
+func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, bool) {
+	a, b, t := c.a, c.b, c.route.Target
+	b.dua = &sipgo.DialogUA{Client: b.zone.cli, ContactHDR: b.zone.contact(t.Transport, t.Secure), RewriteContact: true}
+	callID := string(*req.CallID())
+	// Under c.mu: a journal snapshot reads them, and a DTLS-SRTP handshake
+	// that completes meanwhile takes one from another goroutine (OnKeyed).
+	c.mu.Lock()
+	b.attempted = true
+	b.callID = callID
+	c.mu.Unlock()
+	b.key = dialogKey{callID: callID, tag: req.From().Params.GetOr("tag", "")}
+	c.s.reg.addLeg(b)
+
+	// sipgo's WriteInvite returns once the request is sent (or failed);
+	// its context bounds the connection it may have to open.
+	bctx, bcancel := context.WithTimeout(a.uas.Context(), ringTimeout)
+	defer bcancel()
+	go func() {
+		select {
+		case <-c.ended:
+			bcancel()
+		case <-bctx.Done():
+		}
+	}()
+	uac, err := b.dua.WriteInvite(bctx, req)
+	if err != nil {
+		switch {
+		case a.uas.Context().Err() != nil:
+			c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
+		case c.isEnded():
+			c.respondEnded()
+		default:
+			c.bFailed(err)
+		}
+		return nil, false
+	}
+	b.uac = uac
+	c.mu.Lock()
+	c.noteBConnLocked(strings.ToLower(t.Transport.String()), uac.InviteRequest.Destination())
+	c.mu.Unlock()
+	// Routed and dialled: the call is live from here. Not waited for.
+	_ = c.journal(false)
+	return uac, true
+}
+
+// answerFromB ACKs B's 2xx, judges its answer (the callee may not answer
+// without SDP unless it sent early media), and answers A.
+func (c *Call) answerFromB(uac *sipgo.DialogClientSession, early bool) bool {
+	a, b := c.a, c.b
+	if err := uac.Ack(context.Background()); err != nil {
+		c.log.Warn("ack to b failed", "error", err)
+	}
+	res := uac.InviteResponse
+	if len(res.Body()) > 0 {
+		d := c.takeAnswer(b, res.Body())
+		if !d.Proceed() {
+			c.byeB()
+			c.respondA(d.Status, reasonPhrase(d.Status), compliance.DispositionRejected, d.Reason, d.Reason)
+			return false
+		}
+	} else if !early {
+		c.byeB()
+		d := malformed(policy.StageAnswer, b.pol, 488, "callee answered without SDP")
+		c.decide(d)
+		c.respondA(488, reasonPhrase(488), compliance.DispositionFailed, d.Reason, d.Reason)
+		return false
+	}
+	c.mu.Lock()
+	answer, err := c.answerTo(a, b.m.remote)
+	c.mu.Unlock()
+	if err != nil {
+		c.byeB()
+		c.respondA(500, reasonPhrase(500), compliance.DispositionFailed, "build answer: "+err.Error(), "internal error")
+		return false
+	}
+	if _, ok := c.answerA(answer); !ok {
+		return false
+	}
+	c.log.Info("call answered")
+	return true
+}
+
+// gaveUpOnB answers A for a call that ended while B rang.
+func (c *Call) gaveUpOnB(why giveUp, r ringing) {
+	switch why {
+	case giveUpRefused:
+		c.respondA(r.refused.Status, reasonPhrase(r.refused.Status), compliance.DispositionRejected, r.refused.Reason, r.refused.Reason)
+	case giveUpCaller:
+		c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
+	case giveUpEnded:
+		c.respondEnded()
+	case giveUpRingTimeout:
+		why := fmt.Sprintf("callee side did not answer within %v", ringTimeout)
+		c.respondA(408, reasonPhrase(408), compliance.DispositionFailed, why, "the callee side did not answer")
+	case giveUpConnLost:
+		c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, errConnLost.Error(), errConnLost.Error())
+	default:
+		c.bFailed(r.relayErr)
+	}
+}
+
+// ringing is what waiting for B's final response found.
+type ringing struct {
+	out      *outgoing
+	err      error            // WaitAnswer's: nil for a 2xx
+	refused  *policy.Decision // policy refused B's early answer
+	relayErr error            // relaying B's progress to A failed
+	early    bool             // B's early answer was taken (183 with SDP)
+	lastCode int              // of the last provisional without SDP relayed to A
+}
+
+// givenUp says whether, and why, parapet gave up on B: whatever B answered,
+// the caller may have cancelled (its INVITE got 487 from sipgo) or the
+// call been hung up, perhaps as B answered.
+func (r *ringing) givenUp(c *Call) giveUp {
+	why := r.out.reason()
+	if why == giveUpRefused {
+		return why
+	}
+	switch {
+	case c.a.uas.Context().Err() != nil:
+		return giveUpCaller
+	case c.isEnded():
+		return giveUpEnded
+	}
+	return why
+}
+
+// waitB waits for B's final response to uac's INVITE, answering digest
+// challenges with the route's credentials, relaying B's progress to A, and
+// giving up on B (CANCEL) when the caller cancels, the call ends, B rings
+// too long or its connection closes.
+func (c *Call) waitB(uac *sipgo.DialogClientSession, plan *policy.OfferPlan) ringing {
+	t := c.route.Target
+	r := ringing{out: &outgoing{cli: c.b.zone.cli, done: make(chan struct{}), log: c.log}}
+	wctx, stop := context.WithCancelCause(context.Background())
+	defer stop(nil)
+	r.out.stop = stop
+	go c.watchB(r.out, strings.ToLower(t.Transport.String()), uac.InviteRequest.Destination())
+	r.err = waitAnswer(wctx, uac, sipgo.AnswerOptions{
+		Username:   c.route.Username,
+		Password:   c.route.Password,
+		OnResponse: func(res *sip.Response) error { return c.onBResponse(&r, uac, plan, res) },
+	})
+	close(r.out.done)
+	c.noteB(uac.InviteResponse)
+	if r.err == nil {
+		tag, _ := uac.InviteResponse.To().Params.Get("tag")
+		c.b.setRemote(tag, nil)
+	}
+	return r
+}
+
+// watchB gives up on B when the caller cancels, the call ends, B rings for
+// ringTimeout, or (TCP, TLS) B's connection closes: sipgo leaves an INVITE
+// whose connection closed to its Timer B (32 s; see newZone), so parapet
+// looks for the connection itself.
+func (c *Call) watchB(out *outgoing, network, dest string) {
+	ring := time.NewTimer(ringTimeout)
+	defer ring.Stop()
+	var poll <-chan time.Time
+	if c.route.Target.Transport != policy.TransportUDP {
+		tk := time.NewTicker(connPoll)
+		defer tk.Stop()
+		poll = tk.C
+	}
+	for {
+		select {
+		case <-c.a.uas.Context().Done():
+			out.giveUp(giveUpCaller)
+		case <-c.ended:
+			out.giveUp(giveUpEnded)
+		case <-ring.C:
+			out.giveUp(giveUpRingTimeout)
+		case <-poll:
+			if !c.bConnLost(network, dest) {
+				continue
+			}
+			out.giveUp(giveUpConnLost)
+			out.stop(sipgo.WaitAnswerForceCancelErr) // no CANCEL: nothing could carry it
+		case <-out.done:
+		}
+		return
+	}
+}
+
+// onBResponse handles each response to B's INVITE as it comes: a final one
+// ends the wait (no digest retry for a call given up); a provisional one is
+// relayed to A: with SDP as 183 with parapet's answer to A (early media,
+// judged like an answer), without as 180 or 183, once per change.
+func (c *Call) onBResponse(r *ringing, uac *sipgo.DialogClientSession, plan *policy.OfferPlan, res *sip.Response) error {
+	c.noteB(res)
+	out := r.out
+	if !res.IsProvisional() {
+		out.final()
+		if !res.IsSuccess() && out.reason() != notGivenUp {
+			return errGaveUp
+		}
+		return nil
+	}
+	out.provisional(uac.InviteRequest)
+	if out.reason() != notGivenUp || res.StatusCode == 100 {
+		return nil
+	}
+	var err error
+	// With a delayed offer, SDP in an unreliable provisional is no offer
+	// parapet can take (RFC 3261 section 13.2.1).
+	if plan != nil && len(res.Body()) > 0 && isSDP(res.ContentType()) {
+		err = c.earlyAnswer(r, res)
+	} else {
+		err = c.ringA(r, res.StatusCode)
+	}
+	if err != nil {
+		r.relayErr = err
+		out.giveUp(giveUpFailed)
+	}
+	return nil
+}
+
+// earlyAnswer takes B's answer in a provisional response and relays it to
+// A in a 183 (early media).
+func (c *Call) earlyAnswer(r *ringing, res *sip.Response) error {
+	a, b := c.a, c.b
+	d := c.takeAnswer(b, res.Body())
+	if !d.Proceed() {
+		r.refused = &d
+		r.out.giveUp(giveUpRefused)
+		return nil
+	}
+	r.early = true
+	c.mu.Lock()
+	answer, err := c.answerTo(a, b.m.remote)
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	res183 := sip.NewResponseFromRequest(a.uas.InviteRequest, 183, reasonPhrase(183), answer)
+	res183.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	return c.provisionalA(res183)
+}
+
+// ringA relays B's progress without SDP to A as 180 or 183: a callee
+// re-sending its ringing tells the caller nothing new, so only when the
+// status changes.
+func (c *Call) ringA(r *ringing, code int) error {
+	if code != 180 && code != 183 {
+		code = 180
+	}
+	if code == r.lastCode {
+		return nil
+	}
+	r.lastCode = code
+	return c.provisionalA(sip.NewResponseFromRequest(c.a.uas.InviteRequest, code, reasonPhrase(code), nil))
+}
