@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parapet-sbc/parapet/b2bua/sim"
+	"github.com/parapet-sbc/parapet/internal/sim"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/peers"
 )
