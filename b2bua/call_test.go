@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/parapet-sbc/parapet/b2bua"
-	"github.com/parapet-sbc/parapet/b2bua/sim"
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/internal/sim"
 	"github.com/parapet-sbc/parapet/policy"
 )
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parapet-sbc/parapet/b2bua/sim"
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/internal/sim"
 )
 
 // `kill -9` with calls up: the next start records, before its opened, an

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parapet-sbc/parapet/b2bua/sim"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/peers"
+	"github.com/parapet-sbc/parapet/internal/sim"
 )
 
 // The embedded lab default listens on fixed loopback ports; the README's

@@ -1,5 +1,8 @@
 package sim
 
+// A session's RTP or SRTP media: the socket's reader, the deterministic
+// payloads it sends and checks, and the counts tests assert on.
+
 import (
 	"bytes"
 	"context"
@@ -106,35 +109,6 @@ func (s *Session) closeMedia() {
 		s.conn.Close()
 		s.wg.Wait()
 	}
-}
-
-func srtpProfile(suite string) (srtp.ProtectionProfile, error) {
-	switch suite {
-	case "AES_CM_128_HMAC_SHA1_80":
-		return srtp.ProtectionProfileAes128CmHmacSha1_80, nil
-	case "AES_CM_128_HMAC_SHA1_32":
-		return srtp.ProtectionProfileAes128CmHmacSha1_32, nil
-	case "AEAD_AES_128_GCM":
-		return srtp.ProtectionProfileAeadAes128Gcm, nil
-	case "AEAD_AES_256_GCM":
-		return srtp.ProtectionProfileAeadAes256Gcm, nil
-	case "NULL_HMAC_SHA1_80":
-		return srtp.ProtectionProfileNullHmacSha1_80, nil
-	}
-	return 0, errors.New("sim: unsupported suite " + suite)
-}
-
-func contextFor(l *sdesLine, replay bool) (*srtp.Context, error) {
-	profile, err := srtpProfile(l.suite)
-	if err != nil {
-		return nil, err
-	}
-	kl, _ := profile.KeyLen()
-	var opts []srtp.ContextOption
-	if replay {
-		opts = append(opts, srtp.SRTPReplayProtection(64))
-	}
-	return srtp.CreateContext(l.key[:kl], l.key[kl:], profile, opts...)
 }
 
 func (s *Session) receive() {
@@ -322,63 +296,4 @@ func (s *Session) WaitIntact(ctx context.Context, n int64) error {
 		}
 	}
 	return nil
-}
-
-// WireStats is what a TLS listener received before decryption.
-type WireStats struct {
-	Bytes      int64
-	TLSRecords int64 // connections whose first byte was a TLS handshake record
-	Conns      int64
-	// Cleartext is true when the raw bytes contained SIP in clear.
-	Cleartext bool
-}
-
-type wireTap struct {
-	bytes, conns, tlsConns atomic.Int64
-	cleartext              atomic.Bool
-}
-
-func (w *wireTap) stats() WireStats {
-	return WireStats{Bytes: w.bytes.Load(), Conns: w.conns.Load(), TLSRecords: w.tlsConns.Load(), Cleartext: w.cleartext.Load()}
-}
-
-type tapListener struct {
-	net.Listener
-	tap *wireTap
-}
-
-func (l *tapListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	l.tap.conns.Add(1)
-	return &tapConn{Conn: c, tap: l.tap}, nil
-}
-
-type tapConn struct {
-	net.Conn
-	tap   *wireTap
-	first bool
-}
-
-var sipMarkers = [][]byte{[]byte("SIP/2.0"), []byte("INVITE sip"), []byte("a=crypto"), []byte("Call-ID")}
-
-func (c *tapConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if n > 0 {
-		if !c.first {
-			c.first = true
-			if b[0] == 0x16 { // TLS handshake record (RFC 8446 section 5.1)
-				c.tap.tlsConns.Add(1)
-			}
-		}
-		c.tap.bytes.Add(int64(n))
-		for _, m := range sipMarkers {
-			if bytes.Contains(b[:n], m) {
-				c.tap.cleartext.Store(true)
-			}
-		}
-	}
-	return n, err
 }
