@@ -160,3 +160,22 @@ func (c *Call) bFailed(err error) {
 			"the callee side is unreachable")
 	}
 }
+
+// tlsToBFailed records a failed TLS handshake toward B (a decision, a
+// tls_client_failed event with the certificate offered) and answers A.
+func (c *Call) tlsToBFailed(err error, msg string) {
+	b := c.b
+	d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: b.pol,
+		Handshake: policy.HandshakeFacts{Error: msg}})
+	c.decide(d)
+	c.s.stats.tlsRefused.Add(1)
+	c.s.connEvent(b.zone, compliance.EventTLSClientFailed, b.sig, c.targetAddr(), func(e *compliance.ConnEvent) {
+		e.Error = msg
+		e.Decision = &d
+		if cert := certFromError(err); cert != nil {
+			e.PeerCert = certInfo(certFacts(cert))
+		}
+	})
+	c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, "TLS to callee side failed: "+msg,
+		"TLS to the callee side failed")
+}

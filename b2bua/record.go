@@ -192,3 +192,45 @@ func certInfo(c policy.CertFacts) *compliance.CertInfo {
 	return &compliance.CertInfo{Subject: c.Subject, Issuer: c.Issuer, SANs: c.SANs, SHA256: c.SHA256, NotAfter: c.NotAfter,
 		Verified: c.Verified, VerifyError: c.VerifyError, AnchorSHA256: c.AnchorSHA256}
 }
+
+// finish closes the relay, writes the call's one record, and forgets it.
+func (c *Call) finish() {
+	c.recordOnce.Do(func() {
+		if c.relay != nil {
+			c.relay.Close()
+		}
+		// Leg A outlives the record while its ACK may still come.
+		late := c.lateAck != nil && c.a.uas != nil
+		// The relay is closed: its counters are final.
+		var counters media.Counters
+		if r := c.meter.Load(); r != nil {
+			counters = r.Counters(media.SideA).Add(r.Counters(media.SideB))
+		}
+		c.s.reg.forget(c, counters, late)
+		if late {
+			c.s.reg.wg.Add(1)
+			go c.byeOnLateAck(c.lateAck)
+		} else if c.a.uas != nil {
+			c.a.uas.Close()
+		}
+		if c.b != nil && c.b.uac != nil {
+			c.b.uac.Close()
+		}
+		c.mu.Lock()
+		if c.disposition == "" {
+			c.disposition, c.status, c.endReason = compliance.DispositionFailed, 500, "call ended without an outcome"
+		}
+		c.mu.Unlock()
+		if c.routeSlot != "" {
+			c.s.reg.releaseSlot(c.routeSlot)
+		}
+		if c.folded {
+			return // counted in a source_refused event instead
+		}
+		c.journalClose()
+		rec := c.record()
+		c.s.stats.call(c.disposition)
+		c.s.rec.append(rec)
+		c.log.Info("call ended", "disposition", c.disposition, "status", c.status, "reason", c.endReason)
+	})
+}

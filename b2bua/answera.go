@@ -1,0 +1,132 @@
+package b2bua
+
+import (
+	"errors"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+)
+
+// respondA sends a final error to A once its dialog exists. why goes into
+// the record; warn, the Warning header A sees, must never carry anything of
+// the other leg's topology (addresses, hosts): only what A may know.
+func (c *Call) respondA(code int, reason, disposition, why, warn string) {
+	c.setOutcome(disposition, code, why)
+	res := sip.NewResponseFromRequest(c.a.uas.InviteRequest, code, reason, nil)
+	c.s.commonHeaders(res)
+	if warn != "" && code != 487 {
+		res.AppendHeader(sip.NewHeader("Warning", warningValue(warn)))
+	}
+	// Straight to the transaction, which retransmits the response and
+	// absorbs the ACK itself; the dialog's WriteResponse would block this
+	// call until that ACK (up to Timer H) even when parapet is stopping.
+	if err := c.aTx.Respond(res); err != nil {
+		c.log.Debug("final response to a", "status", code, "error", err)
+	}
+}
+
+// answerA sends A parapet's 2xx with sdp and waits for A's ACK, which it
+// returns (nil if A never sent one). It reports whether the call was
+// established; if not, it has set the outcome and torn the call down.
+func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
+	a := c.a
+	ok := sip.NewSDPResponseFromRequest(a.uas.InviteRequest, sdp)
+	c.s.commonHeaders(ok)
+	c.mu.Lock()
+	c.answered = time.Now()
+	c.mu.Unlock()
+	// The answered call is on disk before the caller learns it is
+	// answered: a crash from here on leaves its record (unobserved).
+	if err := c.journal(true); err != nil {
+		c.log.Error("live-call journal not written; call refused", "error", err)
+		c.mu.Lock()
+		c.answered = time.Time{}
+		c.mu.Unlock()
+		_ = c.journal(false) // not answered after all: what a crash from here would leave
+		c.byeB()
+		c.respondA(503, "Service Unavailable", compliance.DispositionFailed, "live-call journal unavailable: "+err.Error(),
+			"internal error")
+		return nil, false
+	}
+	c.established.Store(true)
+	c.relay.Watch() // media.timeout counts from the answer, not while ringing
+	// sipgo retransmits the 2xx until the ACK comes, for up to 64*T1; a
+	// hangup (shutdown, media timeout) must not wait that long.
+	acked := make(chan error, 1)
+	go func() {
+		err := a.uas.WriteResponse(ok)
+		close(a.settled)
+		acked <- err
+	}()
+	select {
+	case err := <-acked:
+		if err != nil {
+			switch {
+			case errors.Is(err, sip.ErrTransactionCanceled):
+				// The caller's CANCEL reached its INVITE transaction just
+				// before parapet's 2xx, which was not sent: A got 487 and
+				// has no dialog; B, which answered, gets BYE.
+				c.mu.Lock()
+				c.answered = time.Time{}
+				c.mu.Unlock()
+				c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
+				c.teardownLegs(false)
+				return nil, false
+			case a.uas.LoadState() == sip.DialogStateEnded:
+				// The caller's BYE was handled before its ACK: the call was
+				// answered and is already over.
+				c.setOutcome(compliance.DispositionAnswered, 200, "bye from a")
+			default:
+				c.log.Warn("a did not confirm the answer", "error", err)
+				c.setOutcome(compliance.DispositionFailed, 200, "no ACK from caller: "+err.Error())
+			}
+			c.teardown()
+			return nil, false
+		}
+	case <-c.ended:
+		// Hung up before A's ACK: B gets its BYE at once. A's dialog is
+		// WriteResponse's until it returns, so wait for that (bounded)
+		// before A's BYE; a late ACK is byeOnLateAck's.
+		c.setOutcome(c.hangDisp, 200, c.hangReason+" (before the caller's ACK)")
+		c.teardownLegs(false) // B at once: its call is over whatever A does
+		select {
+		case err := <-acked:
+			if answered(err) {
+				c.teardownLegs(true) // now A, whose dialog is settled
+			}
+		case <-time.After(teardownTimeout):
+			c.lateAck = acked // the record need not wait for it
+		}
+		return nil, false
+	}
+	select {
+	case ack := <-a.firstAck:
+		return ack, true
+	default:
+		return nil, true // sipgo stopped waiting for the ACK (64*T1)
+	}
+}
+
+// provisionalA relays a provisional response to A: reliably when A's
+// INVITE required it (RFC 3262).
+func (c *Call) provisionalA(res *sip.Response) error {
+	if c.a.rel != nil {
+		return c.sendReliable(res)
+	}
+	return c.a.uas.WriteResponse(res)
+}
+
+// respondEnded answers A when the call was hung up before B answered.
+func (c *Call) respondEnded() {
+	if c.hangDisp == compliance.DispositionShutdown {
+		c.respondA(503, "Service Unavailable", compliance.DispositionShutdown, "parapet is shutting down", "parapet is shutting down")
+		return
+	}
+	if c.hangStatus != 0 {
+		c.respondA(c.hangStatus, reasonPhrase(c.hangStatus), c.hangDisp, c.hangReason, c.hangWarn)
+		return
+	}
+	c.respondA(500, "Server Internal Error", c.hangDisp, c.hangReason, "call ended")
+}
