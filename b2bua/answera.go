@@ -34,20 +34,7 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	a := c.a
 	ok := sip.NewSDPResponseFromRequest(a.uas.InviteRequest, sdp)
 	c.s.commonHeaders(ok)
-	c.mu.Lock()
-	c.answered = time.Now()
-	c.mu.Unlock()
-	// The answered call is on disk before the caller learns it is
-	// answered: a crash from here on leaves its record (unobserved).
-	if err := c.journal(true); err != nil {
-		c.log.Error("live-call journal not written; call refused", "error", err)
-		c.mu.Lock()
-		c.answered = time.Time{}
-		c.mu.Unlock()
-		_ = c.journal(false) // not answered after all: what a crash from here would leave
-		c.byeB()
-		c.respondA(503, "Service Unavailable", compliance.DispositionFailed, "live-call journal unavailable: "+err.Error(),
-			"internal error")
+	if !c.journalAnswer() {
 		return nil, false
 	}
 	c.established.Store(true)
@@ -63,42 +50,11 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	select {
 	case err := <-acked:
 		if err != nil {
-			switch {
-			case errors.Is(err, sip.ErrTransactionCanceled):
-				// The caller's CANCEL reached its INVITE transaction just
-				// before parapet's 2xx, which was not sent: A got 487 and
-				// has no dialog; B, which answered, gets BYE.
-				c.mu.Lock()
-				c.answered = time.Time{}
-				c.mu.Unlock()
-				c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
-				c.teardownLegs(false)
-				return nil, false
-			case a.uas.LoadState() == sip.DialogStateEnded:
-				// The caller's BYE was handled before its ACK: the call was
-				// answered and is already over.
-				c.setOutcome(compliance.DispositionAnswered, 200, "bye from a")
-			default:
-				c.log.Warn("a did not confirm the answer", "error", err)
-				c.setOutcome(compliance.DispositionFailed, 200, "no ACK from caller: "+err.Error())
-			}
-			c.teardown()
+			c.notAcked(err)
 			return nil, false
 		}
 	case <-c.ended:
-		// Hung up before A's ACK: B gets its BYE at once. A's dialog is
-		// WriteResponse's until it returns, so wait for that (bounded)
-		// before A's BYE; a late ACK is byeOnLateAck's.
-		c.setOutcome(c.hangDisp, 200, c.hangReason+" (before the caller's ACK)")
-		c.teardownLegs(false) // B at once: its call is over whatever A does
-		select {
-		case err := <-acked:
-			if answered(err) {
-				c.teardownLegs(true) // now A, whose dialog is settled
-			}
-		case <-time.After(teardownTimeout):
-			c.lateAck = acked // the record need not wait for it
-		}
+		c.endedBeforeAck(acked)
 		return nil, false
 	}
 	select {
@@ -106,6 +62,68 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 		return ack, true
 	default:
 		return nil, true // sipgo stopped waiting for the ACK (64*T1)
+	}
+}
+
+// journalAnswer puts the answered call on disk before the caller learns it
+// is answered: a crash from then on leaves its record (unobserved). When
+// the journal cannot be written, the call is refused: B gets BYE, A 503.
+func (c *Call) journalAnswer() bool {
+	c.mu.Lock()
+	c.answered = time.Now()
+	c.mu.Unlock()
+	err := c.journal(true)
+	if err == nil {
+		return true
+	}
+	c.log.Error("live-call journal not written; call refused", "error", err)
+	c.mu.Lock()
+	c.answered = time.Time{}
+	c.mu.Unlock()
+	_ = c.journal(false) // not answered after all: what a crash from here would leave
+	c.byeB()
+	c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, "live-call journal unavailable: "+err.Error(),
+		"internal error")
+	return false
+}
+
+// notAcked ends a call whose 2xx to A was not acknowledged.
+func (c *Call) notAcked(err error) {
+	switch {
+	case errors.Is(err, sip.ErrTransactionCanceled):
+		// The caller's CANCEL reached its INVITE transaction just before
+		// parapet's 2xx, which was not sent: A got 487 and has no dialog;
+		// B, which answered, gets BYE.
+		c.mu.Lock()
+		c.answered = time.Time{}
+		c.mu.Unlock()
+		c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
+		c.teardownLegs(false)
+		return
+	case c.a.uas.LoadState() == sip.DialogStateEnded:
+		// The caller's BYE was handled before its ACK: the call was
+		// answered and is already over.
+		c.setOutcome(compliance.DispositionAnswered, 200, "bye from a")
+	default:
+		c.log.Warn("a did not confirm the answer", "error", err)
+		c.setOutcome(compliance.DispositionFailed, 200, "no ACK from caller: "+err.Error())
+	}
+	c.teardown()
+}
+
+// endedBeforeAck ends a call hung up before A's ACK: B gets its BYE at
+// once. A's dialog is WriteResponse's until it returns, so that is waited
+// for (bounded) before A's BYE; a late ACK is byeOnLateAck's.
+func (c *Call) endedBeforeAck(acked <-chan error) {
+	c.setOutcome(c.hangDisp, 200, c.hangReason+" (before the caller's ACK)")
+	c.teardownLegs(false) // B at once: its call is over whatever A does
+	select {
+	case err := <-acked:
+		if answered(err) {
+			c.teardownLegs(true) // now A, whose dialog is settled
+		}
+	case <-time.After(teardownTimeout):
+		c.lateAck = acked // the record need not wait for it
 	}
 }
 

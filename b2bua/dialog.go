@@ -272,12 +272,8 @@ func (c *Call) relayRequest(l *leg, req *sip.Request, tx sip.ServerTransaction) 
 // and the call keeps its media. An accepted one is bridged to the other
 // leg as a re-INVITE, and the other leg's answer is judged too.
 func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
-	if !c.established.Load() {
-		c.s.respond(tx, req, 491, "Request Pending", "")
-		return
-	}
-	if !c.reinvite.TryLock() {
-		c.s.respond(tx, req, 491, "Request Pending", "")
+	if !c.established.Load() || !c.reinvite.TryLock() {
+		c.s.respond(tx, req, 491, reasonPhrase(491), "")
 		return
 	}
 	defer c.reinvite.Unlock()
@@ -286,47 +282,13 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	other := c.other(l)
 	if !c.ready(other) {
-		c.s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		c.s.respond(tx, req, 481, reasonPhrase(481), "")
 		return
 	}
-
-	body := req.Body()
-	if len(body) == 0 {
-		// An offerless re-INVITE (a session refresh): offer our current SDP.
-		// The answer comes in the ACK; our media does not change.
-		c.mu.Lock()
-		sdp := l.m.local
-		c.mu.Unlock()
-		c.answerReinvite(l, req, tx, sdp)
+	offer, currentSRTP, ok := c.readReoffer(l, req, tx)
+	if !ok {
 		return
 	}
-	if !isSDP(req.ContentType()) {
-		c.s.respond(tx, req, 415, "Unsupported Media Type", "body is not application/sdp")
-		return
-	}
-	offer, err := media.ParseSDP(body)
-	if err != nil {
-		d := malformed(policy.StageReoffer, l.pol, 400, "malformed SDP in re-offer: %v", err)
-		c.decide(d)
-		c.s.respond(tx, req, 400, "Bad Request", d.Reason)
-		return
-	}
-	c.mu.Lock()
-	prev := l.m.remote
-	sdp := l.m.local
-	currentSRTP := false
-	for _, st := range l.m.streams {
-		if st.active && (st.ours != nil || st.dtls) {
-			currentSRTP = true
-		}
-	}
-	c.mu.Unlock()
-	if prev != nil && offer.OriginSession == prev.OriginSession && offer.OriginVersion == prev.OriginVersion {
-		// Same o= version: nothing changed (RFC 3264 section 8). Answer as before.
-		c.answerReinvite(l, req, tx, sdp)
-		return
-	}
-
 	d := policy.Evaluate(policy.Input{Stage: policy.StageReoffer, Zone: l.pol, Signaling: l.sig,
 		Media: mediaFacts(offer, nil), CurrentSRTP: currentSRTP})
 	c.decide(d)
@@ -337,28 +299,72 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	if d.Verdict == policy.VerdictWouldReject || !d.SRTP() && currentSRTP {
 		c.log.Warn("re-offer changes media protection", "leg", l.role, "verdict", string(d.Verdict), "rule", d.Rule)
 	}
+	c.bridgeReoffer(l, other, offer, d, req, tx)
+}
 
-	// Bridge the re-offer: offer to the other leg first (with its current
-	// keys); apply the new offer on this leg only once the other leg took it.
+// readReoffer reads the offer of a re-INVITE on leg l and whether the leg
+// runs SRTP now. An offerless re-INVITE (a session refresh) and a re-offer
+// with the o= version of the last one (nothing changed, RFC 3264 section
+// 8) are answered here with parapet's current SDP, as is a body that is
+// not SDP or does not parse (415, 400): ok is then false.
+func (c *Call) readReoffer(l *leg, req *sip.Request, tx sip.ServerTransaction) (offer *media.Description, currentSRTP, ok bool) {
+	c.mu.Lock()
+	prev, sdp := l.m.remote, l.m.local
+	for _, st := range l.m.streams {
+		if st.active && (st.ours != nil || st.dtls) {
+			currentSRTP = true
+		}
+	}
+	c.mu.Unlock()
+	body := req.Body()
+	if len(body) == 0 {
+		// The answer comes in the ACK; our media does not change.
+		c.answerReinvite(l, req, tx, sdp)
+		return nil, false, false
+	}
+	if !isSDP(req.ContentType()) {
+		c.s.respond(tx, req, 415, reasonPhrase(415), "body is not application/sdp")
+		return nil, false, false
+	}
+	offer, err := media.ParseSDP(body)
+	if err != nil {
+		d := malformed(policy.StageReoffer, l.pol, 400, "malformed SDP in re-offer: %v", err)
+		c.decide(d)
+		c.s.respond(tx, req, 400, reasonPhrase(400), d.Reason)
+		return nil, false, false
+	}
+	if prev != nil && offer.OriginSession == prev.OriginSession && offer.OriginVersion == prev.OriginVersion {
+		c.answerReinvite(l, req, tx, sdp)
+		return nil, false, false
+	}
+	return offer, currentSRTP, true
+}
+
+// bridgeReoffer carries a re-offer policy allowed from leg l to the other
+// leg: offered there first (with that leg's current keys), and taken on l
+// only once the other leg accepted it. An answer policy refuses ends the
+// call (the other leg now runs media policy does not allow).
+func (c *Call) bridgeReoffer(l, other *leg, offer *media.Description, d policy.Decision, req *sip.Request, tx sip.ServerTransaction) {
 	plan, _ := policy.Plan(other.pol, other.transport)
 	if err := c.ensureStreams(d.Streams); err != nil {
-		c.s.respond(tx, req, 500, "Server Internal Error", "media: "+err.Error())
+		c.s.respond(tx, req, 500, reasonPhrase(500), "media: "+err.Error())
 		return
 	}
 	c.mu.Lock()
 	out, err := c.offerTo(other, offer, plan, d.Streams)
 	c.mu.Unlock()
 	if err != nil {
-		c.s.respond(tx, req, 500, "Server Internal Error", "build offer: "+err.Error())
+		c.s.respond(tx, req, 500, reasonPhrase(500), "build offer: "+err.Error())
 		return
 	}
 	res, err := c.sendReinvite(other, out)
 	if err != nil {
-		c.s.respond(tx, req, 408, "Request Timeout", "the other leg did not answer the re-offer")
+		c.s.respond(tx, req, 408, reasonPhrase(408), "the other leg did not answer the re-offer")
 		return
 	}
 	if !res.IsSuccess() {
-		c.s.respond(tx, req, res.StatusCode, res.Reason, "the other leg refused the re-offer")
+		// parapet's phrase, not the other side's (statusText).
+		c.s.respond(tx, req, res.StatusCode, reasonPhrase(res.StatusCode), "the other leg refused the re-offer")
 		return
 	}
 	ad := c.takeAnswer(other, res.Body())
@@ -368,7 +374,6 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	if !ad.Proceed() {
-		// The other leg now runs media that policy refuses: end the call.
 		c.s.respond(tx, req, ad.Status, reasonPhrase(ad.Status), ad.Reason)
 		c.hangup(compliance.DispositionRejected, "re-offer answer refused: "+ad.Reason)
 		return
@@ -377,7 +382,7 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	answer, err := c.answerTo(l, other.m.remote)
 	c.mu.Unlock()
 	if err != nil {
-		c.s.respond(tx, req, 500, "Server Internal Error", "build answer: "+err.Error())
+		c.s.respond(tx, req, 500, reasonPhrase(500), "build answer: "+err.Error())
 		return
 	}
 	c.journalUpdate() // the media changed; not waited for

@@ -1,0 +1,74 @@
+package b2bua
+
+import (
+	"time"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+func (s *Server) onHandshake(z *zone, r handshakeResult) {
+	if r.Err == nil {
+		s.stats.tlsHandshakes.Add(1)
+		return
+	}
+	// Held from the count on: a refusal counted is in the records too.
+	s.evMu.RLock()
+	defer s.evMu.RUnlock()
+	s.stats.tlsRefused.Add(1)
+	d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: s.rules.Load().zone(z.name),
+		Handshake: policy.HandshakeFacts{ClientMaxVersion: r.ClientMax, Error: r.Err.Error()}})
+	sig := policy.SignalingFacts{Transport: policy.TransportTLS}
+	s.log.Info("tls handshake refused", "zone", z.name, "remote", r.Remote,
+		"client_max", r.ClientMax.String(), "sni", r.SNI, "error", r.Err)
+	s.connEventLocked(z, compliance.EventTLSRefused, sig, r.Remote, func(e *compliance.ConnEvent) {
+		e.Local = r.Local
+		e.ClientMaxVersion = r.ClientMax.String()
+		e.SNI = r.SNI
+		e.Error = r.Err.Error()
+		e.Decision = &d
+		if c := certFromError(r.Err); c != nil {
+			ci := certInfo(certFacts(c))
+			e.PeerCert = ci
+		}
+	})
+}
+
+// recordRefusedInvite reports whether an INVITE refused because its source
+// is outside the zone's peers gets a call record: the first from a source
+// in each interval does.
+func (s *Server) recordRefusedInvite(a *leg) bool {
+	_, ok := s.events.allow(a.zone.name+"|invite-refused|"+a.sig.Source.Addr().String(), time.Now())
+	return ok
+}
+
+// connEvent writes a connection-event record, folding floods of alike
+// events into one record per interval (see eventFolder).
+func (s *Server) connEvent(z *zone, event string, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent)) {
+	s.evMu.RLock()
+	defer s.evMu.RUnlock()
+	s.connEventLocked(z, event, sig, remote, fill)
+}
+
+// connEventLocked is connEvent with evMu held (shared).
+func (s *Server) connEventLocked(z *zone, event string, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent)) {
+	e := &compliance.ConnEvent{Event: event, Zone: z.name, Transport: sig.Transport.String(),
+		Remote: remote, PolicyHash: s.rules.Load().hash}
+	fill(e)
+	e.Error = recordText(e.Error, nil)
+	// After the final drain nothing would write a folded count: no folding.
+	if !s.evDone {
+		if e = s.events.fold(e, time.Now()); e == nil {
+			return
+		}
+	}
+	s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
+}
+
+// drainEvents writes the folded-event counts of kinds that went quiet
+// (all of them when all is set, at shutdown).
+func (s *Server) drainEvents(all bool) {
+	for _, e := range s.events.drain(time.Now(), all) {
+		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
+	}
+}

@@ -1,0 +1,197 @@
+package b2bua
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// register installs the request handlers of a zone. Every handler runs
+// under safe: a bug in handling one request must not take down the process
+// and every call in it.
+func (s *Server) register(z *zone) {
+	on := func(m sip.RequestMethod, h sipgo.RequestHandler) { z.srv.OnRequest(m, s.safe(h)) }
+	on(sip.INVITE, func(req *sip.Request, tx sip.ServerTransaction) {
+		if to := req.To(); to != nil && to.Params.Has("tag") {
+			s.inDialog(z, req, tx)
+			return
+		}
+		s.handleInvite(z, req, tx)
+	})
+	on(sip.ACK, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
+	on(sip.PRACK, func(req *sip.Request, tx sip.ServerTransaction) {
+		if to := req.To(); to != nil && to.Params.Has("tag") {
+			s.inDialog(z, req, tx)
+			return
+		}
+		if s.admit(z, req, tx) {
+			s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		}
+	})
+	on(sip.BYE, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
+	on(sip.INFO, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
+	on(sip.CANCEL, func(req *sip.Request, tx sip.ServerTransaction) {
+		// A CANCEL matching a live INVITE transaction is answered by sipgo's
+		// transaction layer; one that reaches us matched nothing.
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+	})
+	on(sip.OPTIONS, func(req *sip.Request, tx sip.ServerTransaction) {
+		if to := req.To(); to != nil && to.Params.Has("tag") {
+			s.inDialog(z, req, tx)
+			return
+		}
+		if !s.admit(z, req, tx) {
+			return
+		}
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		s.commonHeaders(res)
+		s.send(tx, res)
+	})
+	for _, m := range []sip.RequestMethod{sip.REGISTER, sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY,
+		sip.REFER, sip.UPDATE, sip.PUBLISH} {
+		on(m, func(req *sip.Request, tx sip.ServerTransaction) {
+			if to := req.To(); to != nil && to.Params.Has("tag") {
+				s.respond(tx, req, 501, "Not Implemented", "")
+				return
+			}
+			if !s.admit(z, req, tx) {
+				return
+			}
+			s.respond(tx, req, 405, "Method Not Allowed", "")
+		})
+	}
+}
+
+// safe recovers a panicking handler: the request gets 500, the process
+// and its other calls go on, and the panic is logged. It first refuses
+// requests that lack what every SIP request must carry.
+func (s *Server) safe(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("request handler panicked", "method", string(req.Method), "panic", fmt.Sprint(p))
+				if !req.IsAck() {
+					s.respond(tx, req, 500, "Server Internal Error", "")
+				}
+			}
+		}()
+		if code, why := malformedRequest(req); code != 0 {
+			s.stats.parseErrors.Add(1)
+			if !req.IsAck() {
+				s.respond(tx, req, code, reasonPhrase(code), why)
+			}
+			return
+		}
+		h(req, tx)
+	}
+}
+
+// malformedRequest checks what RFC 3261 section 8.1.1 requires of every
+// request, which sipgo's parser lets through: the version, the To, From,
+// Call-ID and CSeq headers, and a CSeq naming the request's method. It
+// returns the status to answer with, or 0.
+func malformedRequest(req *sip.Request) (int, string) {
+	if req.SipVersion != "SIP/2.0" {
+		return 505, "only SIP/2.0 is supported"
+	}
+	var missing []string
+	if req.To() == nil {
+		missing = append(missing, "To")
+	}
+	if req.From() == nil {
+		missing = append(missing, "From")
+	}
+	if req.CallID() == nil || string(*req.CallID()) == "" {
+		missing = append(missing, "Call-ID")
+	}
+	cs := req.CSeq()
+	if cs == nil {
+		missing = append(missing, "CSeq")
+	}
+	if len(missing) > 0 {
+		return 400, "missing " + strings.Join(missing, ", ")
+	}
+	if cs.MethodName != req.Method {
+		return 400, fmt.Sprintf("CSeq method %s does not match the request's %s", cs.MethodName, req.Method)
+	}
+	return 0, ""
+}
+
+// allowMethods is what parapet handles. UPDATE is left out on purpose: a
+// session-timer refresher (RFC 4028) then uses re-INVITE, which parapet
+// answers; PRACK is handled toward a caller that requires 100rel.
+const allowMethods = "INVITE, ACK, CANCEL, BYE, PRACK, INFO, OPTIONS"
+
+func (s *Server) commonHeaders(res *sip.Response) {
+	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
+}
+
+// respond sends a final response built from req. warning, when set, becomes
+// a Warning header (RFC 3261 section 20.43) so the peer's engineer sees why.
+func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason, warning string) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.SipVersion = "SIP/2.0" // sipgo echoes the request's, even in a 505
+	s.commonHeaders(res)
+	if warning != "" {
+		res.AppendHeader(sip.NewHeader("Warning", warningValue(warning)))
+	}
+	s.send(tx, res)
+}
+
+func (s *Server) send(tx sip.ServerTransaction, res *sip.Response) {
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("respond failed", "status", res.StatusCode, "error", err)
+	}
+}
+
+// warningValue formats a Warning header: 399 is the miscellaneous warning.
+func warningValue(text string) string {
+	text = strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 || r == 0x7f {
+			return '\''
+		}
+		return r
+	}, text)
+	if len(text) > 200 {
+		text = text[:200]
+	}
+	return fmt.Sprintf(`399 parapet "%s"`, text)
+}
+
+// admit applies the admission policy to a request outside any call. It
+// answers 403 and records an event when the source is refused.
+func (s *Server) admit(z *zone, req *sip.Request, tx sip.ServerTransaction) bool {
+	pol := s.rules.Load().zone(z.name)
+	sig := z.signaling(req, pol)
+	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: pol, Signaling: sig,
+		Admitted: pol.AdmitsSource(sig.Source.Addr())})
+	if d.Proceed() {
+		return true
+	}
+	s.respond(tx, req, d.Status, "Forbidden", d.Reason)
+	s.connEvent(z, compliance.EventSourceRefused, sig, req.Source(), func(e *compliance.ConnEvent) {
+		e.Method = string(req.Method)
+		e.SIPStatus = d.Status
+		e.Decision = &d
+	})
+	return false
+}
+
+// inDialog routes a request with a To tag to the leg it belongs to.
+func (s *Server) inDialog(z *zone, req *sip.Request, tx sip.ServerTransaction) {
+	l := s.reg.lookup(req)
+	if l == nil {
+		if req.IsAck() {
+			return // a stray ACK gets no response (RFC 3261 section 17.2.3)
+		}
+		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		return
+	}
+	l.call.inDialog(l, req, tx)
+}

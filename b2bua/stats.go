@@ -1,0 +1,86 @@
+package b2bua
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Stats is a snapshot of the server's counters for metrics.
+type Stats struct {
+	CallsActive   int
+	Calls         map[string]uint64 // by disposition
+	TLSHandshakes uint64
+	TLSRefused    uint64
+	// ConnsRefused counts TCP/TLS connections closed at accept by the
+	// connection limits.
+	ConnsRefused uint64
+	// ParseErrors counts datagrams and stream reads that were not SIP
+	// (dropped; a stream connection is closed).
+	ParseErrors     uint64
+	Records         uint64
+	RecordFailures  uint64
+	RecordBacklog   int
+	MediaPortsInUse int
+	MediaPorts      int
+	// Media totals over every call since the start, live calls included
+	// (each counter only grows): packets accepted from peers, and packets
+	// dropped by reason (see media.Counters).
+	PacketsRelayed uint64
+	AuthFailures   uint64
+	Replays        uint64
+	WrongSource    uint64
+	Malformed      uint64
+	Unprotected    uint64
+	STUN           uint64
+	DTLS           uint64
+}
+
+type stats struct {
+	tlsHandshakes, tlsRefused atomic.Uint64
+	records, recordFailures   atomic.Uint64
+	connRefused               atomic.Uint64
+	parseErrors               atomic.Uint64
+	mu                        sync.Mutex
+	calls                     map[string]uint64
+}
+
+func (st *stats) call(disposition string) {
+	st.mu.Lock()
+	if st.calls == nil {
+		st.calls = map[string]uint64{}
+	}
+	st.calls[disposition]++
+	st.mu.Unlock()
+}
+
+// Stats returns the current counters.
+func (s *Server) Stats() Stats {
+	m, active := s.reg.media()
+	st := Stats{
+		CallsActive:     active,
+		Calls:           map[string]uint64{},
+		TLSHandshakes:   s.stats.tlsHandshakes.Load(),
+		TLSRefused:      s.stats.tlsRefused.Load(),
+		ConnsRefused:    s.stats.connRefused.Load(),
+		ParseErrors:     s.stats.parseErrors.Load(),
+		Records:         s.stats.records.Load(),
+		RecordFailures:  s.stats.recordFailures.Load(),
+		RecordBacklog:   s.rec.backlog(),
+		MediaPortsInUse: s.pool.InUse() * 2,
+		MediaPorts:      s.pool.Pairs() * 2,
+		PacketsRelayed:  m.PacketsIn,
+		AuthFailures:    m.AuthFailures,
+		Replays:         m.Replays,
+		WrongSource:     m.WrongSource,
+		Malformed:       m.Malformed,
+		Unprotected:     m.Unprotected,
+		STUN:            m.STUN,
+		DTLS:            m.DTLS,
+	}
+	s.stats.mu.Lock()
+	for k, v := range s.stats.calls {
+		st.Calls[k] = v
+	}
+	s.stats.mu.Unlock()
+	return st
+}
