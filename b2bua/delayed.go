@@ -22,38 +22,10 @@ import (
 // reports whether the call was established.
 func (c *Call) answerDelayed() bool {
 	a, b := c.a, c.b
-	res := b.uac.InviteResponse
-
-	var offer *media.Description
-	var perr error
-	if len(res.Body()) > 0 && isSDP(res.ContentType()) {
-		offer, perr = media.ParseSDP(res.Body())
-	}
-	c.mu.Lock()
-	b.ackPending, b.pendingOffer = true, offer
-	c.mu.Unlock()
-
-	fail := func(d policy.Decision, disposition string) bool {
-		c.decide(d)
-		c.byeB()
-		c.respondA(d.Status, reasonPhrase(d.Status), disposition, d.Reason, d.Reason)
+	d, offer, ok := c.takeCalleeOffer()
+	if !ok {
 		return false
 	}
-	switch {
-	case perr != nil:
-		return fail(malformed(policy.StageOffer, b.pol, 488, "malformed SDP in the callee's offer: %v", perr),
-			compliance.DispositionFailed)
-	case offer == nil:
-		return fail(malformed(policy.StageOffer, b.pol, 488, "the callee answered an offerless INVITE without an offer"),
-			compliance.DispositionFailed)
-	}
-
-	d := policy.Evaluate(policy.Input{Stage: policy.StageOffer, Zone: b.pol, Signaling: b.sig,
-		Media: mediaFacts(offer, nil), Onward: a.pol, OnwardTransport: a.transport})
-	if !d.Proceed() {
-		return fail(d, compliance.DispositionRejected)
-	}
-	c.decide(d)
 	if err := c.acceptOffer(b, offer, d); err != nil {
 		c.byeB()
 		c.mediaFailed(err)
@@ -64,27 +36,14 @@ func (c *Call) answerDelayed() bool {
 	c.mu.Unlock()
 	if err != nil {
 		c.byeB()
-		c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "build offer: "+err.Error(), "internal error")
+		c.respondA(500, reasonPhrase(500), compliance.DispositionFailed, "build offer: "+err.Error(), "internal error")
 		return false
 	}
-
 	ack, ok := c.answerA(out)
 	if !ok {
 		return false // answerA tore the call down, B included
 	}
-	// A's answer, from its ACK.
-	var ad policy.Decision
-	switch {
-	case ack == nil:
-		ad = malformed(policy.StageAnswer, a.pol, 488, "the caller never acknowledged parapet's offer")
-		c.decide(ad)
-	case len(ack.Body()) == 0 || !isSDP(ack.ContentType()):
-		ad = malformed(policy.StageAnswer, a.pol, 488, "the caller's ACK carried no answer to parapet's offer")
-		c.decide(ad)
-	default:
-		ad = c.takeAnswer(a, ack.Body())
-	}
-	if !ad.Proceed() {
+	if ad := c.callerAnswer(ack); !ad.Proceed() {
 		disposition := compliance.DispositionRejected
 		if ad.Rule == policy.RuleMalformed {
 			disposition = compliance.DispositionFailed
@@ -104,6 +63,62 @@ func (c *Call) answerDelayed() bool {
 	c.ackB(answer)
 	c.log.Info("call answered", "offer", "delayed")
 	return true
+}
+
+// takeCalleeOffer reads and judges the offer in B's 2xx to an offerless
+// INVITE (policy's offer stage, with A as the onward leg). The ACK to B
+// must carry the answer: it is pending from here. When the offer is
+// missing, malformed or refused, B gets BYE and A the decision's status.
+func (c *Call) takeCalleeOffer() (policy.Decision, *media.Description, bool) {
+	a, b := c.a, c.b
+	res := b.uac.InviteResponse
+	var offer *media.Description
+	var perr error
+	if len(res.Body()) > 0 && isSDP(res.ContentType()) {
+		offer, perr = media.ParseSDP(res.Body())
+	}
+	c.mu.Lock()
+	b.ackPending, b.pendingOffer = true, offer
+	c.mu.Unlock()
+	fail := func(d policy.Decision, disposition string) (policy.Decision, *media.Description, bool) {
+		c.decide(d)
+		c.byeB()
+		c.respondA(d.Status, reasonPhrase(d.Status), disposition, d.Reason, d.Reason)
+		return d, nil, false
+	}
+	switch {
+	case perr != nil:
+		return fail(malformed(policy.StageOffer, b.pol, 488, "malformed SDP in the callee's offer: %v", perr),
+			compliance.DispositionFailed)
+	case offer == nil:
+		return fail(malformed(policy.StageOffer, b.pol, 488, "the callee answered an offerless INVITE without an offer"),
+			compliance.DispositionFailed)
+	}
+	d := policy.Evaluate(policy.Input{Stage: policy.StageOffer, Zone: b.pol, Signaling: b.sig,
+		Media: mediaFacts(offer, nil), Onward: a.pol, OnwardTransport: a.transport})
+	if !d.Proceed() {
+		return fail(d, compliance.DispositionRejected)
+	}
+	c.decide(d)
+	return d, offer, true
+}
+
+// callerAnswer judges A's answer to parapet's offer, from its ACK (nil when
+// the ACK never came).
+func (c *Call) callerAnswer(ack *sip.Request) policy.Decision {
+	a := c.a
+	var ad policy.Decision
+	switch {
+	case ack == nil:
+		ad = malformed(policy.StageAnswer, a.pol, 488, "the caller never acknowledged parapet's offer")
+		c.decide(ad)
+	case len(ack.Body()) == 0 || !isSDP(ack.ContentType()):
+		ad = malformed(policy.StageAnswer, a.pol, 488, "the caller's ACK carried no answer to parapet's offer")
+		c.decide(ad)
+	default:
+		ad = c.takeAnswer(a, ack.Body())
+	}
+	return ad
 }
 
 // settleB sends the ACK still owed to B's 2xx, if any, with an answer

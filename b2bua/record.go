@@ -117,53 +117,7 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 	// Media is recorded once negotiated: the peer sent its SDP (the offer
 	// on leg A; the answer, or a delayed offer, on leg B).
 	if c.relay != nil && len(l.m.streams) > 0 && l.m.remote != nil {
-		m := &compliance.LegMedia{KeyExchange: policy.KeyExchangeNone.String(), Codec: codec}
-		kx := policy.KeyExchangeNone
-		unkeyed := false // a DTLS-SRTP stream whose handshake never completed
-		for i, st := range l.m.streams {
-			if !st.active {
-				continue
-			}
-			m.Streams++
-			if m.Profile == "" {
-				m.Profile = st.proto
-				m.RTCPMux = st.mux
-			}
-			switch {
-			case st.dtls:
-				kx = policy.KeyExchangeDTLS
-				var k media.Keying
-				if i < len(c.streams) && c.streams[i] != nil {
-					k, _ = c.streams[i].Keying(l.side)
-				}
-				if m.DTLSRole == "" {
-					m.DTLSRole = "server"
-					if st.setup == "active" {
-						m.DTLSRole = "client"
-					}
-				}
-				if len(k.PeerCert.Value) > 0 && m.DTLSPeerCert == "" {
-					m.DTLSPeerCert = k.PeerCert.String()
-				}
-				if !k.Done {
-					unkeyed = true
-					if k.Err != "" && m.KeyingError == "" {
-						m.KeyingError = k.Err
-					}
-				} else if m.SRTPSuite == "" {
-					m.SRTPSuite = k.Suite
-				}
-			case st.ours != nil && m.SRTPSuite == "":
-				kx = policy.KeyExchangeSDES
-				m.SRTPSuite = st.ours.Suite
-			}
-		}
-		m.KeyExchange = kx.String()
-		k := c.relay.Counters(l.side)
-		m.PacketsIn, m.PacketsOut, m.BytesIn, m.BytesOut = k.PacketsIn, k.PacketsOut, k.BytesIn, k.BytesOut
-		m.AuthFailures, m.Replays, m.WrongSource, m.Malformed = k.AuthFailures, k.Replays, k.WrongSource, k.Malformed
-		m.DroppedBeforeAnswer = k.BeforeAnswer
-		m.Unprotected, m.STUNPackets, m.DTLSPackets = k.Unprotected, k.STUN, k.DTLS
+		m, kx, unkeyed := c.legMediaRecord(l, codec)
 		out.Media = m
 		o.SRTP = m.SRTPSuite != "" && !unkeyed
 		o.Suite = policy.Suite(m.SRTPSuite)
@@ -171,10 +125,72 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 		if unkeyed {
 			o.MediaFlowed = false // nothing can flow on a leg without keys
 		}
-		o.AuthFailures, o.Replays, o.Unprotected = k.AuthFailures, k.Replays, k.Unprotected
+		o.AuthFailures, o.Replays, o.Unprotected = m.AuthFailures, m.Replays, m.Unprotected
 	}
 	out.Controls = policy.LegFindings(l.pol, o)
 	return out
+}
+
+// legMediaRecord is what leg l's media negotiated and carried, with its key
+// exchange, and whether a DTLS-SRTP stream of it never got its keys.
+func (c *Call) legMediaRecord(l *leg, codec string) (m *compliance.LegMedia, kx policy.KeyExchange, unkeyed bool) {
+	m = &compliance.LegMedia{Codec: codec}
+	for i, st := range l.m.streams {
+		if !st.active {
+			continue
+		}
+		m.Streams++
+		if m.Profile == "" {
+			m.Profile = st.proto
+			m.RTCPMux = st.mux
+		}
+		switch {
+		case st.dtls:
+			kx = policy.KeyExchangeDTLS
+			var k media.Keying
+			if i < len(c.streams) && c.streams[i] != nil {
+				k, _ = c.streams[i].Keying(l.side)
+			}
+			if !dtlsRecord(m, st, k) {
+				unkeyed = true
+			}
+		case st.ours != nil && m.SRTPSuite == "":
+			kx = policy.KeyExchangeSDES
+			m.SRTPSuite = st.ours.Suite
+		}
+	}
+	m.KeyExchange = kx.String()
+	k := c.relay.Counters(l.side)
+	m.PacketsIn, m.PacketsOut, m.BytesIn, m.BytesOut = k.PacketsIn, k.PacketsOut, k.BytesIn, k.BytesOut
+	m.AuthFailures, m.Replays, m.WrongSource, m.Malformed = k.AuthFailures, k.Replays, k.WrongSource, k.Malformed
+	m.DroppedBeforeAnswer = k.BeforeAnswer
+	m.Unprotected, m.STUNPackets, m.DTLSPackets = k.Unprotected, k.STUN, k.DTLS
+	return m, kx, unkeyed
+}
+
+// dtlsRecord notes a DTLS-SRTP stream's role, peer certificate and suite
+// (or why its handshake failed) in m, the first stream's winning. It
+// reports whether the stream got its keys.
+func dtlsRecord(m *compliance.LegMedia, st legStream, k media.Keying) bool {
+	if m.DTLSRole == "" {
+		m.DTLSRole = "server"
+		if st.setup == "active" {
+			m.DTLSRole = "client"
+		}
+	}
+	if len(k.PeerCert.Value) > 0 && m.DTLSPeerCert == "" {
+		m.DTLSPeerCert = k.PeerCert.String()
+	}
+	if !k.Done {
+		if k.Err != "" && m.KeyingError == "" {
+			m.KeyingError = k.Err
+		}
+		return false
+	}
+	if m.SRTPSuite == "" {
+		m.SRTPSuite = k.Suite
+	}
+	return true
 }
 
 func tlsInfo(t *policy.TLSFacts) *compliance.TLSInfo {
