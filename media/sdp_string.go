@@ -52,11 +52,7 @@ func (d Description) LogValue() slog.Value { return slog.StringValue(d.String())
 // Format makes every fmt verb print the summary: the unexported raw field
 // holds the whole body, keys included, and fmt would print it.
 func (d Description) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		_, _ = io.WriteString(f, d.GoString())
-		return
-	}
-	_, _ = io.WriteString(f, d.String())
+	formatRedacted(f, verb, d.GoString(), d.String())
 }
 
 func printableToken(s string) string {
@@ -82,4 +78,14 @@ func printableProto(s string) string {
 		return s
 	}
 	return "<invalid>"
+}
+
+// formatRedacted writes a value that holds key material for fmt: its
+// GoString form for %#v, else its redacted summary, whatever the verb.
+func formatRedacted(f fmt.State, verb rune, goString, summary string) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, goString)
+		return
+	}
+	_, _ = io.WriteString(f, summary)
 }
