@@ -60,8 +60,12 @@ func section(media string, port int, proto string, attrs ...string) string {
 	return b.String()
 }
 
-func audio(port int, proto string, attrs ...string) string { return section("audio", port, proto, attrs...) }
-func video(port int, proto string, attrs ...string) string { return section("video", port, proto, attrs...) }
+func audio(port int, proto string, attrs ...string) string {
+	return section("audio", port, proto, attrs...)
+}
+func video(port int, proto string, attrs ...string) string {
+	return section("video", port, proto, attrs...)
+}
 
 const held = "c=IN IP4 0.0.0.0" // RFC 2543 hold
 
@@ -103,7 +107,7 @@ type wantStream struct {
 	media  string
 	port   int
 	proto  string
-	tags   []int  // a=crypto tags, in order
+	tags   []int // a=crypto tags, in order
 	suites []string
 	setup  string // a=setup, "" for none
 	dir    string // direction attribute, "" for none
