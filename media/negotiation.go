@@ -156,8 +156,8 @@ func (n *Negotiation) Remote() *Description { return n.remote }
 // RemoteIsAnswer reports whether Remote answers an offer parapet made.
 func (n *Negotiation) RemoteIsAnswer() bool { return n.remoteAnswer }
 
-// Len is the number of m= lines on the leg; an answer to parapet's
-// pending offer must have the offer's.
+// Len is the number of m= lines of parapet's latest SDP description on
+// the leg: its pending offer's, else the session's.
 func (n *Negotiation) Len() int { return len(n.view()) }
 
 // Stream is what stream i runs on the leg (the zero StreamState when i is
@@ -168,6 +168,10 @@ func (n *Negotiation) Stream(i int) StreamState {
 	}
 	return n.streams[i]
 }
+
+// Streams are the streams in force on the leg, one per m= line, for
+// records and the relay (copies; the Crypto pointers are shared).
+func (n *Negotiation) Streams() []StreamState { return slices.Clone(n.streams) }
 
 // Offered reports whether parapet's latest offer on the leg had, on stream
 // i, an a=crypto line with this tag and suite (RFC 4568 section 7.1.1: the

@@ -48,50 +48,12 @@ func (n *Negotiation) TakeOffer(offer *Description, choices []StreamChoice) erro
 	if err := n.CheckOffer(offer); err != nil {
 		return fmt.Errorf("take offer: %w", err)
 	}
-	if len(choices) != len(offer.Streams) {
-		return fmt.Errorf("take offer: %d choices for %d m= lines", len(choices), len(offer.Streams))
-	}
-	next := slices.Clone(n.streams)
-	for len(next) < len(offer.Streams) {
-		next = append(next, StreamState{})
-	}
-	for i, st := range offer.Streams {
-		if err := next[i].takeOffered(st, choices[i]); err != nil {
-			return fmt.Errorf("take offer: stream %d: %w", i, err)
-		}
+	next, err := take(n.streams, offer, choices, false)
+	if err != nil {
+		return fmt.Errorf("take offer: %w", err)
 	}
 	n.streams, n.pending = next, nil
 	n.remote, n.remoteAnswer = offer, false
-	return nil
-}
-
-// takeOffered applies stream st of the peer's offer as judged by ch.
-func (s *StreamState) takeOffered(st Stream, ch StreamChoice) error {
-	if !ch.Active {
-		s.Active = false
-		return nil
-	}
-	s.Active, s.Proto, s.Mux = true, st.Proto, st.RTCPMux
-	s.RTP, s.RTCP = peerAddrs(st)
-	switch {
-	case ch.DTLS:
-		s.keyByDTLS(st)
-	case ch.SRTP:
-		theirs, err := chosenCrypto(st, ch)
-		if err != nil {
-			return err
-		}
-		if s.Ours == nil || s.Theirs == nil || s.DTLS || !sameLine(*s.Theirs, theirs) {
-			ours, err := NewCrypto(theirs.Tag, theirs.Suite)
-			if err != nil {
-				return err
-			}
-			s.Ours = &ours
-		}
-		s.DTLS, s.Theirs = false, &theirs
-	default:
-		s.DTLS, s.Theirs, s.Ours = false, nil, nil
-	}
 	return nil
 }
 
@@ -103,49 +65,87 @@ func (n *Negotiation) TakeAnswer(answer *Description, choices []StreamChoice) er
 	if err := n.CheckAnswer(answer); err != nil {
 		return fmt.Errorf("take answer: %w", err)
 	}
-	if len(choices) != len(answer.Streams) {
-		return fmt.Errorf("take answer: %d choices for %d m= lines", len(choices), len(answer.Streams))
-	}
-	next := slices.Clone(n.pending)
-	for i, st := range answer.Streams {
-		if err := next[i].takeAnswered(st, choices[i]); err != nil {
-			return fmt.Errorf("take answer: stream %d: %w", i, err)
-		}
+	next, err := take(n.pending, answer, choices, true)
+	if err != nil {
+		return fmt.Errorf("take answer: %w", err)
 	}
 	n.streams, n.pending = next, nil
 	n.remote, n.remoteAnswer = answer, true
 	return nil
 }
 
-// takeAnswered applies stream st of the peer's answer as judged by ch.
-func (s *StreamState) takeAnswered(st Stream, ch StreamChoice) error {
-	if !s.Active {
+// take applies the peer's SDP d, as judged by choices, to a copy of
+// streams, which it extends to d's m= lines. answer says d answers
+// parapet's offer.
+func take(streams []StreamState, d *Description, choices []StreamChoice, answer bool) ([]StreamState, error) {
+	if len(choices) != len(d.Streams) {
+		return nil, fmt.Errorf("%d choices for %d m= lines", len(choices), len(d.Streams))
+	}
+	next := slices.Clone(streams)
+	for len(next) < len(d.Streams) {
+		next = append(next, StreamState{})
+	}
+	for i, st := range d.Streams {
+		if err := next[i].take(st, choices[i], answer); err != nil {
+			return nil, fmt.Errorf("stream %d: %w", i, err)
+		}
+	}
+	return next, nil
+}
+
+// take applies stream st of the peer's SDP as judged by ch.
+func (s *StreamState) take(st Stream, ch StreamChoice, answer bool) error {
+	if answer && !s.Active {
 		return nil // parapet offered it disabled
 	}
 	if !ch.Active {
 		s.Active = false
 		return nil
 	}
-	s.Proto, s.Mux = st.Proto, st.RTCPMux
+	s.Active, s.Proto, s.Mux = true, st.Proto, st.RTCPMux
 	s.RTP, s.RTCP = peerAddrs(st)
 	switch {
 	case ch.DTLS:
 		s.keyByDTLS(st)
-	case ch.SRTP:
-		theirs, err := chosenCrypto(st, ch)
-		if err != nil {
-			return err
-		}
+		return nil
+	case !ch.SRTP:
+		s.DTLS, s.Theirs, s.Ours = false, nil, nil
+		return nil
+	}
+	theirs, err := chosenCrypto(st, ch)
+	if err != nil {
+		return err
+	}
+	ours, err := s.oursFor(theirs, answer)
+	if err != nil {
+		return err
+	}
+	s.DTLS, s.Theirs, s.Ours = false, &theirs, ours
+	return nil
+}
+
+// oursFor is parapet's key for an SDES stream whose peer uses line theirs.
+// In the peer's answer, it is the line parapet offered that the answer
+// chose (RFC 4568 section 7.1.1). Answering the peer's offer, it is the
+// key parapet has while the peer keeps its line, else a new one with the
+// line's tag and suite (section 7.1.4).
+func (s *StreamState) oursFor(theirs Crypto, answer bool) (*Crypto, error) {
+	if answer {
 		i := slices.IndexFunc(s.offered, func(o Crypto) bool { return o.Tag == theirs.Tag && o.Suite == theirs.Suite })
 		if i < 0 {
-			return fmt.Errorf("answer chose tag %d, which parapet did not offer", theirs.Tag)
+			return nil, fmt.Errorf("answer chose tag %d, which parapet did not offer", theirs.Tag)
 		}
 		ours := s.offered[i]
-		s.DTLS, s.Theirs, s.Ours = false, &theirs, &ours
-	default:
-		s.DTLS, s.Theirs, s.Ours = false, nil, nil
+		return &ours, nil
 	}
-	return nil
+	if s.Ours != nil && s.Theirs != nil && !s.DTLS && sameLine(*s.Theirs, theirs) {
+		return s.Ours, nil
+	}
+	ours, err := NewCrypto(theirs.Tag, theirs.Suite)
+	if err != nil {
+		return nil, err
+	}
+	return &ours, nil
 }
 
 // keyByDTLS makes the stream DTLS-SRTP keyed, as the peer described it
