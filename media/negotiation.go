@@ -134,7 +134,12 @@ type Negotiation struct {
 	remote       *Description  // the peer's latest SDP
 	remoteAnswer bool          // remote answers parapet's offer
 	streams      []StreamState // in force
-	pending      []StreamState // parapet's offer awaiting its answer
+	// offer is parapet's latest offer on the leg, until the peer offers:
+	// answers apply to it, a preliminary one (in an unreliable 183, RFC
+	// 3261 section 13.2.1) and then the final one. answered is set once
+	// one did.
+	offer    []StreamState
+	answered bool
 }
 
 // NewNegotiation returns the state of a leg on which no SDP was exchanged.
@@ -156,8 +161,8 @@ func (n *Negotiation) Remote() *Description { return n.remote }
 // RemoteIsAnswer reports whether Remote answers an offer parapet made.
 func (n *Negotiation) RemoteIsAnswer() bool { return n.remoteAnswer }
 
-// Len is the number of m= lines of parapet's latest SDP description on
-// the leg: its pending offer's, else the session's.
+// Len is the number of m= lines on the leg: those of parapet's offer
+// while it awaits its answer, else the session's.
 func (n *Negotiation) Len() int { return len(n.view()) }
 
 // Stream is what stream i runs on the leg (the zero StreamState when i is
@@ -227,19 +232,20 @@ func (n *Negotiation) Held() bool {
 // Reset forgets the streams and SDPs of the leg, keeping its o= line: the
 // leg's next SDP goes on from the same session and version.
 func (n *Negotiation) Reset() {
-	n.local, n.remote, n.remoteAnswer, n.streams, n.pending = nil, nil, false, nil, nil
+	n.local, n.remote, n.remoteAnswer, n.streams, n.offer, n.answered = nil, nil, false, nil, nil, false
 }
 
-// Abandon drops parapet's pending offer: the peer refused it or never
-// answered, and the session stays as it was before it (RFC 3264 section
-// 8). Origin and Local still describe the offer, the latest SDP sent.
-func (n *Negotiation) Abandon() { n.pending = nil }
+// Abandon drops parapet's offer awaiting its answer: the peer refused it
+// or never answered, and the session stays as it was before it (RFC 3264
+// section 8). Origin and Local still describe the offer, the latest SDP
+// sent. Once an answer was taken, Abandon only stops further answers.
+func (n *Negotiation) Abandon() { n.offer, n.answered = nil, false }
 
-// view is the streams parapet's latest SDP describes: its pending offer,
-// else those in force.
+// view is the streams parapet's latest SDP describes: its offer awaiting
+// its answer, else those in force.
 func (n *Negotiation) view() []StreamState {
-	if n.pending != nil {
-		return n.pending
+	if n.offer != nil && !n.answered {
+		return n.offer
 	}
 	return n.streams
 }

@@ -20,8 +20,8 @@ import (
 // A stream the leg runs keeps its profile, parapet's key or DTLS-SRTP
 // certificate; a new one (section 8.1: an added line, or a disabled one
 // reused) follows profile. Directions are src's, with RFC 2543's
-// c=0.0.0.0 hold written as RFC 3264's (section 8.4). The offer is pending
-// until TakeAnswer; the SDP is also Local.
+// c=0.0.0.0 hold written as RFC 3264's (section 8.4). The offer becomes
+// the session with TakeAnswer; the SDP is also Local.
 func (n *Negotiation) Offer(src *Description, local []Endpoint, profile OfferProfile) ([]byte, error) {
 	if src == nil {
 		return nil, errors.New("offer: no source description")
@@ -53,7 +53,7 @@ func (n *Negotiation) Offer(src *Description, local []Endpoint, profile OfferPro
 	if err != nil {
 		return nil, fmt.Errorf("offer: %w", err)
 	}
-	n.pending = next
+	n.offer, n.answered = next, false
 	return out, nil
 }
 

@@ -191,7 +191,7 @@ func TestNegotiationModify(t *testing.T) {
 				t.Fatal(err)
 			}
 			if n.Len() != 3 || !n.Offered(2, 1, suite80) {
-				t.Fatal("the pending offer is not what Len and Offered describe")
+				t.Fatal("the offer awaiting its answer is not what Len and Offered describe")
 			}
 			n.Abandon()
 			if n.Len() != 2 || n.Stream(2).Active || !bytes.Equal(n.Stream(0).Ours.Key, key) {
@@ -203,6 +203,32 @@ func TestNegotiationModify(t *testing.T) {
 			}
 			if v := parsed(t, out).OriginVersion; v != 3 {
 				t.Errorf("the offer after a refused one has version %d, want 3 (the refused one was sent)", v)
+			}
+		}},
+		{"RFC 3261 section 13.2.1: the answer in a 183 and the one in the 2xx answer the same offer", func(t *testing.T) {
+			n := newLeg()
+			out, err := n.Offer(peerSDP(t, 1, audio(4000, "RTP/AVP"), video(4002, "RTP/AVP")), twoLocals, srtp80)
+			if err != nil {
+				t.Fatal(err)
+			}
+			offered := parsed(t, out).Streams[0].Crypto[0].Key
+			early := peerSDP(t, 1, audio(6000, "RTP/SAVP", cryptoAttr(1, suite80, 7)), video(0, "RTP/SAVP"))
+			if err := n.TakeAnswer(early, []StreamChoice{sdesChoice(0), {Crypto: -1}}); err != nil || n.Stream(1).Active {
+				t.Fatalf("the 183's answer: %v", err)
+			}
+			final := peerSDP(t, 1, audio(6000, "RTP/SAVP", cryptoAttr(1, suite80, 7)), video(6002, "RTP/SAVP", cryptoAttr(1, suite80, 8)))
+			if err := n.TakeAnswer(final, []StreamChoice{sdesChoice(0), sdesChoice(0)}); err != nil || !n.Stream(1).Active {
+				t.Fatalf("the 2xx's answer: %v", err)
+			}
+			if !bytes.Equal(n.Stream(0).Ours.Key, offered) || n.Remote() != final || !n.RemoteIsAnswer() {
+				t.Error("the final answer does not use parapet's offered key")
+			}
+			if err := n.TakeOffer(peerSDP(t, 2, audio(6000, "RTP/SAVP", cryptoAttr(1, suite80, 7)), video(6002, "RTP/AVP")),
+				[]StreamChoice{sdesChoice(0), {Active: true, Crypto: -1}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.TakeAnswer(final, []StreamChoice{sdesChoice(0), sdesChoice(0)}); err == nil {
+				t.Error("an answer taken after the peer's own offer")
 			}
 		}},
 		{"6: an answer with another number of m= lines is refused and changes nothing", func(t *testing.T) {

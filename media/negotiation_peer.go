@@ -23,16 +23,16 @@ func (n *Negotiation) CheckOffer(offer *Description) error {
 	return nil
 }
 
-// CheckAnswer checks a peer's answer against parapet's pending offer: one
+// CheckAnswer checks a peer's answer against parapet's latest offer: one
 // m= line for each of the offer's (RFC 3264 section 6).
 func (n *Negotiation) CheckAnswer(answer *Description) error {
 	switch {
 	case answer == nil:
 		return errors.New("no answer")
-	case n.pending == nil:
+	case n.offer == nil:
 		return errors.New("answer without an offer")
-	case len(answer.Streams) != len(n.pending):
-		return fmt.Errorf("answer has %d m= lines, the offer had %d: %w", len(answer.Streams), len(n.pending), ErrStreamCount)
+	case len(answer.Streams) != len(n.offer):
+		return fmt.Errorf("answer has %d m= lines, the offer had %d: %w", len(answer.Streams), len(n.offer), ErrStreamCount)
 	}
 	return nil
 }
@@ -42,8 +42,8 @@ func (n *Negotiation) CheckAnswer(answer *Description) error {
 // keys, and the keys and DTLS roles parapet will answer with. parapet's
 // SDES key on a stream is kept while the peer keeps its line's tag, suite
 // and key (RFC 4568 section 7.1.4), so a re-offer does not reset SRTP; any
-// of them changing gets a new key. An offer of parapet's still pending is
-// dropped (the peer's offer crossed it).
+// of them changing gets a new key. parapet's latest offer takes no more
+// answers.
 func (n *Negotiation) TakeOffer(offer *Description, choices []StreamChoice) error {
 	if err := n.CheckOffer(offer); err != nil {
 		return fmt.Errorf("take offer: %w", err)
@@ -52,24 +52,26 @@ func (n *Negotiation) TakeOffer(offer *Description, choices []StreamChoice) erro
 	if err != nil {
 		return fmt.Errorf("take offer: %w", err)
 	}
-	n.streams, n.pending = next, nil
+	n.streams, n.offer, n.answered = next, nil, false
 	n.remote, n.remoteAnswer = offer, false
 	return nil
 }
 
-// TakeAnswer applies the peer's answer to parapet's pending offer, as
+// TakeAnswer applies the peer's answer to parapet's latest offer, as
 // policy judged it: the offer becomes the leg's state, with the streams
 // the answer refused disabled, the peer's keys, and for each SRTP stream
-// parapet's offered line the answer chose.
+// parapet's offered line the answer chose. A later answer to the same
+// offer (the 2xx after SDP in a 183) applies to the offer again and
+// replaces the earlier one.
 func (n *Negotiation) TakeAnswer(answer *Description, choices []StreamChoice) error {
 	if err := n.CheckAnswer(answer); err != nil {
 		return fmt.Errorf("take answer: %w", err)
 	}
-	next, err := take(n.pending, answer, choices, true)
+	next, err := take(n.offer, answer, choices, true)
 	if err != nil {
 		return fmt.Errorf("take answer: %w", err)
 	}
-	n.streams, n.pending = next, nil
+	n.streams, n.answered = next, true
 	n.remote, n.remoteAnswer = answer, true
 	return nil
 }
