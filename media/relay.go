@@ -304,12 +304,18 @@ func newDetector(d *decryptor, max uint64) replaydetector.ReplayDetector {
 	return &countingDetector{inner: inner, ca: ca, d: d}
 }
 
-func newDecryptor(c *Crypto) (*decryptor, error) {
-	profile, err := Profile(c.Suite)
-	if err != nil {
-		return nil, err
+// contextKeys is what an SRTP context needs of c: its suite's protection
+// profile, the master key and the master salt.
+func contextKeys(c *Crypto) (profile srtp.ProtectionProfile, key, salt []byte, err error) {
+	if profile, err = Profile(c.Suite); err != nil {
+		return 0, nil, nil, err
 	}
-	key, salt, err := c.SplitKey()
+	key, salt, err = c.SplitKey()
+	return profile, key, salt, err
+}
+
+func newDecryptor(c *Crypto) (*decryptor, error) {
+	profile, key, salt, err := contextKeys(c)
 	if err != nil {
 		return nil, err
 	}
@@ -333,11 +339,7 @@ func newDecryptor(c *Crypto) (*decryptor, error) {
 }
 
 func newEncryptor(c *Crypto) (*srtp.Context, error) {
-	profile, err := Profile(c.Suite)
-	if err != nil {
-		return nil, err
-	}
-	key, salt, err := c.SplitKey()
+	profile, key, salt, err := contextKeys(c)
 	if err != nil {
 		return nil, err
 	}
@@ -683,20 +685,17 @@ func (st *RelayStream) handle(e *endpoint, pkt []byte, src netip.AddrPort, rtcpS
 	// RTP and RTCP both start with version 2 (RFC 3550 sections 5.1, 6.4)
 	// and at least 8 bytes.
 	if len(pkt) < 8 {
-		cin.malformed.Add(1)
-		return nil, netip.AddrPort{}, nil
+		return dropped(&cin.malformed)
 	}
 	pc := e.cfg.Load()
 	if pc == nil {
-		cin.beforeAnswer.Add(1)
-		return nil, netip.AddrPort{}, nil
+		return dropped(&cin.beforeAnswer)
 	}
 	switch {
 	case !rtcpSocket && !(pc.mux && isRTCP(pkt)):
 		return st.handleRTP(e, pc, pkt, src, sc)
 	case rtcpSocket && (pc.mux || !isRTCP(pkt)):
-		cin.malformed.Add(1) // no RTCP is agreed on this port, or RTP on the RTCP port
-		return nil, netip.AddrPort{}, nil
+		return dropped(&cin.malformed) // no RTCP is agreed on this port, or RTP on the RTCP port
 	}
 	return st.handleRTCP(e, pc, pkt, src, sc)
 }
@@ -731,25 +730,49 @@ func isSTUN(pkt []byte) bool {
 	return l%4 == 0 && 20+l == len(pkt)
 }
 
-// admitSource applies the latch: once a side latched, only its peer's
-// address; before, plain media only from the peer's own addresses (an
-// SRTP side latches on its first authenticated packet instead).
-func admitSource(latch *atomic.Pointer[netip.AddrPort], pc *peerConfig, plainIn bool, src netip.AddrPort) bool {
-	l := latch.Load()
-	if l != nil {
-		return *l == src
-	}
-	// Unauthenticated media latches only from the peer's own addresses.
-	return !plainIn || len(pc.sources) == 0 || slices.Contains(pc.sources, src.Addr().Unmap())
+// dropped counts a dropped packet on c and returns what handle returns
+// for it: nothing to send.
+func dropped(c *atomic.Uint64) ([]byte, netip.AddrPort, *net.UDPConn) {
+	c.Add(1)
+	return nil, netip.AddrPort{}, nil
 }
 
-// accepted counts a valid packet from side e's peer (n bytes) and latches
-// the side onto its source.
-func (st *RelayStream) accepted(latch *atomic.Pointer[netip.AddrPort], cin *counters, src netip.AddrPort, n int) {
-	if latch.Load() == nil {
-		a := src
-		latch.Store(&a)
+// flow is where packets from side e's peer go: the other side, with the
+// counters of e's side (in) and of the other (out).
+func (st *RelayStream) flow(e *endpoint) (out *endpoint, cin, cout *counters) {
+	o := e.side.Other()
+	return st.sides[o], &st.r.counters[e.side], &st.r.counters[o]
+}
+
+// admitSource applies the latch, latched being what it holds: once a side
+// latched, only its peer's address; before, plain media only from the
+// peer's own addresses (an SRTP side latches on its first authenticated
+// packet instead).
+func admitSource(latched *netip.AddrPort, pc *peerConfig, plainIn bool, src netip.AddrPort) bool {
+	if latched != nil {
+		return *latched == src
 	}
+	// Unauthenticated media latches only from the peer's own addresses.
+	return !plainIn || pc.peerSource(src)
+}
+
+// peerSource reports whether src is one of the peer's own addresses, or
+// the peer has none listed.
+func (pc *peerConfig) peerSource(src netip.AddrPort) bool {
+	return len(pc.sources) == 0 || slices.Contains(pc.sources, src.Addr().Unmap())
+}
+
+// latch latches a side onto src unless latched, what it holds, is set.
+func latch(l *atomic.Pointer[netip.AddrPort], latched *netip.AddrPort, src netip.AddrPort) {
+	if latched == nil {
+		a := src // escapes only when latching
+		l.Store(&a)
+	}
+}
+
+// accepted counts a valid packet (n bytes) from the peer of the side whose
+// counters are cin.
+func (st *RelayStream) accepted(cin *counters, n int) {
 	cin.packetsIn.Add(1)
 	cin.bytesIn.Add(uint64(n))
 	if !st.r.active.Load() {
@@ -762,26 +785,19 @@ func (st *RelayStream) accepted(latch *atomic.Pointer[netip.AddrPort], cin *coun
 // RTP is never read anywhere else, whatever the configuration, so this
 // path takes no lock.
 func (st *RelayStream) handleRTP(e *endpoint, pc *peerConfig, pkt []byte, src netip.AddrPort, sc *scratch) ([]byte, netip.AddrPort, *net.UDPConn) {
-	r := st.r
-	out := st.sides[e.side.Other()]
-	cin, cout := &r.counters[e.side], &r.counters[e.side.Other()]
+	out, cin, cout := st.flow(e)
 	n := len(pkt)
 	if pc.waitRTP {
-		cin.beforeAnswer.Add(1) // DTLS-SRTP keys not agreed yet
-		return nil, netip.AddrPort{}, nil
+		return dropped(&cin.beforeAnswer) // DTLS-SRTP keys not agreed yet
 	}
 	if n < 12 {
-		cin.malformed.Add(1)
-		return nil, netip.AddrPort{}, nil
+		return dropped(&cin.malformed)
 	}
 	d := pc.decRTP
 	plainIn := d == nil
-	// admitSource, written out: this is the per-packet path.
 	latched := e.latchRTP.Load()
-	if latched != nil && *latched != src ||
-		latched == nil && plainIn && len(pc.sources) > 0 && !slices.Contains(pc.sources, src.Addr().Unmap()) {
-		cin.wrongSource.Add(1)
-		return nil, netip.AddrPort{}, nil
+	if !admitSource(latched, pc, plainIn, src) {
+		return dropped(&cin.wrongSource)
 	}
 	var plain []byte
 	var err error
@@ -811,24 +827,14 @@ func (st *RelayStream) handleRTP(e *endpoint, pc *peerConfig, pkt []byte, src ne
 		return nil, netip.AddrPort{}, nil
 	}
 	if sc.rh.Padding && !rtpPaddingOK(plain, &sc.rh) {
-		cin.malformed.Add(1)
-		return nil, netip.AddrPort{}, nil
+		return dropped(&cin.malformed)
 	}
-	// accepted, written out.
-	if latched == nil {
-		a := src
-		e.latchRTP.Store(&a)
-	}
-	cin.packetsIn.Add(1)
-	cin.bytesIn.Add(uint64(n))
-	if !r.active.Load() {
-		r.active.Store(true)
-	}
+	latch(&e.latchRTP, latched, src)
+	st.accepted(cin, n)
 
 	opc := out.cfg.Load()
 	if opc == nil || opc.waitRTP {
-		cin.beforeAnswer.Add(1) // the other side is not negotiated (or keyed) yet
-		return nil, netip.AddrPort{}, nil
+		return dropped(&cin.beforeAnswer) // the other side is not negotiated (or keyed) yet
 	}
 	dst := opc.rtp
 	if l := out.latchRTP.Load(); l != nil {
@@ -843,12 +849,10 @@ func (st *RelayStream) handleRTP(e *endpoint, pc *peerConfig, pkt []byte, src ne
 			// A plain packet whose sequence number was already encrypted
 			// under this SSRC: encrypting it again would reuse the key
 			// stream (RFC 3711 section 9.1).
-			cin.replays.Add(1)
-			return nil, netip.AddrPort{}, nil
+			return dropped(&cin.replays)
 		}
 		if o, err = opc.encRTP.EncryptRTP(sc.enc[:0], plain, &sc.rh); err != nil {
-			cout.malformed.Add(1)
-			return nil, netip.AddrPort{}, nil
+			return dropped(&cout.malformed)
 		}
 	}
 	return o, dst, out.rtp
@@ -875,25 +879,21 @@ func (st *RelayStream) handleRTP(e *endpoint, pc *peerConfig, pkt []byte, src ne
 // fed by both readers would cost a goroutine, buffers, and a copy and a
 // wake-up per packet. The RTP path never takes it.
 func (st *RelayStream) handleRTCP(e *endpoint, pc *peerConfig, pkt []byte, src netip.AddrPort, sc *scratch) ([]byte, netip.AddrPort, *net.UDPConn) {
-	r := st.r
-	out := st.sides[e.side.Other()]
-	cin, cout := &r.counters[e.side], &r.counters[e.side.Other()]
+	out, cin, cout := st.flow(e)
 	n := len(pkt)
 	if pc.waitRTCP {
-		cin.beforeAnswer.Add(1) // DTLS-SRTP keys not agreed yet
-		return nil, netip.AddrPort{}, nil
+		return dropped(&cin.beforeAnswer) // DTLS-SRTP keys not agreed yet
 	}
-	latch := &e.latchRTCP
+	l := &e.latchRTCP
 	if pc.mux {
-		latch = &e.latchRTP
+		l = &e.latchRTP
 	}
 	e.rtcpMu.Lock()
 	defer e.rtcpMu.Unlock()
 	d := pc.decRTCP
 	plainIn := d == nil
-	if !admitSource(latch, pc, plainIn, src) {
-		cin.wrongSource.Add(1)
-		return nil, netip.AddrPort{}, nil
+	if !admitSource(l.Load(), pc, plainIn, src) {
+		return dropped(&cin.wrongSource)
 	}
 	var plain []byte
 	var err error
@@ -902,8 +902,7 @@ func (st *RelayStream) handleRTCP(e *endpoint, pc *peerConfig, pkt []byte, src n
 		plain, err = d.ctx.DecryptRTCP(sc.plain, pkt, &sc.ch)
 	} else if err = sc.ch.Unmarshal(pkt); err == nil {
 		if !rtcpLengthsOK(pkt) {
-			cin.malformed.Add(1)
-			return nil, netip.AddrPort{}, nil
+			return dropped(&cin.malformed)
 		}
 		plain = pkt
 	}
@@ -925,19 +924,19 @@ func (st *RelayStream) handleRTCP(e *endpoint, pc *peerConfig, pkt []byte, src n
 		}
 		return nil, netip.AddrPort{}, nil
 	}
-	st.accepted(latch, cin, src, n)
+	latch(l, l.Load(), src)
+	st.accepted(cin, n)
 
 	opc := out.cfg.Load()
 	if opc == nil || opc.waitRTCP {
-		cin.beforeAnswer.Add(1) // the other side is not negotiated (or keyed) yet
-		return nil, netip.AddrPort{}, nil
+		return dropped(&cin.beforeAnswer) // the other side is not negotiated (or keyed) yet
 	}
-	wconn, dst, l := out.rtp, opc.rtp, out.latchRTP.Load()
+	wconn, dst, ol := out.rtp, opc.rtp, out.latchRTP.Load()
 	if !opc.mux {
-		wconn, dst, l = out.rtcp, opc.rtcp, out.latchRTCP.Load()
+		wconn, dst, ol = out.rtcp, opc.rtcp, out.latchRTCP.Load()
 	}
-	if l != nil {
-		dst = *l
+	if ol != nil {
+		dst = *ol
 	}
 	if !dst.IsValid() || dst.Port() == 0 || dst.Addr().IsUnspecified() {
 		return nil, netip.AddrPort{}, nil // on hold (c=0.0.0.0) or no address yet
@@ -945,8 +944,7 @@ func (st *RelayStream) handleRTCP(e *endpoint, pc *peerConfig, pkt []byte, src n
 	o := plain
 	if opc.encRTCP != nil {
 		if o, err = opc.encRTCP.EncryptRTCP(sc.enc[:0], plain, &sc.ch); err != nil {
-			cout.malformed.Add(1)
-			return nil, netip.AddrPort{}, nil
+			return dropped(&cout.malformed)
 		}
 	}
 	return o, dst, wconn

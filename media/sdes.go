@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -144,11 +143,7 @@ func (c Crypto) GoString() string { return "media.Crypto{" + cryptoRedacted(c) +
 // Format makes every fmt verb (%v, %+v, %#v, %s, %d, %x, ...) print the
 // redacted form, so no verb can reach the key bytes.
 func (c Crypto) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		_, _ = io.WriteString(f, c.GoString())
-		return
-	}
-	_, _ = io.WriteString(f, cryptoRedacted(c))
+	formatRedacted(f, verb, c.GoString(), cryptoRedacted(c))
 }
 
 // cryptoRedacted describes a line without its key, e.g.
@@ -199,11 +194,7 @@ func (l CryptoLine) LogValue() slog.Value { return slog.StringValue(l.String()) 
 
 // Format makes every fmt verb print the redacted form.
 func (l CryptoLine) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
-		_, _ = io.WriteString(f, l.GoString())
-		return
-	}
-	_, _ = io.WriteString(f, l.String())
+	formatRedacted(f, verb, l.GoString(), l.String())
 }
 
 // ParseCrypto parses the value of an a=crypto attribute (what follows
