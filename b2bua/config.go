@@ -1,10 +1,3 @@
-// Package b2bua is parapet's call engine: per-zone SIP listeners on sipgo,
-// INVITE handling and routing, the two dialogs of every call, policy
-// enforcement at every offer and answer, TLS connection-state capture, and
-// exactly one compliance record per call.
-//
-// b2bua receives everything it needs through Config: it never reads config
-// files or certificates itself (it does not import configs or certs).
 package b2bua
 
 import (

@@ -1,0 +1,50 @@
+// Package b2bua is parapet's call engine: per-zone SIP listeners on sipgo,
+// INVITE handling and routing, the two dialogs of every call, policy
+// enforcement at every offer and answer, TLS connection-state capture, and
+// exactly one compliance record per call.
+//
+// b2bua receives everything it needs through Config: it never reads config
+// files or certificates itself (it does not import configs or certs).
+//
+// # A call, phase by phase
+//
+// handleInvite (handlers.go routes the INVITE there) makes a Call
+// (call.go) and runs it (Call.run) through its phases, each in a file
+// named after it:
+//
+//   - admit (admit.go): is parapet taking calls (not stopping, its log and
+//     journal writable); does the zone admit the source and signaling
+//     (policy's admission stage); is the INVITE one parapet can act on.
+//   - route (route.go): the first matching route of the caller's zone, a
+//     slot on it when it has a call limit, and leg B toward its target.
+//   - take the offer (offer.go): the caller's SDP is judged against both
+//     zones (policy's offer stage, which also plans the onward leg), A's
+//     dialog is made, the relay set up (media's SDP work in sdp.go).
+//   - ring B (ringb.go): B's INVITE, its progress relayed to A, digest
+//     challenges answered; a callee that refuses the offer with 488 gets
+//     the zone's next key exchange (a loop). Giving up on B (CANCEL, a 2xx
+//     that crosses it) is cancelb.go's; what is learnt of leg B as it
+//     rings, legb.go's; why it failed, outcome.go's classify. A delayed
+//     offer (no SDP from A) is delayed.go's.
+//   - answer A (answera.go): the 2xx, journalled first, and its ACK.
+//   - talk (talk.go): until a BYE, a media timeout or shutdown; requests
+//     inside the dialogs (re-INVITE, UPDATE-less refreshes, INFO, BYE) are
+//     bridged by dialog.go, reliable provisionals by rel100.go.
+//   - tear down (teardown.go): BYE on both legs, and after a caller's late
+//     ACK.
+//   - record (record.go): the one record, written by finish, deferred by
+//     handleInvite whatever path the call took.
+//
+// # Who owns what
+//
+// The server (server.go: New, Start, Shutdown; zone.go: listeners;
+// handlers.go: request handlers; events.go: connection events; stats.go)
+// keeps its live calls in a registry (registry.go): calls by id, legs by
+// their dialog key, route slots, and the WaitGroup of call goroutines,
+// behind one mutex that only the registry takes. A Call's state is guarded
+// by Call.mu, documented on the struct; a leg's dialog bookkeeping by
+// leg.dmu and leg.ackMu. Lock order: Call.reinvite (one offer/answer at a
+// time) before Call.jmu (the journal's, whose snapshot reads the call)
+// before Call.mu. The registry's mutex is never held with a call's: the
+// registry calls nothing of a call's but atomics.
+package b2bua
