@@ -45,7 +45,7 @@ func (c *Call) admit(req *sip.Request, tx sip.ServerTransaction) (maxForwards in
 // it: a call is taken only when its record and journal entries can be
 // written.
 func (c *Call) serving(req *sip.Request, tx sip.ServerTransaction) bool {
-	s := c.s
+	s := c.env
 	switch {
 	case s.isStopping():
 		c.reject(tx, req, 503, reasonPhrase(503), compliance.DispositionShutdown, "parapet is shutting down")
@@ -62,19 +62,19 @@ func (c *Call) serving(req *sip.Request, tx sip.ServerTransaction) bool {
 // admitSource judges the request's source and signaling against the zone
 // (policy's admission stage).
 func (c *Call) admitSource(req *sip.Request, tx sip.ServerTransaction) bool {
-	s, a := c.s, c.a
+	s, a := c.env, c.a
 	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: a.pol, Signaling: a.sig, Admitted: a.admitted})
 	if d.Proceed() {
 		c.decide(d)
 		return true
 	}
-	if d.Rule == policy.RuleSourceNotAllowed && !s.recordRefusedInvite(a) {
+	if d.Rule == policy.RuleSourceNotAllowed && !s.events.recordRefusedInvite(a) {
 		// A source outside the peers that keeps sending INVITEs: one
 		// call record per interval, the rest folded into events, so
 		// that no outside host can flood the compliance log.
 		c.folded = true
 		s.respond(tx, req, d.Status, reasonPhrase(d.Status), d.Reason)
-		s.connEvent(a.zone, compliance.EventSourceRefused, a.sig, req.Source(), func(e *compliance.ConnEvent) {
+		s.events.connEvent(a.zone, compliance.EventSourceRefused, a.sig, req.Source(), func(e *compliance.ConnEvent) {
 			e.Method = string(req.Method)
 			e.SIPStatus = d.Status
 			e.Decision = &d
@@ -105,7 +105,7 @@ func (c *Call) requireSupported(req *sip.Request, tx sip.ServerTransaction) bool
 	c.setOutcome(compliance.DispositionRejected, 420, "unsupported extension "+list)
 	res := sip.NewResponseFromRequest(req, 420, reasonPhrase(420), nil)
 	res.AppendHeader(sip.NewHeader("Unsupported", list))
-	c.s.commonHeaders(res)
-	c.s.send(tx, res)
+	c.env.commonHeaders(res)
+	c.env.send(tx, res)
 	return false
 }

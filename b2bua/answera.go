@@ -15,7 +15,7 @@ import (
 func (c *Call) respondA(code int, reason, disposition, why, warn string) {
 	c.setOutcome(disposition, code, why)
 	res := sip.NewResponseFromRequest(c.a.uas.InviteRequest, code, reason, nil)
-	c.s.commonHeaders(res)
+	c.env.commonHeaders(res)
 	if warn != "" && code != 487 {
 		res.AppendHeader(sip.NewHeader("Warning", warningValue(warn)))
 	}
@@ -33,7 +33,7 @@ func (c *Call) respondA(code int, reason, disposition, why, warn string) {
 func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	a := c.a
 	ok := sip.NewSDPResponseFromRequest(a.uas.InviteRequest, sdp)
-	c.s.commonHeaders(ok)
+	c.env.commonHeaders(ok)
 	if !c.journalAnswer() {
 		return nil, false
 	}

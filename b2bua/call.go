@@ -37,7 +37,7 @@ const (
 // leg B it originated, the relay between them, and the decisions taken.
 // Exactly one record is written for it, whatever path it takes.
 type Call struct {
-	s     *Server
+	env   *env // all a call gets of the server
 	id    string
 	log   *slog.Logger
 	start time.Time
@@ -191,7 +191,7 @@ func randSession() uint64 {
 }
 
 func (s *Server) newCall(z *zone, req *sip.Request) *Call {
-	c := &Call{s: s, id: newID(), start: time.Now(), ended: make(chan struct{})}
+	c := &Call{env: s.env, id: newID(), start: time.Now(), ended: make(chan struct{})}
 	c.log = s.log.With("call", c.id, "zone", z.name)
 	if f := req.From(); f != nil {
 		c.caller = f.Address.User
@@ -256,7 +256,7 @@ func (c *Call) hangupWith(disposition, reason string, status int, warn string) {
 // reject answers the INVITE with a final error before any dialog exists.
 func (c *Call) reject(tx sip.ServerTransaction, req *sip.Request, code int, reason, disposition, why string) {
 	c.setOutcome(disposition, code, why)
-	c.s.respond(tx, req, code, reason, why)
+	c.env.respond(tx, req, code, reason, why)
 }
 
 // rejectDecision answers with a decision's status.
@@ -281,7 +281,7 @@ func (s *Server) handleInvite(z *zone, req *sip.Request, tx sip.ServerTransactio
 			c.setOutcome(compliance.DispositionFailed, 500, fmt.Sprintf("internal error: %v", p))
 			switch {
 			case c.a.uas == nil:
-				c.s.respond(tx, req, 500, "Server Internal Error", "")
+				c.env.respond(tx, req, 500, "Server Internal Error", "")
 			case !c.established.Load():
 				c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "internal error", "internal error")
 			}

@@ -127,29 +127,6 @@ func malformedRequest(req *sip.Request) (int, string) {
 // answers; PRACK is handled toward a caller that requires 100rel.
 const allowMethods = "INVITE, ACK, CANCEL, BYE, PRACK, INFO, OPTIONS"
 
-func (s *Server) commonHeaders(res *sip.Response) {
-	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
-}
-
-// respond sends a final response built from req. warning, when set, becomes
-// a Warning header (RFC 3261 section 20.43) so the peer's engineer sees why.
-func (s *Server) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason, warning string) {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	res.SipVersion = "SIP/2.0" // sipgo echoes the request's, even in a 505
-	s.commonHeaders(res)
-	if warning != "" {
-		res.AppendHeader(sip.NewHeader("Warning", warningValue(warning)))
-	}
-	s.send(tx, res)
-}
-
-func (s *Server) send(tx sip.ServerTransaction, res *sip.Response) {
-	if err := tx.Respond(res); err != nil {
-		s.log.Debug("respond failed", "status", res.StatusCode, "error", err)
-	}
-}
-
 // warningValue formats a Warning header: 399 is the miscellaneous warning.
 func warningValue(text string) string {
 	text = strings.Map(func(r rune) rune {

@@ -37,7 +37,7 @@ type Journal interface {
 // handed to the recorder (finish), it writes nothing more: the end entry
 // that follows the record must be the call's last.
 func (c *Call) journal(wait bool) error {
-	j := c.s.cfg.Journal
+	j := c.env.journal
 	if j == nil {
 		return nil
 	}
@@ -79,9 +79,7 @@ func (c *Call) journalClose() {
 
 // journalHealthy reports whether calls can be journaled (true without a
 // journal).
-func (s *Server) journalHealthy() bool {
-	return s.cfg.Journal == nil || s.cfg.Journal.Err() == nil
-}
+func (s *Server) journalHealthy() bool { return s.env.journalHealthy() }
 
 // DefaultJournalRefresh is how often, by default, the journal entries of
 // answered calls are renewed.

@@ -16,7 +16,7 @@ import (
 // ringB can make another: a new dialog, a new offer.
 func (c *Call) resetB() {
 	b := c.b
-	c.s.reg.forgetLeg(b)
+	c.env.reg.forgetLeg(b)
 	if b.uac != nil {
 		b.uac.Close()
 	}

@@ -39,7 +39,7 @@ func (c *Call) takeOffer(req *sip.Request, tx sip.ServerTransaction) (policy.Dec
 	a.setRemote(fromTag, &req.CSeq().SeqNo)
 	tag, _ := uas.InviteRequest.To().Params.Get("tag")
 	a.key = dialogKey{callID: string(*req.CallID()), tag: tag}
-	c.s.reg.addLeg(a)
+	c.env.reg.addLeg(a)
 
 	c.relay = c.newRelay()
 	c.meter.Store(c.relay)
@@ -66,8 +66,8 @@ func (c *Call) readOffer(req *sip.Request, tx sip.ServerTransaction) (*media.Des
 		res := sip.NewResponseFromRequest(req, 415, reasonPhrase(415), nil)
 		res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 		res.AppendHeader(sip.NewHeader("Warning", warningValue(d.Reason)))
-		c.s.commonHeaders(res)
-		c.s.send(tx, res)
+		c.env.commonHeaders(res)
+		c.env.send(tx, res)
 		return nil, false
 	}
 	offer, err := media.ParseSDP(body)
@@ -84,7 +84,7 @@ func (c *Call) readOffer(req *sip.Request, tx sip.ServerTransaction) (*media.Des
 // (the media timeout, or the hold timeout on hold) or a DTLS-SRTP
 // handshake fails, and tells the journal when keys are agreed.
 func (c *Call) newRelay() *media.Relay {
-	s := c.s
+	s := c.env
 	return media.NewRelay(s.pool, media.RelayConfig{Timeout: c.rules.mediaTimeout, HoldTimeout: c.rules.holdTimeout, Logger: c.log,
 		OnIdle: func(limit time.Duration, onHold bool) {
 			why := "no media for " + limit.String()
@@ -101,7 +101,7 @@ func (c *Call) newRelay() *media.Relay {
 		// The journal learns the suite once agreed (off the handshake's
 		// goroutine, which the call's locks must never wait on).
 		OnKeyed: func(media.Side) {
-			if s.cfg.Journal != nil {
+			if s.journal != nil {
 				go c.journalUpdate()
 			}
 		}})

@@ -168,8 +168,8 @@ func (c *Call) tlsToBFailed(err error, msg string) {
 	d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: b.pol,
 		Handshake: policy.HandshakeFacts{Error: msg}})
 	c.decide(d)
-	c.s.stats.tlsRefused.Add(1)
-	c.s.connEvent(b.zone, compliance.EventTLSClientFailed, b.sig, c.targetAddr(), func(e *compliance.ConnEvent) {
+	c.env.stats.tlsRefused.Add(1)
+	c.env.events.connEvent(b.zone, compliance.EventTLSClientFailed, b.sig, c.targetAddr(), func(e *compliance.ConnEvent) {
 		e.Error = msg
 		e.Decision = &d
 		if cert := certFromError(err); cert != nil {

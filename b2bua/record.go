@@ -35,7 +35,7 @@ func (c *Call) snapshot() *compliance.Call {
 // callLocked builds the call of its record from what is known now, ended
 // at end. Caller holds c.mu.
 func (c *Call) callLocked(end time.Time) *compliance.Call {
-	pseudo := c.s.cfg.Pseudonymizer
+	pseudo := c.env.pseudo
 	id := func(v string) string {
 		if pseudo == nil {
 			return v
@@ -106,7 +106,7 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 		CallID:    l.callID,
 		TLS:       tlsInfo(l.sig.TLS),
 	}
-	if p := c.s.cfg.Pseudonymizer; p != nil {
+	if p := c.env.pseudo; p != nil {
 		out.CallID = p.CallID(l.callID)
 	}
 	o := policy.LegOutcome{Signaling: l.sig, SourceAdmitted: l.admitted, Originated: l.role == compliance.RoleB,
@@ -222,9 +222,9 @@ func (c *Call) finish() {
 		if r := c.meter.Load(); r != nil {
 			counters = r.Counters(media.SideA).Add(r.Counters(media.SideB))
 		}
-		c.s.reg.forget(c, counters, late)
+		c.env.reg.forget(c, counters, late)
 		if late {
-			c.s.reg.wg.Add(1)
+			c.env.reg.wg.Add(1)
 			go c.byeOnLateAck(c.lateAck)
 		} else if c.a.uas != nil {
 			c.a.uas.Close()
@@ -238,15 +238,15 @@ func (c *Call) finish() {
 		}
 		c.mu.Unlock()
 		if c.routeSlot != "" {
-			c.s.reg.releaseSlot(c.routeSlot)
+			c.env.reg.releaseSlot(c.routeSlot)
 		}
 		if c.folded {
 			return // counted in a source_refused event instead
 		}
 		c.journalClose()
 		rec := c.record()
-		c.s.stats.call(c.disposition)
-		c.s.rec.append(rec)
+		c.env.stats.call(c.disposition)
+		c.env.rec.append(rec)
 		c.log.Info("call ended", "disposition", c.disposition, "status", c.status, "reason", c.endReason)
 	})
 }

@@ -106,10 +106,10 @@ func (c *Call) onPrack(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		l.ackMu.Unlock()
 	}
 	if !matched {
-		c.s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "PRACK matches no unacknowledged reliable provisional response")
+		c.env.respond(tx, req, 481, "Call/Transaction Does Not Exist", "PRACK matches no unacknowledged reliable provisional response")
 		return
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-	c.s.commonHeaders(res)
-	c.s.send(tx, res)
+	c.env.commonHeaders(res)
+	c.env.send(tx, res)
 }

@@ -120,7 +120,7 @@ func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 	req.AppendHeader(&callID)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
 	req.AppendHeader(&mfh)
-	req.AppendHeader(sip.NewHeader("User-Agent", c.s.cfg.UserAgent))
+	req.AppendHeader(sip.NewHeader("User-Agent", c.env.userAgent))
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	if body != nil {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
@@ -145,7 +145,7 @@ func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, bool) {
 	b.callID = callID
 	c.mu.Unlock()
 	b.key = dialogKey{callID: callID, tag: req.From().Params.GetOr("tag", "")}
-	c.s.reg.addLeg(b)
+	c.env.reg.addLeg(b)
 
 	// sipgo's WriteInvite returns once the request is sent (or failed);
 	// its context bounds the connection it may have to open.

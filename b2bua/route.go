@@ -23,13 +23,13 @@ func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
 	}
 	c.route = route
 	if route.MaxCalls > 0 {
-		if !c.s.reg.takeSlot(route.Name, route.MaxCalls) {
+		if !c.env.reg.takeSlot(route.Name, route.MaxCalls) {
 			c.routeFull(req, tx, route)
 			return false
 		}
 		c.routeSlot = route.Name
 	}
-	c.b = &leg{call: c, role: compliance.RoleB, side: media.SideB, zone: c.s.byName[route.To], pol: c.rules.zone(route.To),
+	c.b = &leg{call: c, role: compliance.RoleB, side: media.SideB, zone: c.env.zones[route.To], pol: c.rules.zone(route.To),
 		transport: route.Target.Transport, secure: route.Target.Secure}
 	c.b.sig = policy.SignalingFacts{Transport: route.Target.Transport}
 	c.log = c.log.With("route", route.Name)
@@ -47,6 +47,6 @@ func (c *Call) routeFull(req *sip.Request, tx sip.ServerTransaction, route *Rout
 	res := sip.NewResponseFromRequest(req, 503, reasonPhrase(503), nil)
 	res.AppendHeader(sip.NewHeader("Retry-After", "5"))
 	res.AppendHeader(sip.NewHeader("Warning", warningValue("all lines busy: the route's call limit is reached")))
-	c.s.commonHeaders(res)
-	c.s.send(tx, res)
+	c.env.commonHeaders(res)
+	c.env.send(tx, res)
 }

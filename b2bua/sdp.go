@@ -339,10 +339,10 @@ func (c *Call) offerTo(to *leg, src *media.Description, plan policy.OfferPlan, c
 			}
 		}
 		ts.active = true
-		plans[i] = media.StreamPlan{Active: true, Proto: ts.proto, Local: c.streams[i].Local(to.side, c.s.cfg.Media.Advertise),
+		plans[i] = media.StreamPlan{Active: true, Proto: ts.proto, Local: c.streams[i].Local(to.side, c.env.advertise),
 			RTCPMux: true, Crypto: ts.offered}
 		if ts.offeredDTLS {
-			plans[i].DTLS = &media.DTLSPlan{Fingerprint: c.s.dtls.Fingerprint(), Setup: "actpass"}
+			plans[i].DTLS = &media.DTLSPlan{Fingerprint: c.env.dtls.Fingerprint(), Setup: "actpass"}
 		}
 	}
 	return c.buildSDP(to, src, plans)
@@ -362,13 +362,13 @@ func (c *Call) answerTo(to *leg, src *media.Description) ([]byte, error) {
 			plans[i] = media.StreamPlan{Active: false, Proto: ts.proto}
 			continue
 		}
-		p := media.StreamPlan{Active: true, Proto: ts.proto, Local: c.streams[i].Local(to.side, c.s.cfg.Media.Advertise),
+		p := media.StreamPlan{Active: true, Proto: ts.proto, Local: c.streams[i].Local(to.side, c.env.advertise),
 			RTCPMux: ts.mux}
 		if ts.ours != nil {
 			p.Crypto = []media.Crypto{*ts.ours}
 		}
 		if ts.dtls {
-			p.DTLS = &media.DTLSPlan{Fingerprint: c.s.dtls.Fingerprint(), Setup: ts.setup}
+			p.DTLS = &media.DTLSPlan{Fingerprint: c.env.dtls.Fingerprint(), Setup: ts.setup}
 		}
 		plans[i] = p
 	}
@@ -400,12 +400,8 @@ func (c *Call) buildSDP(to *leg, src *media.Description, plans []media.StreamPla
 // bumpOrigin advances parapet's o= line on a leg: a new session the first
 // time, a new version afterwards (RFC 3264 section 8).
 func (c *Call) bumpOrigin(l *leg) {
-	addr := c.s.cfg.Media.Advertise
-	if !addr.IsValid() {
-		addr = c.s.cfg.Media.Address
-	}
 	if l.m.origin.Session == 0 {
-		l.m.origin = media.Origin{Username: "parapet", Session: randSession(), Version: 1, Addr: addr}
+		l.m.origin = media.Origin{Username: "parapet", Session: randSession(), Version: 1, Addr: c.env.mediaAddr}
 		return
 	}
 	l.m.origin.Version++

@@ -26,7 +26,7 @@ func TestBuildSDPNeverWritesSDESKeysOverClearSIP(t *testing.T) {
 	addr := netip.MustParseAddr("127.0.0.1")
 	plans := []media.StreamPlan{{Active: true, Proto: "RTP/SAVP", Local: media.Endpoint{Addr: addr, Port: 20000, RTCPPort: 20001},
 		Crypto: []media.Crypto{cr}}}
-	c := &Call{s: &Server{cfg: Config{Media: MediaConfig{Address: addr}}}}
+	c := &Call{env: &env{mediaAddr: addr}}
 	for _, tr := range []policy.Transport{policy.TransportUDP, policy.TransportTCP, policy.TransportTLS} {
 		l := &leg{role: compliance.RoleB, transport: tr}
 		sdp, err := c.buildSDP(l, src, plans)

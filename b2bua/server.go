@@ -35,8 +35,12 @@ type Server struct {
 	// rules are the policies, routes and media timeout new calls get.
 	rules atomic.Pointer[rules]
 
+	// responder writes parapet's responses.
+	responder
 	// reg books the live calls, their legs, route slots and goroutines.
 	reg *registry
+	// env is what calls get of the server.
+	env *env
 	// startMu guards started against a second Start.
 	startMu sync.Mutex
 
@@ -95,6 +99,13 @@ func New(cfg Config) (*Server, error) {
 	s.rec = newRecorder(cfg.Sink, s.log, &s.stats)
 	s.rec.journal = cfg.Journal
 	s.events = newEventFolder(10 * time.Second)
+	s.responder = responder{userAgent: cfg.UserAgent, log: s.log}
+	s.env = &env{responder: s.responder, reg: s.reg, rec: s.rec, stats: &s.stats, pool: pool, dtls: s.dtls,
+		zones: s.byName, advertise: cfg.Media.Advertise, mediaAddr: cfg.Media.Advertise, pseudo: cfg.Pseudonymizer,
+		journal: cfg.Journal, stopping: s.stopping, events: s}
+	if !s.env.mediaAddr.IsValid() {
+		s.env.mediaAddr = cfg.Media.Address
+	}
 	for i := range cfg.Zones {
 		zc := cfg.Zones[i]
 		if _, dup := s.byName[zc.Policy.Name]; dup {
@@ -231,11 +242,4 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // isStopping reports whether Shutdown has begun: no new calls are taken.
-func (s *Server) isStopping() bool {
-	select {
-	case <-s.stopping:
-		return true
-	default:
-		return false
-	}
-}
+func (s *Server) isStopping() bool { return s.env.isStopping() }

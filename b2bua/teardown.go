@@ -60,9 +60,9 @@ func answered(err error) bool {
 // came. A stopping server waits no longer. Leg A is forgotten when this
 // returns.
 func (c *Call) byeOnLateAck(acked <-chan error) {
-	defer c.s.reg.wg.Done()
+	defer c.env.reg.wg.Done()
 	defer func() {
-		c.s.reg.forgetLeg(c.a)
+		c.env.reg.forgetLeg(c.a)
 		c.a.uas.Close()
 	}()
 	select {
@@ -70,7 +70,7 @@ func (c *Call) byeOnLateAck(acked <-chan error) {
 		if !answered(err) {
 			return
 		}
-	case <-c.s.stopping:
+	case <-c.env.stopping:
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)

@@ -1,0 +1,88 @@
+package b2bua
+
+import (
+	"log/slog"
+	"net/netip"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/media"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// env is what a call needs of the server, and all it gets: never the
+// server itself (its listeners, its lifecycle, its locks). The server
+// builds one in New and every call shares it.
+type env struct {
+	responder
+	reg   *registry
+	rec   *recorder
+	stats *stats
+	pool  *media.PortPool
+	// dtls is parapet's certificate for DTLS-SRTP.
+	dtls *media.DTLSCertificate
+	// zones are the zones by name, for the zone a route leads to.
+	zones map[string]*zone
+	// advertise is the media address parapet's SDP names instead of the
+	// one it binds (zero: the bound one); mediaAddr is the address of its
+	// o= lines: advertise, or the media address.
+	advertise, mediaAddr netip.Addr
+	// pseudo hashes Call-IDs in records (nil: written in clear).
+	pseudo  *compliance.Pseudonymizer
+	journal Journal
+	// stopping is closed when the server starts shutting down.
+	stopping <-chan struct{}
+	// events records connection events and folds floods of them.
+	events eventRecorder
+}
+
+// eventRecorder is the server's book of connection events, as calls use
+// it: a refused TLS handshake toward a callee, an INVITE from outside a
+// zone's peers.
+type eventRecorder interface {
+	connEvent(z *zone, event string, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent))
+	recordRefusedInvite(a *leg) bool
+}
+
+// isStopping reports whether the server has begun shutting down.
+func (e *env) isStopping() bool {
+	select {
+	case <-e.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// journalHealthy reports whether calls can be journaled (true without a
+// journal).
+func (e *env) journalHealthy() bool { return e.journal == nil || e.journal.Err() == nil }
+
+// responder writes parapet's responses: its headers on each, and a send
+// failure logged, not returned (the transaction retransmits or is gone).
+type responder struct {
+	userAgent string
+	log       *slog.Logger
+}
+
+func (r responder) commonHeaders(res *sip.Response) {
+	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	res.AppendHeader(sip.NewHeader("Server", r.userAgent))
+}
+
+func (r responder) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason, warning string) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.SipVersion = "SIP/2.0" // sipgo echoes the request's, even in a 505
+	r.commonHeaders(res)
+	if warning != "" {
+		res.AppendHeader(sip.NewHeader("Warning", warningValue(warning)))
+	}
+	r.send(tx, res)
+}
+
+func (r responder) send(tx sip.ServerTransaction, res *sip.Response) {
+	if err := tx.Respond(res); err != nil {
+		r.log.Debug("respond failed", "status", res.StatusCode, "error", err)
+	}
+}
