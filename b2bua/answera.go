@@ -12,7 +12,7 @@ import (
 // respondA sends a final error to A once its dialog exists. why goes into
 // the record; warn, the Warning header A sees, must never carry anything of
 // the other leg's topology (addresses, hosts): only what A may know.
-func (c *Call) respondA(code int, reason, disposition, why, warn string) {
+func (c *Call) respondA(code int, reason string, disposition compliance.Disposition, why, warn string) {
 	c.setOutcome(disposition, code, why)
 	res := sip.NewResponseFromRequest(c.a.uas.InviteRequest, code, reason, nil)
 	c.env.commonHeaders(res)

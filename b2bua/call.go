@@ -58,14 +58,14 @@ type Call struct {
 	mu          sync.Mutex
 	decisions   []policy.Decision
 	answered    time.Time
-	disposition string
+	disposition compliance.Disposition
 	status      int
 	endReason   string
 	endAt       time.Time // when the outcome was settled: the call's end
 
 	ended      chan struct{}
 	endOnce    sync.Once
-	hangDisp   string
+	hangDisp   compliance.Disposition
 	hangReason string
 	// hangStatus and hangWarn, when set, are what A gets if the call ends
 	// before it was answered (else 500).
@@ -94,7 +94,7 @@ type Call struct {
 // leg is one side of a call.
 type leg struct {
 	call      *Call
-	role      string // compliance.RoleA or RoleB
+	role      compliance.Role
 	side      media.Side
 	zone      *zone
 	pol       *policy.Zone // the zone's policy in the call's rules
@@ -232,7 +232,7 @@ func (c *Call) decide(d policy.Decision) {
 	}
 }
 
-func (c *Call) setOutcome(disposition string, status int, reason string) {
+func (c *Call) setOutcome(disposition compliance.Disposition, status int, reason string) {
 	c.mu.Lock()
 	if c.disposition == "" {
 		c.disposition, c.status, c.endReason = disposition, status, recordText(reason, c.rules.vocab, c.caller, c.callee)
@@ -242,11 +242,13 @@ func (c *Call) setOutcome(disposition string, status int, reason string) {
 }
 
 // hangup asks the call to end, from any goroutine.
-func (c *Call) hangup(disposition, reason string) { c.hangupWith(disposition, reason, 0, "") }
+func (c *Call) hangup(disposition compliance.Disposition, reason string) {
+	c.hangupWith(disposition, reason, 0, "")
+}
 
 // hangupWith is hangup, saying what A is answered if it has not been yet:
 // status, and warn for its Warning header (never the other leg's details).
-func (c *Call) hangupWith(disposition, reason string, status int, warn string) {
+func (c *Call) hangupWith(disposition compliance.Disposition, reason string, status int, warn string) {
 	c.endOnce.Do(func() {
 		c.hangDisp, c.hangReason, c.hangStatus, c.hangWarn = disposition, reason, status, warn
 		close(c.ended)
@@ -254,7 +256,7 @@ func (c *Call) hangupWith(disposition, reason string, status int, warn string) {
 }
 
 // reject answers the INVITE with a final error before any dialog exists.
-func (c *Call) reject(tx sip.ServerTransaction, req *sip.Request, code int, reason, disposition, why string) {
+func (c *Call) reject(tx sip.ServerTransaction, req *sip.Request, code int, reason string, disposition compliance.Disposition, why string) {
 	c.setOutcome(disposition, code, why)
 	c.env.respond(tx, req, code, reason, why)
 }

@@ -54,7 +54,7 @@ func decision(c *compliance.Call, rule string) *policy.Decision {
 	return nil
 }
 
-func leg(c *compliance.Call, role string) *compliance.Leg {
+func leg(c *compliance.Call, role compliance.Role) *compliance.Leg {
 	for i := range c.Legs {
 		if c.Legs[i].Role == role {
 			return &c.Legs[i]

@@ -80,7 +80,7 @@ func (c *Call) takeCalleeOffer() (policy.Decision, *media.Description, bool) {
 	c.mu.Lock()
 	b.ackPending, b.pendingOffer = true, offer
 	c.mu.Unlock()
-	fail := func(d policy.Decision, disposition string) (policy.Decision, *media.Description, bool) {
+	fail := func(d policy.Decision, disposition compliance.Disposition) (policy.Decision, *media.Description, bool) {
 		c.decide(d)
 		c.byeB()
 		c.respondA(d.Status, reasonPhrase(d.Status), disposition, d.Reason, d.Reason)

@@ -137,7 +137,7 @@ func (c *Call) onBye(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if !c.established.Load() {
 		// A BYE on an early dialog ends the call as well.
-		c.hangup(compliance.DispositionFailed, "bye from "+l.role+" before answer")
+		c.hangup(compliance.DispositionFailed, "bye from "+string(l.role)+" before answer")
 	}
 	var err error
 	switch {

@@ -41,7 +41,7 @@ type env struct {
 // it: a refused TLS handshake toward a callee, an INVITE from outside a
 // zone's peers.
 type eventRecorder interface {
-	connEvent(z *zone, event string, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent))
+	connEvent(z *zone, event compliance.ConnEventKind, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent))
 	recordRefusedInvite(a *leg) bool
 }
 

@@ -44,14 +44,14 @@ func (s *Server) recordRefusedInvite(a *leg) bool {
 
 // connEvent writes a connection-event record, folding floods of alike
 // events into one record per interval (see eventFolder).
-func (s *Server) connEvent(z *zone, event string, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent)) {
+func (s *Server) connEvent(z *zone, event compliance.ConnEventKind, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent)) {
 	s.evMu.RLock()
 	defer s.evMu.RUnlock()
 	s.connEventLocked(z, event, sig, remote, fill)
 }
 
 // connEventLocked is connEvent with evMu held (shared).
-func (s *Server) connEventLocked(z *zone, event string, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent)) {
+func (s *Server) connEventLocked(z *zone, event compliance.ConnEventKind, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent)) {
 	e := &compliance.ConnEvent{Event: event, Zone: z.name, Transport: sig.Transport.String(),
 		Remote: remote, PolicyHash: s.rules.Load().hash}
 	fill(e)

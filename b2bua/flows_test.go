@@ -422,7 +422,7 @@ func (l *rawLab) record() *compliance.Call {
 	return l.sink.waitCalls(l.t, 1)[0]
 }
 
-func wantRecord(t *testing.T, c *compliance.Call, disposition string, status int, reason string) {
+func wantRecord(t *testing.T, c *compliance.Call, disposition compliance.Disposition, status int, reason string) {
 	t.Helper()
 	if c.Disposition != disposition || c.SIPStatus != status || (reason != "" && c.EndReason != reason) {
 		t.Errorf("record %s %d %q, want %s %d %q", c.Disposition, c.SIPStatus, c.EndReason, disposition, status, reason)
@@ -784,11 +784,11 @@ func TestCancelRacesAnswer(t *testing.T) {
 			wantRecord(t, rec, compliance.DispositionAnswered, 200, "bye from a")
 		}
 		t.Logf("round %d: A got %s; %s %q", i, firstLine(res), rec.Disposition, rec.EndReason)
-		outcomes[rec.Disposition]++
+		outcomes[string(rec.Disposition)]++
 	}
 	// Half the rounds send the CANCEL first: some of those must have
 	// been honoured, or the race was never run.
-	if outcomes[compliance.DispositionCancelled] == 0 {
+	if outcomes[string(compliance.DispositionCancelled)] == 0 {
 		t.Errorf("no round ended cancelled: %v", outcomes)
 	}
 }

@@ -282,7 +282,7 @@ func TestNoLeaksAfterCalls(t *testing.T) {
 	}
 	l.sink.waitCalls(t, 6)
 	waitIdle(t, l, base)
-	if got := l.srv.Stats().Calls[compliance.DispositionAnswered]; got != 6 {
+	if got := l.srv.Stats().Calls[string(compliance.DispositionAnswered)]; got != 6 {
 		for _, c := range l.sink.calls() {
 			t.Logf("call %s: %s %d %q", c.ID, c.Disposition, c.SIPStatus, c.EndReason)
 		}

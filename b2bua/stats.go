@@ -3,6 +3,8 @@ package b2bua
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/parapet-sbc/parapet/compliance"
 )
 
 // Stats is a snapshot of the server's counters for metrics.
@@ -44,12 +46,12 @@ type stats struct {
 	calls                     map[string]uint64
 }
 
-func (st *stats) call(disposition string) {
+func (st *stats) call(disposition compliance.Disposition) {
 	st.mu.Lock()
 	if st.calls == nil {
 		st.calls = map[string]uint64{}
 	}
-	st.calls[disposition]++
+	st.calls[string(disposition)]++
 	st.mu.Unlock()
 }
 

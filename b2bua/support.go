@@ -160,7 +160,7 @@ func foldKey(e *compliance.ConnEvent) string {
 		}
 		return r
 	}, e.Error)
-	return strings.Join([]string{"conn", e.Zone, e.Event, host, e.ClientMaxVersion, e.Method, strconv.Itoa(e.SIPStatus), why}, "|")
+	return strings.Join([]string{"conn", e.Zone, string(e.Event), host, e.ClientMaxVersion, e.Method, strconv.Itoa(e.SIPStatus), why}, "|")
 }
 
 // fold returns e, with Suppressed set, when it is to be recorded now, or

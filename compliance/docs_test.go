@@ -158,11 +158,11 @@ func TestDocsCoverSchema(t *testing.T) {
 		}
 	}
 	for _, s := range []string{
-		DispositionAnswered, DispositionRejected, DispositionCancelled, DispositionFailed, DispositionTimeout, DispositionShutdown,
-		DispositionUnobserved,
-		EventTLSRefused, EventTLSClientFailed, EventSourceRefused, EventConnectionLimit,
-		LogOpened, LogRecovered, LogRotated, LogCheckpoint, LogReloaded, LogClosed, LogUncleanStop, JournalFile,
-		LogReloadRefused,
+		string(DispositionAnswered), string(DispositionRejected), string(DispositionCancelled), string(DispositionFailed),
+		string(DispositionTimeout), string(DispositionShutdown), string(DispositionUnobserved),
+		string(EventTLSRefused), string(EventTLSClientFailed), string(EventSourceRefused), string(EventConnectionLimit),
+		string(LogOpened), string(LogRecovered), string(LogRotated), string(LogCheckpoint), string(LogReloaded), string(LogClosed),
+		string(LogUncleanStop), JournalFile, string(LogReloadRefused),
 		ProblemAltered, ProblemMissing, ProblemReordered, ProblemMalformed, ProblemTruncated, ProblemHead, ProblemChainStart,
 		ProblemSignature, ProblemUnsigned,
 		string(policy.VerdictAllowed), string(policy.VerdictUpgraded), string(policy.VerdictRejected), string(policy.VerdictWouldReject),

@@ -237,18 +237,18 @@ func rechain(t *testing.T, path string, edit func(*Record) bool) int {
 }
 
 // isEvent reports whether r is the log event ev.
-func isEvent(r *Record, ev string) bool { return r.Log != nil && r.Log.Event == ev }
+func isEvent(r *Record, ev LogEventKind) bool { return r.Log != nil && r.Log.Event == ev }
 
 // events lists the log events of the log at path, "" for other records.
-func events(t *testing.T, path string) []string {
+func events(t *testing.T, path string) []LogEventKind {
 	t.Helper()
-	var evs []string
+	var evs []LogEventKind
 	for _, line := range splitLines(readFile(t, path)) {
 		var r Record
 		if err := json.Unmarshal(line, &r); err != nil {
 			continue // a sealed torn line
 		}
-		ev := ""
+		var ev LogEventKind
 		if r.Log != nil {
 			ev = r.Log.Event
 		}

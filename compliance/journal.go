@@ -586,7 +586,7 @@ type lastRecord struct {
 func lastOf(r *envelope) lastRecord {
 	l := lastRecord{Seq: r.Seq, Kind: r.Type}
 	if r.Log != nil {
-		l.Kind = r.Log.Event
+		l.Kind = string(r.Log.Event)
 	}
 	if t, err := recordTime(r.Time); err == nil {
 		l.Time = t.UTC()
@@ -636,7 +636,7 @@ func (w *Writer) recordUncleanStopLocked(j *Journal) error {
 			}
 		}
 	}
-	if (w.ended.Seq == 0 || w.ended.Kind == LogClosed) && len(missing) == 0 {
+	if (w.ended.Seq == 0 || w.ended.Kind == string(LogClosed)) && len(missing) == 0 {
 		return nil
 	}
 	detail := uncleanDetail(w.ended, j != nil, len(live), len(missing), torn)

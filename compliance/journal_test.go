@@ -76,9 +76,9 @@ func recordKinds(recs []*Record) []string {
 	for _, r := range recs {
 		switch {
 		case r.Log != nil:
-			out = append(out, r.Log.Event)
+			out = append(out, string(r.Log.Event))
 		case r.Call != nil:
-			out = append(out, r.Call.Disposition+":"+r.Call.ID)
+			out = append(out, string(r.Call.Disposition)+":"+r.Call.ID)
 		default:
 			out = append(out, r.Type)
 		}
@@ -417,7 +417,7 @@ func TestUncleanStopRecordsLiveCalls(t *testing.T) {
 	}
 	recs := readLog(t, path)
 	got := strings.Join(recordKinds(recs[lastSeq:]), " ")
-	want := strings.Join([]string{LogUncleanStop, "unobserved:" + up.ID, "unobserved:" + ringing.ID, LogCheckpoint, LogOpened, LogCheckpoint, LogClosed}, " ")
+	want := strings.Join([]string{string(LogUncleanStop), "unobserved:" + up.ID, "unobserved:" + ringing.ID, string(LogCheckpoint), string(LogOpened), string(LogCheckpoint), string(LogClosed)}, " ")
 	if got != want {
 		t.Fatalf("after the crash the log has\n %s\nwant\n %s", got, want)
 	}
@@ -464,7 +464,7 @@ func TestUncleanStopRecordsLiveCalls(t *testing.T) {
 	w3.Close()
 	j3.Close()
 	recs = readLog(t, path)
-	if ev := recordKinds(recs[len(recs)-2:]); ev[0] != LogOpened {
+	if ev := recordKinds(recs[len(recs)-2:]); ev[0] != string(LogOpened) {
 		t.Errorf("after a clean stop the log has %v", ev)
 	}
 }
@@ -514,7 +514,7 @@ func TestUncleanStopSkipsRecordedCalls(t *testing.T) {
 	var unclean *LogEvent
 	for _, r := range all {
 		if r.Call != nil {
-			counts[r.Call.ID+" "+r.Call.Disposition]++
+			counts[r.Call.ID+" "+string(r.Call.Disposition)]++
 		}
 		if r.Log != nil && r.Log.Event == LogUncleanStop {
 			unclean = r.Log
@@ -657,7 +657,7 @@ func TestUncleanStopWithoutJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	w3.Close()
-	if ev := recordKinds(readLog(t, path)); ev[len(ev)-2] != LogOpened || ev[len(ev)-3] != LogClosed {
+	if ev := recordKinds(readLog(t, path)); ev[len(ev)-2] != string(LogOpened) || ev[len(ev)-3] != string(LogClosed) {
 		t.Errorf("after a clean stop: %v", ev)
 	}
 	// A new log: nothing before it, nothing to say.

@@ -46,18 +46,21 @@ type Record struct {
 	Hash string `json:"hash"`
 }
 
+// Disposition is how a call ended.
+type Disposition string
+
 // Dispositions of a call.
 const (
-	DispositionAnswered  = "answered"  // answered and ended normally
-	DispositionRejected  = "rejected"  // refused by parapet: policy, route, malformed request
-	DispositionCancelled = "cancelled" // the caller cancelled before an answer
-	DispositionFailed    = "failed"    // could not be completed (callee, network, log, keying)
-	DispositionTimeout   = "timeout"   // no media for media.timeout (hold_timeout on hold)
-	DispositionShutdown  = "shutdown"  // ended because parapet shut down
+	DispositionAnswered  Disposition = "answered"  // answered and ended normally
+	DispositionRejected  Disposition = "rejected"  // refused by parapet: policy, route, malformed request
+	DispositionCancelled Disposition = "cancelled" // the caller cancelled before an answer
+	DispositionFailed    Disposition = "failed"    // could not be completed (callee, network, log, keying)
+	DispositionTimeout   Disposition = "timeout"   // no media for media.timeout (hold_timeout on hold)
+	DispositionShutdown  Disposition = "shutdown"  // ended because parapet shut down
 	// DispositionUnobserved: the call was up when parapet stopped
 	// uncleanly (crash, kill, power loss); its end was not observed. Written
 	// at the next start from the live-call journal.
-	DispositionUnobserved = "unobserved"
+	DispositionUnobserved Disposition = "unobserved"
 )
 
 // Call is the record of one call: both legs, what each negotiated, and the
@@ -79,7 +82,7 @@ type Call struct {
 	// answered.
 	DurationMS *int64 `json:"duration_ms,omitempty"`
 
-	Disposition string `json:"disposition"`
+	Disposition Disposition `json:"disposition"`
 	// SIPStatus is the final status sent to the caller (200 for answered).
 	SIPStatus int `json:"sip_status"`
 	// EndReason says how the call ended: "bye from a", "bye from b",
@@ -94,15 +97,18 @@ type Call struct {
 	Decisions []policy.Decision `json:"decisions"`
 }
 
+// Role is which side of a call a leg is.
+type Role string
+
 // Leg roles.
 const (
-	RoleA = "a" // the inbound leg parapet answered
-	RoleB = "b" // the outbound leg parapet originated
+	RoleA Role = "a" // the inbound leg parapet answered
+	RoleB Role = "b" // the outbound leg parapet originated
 )
 
 // Leg is what one leg negotiated and carried.
 type Leg struct {
-	Role      string `json:"role"`
+	Role      Role   `json:"role"`
 	Zone      string `json:"zone"`
 	Transport string `json:"transport"`
 	Local     string `json:"local,omitempty"`
@@ -191,22 +197,25 @@ type LegMedia struct {
 	DTLSPackets uint64 `json:"dtls_packets"`
 }
 
+// ConnEventKind is what happened to a connection or request.
+type ConnEventKind string
+
 // Connection events.
 const (
-	EventTLSRefused      = "tls_refused"       // a TLS handshake on a listener failed
-	EventTLSClientFailed = "tls_client_failed" // parapet's own handshake toward a peer failed
-	EventSourceRefused   = "source_refused"    // a request from outside the zone's peers: any but INVITE, and INVITEs beyond one call record per source and interval
-	EventConnectionLimit = "connection_limit"  // a TCP/TLS connection closed at once: too many open
+	EventTLSRefused      ConnEventKind = "tls_refused"       // a TLS handshake on a listener failed
+	EventTLSClientFailed ConnEventKind = "tls_client_failed" // parapet's own handshake toward a peer failed
+	EventSourceRefused   ConnEventKind = "source_refused"    // a request from outside the zone's peers: any but INVITE, and INVITEs beyond one call record per source and interval
+	EventConnectionLimit ConnEventKind = "connection_limit"  // a TCP/TLS connection closed at once: too many open
 )
 
 // ConnEvent records something that happened to a connection or request
 // outside any call.
 type ConnEvent struct {
-	Event     string `json:"event"`
-	Zone      string `json:"zone"`
-	Transport string `json:"transport"`
-	Local     string `json:"local,omitempty"`
-	Remote    string `json:"remote"`
+	Event     ConnEventKind `json:"event"`
+	Zone      string        `json:"zone"`
+	Transport string        `json:"transport"`
+	Local     string        `json:"local,omitempty"`
+	Remote    string        `json:"remote"`
 
 	// TLS handshakes: what the client offered and why it failed.
 	ClientMaxVersion string    `json:"client_max_version,omitempty"`
@@ -225,29 +234,32 @@ type ConnEvent struct {
 	PolicyHash string           `json:"policy_hash,omitempty"`
 }
 
+// LogEventKind is an event in the log's own life.
+type LogEventKind string
+
 // Log events.
 const (
-	LogOpened    = "opened"    // the writer opened the file (process start)
-	LogRecovered = "recovered" // the writer found and sealed a torn final line
-	LogRotated   = "rotated"   // first record of a file that continues another
-	LogReloaded  = "reloaded"  // a new configuration or new certificates took effect (SIGHUP); detail names both policy hashes
+	LogOpened    LogEventKind = "opened"    // the writer opened the file (process start)
+	LogRecovered LogEventKind = "recovered" // the writer found and sealed a torn final line
+	LogRotated   LogEventKind = "rotated"   // first record of a file that continues another
+	LogReloaded  LogEventKind = "reloaded"  // a new configuration or new certificates took effect (SIGHUP); detail names both policy hashes
 	// LogReloadRefused: a reload (SIGHUP) could not take effect; the policy
 	// in force stays, and detail says why.
-	LogReloadRefused = "reload_refused"
+	LogReloadRefused LogEventKind = "reload_refused"
 	// LogCheckpoint signs the chain up to the record before it (detail:
 	// key=<KeyID> sig=<base64 Ed25519 signature>).
-	LogCheckpoint = "checkpoint"
-	LogClosed     = "closed" // orderly shutdown
+	LogCheckpoint LogEventKind = "checkpoint"
+	LogClosed     LogEventKind = "closed" // orderly shutdown
 	// LogUncleanStop opens what a start writes after a run that did not
 	// stop cleanly, before LogOpened: its detail says where the previous
 	// run's log ended and what the live-call journal held; the unobserved
 	// call records follow it.
-	LogUncleanStop = "unclean_stop"
+	LogUncleanStop LogEventKind = "unclean_stop"
 )
 
 // LogEvent records the log's own life, so that gaps are explained.
 type LogEvent struct {
-	Event string `json:"event"`
+	Event LogEventKind `json:"event"`
 	// Detail is free text, with a fixed form for "recovered", "rotated",
 	// "reloaded" and "checkpoint" (see docs/records.md).
 	Detail string `json:"detail,omitempty"`

@@ -335,7 +335,7 @@ func TestCloseSignsWithNothingAppended(t *testing.T) {
 	key, pub := signingKeys(t, t.TempDir())
 	path := filepath.Join(t.TempDir(), "compliance.jsonl")
 	clock := newClock(time.Second)
-	for run, want := range [][]string{
+	for run, want := range [][]LogEventKind{
 		{LogOpened, LogCheckpoint, LogClosed},
 		{LogOpened, LogCheckpoint, LogClosed, LogCheckpoint, LogOpened, LogCheckpoint, LogClosed},
 	} {
@@ -389,7 +389,7 @@ func TestVerifyKeyVersion1ClosedWithoutCheckpoint(t *testing.T) {
 		t0 := time.Date(2026, 3, 14, 6, 0, 0, 0, time.UTC)
 		var out bytes.Buffer
 		prev := ""
-		for i, ev := range []string{LogOpened, LogClosed} {
+		for i, ev := range []LogEventKind{LogOpened, LogClosed} {
 			b, h, err := encodeLine(&Record{V: tc.v, Seq: uint64(i + 1), Type: TypeLog, Time: t0.Add(time.Duration(i) * time.Second),
 				Log: &LogEvent{Event: ev}, Prev: prev})
 			if err != nil {
@@ -455,7 +455,7 @@ func TestVerifyKeyRunsAndRestarts(t *testing.T) {
 	clock.mu.Unlock()
 	w := run(2)
 	evs := events(t, path)
-	if i := slices.Index(evs, LogRecovered); i < 0 || !slices.Equal(evs[i:i+4], []string{LogRecovered, LogUncleanStop, LogCheckpoint, LogOpened}) {
+	if i := slices.Index(evs, LogRecovered); i < 0 || !slices.Equal(evs[i:i+4], []LogEventKind{LogRecovered, LogUncleanStop, LogCheckpoint, LogOpened}) {
 		t.Fatalf("restart after the crash: events %q, want recovered, unclean_stop, checkpoint, opened", evs)
 	}
 	if res := verify("an hour later, before the first checkpoint of the run"); res.UnsignedRecords != 3 {
@@ -656,7 +656,7 @@ func TestCloseWithoutItsCheckpointWritesNoClosed(t *testing.T) {
 	if err := w.Close(); err == nil {
 		t.Fatal("Close reported success without its checkpoint")
 	}
-	if got, want := events(t, path), []string{LogOpened, ""}; !slices.Equal(got, want) {
+	if got, want := events(t, path), []LogEventKind{LogOpened, ""}; !slices.Equal(got, want) {
 		t.Fatalf("events %q, want %q", got, want)
 	}
 	res, err := Verify([]string{path}, VerifyOptions{Head: true, PublicKey: pub})

@@ -374,7 +374,7 @@ func (w *Writer) Close() error {
 
 func (w *Writer) now() time.Time { return w.opts.Now().UTC() }
 
-func (w *Writer) logEvent(event, detail, prevFile string) *Record {
+func (w *Writer) logEvent(event LogEventKind, detail, prevFile string) *Record {
 	return &Record{Type: TypeLog, Log: &LogEvent{Event: event, Detail: detail, PrevFile: prevFile, Version: w.opts.Version}}
 }
 
@@ -622,7 +622,7 @@ func (w *Writer) recoverLocked(opening bool) error {
 		}
 	}
 	w.f, w.size, w.fileRecords, w.seq, w.hash = f, st.size, st.lines, seq, hash
-	if last.Kind == LogCheckpoint {
+	if last.Kind == string(LogCheckpoint) {
 		w.cpSeq = seq
 	}
 	w.lastSeq.Store(seq)

@@ -81,15 +81,16 @@ func TestKillDuringCallsLeavesRecords(t *testing.T) {
 	for _, r := range after {
 		switch {
 		case r.Log != nil:
-			kinds = append(kinds, r.Log.Event)
+			kinds = append(kinds, string(r.Log.Event))
 		case r.Call != nil:
-			kinds = append(kinds, r.Call.Disposition)
+			kinds = append(kinds, string(r.Call.Disposition))
 		default:
 			kinds = append(kinds, r.Type)
 		}
 	}
-	want := []string{compliance.LogUncleanStop, compliance.DispositionUnobserved, compliance.DispositionUnobserved,
-		compliance.DispositionUnobserved, compliance.LogCheckpoint, compliance.LogOpened}
+	unobserved := string(compliance.DispositionUnobserved)
+	want := []string{string(compliance.LogUncleanStop), unobserved, unobserved, unobserved,
+		string(compliance.LogCheckpoint), string(compliance.LogOpened)}
 	if len(kinds) < len(want) || strings.Join(kinds[:len(want)], " ") != strings.Join(want, " ") {
 		t.Fatalf("after the kill the log has %v, want it to start with %v", kinds, want)
 	}

@@ -322,10 +322,14 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 }
 
 // oneOf checks that every value is one of allowed and returns them as a set.
-func oneOf(flagName string, values []string, allowed ...string) (map[string]bool, error) {
+func oneOf[T ~string](flagName string, values []string, allowed ...T) (map[string]bool, error) {
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
 	for _, v := range values {
-		if !contains(allowed, v) {
-			return nil, fmt.Errorf("%s %q: want one of %s", flagName, v, strings.Join(allowed, ", "))
+		if !contains(names, v) {
+			return nil, fmt.Errorf("%s %q: want one of %s", flagName, v, strings.Join(names, ", "))
 		}
 	}
 	return set(values), nil

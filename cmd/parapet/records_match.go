@@ -44,10 +44,10 @@ func (f *recordFilter) match(r *compliance.Record) bool {
 	if f.routes != nil && (c == nil || !f.routes[c.Route]) {
 		return false
 	}
-	if f.dispositions != nil && (c == nil || !f.dispositions[c.Disposition]) {
+	if f.dispositions != nil && (c == nil || !f.dispositions[string(c.Disposition)]) {
 		return false
 	}
-	if f.events != nil && (ev == nil || !f.events[ev.Event]) && (r.Log == nil || !f.events[r.Log.Event]) {
+	if f.events != nil && (ev == nil || !f.events[string(ev.Event)]) && (r.Log == nil || !f.events[string(r.Log.Event)]) {
 		return false
 	}
 	if f.rules != nil && !anyDecision(r, func(d *policy.Decision) bool { return f.rules[d.Rule] }) {
@@ -204,7 +204,7 @@ func tableFields(r *compliance.Record) []any {
 		if d := decidingDecision(c.Decisions); d != nil {
 			rule = d.Rule
 		}
-		return []any{t, seq, "call", dash(strings.Join(zones, ">")), c.Disposition, status(c.SIPStatus), dash(c.Route), dash(rule), dash(remote),
+		return []any{t, seq, "call", dash(strings.Join(zones, ">")), string(c.Disposition), status(c.SIPStatus), dash(c.Route), dash(rule), dash(remote),
 			shortID(c.Caller) + "→" + shortID(c.Callee)}
 	case r.Conn != nil:
 		ev := r.Conn
@@ -212,9 +212,9 @@ func tableFields(r *compliance.Record) []any {
 		if ev.Decision != nil {
 			rule = ev.Decision.Rule
 		}
-		return []any{t, seq, "conn", dash(ev.Zone), ev.Event, status(ev.SIPStatus), "-", dash(rule), dash(ev.Remote), dash(ev.Method)}
+		return []any{t, seq, "conn", dash(ev.Zone), string(ev.Event), status(ev.SIPStatus), "-", dash(rule), dash(ev.Remote), dash(ev.Method)}
 	case r.Log != nil:
-		return []any{t, seq, "log", "-", r.Log.Event, "-", "-", "-", "-", dash(truncate(r.Log.Detail, 72))}
+		return []any{t, seq, "log", "-", string(r.Log.Event), "-", "-", "-", "-", dash(truncate(r.Log.Detail, 72))}
 	}
 	return []any{t, seq, r.Type, "-", "-", "-", "-", "-", "-", "-"}
 }

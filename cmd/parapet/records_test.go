@@ -70,10 +70,10 @@ func recordsLog(t *testing.T) (log, keyFile string) {
 		t.Fatal(err)
 	}
 	day := func(n int) time.Time { return recT0.Add(time.Duration(n) * 24 * time.Hour) }
-	leg := func(role, zone, transport, remote string, f ...policy.Finding) compliance.Leg {
+	leg := func(role compliance.Role, zone, transport, remote string, f ...policy.Finding) compliance.Leg {
 		return compliance.Leg{Role: role, Zone: zone, Transport: transport, Remote: remote, Controls: f}
 	}
-	call := func(n int, route, caller, callee, disp string, status int, legs []compliance.Leg, ds ...policy.Decision) *compliance.Record {
+	call := func(n int, route, caller, callee string, disp compliance.Disposition, status int, legs []compliance.Leg, ds ...policy.Decision) *compliance.Record {
 		return &compliance.Record{Type: compliance.TypeCall, Time: day(n), Call: &compliance.Call{
 			ID: fmt.Sprintf("c-%d", n), Route: route, Caller: p.Token(caller), Callee: p.Token(callee), Pseudonymized: true,
 			Start: day(n), End: day(n), Disposition: disp, SIPStatus: status, Legs: legs, Decisions: ds}}

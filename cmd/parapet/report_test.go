@@ -174,7 +174,7 @@ func TestAuditorPackFromARealLog(t *testing.T) {
 	}
 	var refused int
 	for _, ec := range r.Connections {
-		if ec.Event == compliance.EventTLSRefused {
+		if ec.Event == string(compliance.EventTLSRefused) {
 			refused = ec.Count
 		}
 	}

@@ -392,7 +392,7 @@ func TestRunRecordsTrustReloads(t *testing.T) {
 		switch {
 		case e.Call != nil:
 			got = append(got, "call "+e.Call.PolicyHash)
-		case e.Log != nil && e.Log.Event != compliance.LogCheckpoint:
+		case e.Log != nil && e.Log.Event != string(compliance.LogCheckpoint):
 			s := e.Log.Event + " " + e.Log.PrevPolicyHash + " " + e.Log.PolicyHash + " " + e.Log.Config
 			got = append(got, strings.TrimSpace(strings.Join(strings.Fields(s), " ")))
 			if e.Log.Event == "reloaded" && e.Log.Detail != fmt.Sprintf("policy %s -> %s from %s", e.Log.PrevPolicyHash, e.Log.PolicyHash, conf) {

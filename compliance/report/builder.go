@@ -230,7 +230,7 @@ func (b *Builder) addLog(src int, ev *compliance.LogEvent) {
 func (b *Builder) addCall(source string, rec *compliance.Record) {
 	c := rec.Call
 	b.calls++
-	b.dispositions[c.Disposition]++
+	b.dispositions[string(c.Disposition)]++
 	if c.Disposition == compliance.DispositionUnobserved {
 		b.unobserved++
 	}
@@ -249,7 +249,7 @@ func (b *Builder) addCall(source string, rec *compliance.Record) {
 				zc = map[string]int{}
 				b.zoneCalls[leg.Zone] = zc
 			}
-			zc[c.Disposition]++
+			zc[string(c.Disposition)]++
 		}
 		b.addLeg(rec, leg)
 	}
@@ -475,10 +475,10 @@ func (b *Builder) addCert(pc *compliance.CertInfo, zone string, t time.Time) {
 
 func (b *Builder) addConn(source string, rec *compliance.Record) {
 	ev := rec.Conn
-	ec := b.events[ev.Event]
+	ec := b.events[string(ev.Event)]
 	if ec == nil {
-		ec = &EventCount{Event: ev.Event, Examples: []Example{}}
-		b.events[ev.Event] = ec
+		ec = &EventCount{Event: string(ev.Event), Examples: []Example{}}
+		b.events[string(ev.Event)] = ec
 	}
 	ec.Count++
 	ec.Folded += ev.Suppressed

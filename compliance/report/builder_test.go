@@ -33,7 +33,7 @@ var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
 // leg builds a leg whose findings are what policy.LegFindings says of it.
-func leg(role string, z *policy.Zone, remote string, tlsVer policy.TLSVersion, srtp string, flowed bool, ua string) compliance.Leg {
+func leg(role compliance.Role, z *policy.Zone, remote string, tlsVer policy.TLSVersion, srtp string, flowed bool, ua string) compliance.Leg {
 	o := policy.LegOutcome{Signaling: policy.SignalingFacts{Transport: policy.TransportUDP, Source: ap(remote)},
 		SourceAdmitted: true, Originated: role == compliance.RoleB, MediaFlowed: flowed}
 	l := compliance.Leg{Role: role, Zone: z.Name, Transport: "udp", Remote: remote, UserAgent: ua,
@@ -60,7 +60,7 @@ func leg(role string, z *policy.Zone, remote string, tlsVer policy.TLSVersion, s
 	return l
 }
 
-func call(disp string, status int, legs []compliance.Leg, ds ...policy.Decision) *compliance.Record {
+func call(disp compliance.Disposition, status int, legs []compliance.Leg, ds ...policy.Decision) *compliance.Record {
 	return &compliance.Record{Type: compliance.TypeCall, Call: &compliance.Call{ID: "c", Caller: "hmac-sha256:aa", Callee: "hmac-sha256:bb",
 		Pseudonymized: true, Start: t0, End: t0, Disposition: disp, SIPStatus: status, Legs: legs, Decisions: ds}}
 }
@@ -218,7 +218,7 @@ func TestReportNumbersOnAKnownLog(t *testing.T) {
 		t.Errorf("connection events %+v", r.Connections)
 	}
 	for _, ec := range r.Connections {
-		if ec.Event == compliance.EventSourceRefused && ec.Folded != 4 {
+		if ec.Event == string(compliance.EventSourceRefused) && ec.Folded != 4 {
 			t.Errorf("folded %d, want 4", ec.Folded)
 		}
 	}

@@ -64,8 +64,8 @@ func (cr *ControlResult) set(status, format string, args ...any) {
 
 func (b *Builder) findingsOf(c policy.Control, st policy.FindingStatus) int { return b.findings[c][st] }
 
-func (b *Builder) event(name string) (int, uint64) {
-	if ec := b.events[name]; ec != nil {
+func (b *Builder) event(kind compliance.ConnEventKind) (int, uint64) {
+	if ec := b.events[string(kind)]; ec != nil {
 		return ec.Count, ec.Folded
 	}
 	return 0, 0
