@@ -8,6 +8,7 @@ import (
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/media"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // buildSDP is the last guard of the per-leg key exchange rule: whatever a
@@ -26,7 +27,7 @@ func TestBuildSDPNeverWritesSDESKeysOverClearSIP(t *testing.T) {
 	addr := netip.MustParseAddr("127.0.0.1")
 	plans := []media.StreamPlan{{Active: true, Proto: "RTP/SAVP", Local: media.Endpoint{Addr: addr, Port: 20000, RTCPPort: 20001},
 		Crypto: []media.Crypto{cr}}}
-	c := &Call{s: &Server{cfg: Config{Media: MediaConfig{Address: addr}}}}
+	c := &Call{s: &Server{cfg: Config{Media: topology.Media{Address: addr}}}}
 	for _, tr := range []policy.Transport{policy.TransportUDP, policy.TransportTCP, policy.TransportTLS} {
 		l := &leg{role: compliance.RoleB, transport: tr}
 		sdp, err := c.buildSDP(l, src, plans)
