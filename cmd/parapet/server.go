@@ -315,38 +315,8 @@ func (in *instance) reload(path string) {
 	cfg := in.cfg
 	if path == "" {
 		in.log.Info("running the embedded lab default: re-reading the certificates, nothing else")
-	} else {
-		// Each diagnostic is one log line in the FILE:LINE:COL form, which
-		// log pipelines keep together (check prints the multi-line form).
-		loaded, diags := configs.Load(path, configs.LoadOptions{})
-		for _, d := range diags {
-			if d.Severity == configs.SeverityError {
-				in.log.Error("configuration error", "diagnostic", d.String())
-			} else {
-				in.log.Warn("configuration warning", "diagnostic", d.String())
-			}
-		}
-		if errs := diags.Errors(); len(errs) > 0 {
-			in.log.Error("configuration reload failed; the running configuration stays in force",
-				"config", path, "errors", len(errs))
-			first := errs[0]
-			in.refused(fmt.Sprintf("%d configuration error(s); the first at %s:%d:%d: %s", len(errs), first.File, first.Line, first.Column, first.Summary))
-			return
-		}
-		if what := processOnly(in.cfg, loaded); what != "" {
-			in.log.Error("configuration reload refused: "+what+" changed, which needs a restart; the running configuration stays in force",
-				"config", path)
-			in.refused(what + " changed, which needs a restart")
-			return
-		}
-		// What b2bua bound at start is its to judge, before any
-		// certificate is read.
-		if _, err := in.srv.CheckReload(in.b2buaConfig(loaded, in.policy.Hash)); err != nil {
-			in.log.Error("configuration reload refused; the running configuration stays in force", "config", path, "error", err)
-			in.refused(err.Error())
-			return
-		}
-		cfg = loaded
+	} else if cfg = in.reread(path); cfg == nil {
+		return
 	}
 
 	// Every zone's certificates, or none: the policy in force must be one
@@ -412,6 +382,45 @@ func (in *instance) reload(path string) {
 		}
 	}
 	in.cfg, in.policy = cfg, pol
+}
+
+// reread loads the configuration file path for a reload and has what
+// cannot change while parapet runs judged: parapet's own settings here,
+// what b2bua bound at start by b2bua, before any certificate is read. A
+// file that does not load or needs a restart is logged, recorded as
+// refused, and nil is returned.
+func (in *instance) reread(path string) *configs.Config {
+	// Each diagnostic is one log line in the FILE:LINE:COL form, which
+	// log pipelines keep together (check prints the multi-line form).
+	loaded, diags := configs.Load(path, configs.LoadOptions{})
+	for _, d := range diags {
+		if d.Severity == configs.SeverityError {
+			in.log.Error("configuration error", "diagnostic", d.String())
+		} else {
+			in.log.Warn("configuration warning", "diagnostic", d.String())
+		}
+	}
+	if errs := diags.Errors(); len(errs) > 0 {
+		in.log.Error("configuration reload failed; the running configuration stays in force",
+			"config", path, "errors", len(errs))
+		first := errs[0]
+		in.refused(fmt.Sprintf("%d configuration error(s); the first at %s:%d:%d: %s", len(errs), first.File, first.Line, first.Column, first.Summary))
+		return nil
+	}
+	if what := processOnly(in.cfg, loaded); what != "" {
+		in.log.Error("configuration reload refused: "+what+" changed, which needs a restart; the running configuration stays in force",
+			"config", path)
+		in.refused(what + " changed, which needs a restart")
+		return nil
+	}
+	// What b2bua bound at start is its to judge, before any
+	// certificate is read.
+	if _, err := in.srv.CheckReload(in.b2buaConfig(loaded, in.policy.Hash)); err != nil {
+		in.log.Error("configuration reload refused; the running configuration stays in force", "config", path, "error", err)
+		in.refused(err.Error())
+		return nil
+	}
+	return loaded
 }
 
 // refused records a reload that changed nothing: the policy in force is
