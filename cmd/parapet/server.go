@@ -407,17 +407,17 @@ func (in *instance) reread(path string) *configs.Config {
 		in.refused(fmt.Sprintf("%d configuration error(s); the first at %s:%d:%d: %s", len(errs), first.File, first.Line, first.Column, first.Summary))
 		return nil
 	}
+	why := ""
 	if what := processOnly(in.cfg, loaded); what != "" {
-		in.log.Error("configuration reload refused: "+what+" changed, which needs a restart; the running configuration stays in force",
-			"config", path)
-		in.refused(what + " changed, which needs a restart")
-		return nil
+		why = what + " changed: restart needed"
+	} else if _, err := in.srv.CheckReload(in.b2buaConfig(loaded, in.policy.Hash)); err != nil {
+		// What b2bua bound at start is its to judge, before any
+		// certificate is read.
+		why = err.Error()
 	}
-	// What b2bua bound at start is its to judge, before any
-	// certificate is read.
-	if _, err := in.srv.CheckReload(in.b2buaConfig(loaded, in.policy.Hash)); err != nil {
-		in.log.Error("configuration reload refused; the running configuration stays in force", "config", path, "error", err)
-		in.refused(err.Error())
+	if why != "" {
+		in.log.Error("configuration reload refused: "+why+"; the running configuration stays in force", "config", path)
+		in.refused(why)
 		return nil
 	}
 	return loaded
@@ -465,9 +465,9 @@ func processOnly(a, b *configs.Config) string {
 	case a.StateDir != b.StateDir:
 		return "state_dir"
 	case !reflect.DeepEqual(a.Compliance, b.Compliance):
-		return "the compliance block"
+		return "compliance block"
 	case a.Admin != b.Admin:
-		return "the admin block"
+		return "admin block"
 	}
 	return ""
 }
