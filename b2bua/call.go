@@ -44,7 +44,7 @@ type Call struct {
 
 	caller, callee string
 	rules          *rules // in force when the INVITE arrived
-	route          *Route
+	route          *routeRules
 	a, b           *leg
 	aTx            sip.ServerTransaction // A's INVITE transaction
 

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parapet-sbc/parapet/b2bua"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/sim"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 const packets = 100
@@ -246,11 +246,11 @@ func TestNullSuiteRejected(t *testing.T) {
 // needs), while the carrier's answer keeps the profile it offered.
 func TestFeedbackProfile(t *testing.T) {
 	for _, tc := range []struct {
-		feedback b2bua.Feedback
+		feedback topology.Feedback
 		want     string
 	}{
 		{"", "RTP/AVPF"},
-		{b2bua.FeedbackOff, "RTP/AVP"},
+		{topology.FeedbackOff, "RTP/AVP"},
 	} {
 		t.Run(string(tc.feedback), func(t *testing.T) {
 			l := newLab(t, labOptions{pbxFeedback: tc.feedback})
@@ -275,7 +275,7 @@ func TestFeedbackProfile(t *testing.T) {
 	}
 
 	// feedback on: a plain RTP/AVP offer from the PBX reaches the carrier as RTP/SAVPF.
-	l := newLab(t, labOptions{carrierFeedback: b2bua.FeedbackOn})
+	l := newLab(t, labOptions{carrierFeedback: topology.FeedbackOn})
 	ctx := ctxT(t)
 	caller, err := l.callOut(ctx, sim.CallOptions{})
 	if err != nil {

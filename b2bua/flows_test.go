@@ -14,6 +14,7 @@ import (
 	"github.com/parapet-sbc/parapet/b2bua"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // Call flows whose timing matters (a CANCEL crossing a 200, an ACK
@@ -232,18 +233,18 @@ func newRawLab(t *testing.T) *rawLab {
 	t.Helper()
 	l := &rawLab{t: t, sink: &memSink{}, a: newRawPeer(t), b: newRawPeer(t), seen: map[string]bool{}}
 	lo := netip.MustParsePrefix("127.0.0.0/8")
-	zone := func(name string) b2bua.Zone {
-		return b2bua.Zone{
+	zone := func(name string) topology.Zone {
+		return topology.Zone{
 			Policy: policy.Zone{Name: name, Signaling: policy.RequirementOff, MinTLS: policy.VersionTLS12,
 				SRTP: policy.RequirementOff, Suites: policy.DefaultSuites, Peers: []netip.Prefix{lo}},
-			Listen: []b2bua.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)}},
+			Listen: []topology.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)}},
 		}
 	}
 	cfg := b2bua.Config{
-		Zones: []b2bua.Zone{zone("a"), zone("b")},
-		Routes: []b2bua.Route{{Name: "out", From: "a", To: "b",
-			Target: b2bua.Target{Host: "127.0.0.1", Port: l.b.port(), Transport: policy.TransportUDP}}},
-		Media:      b2bua.MediaConfig{Address: loop, PortMin: 45000, PortMax: 45999, Timeout: 20 * time.Second},
+		Zones: []topology.Zone{zone("a"), zone("b")},
+		Routes: []topology.Route{{Name: "out", From: "a", To: "b",
+			Target: topology.Target{Host: "127.0.0.1", Port: l.b.port(), Transport: policy.TransportUDP}}},
+		Media:      topology.Media{Address: loop, PortMin: 45000, PortMax: 45999, Timeout: 20 * time.Second},
 		PolicyHash: "sha256:test",
 		Sink:       l.sink,
 		Logger:     discard(),

@@ -15,6 +15,7 @@ import (
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/sim"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // The per-leg key exchange rule: SDES keys are taken and offered only on a
@@ -43,20 +44,20 @@ func newMixedLab(t *testing.T) *mixedLab {
 	l := &mixedLab{sink: &memSink{}, a: newRawPeer(t), b: newRawPeer(t)}
 	lo := netip.MustParsePrefix("127.0.0.0/8")
 	cfg := b2bua.Config{
-		Zones: []b2bua.Zone{
+		Zones: []topology.Zone{
 			{Policy: policy.Zone{Name: "mixed", Signaling: policy.RequirementAllow, MinTLS: policy.VersionTLS12, VerifyPeer: true,
 				SRTP: policy.RequirementRequire, KeyExchange: []policy.KeyExchange{policy.KeyExchangeSDES, policy.KeyExchangeDTLS},
 				Suites: policy.DefaultSuites, Peers: []netip.Prefix{lo}},
-				Listen: []b2bua.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)},
-					{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
-				ServerTLS: zt.ServerConfig(), ClientTLS: zt.ClientConfig()},
+				Listen: []topology.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)},
+					{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}}},
 			{Policy: policy.Zone{Name: "b", Signaling: policy.RequirementOff, MinTLS: policy.VersionTLS12,
 				SRTP: policy.RequirementOff, Suites: policy.DefaultSuites, Peers: []netip.Prefix{lo}},
-				Listen: []b2bua.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)}}},
+				Listen: []topology.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)}}},
 		},
-		Routes: []b2bua.Route{{Name: "out", From: "mixed", To: "b",
-			Target: b2bua.Target{Host: "127.0.0.1", Port: l.b.port(), Transport: policy.TransportUDP}}},
-		Media:      b2bua.MediaConfig{Address: loop, PortMin: 46000, PortMax: 46999, Timeout: 20 * time.Second},
+		TLS: map[string]b2bua.ZoneTLS{"mixed": {Server: zt.ServerConfig(), Client: zt.ClientConfig()}},
+		Routes: []topology.Route{{Name: "out", From: "mixed", To: "b",
+			Target: topology.Target{Host: "127.0.0.1", Port: l.b.port(), Transport: policy.TransportUDP}}},
+		Media:      topology.Media{Address: loop, PortMin: 46000, PortMax: 46999, Timeout: 20 * time.Second},
 		PolicyHash: "sha256:test",
 		Sink:       l.sink,
 		Logger:     discard(),

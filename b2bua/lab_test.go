@@ -20,6 +20,7 @@ import (
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/sim"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 var loop = netip.MustParseAddr("127.0.0.1")
@@ -95,8 +96,8 @@ type labOptions struct {
 	carrierClient   *tls.Config // overrides the carrier's client TLS (to parapet)
 	pbxPeers        []netip.Prefix
 	pbxMode         policy.Mode
-	pbxFeedback     b2bua.Feedback
-	carrierFeedback b2bua.Feedback
+	pbxFeedback     topology.Feedback
+	carrierFeedback topology.Feedback
 	mediaTimeout    time.Duration
 	holdTimeout     time.Duration
 	carrierZone     func(*policy.Zone)
@@ -203,24 +204,32 @@ func newLab(t testing.TB, o labOptions) *lab {
 	if o.pbxZone != nil {
 		o.pbxZone(&pbxZone)
 	}
+	// The outbound route's digest credentials, its password as if read
+	// from the environment.
+	var auth *topology.Auth
+	if o.username != "" || o.password != "" {
+		auth = &topology.Auth{Username: o.username, PasswordEnv: "PARAPET_TEST_PASSWORD"}
+	}
 	cfg := b2bua.Config{
-		Zones: []b2bua.Zone{
+		Zones: []topology.Zone{
 			{Policy: pbxZone,
-				Listen: []b2bua.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)},
+				Listen: []topology.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)},
 					{Transport: policy.TransportTCP, Addr: netip.AddrPortFrom(loop, 0)}},
 				Feedback: o.pbxFeedback},
 			{Policy: carrierZone,
-				Listen:    []b2bua.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
-				ServerTLS: zoneTLS.ServerConfig(), ClientTLS: clientTLS, Feedback: o.carrierFeedback},
+				Listen:   []topology.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
+				Feedback: o.carrierFeedback},
 		},
-		Routes: []b2bua.Route{
-			{Name: "outbound", From: "pbx", To: "carrier", Match: o.outboundMatch, Username: o.username, Password: o.password,
+		TLS: map[string]b2bua.ZoneTLS{"carrier": {Server: zoneTLS.ServerConfig(), Client: clientTLS}},
+		Routes: []topology.Route{
+			{Name: "outbound", From: "pbx", To: "carrier", Match: o.outboundMatch, Auth: auth,
 				MaxCalls: o.outboundMax,
-				Target:   b2bua.Target{Host: loop.String(), Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}},
+				Target:   topology.Target{Host: loop.String(), Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}},
 			{Name: "inbound", From: "carrier", To: "pbx",
-				Target: b2bua.Target{Host: loop.String(), Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
+				Target: topology.Target{Host: loop.String(), Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
 		},
-		Media:          b2bua.MediaConfig{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout, HoldTimeout: o.holdTimeout},
+		Getenv:         func(string) string { return o.password },
+		Media:          topology.Media{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout, HoldTimeout: o.holdTimeout},
 		PolicyHash:     "sha256:test",
 		Sink:           l.sink,
 		Journal:        o.journal,

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parapet-sbc/parapet/b2bua"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/sim"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 func wantRejected(t *testing.T, err error, status int) *sim.Rejected {
@@ -244,7 +244,7 @@ func TestCarrierUnreachable(t *testing.T) {
 	port := closed.Addr().(*net.TCPAddr).Port
 	closed.Close()
 	cfg := l.cfg
-	cfg.Routes = append([]b2bua.Route{}, cfg.Routes...)
+	cfg.Routes = append([]topology.Route{}, cfg.Routes...)
 	cfg.Routes[0].Target.Port = port
 	if err := l.srv.Reload(cfg); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/sim"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // Reload changes the rules new calls get; a call already up keeps its own
@@ -63,7 +64,7 @@ func TestReload(t *testing.T) {
 	moved := l.cfg
 	moved.PolicyHash = "sha256:moved"
 	moved.Zones = slices.Clone(moved.Zones)
-	moved.Zones[1].Listen = []b2bua.Listener{{Transport: policy.TransportTLS, Addr: netip.MustParseAddrPort("127.0.0.1:1")}}
+	moved.Zones[1].Listen = []topology.Listener{{Transport: policy.TransportTLS, Addr: netip.MustParseAddrPort("127.0.0.1:1")}}
 	ports := l.cfg
 	ports.Media.PortMin = 31000
 	fewer := l.cfg

@@ -38,7 +38,7 @@ func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
 
 // routeFull refuses a call on a route carrying its maximum: 503 with
 // Retry-After, and a decision the record keeps.
-func (c *Call) routeFull(req *sip.Request, tx sip.ServerTransaction, route *Route) {
+func (c *Call) routeFull(req *sip.Request, tx sip.ServerTransaction, route *routeRules) {
 	d := policy.Decision{Stage: policy.StageAdmission, Zone: c.a.zone.name, Verdict: policy.VerdictRejected,
 		Rule: policy.RuleRouteCallLimit, Status: 503,
 		Reason: fmt.Sprintf("route %q is carrying its maximum of %d calls", route.Name, route.MaxCalls)}

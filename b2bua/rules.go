@@ -3,10 +3,13 @@ package b2bua
 import (
 	"errors"
 	"fmt"
+	"os"
+	"reflect"
 	"slices"
 	"time"
 
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // rules is the part of the configuration Reload may change, as one
@@ -16,7 +19,7 @@ import (
 // included; its record names that snapshot's hash.
 type rules struct {
 	hash         string
-	routes       []Route
+	routes       []routeRules
 	zones        map[string]*zoneRules
 	mediaTimeout time.Duration
 	holdTimeout  time.Duration
@@ -25,14 +28,28 @@ type rules struct {
 	vocab []string
 }
 
+// zoneRules is a zone's part of the rules.
 type zoneRules struct {
 	pol      policy.Zone
-	feedback Feedback
+	feedback topology.Feedback
 }
 
+// routeRules is a route as the rules hold it: as configured, with the
+// digest credentials it answers challenges with (the password read from
+// the environment when the rules were made).
+type routeRules struct {
+	topology.Route
+	Username, Password string
+}
+
+// newRules makes the snapshot of cfg's rules, reading the routes'
+// passwords from the environment (cfg.Getenv).
 func newRules(cfg *Config) *rules {
-	r := &rules{hash: cfg.PolicyHash, routes: slices.Clone(cfg.Routes), zones: map[string]*zoneRules{},
-		mediaTimeout: cfg.Media.Timeout}
+	getenv := cfg.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	r := &rules{hash: cfg.PolicyHash, zones: map[string]*zoneRules{}, mediaTimeout: cfg.Media.Timeout}
 	if r.mediaTimeout <= 0 {
 		r.mediaTimeout = 30 * time.Second
 	}
@@ -45,16 +62,54 @@ func newRules(cfg *Config) *rules {
 		r.vocab = append(r.vocab, z.Policy.Name)
 	}
 	for _, rt := range cfg.Routes {
+		rr := routeRules{Route: rt}
+		if rt.Auth != nil {
+			rr.Username, rr.Password = rt.Auth.Username, getenv(rt.Auth.PasswordEnv)
+		}
+		r.routes = append(r.routes, rr)
 		r.vocab = append(r.vocab, rt.Name)
 	}
 	return r
+}
+
+// same reports whether new calls would get the same rules from o as from
+// r: each zone's policy and offer profile, the routes (credentials
+// included) and the media timeouts. The hash is not compared.
+func (r *rules) same(o *rules) bool {
+	if r.mediaTimeout != o.mediaTimeout || r.holdTimeout != o.holdTimeout ||
+		len(r.zones) != len(o.zones) || len(r.routes) != len(o.routes) {
+		return false
+	}
+	for name, z := range r.zones {
+		oz := o.zones[name]
+		if oz == nil || !reflect.DeepEqual(z.pol, oz.pol) || z.feedback != oz.feedback {
+			return false
+		}
+	}
+	for i := range r.routes {
+		if !r.routes[i].same(&o.routes[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// same reports whether two routes match, send and authenticate alike; a
+// match is compared by its expression.
+func (rt *routeRules) same(o *routeRules) bool {
+	a, b := *rt, *o
+	if (a.Match == nil) != (b.Match == nil) || (a.Match != nil && a.Match.String() != b.Match.String()) {
+		return false
+	}
+	a.Match, b.Match = nil, nil
+	return reflect.DeepEqual(a, b)
 }
 
 // zone returns zone name's policy.
 func (r *rules) zone(name string) *policy.Zone { return &r.zones[name].pol }
 
 // route finds the first route from zone from whose match fits user.
-func (r *rules) route(from, user string) *Route {
+func (r *rules) route(from, user string) *routeRules {
 	for i := range r.routes {
 		rt := &r.routes[i]
 		if rt.From == from && (rt.Match == nil || rt.Match.MatchString(user)) {
@@ -68,9 +123,9 @@ func (r *rules) route(from, user string) *Route {
 // feedback profile, given whether the other leg's offer did.
 func (r *rules) feedback(name string, offered bool) bool {
 	switch r.zones[name].feedback {
-	case FeedbackOn:
+	case topology.FeedbackOn:
 		return true
-	case FeedbackOff:
+	case topology.FeedbackOff:
 		return false
 	}
 	return offered
@@ -79,42 +134,97 @@ func (r *rules) feedback(name string, offered bool) bool {
 // Reload replaces the zones' policies, the routes and the media timeouts
 // with cfg's. Calls already up keep the rules they started with; new calls
 // and connections get the new ones. What is bound or allocated at Start —
-// zones and their listeners, advertised names, TLS configurations, the
-// media address and port range, the sink — cannot change: a cfg that
-// changes any of it is refused, and nothing changes.
+// zones and their listeners, advertised names, TLS settings, the media
+// address and port range — cannot change: a cfg that changes any of it is
+// refused with an error naming the setting, and nothing changes. The TLS
+// material (Config.TLS) and the sink given to New stay; certificates are
+// reloaded by whoever built the TLS configurations.
 func (s *Server) Reload(cfg Config) error {
-	if err := s.CheckReload(cfg); err != nil {
+	if err := s.reloadable(&cfg); err != nil {
 		return err
 	}
 	s.rules.Store(newRules(&cfg))
 	return nil
 }
 
-// CheckReload reports whether Reload would take cfg, without applying it:
-// its error is Reload's.
-func (s *Server) CheckReload(cfg Config) error {
-	old := s.cfg
-	if len(cfg.Zones) != len(old.Zones) {
-		return errors.New("b2bua: reload: zones added or removed; restart parapet to apply")
+// CheckReload reports, without applying cfg, whether Reload would take it
+// (err is Reload's) and whether it would change anything: the policy hash
+// or any rule new calls get.
+func (s *Server) CheckReload(cfg Config) (changed bool, err error) {
+	if err := s.reloadable(&cfg); err != nil {
+		return false, err
 	}
-	for i, z := range cfg.Zones {
-		o := old.Zones[i]
-		switch {
-		case z.Policy.Name != o.Policy.Name:
-			return fmt.Errorf("b2bua: reload: zone %q renamed or moved; restart parapet to apply", o.Policy.Name)
-		case !slices.Equal(z.Listen, o.Listen):
-			return fmt.Errorf("b2bua: reload: zone %q listeners changed; restart parapet to apply", z.Policy.Name)
-		case z.Advertise != o.Advertise:
-			return fmt.Errorf("b2bua: reload: zone %q advertise changed; restart parapet to apply", z.Policy.Name)
+	cur, next := s.rules.Load(), newRules(&cfg)
+	return cur.hash != next.hash || !cur.same(next), nil
+}
+
+// reloadable returns why Reload cannot take cfg, or nil.
+func (s *Server) reloadable(cfg *Config) error {
+	if err := restartNeeded(&s.cfg, cfg); err != nil {
+		return fmt.Errorf("b2bua: reload: %w", err)
+	}
+	if err := checkRoutes(cfg); err != nil {
+		return fmt.Errorf("b2bua: reload: %w", err)
+	}
+	return nil
+}
+
+// errRestart marks the settings only a restart applies.
+var errRestart = errors.New("restart needed")
+
+// restartNeeded names the first setting that differs between old and cfg
+// and is bound at Start, or returns nil.
+func restartNeeded(old, cfg *Config) error {
+	if len(cfg.Zones) != len(old.Zones) {
+		return fmt.Errorf("zones added or removed (%d, was %d): %w", len(cfg.Zones), len(old.Zones), errRestart)
+	}
+	for i := range cfg.Zones {
+		if err := zoneRestartNeeded(&old.Zones[i], &cfg.Zones[i]); err != nil {
+			return err
 		}
 	}
 	m, om := cfg.Media, old.Media
-	if m.Address != om.Address || m.Advertise != om.Advertise || m.PortMin != om.PortMin || m.PortMax != om.PortMax {
-		return errors.New("b2bua: reload: media address or ports changed; restart parapet to apply")
+	var field string
+	switch {
+	case m.Address != om.Address:
+		field = "address"
+	case m.Advertise != om.Advertise:
+		field = "advertise"
+	case m.PortMin != om.PortMin || m.PortMax != om.PortMax:
+		field = "ports"
+	default:
+		return nil
 	}
+	return fmt.Errorf("media: %s changed: %w", field, errRestart)
+}
+
+// zoneRestartNeeded names the first setting of zone z, as it was (o), that
+// only a restart can change, or returns nil.
+func zoneRestartNeeded(o, z *topology.Zone) error {
+	var field string
+	switch {
+	case z.Policy.Name != o.Policy.Name:
+		return fmt.Errorf("zone %q renamed or moved (now %q): %w", o.Policy.Name, z.Policy.Name, errRestart)
+	case !slices.Equal(z.Listen, o.Listen):
+		field = "listen"
+	case z.Advertise != o.Advertise:
+		field = "advertise"
+	case !reflect.DeepEqual(z.TLS, o.TLS):
+		field = "tls"
+	default:
+		return nil
+	}
+	return fmt.Errorf("zone %q: %s changed: %w", z.Policy.Name, field, errRestart)
+}
+
+// checkRoutes returns an error for a route that names a zone cfg does not
+// have.
+func checkRoutes(cfg *Config) error {
 	for _, r := range cfg.Routes {
-		if s.byName[r.From] == nil || s.byName[r.To] == nil {
-			return fmt.Errorf("b2bua: reload: route %q names an unknown zone", r.Name)
+		for _, name := range []string{r.From, r.To} {
+			if !slices.ContainsFunc(cfg.Zones, func(z topology.Zone) bool { return z.Policy.Name == name }) {
+				return fmt.Errorf("route %q names an unknown zone %q", r.Name, name)
+			}
 		}
 	}
 	return nil

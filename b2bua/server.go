@@ -111,17 +111,15 @@ func New(cfg Config) (*Server, error) {
 		if _, dup := s.byName[zc.Policy.Name]; dup {
 			return nil, fmt.Errorf("b2bua: duplicate zone %q", zc.Policy.Name)
 		}
-		z, err := s.newZone(zc)
+		z, err := s.newZone(zc, cfg.TLS[zc.Policy.Name])
 		if err != nil {
 			return nil, err
 		}
 		s.zones = append(s.zones, z)
 		s.byName[z.name] = z
 	}
-	for _, r := range cfg.Routes {
-		if s.byName[r.From] == nil || s.byName[r.To] == nil {
-			return nil, fmt.Errorf("b2bua: route %q names an unknown zone", r.Name)
-		}
+	if err := checkRoutes(&cfg); err != nil {
+		return nil, fmt.Errorf("b2bua: %w", err)
 	}
 	return s, nil
 }

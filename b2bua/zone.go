@@ -14,11 +14,13 @@ import (
 
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // zone is one zone's SIP stack.
 type zone struct {
-	cfg    Zone
+	cfg    topology.Zone
+	tls    ZoneTLS
 	name   string
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
@@ -30,8 +32,8 @@ type zone struct {
 	serve   []func() error
 }
 
-func (s *Server) newZone(zc Zone) (*zone, error) {
-	z := &zone{cfg: zc, name: zc.Policy.Name, states: newConnStates(), bound: map[policy.Transport]netip.AddrPort{}}
+func (s *Server) newZone(zc topology.Zone, zt ZoneTLS) (*zone, error) {
+	z := &zone{cfg: zc, tls: zt, name: zc.Policy.Name, states: newConnStates(), bound: map[policy.Transport]netip.AddrPort{}}
 	sipLog := slog.New(&redactHandler{h: s.log.Handler(), parseErrors: &s.stats.parseErrors}).With("zone", z.name)
 	host := zc.Advertise
 	if host == "" && len(zc.Listen) > 0 {
@@ -49,8 +51,8 @@ func (s *Server) newZone(zc Zone) (*zone, error) {
 		// its timer (Timer B: 32 s), as RFC 3261 has it.
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
 	}
-	if zc.ClientTLS != nil {
-		opts = append(opts, sipgo.WithUserAgenTLSConfig(zc.ClientTLS))
+	if zt.Client != nil {
+		opts = append(opts, sipgo.WithUserAgenTLSConfig(zt.Client))
 	}
 	ua, err := sipgo.NewUA(opts...)
 	if err != nil {
@@ -120,7 +122,7 @@ func waitPooled(ua *sipgo.UserAgent, addr string) {
 	}
 }
 
-func (s *Server) bind(z *zone, l Listener) error {
+func (s *Server) bind(z *zone, l topology.Listener) error {
 	switch l.Transport {
 	case policy.TransportUDP:
 		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(l.Addr))
@@ -140,7 +142,7 @@ func (s *Server) bind(z *zone, l Listener) error {
 		ll := s.limit(z, l.Transport, ln)
 		z.serve = append(z.serve, func() error { return z.srv.ServeTCP(ll) })
 	case policy.TransportTLS:
-		if z.cfg.ServerTLS == nil {
+		if z.tls.Server == nil {
 			return errors.New("no TLS configuration for a tls listener")
 		}
 		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(l.Addr))
@@ -148,7 +150,7 @@ func (s *Server) bind(z *zone, l Listener) error {
 			return err
 		}
 		z.note(l.Transport, ln.Addr().(*net.TCPAddr).AddrPort())
-		tl := &tlsListener{Listener: s.limit(z, l.Transport, ln), cfg: z.cfg.ServerTLS, states: z.states,
+		tl := &tlsListener{Listener: s.limit(z, l.Transport, ln), cfg: z.tls.Server, states: z.states,
 			report: func(r handshakeResult) { s.onHandshake(z, r) }}
 		z.closers = append(z.closers, ln)
 		z.serve = append(z.serve, func() error { return z.srv.ServeTLS(tl) })

@@ -18,6 +18,7 @@ import (
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/sim"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // The call benchmarks measure the signaling cost of one call through the
@@ -109,19 +110,19 @@ func newCallLab(b *testing.B, journal bool) *callLab {
 	}
 	loopNet := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	cfg := b2bua.Config{
-		Zones: []b2bua.Zone{
+		Zones: []topology.Zone{
 			{Policy: policy.Zone{Name: "pbx", Signaling: policy.RequirementOff, MinTLS: policy.VersionTLS12,
 				SRTP: policy.RequirementAllow, Suites: policy.DefaultSuites, Peers: loopNet},
-				Listen: []b2bua.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)}}},
+				Listen: []topology.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)}}},
 			{Policy: policy.Zone{Name: "carrier", Signaling: policy.RequirementRequire, MinTLS: policy.VersionTLS12,
 				VerifyPeer: true, ClientAuth: policy.ClientAuthRequest, SRTP: policy.RequirementRequire,
 				KeyExchange: []policy.KeyExchange{policy.KeyExchangeSDES}, Suites: policy.DefaultSuites, Peers: loopNet},
-				Listen:    []b2bua.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
-				ServerTLS: zoneTLS.ServerConfig(), ClientTLS: zoneTLS.ClientConfig()},
+				Listen: []topology.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}}},
 		},
-		Routes: []b2bua.Route{{Name: "outbound", From: "pbx", To: "carrier",
-			Target: b2bua.Target{Host: "127.0.0.1", Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}}},
-		Media:         b2bua.MediaConfig{Address: loop, PortMin: 46000, PortMax: 47999, Timeout: time.Minute},
+		TLS: map[string]b2bua.ZoneTLS{"carrier": {Server: zoneTLS.ServerConfig(), Client: zoneTLS.ClientConfig()}},
+		Routes: []topology.Route{{Name: "outbound", From: "pbx", To: "carrier",
+			Target: topology.Target{Host: "127.0.0.1", Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}}},
+		Media:         topology.Media{Address: loop, PortMin: 46000, PortMax: 47999, Timeout: time.Minute},
 		PolicyHash:    "sha256:bench",
 		Sink:          countingSink{l},
 		Pseudonymizer: compliance.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef")),

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 func allFilesExist(string) bool { return true }
@@ -85,15 +86,15 @@ func TestLabDefault(t *testing.T) {
 	out, in := cfg.Routes[0], cfg.Routes[1]
 	if out.Name != "outbound" || out.From != "pbx" || out.To != "carrier" || out.Match == nil ||
 		!out.Match.MatchString("+15551234567") || out.Match.MatchString("alice") ||
-		out.Target != (Target{URI: "sips:127.0.0.1:5062", Secure: true, Host: "127.0.0.1", Port: 5062, Transport: policy.TransportTLS}) ||
+		out.Target != (topology.Target{URI: "sips:127.0.0.1:5062", Secure: true, Host: "127.0.0.1", Port: 5062, Transport: policy.TransportTLS}) ||
 		out.Auth != nil {
 		t.Errorf("outbound = %+v", out)
 	}
 	if in.Name != "inbound" || in.From != "carrier" || in.To != "pbx" || in.Match != nil ||
-		in.Target != (Target{URI: "sip:127.0.0.1:5070", Host: "127.0.0.1", Port: 5070, Transport: policy.TransportUDP}) {
+		in.Target != (topology.Target{URI: "sip:127.0.0.1:5070", Host: "127.0.0.1", Port: 5070, Transport: policy.TransportUDP}) {
 		t.Errorf("inbound = %+v", in)
 	}
-	wantMedia := Media{Address: netip.MustParseAddr("127.0.0.1"), PortMin: 20000, PortMax: 29999, Timeout: 30 * time.Second, HoldTimeout: time.Hour}
+	wantMedia := topology.Media{Address: netip.MustParseAddr("127.0.0.1"), PortMin: 20000, PortMax: 29999, Timeout: 30 * time.Second, HoldTimeout: time.Hour}
 	if cfg.Media != wantMedia {
 		t.Errorf("media = %+v", cfg.Media)
 	}
@@ -627,15 +628,15 @@ func TestListenerString(t *testing.T) {
 func TestParseTarget(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
-		want Target
+		want topology.Target
 	}{
-		{"sip:pbx.example", Target{Host: "pbx.example", Transport: policy.TransportUDP}},
-		{"sip:pbx.example.:5080", Target{Host: "pbx.example.", Port: 5080, Transport: policy.TransportUDP}},
-		{"SIP:10.0.0.1;transport=TCP", Target{Host: "10.0.0.1", Transport: policy.TransportTCP}},
-		{"sip:10.0.0.1:5061;transport=tls", Target{Host: "10.0.0.1", Port: 5061, Transport: policy.TransportTLS}},
-		{"sips:trunk.example", Target{Secure: true, Host: "trunk.example", Transport: policy.TransportTLS}},
-		{"sips:[2001:db8::1]:5061;transport=tls", Target{Secure: true, Host: "2001:db8::1", Port: 5061, Transport: policy.TransportTLS}},
-		{"sip:[::1]", Target{Host: "::1", Transport: policy.TransportUDP}},
+		{"sip:pbx.example", topology.Target{Host: "pbx.example", Transport: policy.TransportUDP}},
+		{"sip:pbx.example.:5080", topology.Target{Host: "pbx.example.", Port: 5080, Transport: policy.TransportUDP}},
+		{"SIP:10.0.0.1;transport=TCP", topology.Target{Host: "10.0.0.1", Transport: policy.TransportTCP}},
+		{"sip:10.0.0.1:5061;transport=tls", topology.Target{Host: "10.0.0.1", Port: 5061, Transport: policy.TransportTLS}},
+		{"sips:trunk.example", topology.Target{Secure: true, Host: "trunk.example", Transport: policy.TransportTLS}},
+		{"sips:[2001:db8::1]:5061;transport=tls", topology.Target{Secure: true, Host: "2001:db8::1", Port: 5061, Transport: policy.TransportTLS}},
+		{"sip:[::1]", topology.Target{Host: "::1", Transport: policy.TransportUDP}},
 	} {
 		got, err := parseTarget(tc.in)
 		tc.want.URI = tc.in
@@ -694,7 +695,7 @@ func TestParsePeer(t *testing.T) {
 }
 
 // TestImports keeps the package dependency rule: configs imports
-// nothing of parapet's but policy.
+// nothing of parapet's but the pure packages, policy and topology.
 func TestImports(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
@@ -711,7 +712,8 @@ func TestImports(t *testing.T) {
 		}
 		for _, imp := range af.Imports {
 			p, _ := strconv.Unquote(imp.Path.Value)
-			if strings.HasPrefix(p, "github.com/parapet-sbc/parapet/") && p != "github.com/parapet-sbc/parapet/policy" {
+			if strings.HasPrefix(p, "github.com/parapet-sbc/parapet/") &&
+				p != "github.com/parapet-sbc/parapet/policy" && p != "github.com/parapet-sbc/parapet/topology" {
 				t.Errorf("%s imports %s", f, p)
 			}
 		}

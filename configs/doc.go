@@ -5,9 +5,10 @@
 //
 // It is the only package of parapet that imports github.com/hashicorp/hcl/v2.
 // Blocks are decoded with gohcl into function-local structs and converted to
-// the domain types declared here (Config, Zone, Route, ...), which carry no
-// hcl tags; zone requirements come out as policy.Zone values. configs imports
-// nothing of parapet's except policy.
+// Config, whose zones, routes and media block are topology's domain types
+// (which carry no hcl tags, and which b2bua takes as they are); zone
+// requirements come out as policy.Zone values. configs imports nothing of
+// parapet's except policy and topology.
 //
 // The language is described for users in docs/config.md. Load and LoadBytes
 // never stop at the first error: every block is decoded and every error and

@@ -183,7 +183,7 @@ func (l *loader) load(src []byte) *Config {
 		l.errorf(top, "no zones", `At least one zone block is required, such as zone "pbx" { listen = ["udp://127.0.0.1:5060"] ... }.`)
 	}
 	for _, zd := range l.zones {
-		cfg.Zones = append(cfg.Zones, zd.zone)
+		cfg.Zones = append(cfg.Zones, *zd.zone)
 	}
 
 	if b := l.single(byType["media"], "media"); b != nil {
@@ -211,7 +211,7 @@ func (l *loader) load(src []byte) *Config {
 			continue
 		}
 		routeDefs[r.Name] = b.DefRange
-		cfg.Routes = append(cfg.Routes, r)
+		cfg.Routes = append(cfg.Routes, *r)
 	}
 	if len(byType["route"]) == 0 {
 		l.warnf(top, "no routes: every INVITE will get 404",

@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
+
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // mediaBlock is the HCL form of the top-level media block.
@@ -42,12 +44,12 @@ const (
 	minMediaPorts  = 4
 )
 
-func (l *loader) media(b *hcl.Block) Media {
+func (l *loader) media(b *hcl.Block) topology.Media {
 	var mb mediaBlock
 	diags := gohcl.DecodeBody(b.Body, l.ectx, &mb)
 	l.add(diags)
 	s := newScope(b.Body, b.DefRange, diags)
-	m := Media{Timeout: defaultTimeout, HoldTimeout: defaultHold}
+	m := topology.Media{Timeout: defaultTimeout, HoldTimeout: defaultHold}
 	m.PortMin, m.PortMax, _ = parsePorts(defaultPorts)
 
 	if s.ok("address") {

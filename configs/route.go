@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // routeBlock is the HCL form of a route block.
@@ -36,13 +37,13 @@ var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // route converts a route block; it returns nil only when the block is
 // unusable as a route at all.
-func (l *loader) route(b *hcl.Block) *Route {
+func (l *loader) route(b *hcl.Block) *topology.Route {
 	name := b.Labels[0]
 	var rb routeBlock
 	diags := gohcl.DecodeBody(b.Body, l.ectx, &rb)
 	l.add(diags)
 	s := newScope(b.Body, b.DefRange, diags)
-	rt := &Route{Name: name}
+	rt := &topology.Route{Name: name}
 
 	if !zoneNameRE.MatchString(name) {
 		l.errorf(b.LabelRanges[0], "invalid route name",
@@ -118,9 +119,9 @@ func (l *loader) zoneNames() []string {
 	return names
 }
 
-func (l *loader) auth(route string, ab *authBlock, diags hcl.Diagnostics) *Auth {
+func (l *loader) auth(route string, ab *authBlock, diags hcl.Diagnostics) *topology.Auth {
 	s := newScope(ab.Body, ab.DefRange, diags)
-	a := &Auth{}
+	a := &topology.Auth{}
 	if s.ok("username") {
 		if ab.Username == "" {
 			l.errorf(s.value("username"), "empty username", "The digest username of route %q must not be empty.", route)
@@ -147,7 +148,7 @@ func (l *loader) auth(route string, ab *authBlock, diags hcl.Diagnostics) *Auth 
 // B leg must meet that zone's signaling requirement, and its media
 // requirement with a key exchange usable over the target's transport (SDES
 // keys are never sent over a clear one).
-func (l *loader) routeChecks(rt *Route, to *zoneDecl, at hcl.Range) {
+func (l *loader) routeChecks(rt *topology.Route, to *zoneDecl, at hcl.Range) {
 	z := &to.zone.Policy
 	t := rt.Target.Transport
 	if t == policy.TransportTLS {
@@ -175,59 +176,59 @@ func (l *loader) routeChecks(rt *Route, to *zoneDecl, at hcl.Range) {
 
 // parseTarget parses sip:HOST[:PORT][;transport=udp|tcp|tls] or
 // sips:HOST[:PORT][;transport=tls].
-func parseTarget(s string) (Target, error) {
-	t := Target{URI: s}
+func parseTarget(s string) (topology.Target, error) {
+	t := topology.Target{URI: s}
 	scheme, rest, ok := strings.Cut(s, ":")
 	switch {
 	case !ok:
-		return Target{}, errors.New("want sip:HOST[:PORT][;transport=udp|tcp|tls] or sips:HOST[:PORT]")
+		return topology.Target{}, errors.New("want sip:HOST[:PORT][;transport=udp|tcp|tls] or sips:HOST[:PORT]")
 	case strings.EqualFold(scheme, "sip"):
 		t.Transport = policy.TransportUDP
 	case strings.EqualFold(scheme, "sips"):
 		t.Secure, t.Transport = true, policy.TransportTLS
 	default:
-		return Target{}, fmt.Errorf("unknown scheme %q (want sip or sips)", scheme)
+		return topology.Target{}, fmt.Errorf("unknown scheme %q (want sip or sips)", scheme)
 	}
 	if strings.HasPrefix(rest, "//") {
-		return Target{}, fmt.Errorf("write %s:HOST, not %s://HOST", scheme, scheme)
+		return topology.Target{}, fmt.Errorf("write %s:HOST, not %s://HOST", scheme, scheme)
 	}
 	if strings.ContainsAny(rest, "?") {
-		return Target{}, errors.New("URI headers (?...) are not allowed")
+		return topology.Target{}, errors.New("URI headers (?...) are not allowed")
 	}
 	hostport, params, _ := strings.Cut(rest, ";")
 	if strings.Contains(hostport, "@") {
-		return Target{}, errors.New("the target must not have a user part: the Request-URI user is kept")
+		return topology.Target{}, errors.New("the target must not have a user part: the Request-URI user is kept")
 	}
 	if params != "" {
 		transportSet := false
 		for _, p := range strings.Split(params, ";") {
 			k, v, _ := strings.Cut(p, "=")
 			if !strings.EqualFold(k, "transport") {
-				return Target{}, fmt.Errorf("unsupported URI parameter %q (only transport is allowed)", k)
+				return topology.Target{}, fmt.Errorf("unsupported URI parameter %q (only transport is allowed)", k)
 			}
 			if transportSet {
-				return Target{}, errors.New("transport is given twice")
+				return topology.Target{}, errors.New("transport is given twice")
 			}
 			transportSet = true
 			tr, err := policy.ParseTransport(v)
 			if err != nil {
-				return Target{}, err
+				return topology.Target{}, err
 			}
 			if t.Secure && tr != policy.TransportTLS {
-				return Target{}, fmt.Errorf("a sips: target always uses TLS; transport=%s contradicts it", v)
+				return topology.Target{}, fmt.Errorf("a sips: target always uses TLS; transport=%s contradicts it", v)
 			}
 			t.Transport = tr
 		}
 	}
 	host, port, err := splitHostPort(hostport)
 	if err != nil {
-		return Target{}, err
+		return topology.Target{}, err
 	}
 	if err := checkHost(host); err != nil {
-		return Target{}, err
+		return topology.Target{}, err
 	}
 	if a, err := netip.ParseAddr(host); err == nil && a.Zone() != "" {
-		return Target{}, errors.New("an IPv6 zone (%...) is not allowed in a target")
+		return topology.Target{}, errors.New("an IPv6 zone (%...) is not allowed in a target")
 	}
 	t.Host, t.Port = host, port
 	return t, nil

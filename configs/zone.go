@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // zoneBlock is the HCL form of a zone block.
@@ -51,7 +52,7 @@ type zoneMediaBlock struct {
 
 // zoneDecl is a decoded zone with the positions cross-checks report at.
 type zoneDecl struct {
-	zone *Zone
+	zone *topology.Zone
 	def  hcl.Range
 	// ok is true when the listeners and media settings decoded without
 	// error, so that checks built on them do not report follow-on errors.
@@ -78,7 +79,7 @@ type socketKey struct {
 }
 
 type claimed struct {
-	listener Listener
+	listener topology.Listener
 	zone     string
 	at       hcl.Range
 }
@@ -96,14 +97,14 @@ func (l *loader) zone(b *hcl.Block) {
 	s := newScope(b.Body, b.DefRange, diags)
 
 	zd := &zoneDecl{def: b.DefRange, ok: !diags.HasErrors(), kxElem: map[policy.KeyExchange]hcl.Range{}}
-	z := &Zone{Policy: policy.Zone{
+	z := &topology.Zone{Policy: policy.Zone{
 		Name:       name,
 		MinTLS:     policy.VersionTLS12,
 		VerifyPeer: true,
 		ClientAuth: policy.ClientAuthNone,
 		SRTP:       srtpDefault,
 		Mode:       policy.ModeEnforce,
-	}, Feedback: FeedbackMirror}
+	}, Feedback: topology.FeedbackMirror}
 	zd.zone = z
 
 	dup := false
@@ -215,7 +216,7 @@ func (l *loader) zone(b *hcl.Block) {
 		zd.tlsDef = zb.TLS.DefRange
 		z.TLS = l.tls(zb.TLS, diags)
 	} else if zd.hasTLS {
-		z.TLS = &TLS{MinVersion: policy.VersionTLS12, VerifyPeer: true, ClientAuth: policy.ClientAuthNone}
+		z.TLS = &topology.TLS{MinVersion: policy.VersionTLS12, VerifyPeer: true, ClientAuth: policy.ClientAuthNone}
 	}
 	if z.TLS != nil {
 		z.Policy.MinTLS = z.TLS.MinVersion
@@ -258,7 +259,7 @@ func (l *loader) zone(b *hcl.Block) {
 func (tb *tlsBlock) has(name string) bool { return newScope(tb.Body, tb.DefRange, nil).has(name) }
 
 // claim records a listener's socket and reports one that is already taken.
-func (l *loader) claim(ln Listener, zone string, r hcl.Range) {
+func (l *loader) claim(ln topology.Listener, zone string, r hcl.Range) {
 	key := socketKey{stream: ln.Transport != policy.TransportUDP, addr: ln.Addr}
 	prev, taken := l.listeners[key]
 	switch {
@@ -274,12 +275,12 @@ func (l *loader) claim(ln Listener, zone string, r hcl.Range) {
 }
 
 // parseListener parses "udp://IP:PORT", "tcp://IP:PORT" or "tls://IP:PORT".
-func parseListener(s string) (Listener, error) {
+func parseListener(s string) (topology.Listener, error) {
 	scheme, addr, ok := strings.Cut(s, "://")
 	if !ok {
-		return Listener{}, errors.New(`missing scheme: write it as udp://IP:PORT, tcp://IP:PORT or tls://IP:PORT`)
+		return topology.Listener{}, errors.New(`missing scheme: write it as udp://IP:PORT, tcp://IP:PORT or tls://IP:PORT`)
 	}
-	var ln Listener
+	var ln topology.Listener
 	switch scheme {
 	case "udp":
 		ln.Transport = policy.TransportUDP
@@ -288,12 +289,12 @@ func parseListener(s string) (Listener, error) {
 	case "tls":
 		ln.Transport = policy.TransportTLS
 	default:
-		return Listener{}, fmt.Errorf("unknown scheme %q (want udp, tcp or tls)", scheme)
+		return topology.Listener{}, fmt.Errorf("unknown scheme %q (want udp, tcp or tls)", scheme)
 	}
 	ap, err := netip.ParseAddrPort(addr)
 	if err == nil {
 		if ap.Port() == 0 {
-			return Listener{}, errors.New("port 0 is not allowed: give the port to listen on")
+			return topology.Listener{}, errors.New("port 0 is not allowed: give the port to listen on")
 		}
 		ln.Addr = ap
 		return ln, nil
@@ -302,23 +303,23 @@ func parseListener(s string) (Listener, error) {
 	if serr != nil {
 		h := strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
 		if ip, err := netip.ParseAddr(h); err == nil {
-			return Listener{}, fmt.Errorf("missing port: write %s://%s", scheme, netip.AddrPortFrom(ip, defaultPort(ln.Transport)))
+			return topology.Listener{}, fmt.Errorf("missing port: write %s://%s", scheme, netip.AddrPortFrom(ip, defaultPort(ln.Transport)))
 		}
 		if isDNSName(addr) {
-			return Listener{}, fmt.Errorf("%q is a host name: a listener binds to an IP address, with an explicit port", addr)
+			return topology.Listener{}, fmt.Errorf("%q is a host name: a listener binds to an IP address, with an explicit port", addr)
 		}
-		return Listener{}, fmt.Errorf("invalid address %q: want IP:PORT ([IPv6]:PORT for IPv6)", addr)
+		return topology.Listener{}, fmt.Errorf("invalid address %q: want IP:PORT ([IPv6]:PORT for IPv6)", addr)
 	}
 	if _, err := netip.ParseAddr(host); err != nil {
 		if isDNSName(host) {
-			return Listener{}, fmt.Errorf("%q is a host name: a listener binds to an IP address", host)
+			return topology.Listener{}, fmt.Errorf("%q is a host name: a listener binds to an IP address", host)
 		}
-		return Listener{}, fmt.Errorf("invalid IP address %q", host)
+		return topology.Listener{}, fmt.Errorf("invalid IP address %q", host)
 	}
 	if _, err := parsePort(port); err != nil {
-		return Listener{}, err
+		return topology.Listener{}, err
 	}
-	return Listener{}, fmt.Errorf("invalid address %q: want IP:PORT ([IPv6]:PORT for IPv6)", addr)
+	return topology.Listener{}, fmt.Errorf("invalid address %q: want IP:PORT ([IPv6]:PORT for IPv6)", addr)
 }
 
 func defaultPort(t policy.Transport) uint16 {
@@ -356,9 +357,9 @@ func parsePeer(s string) (netip.Prefix, error) {
 }
 
 // tls converts a zone's tls block.
-func (l *loader) tls(tb *tlsBlock, diags hcl.Diagnostics) *TLS {
+func (l *loader) tls(tb *tlsBlock, diags hcl.Diagnostics) *topology.TLS {
 	s := newScope(tb.Body, tb.DefRange, diags)
-	t := &TLS{MinVersion: policy.VersionTLS12, VerifyPeer: true, ClientAuth: policy.ClientAuthNone}
+	t := &topology.TLS{MinVersion: policy.VersionTLS12, VerifyPeer: true, ClientAuth: policy.ClientAuthNone}
 
 	if tb.MinVersion != nil && s.ok("min_version") {
 		v, err := policy.ParseTLSVersion(*tb.MinVersion)
@@ -488,8 +489,8 @@ func (l *loader) zoneMedia(zd *zoneDecl, mb *zoneMediaBlock, diags hcl.Diagnosti
 	}
 
 	if mb.Feedback != nil && s.ok("rtcp_feedback") {
-		switch f := Feedback(*mb.Feedback); f {
-		case FeedbackMirror, FeedbackOn, FeedbackOff:
+		switch f := topology.Feedback(*mb.Feedback); f {
+		case topology.FeedbackMirror, topology.FeedbackOn, topology.FeedbackOff:
 			zd.zone.Feedback = f
 		default:
 			l.errorf(s.value("rtcp_feedback"), "invalid rtcp_feedback",
@@ -623,8 +624,8 @@ func (l *loader) zoneChecks(zd *zoneDecl) {
 }
 
 // clearListeners are the listeners whose SIP is not TLS.
-func clearListeners(ls []Listener) []Listener {
-	var out []Listener
+func clearListeners(ls []topology.Listener) []topology.Listener {
+	var out []topology.Listener
 	for _, l := range ls {
 		if l.Transport != policy.TransportTLS {
 			out = append(out, l)
@@ -634,7 +635,7 @@ func clearListeners(ls []Listener) []Listener {
 }
 
 // transports names the transports of a zone's listeners, e.g. "udp/tcp".
-func transports(ls []Listener) string {
+func transports(ls []topology.Listener) string {
 	var names []string
 	for _, l := range ls {
 		if n := l.Transport.String(); !slices.Contains(names, n) {

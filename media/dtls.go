@@ -144,24 +144,6 @@ var dtlsCipherSuites = []dtls.CipherSuiteID{
 	dtls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
-// dtlsProfiles maps SRTP suites to DTLS-SRTP protection profiles
-// (RFC 5764 section 4.1.2, RFC 7714 section 14.2).
-var dtlsProfiles = map[string]dtls.SRTPProtectionProfile{
-	"AEAD_AES_256_GCM":        dtls.SRTP_AEAD_AES_256_GCM,
-	"AEAD_AES_128_GCM":        dtls.SRTP_AEAD_AES_128_GCM,
-	"AES_CM_128_HMAC_SHA1_80": dtls.SRTP_AES128_CM_HMAC_SHA1_80,
-	"AES_CM_128_HMAC_SHA1_32": dtls.SRTP_AES128_CM_HMAC_SHA1_32,
-}
-
-func suiteOfProfile(p dtls.SRTPProtectionProfile) (string, bool) {
-	for s, q := range dtlsProfiles {
-		if q == p {
-			return s, true
-		}
-	}
-	return "", false
-}
-
 // isDTLS tells a DTLS record from RTP/RTCP by its first byte (RFC 7983).
 func isDTLS(pkt []byte) bool { return len(pkt) > 0 && pkt[0] >= 20 && pkt[0] <= 63 }
 
@@ -323,8 +305,8 @@ func (a *dtlsAssoc) run(ctx context.Context) {
 	defer r.wg.Done()
 	var profiles []dtls.SRTPProtectionProfile
 	for _, s := range a.params.Suites {
-		if p, ok := dtlsProfiles[s]; ok {
-			profiles = append(profiles, p)
+		if su, ok := suiteNamed(s); ok {
+			profiles = append(profiles, su.dtls)
 		}
 	}
 	fail := func(err error) {

@@ -17,17 +17,6 @@ import (
 	"github.com/pion/srtp/v3"
 )
 
-// The SDES crypto suites parapet implements (RFC 4568 section 6.2; the AEAD
-// suites are RFC 7714's, registered for SDES in its section 14.1). Every other
-// suite name, NULL_* above all, parses but is left for policy to refuse by
-// name.
-const (
-	suiteAES128CMSHA1x80 = "AES_CM_128_HMAC_SHA1_80"
-	suiteAES128CMSHA1x32 = "AES_CM_128_HMAC_SHA1_32"
-	suiteAEADAES128GCM   = "AEAD_AES_128_GCM"
-	suiteAEADAES256GCM   = "AEAD_AES_256_GCM"
-)
-
 // ErrUnsupportedSuite is returned (wrapped) for a crypto suite parapet does not
 // implement.
 var ErrUnsupportedSuite = errors.New("crypto suite not supported")
@@ -41,19 +30,13 @@ const (
 )
 
 // suiteSpec is the master key and salt length of a supported suite and its pion
-// profile.
+// profile (from srtpSuites).
 func suiteSpec(suite string) (keyLen, saltLen int, p srtp.ProtectionProfile, ok bool) {
-	switch suite {
-	case suiteAES128CMSHA1x80: // RFC 4568 section 6.2.1: 128-bit key, 112-bit salt
-		return 16, 14, srtp.ProtectionProfileAes128CmHmacSha1_80, true
-	case suiteAES128CMSHA1x32: // RFC 4568 section 6.2.2
-		return 16, 14, srtp.ProtectionProfileAes128CmHmacSha1_32, true
-	case suiteAEADAES128GCM: // RFC 7714 section 14.1: 128-bit key, 96-bit salt
-		return 16, 12, srtp.ProtectionProfileAeadAes128Gcm, true
-	case suiteAEADAES256GCM: // RFC 7714 section 14.1: 256-bit key, 96-bit salt
-		return 32, 12, srtp.ProtectionProfileAeadAes256Gcm, true
+	su, ok := suiteNamed(suite)
+	if !ok {
+		return 0, 0, 0, false
 	}
-	return 0, 0, 0, false
+	return su.keyLen, su.saltLen, su.profile, true
 }
 
 // SupportedSuite reports whether parapet implements the suite. The match is

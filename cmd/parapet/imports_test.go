@@ -17,6 +17,7 @@ const modPath = "github.com/parapet-sbc/parapet/"
 
 // moduleGraph is the package graph: for every package of the module with
 // non-test code, the packages of the module it may import. Policy is pure,
+// topology is the domain model (zones, routes, media sockets) as pure data,
 // configs is the only importer of hcl, certs and media import nothing of
 // parapet's, b2bua never reads config files or certificates itself. A new
 // package must be listed here before it builds past this test.
@@ -24,19 +25,20 @@ var moduleGraph = map[string][]string{
 	"policy":     {},
 	"media":      {},
 	"certs":      {},
-	"configs":    {"policy"},
+	"topology":   {"policy"},
+	"configs":    {"policy", "topology"},
 	"compliance": {"policy"},
 	// Reports read records; audit judges captures with policy, reads
 	// their SDP with media's parser and renders the same reports.
 	"compliance/report": {"policy", "compliance"},
 	"audit":             {"policy", "compliance", "compliance/report", "media"},
-	"b2bua":             {"policy", "media", "compliance"},
+	"b2bua":             {"policy", "topology", "media", "compliance"},
 	// The simulated peers are an independent SIP and media stack: nothing
 	// of parapet's, so a test through them checks parapet against them.
 	"internal/sim":   {},
 	"internal/peers": {},
 	// The binary wires everything, but reads HCL only through configs.
-	"cmd/parapet": {"policy", "media", "certs", "configs", "compliance", "compliance/report", "audit", "b2bua", "internal/sim"},
+	"cmd/parapet": {"policy", "topology", "media", "certs", "configs", "compliance", "compliance/report", "audit", "b2bua", "internal/sim"},
 }
 
 // thirdParty fences third-party modules to the packages that own them
@@ -52,7 +54,7 @@ var thirdParty = []struct {
 
 // stdlibOnly are the packages that import only the standard library
 // (besides what moduleGraph allows them of parapet's).
-var stdlibOnly = []string{"policy", "certs", "internal/peers"}
+var stdlibOnly = []string{"policy", "topology", "certs", "internal/peers"}
 
 // peersUsers are the packages whose tests drive real peers through
 // internal/peers; no other package's tests may import it.
@@ -96,6 +98,8 @@ func TestImportFences(t *testing.T) {
 		{"b2bua imports sim", "b2bua", []string{modPath + "internal/sim"}, nil, "b2bua imports " + modPath + "internal/sim"},
 		{"certs third-party", "certs", []string{"golang.org/x/crypto/ocsp"}, nil, "standard library only"},
 		{"policy does I/O", "policy", []string{"os"}, nil, "policy does no I/O"},
+		{"topology is a leaf", "topology", []string{modPath + "configs"}, nil, "topology imports " + modPath + "configs"},
+		{"topology third-party", "topology", []string{"golang.org/x/exp/slices"}, nil, "standard library only"},
 		{"unlisted package", "b2bua/phase", []string{"fmt"}, nil, "not in moduleGraph"},
 		{"test-only package", "bench", nil, []string{"github.com/pion/srtp/v3", modPath + "internal/sim"}, ""},
 		{"peers in b2bua's tests", "b2bua", nil, []string{modPath + "internal/peers"}, "allowed in the tests of"},

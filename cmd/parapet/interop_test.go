@@ -20,10 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"github.com/parapet-sbc/parapet/certs"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/peers"
-	"github.com/pion/rtp"
 )
 
 // requirePeers fails the test when a tool is missing; only -short leaves

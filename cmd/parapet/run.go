@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"fmt"
-	"github.com/parapet-sbc/parapet/b2bua"
 	"io"
 	"log/slog"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/parapet-sbc/parapet/b2bua"
 )
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

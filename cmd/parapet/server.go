@@ -23,6 +23,7 @@ import (
 	"github.com/parapet-sbc/parapet/certs"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/configs"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // loadConfig loads FILE, or the embedded lab default when path is empty.
@@ -79,7 +80,7 @@ func configName(cfg *configs.Config) string {
 
 // tlsOptions is zone z's TLS settings as certs takes them (without the lab
 // PKI, which the caller finds or makes).
-func tlsOptions(z *configs.Zone) certs.Options {
+func tlsOptions(z *topology.Zone) certs.Options {
 	t := z.TLS
 	return certs.Options{
 		Zone:       z.Policy.Name,
@@ -96,7 +97,7 @@ func tlsOptions(z *configs.Zone) certs.Options {
 
 // labHosts lists the names zone z's lab certificate must cover besides
 // loopback: its listener addresses and its advertised name.
-func labHosts(z *configs.Zone) []string {
+func labHosts(z *topology.Zone) []string {
 	var hosts []string
 	for _, l := range z.Listen {
 		if !l.Addr.Addr().IsUnspecified() {
@@ -123,7 +124,8 @@ func zoneTLS(cfg *configs.Config, log *slog.Logger, create bool) (zones map[stri
 			return nil, "", fmt.Errorf("lab certificates: %w", err)
 		}
 	}
-	for _, z := range cfg.Zones {
+	for i := range cfg.Zones {
+		z := &cfg.Zones[i]
 		if z.TLS == nil {
 			continue
 		}
@@ -187,8 +189,6 @@ type instance struct {
 	// policy is the canonical policy in force, with its hash: cfg and the
 	// certificates in tls.
 	policy configs.Policy
-	// applied is what b2bua was last given: the rules a reload compares.
-	applied b2bua.Config
 	// locks are held while parapet runs: one parapet per state directory
 	// and per compliance log (two would fork the log's chain and share
 	// the journal).
@@ -250,8 +250,7 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *insta
 		}
 		in.pseudo = compliance.NewPseudonymizer(key)
 	}
-	in.applied = in.b2buaConfig(cfg, in.policy.Hash)
-	if in.srv, err = b2bua.New(in.applied); err != nil {
+	if in.srv, err = b2bua.New(in.b2buaConfig(cfg, in.policy.Hash)); err != nil {
 		closeLog()
 		return nil, err
 	}
@@ -275,12 +274,15 @@ func start(ctx context.Context, cfg *configs.Config, log *slog.Logger) (_ *insta
 	return in, nil
 }
 
-// b2buaConfig is cfg as the call engine takes it, under policy hash.
+// b2buaConfig is cfg as the call engine takes it, under policy hash: the
+// zones, routes and media block as configs loaded them, and what exists
+// only while parapet runs (TLS configurations, the log, the journal).
 func (in *instance) b2buaConfig(cfg *configs.Config, hash string) b2bua.Config {
 	bc := b2bua.Config{
-		Media: b2bua.MediaConfig{Address: cfg.Media.Address, Advertise: cfg.Media.Advertise,
-			PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax, Timeout: cfg.Media.Timeout,
-			HoldTimeout: cfg.Media.HoldTimeout},
+		Zones:         cfg.Zones,
+		Routes:        cfg.Routes,
+		Media:         cfg.Media,
+		TLS:           map[string]b2bua.ZoneTLS{},
 		PolicyHash:    hash,
 		Sink:          in.writer,
 		Journal:       in.journal,
@@ -289,27 +291,14 @@ func (in *instance) b2buaConfig(cfg *configs.Config, hash string) b2bua.Config {
 		UserAgent:     "parapet/" + parapetVersion(),
 	}
 	for _, z := range cfg.Zones {
-		bz := b2bua.Zone{Policy: z.Policy, Advertise: z.Advertise, Feedback: b2bua.Feedback(z.Feedback)}
-		for _, l := range z.Listen {
-			bz.Listen = append(bz.Listen, b2bua.Listener{Transport: l.Transport, Addr: l.Addr})
-		}
-		if zt := in.tls[z.Policy.Name]; zt != nil {
-			bz.ServerTLS, bz.ClientTLS = zt.ServerConfig(), zt.ClientConfig()
+		name := z.Policy.Name
+		if zt := in.tls[name]; zt != nil {
+			bc.TLS[name] = b2bua.ZoneTLS{Server: zt.ServerConfig(), Client: zt.ClientConfig()}
 		} else {
 			// A zone without any TLS settings still verifies what it dials
 			// (system roots, TLS 1.2 floor).
-			bz.ClientTLS = &tls.Config{MinVersion: tls.VersionTLS12}
+			bc.TLS[name] = b2bua.ZoneTLS{Client: &tls.Config{MinVersion: tls.VersionTLS12}}
 		}
-		bc.Zones = append(bc.Zones, bz)
-	}
-	for _, r := range cfg.Routes {
-		br := b2bua.Route{Name: r.Name, From: r.From, To: r.To, Match: r.Match, MaxCalls: r.MaxCalls,
-			Target: b2bua.Target{Host: r.Target.Host, Port: r.Target.Port, Transport: r.Target.Transport, Secure: r.Target.Secure}}
-		if r.Auth != nil {
-			br.Username = r.Auth.Username
-			br.Password = os.Getenv(r.Auth.PasswordEnv)
-		}
-		bc.Routes = append(bc.Routes, br)
 	}
 	return bc
 }
@@ -326,31 +315,8 @@ func (in *instance) reload(path string) {
 	cfg := in.cfg
 	if path == "" {
 		in.log.Info("running the embedded lab default: re-reading the certificates, nothing else")
-	} else {
-		// Each diagnostic is one log line in the FILE:LINE:COL form, which
-		// log pipelines keep together (check prints the multi-line form).
-		loaded, diags := configs.Load(path, configs.LoadOptions{})
-		for _, d := range diags {
-			if d.Severity == configs.SeverityError {
-				in.log.Error("configuration error", "diagnostic", d.String())
-			} else {
-				in.log.Warn("configuration warning", "diagnostic", d.String())
-			}
-		}
-		if errs := diags.Errors(); len(errs) > 0 {
-			in.log.Error("configuration reload failed; the running configuration stays in force",
-				"config", path, "errors", len(errs))
-			first := errs[0]
-			in.refused(fmt.Sprintf("%d configuration error(s); the first at %s:%d:%d: %s", len(errs), first.File, first.Line, first.Column, first.Summary))
-			return
-		}
-		if what := restartOnly(in.cfg, loaded); what != "" {
-			in.log.Error("configuration reload refused: "+what+" changed, which needs a restart; the running configuration stays in force",
-				"config", path)
-			in.refused(what + " changed, which needs a restart")
-			return
-		}
-		cfg = loaded
+	} else if cfg = in.reread(path); cfg == nil {
+		return
 	}
 
 	// Every zone's certificates, or none: the policy in force must be one
@@ -381,17 +347,18 @@ func (in *instance) reload(path string) {
 			p.Commit()
 		}
 	}
-	if pol.Hash == in.policy.Hash && sameRules(in.applied, bc) {
+	changed, err := in.srv.CheckReload(bc)
+	if err != nil {
+		in.log.Error("configuration reload refused; the running configuration stays in force", "config", in.name, "error", err)
+		in.refused(err.Error())
+		return
+	}
+	if !changed {
 		// What was read has the fingerprints in force; the files may
 		// still differ in what no policy decides (a certificate chain's
 		// intermediates), which takes effect.
 		commit()
 		in.log.Info("configuration unchanged", "policy_hash", pol.Hash)
-		return
-	}
-	if err := in.srv.CheckReload(bc); err != nil {
-		in.log.Error("configuration reload refused; the running configuration stays in force", "config", in.name, "error", err)
-		in.refused(err.Error())
 		return
 	}
 	// The record comes first, so that nothing judged or presented under
@@ -414,7 +381,46 @@ func (in *instance) reload(path string) {
 			in.log.Warn("certificate expiry", "zone", name, "warning", w)
 		}
 	}
-	in.cfg, in.policy, in.applied = cfg, pol, bc
+	in.cfg, in.policy = cfg, pol
+}
+
+// reread loads the configuration file path for a reload and has what
+// cannot change while parapet runs judged: parapet's own settings here,
+// what b2bua bound at start by b2bua, before any certificate is read. A
+// file that does not load or needs a restart is logged, recorded as
+// refused, and nil is returned.
+func (in *instance) reread(path string) *configs.Config {
+	// Each diagnostic is one log line in the FILE:LINE:COL form, which
+	// log pipelines keep together (check prints the multi-line form).
+	loaded, diags := configs.Load(path, configs.LoadOptions{})
+	for _, d := range diags {
+		if d.Severity == configs.SeverityError {
+			in.log.Error("configuration error", "diagnostic", d.String())
+		} else {
+			in.log.Warn("configuration warning", "diagnostic", d.String())
+		}
+	}
+	if errs := diags.Errors(); len(errs) > 0 {
+		in.log.Error("configuration reload failed; the running configuration stays in force",
+			"config", path, "errors", len(errs))
+		first := errs[0]
+		in.refused(fmt.Sprintf("%d configuration error(s); the first at %s:%d:%d: %s", len(errs), first.File, first.Line, first.Column, first.Summary))
+		return nil
+	}
+	why := ""
+	if what := processOnly(in.cfg, loaded); what != "" {
+		why = what + " changed: restart needed"
+	} else if _, err := in.srv.CheckReload(in.b2buaConfig(loaded, in.policy.Hash)); err != nil {
+		// What b2bua bound at start is its to judge, before any
+		// certificate is read.
+		why = err.Error()
+	}
+	if why != "" {
+		in.log.Error("configuration reload refused: "+why+"; the running configuration stays in force", "config", path)
+		in.refused(why)
+		return nil
+	}
+	return loaded
 }
 
 // refused records a reload that changed nothing: the policy in force is
@@ -449,59 +455,19 @@ func oneLine(s string, max int) string {
 	return s[:cut] + more
 }
 
-// sameRules reports whether b2bua.Server.Reload would change nothing it
-// applies if given b instead of a: each zone's policy and offer profile,
-// the routes (credentials included) and the media timeouts (see b2bua's
-// newRules). The policy hash is compared apart.
-func sameRules(a, b b2bua.Config) bool {
-	if a.Media.Timeout != b.Media.Timeout || a.Media.HoldTimeout != b.Media.HoldTimeout ||
-		len(a.Zones) != len(b.Zones) || len(a.Routes) != len(b.Routes) {
-		return false
-	}
-	for i, z := range a.Zones {
-		if !reflect.DeepEqual(z.Policy, b.Zones[i].Policy) || z.Feedback != b.Zones[i].Feedback {
-			return false
-		}
-	}
-	for i, r := range a.Routes {
-		o := b.Routes[i]
-		if (r.Match == nil) != (o.Match == nil) || (r.Match != nil && r.Match.String() != o.Match.String()) {
-			return false
-		}
-		r.Match, o.Match = nil, nil
-		if !reflect.DeepEqual(r, o) {
-			return false
-		}
-	}
-	return true
-}
-
-// restartOnly names the first setting that differs between a and b and
-// cannot change while parapet runs, or returns "".
-func restartOnly(a, b *configs.Config) string {
+// processOnly names the first setting that differs between a and b, is
+// parapet's own rather than the call engine's, and cannot change while
+// parapet runs; or returns "". What b2bua was given at start (zones,
+// listeners, TLS settings, the media sockets) b2bua.Server.CheckReload
+// judges.
+func processOnly(a, b *configs.Config) string {
 	switch {
 	case a.StateDir != b.StateDir:
 		return "state_dir"
-	case len(a.Zones) != len(b.Zones):
-		return "the set of zones"
-	case !reflect.DeepEqual(a.Media.Address, b.Media.Address) || !reflect.DeepEqual(a.Media.Advertise, b.Media.Advertise) ||
-		a.Media.PortMin != b.Media.PortMin || a.Media.PortMax != b.Media.PortMax:
-		return "the media address or ports"
 	case !reflect.DeepEqual(a.Compliance, b.Compliance):
-		return "the compliance block"
+		return "compliance block"
 	case a.Admin != b.Admin:
-		return "the admin block"
-	}
-	for i, z := range a.Zones {
-		o := b.Zones[i]
-		switch {
-		case z.Policy.Name != o.Policy.Name:
-			return "the set of zones"
-		case !reflect.DeepEqual(z.Listen, o.Listen) || z.Advertise != o.Advertise:
-			return fmt.Sprintf("zone %q listeners or advertise", z.Policy.Name)
-		case !reflect.DeepEqual(z.TLS, o.TLS):
-			return fmt.Sprintf("zone %q tls block", z.Policy.Name)
-		}
+		return "admin block"
 	}
 	return ""
 }
