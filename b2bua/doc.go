@@ -3,8 +3,12 @@
 // enforcement at every offer and answer, TLS connection-state capture, and
 // exactly one compliance record per call.
 //
-// b2bua receives everything it needs through Config: it never reads config
+// b2bua receives everything it needs through Config: the zones, routes and
+// media settings as topology describes them (configs produces them), and
+// the TLS configurations built from the certificates. It never reads config
 // files or certificates itself (it does not import configs or certs).
+// Reload and CheckReload alone decide what a new configuration may change
+// live and name the setting that needs a restart.
 //
 // # A call, phase by phase
 //
