@@ -91,7 +91,16 @@ type Call struct {
 	lateAck <-chan error
 }
 
-// leg is one side of a call.
+// leg is one side of a call. Its owner is the call: the call's goroutine
+// sets role, side, zone, pol, transport, secure, admitted, key and the
+// dialog handles (dua, uas, uac, firstAck, settled) before the registry
+// books the leg, which publishes it to the goroutines that handle requests
+// inside its dialog; they only read them. What changes later is guarded by
+// the call's lock, Call.mu (sig, local, remote, callID, userAgent,
+// attempted, conn, m, ackPending, pendingOffer, as the call learns them),
+// except two pieces of dialog bookkeeping that requests inside the dialog
+// keep on their own goroutines: dmu (the peer's tag and CSeq, RFC 3261
+// section 12.2.2) and ackMu (the ACKs and PRACKs parapet waits for).
 type leg struct {
 	call      *Call
 	role      compliance.Role
