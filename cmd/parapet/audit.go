@@ -59,7 +59,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	opts := audit.Options{}
 	policyHash, policyNote := "", "judged as external: no -c configuration given"
 	if *config != "" {
-		cfg, err := readConfig(*config, stderr)
+		cfg, err := readConfigFor(*config, stderr)
 		if err != nil {
 			return exit(2, err)
 		}

@@ -188,7 +188,7 @@ func parseRecordsFlags(args []string, stderr io.Writer, now time.Time) (*records
 	}
 	keyPath, fromConfig := rf.keyFile, false
 	if rf.config != "" {
-		cfg, err := readConfig(rf.config, stderr)
+		cfg, err := readConfigFor(rf.config, stderr)
 		if err != nil {
 			return nil, err
 		}

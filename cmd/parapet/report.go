@@ -176,7 +176,7 @@ func logsFromConfig(config string, logs, keys []string, findKey bool, stderr io.
 	if config == "" || len(logs) > 0 {
 		return logs, keys, nil
 	}
-	cfg, err := readConfig(config, stderr)
+	cfg, err := readConfigFor(config, stderr)
 	if err != nil {
 		return nil, nil, err
 	}

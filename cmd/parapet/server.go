@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -44,6 +45,19 @@ func loadConfig(path string, stderr io.Writer) (*configs.Config, error) {
 
 // readConfig loads FILE, or the embedded lab default (with the working
 // directory as its base) when path is empty, and creates nothing.
+// readConfigFor reads a configuration for a command that only looks things
+// up in it (report, inventory, records, audit: the log, the keys, the
+// zones). Its warnings are for check and run; they are shown only along
+// with its errors.
+func readConfigFor(path string, stderr io.Writer) (*configs.Config, error) {
+	var buf bytes.Buffer
+	cfg, err := readConfig(path, &buf)
+	if err != nil {
+		stderr.Write(buf.Bytes())
+	}
+	return cfg, err
+}
+
 func readConfig(path string, stderr io.Writer) (*configs.Config, error) {
 	var cfg *configs.Config
 	var diags configs.Diagnostics
