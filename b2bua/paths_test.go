@@ -666,7 +666,7 @@ func TestConnectionLimitForNonPeers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		t.Cleanup(func() { c.Close() })
 		conns = append(conns, c)
 	}
 	// Closed or not: a read ends with EOF on a closed one and times out on
