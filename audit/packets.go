@@ -21,7 +21,7 @@ type packetReader interface {
 // readPcap reads a pcap (ng false) or pcapng file packet by packet.
 func (a *analyzer) readPcap(r io.Reader, path string, ng bool) error {
 	var pr packetReader
-	linkType := func(gopacket.CaptureInfo) layers.LinkType { return 0 }
+	var linkType func(gopacket.CaptureInfo) layers.LinkType
 	if ng {
 		nr, err := pcapgo.NewNgReader(r, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
 		if err != nil {
@@ -61,7 +61,7 @@ func (a *analyzer) readPcap(r io.Reader, path string, ng bool) error {
 // truncation maps a short read to ErrTruncated, keeping the cause.
 func truncation(err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w (the file ends in the middle of a packet): %v", ErrTruncated, err)
+		return fmt.Errorf("%w (the file ends in the middle of a packet): %w", ErrTruncated, err)
 	}
 	return err
 }

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -192,9 +191,6 @@ func tlsCapture(t *testing.T) string {
 	}
 	return fixtures.tls
 }
-
-// loopback is 127.0.0.1 as an address.
-var loopback = netip.MustParseAddr("127.0.0.1")
 
 // testCert is a self-signed certificate (DER) and its key.
 func testCert(tb testing.TB) ([]byte, *ecdsa.PrivateKey) {

@@ -220,6 +220,7 @@ func (a *analyzer) tlsCall(c *tcpConn, z *Zone) {
 			}
 		case policy.ControlTransmission, policy.ControlEncryption, policy.ControlTransitIntegrity:
 			findings[i].Detail = fmt.Sprintf("SIP over %s %s (SDP not visible); %s", tf.Version, tf.CipherSuite, media)
+		default: // the other controls keep LegFindings' detail: the capture adds nothing to them
 		}
 	}
 	ti := &compliance.TLSInfo{Version: tf.Version.String(), CipherSuite: tf.CipherSuite, ServerName: tf.ServerName}

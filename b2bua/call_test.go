@@ -98,7 +98,8 @@ func TestOutboundCallUpgradesToSRTP(t *testing.T) {
 	waitEnded(t, "BYE to the carrier", callee)
 
 	calls := l.sink.waitCalls(t, 1)
-	time.Sleep(100 * time.Millisecond)
+	// A window in which no second record may follow the first.
+	poll(100*time.Millisecond, func() bool { return len(l.sink.calls()) != 1 })
 	if n := len(l.sink.calls()); n != 1 {
 		t.Fatalf("%d call records, want exactly 1", n)
 	}

@@ -93,7 +93,11 @@ func (o *outgoing) sendLocked() {
 		return // (no CANCEL can follow the INVITE on a closed connection)
 	}
 	o.sent = true
-	go o.sendCancel(o.cancel)
+	req := o.cancel
+	go func() {
+		defer o.recoverPanic("cancel to b")
+		o.sendCancel(req)
+	}()
 }
 
 // sendCancel sends req, a CANCEL, and stops waiting for the INVITE's
@@ -102,6 +106,7 @@ func (o *outgoing) sendCancel(req *sip.Request) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
+		defer o.recoverPanic("cancel transaction to b")
 		// The request is complete: sipgo adds nothing to it.
 		res, err := o.cli.Do(ctx, req, func(*sipgo.Client, *sip.Request) error { return nil })
 		switch {

@@ -97,10 +97,10 @@ func TestDelayedOfferCarrierOffersPlain(t *testing.T) {
 	waitEnded(t, "carrier hung up after its refused offer", callee)
 	// The ACK parapet owed the carrier declines the offered stream.
 	var acks [][]byte
-	for deadline := time.Now().Add(5 * time.Second); len(acks) == 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
+	poll(5*time.Second, func() bool {
 		acks = l.carrier.AckBodies(callee.CallID())
-	}
+		return len(acks) > 0
+	})
 	if len(acks) != 1 || !strings.Contains(string(acks[0]), "\r\nm=audio 0 RTP/AVP ") {
 		t.Errorf("ACKs to the carrier: %q, want one declining the audio stream", acks)
 	}

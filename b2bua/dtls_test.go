@@ -3,7 +3,6 @@ package b2bua_test
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -407,8 +406,7 @@ func TestDTLSNoLeaks(t *testing.T) {
 	waitDTLS(t, ctx, incoming(t, l.carrier))
 	warm.Hangup(ctx)
 	l.sink.waitCalls(t, 1)
-	time.Sleep(200 * time.Millisecond)
-	base := runtime.NumGoroutine()
+	base := goroutineBaseline(t, l)
 
 	for i := range 4 {
 		var caller, callee *sim.Session
@@ -465,11 +463,7 @@ func TestDTLSEarlyMediaHandshakeFails(t *testing.T) {
 		t.Errorf("leg b: %+v", b)
 	}
 	// parapet cancelled the carrier's INVITE while it rang.
-	for deadline := time.Now().Add(ring); l.carrier.Cancelled() == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the carrier's INVITE was not cancelled")
-		}
-	}
+	waitFor(t, ring, "the carrier's INVITE to be cancelled", func() bool { return l.carrier.Cancelled() > 0 })
 	select {
 	case s := <-l.carrier.Incoming():
 		t.Errorf("the carrier answered call %s", s.CallID())

@@ -84,22 +84,23 @@ func (p *rawPeer) send(to *net.UDPAddr, msg string) {
 // wait returns the first message not yet taken that match accepts, and
 // takes it; nil after d.
 func (p *rawPeer) wait(d time.Duration, match func(string) bool) *rawMsg {
-	deadline := time.Now().Add(d)
-	for {
-		p.mu.Lock()
-		for _, m := range p.msgs {
-			if !m.taken && match(m.text) {
-				m.taken = true
-				p.mu.Unlock()
-				return m
-			}
+	var got *rawMsg
+	poll(d, func() bool { got = p.take(match); return got != nil })
+	return got
+}
+
+// take returns the first message not yet taken that match accepts, and
+// takes it; nil if there is none.
+func (p *rawPeer) take(match func(string) bool) *rawMsg {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range p.msgs {
+		if !m.taken && match(m.text) {
+			m.taken = true
+			return m
 		}
-		p.mu.Unlock()
-		if time.Now().After(deadline) {
-			return nil
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
+	return nil
 }
 
 // must is wait that fails the test after 5 s.
@@ -449,7 +450,7 @@ func TestCancelCrossesCalleeAnswer(t *testing.T) {
 		// B answers the CANCEL, then its 200 comes instead of a 487.
 		{"CANCEL 200 then 200", true, func(c *rawCall, cancel *rawMsg) {
 			c.l.b.send(cancel.from, reply(cancel.text, 200, "OK", c.bTag, "", ""))
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond) // the scenario: the 200 comes a little after
 			c.bReply(200, "OK")
 		}},
 		// B had answered 200 and no longer knows the INVITE transaction.
@@ -503,7 +504,7 @@ func TestCancelBeforeProvisional(t *testing.T) {
 	c.aCancel()
 	res := l.a.must("487 at A", isFinal("INVITE"))
 	c.ackNon2xx(res.text)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // the scenario: B's 180 comes late, A's call already over
 	c.bReply(180, "Ringing")
 	cancel := l.b.must("CANCEL at B after its 180", isReq("CANCEL"))
 	l.b.send(cancel.from, reply(cancel.text, 200, "OK", c.bTag, "", ""))
@@ -535,7 +536,7 @@ func TestAckAfterReinvite(t *testing.T) {
 			if reinviteFirst {
 				// The re-INVITE overtakes the ACK.
 				l.a.send(l.aUDP, reinvite)
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond) // the scenario: the ACK comes after it
 				c.aAck(1)
 			} else {
 				// Back to back, in order.
@@ -545,8 +546,10 @@ func TestAckAfterReinvite(t *testing.T) {
 			second := func(m string) bool { return isRes(200, "INVITE")(m) && cseqOf(m) == 2 }
 			l.a.must("200 to the re-INVITE", second)
 			c.aAck(2)
-			time.Sleep(1800 * time.Millisecond)
 			first := func(m string) bool { return isRes(200, "INVITE")(m) && cseqOf(m) == 1 }
+			// A window over two of the 200's retransmission times (T1,
+			// 3*T1): a retransmission would show parapet missed the ACK.
+			poll(1800*time.Millisecond, func() bool { return l.a.count(first) > 1 })
 			if n := l.a.count(first); n != 1 {
 				t.Errorf("parapet sent its 200 %d times: it did not take A's ACK", n)
 			}
@@ -618,8 +621,11 @@ func TestByeOutsideDialogRefused(t *testing.T) {
 			if !strings.HasPrefix(res.text, fmt.Sprintf("SIP/2.0 %d ", tc.want)) {
 				t.Errorf("BYE got %s, want %d", firstLine(res.text), tc.want)
 			}
-			time.Sleep(200 * time.Millisecond)
-			if l.a.count(isReq("BYE"))+l.b.count(isReq("BYE")) > 0 || l.srv.Stats().CallsActive != 1 {
+			ended := func() bool {
+				return l.a.count(isReq("BYE"))+l.b.count(isReq("BYE")) > 0 || l.srv.Stats().CallsActive != 1
+			}
+			poll(200*time.Millisecond, ended) // a window in which the call must stay up
+			if ended() {
 				t.Fatalf("the call ended: A got %s B got %s", l.a.dump(), l.b.dump())
 			}
 			// The real BYE still ends the call.
@@ -652,14 +658,16 @@ func TestCalleeByeBeforeCallerAck(t *testing.T) {
 			}
 			switch ack {
 			case "soon":
-				time.Sleep(300 * time.Millisecond)
+				// The scenario: the ACK comes 300 ms late, a window in
+				// which parapet must not give up on it.
+				poll(300*time.Millisecond, func() bool { return l.a.count(c.atA(isReq("BYE"))) != 0 })
 				noByeYet("before its ACK")
 				c.aAck(1)
 			case "late":
 				// After the record: parapet stopped waiting for the ACK
 				// to end the call, but sipgo still retransmits the 200.
 				wantRecord(t, l.record(), compliance.DispositionAnswered, 200, "bye from b")
-				time.Sleep(500 * time.Millisecond)
+				poll(500*time.Millisecond, func() bool { return l.a.count(c.atA(isReq("BYE"))) != 0 }) // as "soon"
 				noByeYet("before its ACK")
 				c.aAck(1)
 			}
@@ -752,11 +760,11 @@ func TestCancelRacesAnswer(t *testing.T) {
 		gap := time.Duration(i/2%8) * 150 * time.Microsecond
 		if i%2 == 0 {
 			c.aCancel()
-			time.Sleep(gap)
+			time.Sleep(gap) // the scenario: the race, at this gap
 			c.bReply(200, "OK")
 		} else {
 			c.bReply(200, "OK")
-			time.Sleep(gap)
+			time.Sleep(gap) // the scenario: the race, at this gap
 			c.aCancel()
 		}
 		res := c.aFinal()
@@ -773,8 +781,9 @@ func TestCancelRacesAnswer(t *testing.T) {
 			wantRecord(t, rec, compliance.DispositionCancelled, 487, "cancelled by caller")
 		} else {
 			c.aAck(1)
-			time.Sleep(100 * time.Millisecond)
-			if n := l.b.count(c.atB(isReq("BYE"))) + l.a.count(c.atA(isReq("BYE"))); n != 0 {
+			byes := func() int { return l.b.count(c.atB(isReq("BYE"))) + l.a.count(c.atA(isReq("BYE"))) }
+			poll(100*time.Millisecond, func() bool { return byes() != 0 }) // a window in which the call must stay up
+			if n := byes(); n != 0 {
 				t.Fatalf("round %d: the caller got 200 but the call was ended", i)
 			}
 			l.a.send(l.aUDP, c.aRequest("BYE", 2, ""))

@@ -3,7 +3,6 @@ package b2bua_test
 import (
 	"fmt"
 	"net"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -167,10 +166,8 @@ func TestMalformedInput(t *testing.T) {
 	// transaction needs.
 	u.c.WriteToUDP([]byte{0x16, 0x03, 0x01, 0x00, 0xff, 0xde, 0xad}, u.to)
 	u.c.WriteToUDP([]byte("INVITE sip:x@y SIP/2.0\r\n\r\n"), u.to)
-	for deadline := time.Now().Add(5 * time.Second); l.srv.Stats().ParseErrors < 2; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the two datagrams were not counted as unparsable: %+v", l.srv.Stats())
-		}
+	if !poll(5*time.Second, func() bool { return l.srv.Stats().ParseErrors >= 2 }) {
+		t.Fatalf("the two datagrams were not counted as unparsable: %+v", l.srv.Stats())
 	}
 
 	calls := l.sink.waitCalls(t, len(cases))
@@ -264,8 +261,7 @@ func TestNoLeaksAfterCalls(t *testing.T) {
 	incoming(t, l.carrier)
 	warm.Hangup(ctx)
 	l.sink.waitCalls(t, 1)
-	time.Sleep(200 * time.Millisecond)
-	base := runtime.NumGoroutine()
+	base := goroutineBaseline(t, l)
 
 	for i := range 5 {
 		caller, err := l.callOut(ctx, sim.CallOptions{})

@@ -100,8 +100,8 @@ func TestAnsweredCallIsJournaledBeforeThe200(t *testing.T) {
 	if a := c.Legs[0]; a.Zone != "pbx" || a.Transport != "udp" || a.Media == nil || a.Media.Profile != "RTP/AVP" {
 		t.Errorf("journaled leg a: %+v", a)
 	}
-	// Held a while longer, the 200 still does not go out.
-	time.Sleep(200 * time.Millisecond)
+	// Held a while longer (a window), the 200 still does not go out.
+	poll(200*time.Millisecond, returned.Load)
 	if returned.Load() {
 		t.Fatal("the caller had its 200 before the journal entry was reported on disk")
 	}
@@ -121,16 +121,13 @@ func TestAnsweredCallIsJournaledBeforeThe200(t *testing.T) {
 		t.Fatalf("record: %+v", recs[0])
 	}
 	// Its end entry follows the record (not waited for by the call).
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		live, _, err := compliance.ReadJournal(path)
-		if err == nil && len(live) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the ended call stays in the journal: %v %+v", err, live)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var left []compliance.LiveCall
+	var readErr error
+	if !poll(10*time.Second, func() bool {
+		left, _, readErr = compliance.ReadJournal(path)
+		return readErr == nil && len(left) == 0
+	}) {
+		t.Fatalf("the ended call stays in the journal: %v %+v", readErr, left)
 	}
 	raw, _ := os.ReadFile(path)
 	if !bytes.Contains(raw, []byte(`"op":"begin","id":"`+snap.ID)) || !bytes.Contains(raw, []byte(`"op":"end","id":"`+snap.ID)) {
@@ -173,10 +170,7 @@ func TestJournalFailureRefusesCall(t *testing.T) {
 		!strings.HasPrefix(c.EndReason, "live-call journal unavailable: ") {
 		t.Errorf("record: %s %d answer=%v %q", c.Disposition, c.SIPStatus, c.Answer, c.EndReason)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for fj.ended.Load() != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll(5*time.Second, func() bool { return fj.ended.Load() == 1 })
 	if fj.ended.Load() != 1 {
 		t.Errorf("journal told of %d ends, want 1", fj.ended.Load())
 	}
@@ -197,25 +191,24 @@ func TestJournalLearnsDTLSKeys(t *testing.T) {
 	}
 	callee := incoming(t, l.pbx)
 	waitDTLS(t, ctx, caller)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		live, _, err := compliance.ReadJournal(path)
-		if err != nil {
+	var live []compliance.LiveCall
+	var a *compliance.Leg
+	if !poll(10*time.Second, func() bool {
+		var err error
+		if live, _, err = compliance.ReadJournal(path); err != nil {
 			t.Fatal(err)
 		}
+		a = nil
 		if len(live) == 1 {
-			if a := leg(live[0].Call, compliance.RoleA); a != nil && a.Media != nil && a.Media.SRTPSuite != "" {
-				if a.Media.KeyExchange != "dtls" || a.Media.SRTPSuite != "AEAD_AES_256_GCM" || a.Media.DTLSRole != "server" ||
-					a.Media.DTLSPeerCert != l.carrier.Fingerprint() {
-					t.Errorf("journaled DTLS leg: %+v", a.Media)
-				}
-				break
-			}
+			a = leg(live[0].Call, compliance.RoleA)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the journal never learnt the DTLS-SRTP suite: %+v", live)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return a != nil && a.Media != nil && a.Media.SRTPSuite != ""
+	}) {
+		t.Fatalf("the journal never learnt the DTLS-SRTP suite: %+v", live)
+	}
+	if a.Media.KeyExchange != "dtls" || a.Media.SRTPSuite != "AEAD_AES_256_GCM" || a.Media.DTLSRole != "server" ||
+		a.Media.DTLSPeerCert != l.carrier.Fingerprint() {
+		t.Errorf("journaled DTLS leg: %+v", a.Media)
 	}
 	if err := callee.Hangup(ctx); err != nil {
 		t.Fatal(err)
@@ -263,6 +256,7 @@ func TestJournalRefreshesAnsweredCalls(t *testing.T) {
 	ctx := ctxT(t)
 	caller, callee := l.connect(t, ctx)
 	exchange(t, caller, callee)
+	// The scenario: the call stays up 400 ms, eight refresh intervals.
 	time.Sleep(400 * time.Millisecond)
 	live, _, err := compliance.ReadJournal(path)
 	if err != nil || len(live) != 1 {

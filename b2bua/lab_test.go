@@ -76,18 +76,30 @@ func (m *memSink) conns() []*compliance.ConnEvent {
 	return out
 }
 
+// waitConn waits (at most 5 s) for a connection event of the kind (and,
+// unless method is "", the SIP method) given and returns the last such
+// event; nil if none came.
+func (m *memSink) waitConn(kind, method string) *compliance.ConnEvent {
+	var ev *compliance.ConnEvent
+	poll(5*time.Second, func() bool {
+		for _, e := range m.conns() {
+			if e.Event == kind && (method == "" || e.Method == method) {
+				ev = e
+			}
+		}
+		return ev != nil
+	})
+	return ev
+}
+
 // waitCalls waits until n call records exist and returns them.
 func (m *memSink) waitCalls(t *testing.T, n int) []*compliance.Call {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if c := m.calls(); len(c) >= n {
-			return c
-		}
-		time.Sleep(10 * time.Millisecond)
+	var c []*compliance.Call
+	if !poll(15*time.Second, func() bool { c = m.calls(); return len(c) >= n }) {
+		t.Fatalf("want %d call records, have %d", n, len(c))
 	}
-	t.Fatalf("want %d call records, have %d", n, len(m.calls()))
-	return nil
+	return c
 }
 
 type labOptions struct {
@@ -281,20 +293,37 @@ func incoming(t *testing.T, p *sim.Peer) *sim.Session {
 // port in use, and at most two goroutines more than base.
 func waitIdle(t *testing.T, l *lab, base int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st := l.srv.Stats()
-		n := runtime.NumGoroutine()
-		if st.CallsActive == 0 && st.MediaPortsInUse == 0 && n <= base+2 {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("after calls: %d active, %d media ports, %d goroutines (baseline %d)\n%s",
-				st.CallsActive, st.MediaPortsInUse, n, base, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(100 * time.Millisecond)
+	var st b2bua.Stats
+	var n int
+	if !poll(10*time.Second, func() bool {
+		st, n = l.srv.Stats(), runtime.NumGoroutine()
+		return st.CallsActive == 0 && st.MediaPortsInUse == 0 && n <= base+2
+	}) {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("after calls: %d active, %d media ports, %d goroutines (baseline %d)\n%s",
+			st.CallsActive, st.MediaPortsInUse, n, base, buf[:runtime.Stack(buf, true)])
 	}
+}
+
+// goroutineBaseline waits until a lab whose warm-up calls have ended is
+// idle (no call, no media port) and its goroutine count has held still for
+// 50 ms, and returns that count: what waitIdle compares against later.
+func goroutineBaseline(t *testing.T, l *lab) int {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the warm-up calls to free their calls and media ports", func() bool {
+		st := l.srv.Stats()
+		return st.CallsActive == 0 && st.MediaPortsInUse == 0
+	})
+	last, still := -1, 0
+	waitFor(t, 10*time.Second, "the goroutine count to hold still", func() bool {
+		if n := runtime.NumGoroutine(); n != last {
+			last, still = n, 0
+			return false
+		}
+		still++
+		return still*int(pollEvery) >= int(50*time.Millisecond)
+	})
+	return last
 }
 
 // waitEnded waits (at most 10 s) until the dialog of every session has

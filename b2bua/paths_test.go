@@ -73,10 +73,7 @@ func TestLegacyTLSRefusedAndRecorded(t *testing.T) {
 		}
 	}
 	dial(tls.VersionTLS10)
-	deadline := time.Now().Add(5 * time.Second)
-	for len(l.sink.conns()) < 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll(5*time.Second, func() bool { return len(l.sink.conns()) >= 1 })
 	evs := l.sink.conns()
 	if len(evs) < 1 {
 		t.Fatal("no connection event recorded")
@@ -97,21 +94,16 @@ func TestLegacyTLSRefusedAndRecorded(t *testing.T) {
 	dial(tls.VersionTLS10)
 	dial(tls.VersionTLS10)
 	dial(tls.VersionTLS11)
-	for deadline := time.Now().Add(5 * time.Second); l.srv.Stats().TLSRefused < 4; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the refusals were not counted: %+v", l.srv.Stats())
-		}
+	if !poll(5*time.Second, func() bool { return l.srv.Stats().TLSRefused >= 4 }) {
+		t.Fatalf("the refusals were not counted: %+v", l.srv.Stats())
 	}
 	// The TLS 1.1 record is written at once; the TLS 1.0 ones, had they
 	// not been folded, would have been written before it.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		evs := l.sink.conns()
-		if len(evs) > 0 && evs[len(evs)-1].ClientMaxVersion == "TLS1.1" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no record of the TLS 1.1 attempt: %+v", evs)
-		}
+	if !poll(5*time.Second, func() bool {
+		evs = l.sink.conns()
+		return len(evs) > 0 && evs[len(evs)-1].ClientMaxVersion == "TLS1.1"
+	}) {
+		t.Fatalf("no record of the TLS 1.1 attempt: %+v", evs)
 	}
 	if evs := l.sink.conns(); len(evs) != 2 {
 		t.Errorf("events %+v, want the TLS 1.0 one and the TLS 1.1 one", evs)
@@ -176,7 +168,7 @@ func TestCarrierCertificateNotTrusted(t *testing.T) {
 func TestCancelPropagates(t *testing.T) {
 	l := newLab(t, labOptions{carrierAnswer: sim.Answer{Ring: 10 * time.Second}})
 	ctx, cancel := context.WithCancel(ctxT(t))
-	go func() { time.Sleep(300 * time.Millisecond); cancel() }()
+	go func() { time.Sleep(300 * time.Millisecond); cancel() }() // the scenario: the caller gives up after 300 ms
 	_, err := l.callOut(ctx, sim.CallOptions{})
 	if err == nil {
 		t.Fatal("call answered")
@@ -364,10 +356,8 @@ func TestGarbageCounted(t *testing.T) {
 	if _, err := u.c.WriteToUDP([]byte(garbage), u.to); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); l.srv.Stats().ParseErrors == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("garbage not counted: %+v", l.srv.Stats())
-		}
+	if !poll(5*time.Second, func() bool { return l.srv.Stats().ParseErrors > 0 }) {
+		t.Fatalf("garbage not counted: %+v", l.srv.Stats())
 	}
 	opt := strings.Join([]string{
 		fmt.Sprintf("OPTIONS sip:%s SIP/2.0", l.pbxUDP),
@@ -422,18 +412,12 @@ func TestRefusedInviteFloodFolded(t *testing.T) {
 		wantRejected(t, err, 403)
 	}
 	l.sink.waitCalls(t, 1)
-	var ev *compliance.ConnEvent
-	for deadline := time.Now().Add(5 * time.Second); ev == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		for _, e := range l.sink.conns() {
-			if e.Event == compliance.EventSourceRefused && e.Method == "INVITE" {
-				ev = e
-			}
-		}
-	}
+	ev := l.sink.waitConn(compliance.EventSourceRefused, "INVITE")
 	if ev == nil || ev.SIPStatus != 403 || ev.Decision == nil || ev.Decision.Rule != policy.RuleSourceNotAllowed {
 		t.Fatalf("source_refused event for the folded INVITEs: %+v", ev)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// A window in which no other record or event may follow.
+	poll(100*time.Millisecond, func() bool { return len(l.sink.calls()) != 1 || len(l.sink.conns()) != 1 })
 	if calls, conns := len(l.sink.calls()), len(l.sink.conns()); calls != 1 || conns != 1 {
 		t.Errorf("%d INVITEs wrote %d call records and %d events, want 1 and 1", n, calls, conns)
 	}
@@ -480,7 +464,10 @@ func TestSpoofedMediaDropped(t *testing.T) {
 	callee.SendRaw([]byte{0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})
 	callee.SendRaw([]byte{0x80, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0xd5, 0xd5})
 
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, 5*time.Second, "parapet to count the stray packets", func() bool {
+		st := l.srv.Stats()
+		return st.AuthFailures >= 3 && st.Replays >= 2 && st.WrongSource >= 5 && st.STUN >= 1 && st.Unprotected >= 1
+	})
 	before := caller.Stats().Intact
 	if err := callee.Send(ctx, 30000, 10, 2*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -529,7 +516,9 @@ func TestStrangerCannotLatchPlainMedia(t *testing.T) {
 	for range 3 {
 		stranger.WriteToUDPAddrPort(pkt, caller.RemoteMedia())
 	}
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, 5*time.Second, "parapet to count the stranger's packets before the PBX's first", func() bool {
+		return l.srv.Stats().WrongSource >= 3
+	})
 	exchange(t, caller, callee) // both ways, every payload intact, to the PBX itself
 	stranger.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if n, _, err := stranger.ReadFromUDP(make([]byte, 1500)); err == nil {
@@ -570,11 +559,7 @@ func TestComplianceLogFailureFailsClosed(t *testing.T) {
 	if c, err := tls.Dial("tcp", l.carrierTLS.String(), &tls.Config{MaxVersion: tls.VersionTLS11, InsecureSkipVerify: true}); err == nil {
 		c.Close()
 	}
-	for deadline := time.Now().Add(5 * time.Second); l.srv.Ready(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("server ready with an unwritable compliance log")
-		}
-	}
+	waitFor(t, 5*time.Second, "the server to stop being ready with an unwritable compliance log", func() bool { return !l.srv.Ready() })
 	_, err := l.callOut(ctxT(t), sim.CallOptions{})
 	wantRejected(t, err, 503)
 	l.sink.mu.Lock()
@@ -666,7 +651,7 @@ func TestConnectionLimitForNonPeers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		t.Cleanup(func() { c.Close() })
 		conns = append(conns, c)
 	}
 	// Closed or not: a read ends with EOF on a closed one and times out on
@@ -705,16 +690,7 @@ func TestConnectionLimitForNonPeers(t *testing.T) {
 		t.Fatal("no admitted connection answered")
 	}
 
-	var ev *compliance.ConnEvent
-	deadline := time.Now().Add(5 * time.Second)
-	for ev == nil && time.Now().Before(deadline) {
-		for _, e := range l.sink.conns() {
-			if e.Event == compliance.EventConnectionLimit {
-				ev = e
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	ev := l.sink.waitConn(compliance.EventConnectionLimit, "")
 	if ev == nil || ev.Zone != "pbx" || ev.Transport != "tcp" || !strings.Contains(ev.Error, "outside the zone's peers") {
 		t.Fatalf("connection_limit event %+v", ev)
 	}

@@ -69,8 +69,10 @@ func TestRegistryLegs(t *testing.T) {
 
 func TestRegistrySlots(t *testing.T) {
 	r := newRegistry()
-	if !r.takeSlot("trunk", 2) || !r.takeSlot("trunk", 2) {
-		t.Fatal("two slots of two not taken")
+	for range 2 {
+		if !r.takeSlot("trunk", 2) {
+			t.Fatal("two slots of two not taken")
+		}
 	}
 	if r.takeSlot("trunk", 2) {
 		t.Error("a third slot of two taken")

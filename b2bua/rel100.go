@@ -96,9 +96,9 @@ func (c *Call) onPrack(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	matched := false
-	if l == c.a && l.uas != nil && method == string(sip.INVITE) && uint32(cseq) == l.uas.InviteRequest.CSeq().SeqNo {
+	if l == c.a && l.uas != nil && method == string(sip.INVITE) && cseq == uint64(l.uas.InviteRequest.CSeq().SeqNo) {
 		l.ackMu.Lock()
-		if r := l.rel; r != nil && r.pracked != nil && uint32(rseq) == r.rseq {
+		if r := l.rel; r != nil && r.pracked != nil && rseq == uint64(r.rseq) {
 			close(r.pracked)
 			r.pracked = nil
 			matched = true

@@ -127,6 +127,7 @@ func (r *rules) feedback(name string, offered bool) bool {
 		return true
 	case topology.FeedbackOff:
 		return false
+	default: // FeedbackMirror: follow the other leg's offer
 	}
 	return offered
 }

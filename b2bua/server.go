@@ -164,21 +164,21 @@ func (s *Server) Start(ctx context.Context) error {
 			case <-s.ctx.Done():
 				return
 			case <-t.C:
-				s.drainEvents(false)
+				s.tick("event folding", func() { s.drainEvents(false) })
 			case <-refresh:
-				s.refreshJournal()
+				s.tick("journal refresh", s.refreshJournal)
 			}
 		}
 	}()
 	for _, z := range s.zones {
 		for _, serve := range z.serve {
 			s.serveWG.Add(1)
-			go func() {
+			s.goSafe("sip listener of zone "+z.name, func() {
 				defer s.serveWG.Done()
 				if err := serve(); err != nil && !errors.Is(err, net.ErrClosed) {
 					s.log.Error("sip listener stopped", "zone", z.name, "error", err)
 				}
-			}()
+			})
 		}
 		// sipgo registers a UDP listener in its connection pool from the
 		// serving goroutine; requests sent from that socket need it there.

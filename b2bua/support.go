@@ -293,8 +293,9 @@ func redactAttr(a slog.Attr) slog.Attr {
 		return slog.Group(a.Key, out...)
 	case slog.KindAny:
 		return slog.String(a.Key, redactValue(a.Key, v.String()))
+	default: // numbers, times, bools: nothing of the wire in them
+		return slog.Attr{Key: a.Key, Value: v}
 	}
-	return slog.Attr{Key: a.Key, Value: v}
 }
 
 // redactValue withholds raw wire data: sipgo logs what it failed to parse

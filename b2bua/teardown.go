@@ -24,22 +24,22 @@ func (c *Call) teardownLegs(byeA bool) {
 	// did ACK must not be left believing the call is up.
 	if uas := c.a.uas; byeA && uas != nil && uas.LoadState() != sip.DialogStateEnded && c.established.Load() {
 		wg.Add(1)
-		go func() {
+		c.goSafe("bye to a", func() {
 			defer wg.Done()
 			if err := uas.Bye(ctx); err != nil {
 				c.log.Debug("bye to a", "error", err)
 			}
-		}()
+		})
 	}
 	if c.b != nil && c.b.uac != nil && c.b.uac.LoadState() != sip.DialogStateEnded && c.b.uac.InviteResponse != nil &&
 		c.b.uac.InviteResponse.IsSuccess() {
 		wg.Add(1)
-		go func() {
+		c.goSafe("bye to b", func() {
 			defer wg.Done()
 			if err := c.b.uac.Bye(ctx); err != nil {
 				c.log.Debug("bye to b", "error", err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }

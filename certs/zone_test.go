@@ -116,8 +116,7 @@ func TestRefusedHelloIsObservable(t *testing.T) {
 func TestNewZoneRefusesLowVersions(t *testing.T) {
 	p := newPKI(t, t.TempDir(), "v")
 	certFile, keyFile := p.writeLeaf("sbc", p.leaf("localhost"))
-	//lint:ignore SA1019 SSL 3.0 on purpose: it must be refused
-	for _, v := range []uint16{0, tls.VersionSSL30, tls.VersionTLS10, tls.VersionTLS11, 0x0305} {
+	for _, v := range []uint16{0, tls.VersionSSL30, tls.VersionTLS10, tls.VersionTLS11, 0x0305} { //nolint:staticcheck // SA1019: SSL 3.0 on purpose, it must be refused
 		_, err := NewZone(Options{Zone: "carrier", MinVersion: v, CertFile: certFile, KeyFile: keyFile})
 		if !errors.Is(err, ErrMinVersion) {
 			t.Errorf("MinVersion %#04x: err = %v, want ErrMinVersion", v, err)

@@ -302,7 +302,7 @@ func TestFollowFnError(t *testing.T) {
 	path := writeLog(t, 1, WriterOptions{})
 	stopErr := errors.New("enough")
 	err := Follow(context.Background(), path, true, func(*Record) error { return stopErr })
-	if err != stopErr {
+	if err != stopErr { //nolint:errorlint // the contract is fn's error itself, unwrapped
 		t.Fatalf("Follow returned %v, want the fn's error", err)
 	}
 }

@@ -498,7 +498,7 @@ func (w *Writer) writeLocked(line []byte) error {
 func (w *Writer) undoLocked(cause error) error {
 	if err := w.f.Truncate(w.size); err != nil {
 		w.needRecover = true
-		return fmt.Errorf("%w; removing the partial line failed too: %v", cause, err)
+		return fmt.Errorf("%w; removing the partial line failed too: %w", cause, err)
 	}
 	if err := w.f.Sync(); err != nil {
 		w.needRecover = true

@@ -461,7 +461,7 @@ func TestReopenTornLog(t *testing.T) {
 			torn := tc.torn(line)
 			appendix := torn
 			if tc.name == "sealed, not announced" {
-				appendix = append(torn, '\n')
+				appendix = append(appendix, '\n')
 			}
 			f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 			f.Write(appendix)

@@ -219,7 +219,7 @@ func scan(body []byte) (*scanned, error) {
 				return nil, fmt.Errorf("line %d: control character", lineNo)
 			}
 		}
-		if len(line) < 2 || line[1] != '=' || !strings.Contains("vosiuepcbtrzkam", line[:1]) {
+		if len(line) < 2 || line[1] != '=' || strings.IndexByte("vosiuepcbtrzkam", line[0]) < 0 {
 			return nil, fmt.Errorf("line %d: not a <type>=<value> line of a known type", lineNo)
 		}
 		switch line[0] {

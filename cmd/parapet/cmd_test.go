@@ -332,7 +332,7 @@ func buildParapet(t *testing.T) string {
 		}
 		builtBin = filepath.Join(dir, "parapet")
 		if out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

@@ -42,17 +42,10 @@ func TestKillDuringCallsLeavesRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-callee.Context().Done()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, 10*time.Second, "the ended call's record to reach the log", func() bool {
 		recs, _ := readRecords(logPath, time.Time{})
-		if calls(recs) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the ended call's record never reached the log")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return calls(recs) == 1
+	})
 	before, _ := readRecords(logPath, time.Time{})
 
 	p.cmd.Process.Signal(syscall.SIGKILL)

@@ -116,7 +116,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		if errors.As(err, &rej) && rej.Status == 488 {
 			return fmt.Sprintf("refused: %d %s", rej.Status, rej.Reason), nil
 		}
-		return "", fmt.Errorf("want 488, got %v", err)
+		return "", fmt.Errorf("want 488, got %w", err)
 	}); err != nil {
 		return err
 	}

@@ -179,10 +179,7 @@ func (p *parapetUnderTest) records(t *testing.T) []*compliance.Record {
 	t.Helper()
 	// Let calls that are ending (a BYE relayed, its 200 awaited) finish
 	// before stopping, so none is recorded as ended by shutdown.
-	deadline := time.Now().Add(10 * time.Second)
-	for p.in != nil && p.in.srv.Stats().CallsActive > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll(10*time.Second, func() bool { return p.in == nil || p.in.srv.Stats().CallsActive == 0 })
 	p.stop(t)
 	res, err := compliance.Verify([]string{p.logPath}, compliance.VerifyOptions{Head: true})
 	if err != nil || !res.OK() {

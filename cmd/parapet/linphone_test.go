@@ -201,12 +201,11 @@ func (l *linphone) output() string {
 // waitLog waits until linphone's log file matches re.
 func (l *linphone) waitLog(timeout time.Duration, re string) error {
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(l.logPath); err == nil && rx.Match(b) {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
+	if poll(timeout, func() bool {
+		b, err := os.ReadFile(l.logPath)
+		return err == nil && rx.Match(b)
+	}) {
+		return nil
 	}
 	return fmt.Errorf("linphonec log: no %q within %s", re, timeout)
 }
@@ -214,12 +213,9 @@ func (l *linphone) waitLog(timeout time.Duration, re string) error {
 // wait waits until the console output matches re.
 func (l *linphone) wait(timeout time.Duration, re string) (string, error) {
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if m := rx.FindString(l.output()); m != "" {
-			return m, nil
-		}
-		time.Sleep(50 * time.Millisecond)
+	var m string
+	if poll(timeout, func() bool { m = rx.FindString(l.output()); return m != "" }) {
+		return m, nil
 	}
 	return "", fmt.Errorf("linphonec: no %q within %s", re, timeout)
 }

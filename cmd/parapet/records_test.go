@@ -408,14 +408,25 @@ func TestRecordsBadFlags(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds, and fails the test if it does not
+// within timeout; what says what was awaited.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(5 * time.Millisecond) {
+	if !poll(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// poll calls cond every 5 ms until it reports true or d has passed, and
+// reports whether it did: waitFor for helpers that return an error instead
+// of failing the test.
+func poll(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
 	}
+	return true
 }
 
 // -follow prints what the Writer appends, across two rotations and more,

@@ -137,7 +137,9 @@ route "internal" {
 		t.Fatal(err)
 	}
 	defer func() { server.Process.Kill(); server.Wait() }()
-	time.Sleep(300 * time.Millisecond)
+	waitFor(t, 5*time.Second, "the SIPp UAS to bind its SIP and media ports", func() bool {
+		return udpBound(uas) && udpBound(base+10)
+	})
 
 	// The UAC's [auto_media_port] is -mp plus 4 per call: base+20 leaves
 	// room for 10 calls below parapet's ports, clear of the UAS's echo
@@ -193,4 +195,12 @@ func checkSIPpCalls(t *testing.T, recs []*compliance.Call, n int) {
 			t.Errorf("callee not pseudonymised: %q", c.Callee)
 		}
 	}
+}
+
+// udpBound reports whether a UDP socket is bound to 127.0.0.1:port, as
+// /proc/net/udp lists it (local address in hex, the IPv4 address in host
+// byte order: 0100007F is 127.0.0.1).
+func udpBound(port int) bool {
+	b, err := os.ReadFile("/proc/net/udp")
+	return err == nil && strings.Contains(string(b), fmt.Sprintf(" 0100007F:%04X ", port))
 }

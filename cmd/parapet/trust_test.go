@@ -329,15 +329,13 @@ func TestRunRecordsTrustReloads(t *testing.T) {
 		}
 		// The record is written once the call's end is settled: wait for
 		// it, so that the log's order is the test's.
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n := 0
+		if !poll(10*time.Second, func() bool {
 			b, _ := os.ReadFile(logPath)
-			n := bytes.Count(b, []byte(`"type":"call"`))
-			if n == calls {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d call records, want %d", n, calls)
-			}
+			n = bytes.Count(b, []byte(`"type":"call"`))
+			return n == calls
+		}) {
+			t.Fatalf("%d call records, want %d", n, calls)
 		}
 	}
 	hup := func(wait string) {

@@ -377,6 +377,7 @@ func (b *Builder) addLeg(rec *compliance.Record, leg *compliance.Leg) {
 			tx = f
 		case policy.ControlTransitIntegrity:
 			transit = f
+		default: // the other controls are counted above, not picked out
 		}
 	}
 	connected := tx == nil || tx.Status != policy.StatusNotApplicable
@@ -420,6 +421,7 @@ func (b *Builder) addLeg(rec *compliance.Record, leg *compliance.Leg) {
 			za.notRequired = true
 		case policy.StatusViolated:
 			za.requires = true
+		default: // satisfied or not applicable: the zone's default holds
 		}
 	}
 	// A leg carried media when LegFindings judged its media: only then

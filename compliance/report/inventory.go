@@ -157,6 +157,7 @@ func (b *Builder) inventoryCall(rec *compliance.Record, refused map[string]bool)
 				authViolated = true
 			case policy.ControlTransmission:
 				txViolated = true
+			default: // the other controls are not weaknesses of the peer itself
 			}
 		}
 		subject := ""

@@ -74,6 +74,7 @@ func withEmptySlices(v reflect.Value) reflect.Value {
 			}
 		}
 		return s
+	default: // scalars, maps and the rest hold no slice this model uses
+		return v
 	}
-	return v
 }

@@ -1,0 +1,54 @@
+package b2bua_test
+
+import (
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's tests when a goroutine outlives them: every
+// call, leg, relay and listener parapet starts must be gone once the lab
+// that started it is closed. One is let be, named by its top frame:
+//
+//   - sipgo's DialogServerSession.WriteResponse, on the goroutine answerA
+//     sends A's 2xx from: for a 2xx never ACKed it retransmits on its own
+//     timer until the INVITE server transaction ends (RFC 6026's Accepted
+//     state, 64*T1 = 32 s). It watches neither the server's Close nor the
+//     dialog's end, so a call a test ends before A's ACK leaves it running
+//     that long after the lab is closed. (It ends; it is not a leak, but
+//     it would outlive the package's last test.)
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/emiago/sipgo.(*DialogServerSession).WriteResponse"),
+	)
+}
+
+// pollEvery is how often poll looks again.
+const pollEvery = 5 * time.Millisecond
+
+// poll calls cond until it reports true or d has passed, and reports
+// whether it did. It is the one way these tests wait: on its own to watch a
+// window for something that must not happen (it returns as soon as it
+// does), through waitFor for something that must.
+func poll(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+// waitFor fails the test unless cond becomes true within timeout; what
+// says what was awaited, for the failure message.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(timeout, cond) {
+		t.Fatalf("gave up after %v waiting for %s", timeout, what)
+	}
+}
