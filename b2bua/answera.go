@@ -43,9 +43,17 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	// hangup (shutdown, media timeout) must not wait that long.
 	acked := make(chan error, 1)
 	go func() {
-		err := a.uas.WriteResponse(ok)
-		close(a.settled)
-		acked <- err
+		// A panic in sending the 2xx still settles A and says so on acked,
+		// which byeOnLateAck and the call wait for.
+		err := errors.New("internal error sending the 2xx")
+		defer func() {
+			if p := recover(); p != nil {
+				logPanic(c.log, "answering a", p)
+			}
+			close(a.settled)
+			acked <- err
+		}()
+		err = a.uas.WriteResponse(ok)
 	}()
 	select {
 	case err := <-acked:

@@ -79,7 +79,7 @@ func (m *memSink) conns() []*compliance.ConnEvent {
 // waitConn waits (at most 5 s) for a connection event of the kind (and,
 // unless method is "", the SIP method) given and returns the last such
 // event; nil if none came.
-func (m *memSink) waitConn(kind, method string) *compliance.ConnEvent {
+func (m *memSink) waitConn(kind compliance.ConnEventKind, method string) *compliance.ConnEvent {
 	var ev *compliance.ConnEvent
 	poll(5*time.Second, func() bool {
 		for _, e := range m.conns() {

@@ -12,12 +12,12 @@ import (
 // that started it is closed. One is let be, named by its top frame:
 //
 //   - sipgo's DialogServerSession.WriteResponse, on the goroutine answerA
-//     sends A's 2xx from: for a 2xx never ACKed it retransmits on its own
-//     timer until the INVITE server transaction ends (RFC 6026's Accepted
-//     state, 64*T1 = 32 s). It watches neither the server's Close nor the
-//     dialog's end, so a call a test ends before A's ACK leaves it running
-//     that long after the lab is closed. (It ends; it is not a leak, but
-//     it would outlive the package's last test.)
+//     sends A's 2xx from. For a 2xx the caller never ACKs it retransmits on
+//     its own timer (RFC 6026's Accepted state) and watches neither the
+//     server's Close nor the dialog's end; at shutdown byeOnLateAck
+//     terminates its transaction, and it returns at its next
+//     retransmission, up to T2 (4 s) later, which can be after the
+//     package's last test.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("github.com/emiago/sipgo.(*DialogServerSession).WriteResponse"),

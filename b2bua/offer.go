@@ -102,7 +102,7 @@ func (c *Call) newRelay() *media.Relay {
 		// goroutine, which the call's locks must never wait on).
 		OnKeyed: func(media.Side) {
 			if s.journal != nil {
-				go c.journalUpdate()
+				c.goSafe("journal update", c.journalUpdate)
 			}
 		}})
 }

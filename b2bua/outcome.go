@@ -74,8 +74,9 @@ const (
 // a timeout, or the rest. overTLS says whether the leg runs over TLS, and
 // handshook whether a TLS session was established on it: on a TLS leg, a
 // failure after the TCP connection was made and before any session is the
-// handshake's, whatever crypto/tls called it (some of its errors carry no
-// type, "tls: server selected unsupported protocol version" among them).
+// handshake's (duringHandshake), whatever crypto/tls called it (some of
+// its errors carry no type, "tls: server selected unsupported protocol
+// version" among them).
 func classify(err error, overTLS, handshook bool) (failure, *sip.Response) {
 	var dr *sipgo.ErrDialogResponse
 	if errors.As(err, &dr) && dr.Res != nil {
@@ -88,16 +89,29 @@ func classify(err error, overTLS, handshook bool) (failure, *sip.Response) {
 		}
 		return failAnswered, dr.Res
 	}
-	if tlsError(err) {
+	if tlsError(err) || overTLS && !handshook && duringHandshake(err) {
 		return failTLS, nil
 	}
 	if errors.Is(err, sip.ErrTransactionTimeout) || errors.Is(err, context.DeadlineExceeded) {
 		return failTimeout, nil
 	}
-	if overTLS && !handshook && !dialError(err) {
-		return failTLS, nil
-	}
 	return failUnreachable, nil
+}
+
+// duringHandshake reports whether a failure on a TLS leg with no session
+// yet came after the TCP connection was made, so from the handshake: not
+// a failure to resolve the target or to connect, and not a failure to
+// write on a connection (sipgo's transport error, which comes after a
+// handshake). A handshake that stalls until the leg's deadline is the
+// handshake's too.
+func duringHandshake(err error) bool {
+	var dns *net.DNSError
+	switch {
+	case errors.As(err, &dns), dialError(err), errors.Is(err, sip.ErrTransactionTransport),
+		errors.Is(err, sip.ErrTransactionTimeout), errors.Is(err, net.ErrClosed):
+		return false
+	}
+	return true
 }
 
 // tlsError reports whether err comes from a TLS handshake: a certificate

@@ -225,7 +225,8 @@ func (c *Call) finish() {
 		c.env.reg.forget(c, counters, late)
 		if late {
 			c.env.reg.wg.Add(1)
-			go c.byeOnLateAck(c.lateAck)
+			acked := c.lateAck
+			c.goSafe("bye after a late ACK", func() { c.byeOnLateAck(acked) })
 		} else if c.a.uas != nil {
 			c.a.uas.Close()
 		}

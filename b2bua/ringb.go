@@ -272,7 +272,11 @@ func (c *Call) waitB(uac *sipgo.DialogClientSession, plan *policy.OfferPlan) rin
 	wctx, stop := context.WithCancelCause(context.Background())
 	defer stop(nil)
 	r.out.stop = stop
-	go c.watchB(r.out, strings.ToLower(t.Transport.String()), uac.InviteRequest.Destination())
+	network, dest := strings.ToLower(t.Transport.String()), uac.InviteRequest.Destination()
+	go func() {
+		defer r.out.recoverPanic("watching leg B")
+		c.watchB(r.out, network, dest)
+	}()
 	r.err = waitAnswer(wctx, uac, sipgo.AnswerOptions{
 		Username:   c.route.Username,
 		Password:   c.route.Password,

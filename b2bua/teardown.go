@@ -71,6 +71,9 @@ func (c *Call) byeOnLateAck(acked <-chan error) {
 			return
 		}
 	case <-c.env.stopping:
+		// Stop retransmitting the 2xx (sipgo would for up to 64*T1): the
+		// server is going, and so is this dialog.
+		c.aTx.Terminate()
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)

@@ -221,6 +221,7 @@ func (b *Builder) addLog(src int, ev *compliance.LogEvent) {
 	case compliance.LogUncleanStop:
 		lc.unclean++
 		b.uncleanStops++
+	default: // recovered, rotated, checkpoint, closed: the verification covers them
 	}
 	if ev.PolicyHash != "" && !slices.Contains(lc.hashes, ev.PolicyHash) && len(lc.hashes) < 100 {
 		lc.hashes = append(lc.hashes, ev.PolicyHash)
