@@ -3,12 +3,10 @@ package b2bua
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,7 +95,7 @@ type Call struct {
 // books the leg, which publishes it to the goroutines that handle requests
 // inside its dialog; they only read them. What changes later is guarded by
 // the call's lock, Call.mu (sig, local, remote, callID, userAgent,
-// attempted, conn, m, ackPending, pendingOffer, as the call learns them),
+// attempted, conn, neg, ackPending, pendingOffer, as the call learns them),
 // except two pieces of dialog bookkeeping that requests inside the dialog
 // keep on their own goroutines: dmu (the peer's tag and CSeq, RFC 3261
 // section 12.2.2) and ackMu (the ACKs and PRACKs parapet waits for).
@@ -127,7 +125,9 @@ type leg struct {
 	uas *sipgo.DialogServerSession // leg A
 	uac *sipgo.DialogClientSession // leg B
 
-	m legMedia
+	// neg is the leg's SDP offer/answer state (made on first use, see
+	// negLocked). Guarded by Call.mu.
+	neg *media.Negotiation
 
 	ackMu   sync.Mutex
 	ackWait map[uint32]chan *sip.Request // ACKs to our 2xx for re-INVITEs, by CSeq
@@ -159,44 +159,10 @@ type leg struct {
 	pendingOffer *media.Description
 }
 
-// legMedia is what a leg negotiated. Guarded by Call.mu.
-type legMedia struct {
-	remote *media.Description // the peer's latest SDP
-	// answer is set when remote is the peer's answer to an offer parapet
-	// made on this leg (not an offer of its own).
-	answer  bool
-	local   []byte // parapet's latest SDP on this leg
-	origin  media.Origin
-	streams []legStream
-}
-
-type legStream struct {
-	active  bool
-	proto   string
-	mux     bool
-	ours    *media.Crypto  // parapet's key on this leg
-	theirs  *media.Crypto  // the peer's key
-	offered []media.Crypto // parapet's lines in its last offer on this leg
-	// DTLS-SRTP: dtls when the stream's keys come from a handshake on this
-	// leg; setup is parapet's a=setup in its answer on this leg (active or
-	// passive); offeredDTLS when parapet's last offer here was DTLS-SRTP.
-	dtls        bool
-	setup       string
-	offeredDTLS bool
-	rtp         netip.AddrPort
-	rtcp        netip.AddrPort
-}
-
 func newID() string {
 	var b [12]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-func randSession() uint64 {
-	var b [8]byte
-	rand.Read(b[:])
-	return binary.BigEndian.Uint64(b[:]) >> 2
 }
 
 func (s *Server) newCall(z *zone, req *sip.Request) *Call {

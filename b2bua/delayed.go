@@ -32,7 +32,7 @@ func (c *Call) answerDelayed() bool {
 		return false
 	}
 	c.mu.Lock()
-	out, err := c.offerTo(a, b.m.remote, *d.Onward, d.Streams)
+	out, err := c.offerTo(a, c.negLocked(b).Remote(), *d.Onward, d.Streams)
 	c.mu.Unlock()
 	if err != nil {
 		c.byeB()
@@ -53,7 +53,7 @@ func (c *Call) answerDelayed() bool {
 		return false
 	}
 	c.mu.Lock()
-	answer, err := c.answerTo(b, a.m.remote)
+	answer, err := c.answerTo(b, c.negLocked(a).Remote())
 	c.mu.Unlock()
 	if err != nil {
 		c.setOutcome(compliance.DispositionFailed, 200, "build answer: "+err.Error())
@@ -95,7 +95,7 @@ func (c *Call) takeCalleeOffer() (policy.Decision, *media.Description, bool) {
 			compliance.DispositionFailed)
 	}
 	d := policy.Evaluate(policy.Input{Stage: policy.StageOffer, Zone: b.pol, Signaling: b.sig,
-		Media: mediaFacts(offer, nil), Onward: a.pol, OnwardTransport: a.transport})
+		Media: c.mediaFacts(offer, nil), Onward: a.pol, OnwardTransport: a.transport})
 	if !d.Proceed() {
 		return fail(d, compliance.DispositionRejected)
 	}
@@ -133,12 +133,7 @@ func (c *Call) settleB() {
 	}
 	var body []byte
 	if o := b.pendingOffer; o != nil {
-		plans := make([]media.StreamPlan, len(o.Streams))
-		for i, st := range o.Streams {
-			plans[i] = media.StreamPlan{Proto: st.Proto}
-		}
-		c.bumpOrigin(b)
-		if sdp, err := media.BuildSDP(o, b.m.origin, plans); err == nil {
+		if sdp, err := c.negLocked(b).Decline(o); err == nil {
 			body = sdp
 		}
 	}

@@ -290,7 +290,7 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	d := policy.Evaluate(policy.Input{Stage: policy.StageReoffer, Zone: l.pol, Signaling: l.sig,
-		Media: mediaFacts(offer, nil), CurrentSRTP: currentSRTP})
+		Media: c.mediaFacts(offer, nil), CurrentSRTP: currentSRTP})
 	c.decide(d)
 	if !d.Proceed() {
 		c.env.respond(tx, req, d.Status, reasonPhrase(d.Status), d.Reason)
@@ -306,15 +306,13 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 // runs SRTP now. An offerless re-INVITE (a session refresh) and a re-offer
 // with the o= version of the last one (nothing changed, RFC 3264 section
 // 8) are answered here with parapet's current SDP, as is a body that is
-// not SDP or does not parse (415, 400): ok is then false.
+// not SDP or does not parse (415, 400) and one that drops m= lines (488):
+// ok is then false.
 func (c *Call) readReoffer(l *leg, req *sip.Request, tx sip.ServerTransaction) (offer *media.Description, currentSRTP, ok bool) {
 	c.mu.Lock()
-	prev, sdp := l.m.remote, l.m.local
-	for _, st := range l.m.streams {
-		if st.active && (st.ours != nil || st.dtls) {
-			currentSRTP = true
-		}
-	}
+	n := c.negLocked(l)
+	sdp := n.Local()
+	currentSRTP = n.SRTP()
 	c.mu.Unlock()
 	body := req.Body()
 	if len(body) == 0 {
@@ -333,8 +331,18 @@ func (c *Call) readReoffer(l *leg, req *sip.Request, tx sip.ServerTransaction) (
 		c.env.respond(tx, req, 400, reasonPhrase(400), d.Reason)
 		return nil, false, false
 	}
-	if prev != nil && offer.OriginSession == prev.OriginSession && offer.OriginVersion == prev.OriginVersion {
+	c.mu.Lock()
+	same, cerr := n.SameOffer(offer), n.CheckOffer(offer)
+	c.mu.Unlock()
+	switch {
+	case same:
 		c.answerReinvite(l, req, tx, sdp)
+		return nil, false, false
+	case cerr != nil:
+		// RFC 3264 section 8: m= lines are never removed.
+		d := malformed(policy.StageReoffer, l.pol, 488, "re-offer: %v", cerr)
+		c.decide(d)
+		c.env.respond(tx, req, 488, reasonPhrase(488), d.Reason)
 		return nil, false, false
 	}
 	return offer, currentSRTP, true
@@ -379,7 +387,7 @@ func (c *Call) bridgeReoffer(l, other *leg, offer *media.Description, d policy.D
 		return
 	}
 	c.mu.Lock()
-	answer, err := c.answerTo(l, other.m.remote)
+	answer, err := c.answerTo(l, c.negLocked(other).Remote())
 	c.mu.Unlock()
 	if err != nil {
 		c.env.respond(tx, req, 500, reasonPhrase(500), "build answer: "+err.Error())

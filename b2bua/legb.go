@@ -27,10 +27,7 @@ func (c *Call) resetB() {
 	defer c.mu.Unlock()
 	b.uac, b.key, b.remote, b.local, b.conn, b.callID, b.userAgent = nil, dialogKey{}, "", "", nil, "", ""
 	b.sig = policy.SignalingFacts{Transport: b.transport}
-	for i := range b.m.streams {
-		b.m.streams[i] = legStream{}
-	}
-	b.m.remote, b.m.local, b.m.answer = nil, nil, false
+	c.negLocked(b).Reset()
 }
 
 // noteB records where B's responses come from and, over TLS, the

@@ -23,7 +23,7 @@ func (c *Call) takeOffer(req *sip.Request, tx sip.ServerTransaction) (policy.Dec
 		return policy.Decision{}, false
 	}
 	d := policy.Evaluate(policy.Input{Stage: policy.StageOffer, Zone: a.pol, Signaling: a.sig,
-		Media: mediaFacts(offer, nil), Onward: c.b.pol, OnwardTransport: c.b.transport})
+		Media: c.mediaFacts(offer, nil), Onward: c.b.pol, OnwardTransport: c.b.transport})
 	c.decide(d)
 	if !d.Proceed() {
 		c.rejectDecision(tx, req, d)

@@ -79,11 +79,11 @@ func (c *Call) callLocked(end time.Time) *compliance.Call {
 // holds c.mu.
 func (c *Call) codecLocked() string {
 	for _, l := range []*leg{c.a, c.b} {
-		if l == nil || !l.m.answer || l.m.remote == nil {
+		if l == nil || l.neg == nil || !l.neg.RemoteIsAnswer() || l.neg.Remote() == nil {
 			continue
 		}
-		for i, st := range l.m.remote.Streams {
-			if i < len(l.m.streams) && l.m.streams[i].active {
+		for i, st := range l.neg.Remote().Streams {
+			if l.neg.Stream(i).Active {
 				if codec := st.Codec(); codec != "" {
 					return codec
 				}
@@ -116,7 +116,7 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 	o.NotConnected = o.Originated && l.transport != policy.TransportUDP && l.local == "" && l.remote == ""
 	// Media is recorded once negotiated: the peer sent its SDP (the offer
 	// on leg A; the answer, or a delayed offer, on leg B).
-	if c.relay != nil && len(l.m.streams) > 0 && l.m.remote != nil {
+	if c.relay != nil && l.neg != nil && len(l.neg.Streams()) > 0 && l.neg.Remote() != nil {
 		m, kx, unkeyed := c.legMediaRecord(l, codec)
 		out.Media = m
 		o.SRTP = m.SRTPSuite != "" && !unkeyed
@@ -135,17 +135,17 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 // exchange, and whether a DTLS-SRTP stream of it never got its keys.
 func (c *Call) legMediaRecord(l *leg, codec string) (m *compliance.LegMedia, kx policy.KeyExchange, unkeyed bool) {
 	m = &compliance.LegMedia{Codec: codec}
-	for i, st := range l.m.streams {
-		if !st.active {
+	for i, st := range l.neg.Streams() {
+		if !st.Active {
 			continue
 		}
 		m.Streams++
 		if m.Profile == "" {
-			m.Profile = st.proto
-			m.RTCPMux = st.mux
+			m.Profile = st.Proto
+			m.RTCPMux = st.Mux
 		}
 		switch {
-		case st.dtls:
+		case st.DTLS:
 			kx = policy.KeyExchangeDTLS
 			var k media.Keying
 			if i < len(c.streams) && c.streams[i] != nil {
@@ -154,9 +154,9 @@ func (c *Call) legMediaRecord(l *leg, codec string) (m *compliance.LegMedia, kx 
 			if !dtlsRecord(m, st, k) {
 				unkeyed = true
 			}
-		case st.ours != nil && m.SRTPSuite == "":
+		case st.Ours != nil && m.SRTPSuite == "":
 			kx = policy.KeyExchangeSDES
-			m.SRTPSuite = st.ours.Suite
+			m.SRTPSuite = st.Ours.Suite
 		}
 	}
 	m.KeyExchange = kx.String()
@@ -171,10 +171,10 @@ func (c *Call) legMediaRecord(l *leg, codec string) (m *compliance.LegMedia, kx 
 // dtlsRecord notes a DTLS-SRTP stream's role, peer certificate and suite
 // (or why its handshake failed) in m, the first stream's winning. It
 // reports whether the stream got its keys.
-func dtlsRecord(m *compliance.LegMedia, st legStream, k media.Keying) bool {
+func dtlsRecord(m *compliance.LegMedia, st media.StreamState, k media.Keying) bool {
 	if m.DTLSRole == "" {
 		m.DTLSRole = "server"
-		if st.setup == "active" {
+		if st.Setup == "active" {
 			m.DTLSRole = "client"
 		}
 	}

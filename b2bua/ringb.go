@@ -82,7 +82,7 @@ func (c *Call) offerBody(plan *policy.OfferPlan, choices []policy.StreamChoice) 
 		return nil, true
 	}
 	c.mu.Lock()
-	body, err := c.offerTo(c.b, c.a.m.remote, *plan, choices)
+	body, err := c.offerTo(c.b, c.negLocked(c.a).Remote(), *plan, choices)
 	c.mu.Unlock()
 	if err != nil {
 		c.respondA(500, reasonPhrase(500), compliance.DispositionFailed, "build offer: "+err.Error(), "internal error")
@@ -202,7 +202,7 @@ func (c *Call) answerFromB(uac *sipgo.DialogClientSession, early bool) bool {
 		return false
 	}
 	c.mu.Lock()
-	answer, err := c.answerTo(a, b.m.remote)
+	answer, err := c.answerTo(a, c.negLocked(b).Remote())
 	c.mu.Unlock()
 	if err != nil {
 		c.byeB()
@@ -369,7 +369,7 @@ func (c *Call) earlyAnswer(r *ringing, res *sip.Response) error {
 	}
 	r.early = true
 	c.mu.Lock()
-	answer, err := c.answerTo(a, b.m.remote)
+	answer, err := c.answerTo(a, c.negLocked(b).Remote())
 	c.mu.Unlock()
 	if err != nil {
 		return err

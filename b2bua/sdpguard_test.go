@@ -10,7 +10,7 @@ import (
 	"github.com/parapet-sbc/parapet/policy"
 )
 
-// buildSDP is the last guard of the per-leg key exchange rule: whatever a
+// A leg's Negotiation (negLocked) is the last guard of the per-leg key exchange rule: whatever a
 // plan says, no a=crypto key is written into an SDP for a leg whose SIP is
 // not TLS.
 func TestBuildSDPNeverWritesSDESKeysOverClearSIP(t *testing.T) {
@@ -19,19 +19,15 @@ func TestBuildSDPNeverWritesSDESKeysOverClearSIP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cr, err := media.NewCrypto(1, string(policy.SuiteAEADAES128GCM))
-	if err != nil {
-		t.Fatal(err)
-	}
 	addr := netip.MustParseAddr("127.0.0.1")
-	plans := []media.StreamPlan{{Active: true, Proto: "RTP/SAVP", Local: media.Endpoint{Addr: addr, Port: 20000, RTCPPort: 20001},
-		Crypto: []media.Crypto{cr}}}
+	locals := []media.Endpoint{{Addr: addr, Port: 20000, RTCPPort: 20001}}
+	profile := media.OfferProfile{SRTP: true, Suites: []string{string(policy.SuiteAEADAES128GCM)}}
 	c := &Call{env: &env{mediaAddr: addr}}
 	for _, tr := range []policy.Transport{policy.TransportUDP, policy.TransportTCP, policy.TransportTLS} {
 		l := &leg{role: compliance.RoleB, transport: tr}
-		sdp, err := c.buildSDP(l, src, plans)
+		sdp, err := c.negLocked(l).Offer(src, locals, profile)
 		switch {
-		case tr != policy.TransportTLS && (err == nil || sdp != nil || l.m.local != nil):
+		case tr != policy.TransportTLS && (err == nil || sdp != nil || l.neg.Local() != nil):
 			t.Errorf("%s: SDP with SDES keys built (err %v)", tr, err)
 		case tr == policy.TransportTLS && (err != nil || !bytes.Contains(sdp, []byte("a=crypto:1 AEAD_AES_128_GCM inline:"))):
 			t.Errorf("%s: %v\n%s", tr, err, sdp)
