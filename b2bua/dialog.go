@@ -305,9 +305,9 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 // readReoffer reads the offer of a re-INVITE on leg l and whether the leg
 // runs SRTP now. An offerless re-INVITE (a session refresh) and a re-offer
 // with the o= version of the last one (nothing changed, RFC 3264 section
-// 8) are answered here with parapet's current SDP, as is a body that is
-// not SDP or does not parse (415, 400) and one that drops m= lines (488):
-// ok is then false.
+// 8) are answered here with parapet's current SDP; a body that is not SDP
+// or does not parse gets 415 or 400, and an offer that drops m= lines 488
+// (section 8): ok is then false.
 func (c *Call) readReoffer(l *leg, req *sip.Request, tx sip.ServerTransaction) (offer *media.Description, currentSRTP, ok bool) {
 	c.mu.Lock()
 	n := c.negLocked(l)
@@ -366,6 +366,9 @@ func (c *Call) bridgeReoffer(l, other *leg, offer *media.Description, d policy.D
 		return
 	}
 	res, err := c.sendReinvite(other, out)
+	if err != nil || !res.IsSuccess() {
+		c.abandonOffer(other) // the other leg keeps its media (RFC 3264 section 8)
+	}
 	if err != nil {
 		c.env.respond(tx, req, 408, reasonPhrase(408), "the other leg did not answer the re-offer")
 		return

@@ -263,6 +263,14 @@ func (c *Call) answerTo(to *leg, src *media.Description) ([]byte, error) {
 	return c.negLocked(to).Answer(src, locals)
 }
 
+// abandonOffer drops parapet's offer on leg l, which its peer refused or
+// never answered: the leg's streams stay as they were.
+func (c *Call) abandonOffer(l *leg) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.negLocked(l).Abandon()
+}
+
 func (c *Call) other(l *leg) *leg {
 	if l == c.a {
 		return c.b
