@@ -23,7 +23,10 @@
 //     slot on it when it has a call limit, and leg B toward its target.
 //   - take the offer (offer.go): the caller's SDP is judged against both
 //     zones (policy's offer stage, which also plans the onward leg), A's
-//     dialog is made, the relay set up (media's SDP work in sdp.go).
+//     dialog is made, the relay set up. Each leg's offer/answer state
+//     (o= line, streams, keys kept across re-offers, hold) is a
+//     media.Negotiation; sdp.go maps policy's stream choices onto it and
+//     configures the relay from what it agreed.
 //   - ring B (ringb.go): B's INVITE, its progress relayed to A, digest
 //     challenges answered; a callee that refuses the offer with 488 gets
 //     the zone's next key exchange (a loop). Giving up on B (CANCEL, a 2xx
