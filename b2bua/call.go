@@ -96,9 +96,10 @@ type Call struct {
 // inside its dialog; they only read them. What changes later is guarded by
 // the call's lock, Call.mu (sig, local, remote, callID, userAgent,
 // attempted, conn, neg, ackPending, pendingOffer, as the call learns them),
-// except two pieces of dialog bookkeeping that requests inside the dialog
-// keep on their own goroutines: dmu (the peer's tag and CSeq, RFC 3261
-// section 12.2.2) and ackMu (the ACKs and PRACKs parapet waits for).
+// except the dialog bookkeeping that requests inside the dialog keep on
+// their own goroutines, which is under the leg's own lock, leg.mu (the
+// peer's tag and CSeq, RFC 3261 section 12.2.2; the ACKs and PRACKs
+// parapet waits for).
 type leg struct {
 	call      *Call
 	role      compliance.Role
@@ -129,10 +130,15 @@ type leg struct {
 	// negLocked). Guarded by Call.mu.
 	neg *media.Negotiation
 
-	ackMu   sync.Mutex
+	// mu is the leg's own lock, for the dialog bookkeeping that requests
+	// inside its dialog keep on their own goroutines: the ACKs and PRACKs
+	// parapet waits for (ackWait, rel) and what the peer's requests are
+	// checked against (remoteTag, remoteSeq, seqKnown). It is never held
+	// with another lock, nor while waiting.
+	mu      sync.Mutex
 	ackWait map[uint32]chan *sip.Request // ACKs to our 2xx for re-INVITEs, by CSeq
 	// rel is set on leg A when its INVITE requires reliable provisional
-	// responses (RFC 3262); guarded by ackMu.
+	// responses (RFC 3262).
 	rel *rel100
 	// firstAck receives A's ACK to parapet's 2xx for the INVITE; it
 	// carries the answer when parapet offered in that 2xx (delayed offer).
@@ -143,10 +149,9 @@ type leg struct {
 	// parapet sends in the dialog reads.
 	settled chan struct{}
 
-	// dmu guards what requests from the peer are checked against (RFC
-	// 3261 section 12.2.2): remoteTag, the peer's tag ("" while unknown),
-	// and remoteSeq, the CSeq of its last request (if seqKnown).
-	dmu       sync.Mutex
+	// What requests from the peer are checked against (RFC 3261 section
+	// 12.2.2): remoteTag, the peer's tag ("" while unknown), and remoteSeq,
+	// the CSeq of its last request (if seqKnown).
 	remoteTag string
 	remoteSeq uint32
 	seqKnown  bool

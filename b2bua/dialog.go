@@ -108,9 +108,9 @@ func (c *Call) onAck(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	// An ACK to parapet's 2xx for a re-INVITE.
-	l.ackMu.Lock()
+	l.mu.Lock()
 	ch := l.ackWait[cs.SeqNo]
-	l.ackMu.Unlock()
+	l.mu.Unlock()
 	if ch != nil {
 		select {
 		case ch <- req:
@@ -174,12 +174,12 @@ func (c *Call) checkCSeq(l *leg, req *sip.Request, tx sip.ServerTransaction) boo
 		return false
 	}
 	seq := req.CSeq().SeqNo
-	l.dmu.Lock()
+	l.mu.Lock()
 	ok := !l.seqKnown || seq > l.remoteSeq
 	if ok {
 		l.remoteSeq, l.seqKnown = seq, true
 	}
-	l.dmu.Unlock()
+	l.mu.Unlock()
 	if !ok {
 		c.env.respond(tx, req, 500, "Server Internal Error", "CSeq out of order")
 		return false
@@ -207,9 +207,9 @@ func (c *Call) ready(l *leg) bool {
 // fromPeer reports whether req's From tag is the tag of l's peer, when
 // parapet knows it.
 func (l *leg) fromPeer(req *sip.Request) bool {
-	l.dmu.Lock()
+	l.mu.Lock()
 	tag := l.remoteTag
-	l.dmu.Unlock()
+	l.mu.Unlock()
 	if tag == "" {
 		return true
 	}
@@ -223,8 +223,8 @@ func (l *leg) fromPeer(req *sip.Request) bool {
 // setRemote notes the peer's tag and, when seq is set, the CSeq of its
 // last request.
 func (l *leg) setRemote(tag string, seq *uint32) {
-	l.dmu.Lock()
-	defer l.dmu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.remoteTag = tag
 	if seq != nil {
 		l.remoteSeq, l.seqKnown = *seq, true
@@ -409,16 +409,16 @@ func (c *Call) answerReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction
 	res.AppendHeader(&ct)
 	seq := req.CSeq().SeqNo
 	ack := make(chan *sip.Request, 1)
-	l.ackMu.Lock()
+	l.mu.Lock()
 	if l.ackWait == nil {
 		l.ackWait = map[uint32]chan *sip.Request{}
 	}
 	l.ackWait[seq] = ack
-	l.ackMu.Unlock()
+	l.mu.Unlock()
 	defer func() {
-		l.ackMu.Lock()
+		l.mu.Lock()
 		delete(l.ackWait, seq)
-		l.ackMu.Unlock()
+		l.mu.Unlock()
 	}()
 	if err := tx.Respond(res); err != nil {
 		return

@@ -49,8 +49,8 @@
 // keeps its live calls in a registry (registry.go): calls by id, legs by
 // their dialog key, route slots, and the WaitGroup of call goroutines,
 // behind one mutex that only the registry takes. A Call's state is guarded
-// by Call.mu, documented on the struct; a leg's dialog bookkeeping by
-// leg.dmu and leg.ackMu. Lock order: Call.reinvite (one offer/answer at a
+// by Call.mu, documented on the struct; a leg's dialog bookkeeping by the
+// leg's own lock, leg.mu, never held with another. Lock order: Call.reinvite (one offer/answer at a
 // time) before Call.jmu (the journal's, whose snapshot reads the call)
 // before Call.mu. The registry's mutex is never held with a call's: the
 // registry calls nothing of a call's but atomics.

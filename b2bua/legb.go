@@ -20,9 +20,9 @@ func (c *Call) resetB() {
 	if b.uac != nil {
 		b.uac.Close()
 	}
-	b.dmu.Lock()
+	b.mu.Lock()
 	b.remoteTag, b.remoteSeq, b.seqKnown = "", 0, false
-	b.dmu.Unlock()
+	b.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b.uac, b.key, b.remote, b.local, b.conn, b.callID, b.userAgent = nil, dialogKey{}, "", "", nil, "", ""

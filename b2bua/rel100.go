@@ -48,13 +48,13 @@ func newRel100() *rel100 {
 // and returns once it came, A gave up, or the call ended.
 func (c *Call) sendReliable(res *sip.Response) error {
 	a := c.a
-	a.ackMu.Lock()
+	a.mu.Lock()
 	r := a.rel
 	r.rseq++
 	rseq := r.rseq
 	done := make(chan struct{})
 	r.pracked = done
-	a.ackMu.Unlock()
+	a.mu.Unlock()
 
 	res.AppendHeader(sip.NewHeader("Require", "100rel"))
 	res.AppendHeader(sip.NewHeader("RSeq", strconv.FormatUint(uint64(rseq), 10)))
@@ -97,13 +97,13 @@ func (c *Call) onPrack(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	matched := false
 	if l == c.a && l.uas != nil && method == string(sip.INVITE) && cseq == uint64(l.uas.InviteRequest.CSeq().SeqNo) {
-		l.ackMu.Lock()
+		l.mu.Lock()
 		if r := l.rel; r != nil && r.pracked != nil && rseq == uint64(r.rseq) {
 			close(r.pracked)
 			r.pracked = nil
 			matched = true
 		}
-		l.ackMu.Unlock()
+		l.mu.Unlock()
 	}
 	if !matched {
 		c.env.respond(tx, req, 481, "Call/Transaction Does Not Exist", "PRACK matches no unacknowledged reliable provisional response")
