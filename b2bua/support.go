@@ -29,10 +29,21 @@ type recorder struct {
 
 	mu      sync.Mutex
 	pending []*compliance.Record
+	// While the sink fails, failed counts the attempts since the last
+	// log line about them (one a failWarnEvery at most: a full disk
+	// must not fill the log as well), failing since when.
+	failed       int
+	failedTotal  int
+	failing      time.Time
+	lastFailWarn time.Time
 }
 
 // maxBacklog bounds the records held in memory while the sink fails.
 const maxBacklog = 100000
+
+// failWarnEvery is how often, at most, a failing compliance log is said so
+// in parapet's own log; the attempts between are counted in the next line.
+const failWarnEvery = 10 * time.Second
 
 func newRecorder(sink compliance.Sink, log *slog.Logger, st *stats) *recorder {
 	return &recorder{sink: sink, log: log, stats: st}
@@ -54,10 +65,15 @@ func (r *recorder) drainLocked() {
 	for len(r.pending) > 0 {
 		if err := r.sink.Append(r.pending[0]); err != nil {
 			r.stats.recordFailures.Add(1)
-			r.log.Error("compliance record not written; will retry", "error", err, "backlog", len(r.pending))
+			r.noteFailureLocked(err)
 			return
 		}
 		r.stats.records.Add(1)
+		if !r.failing.IsZero() {
+			r.log.Info("compliance log writable again", "failed_attempts", r.failedTotal,
+				"failing_for", time.Since(r.failing).Round(time.Millisecond), "backlog", len(r.pending))
+			r.failed, r.failedTotal, r.failing, r.lastFailWarn = 0, 0, time.Time{}, time.Time{}
+		}
 		if rec := r.pending[0]; r.journal != nil && rec.Call != nil {
 			// Only now, not while the record waits in the backlog: the
 			// journal keeps the call until its record is safe.
@@ -66,6 +82,24 @@ func (r *recorder) drainLocked() {
 		r.pending[0] = nil
 		r.pending = r.pending[1:]
 	}
+}
+
+// noteFailureLocked counts a failed append and says so in the log: at once
+// for the first, then once a failWarnEvery with the count of attempts
+// since.
+func (r *recorder) noteFailureLocked(err error) {
+	now := time.Now()
+	r.failed++
+	r.failedTotal++
+	if r.failing.IsZero() {
+		r.failing = now
+	}
+	if !r.lastFailWarn.IsZero() && now.Sub(r.lastFailWarn) < failWarnEvery {
+		return
+	}
+	r.log.Error("compliance record not written; will retry", "error", err, "backlog", len(r.pending),
+		"failed_attempts", r.failed)
+	r.failed, r.lastFailWarn = 0, now
 }
 
 // flush retries the backlog once.

@@ -2,9 +2,12 @@ package b2bua
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -148,5 +151,61 @@ func TestRecordText(t *testing.T) {
 	long := recordText(strings.Repeat("é", 400), nil)
 	if !utf8.ValidString(long) || len(long) > maxRecordText+len("…") {
 		t.Errorf("long text: %d bytes, valid UTF-8 %v", len(long), utf8.ValidString(long))
+	}
+}
+
+// flakySink fails while fail is set.
+type flakySink struct{ fail bool }
+
+func (f *flakySink) Append(*compliance.Record) error {
+	if f.fail {
+		return errors.New("no space left on device")
+	}
+	return nil
+}
+
+// countHandler counts the log records at each level.
+type countHandler struct {
+	mu     sync.Mutex
+	levels map[slog.Level]int
+	msgs   []string
+}
+
+func (h *countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.levels[r.Level]++
+	h.msgs = append(h.msgs, r.Message)
+	return nil
+}
+func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countHandler) WithGroup(string) slog.Handler      { return h }
+
+// A compliance log that cannot be written is said so once, not once per
+// attempt (a full disk must not fill the log too); when it can be written
+// again, one line says so. No record is lost meanwhile.
+func TestRecorderFailureLoggedOnce(t *testing.T) {
+	h := &countHandler{levels: map[slog.Level]int{}}
+	sink := &flakySink{fail: true}
+	st := &stats{}
+	r := newRecorder(sink, slog.New(h), st)
+	for range 500 {
+		r.append(&compliance.Record{Type: compliance.TypeLog, Log: &compliance.LogEvent{Event: compliance.LogOpened}})
+		r.healthy()
+	}
+	if n := h.levels[slog.LevelError]; n != 1 {
+		t.Errorf("%d error lines for 1,000 failed attempts within %v, want 1: %q", n, failWarnEvery, h.msgs)
+	}
+	if got := st.recordFailures.Load(); got < 500 {
+		t.Errorf("%d failures counted, want every attempt (at least 500)", got)
+	}
+	sink.fail = false
+	r.flush()
+	if r.backlog() != 0 || st.records.Load() != 500 {
+		t.Fatalf("backlog %d, %d records written; want all 500 written", r.backlog(), st.records.Load())
+	}
+	if n := h.levels[slog.LevelInfo]; n != 1 || h.msgs[len(h.msgs)-1] != "compliance log writable again" {
+		t.Errorf("recovery lines: %q", h.msgs)
 	}
 }
