@@ -73,7 +73,7 @@ func (c *Call) admitSource(req *sip.Request, tx sip.ServerTransaction) bool {
 		// call record per interval, the rest folded into events, so
 		// that no outside host can flood the compliance log.
 		c.folded = true
-		s.respond(tx, req, d.Status, reasonPhrase(d.Status), d.Reason)
+		s.respond(tx, req, d.Status, reasonPhrase(d.Status), warningFor(d))
 		s.events.connEvent(a.zone, compliance.EventSourceRefused, a.sig, req.Source(), func(e *compliance.ConnEvent) {
 			e.Method = string(req.Method)
 			e.SIPStatus = d.Status
@@ -82,8 +82,20 @@ func (c *Call) admitSource(req *sip.Request, tx sip.ServerTransaction) bool {
 		return false
 	}
 	c.decide(d)
-	c.rejectDecision(tx, req, d)
+	c.setOutcome(compliance.DispositionRejected, d.Status, d.Reason)
+	s.respond(tx, req, d.Status, reasonPhrase(d.Status), warningFor(d))
 	return false
+}
+
+// warningFor is the Warning text of an admission refusal: its reason, but
+// nothing at all for a request from outside the zone's peers, which would
+// tell a stranger the zone's name and how its peers are chosen. The record
+// keeps the reason.
+func warningFor(d policy.Decision) string {
+	if d.Rule == policy.RuleSourceNotAllowed {
+		return ""
+	}
+	return d.Reason
 }
 
 // requireSupported answers 420 to an INVITE that requires an extension

@@ -151,7 +151,7 @@ func (s *Server) admit(z *zone, req *sip.Request, tx sip.ServerTransaction) bool
 	if d.Proceed() {
 		return true
 	}
-	s.respond(tx, req, d.Status, "Forbidden", d.Reason)
+	s.respond(tx, req, d.Status, reasonPhrase(d.Status), warningFor(d))
 	s.connEvent(z, compliance.EventSourceRefused, sig, req.Source(), func(e *compliance.ConnEvent) {
 		e.Method = string(req.Method)
 		e.SIPStatus = d.Status

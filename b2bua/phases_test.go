@@ -146,6 +146,11 @@ func TestAdmitPhase(t *testing.T) {
 			if c.header != "" && res[0].GetHeader(c.header) == nil {
 				t.Errorf("%d without %s", c.status, c.header)
 			}
+			// A stranger learns nothing of the zone (its name, how its
+			// peers are chosen); the record keeps the reason.
+			if w := res[0].GetHeader("Warning"); c.status == 403 && w != nil {
+				t.Errorf("a stranger's 403 says %q", w.Value())
+			}
 			if call.disposition != c.disp {
 				t.Errorf("disposition %q, want %q", call.disposition, c.disp)
 			}
