@@ -52,6 +52,16 @@ func (s *Server) register(z *zone) {
 		s.commonHeaders(res)
 		s.send(tx, res)
 	})
+	// A method parapet does not know: the source is judged first (a
+	// stranger gets 403 and a source_refused event, as for any request
+	// from outside the peers), then 405 with the Allow header (RFC 3261
+	// section 8.2.1). sipgo's own default answers 405 to anyone, without
+	// Allow, and records nothing.
+	z.srv.OnNoRoute(s.safe(func(req *sip.Request, tx sip.ServerTransaction) {
+		if s.admit(z, req, tx) {
+			s.respond(tx, req, 405, reasonPhrase(405), "")
+		}
+	}))
 	for _, m := range []sip.RequestMethod{sip.REGISTER, sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY,
 		sip.REFER, sip.UPDATE, sip.PUBLISH} {
 		on(m, func(req *sip.Request, tx sip.ServerTransaction) {

@@ -3,6 +3,7 @@ package b2bua_test
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -300,5 +301,38 @@ func TestFailureWarningHidesTopology(t *testing.T) {
 	c := l.sink.waitCalls(t, 1)[0]
 	if !strings.Contains(c.EndReason, carrier) {
 		t.Errorf("the record lost the detail: %q", c.EndReason)
+	}
+}
+
+// A method parapet does not know gets 405 with Allow (RFC 3261 section
+// 8.2.1) from a peer, and from a stranger 403 (no Warning naming the zone)
+// and a record, as any other request from outside the peers.
+func TestUnknownMethod(t *testing.T) {
+	foo := func(local, to, callID string) string {
+		return strings.Join([]string{
+			fmt.Sprintf("FOO sip:+15551230000@%s SIP/2.0", to),
+			fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK%s", local, callID),
+			"Max-Forwards: 70",
+			fmt.Sprintf("From: <sip:pbx@%s>;tag=%s", local, callID),
+			fmt.Sprintf("To: <sip:+15551230000@%s>", to),
+			"Call-ID: " + callID,
+			"CSeq: 1 FOO",
+			"Content-Length: 0", "", ""}, "\r\n")
+	}
+	l := newLab(t, labOptions{})
+	u := newUDPPeer(t, l.pbxUDP.String())
+	res := u.send(t, foo(u.local(), l.pbxUDP.String(), "foo1"))
+	if !strings.HasPrefix(res, "SIP/2.0 405") || !strings.Contains(res, "\r\nAllow: INVITE,") {
+		t.Errorf("a peer's FOO: %q, want 405 with Allow", res)
+	}
+
+	strangers := newLab(t, labOptions{pbxPeers: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	s := newUDPPeer(t, strangers.pbxUDP.String())
+	res = s.send(t, foo(s.local(), strangers.pbxUDP.String(), "foo2"))
+	if !strings.HasPrefix(res, "SIP/2.0 403") || strings.Contains(res, "\r\nWarning:") {
+		t.Errorf("a stranger's FOO: %q, want 403 without a Warning", res)
+	}
+	if ev := strangers.sink.waitConn(compliance.EventSourceRefused, "FOO"); ev == nil || ev.SIPStatus != 403 {
+		t.Errorf("no source_refused record of the stranger's FOO: %+v", ev)
 	}
 }

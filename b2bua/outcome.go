@@ -24,6 +24,7 @@ var statusText = map[int]string{
 	400: "Bad Request",
 	403: "Forbidden",
 	404: "Not Found",
+	405: "Method Not Allowed",
 	408: "Request Timeout",
 	415: "Unsupported Media Type",
 	420: "Bad Extension",
