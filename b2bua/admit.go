@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -101,23 +102,27 @@ func warningFor(d policy.Decision) string {
 // requireSupported answers 420 to an INVITE that requires an extension
 // parapet does not support; 100rel (RFC 3262) it does.
 func (c *Call) requireSupported(req *sip.Request, tx sip.ServerTransaction) bool {
-	var unsupported []string
-	for _, tag := range requireTags(req) {
-		switch tag {
-		case "100rel":
-			c.a.rel = newRel100()
-		default:
-			unsupported = append(unsupported, tag)
-		}
+	if slices.Contains(requireTags(req), "100rel") {
+		c.a.rel = newRel100()
 	}
+	unsupported := unsupportedTags(req)
 	if len(unsupported) == 0 {
 		return true
 	}
 	list := strings.Join(unsupported, ", ")
 	c.setOutcome(compliance.DispositionRejected, 420, "unsupported extension "+list)
-	res := sip.NewResponseFromRequest(req, 420, reasonPhrase(420), nil)
-	res.AppendHeader(sip.NewHeader("Unsupported", list))
-	c.env.commonHeaders(res)
-	c.env.send(tx, res)
+	c.env.badExtension(tx, req, list)
 	return false
+}
+
+// unsupportedTags are the option tags req requires that parapet does not
+// support (all but 100rel, RFC 3262).
+func unsupportedTags(req *sip.Request) []string {
+	var out []string
+	for _, tag := range requireTags(req) {
+		if tag != "100rel" {
+			out = append(out, tag)
+		}
+	}
+	return out
 }

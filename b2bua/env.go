@@ -86,3 +86,12 @@ func (r responder) send(tx sip.ServerTransaction, res *sip.Response) {
 		r.log.Debug("respond failed", "status", res.StatusCode, "error", err)
 	}
 }
+
+// badExtension answers 420 Bad Extension naming the option tags parapet
+// does not support (RFC 3261 section 8.2.2.3).
+func (r responder) badExtension(tx sip.ServerTransaction, req *sip.Request, list string) {
+	res := sip.NewResponseFromRequest(req, 420, reasonPhrase(420), nil)
+	res.AppendHeader(sip.NewHeader("Unsupported", list))
+	r.commonHeaders(res)
+	r.send(tx, res)
+}

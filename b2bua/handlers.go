@@ -48,6 +48,10 @@ func (s *Server) register(z *zone) {
 		if !s.admit(z, req, tx) {
 			return
 		}
+		if tags := unsupportedTags(req); len(tags) > 0 {
+			s.badExtension(tx, req, strings.Join(tags, ", ")) // RFC 3261 section 8.2.2.3
+			return
+		}
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 		s.commonHeaders(res)
 		s.send(tx, res)

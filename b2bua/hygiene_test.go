@@ -336,3 +336,40 @@ func TestUnknownMethod(t *testing.T) {
 		t.Errorf("no source_refused record of the stranger's FOO: %+v", ev)
 	}
 }
+
+// An OPTIONS that requires an extension parapet does not support gets 420
+// naming it in Unsupported (RFC 3261 section 8.2.2.3; RFC 4475 section
+// 3.3.6's torture message "unknown Require"); one requiring 100rel, or
+// nothing, gets 200.
+func TestOptionsRequire(t *testing.T) {
+	options := func(local, to, callID, require string) string {
+		lines := []string{
+			fmt.Sprintf("OPTIONS sip:%s SIP/2.0", to),
+			fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bK%s", local, callID),
+			"Max-Forwards: 70",
+			fmt.Sprintf("From: <sip:pbx@%s>;tag=%s", local, callID),
+			fmt.Sprintf("To: <sip:%s>", to),
+			"Call-ID: " + callID,
+			"CSeq: 1 OPTIONS",
+		}
+		if require != "" {
+			lines = append(lines, "Require: "+require)
+		}
+		return strings.Join(append(lines, "Content-Length: 0", "", ""), "\r\n")
+	}
+	l := newLab(t, labOptions{})
+	u := newUDPPeer(t, l.pbxUDP.String())
+	for i, c := range []struct {
+		require, status, unsupported string
+	}{
+		{"", "SIP/2.0 200", ""},
+		{"100rel", "SIP/2.0 200", ""},
+		{"nothingyet", "SIP/2.0 420", "Unsupported: nothingyet"},
+		{"100rel, foo, bar", "SIP/2.0 420", "Unsupported: foo, bar"},
+	} {
+		res := u.send(t, options(u.local(), l.pbxUDP.String(), fmt.Sprintf("opt%d", i), c.require))
+		if !strings.HasPrefix(res, c.status) || c.unsupported != "" && !strings.Contains(res, "\r\n"+c.unsupported+"\r\n") {
+			t.Errorf("OPTIONS requiring %q: %q, want %s %s", c.require, res, c.status, c.unsupported)
+		}
+	}
+}
