@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -322,30 +324,23 @@ func (a *analyzer) sweep(now time.Time) {
 // first (their media is judged from the flows still held), then flows,
 // then dialogs.
 func (a *analyzer) finish() {
-	conns := make([]*tcpConn, 0, len(a.conns))
-	for _, c := range a.conns {
-		conns = append(conns, c)
-	}
-	slices.SortFunc(conns, func(x, y *tcpConn) int { return x.first.Compare(y.first) })
-	for _, c := range conns {
+	for _, c := range byFirst(a.conns, func(x, y *tcpConn) int { return x.first.Compare(y.first) }) {
 		a.closeConn(c)
 	}
-	flows := make([]*mediaFlow, 0, len(a.flows))
-	for _, f := range a.flows {
-		flows = append(flows, f)
-	}
-	slices.SortFunc(flows, func(x, y *mediaFlow) int { return x.first.Compare(y.first) })
-	for _, f := range flows {
+	for _, f := range byFirst(a.flows, func(x, y *mediaFlow) int { return x.first.Compare(y.first) }) {
 		a.retire(f)
 	}
-	dialogs := make([]*dialog, 0, len(a.dialogs))
-	for _, d := range a.dialogs {
-		dialogs = append(dialogs, d)
-	}
-	slices.SortFunc(dialogs, func(x, y *dialog) int { return x.n - y.n })
-	for _, d := range dialogs {
+	for _, d := range byFirst(a.dialogs, func(x, y *dialog) int { return cmp.Compare(x.n, y.n) }) {
 		a.endDialog(d)
 	}
+}
+
+// byFirst lists a table's entries in order (when they began), so that
+// what is judged at the end is judged in a fixed order.
+func byFirst[K comparable, V any](m map[K]V, order func(x, y V) int) []V {
+	out := slices.Collect(maps.Values(m))
+	slices.SortFunc(out, order)
+	return out
 }
 
 // notes say what the capture summary cannot: packets cut, gaps, errors.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -306,7 +307,7 @@ func attackReason(af, rp, ws, up uint64) string {
 	var parts []string
 	add := func(n uint64, what string) {
 		if n > 0 {
-			parts = append(parts, itoa(n)+" "+what)
+			parts = append(parts, strconv.FormatUint(n, 10)+" "+what)
 		}
 	}
 	add(af, "failing authentication")
@@ -512,7 +513,7 @@ func connReason(ev *compliance.ConnEvent) string {
 		parts = append(parts, ev.Method)
 	}
 	if ev.SIPStatus != 0 {
-		parts = append(parts, "answered "+itoa(uint64(ev.SIPStatus)))
+		parts = append(parts, "answered "+strconv.Itoa(ev.SIPStatus))
 	}
 	if ev.ClientMaxVersion != "" {
 		parts = append(parts, "client offered at most "+ev.ClientMaxVersion)
@@ -527,7 +528,7 @@ func connReason(ev *compliance.ConnEvent) string {
 		parts = append(parts, ev.Error)
 	}
 	if ev.Suppressed > 0 {
-		parts = append(parts, "and "+itoa(ev.Suppressed)+" more folded into this record")
+		parts = append(parts, "and "+strconv.FormatUint(ev.Suppressed, 10)+" more folded into this record")
 	}
 	return strings.Join(parts, "; ")
 }
@@ -576,20 +577,6 @@ func hostOf(addr string) string {
 		return a.Unmap().String()
 	}
 	return addr
-}
-
-func itoa(n uint64) string {
-	if n == 0 {
-		return "0"
-	}
-	var buf [20]byte
-	i := len(buf)
-	for n > 0 {
-		i--
-		buf[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(buf[i:])
 }
 
 // counts turns a tally into Counts, most frequent first, then by name.
