@@ -20,6 +20,9 @@ type Config struct {
 	// Media is the relay's address, ports and timeouts (Timeout <= 0 is
 	// 30 s, HoldTimeout <= 0 is 1 hour).
 	Media topology.Media
+	// Limits are the site's budgets; the zero value is
+	// topology.DefaultLimits.
+	Limits topology.Limits
 	// TLS is the TLS material of the zones that have some, by zone name.
 	TLS map[string]ZoneTLS
 	// Getenv reads the environment variable a route's Auth.PasswordEnv

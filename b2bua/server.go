@@ -16,6 +16,7 @@ import (
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/media"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // Server is parapet's B2BUA: one sipgo user agent per zone, and the calls
@@ -76,6 +77,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "parapet"
+	}
+	if cfg.Limits == (topology.Limits{}) {
+		cfg.Limits = topology.DefaultLimits
 	}
 	if cfg.Media.Timeout <= 0 {
 		cfg.Media.Timeout = 30 * time.Second

@@ -31,7 +31,9 @@ import (
 // Out: file paths of every kind (certificates, keys, CA bundles, the
 // compliance log) and state_dir, so that the same policy moved to another
 // directory or machine hashes alike; the compliance log's rotation size; the
-// admin listener; zone advertise and the media address, ports and advertise.
+// admin listener; zone advertise and the media address, ports and advertise;
+// the limits block and zone outsiders, scanners, max_calls and user_agent
+// (budgets and manners toward strangers, not what a call is judged by).
 // These are operational: they say where things are, not what is trusted or
 // allowed. Key material of any kind never enters it, nor do file contents
 // other than certificate fingerprints.

@@ -19,6 +19,9 @@ type Config struct {
 	Media      topology.Media
 	Compliance Compliance
 	Admin      Admin
+	// Limits are the site's budgets (topology.DefaultLimits when the file
+	// has no limits block).
+	Limits topology.Limits
 	// NeedsLabCA is set when a zone's ca_file names the lab CA in the state
 	// directory (StateDir/LabCAFile) and it does not exist yet: `parapet
 	// run` creates the lab PKI there before loading certificates.

@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 //go:embed lab.hcl
@@ -147,6 +149,7 @@ var topSchema = &hcl.BodySchema{
 		{Type: "media"},
 		{Type: "compliance"},
 		{Type: "admin"},
+		{Type: "limits"},
 	},
 }
 
@@ -197,6 +200,10 @@ func (l *loader) load(src []byte) *Config {
 	}
 	if b := l.single(byType["admin"], "admin"); b != nil {
 		cfg.Admin = l.admin(b)
+	}
+	cfg.Limits = topology.DefaultLimits
+	if b := l.single(byType["limits"], "limits"); b != nil {
+		cfg.Limits = l.limits(b)
 	}
 
 	routeDefs := map[string]hcl.Range{}
@@ -269,6 +276,8 @@ func (l *loader) single(blocks hcl.Blocks, kind string) *hcl.Block {
 			l.compliance(b, Compliance{})
 		case "admin":
 			l.admin(b)
+		case "limits":
+			l.limits(b)
 		}
 	}
 	return blocks[0]

@@ -22,6 +22,10 @@ type zoneBlock struct {
 	Peers     *[]string       `hcl:"peers,optional"` // required; checked by hand for a better message
 	Advertise *string         `hcl:"advertise,optional"`
 	Mode      *string         `hcl:"mode,optional"`
+	Outsiders *string         `hcl:"outsiders,optional"`
+	Scanners  *string         `hcl:"scanners,optional"`
+	MaxCalls  *int            `hcl:"max_calls,optional"`
+	UserAgent *string         `hcl:"user_agent,optional"`
 	TLS       *tlsBlock       `hcl:"tls,block"`
 	Media     *zoneMediaBlock `hcl:"media,block"`
 }
@@ -104,7 +108,8 @@ func (l *loader) zone(b *hcl.Block) {
 		ClientAuth: policy.ClientAuthNone,
 		SRTP:       srtpDefault,
 		Mode:       policy.ModeEnforce,
-	}, Feedback: topology.FeedbackMirror}
+	}, Feedback: topology.FeedbackMirror, Outsiders: topology.RefusalRefuse, Scanners: topology.RefusalDrop,
+		UserAgent: defaultUserAgent}
 	zd.zone = z
 
 	dup := false
@@ -210,6 +215,8 @@ func (l *loader) zone(b *hcl.Block) {
 			z.Policy.Mode = m
 		}
 	}
+
+	l.zoneEdge(z, &zb, s)
 
 	// TLS.
 	if zb.TLS != nil {

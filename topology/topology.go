@@ -36,6 +36,72 @@ type Zone struct {
 	// with RTCP feedback (RTP/AVPF, RTP/SAVPF) or without. "" is
 	// FeedbackMirror.
 	Feedback Feedback
+	// Outsiders is what a request from a source outside Policy.Peers gets:
+	// one stateless 403 (the default) or nothing at all.
+	Outsiders Refusal
+	// Scanners is what a request from outside the peers that carries a
+	// known scanner's signature (friendly-scanner, sipvicious, sipcli...)
+	// gets; the default is RefusalDrop.
+	Scanners Refusal
+	// MaxCalls limits the calls arriving in the zone at once (503 with
+	// Retry-After beyond); 0 leaves only the global limit.
+	MaxCalls int
+	// UserAgent is written in the Server and User-Agent headers of the
+	// zone's messages; "" writes neither.
+	UserAgent string
+}
+
+// Refusal is how parapet refuses a request from outside a zone's peers.
+type Refusal string
+
+const (
+	// RefusalRefuse answers 403 once, statelessly: no retransmission, no
+	// transaction kept.
+	RefusalRefuse Refusal = "refuse"
+	// RefusalDrop answers nothing: the sender cannot tell a parapet from
+	// an address where nothing listens.
+	RefusalDrop Refusal = "drop"
+)
+
+// Limits are the site's budgets, which keep peers served whatever
+// strangers send. Rates are requests per second; sources outside a zone's
+// peers share the outsider budgets, and requests beyond them are dropped,
+// counted, without a response.
+type Limits struct {
+	// MaxCalls limits the calls up at once, all zones together (503 with
+	// Retry-After beyond); 0 is no limit.
+	MaxCalls int
+	// RetryAfter is what a 503 for a full zone or site asks callers to
+	// wait.
+	RetryAfter time.Duration
+	// OutsiderRate is how many requests from outside the peers, all zones
+	// and sources together, parapet answers (403) per second.
+	OutsiderRate float64
+	// SourceRate and PrefixRate bound that per source address and per
+	// /24 (IPv4) or /64 (IPv6) prefix.
+	SourceRate, PrefixRate float64
+	// Connections is each TCP and TLS listener's cap on open connections.
+	Connections int
+	// OutsiderConnections is the part of Connections that sources outside
+	// the peers may hold together: the rest is the peers' alone.
+	OutsiderConnections int
+	// ConnectionsPerSource and ConnectionsPerPrefix bound the connections
+	// one outside address, and one outside /24 or /64, may hold on a
+	// listener.
+	ConnectionsPerSource, ConnectionsPerPrefix int
+}
+
+// DefaultLimits are the budgets of a site that sets none.
+var DefaultLimits = Limits{
+	MaxCalls:             1000,
+	RetryAfter:           10 * time.Second,
+	OutsiderRate:         200,
+	SourceRate:           5,
+	PrefixRate:           50,
+	Connections:          4096,
+	OutsiderConnections:  1024,
+	ConnectionsPerSource: 4,
+	ConnectionsPerPrefix: 64,
 }
 
 // Feedback says whether parapet's offers into a zone use an RTCP feedback

@@ -296,6 +296,7 @@ func (in *instance) b2buaConfig(cfg *configs.Config, hash string) b2bua.Config {
 		Zones:         cfg.Zones,
 		Routes:        cfg.Routes,
 		Media:         cfg.Media,
+		Limits:        cfg.Limits,
 		TLS:           map[string]b2bua.ZoneTLS{},
 		PolicyHash:    hash,
 		Sink:          in.writer,
