@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
@@ -66,9 +67,33 @@ func (s *Server) connEventLocked(z *zone, event compliance.ConnEventKind, sig po
 }
 
 // drainEvents writes the folded-event counts of kinds that went quiet
-// (all of them when all is set, at shutdown).
+// (all of them when all is set, at shutdown), and the outsider tallies.
 func (s *Server) drainEvents(all bool) {
 	for _, e := range s.events.drain(time.Now(), all) {
 		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
+	}
+	s.flushOutsiders()
+}
+
+// flushOutsiders writes each zone's outsider tally of the period that
+// ends now.
+func (s *Server) flushOutsiders() {
+	hash := s.rules.Load().hash
+	for _, e := range s.outsiders.flush() {
+		e.PolicyHash = hash
+		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
+	}
+}
+
+// tallyOutsider counts a request (method set) or connection from src,
+// outside zone z's peers, in the zone's tally: no record of its own.
+func (s *Server) tallyOutsider(z *zone, src netip.Addr, method string, fate outsiderFate) {
+	s.stats.outsiders[fate].Add(1)
+	s.evMu.RLock()
+	defer s.evMu.RUnlock()
+	s.outsiders.add(z.name, src, method, fate, time.Now())
+	if s.evDone {
+		// After the final drain nothing would write the tally: at once.
+		s.flushOutsiders()
 	}
 }

@@ -29,6 +29,9 @@ type Server struct {
 	pool   *media.PortPool
 	rec    *recorder
 	events *eventFolder // folds floods of refusals, in records and logs alike
+	// outsiders sums refusals of sources outside the zones' peers into
+	// one record per zone and period.
+	outsiders *outsiderTallies
 	stats  stats
 	// dtls is parapet's certificate for DTLS-SRTP, one per process; peers
 	// check it against the fingerprint in parapet's SDP.
@@ -103,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 	s.rec = newRecorder(cfg.Sink, s.log, &s.stats)
 	s.rec.journal = cfg.Journal
 	s.events = newEventFolder(10 * time.Second)
+	s.outsiders = newOutsiderTallies()
 	s.responder = responder{userAgent: cfg.UserAgent, log: s.log}
 	s.env = &env{responder: s.responder, reg: s.reg, rec: s.rec, stats: &s.stats, pool: pool, dtls: s.dtls,
 		zones: s.byName, advertise: cfg.Media.Advertise, mediaAddr: cfg.Media.Advertise, pseudo: cfg.Pseudonymizer,

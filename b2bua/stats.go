@@ -18,7 +18,14 @@ type Stats struct {
 	ConnsRefused uint64
 	// ParseErrors counts datagrams and stream reads that were not SIP
 	// (dropped; a stream connection is closed).
-	ParseErrors     uint64
+	ParseErrors uint64
+	// Outsiders counts requests and connections from outside the zones'
+	// peers by what they came to: refused, dropped, scanner,
+	// over_budget, connection, tls_refused.
+	Outsiders map[string]uint64
+	// CallLimited counts INVITEs refused with 503 by a call limit (site,
+	// zone or route).
+	CallLimited     uint64
 	Records         uint64
 	RecordFailures  uint64
 	RecordBacklog   int
@@ -42,6 +49,8 @@ type stats struct {
 	records, recordFailures   atomic.Uint64
 	connRefused               atomic.Uint64
 	parseErrors               atomic.Uint64
+	outsiders                 [fateCount]atomic.Uint64
+	callLimited               atomic.Uint64
 	mu                        sync.Mutex
 	calls                     map[string]uint64
 }
@@ -65,6 +74,8 @@ func (s *Server) Stats() Stats {
 		TLSRefused:      s.stats.tlsRefused.Load(),
 		ConnsRefused:    s.stats.connRefused.Load(),
 		ParseErrors:     s.stats.parseErrors.Load(),
+		Outsiders:       map[string]uint64{},
+		CallLimited:     s.stats.callLimited.Load(),
 		Records:         s.stats.records.Load(),
 		RecordFailures:  s.stats.recordFailures.Load(),
 		RecordBacklog:   s.rec.backlog(),
@@ -78,6 +89,9 @@ func (s *Server) Stats() Stats {
 		Unprotected:     m.Unprotected,
 		STUN:            m.STUN,
 		DTLS:            m.DTLS,
+	}
+	for f := range fateCount {
+		st.Outsiders[f.String()] = s.stats.outsiders[f].Load()
 	}
 	s.stats.mu.Lock()
 	for k, v := range s.stats.calls {

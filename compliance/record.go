@@ -206,6 +206,10 @@ const (
 	EventTLSClientFailed ConnEventKind = "tls_client_failed" // parapet's own handshake toward a peer failed
 	EventSourceRefused   ConnEventKind = "source_refused"    // a request from outside the zone's peers: any but INVITE, and INVITEs beyond one call record per source and interval
 	EventConnectionLimit ConnEventKind = "connection_limit"  // a TCP/TLS connection closed at once: too many open
+	// EventOutsiders sums, per zone and period, what sources outside the
+	// zone's peers sent and got (Tally): one record however many they
+	// were, so that strangers cannot grow the log.
+	EventOutsiders ConnEventKind = "outsiders"
 )
 
 // ConnEvent records something that happened to a connection or request
@@ -232,6 +236,53 @@ type ConnEvent struct {
 
 	Decision   *policy.Decision `json:"decision,omitempty"`
 	PolicyHash string           `json:"policy_hash,omitempty"`
+
+	// Tally is the sum an "outsiders" event stands for.
+	Tally *OutsiderTally `json:"tally,omitempty"`
+}
+
+// OutsiderTally sums what sources outside one zone's peers sent in one
+// period and what each got. Every request and connection from them is in
+// exactly one of the counts.
+type OutsiderTally struct {
+	// Since is when the period began; the record's time ends it.
+	Since time.Time `json:"since"`
+	// Refused requests got one 403, sent statelessly.
+	Refused uint64 `json:"refused"`
+	// Dropped requests got nothing: the zone drops outsiders.
+	Dropped uint64 `json:"dropped"`
+	// Scanners are requests with a scanner's signature (User-Agent or
+	// From), refused or dropped as the zone's scanners setting says.
+	Scanners uint64 `json:"scanners"`
+	// OverBudget requests came beyond the outsider request budgets
+	// (site, prefix, source) and got nothing.
+	OverBudget uint64 `json:"over_budget"`
+	// Connections were TCP or TLS connections closed as they were
+	// accepted: the zone drops outsiders, or they were beyond the
+	// outsider connection budgets.
+	Connections uint64 `json:"connections"`
+	// TLSRefused are TLS handshakes from outsiders that failed.
+	TLSRefused uint64 `json:"tls_refused"`
+	// Methods counts the requests (all of the above but connections and
+	// handshakes) by SIP method; methods beyond the first 16 count as
+	// "other".
+	Methods map[string]uint64 `json:"methods"`
+	// Prefixes and Sources are the busiest /24 (IPv4) or /64 (IPv6)
+	// prefixes and addresses, most first, at most 16 each.
+	Prefixes []TallyEntry `json:"prefixes"`
+	Sources  []TallyEntry `json:"sources"`
+}
+
+// Total is every request and connection the tally counts.
+func (t *OutsiderTally) Total() uint64 {
+	return t.Refused + t.Dropped + t.Scanners + t.OverBudget + t.Connections + t.TLSRefused
+}
+
+// TallyEntry is one prefix or address of a tally and how many requests
+// and connections came from it.
+type TallyEntry struct {
+	Key   string `json:"key"`
+	Count uint64 `json:"count"`
 }
 
 // LogEventKind is an event in the log's own life.
