@@ -69,22 +69,17 @@ func (c *Call) admitSource(req *sip.Request, tx sip.ServerTransaction) bool {
 		c.decide(d)
 		return true
 	}
-	if d.Rule == policy.RuleSourceNotAllowed && !s.events.recordRefusedInvite(a) {
-		// A source outside the peers that keeps sending INVITEs: one
-		// call record per interval, the rest folded into events, so
-		// that no outside host can flood the compliance log.
+	if d.Rule == policy.RuleSourceNotAllowed {
+		// A stranger's INVITE is no call: it is counted in the zone's
+		// outsider tally, not recorded alone, so that no number of
+		// outside hosts can flood the compliance log.
 		c.folded = true
-		s.respond(tx, req, d.Status, reasonPhrase(d.Status), warningFor(d))
-		s.events.connEvent(a.zone, compliance.EventSourceRefused, a.sig, req.Source(), func(e *compliance.ConnEvent) {
-			e.Method = string(req.Method)
-			e.SIPStatus = d.Status
-			e.Decision = &d
-		})
+		s.events.refuseOutsider(a.zone, req, tx)
 		return false
 	}
 	c.decide(d)
 	c.setOutcome(compliance.DispositionRejected, d.Status, d.Reason)
-	s.respond(tx, req, d.Status, reasonPhrase(d.Status), warningFor(d))
+	a.zone.respond(tx, req, d.Status, reasonPhrase(d.Status), warningFor(d))
 	return false
 }
 
@@ -111,7 +106,7 @@ func (c *Call) requireSupported(req *sip.Request, tx sip.ServerTransaction) bool
 	}
 	list := strings.Join(unsupported, ", ")
 	c.setOutcome(compliance.DispositionRejected, 420, "unsupported extension "+list)
-	c.env.badExtension(tx, req, list)
+	c.a.zone.badExtension(tx, req, list)
 	return false
 }
 

@@ -15,7 +15,7 @@ import (
 func (c *Call) respondA(code int, reason string, disposition compliance.Disposition, why, warn string) {
 	c.setOutcome(disposition, code, why)
 	res := sip.NewResponseFromRequest(c.a.uas.InviteRequest, code, reason, nil)
-	c.env.commonHeaders(res)
+	c.a.zone.commonHeaders(res)
 	if warn != "" && code != 487 {
 		res.AppendHeader(sip.NewHeader("Warning", warningValue(warn)))
 	}
@@ -33,7 +33,7 @@ func (c *Call) respondA(code int, reason string, disposition compliance.Disposit
 func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	a := c.a
 	ok := sip.NewSDPResponseFromRequest(a.uas.InviteRequest, sdp)
-	c.env.commonHeaders(ok)
+	c.a.zone.commonHeaders(ok)
 	if !c.journalAnswer() {
 		return nil, false
 	}

@@ -70,10 +70,11 @@ type Call struct {
 	hangStatus int
 	hangWarn   string
 
-	// routeSlot names the route whose call limit this call counts against.
-	routeSlot string
-	// folded: an INVITE from outside the zone's peers beyond the first in
-	// an interval; a source_refused event counts it, no call record.
+	// limits are the call limits this call counts against (given back
+	// when it ends).
+	limits []callLimit
+	// folded: an INVITE from outside the zone's peers, which is no call:
+	// the zone's outsider tally counts it, no call record.
 	folded bool
 
 	established atomic.Bool
@@ -238,7 +239,7 @@ func (c *Call) hangupWith(disposition compliance.Disposition, reason string, sta
 // reject answers the INVITE with a final error before any dialog exists.
 func (c *Call) reject(tx sip.ServerTransaction, req *sip.Request, code int, reason string, disposition compliance.Disposition, why string) {
 	c.setOutcome(disposition, code, why)
-	c.env.respond(tx, req, code, reason, why)
+	c.a.zone.respond(tx, req, code, reason, why)
 }
 
 // rejectDecision answers with a decision's status.
@@ -263,7 +264,7 @@ func (s *Server) handleInvite(z *zone, req *sip.Request, tx sip.ServerTransactio
 			c.setOutcome(compliance.DispositionFailed, 500, fmt.Sprintf("internal error: %v", p))
 			switch {
 			case c.a.uas == nil:
-				c.env.respond(tx, req, 500, "Server Internal Error", "")
+				c.a.zone.respond(tx, req, 500, "Server Internal Error", "")
 			case !c.established.Load():
 				c.respondA(500, "Server Internal Error", compliance.DispositionFailed, "internal error", "internal error")
 			}

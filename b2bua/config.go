@@ -46,8 +46,6 @@ type Config struct {
 
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
-	// UserAgent is written in User-Agent and Server headers.
-	UserAgent string
 }
 
 // ZoneTLS is the TLS material of one zone, built by the caller from the

@@ -61,7 +61,7 @@ func (c *Call) inDialog(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	// own (the remote tag of the dialog ID, RFC 3261 section 12.2.2).
 	if !l.fromPeer(req) {
 		if !req.IsAck() {
-			c.env.respond(tx, req, 481, "Call/Transaction Does Not Exist", "From tag does not match the dialog")
+			l.zone.respond(tx, req, 481, "Call/Transaction Does Not Exist", "From tag does not match the dialog")
 		}
 		return
 	}
@@ -78,10 +78,10 @@ func (c *Call) inDialog(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		c.onPrack(l, req, tx)
 	case sip.OPTIONS:
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-		c.env.commonHeaders(res)
-		c.env.send(tx, res)
+		l.zone.commonHeaders(res)
+		l.zone.send(tx, res)
 	default:
-		c.env.respond(tx, req, 501, "Not Implemented", "")
+		l.zone.respond(tx, req, 501, "Not Implemented", "")
 	}
 }
 
@@ -129,8 +129,8 @@ func (c *Call) onBye(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		// cancelled. (sipgo's ReadBye would end the INVITE transaction
 		// without a final response.)
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-		c.env.commonHeaders(res)
-		c.env.send(tx, res)
+		l.zone.commonHeaders(res)
+		l.zone.send(tx, res)
 		c.respondA(487, "Request Terminated", compliance.DispositionCancelled, "bye from a before answer", "")
 		c.hangupWith(compliance.DispositionCancelled, "bye from a before answer", 487, "")
 		return
@@ -146,12 +146,12 @@ func (c *Call) onBye(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	case l.uac != nil:
 		err = l.uac.ReadBye(req, tx)
 	default:
-		c.env.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		l.zone.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
 		return
 	}
 	if err != nil {
 		c.log.Debug("bye", "leg", l.role, "error", err)
-		c.env.respond(tx, req, 500, "Server Internal Error", err.Error())
+		l.zone.respond(tx, req, 500, "Server Internal Error", err.Error())
 		return
 	}
 	if l == c.b && c.established.Load() {
@@ -170,7 +170,7 @@ func (c *Call) onBye(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 // compares the caller's first ACK with it.
 func (c *Call) checkCSeq(l *leg, req *sip.Request, tx sip.ServerTransaction) bool {
 	if l.dialog() == nil {
-		c.env.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		l.zone.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
 		return false
 	}
 	seq := req.CSeq().SeqNo
@@ -181,7 +181,7 @@ func (c *Call) checkCSeq(l *leg, req *sip.Request, tx sip.ServerTransaction) boo
 	}
 	l.mu.Unlock()
 	if !ok {
-		c.env.respond(tx, req, 500, "Server Internal Error", "CSeq out of order")
+		l.zone.respond(tx, req, 500, "Server Internal Error", "CSeq out of order")
 		return false
 	}
 	return true
@@ -237,14 +237,14 @@ func (l *leg) setRemote(tag string, seq *uint32) {
 func (c *Call) relayRequest(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	other := c.other(l)
 	if !c.established.Load() || other == nil || other.dialog() == nil {
-		c.env.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		l.zone.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
 		return
 	}
 	if !c.checkCSeq(l, req, tx) {
 		return
 	}
 	if !c.ready(other) {
-		c.env.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		l.zone.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
 		return
 	}
 	out := sip.NewRequest(req.Method, other.target())
@@ -259,12 +259,12 @@ func (c *Call) relayRequest(l *leg, req *sip.Request, tx sip.ServerTransaction) 
 	defer cancel()
 	res, err := other.do(ctx, out)
 	if err != nil {
-		c.env.respond(tx, req, 408, "Request Timeout", "no response from the other leg")
+		l.zone.respond(tx, req, 408, "Request Timeout", "no response from the other leg")
 		return
 	}
 	back := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
-	c.env.commonHeaders(back)
-	c.env.send(tx, back)
+	l.zone.commonHeaders(back)
+	l.zone.send(tx, back)
 }
 
 // onReinvite handles an INVITE inside a dialog: a new offer from l's peer.
@@ -273,7 +273,7 @@ func (c *Call) relayRequest(l *leg, req *sip.Request, tx sip.ServerTransaction) 
 // leg as a re-INVITE, and the other leg's answer is judged too.
 func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	if !c.established.Load() || !c.reinvite.TryLock() {
-		c.env.respond(tx, req, 491, reasonPhrase(491), "")
+		l.zone.respond(tx, req, 491, reasonPhrase(491), "")
 		return
 	}
 	defer c.reinvite.Unlock()
@@ -282,7 +282,7 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	other := c.other(l)
 	if !c.ready(other) {
-		c.env.respond(tx, req, 481, reasonPhrase(481), "")
+		l.zone.respond(tx, req, 481, reasonPhrase(481), "")
 		return
 	}
 	offer, currentSRTP, ok := c.readReoffer(l, req, tx)
@@ -293,7 +293,7 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		Media: c.mediaFacts(offer, nil), CurrentSRTP: currentSRTP})
 	c.decide(d)
 	if !d.Proceed() {
-		c.env.respond(tx, req, d.Status, reasonPhrase(d.Status), d.Reason)
+		l.zone.respond(tx, req, d.Status, reasonPhrase(d.Status), d.Reason)
 		return
 	}
 	if d.Verdict == policy.VerdictWouldReject || !d.SRTP() && currentSRTP {
@@ -321,14 +321,14 @@ func (c *Call) readReoffer(l *leg, req *sip.Request, tx sip.ServerTransaction) (
 		return nil, false, false
 	}
 	if !isSDP(req.ContentType()) {
-		c.env.respond(tx, req, 415, reasonPhrase(415), "body is not application/sdp")
+		l.zone.respond(tx, req, 415, reasonPhrase(415), "body is not application/sdp")
 		return nil, false, false
 	}
 	offer, err := media.ParseSDP(body)
 	if err != nil {
 		d := malformed(policy.StageReoffer, l.pol, 400, "malformed SDP in re-offer: %v", err)
 		c.decide(d)
-		c.env.respond(tx, req, 400, reasonPhrase(400), d.Reason)
+		l.zone.respond(tx, req, 400, reasonPhrase(400), d.Reason)
 		return nil, false, false
 	}
 	c.mu.Lock()
@@ -342,7 +342,7 @@ func (c *Call) readReoffer(l *leg, req *sip.Request, tx sip.ServerTransaction) (
 		// RFC 3264 section 8: m= lines are never removed.
 		d := malformed(policy.StageReoffer, l.pol, 488, "re-offer: %v", cerr)
 		c.decide(d)
-		c.env.respond(tx, req, 488, reasonPhrase(488), d.Reason)
+		l.zone.respond(tx, req, 488, reasonPhrase(488), d.Reason)
 		return nil, false, false
 	}
 	return offer, currentSRTP, true
@@ -355,14 +355,14 @@ func (c *Call) readReoffer(l *leg, req *sip.Request, tx sip.ServerTransaction) (
 func (c *Call) bridgeReoffer(l, other *leg, offer *media.Description, d policy.Decision, req *sip.Request, tx sip.ServerTransaction) {
 	plan, _ := policy.Plan(other.pol, other.transport)
 	if err := c.ensureStreams(d.Streams); err != nil {
-		c.env.respond(tx, req, 500, reasonPhrase(500), "media: "+err.Error())
+		l.zone.respond(tx, req, 500, reasonPhrase(500), "media: "+err.Error())
 		return
 	}
 	c.mu.Lock()
 	out, err := c.offerTo(other, offer, plan, d.Streams)
 	c.mu.Unlock()
 	if err != nil {
-		c.env.respond(tx, req, 500, reasonPhrase(500), "build offer: "+err.Error())
+		l.zone.respond(tx, req, 500, reasonPhrase(500), "build offer: "+err.Error())
 		return
 	}
 	res, err := c.sendReinvite(other, out)
@@ -370,12 +370,12 @@ func (c *Call) bridgeReoffer(l, other *leg, offer *media.Description, d policy.D
 		c.abandonOffer(other) // the other leg keeps its media (RFC 3264 section 8)
 	}
 	if err != nil {
-		c.env.respond(tx, req, 408, reasonPhrase(408), "the other leg did not answer the re-offer")
+		l.zone.respond(tx, req, 408, reasonPhrase(408), "the other leg did not answer the re-offer")
 		return
 	}
 	if !res.IsSuccess() {
 		// parapet's phrase, not the other side's (statusText).
-		c.env.respond(tx, req, res.StatusCode, reasonPhrase(res.StatusCode), "the other leg refused the re-offer")
+		l.zone.respond(tx, req, res.StatusCode, reasonPhrase(res.StatusCode), "the other leg refused the re-offer")
 		return
 	}
 	ad := c.takeAnswer(other, res.Body())
@@ -385,7 +385,7 @@ func (c *Call) bridgeReoffer(l, other *leg, offer *media.Description, d policy.D
 		}
 	}
 	if !ad.Proceed() {
-		c.env.respond(tx, req, ad.Status, reasonPhrase(ad.Status), ad.Reason)
+		l.zone.respond(tx, req, ad.Status, reasonPhrase(ad.Status), ad.Reason)
 		c.hangup(compliance.DispositionRejected, "re-offer answer refused: "+ad.Reason)
 		return
 	}
@@ -393,7 +393,7 @@ func (c *Call) bridgeReoffer(l, other *leg, offer *media.Description, d policy.D
 	answer, err := c.answerTo(l, c.negLocked(other).Remote())
 	c.mu.Unlock()
 	if err != nil {
-		c.env.respond(tx, req, 500, reasonPhrase(500), "build answer: "+err.Error())
+		l.zone.respond(tx, req, 500, reasonPhrase(500), "build answer: "+err.Error())
 		return
 	}
 	c.journalUpdate() // the media changed; not waited for
@@ -404,7 +404,7 @@ func (c *Call) bridgeReoffer(l, other *leg, offer *media.Description, d policy.D
 // until the ACK arrives (RFC 3261 section 13.3.1.4; the TU's job).
 func (c *Call) answerReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction, sdp []byte) {
 	res := sip.NewSDPResponseFromRequest(req, sdp)
-	c.env.commonHeaders(res)
+	l.zone.commonHeaders(res)
 	ct := l.dua.ContactHDR
 	res.AppendHeader(&ct)
 	seq := req.CSeq().SeqNo

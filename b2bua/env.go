@@ -15,7 +15,6 @@ import (
 // server itself (its listeners, its lifecycle, its locks). The server
 // builds one in New and every call shares it.
 type env struct {
-	responder
 	reg   *registry
 	rec   *recorder
 	stats *stats
@@ -38,11 +37,12 @@ type env struct {
 }
 
 // eventRecorder is the server's book of connection events, as calls use
-// it: a refused TLS handshake toward a callee, an INVITE from outside a
-// zone's peers.
+// it: a refused TLS handshake toward a callee, and the refusal of an
+// INVITE from outside a zone's peers (answered and tallied, see
+// Server.refuseOutsider).
 type eventRecorder interface {
 	connEvent(z *zone, event compliance.ConnEventKind, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent))
-	recordRefusedInvite(a *leg) bool
+	refuseOutsider(z *zone, req *sip.Request, tx sip.ServerTransaction)
 }
 
 // isStopping reports whether the server has begun shutting down.
@@ -59,8 +59,9 @@ func (e *env) isStopping() bool {
 // journal).
 func (e *env) journalHealthy() bool { return e.journal == nil || e.journal.Err() == nil }
 
-// responder writes parapet's responses: its headers on each, and a send
-// failure logged, not returned (the transaction retransmits or is gone).
+// responder writes parapet's responses in one zone: its headers on each
+// (Server only when the zone names parapet), and a send failure logged,
+// not returned (the transaction retransmits or is gone).
 type responder struct {
 	userAgent string
 	log       *slog.Logger
@@ -68,7 +69,9 @@ type responder struct {
 
 func (r responder) commonHeaders(res *sip.Response) {
 	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	res.AppendHeader(sip.NewHeader("Server", r.userAgent))
+	if r.userAgent != "" {
+		res.AppendHeader(sip.NewHeader("Server", r.userAgent))
+	}
 }
 
 func (r responder) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason, warning string) {

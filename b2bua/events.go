@@ -35,14 +35,6 @@ func (s *Server) onHandshake(z *zone, r handshakeResult) {
 	})
 }
 
-// recordRefusedInvite reports whether an INVITE refused because its source
-// is outside the zone's peers gets a call record: the first from a source
-// in each interval does.
-func (s *Server) recordRefusedInvite(a *leg) bool {
-	_, ok := s.events.allow(a.zone.name+"|invite-refused|"+a.sig.Source.Addr().String(), time.Now())
-	return ok
-}
-
 // connEvent writes a connection-event record, folding floods of alike
 // events into one record per interval (see eventFolder).
 func (s *Server) connEvent(z *zone, event compliance.ConnEventKind, sig policy.SignalingFacts, remote string, fill func(*compliance.ConnEvent)) {

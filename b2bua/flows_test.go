@@ -249,7 +249,6 @@ func newRawLab(t *testing.T) *rawLab {
 		PolicyHash: "sha256:test",
 		Sink:       l.sink,
 		Logger:     discard(),
-		UserAgent:  "parapet-test",
 	}
 	l.srv = startServer(t, cfg)
 	ap := l.srv.Addrs("a")[policy.TransportUDP]

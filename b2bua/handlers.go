@@ -2,6 +2,8 @@ package b2bua
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/emiago/sipgo"
@@ -15,7 +17,7 @@ import (
 // under safe: a bug in handling one request must not take down the process
 // and every call in it.
 func (s *Server) register(z *zone) {
-	on := func(m sip.RequestMethod, h sipgo.RequestHandler) { z.srv.OnRequest(m, s.safe(h)) }
+	on := func(m sip.RequestMethod, h sipgo.RequestHandler) { z.srv.OnRequest(m, s.safe(z, h)) }
 	on(sip.INVITE, func(req *sip.Request, tx sip.ServerTransaction) {
 		if to := req.To(); to != nil && to.Params.Has("tag") {
 			s.inDialog(z, req, tx)
@@ -30,7 +32,7 @@ func (s *Server) register(z *zone) {
 			return
 		}
 		if s.admit(z, req, tx) {
-			s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+			z.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
 		}
 	})
 	on(sip.BYE, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
@@ -38,7 +40,7 @@ func (s *Server) register(z *zone) {
 	on(sip.CANCEL, func(req *sip.Request, tx sip.ServerTransaction) {
 		// A CANCEL matching a live INVITE transaction is answered by sipgo's
 		// transaction layer; one that reaches us matched nothing.
-		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		z.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
 	})
 	on(sip.OPTIONS, func(req *sip.Request, tx sip.ServerTransaction) {
 		if to := req.To(); to != nil && to.Params.Has("tag") {
@@ -49,34 +51,34 @@ func (s *Server) register(z *zone) {
 			return
 		}
 		if tags := unsupportedTags(req); len(tags) > 0 {
-			s.badExtension(tx, req, strings.Join(tags, ", ")) // RFC 3261 section 8.2.2.3
+			z.badExtension(tx, req, strings.Join(tags, ", ")) // RFC 3261 section 8.2.2.3
 			return
 		}
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-		s.commonHeaders(res)
-		s.send(tx, res)
+		z.commonHeaders(res)
+		z.send(tx, res)
 	})
 	// A method parapet does not know: the source is judged first (a
 	// stranger gets 403 and a source_refused event, as for any request
 	// from outside the peers), then 405 with the Allow header (RFC 3261
 	// section 8.2.1). sipgo's own default answers 405 to anyone, without
 	// Allow, and records nothing.
-	z.srv.OnNoRoute(s.safe(func(req *sip.Request, tx sip.ServerTransaction) {
+	z.srv.OnNoRoute(s.safe(z, func(req *sip.Request, tx sip.ServerTransaction) {
 		if s.admit(z, req, tx) {
-			s.respond(tx, req, 405, reasonPhrase(405), "")
+			z.respond(tx, req, 405, reasonPhrase(405), "")
 		}
 	}))
 	for _, m := range []sip.RequestMethod{sip.REGISTER, sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY,
 		sip.REFER, sip.UPDATE, sip.PUBLISH} {
 		on(m, func(req *sip.Request, tx sip.ServerTransaction) {
 			if to := req.To(); to != nil && to.Params.Has("tag") {
-				s.respond(tx, req, 501, "Not Implemented", "")
+				z.respond(tx, req, 501, "Not Implemented", "")
 				return
 			}
 			if !s.admit(z, req, tx) {
 				return
 			}
-			s.respond(tx, req, 405, "Method Not Allowed", "")
+			z.respond(tx, req, 405, "Method Not Allowed", "")
 		})
 	}
 }
@@ -84,20 +86,20 @@ func (s *Server) register(z *zone) {
 // safe recovers a panicking handler: the request gets 500, the process
 // and its other calls go on, and the panic is logged. It first refuses
 // requests that lack what every SIP request must carry.
-func (s *Server) safe(h sipgo.RequestHandler) sipgo.RequestHandler {
+func (s *Server) safe(z *zone, h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("request handler panicked", "method", string(req.Method), "panic", fmt.Sprint(p))
 				if !req.IsAck() {
-					s.respond(tx, req, 500, "Server Internal Error", "")
+					z.respond(tx, req, 500, "Server Internal Error", "")
 				}
 			}
 		}()
 		if code, why := malformedRequest(req); code != 0 {
 			s.stats.parseErrors.Add(1)
 			if !req.IsAck() {
-				s.respond(tx, req, code, reasonPhrase(code), why)
+				z.respond(tx, req, code, reasonPhrase(code), why)
 			}
 			return
 		}
@@ -155,23 +157,63 @@ func warningValue(text string) string {
 	return fmt.Sprintf(`399 parapet "%s"`, text)
 }
 
-// admit applies the admission policy to a request outside any call. It
-// answers 403 and records an event when the source is refused.
+// admit applies the admission policy to a request outside any call. A
+// request from outside the zone's peers is refused as outsiders are
+// (refuseOutsider); one refused for how it came (its transport) gets the
+// decision's status and a connection event.
 func (s *Server) admit(z *zone, req *sip.Request, tx sip.ServerTransaction) bool {
 	pol := s.rules.Load().zone(z.name)
 	sig := z.signaling(req, pol)
 	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: pol, Signaling: sig,
 		Admitted: pol.AdmitsSource(sig.Source.Addr())})
-	if d.Proceed() {
+	switch {
+	case d.Proceed():
 		return true
+	case d.Rule == policy.RuleSourceNotAllowed:
+		s.refuseOutsider(z, req, tx)
+		return false
 	}
-	s.respond(tx, req, d.Status, reasonPhrase(d.Status), warningFor(d))
+	z.respond(tx, req, d.Status, reasonPhrase(d.Status), warningFor(d))
 	s.connEvent(z, compliance.EventSourceRefused, sig, req.Source(), func(e *compliance.ConnEvent) {
 		e.Method = string(req.Method)
 		e.SIPStatus = d.Status
 		e.Decision = &d
 	})
 	return false
+}
+
+// refuseOutsider answers a request from outside zone z's peers that came
+// through sipgo (over TCP or TLS, on a connection the listener's budgets
+// admitted): 403 within the outsider budgets, unless the zone drops
+// outsiders or scanners, and nothing beyond them. It is counted in the
+// zone's outsider tally, not recorded alone. The 403 carries no Warning: a
+// stranger learns neither the zone's name nor how its peers are chosen.
+func (s *Server) refuseOutsider(z *zone, req *sip.Request, tx sip.ServerTransaction) {
+	src := netip.Addr{}
+	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
+		src = ap.Addr().Unmap()
+	}
+	method := string(req.Method)
+	if !slices.Contains(knownMethods, method) {
+		method = "other"
+	}
+	if !s.budget.Load().allow(src) {
+		s.tallyOutsider(z, src, method, fateOverBudget)
+		return
+	}
+	scanner := isScanner(req)
+	fate := fateRefused
+	switch {
+	case s.rules.Load().zones[z.name].drops(scanner), req.IsAck():
+		fate = fateDropped
+	default:
+		res := statelessForbidden(req)
+		z.send(tx, res)
+	}
+	if scanner {
+		fate = fateScanner
+	}
+	s.tallyOutsider(z, src, method, fate)
 }
 
 // inDialog routes a request with a To tag to the leg it belongs to.
@@ -181,7 +223,7 @@ func (s *Server) inDialog(z *zone, req *sip.Request, tx sip.ServerTransaction) {
 		if req.IsAck() {
 			return // a stray ACK gets no response (RFC 3261 section 17.2.3)
 		}
-		s.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		z.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
 		return
 	}
 	l.call.inDialog(l, req, tx)

@@ -61,7 +61,6 @@ func newMixedLab(t *testing.T) *mixedLab {
 		PolicyHash: "sha256:test",
 		Sink:       l.sink,
 		Logger:     discard(),
-		UserAgent:  "parapet-test",
 	}
 	srv := startServer(t, cfg)
 	l.udp = net.UDPAddrFromAddrPort(srv.Addrs("mixed")[policy.TransportUDP])

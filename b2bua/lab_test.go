@@ -92,6 +92,23 @@ func (m *memSink) waitConn(kind compliance.ConnEventKind, method string) *compli
 	return ev
 }
 
+// outsiderTally ends the outsider tallies' period now and returns zone's
+// tally (failing when there is none).
+func (l *lab) outsiderTally(t *testing.T, zone string) *compliance.OutsiderTally {
+	t.Helper()
+	l.srv.FlushOutsiders()
+	var tally *compliance.OutsiderTally
+	for _, e := range l.sink.conns() {
+		if e.Event == compliance.EventOutsiders && e.Zone == zone {
+			tally = e.Tally
+		}
+	}
+	if tally == nil {
+		t.Fatalf("no outsiders record for zone %s", zone)
+	}
+	return tally
+}
+
 // waitCalls waits until n call records exist and returns them.
 func (m *memSink) waitCalls(t *testing.T, n int) []*compliance.Call {
 	t.Helper()
@@ -123,6 +140,9 @@ type labOptions struct {
 	outboundMax     int // max_calls of the outbound route
 	journal         b2bua.Journal
 	journalRefresh  time.Duration
+	limits          topology.Limits // zero: the defaults
+	pbxOutsiders    topology.Refusal
+	pbxMaxCalls     int
 }
 
 type lab struct {
@@ -227,7 +247,7 @@ func newLab(t testing.TB, o labOptions) *lab {
 			{Policy: pbxZone,
 				Listen: []topology.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)},
 					{Transport: policy.TransportTCP, Addr: netip.AddrPortFrom(loop, 0)}},
-				Feedback: o.pbxFeedback},
+				Feedback: o.pbxFeedback, Outsiders: o.pbxOutsiders, MaxCalls: o.pbxMaxCalls},
 			{Policy: carrierZone,
 				Listen:   []topology.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
 				Feedback: o.carrierFeedback},
@@ -242,13 +262,13 @@ func newLab(t testing.TB, o labOptions) *lab {
 		},
 		Getenv:         func(string) string { return o.password },
 		Media:          topology.Media{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout, HoldTimeout: o.holdTimeout},
+		Limits:         o.limits,
 		PolicyHash:     "sha256:test",
 		Sink:           l.sink,
 		Journal:        o.journal,
 		JournalRefresh: o.journalRefresh,
 		Pseudonymizer:  compliance.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef")),
 		Logger:         discard(),
-		UserAgent:      "parapet-test",
 	}
 	l.cfg = cfg
 	l.srv = startServer(t, cfg)

@@ -66,8 +66,8 @@ func (c *Call) readOffer(req *sip.Request, tx sip.ServerTransaction) (*media.Des
 		res := sip.NewResponseFromRequest(req, 415, reasonPhrase(415), nil)
 		res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 		res.AppendHeader(sip.NewHeader("Warning", warningValue(d.Reason)))
-		c.env.commonHeaders(res)
-		c.env.send(tx, res)
+		c.a.zone.commonHeaders(res)
+		c.a.zone.send(tx, res)
 		return nil, false
 	}
 	offer, err := media.ParseSDP(body)

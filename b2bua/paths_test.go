@@ -371,19 +371,21 @@ func TestGarbageCounted(t *testing.T) {
 	}
 }
 
-// A source outside the zone's peers gets 403; in observe mode the call
+// A source outside the zone's peers gets 403 and is counted in the zone's
+// outsider tally, with no call record of its own; in observe mode the call
 // proceeds and the record says would_reject.
 func TestSourceNotAllowed(t *testing.T) {
 	only := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	l := newLab(t, labOptions{pbxPeers: only})
 	_, err := l.callOut(ctxT(t), sim.CallOptions{})
 	wantRejected(t, err, 403)
-	c := l.sink.waitCalls(t, 1)[0]
-	if d := decision(c, policy.RuleSourceNotAllowed); d == nil || d.Verdict != policy.VerdictRejected {
-		t.Errorf("decisions %+v", c.Decisions)
+	tally := l.outsiderTally(t, "pbx")
+	if tally.Refused != 1 || tally.Methods["INVITE"] != 1 || tally.Total() != 1 ||
+		len(tally.Sources) != 1 || tally.Sources[0].Key != "127.0.0.1" || tally.Prefixes[0].Key != "127.0.0.0/24" {
+		t.Errorf("tally %+v", tally)
 	}
-	if a := leg(c, compliance.RoleA); control(a, policy.ControlAccess) != policy.StatusViolated {
-		t.Errorf("(a)(1) = %s", control(a, policy.ControlAccess))
+	if n := len(l.sink.calls()); n != 0 {
+		t.Errorf("%d call records for a stranger's INVITE", n)
 	}
 
 	o := newLab(t, labOptions{pbxPeers: only, pbxMode: policy.ModeObserve})
@@ -394,35 +396,43 @@ func TestSourceNotAllowed(t *testing.T) {
 	}
 	incoming(t, o.carrier)
 	caller.Hangup(ctx)
-	c = o.sink.waitCalls(t, 1)[0]
+	c := o.sink.waitCalls(t, 1)[0]
 	if d := decision(c, policy.RuleSourceNotAllowed); d == nil || d.Verdict != policy.VerdictWouldReject {
 		t.Errorf("observe decisions %+v", c.Decisions)
 	}
 }
 
-// An outside host that keeps sending INVITEs gets 403 every time, but the
-// compliance log gets one call record and one folded event per interval,
-// not one record per INVITE.
+// An outside host that keeps sending INVITEs is answered within its
+// budget (source_rate) and dropped beyond it; the compliance log gets one
+// summary record for all of them, not one per INVITE.
 func TestRefusedInviteFloodFolded(t *testing.T) {
-	l := newLab(t, labOptions{pbxPeers: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
-	ctx := ctxT(t)
-	const n = 20
-	for range n {
-		_, err := l.callOut(ctx, sim.CallOptions{})
-		wantRejected(t, err, 403)
+	lim := topology.DefaultLimits
+	lim.SourceRate = 5
+	l := newLab(t, labOptions{pbxPeers: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, limits: lim})
+	u := newUDPPeer(t, l.pbxUDP.String())
+	const n = 40
+	for i := range n {
+		if _, err := u.c.WriteToUDP([]byte(rawInvite(l.pbxUDP.String(), u.local(), fmt.Sprintf("flood-%d", i))), u.to); err != nil {
+			t.Fatal(err)
+		}
 	}
-	l.sink.waitCalls(t, 1)
-	ev := l.sink.waitConn(compliance.EventSourceRefused, "INVITE")
-	if ev == nil || ev.SIPStatus != 403 || ev.Decision == nil || ev.Decision.Rule != policy.RuleSourceNotAllowed {
-		t.Fatalf("source_refused event for the folded INVITEs: %+v", ev)
+	answered := u.drain(500 * time.Millisecond)
+	for _, r := range answered {
+		if !strings.HasPrefix(r, "SIP/2.0 403 ") {
+			t.Errorf("a stranger's INVITE got %q", firstLine(r))
+		}
 	}
-	// A window in which no other record or event may follow.
-	poll(100*time.Millisecond, func() bool { return len(l.sink.calls()) != 1 || len(l.sink.conns()) != 1 })
-	if calls, conns := len(l.sink.calls()), len(l.sink.conns()); calls != 1 || conns != 1 {
-		t.Errorf("%d INVITEs wrote %d call records and %d events, want 1 and 1", n, calls, conns)
+	tally := l.outsiderTally(t, "pbx")
+	if tally.Total() != n || tally.Refused != uint64(len(answered)) || tally.OverBudget != uint64(n-len(answered)) ||
+		tally.Refused < 5 || tally.Refused > 10 {
+		t.Errorf("%d INVITEs, %d answered: tally %+v", n, len(answered), tally)
 	}
-	if st := l.srv.Stats(); st.CallsActive != 0 {
-		t.Errorf("%d calls still active", st.CallsActive)
+	if calls, conns := len(l.sink.calls()), len(l.sink.conns()); calls != 0 || conns != 1 {
+		t.Errorf("%d INVITEs wrote %d call records and %d events, want 0 and 1", n, calls, conns)
+	}
+	if st := l.srv.Stats(); st.CallsActive != 0 || st.Outsiders["refused"] != tally.Refused ||
+		st.Outsiders["over_budget"] != tally.OverBudget {
+		t.Errorf("stats %+v", st)
 	}
 }
 

@@ -16,15 +16,20 @@ import (
 
 // noEvents is the event book of a phase test: it counts what it is told.
 type noEvents struct {
-	events     []compliance.ConnEventKind
-	recordNext bool // what recordRefusedInvite answers
+	events    []compliance.ConnEventKind
+	outsiders int // requests refused as the server refuses outsiders
 }
 
 func (n *noEvents) connEvent(_ *zone, event compliance.ConnEventKind, _ policy.SignalingFacts, _ string, _ func(*compliance.ConnEvent)) {
 	n.events = append(n.events, event)
 }
 
-func (n *noEvents) recordRefusedInvite(*leg) bool { return n.recordNext }
+func (n *noEvents) refuseOutsider(_ *zone, req *sip.Request, tx sip.ServerTransaction) {
+	n.outsiders++
+	if err := tx.Respond(statelessForbidden(req)); err != nil {
+		panic(err)
+	}
+}
 
 type nopSink struct{}
 
@@ -50,9 +55,9 @@ func phaseCall(t *testing.T, src string, req *sip.Request, stopping bool) (*Call
 	if stopping {
 		close(stop)
 	}
-	e := &env{responder: responder{userAgent: "parapet-test", log: log}, reg: newRegistry(), rec: newRecorder(nopSink{}, log, st),
-		stats: st, stopping: stop, events: ev,
-		zones: map[string]*zone{"pbx": {name: "pbx"}, "carrier": {name: "carrier"}}}
+	r := responder{userAgent: "parapet-test", log: log}
+	e := &env{reg: newRegistry(), rec: newRecorder(nopSink{}, log, st), stats: st, stopping: stop, events: ev,
+		zones: map[string]*zone{"pbx": {responder: r, name: "pbx"}, "carrier": {responder: r, name: "carrier"}}}
 	rules := newRules(cfg)
 	c := &Call{env: e, id: "test", log: log, rules: rules, ended: make(chan struct{})}
 	ap := netip.MustParseAddrPort(src)
@@ -102,7 +107,6 @@ func TestAdmitPhase(t *testing.T) {
 		src      string
 		req      *sip.Request
 		stopping bool
-		record   bool // the events book records this refused INVITE as a call
 		ok       bool
 		status   int
 		disp     compliance.Disposition
@@ -119,16 +123,13 @@ func TestAdmitPhase(t *testing.T) {
 		{name: "16.3: Max-Forwards 0 goes no further", src: "10.0.0.7:5060", req: invite("+15550100", contact(), mf(0)),
 			status: 483, disp: compliance.DispositionRejected},
 		{name: "Max-Forwards 1 goes on", src: "10.0.0.7:5060", req: invite("+15550100", contact(), mf(1)), ok: true},
-		{name: "a stranger is refused, with a record", src: "192.0.2.66:5060", req: invite("+15550100", contact()),
-			record: true, status: 403, disp: compliance.DispositionRejected},
-		{name: "a stranger's flood is folded into events", src: "192.0.2.66:5060", req: invite("+15550100", contact()),
-			status: 403},
+		{name: "a stranger is refused and tallied, not recorded as a call", src: "192.0.2.66:5060",
+			req: invite("+15550100", contact()), status: 403},
 		{name: "a stopping server takes no call", src: "10.0.0.7:5060", req: invite("+15550100", contact()), stopping: true,
 			status: 503, disp: compliance.DispositionShutdown},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			call, ev, tx := phaseCall(t, c.src, c.req, c.stopping)
-			ev.recordNext = c.record
 			_, ok := call.admit(c.req, tx)
 			if ok != c.ok {
 				t.Fatalf("admitted %v, want %v (responses %v)", ok, c.ok, tx.Result())
@@ -154,9 +155,10 @@ func TestAdmitPhase(t *testing.T) {
 			if call.disposition != c.disp {
 				t.Errorf("disposition %q, want %q", call.disposition, c.disp)
 			}
-			folded := c.status == 403 && !c.record
-			if call.folded != folded || folded != (len(ev.events) == 1) {
-				t.Errorf("folded %v with events %v, want folded %v", call.folded, ev.events, folded)
+			stranger := c.status == 403
+			if call.folded != stranger || (ev.outsiders == 1) != stranger || len(ev.events) != 0 {
+				t.Errorf("folded %v, outsiders %d, events %v; want a stranger (%v) tallied alone", call.folded,
+					ev.outsiders, ev.events, stranger)
 			}
 		})
 	}
@@ -183,7 +185,7 @@ func TestRoutePhase(t *testing.T) {
 		second.decisions[0].Rule != policy.RuleRouteCallLimit {
 		t.Errorf("a full route: %v, disposition %q, decisions %+v", res, second.disposition, second.decisions)
 	}
-	first.env.reg.releaseSlot("out")
+	first.env.reg.releaseSlots(first.limits)
 	if !second.routeCall(req, siptest.NewServerTxRecorder(req)) {
 		t.Error("the route's slot, once given back, is not taken")
 	}

@@ -238,11 +238,9 @@ func (c *Call) finish() {
 			c.disposition, c.status, c.endReason = compliance.DispositionFailed, 500, "call ended without an outcome"
 		}
 		c.mu.Unlock()
-		if c.routeSlot != "" {
-			c.env.reg.releaseSlot(c.routeSlot)
-		}
+		c.env.reg.releaseSlots(c.limits)
 		if c.folded {
-			return // counted in a source_refused event instead
+			return // counted in the zone's outsider tally instead
 		}
 		c.journalClose()
 		rec := c.record()

@@ -35,7 +35,10 @@ type registry struct {
 	mu    sync.Mutex
 	calls map[string]*Call
 	legs  map[dialogKey]*leg
-	// slots counts the calls up on each route with a limit.
+	// callIDs counts the legs booked under each SIP Call-ID, so that the
+	// gate can tell a request of a live dialog from a stranger's.
+	callIDs map[string]int
+	// slots counts the calls up against each call limit (callLimit.key).
 	slots map[string]int
 	// ended sums the relay counters of the calls forgotten, so that live
 	// plus ended counts every packet exactly once (stats).
@@ -46,7 +49,7 @@ type registry struct {
 }
 
 func newRegistry() *registry {
-	return &registry{calls: map[string]*Call{}, legs: map[dialogKey]*leg{}, slots: map[string]int{}}
+	return &registry{calls: map[string]*Call{}, legs: map[dialogKey]*leg{}, callIDs: map[string]int{}, slots: map[string]int{}}
 }
 
 // add books a new call.
@@ -59,8 +62,21 @@ func (r *registry) add(c *Call) {
 // addLeg books a leg under its dialog key.
 func (r *registry) addLeg(l *leg) {
 	r.mu.Lock()
+	if _, ok := r.legs[l.key]; !ok {
+		r.callIDs[l.key.callID]++
+	}
 	r.legs[l.key] = l
 	r.mu.Unlock()
+}
+
+// knowsCallID reports whether a leg is booked under the SIP Call-ID id.
+func (r *registry) knowsCallID(id []byte) bool {
+	if len(id) == 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.callIDs[string(id)] > 0
 }
 
 // forgetLeg drops l, if its key is still l's (a reset leg B may have left
@@ -74,6 +90,9 @@ func (r *registry) forgetLeg(l *leg) {
 func (r *registry) forgetLegLocked(l *leg) {
 	if l.key != (dialogKey{}) && r.legs[l.key] == l {
 		delete(r.legs, l.key)
+		if r.callIDs[l.key.callID]--; r.callIDs[l.key.callID] <= 0 {
+			delete(r.callIDs, l.key.callID)
+		}
 	}
 }
 
@@ -105,23 +124,44 @@ func (r *registry) forget(c *Call, counters media.Counters, keepA bool) {
 	}
 }
 
-// takeSlot counts a new call on route, unless route already carries max.
-func (r *registry) takeSlot(route string, max int) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.slots[route] >= max {
-		return false
-	}
-	r.slots[route]++
-	return true
+// callLimit is one limit a call counts toward: the site's, its zone's or
+// its route's; key names it in the registry's slots.
+type callLimit struct {
+	key  string
+	max  int
+	rule string // the policy rule of a refusal
+	what string // the limit in words, for records
 }
 
-// releaseSlot gives back a slot takeSlot took.
-func (r *registry) releaseSlot(route string) {
+// takeSlots counts a new call against each of limits (those with a max),
+// unless one of them is full: then it counts none and returns that one.
+func (r *registry) takeSlots(limits []callLimit) *callLimit {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.slots[route]--; r.slots[route] <= 0 {
-		delete(r.slots, route)
+	for i := range limits {
+		if l := &limits[i]; l.max > 0 && r.slots[l.key] >= l.max {
+			return l
+		}
+	}
+	for _, l := range limits {
+		if l.max > 0 {
+			r.slots[l.key]++
+		}
+	}
+	return nil
+}
+
+// releaseSlots gives back what takeSlots took.
+func (r *registry) releaseSlots(limits []callLimit) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, l := range limits {
+		if l.max <= 0 {
+			continue
+		}
+		if r.slots[l.key]--; r.slots[l.key] <= 0 {
+			delete(r.slots, l.key)
+		}
 	}
 }
 

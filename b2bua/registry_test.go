@@ -69,25 +69,37 @@ func TestRegistryLegs(t *testing.T) {
 
 func TestRegistrySlots(t *testing.T) {
 	r := newRegistry()
+	site := callLimit{key: "site", max: 3}
+	trunk := []callLimit{site, {key: "route|trunk", max: 2}, {key: "zone|pbx"}} // the zone has no limit
+	other := []callLimit{site, {key: "route|other", max: 1}}
 	for range 2 {
-		if !r.takeSlot("trunk", 2) {
-			t.Fatal("two slots of two not taken")
+		if full := r.takeSlots(trunk); full != nil {
+			t.Fatalf("two slots of two not taken: %s full", full.key)
 		}
 	}
-	if r.takeSlot("trunk", 2) {
-		t.Error("a third slot of two taken")
+	if full := r.takeSlots(trunk); full == nil || full.key != "route|trunk" {
+		t.Errorf("a third slot of two taken (full: %v)", full)
 	}
-	if !r.takeSlot("other", 1) {
-		t.Error("another route's slot refused")
+	if full := r.takeSlots(other); full != nil {
+		t.Errorf("another route's slot refused: %s full", full.key)
 	}
-	r.releaseSlot("trunk")
-	if !r.takeSlot("trunk", 2) {
-		t.Error("a released slot not taken again")
+	// The site is now full (3): a call on any route is refused, and the
+	// refusal takes nothing.
+	if full := r.takeSlots(other); full == nil || full.key != "site" {
+		t.Errorf("a fourth call on the site: full %v", full)
 	}
-	r.releaseSlot("trunk")
-	r.releaseSlot("trunk")
-	if len(r.slots) != 1 {
-		t.Errorf("slots %v: a route back to zero calls is dropped", r.slots)
+	if r.slots["route|other"] != 1 || r.slots["site"] != 3 {
+		t.Errorf("a refused call counted: %v", r.slots)
+	}
+	r.releaseSlots(trunk)
+	if full := r.takeSlots(trunk); full != nil {
+		t.Errorf("a released slot not taken again: %s full", full.key)
+	}
+	r.releaseSlots(trunk)
+	r.releaseSlots(trunk)
+	r.releaseSlots(other)
+	if len(r.slots) != 0 {
+		t.Errorf("slots %v: a limit back to zero calls is dropped", r.slots)
 	}
 }
 

@@ -106,10 +106,10 @@ func (c *Call) onPrack(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		l.mu.Unlock()
 	}
 	if !matched {
-		c.env.respond(tx, req, 481, "Call/Transaction Does Not Exist", "PRACK matches no unacknowledged reliable provisional response")
+		c.a.zone.respond(tx, req, 481, "Call/Transaction Does Not Exist", "PRACK matches no unacknowledged reliable provisional response")
 		return
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-	c.env.commonHeaders(res)
-	c.env.send(tx, res)
+	c.a.zone.commonHeaders(res)
+	c.a.zone.send(tx, res)
 }

@@ -120,7 +120,9 @@ func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 	req.AppendHeader(&callID)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
 	req.AppendHeader(&mfh)
-	req.AppendHeader(sip.NewHeader("User-Agent", c.env.userAgent))
+	if ua := c.b.zone.userAgent; ua != "" {
+		req.AppendHeader(sip.NewHeader("User-Agent", ua))
+	}
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	if body != nil {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))

@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -22,13 +23,12 @@ func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
 		return false
 	}
 	c.route = route
-	if route.MaxCalls > 0 {
-		if !c.env.reg.takeSlot(route.Name, route.MaxCalls) {
-			c.routeFull(req, tx, route)
-			return false
-		}
-		c.routeSlot = route.Name
+	limits := c.callLimits(route)
+	if full := c.env.reg.takeSlots(limits); full != nil {
+		c.callLimited(req, tx, full)
+		return false
 	}
+	c.limits = limits
 	c.b = &leg{call: c, role: compliance.RoleB, side: media.SideB, zone: c.env.zones[route.To], pol: c.rules.zone(route.To),
 		transport: route.Target.Transport, secure: route.Target.Secure}
 	c.b.sig = policy.SignalingFacts{Transport: route.Target.Transport}
@@ -36,17 +36,33 @@ func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
 	return true
 }
 
-// routeFull refuses a call on a route carrying its maximum: 503 with
-// Retry-After, and a decision the record keeps.
-func (c *Call) routeFull(req *sip.Request, tx sip.ServerTransaction, route *routeRules) {
+// callLimits are the limits a call on route counts against: the site's,
+// the caller's zone's and the route's (RFC 3261 section 21.5.4: beyond
+// any, 503 with Retry-After).
+func (c *Call) callLimits(route *routeRules) []callLimit {
+	zone := c.a.zone.name
+	return []callLimit{
+		{key: "site", max: c.rules.limits.MaxCalls, rule: policy.RuleSiteCallLimit,
+			what: fmt.Sprintf("parapet is carrying its maximum of %d calls", c.rules.limits.MaxCalls)},
+		{key: "zone|" + zone, max: c.rules.zones[zone].maxCalls, rule: policy.RuleZoneCallLimit,
+			what: fmt.Sprintf("zone %q is carrying its maximum of %d calls", zone, c.rules.zones[zone].maxCalls)},
+		{key: "route|" + route.Name, max: route.MaxCalls, rule: policy.RuleRouteCallLimit,
+			what: fmt.Sprintf("route %q is carrying its maximum of %d calls", route.Name, route.MaxCalls)},
+	}
+}
+
+// callLimited refuses a call beyond a call limit: 503 with Retry-After,
+// and a decision the record keeps. The Warning says only that lines are
+// busy, not which limit or how many.
+func (c *Call) callLimited(req *sip.Request, tx sip.ServerTransaction, full *callLimit) {
 	d := policy.Decision{Stage: policy.StageAdmission, Zone: c.a.zone.name, Verdict: policy.VerdictRejected,
-		Rule: policy.RuleRouteCallLimit, Status: 503,
-		Reason: fmt.Sprintf("route %q is carrying its maximum of %d calls", route.Name, route.MaxCalls)}
+		Rule: full.rule, Status: 503, Reason: full.what}
 	c.decide(d)
 	c.setOutcome(compliance.DispositionRejected, 503, d.Reason)
+	c.env.stats.callLimited.Add(1)
 	res := sip.NewResponseFromRequest(req, 503, reasonPhrase(503), nil)
-	res.AppendHeader(sip.NewHeader("Retry-After", "5"))
-	res.AppendHeader(sip.NewHeader("Warning", warningValue("all lines busy: the route's call limit is reached")))
-	c.env.commonHeaders(res)
-	c.env.send(tx, res)
+	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(max(1, int(c.rules.limits.RetryAfter.Seconds())))))
+	res.AppendHeader(sip.NewHeader("Warning", warningValue("all lines busy: a call limit is reached")))
+	c.a.zone.commonHeaders(res)
+	c.a.zone.send(tx, res)
 }

@@ -19,6 +19,7 @@ import (
 // included; its record names that snapshot's hash.
 type rules struct {
 	hash         string
+	limits       topology.Limits
 	routes       []routeRules
 	zones        map[string]*zoneRules
 	mediaTimeout time.Duration
@@ -30,8 +31,20 @@ type rules struct {
 
 // zoneRules is a zone's part of the rules.
 type zoneRules struct {
-	pol      policy.Zone
-	feedback topology.Feedback
+	pol       policy.Zone
+	feedback  topology.Feedback
+	outsiders topology.Refusal
+	scanners  topology.Refusal
+	maxCalls  int
+}
+
+// drops reports whether the zone answers nothing to a request from outside
+// its peers (scanner: one that carries a scanner's signature).
+func (z *zoneRules) drops(scanner bool) bool {
+	if scanner && z.scanners != topology.RefusalRefuse {
+		return true
+	}
+	return z.outsiders == topology.RefusalDrop
 }
 
 // routeRules is a route as the rules hold it: as configured, with the
@@ -49,7 +62,10 @@ func newRules(cfg *Config) *rules {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	r := &rules{hash: cfg.PolicyHash, zones: map[string]*zoneRules{}, mediaTimeout: cfg.Media.Timeout}
+	r := &rules{hash: cfg.PolicyHash, limits: cfg.Limits, zones: map[string]*zoneRules{}, mediaTimeout: cfg.Media.Timeout}
+	if r.limits == (topology.Limits{}) {
+		r.limits = topology.DefaultLimits
+	}
 	if r.mediaTimeout <= 0 {
 		r.mediaTimeout = 30 * time.Second
 	}
@@ -58,7 +74,8 @@ func newRules(cfg *Config) *rules {
 		r.holdTimeout = time.Hour
 	}
 	for _, z := range cfg.Zones {
-		r.zones[z.Policy.Name] = &zoneRules{pol: z.Policy, feedback: z.Feedback}
+		r.zones[z.Policy.Name] = &zoneRules{pol: z.Policy, feedback: z.Feedback, outsiders: z.Outsiders,
+			scanners: z.Scanners, maxCalls: z.MaxCalls}
 		r.vocab = append(r.vocab, z.Policy.Name)
 	}
 	for _, rt := range cfg.Routes {
@@ -76,13 +93,14 @@ func newRules(cfg *Config) *rules {
 // r: each zone's policy and offer profile, the routes (credentials
 // included) and the media timeouts. The hash is not compared.
 func (r *rules) same(o *rules) bool {
-	if r.mediaTimeout != o.mediaTimeout || r.holdTimeout != o.holdTimeout ||
+	if r.mediaTimeout != o.mediaTimeout || r.holdTimeout != o.holdTimeout || r.limits != o.limits ||
 		len(r.zones) != len(o.zones) || len(r.routes) != len(o.routes) {
 		return false
 	}
 	for name, z := range r.zones {
 		oz := o.zones[name]
-		if oz == nil || !reflect.DeepEqual(z.pol, oz.pol) || z.feedback != oz.feedback {
+		if oz == nil || !reflect.DeepEqual(z.pol, oz.pol) || z.feedback != oz.feedback ||
+			z.outsiders != oz.outsiders || z.scanners != oz.scanners || z.maxCalls != oz.maxCalls {
 			return false
 		}
 	}
@@ -144,7 +162,11 @@ func (s *Server) Reload(cfg Config) error {
 	if err := s.reloadable(&cfg); err != nil {
 		return err
 	}
-	s.rules.Store(newRules(&cfg))
+	next := newRules(&cfg)
+	if next.limits != s.rules.Load().limits {
+		s.budget.Store(newOutsiderBudget(next.limits))
+	}
+	s.rules.Store(next)
 	return nil
 }
 
@@ -210,6 +232,8 @@ func zoneRestartNeeded(o, z *topology.Zone) error {
 		field = "listen"
 	case z.Advertise != o.Advertise:
 		field = "advertise"
+	case z.UserAgent != o.UserAgent:
+		field = "user_agent"
 	case !reflect.DeepEqual(z.TLS, o.TLS):
 		field = "tls"
 	default:

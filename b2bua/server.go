@@ -38,9 +38,10 @@ type Server struct {
 	dtls *media.DTLSCertificate
 	// rules are the policies, routes and media timeout new calls get.
 	rules atomic.Pointer[rules]
+	// budget is what outsiders may still be answered (rebuilt when a
+	// reload changes the limits).
+	budget atomic.Pointer[outsiderBudget]
 
-	// responder writes parapet's responses.
-	responder
 	// reg books the live calls, their legs, route slots and goroutines.
 	reg *registry
 	// env is what calls get of the server.
@@ -78,9 +79,6 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.UserAgent == "" {
-		cfg.UserAgent = "parapet"
-	}
 	if cfg.Limits == (topology.Limits{}) {
 		cfg.Limits = topology.DefaultLimits
 	}
@@ -103,12 +101,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("b2bua: DTLS-SRTP certificate: %w", err)
 	}
 	s.rules.Store(newRules(&cfg))
+	s.budget.Store(newOutsiderBudget(s.rules.Load().limits))
 	s.rec = newRecorder(cfg.Sink, s.log, &s.stats)
 	s.rec.journal = cfg.Journal
 	s.events = newEventFolder(10 * time.Second)
 	s.outsiders = newOutsiderTallies()
-	s.responder = responder{userAgent: cfg.UserAgent, log: s.log}
-	s.env = &env{responder: s.responder, reg: s.reg, rec: s.rec, stats: &s.stats, pool: pool, dtls: s.dtls,
+	s.env = &env{reg: s.reg, rec: s.rec, stats: &s.stats, pool: pool, dtls: s.dtls,
 		zones: s.byName, advertise: cfg.Media.Advertise, mediaAddr: cfg.Media.Advertise, pseudo: cfg.Pseudonymizer,
 		journal: cfg.Journal, stopping: s.stopping, events: s}
 	if !s.env.mediaAddr.IsValid() {

@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 
 // zone is one zone's SIP stack.
 type zone struct {
+	responder
 	cfg    topology.Zone
 	tls    ZoneTLS
 	name   string
@@ -27,22 +29,27 @@ type zone struct {
 	cli    *sipgo.Client
 	states *connStates
 	// bound is the first bound listener address per transport.
-	bound   map[policy.Transport]netip.AddrPort
+	bound map[policy.Transport]netip.AddrPort
+	// udp are the zone's UDP sockets by local address, for the gate's
+	// stateless responses.
+	udp     map[string]*net.UDPConn
 	closers []io.Closer
 	serve   []func() error
 }
 
 func (s *Server) newZone(zc topology.Zone, zt ZoneTLS) (*zone, error) {
-	z := &zone{cfg: zc, tls: zt, name: zc.Policy.Name, states: newConnStates(), bound: map[policy.Transport]netip.AddrPort{}}
+	z := &zone{responder: responder{userAgent: zc.UserAgent, log: s.log}, cfg: zc, tls: zt, name: zc.Policy.Name, states: newConnStates(), bound: map[policy.Transport]netip.AddrPort{},
+		udp: map[string]*net.UDPConn{}}
 	sipLog := slog.New(&redactHandler{h: s.log.Handler(), parseErrors: &s.stats.parseErrors}).With("zone", z.name)
 	host := zc.Advertise
 	if host == "" && len(zc.Listen) > 0 {
 		host = zc.Listen[0].Addr.Addr().String()
 	}
 	opts := []sipgo.UserAgentOption{
-		sipgo.WithUserAgent(s.cfg.UserAgent),
+		sipgo.WithUserAgent(cmp.Or(zc.UserAgent, "parapet")), // sipgo's default From, which parapet never leaves it to write
 		sipgo.WithUserAgentHostname(uriHost(host)),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog),
+			sip.WithTransportLayerReadFilter(s.gate(z))),
 		// Not sip.WithTransactionLayerTerminateOnConnClose: in sipgo
 		// v1.7.x it can run the state machine of a client transaction that
 		// is registered but not yet initialised (a connection closed right
@@ -131,6 +138,7 @@ func (s *Server) bind(z *zone, l topology.Listener) error {
 		}
 		z.note(l.Transport, c.LocalAddr().(*net.UDPAddr).AddrPort())
 		z.closers = append(z.closers, c)
+		z.udp[c.LocalAddr().String()] = c
 		z.serve = append(z.serve, func() error { return z.srv.ServeUDP(c) })
 	case policy.TransportTCP:
 		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(l.Addr))

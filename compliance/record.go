@@ -16,8 +16,10 @@ import (
 
 // SchemaVersion is the version of the record schema written by this build.
 // Version 2 added evidence fields and events and changed what some counters
-// count (docs/records.md, Versions); version 1 records stay valid.
-const SchemaVersion = 2
+// count; version 3 sums outsiders' requests in outsiders events instead of
+// recording them alone (docs/records.md, Versions). Older records stay
+// valid.
+const SchemaVersion = 3
 
 // Record types.
 const (

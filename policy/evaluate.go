@@ -99,6 +99,11 @@ const (
 	// RuleRouteCallLimit: the route is carrying its max_calls; b2bua
 	// decides it, with 503 and Retry-After.
 	RuleRouteCallLimit = "route.call-limit"
+	// RuleZoneCallLimit and RuleSiteCallLimit: the caller's zone, or the
+	// whole site, has its max_calls up; b2bua decides them, with 503 and
+	// Retry-After.
+	RuleZoneCallLimit = "zone.call-limit"
+	RuleSiteCallLimit = "site.call-limit"
 )
 
 // SIP statuses a decision can carry.

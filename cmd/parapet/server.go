@@ -303,7 +303,6 @@ func (in *instance) b2buaConfig(cfg *configs.Config, hash string) b2bua.Config {
 		Journal:       in.journal,
 		Pseudonymizer: in.pseudo,
 		Logger:        in.log,
-		UserAgent:     "parapet/" + parapetVersion(),
 	}
 	for _, z := range cfg.Zones {
 		name := z.Policy.Name

@@ -2,6 +2,7 @@ package report
 
 import (
 	"cmp"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -486,6 +487,10 @@ func (b *Builder) addConn(source string, rec *compliance.Record) {
 	}
 	ec.Count++
 	ec.Folded += ev.Suppressed
+	if t := ev.Tally; t != nil && t.Total() > 0 {
+		// One summary stands for every request and connection it counts.
+		ec.Folded += t.Total() - 1
+	}
 	ex := Example{Source: source, Seq: rec.Seq, Time: rec.Time, Zone: ev.Zone, Remote: ev.Remote, Reason: connReason(ev)}
 	if len(ec.Examples) < b.opts.MaxExamples {
 		ec.Examples = append(ec.Examples, ex)
@@ -530,7 +535,20 @@ func connReason(ev *compliance.ConnEvent) string {
 	if ev.Suppressed > 0 {
 		parts = append(parts, "and "+strconv.FormatUint(ev.Suppressed, 10)+" more folded into this record")
 	}
+	if t := ev.Tally; t != nil {
+		parts = append(parts, tallyReason(t))
+	}
 	return strings.Join(parts, "; ")
+}
+
+// tallyReason says what an outsiders summary counts, busiest source first.
+func tallyReason(t *compliance.OutsiderTally) string {
+	s := fmt.Sprintf("%d requests and connections from outside the peers: %d refused (403), %d dropped, %d from scanners, %d over budget, %d connections closed, %d TLS handshakes failed",
+		t.Total(), t.Refused, t.Dropped, t.Scanners, t.OverBudget, t.Connections, t.TLSRefused)
+	if len(t.Prefixes) > 0 {
+		s += fmt.Sprintf("; busiest prefix %s (%d)", t.Prefixes[0].Key, t.Prefixes[0].Count)
+	}
+	return s
 }
 
 // certProblem says what was wrong with a refused handshake's client

@@ -82,11 +82,13 @@ func (b *Builder) judgeAccess(_ *Report, cr *ControlResult) {
 	sat := b.findingsOf(policy.ControlAccess, policy.StatusSatisfied)
 	viol := b.findingsOf(policy.ControlAccess, policy.StatusViolated)
 	refused, folded := b.event(compliance.EventSourceRefused)
+	summaries, counted := b.event(compliance.EventOutsiders)
+	refused, folded = refused+summaries, folded+counted
 	if sat > 0 {
 		cr.add("%d %s admitted from within the zone's peers", sat, plural(sat, "call was", "calls were"))
 	}
 	if refused > 0 {
-		cr.add("%d %s from outside a zone's peers refused and recorded (%d more folded into those records)",
+		cr.add("%d %s from outside a zone's peers refused and recorded (%d more folded or summed into those records)",
 			refused, plural(refused, "request", "requests"), folded)
 	}
 	if viol > 0 {
