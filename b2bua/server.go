@@ -32,7 +32,7 @@ type Server struct {
 	// outsiders sums refusals of sources outside the zones' peers into
 	// one record per zone and period.
 	outsiders *outsiderTallies
-	stats  stats
+	stats     stats
 	// dtls is parapet's certificate for DTLS-SRTP, one per process; peers
 	// check it against the fingerprint in parapet's SDP.
 	dtls *media.DTLSCertificate

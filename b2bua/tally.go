@@ -15,12 +15,12 @@ import (
 type outsiderFate int
 
 const (
-	fateRefused     outsiderFate = iota // one stateless 403
-	fateDropped                         // zone drops outsiders
-	fateScanner                         // a scanner's signature
-	fateOverBudget                      // beyond the outsider request budgets
-	fateConnection                      // TCP/TLS connection closed at accept
-	fateTLSRefused                      // TLS handshake failed
+	fateRefused    outsiderFate = iota // one stateless 403
+	fateDropped                        // zone drops outsiders
+	fateScanner                        // a scanner's signature
+	fateOverBudget                     // beyond the outsider request budgets
+	fateConnection                     // TCP/TLS connection closed at accept
+	fateTLSRefused                     // TLS handshake failed
 	fateCount
 )
 
