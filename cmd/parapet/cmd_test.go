@@ -549,7 +549,7 @@ admin { listen = "127.0.0.1:%d" }
 		if r.Log != nil && r.Log.Event == compliance.LogReloaded {
 			reloads = append(reloads, r.Log.Detail)
 		}
-		if r.Conn != nil && r.Conn.Event == compliance.EventSourceRefused {
+		if r.Conn != nil && r.Conn.Event == compliance.EventOutsiders {
 			refused = r.Conn
 		}
 	}
@@ -558,8 +558,8 @@ admin { listen = "127.0.0.1:%d" }
 	}
 	_, after, _ := strings.Cut(reloads[0], " -> ")
 	newHash, _, _ := strings.Cut(after, " ")
-	if newHash != reloaded.PolicyHash || refused == nil || refused.PolicyHash != newHash {
-		t.Errorf("source_refused event %+v, want it under the reloaded policy %s", refused, newHash)
+	if newHash != reloaded.PolicyHash || refused == nil || refused.PolicyHash != newHash || refused.Tally.Refused == 0 {
+		t.Errorf("outsiders summary %+v, want it under the reloaded policy %s", refused, newHash)
 	}
 }
 
