@@ -23,6 +23,8 @@ type rules struct {
 	zones        map[string]*zoneRules
 	mediaTimeout time.Duration
 	holdTimeout  time.Duration
+	// limits are the site's budgets (connections and requests alike).
+	limits topology.Limits
 	// vocab is parapet's own words that free text in records keeps as
 	// they are: the zone and route names.
 	vocab []string
@@ -32,6 +34,8 @@ type rules struct {
 type zoneRules struct {
 	pol      policy.Zone
 	feedback topology.Feedback
+	// outsiders is how the zone refuses sources outside its peers.
+	outsiders topology.Refusal
 }
 
 // routeRules is a route as the rules hold it: as configured, with the
@@ -49,7 +53,10 @@ func newRules(cfg *Config) *rules {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	r := &rules{hash: cfg.PolicyHash, zones: map[string]*zoneRules{}, mediaTimeout: cfg.Media.Timeout}
+	r := &rules{hash: cfg.PolicyHash, zones: map[string]*zoneRules{}, mediaTimeout: cfg.Media.Timeout, limits: cfg.Limits}
+	if r.limits == (topology.Limits{}) {
+		r.limits = topology.DefaultLimits
+	}
 	if r.mediaTimeout <= 0 {
 		r.mediaTimeout = 30 * time.Second
 	}
@@ -58,7 +65,11 @@ func newRules(cfg *Config) *rules {
 		r.holdTimeout = time.Hour
 	}
 	for _, z := range cfg.Zones {
-		r.zones[z.Policy.Name] = &zoneRules{pol: z.Policy, feedback: z.Feedback}
+		zr := &zoneRules{pol: z.Policy, feedback: z.Feedback, outsiders: z.Outsiders}
+		if zr.outsiders == "" {
+			zr.outsiders = topology.RefusalRefuse
+		}
+		r.zones[z.Policy.Name] = zr
 		r.vocab = append(r.vocab, z.Policy.Name)
 	}
 	for _, rt := range cfg.Routes {
@@ -72,17 +83,18 @@ func newRules(cfg *Config) *rules {
 	return r
 }
 
-// same reports whether new calls would get the same rules from o as from
-// r: each zone's policy and offer profile, the routes (credentials
-// included) and the media timeouts. The hash is not compared.
+// same reports whether new calls and connections would get the same rules
+// from o as from r: each zone's policy, offer profile and refusal of
+// outsiders, the routes (credentials included), the media timeouts and
+// the limits. The hash is not compared.
 func (r *rules) same(o *rules) bool {
-	if r.mediaTimeout != o.mediaTimeout || r.holdTimeout != o.holdTimeout ||
+	if r.mediaTimeout != o.mediaTimeout || r.holdTimeout != o.holdTimeout || r.limits != o.limits ||
 		len(r.zones) != len(o.zones) || len(r.routes) != len(o.routes) {
 		return false
 	}
 	for name, z := range r.zones {
 		oz := o.zones[name]
-		if oz == nil || !reflect.DeepEqual(z.pol, oz.pol) || z.feedback != oz.feedback {
+		if oz == nil || !reflect.DeepEqual(z.pol, oz.pol) || z.feedback != oz.feedback || z.outsiders != oz.outsiders {
 			return false
 		}
 	}
@@ -132,14 +144,15 @@ func (r *rules) feedback(name string, offered bool) bool {
 	return offered
 }
 
-// Reload replaces the zones' policies, the routes and the media timeouts
-// with cfg's. Calls already up keep the rules they started with; new calls
-// and connections get the new ones. What is bound or allocated at Start —
-// zones and their listeners, advertised names, TLS settings, the media
-// address and port range — cannot change: a cfg that changes any of it is
-// refused with an error naming the setting, and nothing changes. The TLS
-// material (Config.TLS) and the sink given to New stay; certificates are
-// reloaded by whoever built the TLS configurations.
+// Reload replaces the zones' policies and refusal of outsiders, the
+// routes, the media timeouts and the limits with cfg's. Calls already up
+// keep the rules they started with, connections already open stay; new
+// calls and connections get the new rules. What is bound or allocated at
+// Start — zones and their listeners, advertised names, TLS settings, the
+// media address and port range — cannot change: a cfg that changes any of
+// it is refused with an error naming the setting, and nothing changes. The
+// TLS material (Config.TLS) and the sink given to New stay; certificates
+// are reloaded by whoever built the TLS configurations.
 func (s *Server) Reload(cfg Config) error {
 	if err := s.reloadable(&cfg); err != nil {
 		return err
