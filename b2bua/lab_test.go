@@ -123,6 +123,8 @@ type labOptions struct {
 	outboundMax     int // max_calls of the outbound route
 	journal         b2bua.Journal
 	journalRefresh  time.Duration
+	limits          topology.Limits  // the site's budgets (zero: the defaults)
+	carrierOutside  topology.Refusal // the carrier zone's outsiders setting
 }
 
 type lab struct {
@@ -229,8 +231,9 @@ func newLab(t testing.TB, o labOptions) *lab {
 					{Transport: policy.TransportTCP, Addr: netip.AddrPortFrom(loop, 0)}},
 				Feedback: o.pbxFeedback},
 			{Policy: carrierZone,
-				Listen:   []topology.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
-				Feedback: o.carrierFeedback},
+				Listen:    []topology.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
+				Feedback:  o.carrierFeedback,
+				Outsiders: o.carrierOutside},
 		},
 		TLS: map[string]b2bua.ZoneTLS{"carrier": {Server: zoneTLS.ServerConfig(), Client: clientTLS}},
 		Routes: []topology.Route{
@@ -241,6 +244,7 @@ func newLab(t testing.TB, o labOptions) *lab {
 				Target: topology.Target{Host: loop.String(), Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
 		},
 		Getenv:         func(string) string { return o.password },
+		Limits:         o.limits,
 		Media:          topology.Media{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout, HoldTimeout: o.holdTimeout},
 		PolicyHash:     "sha256:test",
 		Sink:           l.sink,

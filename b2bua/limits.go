@@ -52,12 +52,12 @@ type connCounts struct {
 type connRefusal int
 
 const (
-	connFits          connRefusal = iota
-	refusedFull                   // the listener holds its total
-	refusedOutsiders              // outsiders hold their share
-	refusedSource                 // this outside address holds its share
-	refusedPrefix                 // this outside /24 or /64 holds its share
-	refusedOutsiderDrop           // the zone drops outsiders
+	connFits            connRefusal = iota
+	refusedFull                     // the listener holds its total
+	refusedOutsiders                // outsiders hold their share
+	refusedSource                   // this outside address holds its share
+	refusedPrefix                   // this outside /24 or /64 holds its share
+	refusedOutsiderDrop             // the zone drops outsiders
 )
 
 var refusalText = [...]string{

@@ -254,7 +254,11 @@ func TestLimitListener(t *testing.T) {
 	drop := false
 	b := connBudget{total: 6, outsiders: 4, perSource: 3, perPrefix: 100}
 	ll := newLimitListener(&flakyListener{Listener: raw, fails: 3},
-		func(ip netip.Addr) connRules { mu.Lock(); defer mu.Unlock(); return connRules{peer: ip == peer, drop: drop, budget: b} },
+		func(ip netip.Addr) connRules {
+			mu.Lock()
+			defer mu.Unlock()
+			return connRules{peer: ip == peer, drop: drop, budget: b}
+		},
 		func(src netip.Addr, _ string, peer bool, why connRefusal) {
 			mu.Lock()
 			refused = append(refused, refusal{src, peer, why})

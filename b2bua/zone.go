@@ -27,7 +27,9 @@ type zone struct {
 	cli    *sipgo.Client
 	states *connStates
 	// bound is the first bound listener address per transport.
-	bound   map[policy.Transport]netip.AddrPort
+	bound map[policy.Transport]netip.AddrPort
+	// limited are the zone's TCP and TLS listeners, with their counts.
+	limited []*limitListener
 	closers []io.Closer
 	serve   []func() error
 }
@@ -182,12 +184,14 @@ func (s *Server) limit(z *zone, t policy.Transport, ln net.Listener) net.Listene
 			e.Error = why.String()
 		})
 	}
-	return newLimitListener(ln, rules, refuse, func(err error) {
+	ll := newLimitListener(ln, rules, refuse, func(err error) {
 		if n, ok := s.events.allow("accept|"+ln.Addr().String(), time.Now()); ok {
 			s.log.Warn("accepting connections failed; retrying", "zone", z.name, "listener", ln.Addr().String(),
 				"error", err, "folded", n)
 		}
 	})
+	z.limited = append(z.limited, ll)
+	return ll
 }
 
 func (z *zone) note(t policy.Transport, a netip.AddrPort) {

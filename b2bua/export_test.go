@@ -1,0 +1,14 @@
+package b2bua
+
+// HeldConns returns the connections zone's TCP and TLS listeners hold,
+// all of them and those from outside its peers: what the connection
+// budgets count.
+func (s *Server) HeldConns(zone string) (open, outsiders int) {
+	for _, l := range s.byName[zone].limited {
+		l.mu.Lock()
+		open += l.open
+		outsiders += l.outsiders
+		l.mu.Unlock()
+	}
+	return open, outsiders
+}
