@@ -161,16 +161,15 @@ func (l *limitListener) admit(c net.Conn) net.Conn {
 		why = l.take(ip, r)
 	}
 	if why != connFits {
-		remote := c.RemoteAddr().String()
-		if !r.peer {
+		// Counted before the close: whoever sees the close finds it
+		// counted.
+		l.refuse(ip, c.RemoteAddr().String(), r.peer, why)
+		if tc, ok := c.(*net.TCPConn); ok && !r.peer {
 			// A reset, not a FIN: nothing for the stranger to read, and
 			// no TIME_WAIT state kept here for each of a flood.
-			if tc, ok := c.(*net.TCPConn); ok {
-				tc.SetLinger(0)
-			}
+			tc.SetLinger(0)
 		}
 		c.Close()
-		l.refuse(ip, remote, r.peer, why)
 		return nil
 	}
 	if !r.peer {

@@ -163,13 +163,13 @@ func TestOutsidersNeverTakeThePeersShare(t *testing.T) {
 }
 
 // Whatever the order of opens and closes, from peers and from outsiders
-// of few or many addresses and prefixes, the counts stay within the
+// of IPv4 and IPv6 addresses and prefixes, the counts stay within the
 // budgets, a refusal is always for a budget that is really full, and a
 // peer is never refused while the listener has room.
 func TestLimitListenerBudgetsHold(t *testing.T) {
 	b := connBudget{total: 40, outsiders: 16, perSource: 3, perPrefix: 6}
 	peer := netip.MustParseAddr("10.0.0.1")
-	l, _ := budgetListener(b, peer)
+	l, refused := budgetListener(b, peer)
 	type held struct {
 		c  net.Conn
 		ip netip.Addr
@@ -193,8 +193,11 @@ func TestLimitListenerBudgetsHold(t *testing.T) {
 			continue
 		}
 		ip := peer
-		if rng.IntN(4) != 0 {
+		switch rng.IntN(4) {
+		case 1, 2: // one of 40 addresses in 8 /24s
 			ip = netip.AddrFrom4([4]byte{192, 0, byte(rng.IntN(8)), byte(rng.IntN(5))})
+		case 3: // one of 40 addresses in 4 /64s
+			ip = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 7: byte(rng.IntN(4)), 15: byte(rng.IntN(10))})
 		}
 		outside := func(a netip.Addr) bool { return a != peer }
 		c := connCounts{open: len(open), outsiders: count(outside), source: count(func(a netip.Addr) bool { return a == ip }),
@@ -209,6 +212,11 @@ func TestLimitListenerBudgetsHold(t *testing.T) {
 		}
 		if len(open) > b.total || count(outside) > b.outsiders || (ip == peer && got == nil && len(open) < b.total) {
 			t.Fatalf("step %d: %d open, %d of them outsiders, over budget %+v", step, len(open), count(outside), b)
+		}
+	}
+	for _, why := range []connRefusal{refusedFull, refusedOutsiders, refusedSource, refusedPrefix} {
+		if refused[why] == 0 {
+			t.Errorf("no refusal for %q in the run: %v", why, refused)
 		}
 	}
 	for _, h := range open {
@@ -353,15 +361,6 @@ func TestLimitListener(t *testing.T) {
 
 	want := []refusal{{netip.MustParseAddr("127.0.0.1"), false, refusedSource}, {netip.MustParseAddr("127.0.0.2"), false, refusedOutsiders},
 		{peer, true, refusedFull}, {netip.MustParseAddr("127.0.0.3"), false, refusedOutsiderDrop}}
-	// The report follows the close: wait for it.
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		mu.Lock()
-		n := len(refused)
-		mu.Unlock()
-		if n >= len(want) {
-			break
-		}
-	}
 	mu.Lock()
 	if !slices.Equal(refused, want) {
 		t.Errorf("refusals %+v, want %+v", refused, want)
