@@ -13,6 +13,13 @@ func (s *Server) onHandshake(z *zone, r handshakeResult) {
 		s.stats.tlsHandshakes.Add(1)
 		return
 	}
+	if ip, ok := s.outsider(z, r.Remote); ok {
+		// Counted in the zone's tally, not one record (nor log line) each.
+		s.stats.tlsRefused.Add(1)
+		s.tallyOutsider(z, ip, "", fateTLSRefused)
+		s.log.Debug("tls handshake refused", "zone", z.name, "remote", r.Remote, "error", r.Err)
+		return
+	}
 	// Held from the count on: a refusal counted is in the records too.
 	s.evMu.RLock()
 	defer s.evMu.RUnlock()
@@ -33,6 +40,17 @@ func (s *Server) onHandshake(z *zone, r handshakeResult) {
 			e.PeerCert = ci
 		}
 	})
+}
+
+// outsider reports whether remote, an address:port, is outside zone z's
+// peers by the rules in force, and its address.
+func (s *Server) outsider(z *zone, remote string) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	ip := ap.Addr().Unmap()
+	return ip, !s.rules.Load().zone(z.name).AdmitsSource(ip)
 }
 
 // connEvent writes a connection-event record, folding floods of alike

@@ -3,3 +3,16 @@ package b2bua
 // FlushOutsiders ends the outsider tallies' period now (tests cannot wait
 // for the 10 s tick).
 func (s *Server) FlushOutsiders() { s.flushOutsiders() }
+
+// HeldConns returns the connections zone's TCP and TLS listeners hold,
+// all of them and those from outside its peers: what the connection
+// budgets count.
+func (s *Server) HeldConns(zone string) (open, outsiders int) {
+	for _, l := range s.byName[zone].limited {
+		l.mu.Lock()
+		open += l.open
+		outsiders += l.outsiders
+		l.mu.Unlock()
+	}
+	return open, outsiders
+}

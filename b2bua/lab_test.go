@@ -140,9 +140,10 @@ type labOptions struct {
 	outboundMax     int // max_calls of the outbound route
 	journal         b2bua.Journal
 	journalRefresh  time.Duration
-	limits          topology.Limits // zero: the defaults
+	limits          topology.Limits // the site's budgets (zero: the defaults)
 	pbxOutsiders    topology.Refusal
 	pbxMaxCalls     int
+	carrierOutside  topology.Refusal // the carrier zone's outsiders setting
 }
 
 type lab struct {
@@ -249,8 +250,9 @@ func newLab(t testing.TB, o labOptions) *lab {
 					{Transport: policy.TransportTCP, Addr: netip.AddrPortFrom(loop, 0)}},
 				Feedback: o.pbxFeedback, Outsiders: o.pbxOutsiders, MaxCalls: o.pbxMaxCalls},
 			{Policy: carrierZone,
-				Listen:   []topology.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
-				Feedback: o.carrierFeedback},
+				Listen:    []topology.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
+				Feedback:  o.carrierFeedback,
+				Outsiders: o.carrierOutside},
 		},
 		TLS: map[string]b2bua.ZoneTLS{"carrier": {Server: zoneTLS.ServerConfig(), Client: clientTLS}},
 		Routes: []topology.Route{

@@ -19,11 +19,12 @@ import (
 // included; its record names that snapshot's hash.
 type rules struct {
 	hash         string
-	limits       topology.Limits
 	routes       []routeRules
 	zones        map[string]*zoneRules
 	mediaTimeout time.Duration
 	holdTimeout  time.Duration
+	// limits are the site's budgets (connections and requests alike).
+	limits topology.Limits
 	// vocab is parapet's own words that free text in records keeps as
 	// they are: the zone and route names.
 	vocab []string
@@ -89,9 +90,10 @@ func newRules(cfg *Config) *rules {
 	return r
 }
 
-// same reports whether new calls would get the same rules from o as from
-// r: each zone's policy and offer profile, the routes (credentials
-// included) and the media timeouts. The hash is not compared.
+// same reports whether new calls and connections would get the same rules
+// from o as from r: each zone's policy, offer profile and refusal of
+// outsiders, the routes (credentials included), the media timeouts and
+// the limits. The hash is not compared.
 func (r *rules) same(o *rules) bool {
 	if r.mediaTimeout != o.mediaTimeout || r.holdTimeout != o.holdTimeout || r.limits != o.limits ||
 		len(r.zones) != len(o.zones) || len(r.routes) != len(o.routes) {
@@ -150,14 +152,15 @@ func (r *rules) feedback(name string, offered bool) bool {
 	return offered
 }
 
-// Reload replaces the zones' policies, the routes and the media timeouts
-// with cfg's. Calls already up keep the rules they started with; new calls
-// and connections get the new ones. What is bound or allocated at Start —
-// zones and their listeners, advertised names, TLS settings, the media
-// address and port range — cannot change: a cfg that changes any of it is
-// refused with an error naming the setting, and nothing changes. The TLS
-// material (Config.TLS) and the sink given to New stay; certificates are
-// reloaded by whoever built the TLS configurations.
+// Reload replaces the zones' policies and refusal of outsiders, the
+// routes, the media timeouts and the limits with cfg's. Calls already up
+// keep the rules they started with, connections already open stay; new
+// calls and connections get the new rules. What is bound or allocated at
+// Start — zones and their listeners, advertised names, TLS settings, the
+// media address and port range — cannot change: a cfg that changes any of
+// it is refused with an error naming the setting, and nothing changes. The
+// TLS material (Config.TLS) and the sink given to New stay; certificates
+// are reloaded by whoever built the TLS configurations.
 func (s *Server) Reload(cfg Config) error {
 	if err := s.reloadable(&cfg); err != nil {
 		return err

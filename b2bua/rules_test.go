@@ -44,6 +44,8 @@ func TestReloadNamesWhatNeedsARestart(t *testing.T) {
 		{"feedback", func(c *Config) { c.Zones[1].Feedback = topology.FeedbackOff }, ""},
 		{"routes", func(c *Config) { c.Routes = nil }, ""},
 		{"timeouts", func(c *Config) { c.Media.Timeout, c.Media.HoldTimeout = time.Minute, time.Minute }, ""},
+		{"limits", func(c *Config) { c.Limits = topology.Limits{Connections: 100, OutsiderConnections: 10} }, ""},
+		{"outsiders", func(c *Config) { c.Zones[1].Outsiders = topology.RefusalDrop }, ""},
 		{"zone removed", func(c *Config) { c.Zones = c.Zones[:1]; c.Routes = nil },
 			"b2bua: reload: zones added or removed (1, was 2): restart needed"},
 		{"zones swapped", func(c *Config) { c.Zones[0], c.Zones[1] = c.Zones[1], c.Zones[0] },
@@ -122,6 +124,10 @@ func TestCheckReloadChanged(t *testing.T) {
 		{"feedback", func(c *Config) { c.Zones[0].Feedback = topology.FeedbackOff }, true},
 		{"timeout", func(c *Config) { c.Media.Timeout = time.Minute }, true},
 		{"hold timeout", func(c *Config) { c.Media.HoldTimeout = time.Minute }, true},
+		{"limits", func(c *Config) { c.Limits = topology.DefaultLimits; c.Limits.OutsiderConnections = 10 }, true},
+		{"default limits spelt out", func(c *Config) { c.Limits = topology.DefaultLimits }, false},
+		{"outsiders", func(c *Config) { c.Zones[1].Outsiders = topology.RefusalDrop }, true},
+		{"outsiders default spelt out", func(c *Config) { c.Zones[1].Outsiders = topology.RefusalRefuse }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &Server{cfg: reloadBase()}

@@ -12,9 +12,12 @@ type Stats struct {
 	CallsActive   int
 	Calls         map[string]uint64 // by disposition
 	TLSHandshakes uint64
-	TLSRefused    uint64
+	// TLSRefused counts failed TLS handshakes on the listeners, from
+	// peers and outsiders alike (the outsiders' are also in Outsiders).
+	TLSRefused uint64
 	// ConnsRefused counts TCP/TLS connections closed at accept by the
-	// connection limits.
+	// connection limits or because the zone drops outsiders (peers' and
+	// outsiders' alike; the outsiders' are also in Outsiders).
 	ConnsRefused uint64
 	// ParseErrors counts datagrams and stream reads that were not SIP
 	// (dropped; a stream connection is closed).

@@ -32,7 +32,9 @@ type zone struct {
 	bound map[policy.Transport]netip.AddrPort
 	// udp are the zone's UDP sockets by local address, for the gate's
 	// stateless responses.
-	udp     map[string]*net.UDPConn
+	udp map[string]*net.UDPConn
+	// limited are the zone's TCP and TLS listeners, with their counts.
+	limited []*limitListener
 	closers []io.Closer
 	serve   []func() error
 }
@@ -168,24 +170,36 @@ func (s *Server) bind(z *zone, l topology.Listener) error {
 	return nil
 }
 
-// limit wraps a TCP or TLS listener of zone z in its connection limits;
-// refused connections become (rate-limited) connection events.
+// limit wraps a TCP or TLS listener of zone z in the connection budgets
+// of the rules in force. A refused peer is a (folded) connection_limit
+// event; a refused outsider is counted in the zone's outsider tally only,
+// so that any number of strangers costs a bounded number of records.
 func (s *Server) limit(z *zone, t policy.Transport, ln net.Listener) net.Listener {
 	sig := policy.SignalingFacts{Transport: t}
-	return newLimitListener(ln, func(ip netip.Addr) bool { return s.rules.Load().zone(z.name).AdmitsSource(ip) },
-		func(remote, why string) {
-			s.stats.connRefused.Add(1)
-			s.connEvent(z, compliance.EventConnectionLimit, sig, remote, func(e *compliance.ConnEvent) {
-				e.Local = ln.Addr().String()
-				e.Error = why
-			})
-		},
-		func(err error) {
-			if n, ok := s.events.allow("accept|"+ln.Addr().String(), time.Now()); ok {
-				s.log.Warn("accepting connections failed; retrying", "zone", z.name, "listener", ln.Addr().String(),
-					"error", err, "folded", n)
-			}
+	rules := func(ip netip.Addr) connRules {
+		r := s.rules.Load()
+		zr := r.zones[z.name]
+		return connRules{peer: zr.pol.AdmitsSource(ip), drop: zr.outsiders == topology.RefusalDrop, budget: budgetOf(r.limits)}
+	}
+	refuse := func(ip netip.Addr, remote string, peer bool, why connRefusal) {
+		s.stats.connRefused.Add(1)
+		if !peer {
+			s.tallyOutsider(z, ip, "", fateConnection)
+			return
+		}
+		s.connEvent(z, compliance.EventConnectionLimit, sig, remote, func(e *compliance.ConnEvent) {
+			e.Local = ln.Addr().String()
+			e.Error = why.String()
 		})
+	}
+	ll := newLimitListener(ln, rules, refuse, func(err error) {
+		if n, ok := s.events.allow("accept|"+ln.Addr().String(), time.Now()); ok {
+			s.log.Warn("accepting connections failed; retrying", "zone", z.name, "listener", ln.Addr().String(),
+				"error", err, "folded", n)
+		}
+	})
+	z.limited = append(z.limited, ll)
+	return ll
 }
 
 func (z *zone) note(t policy.Transport, a netip.AddrPort) {

@@ -34,7 +34,7 @@ func newCollector(srv *b2bua.Server, journal *compliance.Journal) *collector {
 		active:       d("calls_active", "Calls in progress."),
 		tlsOK:        d("tls_handshakes_total", "TLS handshakes completed on listeners."),
 		tlsRefused:   d("tls_handshakes_refused_total", "TLS handshakes refused or failed (listeners and outbound)."),
-		connRefused:  d("connections_refused_total", "TCP/TLS connections closed at accept by the connection limits."),
+		connRefused:  d("connections_refused_total", "TCP/TLS connections closed at accept by the connection limits, or because the zone drops outsiders."),
 		parseErrors:  d("sip_parse_errors_total", "Datagrams and stream reads on SIP listeners that were not SIP (dropped; a TCP/TLS connection is closed), and requests without what every SIP request must carry (dropped without a Via branch, else 400 or 505)."),
 		outsiders:    d("outsider_requests_total", "Requests and TCP/TLS connections from outside the zones' peers, by what they came to: refused (one stateless 403), dropped (zone drops outsiders), scanner, over_budget (beyond the outsider budgets: dropped), connection (closed at accept), tls_refused.", "fate"),
 		callLimited:  d("calls_limited_total", "INVITEs refused with 503 and Retry-After by a call limit (site, zone or route)."),
