@@ -76,22 +76,6 @@ func (m *memSink) conns() []*compliance.ConnEvent {
 	return out
 }
 
-// waitConn waits (at most 5 s) for a connection event of the kind (and,
-// unless method is "", the SIP method) given and returns the last such
-// event; nil if none came.
-func (m *memSink) waitConn(kind compliance.ConnEventKind, method string) *compliance.ConnEvent {
-	var ev *compliance.ConnEvent
-	poll(5*time.Second, func() bool {
-		for _, e := range m.conns() {
-			if e.Event == kind && (method == "" || e.Method == method) {
-				ev = e
-			}
-		}
-		return ev != nil
-	})
-	return ev
-}
-
 // outsiderTally ends the outsider tallies' period now and returns zone's
 // tally (failing when there is none).
 func (l *lab) outsiderTally(t *testing.T, zone string) *compliance.OutsiderTally {

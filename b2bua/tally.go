@@ -68,20 +68,8 @@ func (o *outsiderTallies) add(zone string, src netip.Addr, method string, fate o
 		o.zones[zone] = sl
 	}
 	t := &sl.t
-	switch fate {
-	case fateRefused:
-		t.Refused++
-	case fateDropped:
-		t.Dropped++
-	case fateScanner:
-		t.Scanners++
-	case fateOverBudget:
-		t.OverBudget++
-	case fateConnection:
-		t.Connections++
-	case fateTLSRefused:
-		t.TLSRefused++
-	}
+	counts := [fateCount]*uint64{&t.Refused, &t.Dropped, &t.Scanners, &t.OverBudget, &t.Connections, &t.TLSRefused}
+	*counts[fate]++
 	if method != "" {
 		if _, ok := t.Methods[method]; !ok && len(t.Methods) >= tallyMethods {
 			method = "other"
