@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -42,7 +43,7 @@ type zoneRules struct {
 // drops reports whether the zone answers nothing to a request from outside
 // its peers (scanner: one that carries a scanner's signature).
 func (z *zoneRules) drops(scanner bool) bool {
-	if scanner && z.scanners != topology.RefusalRefuse {
+	if scanner && z.scanners == topology.RefusalDrop {
 		return true
 	}
 	return z.outsiders == topology.RefusalDrop
@@ -75,8 +76,8 @@ func newRules(cfg *Config) *rules {
 		r.holdTimeout = time.Hour
 	}
 	for _, z := range cfg.Zones {
-		r.zones[z.Policy.Name] = &zoneRules{pol: z.Policy, feedback: z.Feedback, outsiders: z.Outsiders,
-			scanners: z.Scanners, maxCalls: z.MaxCalls}
+		r.zones[z.Policy.Name] = &zoneRules{pol: z.Policy, feedback: z.Feedback, maxCalls: z.MaxCalls,
+			outsiders: cmp.Or(z.Outsiders, topology.RefusalRefuse), scanners: cmp.Or(z.Scanners, topology.RefusalDrop)}
 		r.vocab = append(r.vocab, z.Policy.Name)
 	}
 	for _, rt := range cfg.Routes {

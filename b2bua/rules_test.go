@@ -128,6 +128,9 @@ func TestCheckReloadChanged(t *testing.T) {
 		{"default limits spelt out", func(c *Config) { c.Limits = topology.DefaultLimits }, false},
 		{"outsiders", func(c *Config) { c.Zones[1].Outsiders = topology.RefusalDrop }, true},
 		{"outsiders default spelt out", func(c *Config) { c.Zones[1].Outsiders = topology.RefusalRefuse }, false},
+		{"scanners", func(c *Config) { c.Zones[0].Scanners = topology.RefusalRefuse }, true},
+		{"scanners default spelt out", func(c *Config) { c.Zones[0].Scanners = topology.RefusalDrop }, false},
+		{"zone max calls", func(c *Config) { c.Zones[0].MaxCalls = 5 }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &Server{cfg: reloadBase()}
