@@ -727,19 +727,40 @@ func TestConnectionLimitForNonPeers(t *testing.T) {
 	}
 }
 
-// A route with max_calls carries that many calls at once: the next gets 503
-// with Retry-After and a rejected record; once a call ends, a new one fits.
-func TestRouteCallLimit(t *testing.T) {
-	l := newLab(t, labOptions{outboundMax: 1})
+// A route, a zone or the site with max_calls carries that many calls at
+// once: the next gets 503 with Retry-After (limits.retry_after) and a
+// rejected record naming the limit's rule; once a call ends, a new one
+// fits.
+func TestCallLimits(t *testing.T) {
+	site := topology.DefaultLimits
+	site.MaxCalls, site.RetryAfter = 1, 30*time.Second
+	for _, c := range []struct {
+		name, rule, retry string
+		opts              labOptions
+	}{
+		{"route", policy.RuleRouteCallLimit, "10", labOptions{outboundMax: 1}},
+		{"zone", policy.RuleZoneCallLimit, "10", labOptions{pbxMaxCalls: 1}},
+		{"site", policy.RuleSiteCallLimit, "30", labOptions{limits: site}},
+	} {
+		t.Run(c.name, func(t *testing.T) { callLimit(t, c.opts, c.rule, c.retry) })
+	}
+}
+
+func callLimit(t *testing.T, opts labOptions, rule, retryAfter string) {
+	l := newLab(t, opts)
 	ctx := ctxT(t)
 	caller, callee := l.connect(t, ctx)
 	_, err := l.callOut(ctx, sim.CallOptions{})
-	if rej := wantRejected(t, err, 503); !strings.Contains(rej.Warning, "call limit") {
-		t.Errorf("Warning %q", rej.Warning)
+	rej := wantRejected(t, err, 503)
+	if !strings.Contains(rej.Warning, "call limit") || rej.RetryAfter != retryAfter {
+		t.Errorf("Warning %q, Retry-After %q (want %s)", rej.Warning, rej.RetryAfter, retryAfter)
 	}
 	c := l.sink.waitCalls(t, 1)[0]
-	if c.Disposition != compliance.DispositionRejected || c.SIPStatus != 503 || decision(c, policy.RuleRouteCallLimit) == nil {
+	if c.Disposition != compliance.DispositionRejected || c.SIPStatus != 503 || decision(c, rule) == nil {
 		t.Errorf("record of the refused call: %s %d %+v", c.Disposition, c.SIPStatus, c.Decisions)
+	}
+	if st := l.srv.Stats(); st.CallLimited != 1 {
+		t.Errorf("CallLimited = %d", st.CallLimited)
 	}
 	exchange(t, caller, callee)
 	if err := caller.Hangup(ctx); err != nil {

@@ -102,7 +102,8 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 		s.closeMedia()
 		var dr *sipgo.ErrDialogResponse
 		if errors.As(err, &dr) {
-			return nil, &Rejected{Status: dr.Res.StatusCode, Reason: dr.Res.Reason, Warning: headerValue(dr.Res, "Warning")}
+			return nil, &Rejected{Status: dr.Res.StatusCode, Reason: dr.Res.Reason, Warning: headerValue(dr.Res, "Warning"),
+				RetryAfter: headerValue(dr.Res, "Retry-After")}
 		}
 		return nil, err
 	}
@@ -152,9 +153,10 @@ func headerValue(m interface{ GetHeader(string) sip.Header }, name string) strin
 
 // Rejected is a call refused with a final status.
 type Rejected struct {
-	Status  int
-	Reason  string
-	Warning string
+	Status     int
+	Reason     string
+	Warning    string
+	RetryAfter string // the Retry-After header, if any
 }
 
 func (r *Rejected) Error() string {
