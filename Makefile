@@ -3,13 +3,13 @@
 #   make test
 #
 # `make test` installs the real SIP peers the interop tests drive (baresip,
-# SIPp, tshark/dumpcap; poppler-utils to look at the PDF reports) when they are missing, then runs every test. The
+# SIPp, tshark/dumpcap; poppler-utils to look at the PDF reports; SIPVicious to scan it) when they are missing, then runs every test. The
 # interop tests fail — they do not skip — when a peer is missing; only
 # `go test -short ./...` leaves them out on purpose.
 
 GO        ?= go
-PEERS     := baresip linphonec sipp tshark dumpcap socat pdftoppm pdftotext
-APT_PKGS  := baresip-core linphone-cli sip-tester tshark socat poppler-utils ca-certificates
+PEERS     := baresip linphonec sipp tshark dumpcap socat pdftoppm pdftotext svmap svwar
+APT_PKGS  := baresip-core linphone-cli sip-tester tshark socat poppler-utils sipvicious ca-certificates
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: test test-short peers vet lint build bench fuzz clean
@@ -39,7 +39,7 @@ peers:
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "installing test peers (missing:$$missing)"; \
 	SUDO=""; if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
-	command -v apt-get >/dev/null 2>&1 || { echo "cannot install$$missing: no apt-get; install baresip, linphonec, sipp, tshark, socat, poppler-utils by hand" >&2; exit 1; }; \
+	command -v apt-get >/dev/null 2>&1 || { echo "cannot install$$missing: no apt-get; install baresip, linphonec, sipp, tshark, socat, poppler-utils, sipvicious by hand" >&2; exit 1; }; \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PKGS)
 

@@ -26,7 +26,7 @@ func Require(t testing.TB, tools ...string) {
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is required for this test and is not installed (%v): run `make peers` "+
-				"(apt-get install baresip-core linphone-cli sip-tester tshark socat poppler-utils)", tool, err)
+				"(apt-get install baresip-core linphone-cli sip-tester tshark socat poppler-utils sipvicious)", tool, err)
 		}
 	}
 }
