@@ -83,6 +83,7 @@ func (s *Server) drainEvents(all bool) {
 		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
 	}
 	s.flushOutsiders()
+	s.lines.drain(time.Now(), all)
 }
 
 // flushOutsiders writes each zone's outsider tally of the period that

@@ -29,7 +29,7 @@ func TestHeaderValue(t *testing.T) {
 		{strangerOptions, "call-id", "i", "compact-call-id@192.0.2.66"}, // compact form, space before the colon
 		{strangerOptions, "cseq", "", "1 OPTIONS"},
 		{strings.ReplaceAll(strangerOptions, "i : compact", "CALL-ID:\tcompact"), "call-id", "i", "compact-call-id@192.0.2.66"},
-		{strangerOptions, "contact", "m", ""},                       // none: the body's lines are not headers
+		{strangerOptions, "contact", "m", ""},                                     // none: the body's lines are not headers
 		{"INVITE sip:x SIP/2.0\nCall-ID: lf-only\n\n", "call-id", "i", "lf-only"}, // bare LF line ends
 		{"garbage", "call-id", "i", ""},
 		{"", "call-id", "i", ""},

@@ -32,7 +32,9 @@ type Server struct {
 	// outsiders sums refusals of sources outside the zones' peers into
 	// one record per zone and period.
 	outsiders *outsiderTallies
-	stats     stats
+	// lines folds repeated warnings and errors in the server's log.
+	lines *lineFolder
+	stats stats
 	// dtls is parapet's certificate for DTLS-SRTP, one per process; peers
 	// check it against the fingerprint in parapet's SDP.
 	dtls *media.DTLSCertificate
@@ -89,9 +91,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	lines := newLineFolder(10 * time.Second)
 	s := &Server{
 		cfg:      cfg,
-		log:      cfg.Logger,
+		lines:    lines,
+		log:      slog.New(newFoldHandler(cfg.Logger.Handler(), lines)),
 		byName:   map[string]*zone{},
 		pool:     pool,
 		reg:      newRegistry(),
