@@ -61,7 +61,12 @@ func (s countingSink) Append(r *compliance.Record) error {
 
 var quietOnce sync.Once
 
-func newCallLab(b *testing.B, journal bool) *callLab {
+func newCallLab(b *testing.B, journal bool) *callLab { return newCallLabWith(b, journal, nil) }
+
+// newCallLabWith is newCallLab with edit applied to the server's
+// configuration before it starts. The zones' only peer is 127.0.0.1, where
+// the simulated peers are: other loopback addresses are outsiders.
+func newCallLabWith(b *testing.B, journal bool, edit func(*b2bua.Config)) *callLab {
 	b.Helper()
 	dir := b.TempDir()
 	loop := netip.MustParseAddr("127.0.0.1")
@@ -108,7 +113,7 @@ func newCallLab(b *testing.B, journal bool) *callLab {
 	if err != nil {
 		b.Fatal(err)
 	}
-	loopNet := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	loopNet := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	cfg := b2bua.Config{
 		Zones: []topology.Zone{
 			{Policy: policy.Zone{Name: "pbx", Signaling: policy.RequirementOff, MinTLS: policy.VersionTLS12,
@@ -130,6 +135,9 @@ func newCallLab(b *testing.B, journal bool) *callLab {
 	}
 	if l.journal != nil {
 		cfg.Journal = l.journal
+	}
+	if edit != nil {
+		edit(&cfg)
 	}
 	if l.srv, err = b2bua.New(cfg); err != nil {
 		b.Fatal(err)
