@@ -8,6 +8,8 @@
 zone "pbx" {
   listen = ["udp://127.0.0.1:5060", "tcp://127.0.0.1:5060"]
   peers  = ["127.0.0.0/8", "::1/128"]
+  # Toward the PBX parapet names its version (other zones get "parapet" alone).
+  user_agent = "parapet/${version}"
   # No TLS here, so SDES keys are neither taken nor sent (an SDES offer gets
   # 488); DTLS-SRTP offers are taken, and plain RTP is allowed.
   media { srtp = "allow" }

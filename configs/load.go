@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"os"
@@ -41,6 +42,8 @@ type LoadOptions struct {
 	// used only to warn about unset password variables; values are never
 	// stored.
 	LookupEnv func(string) (string, bool)
+	// Version is the value of ${version} ("dev" when empty).
+	Version string
 	// FileExists checks cert, key and CA files (os.Stat when nil).
 	FileExists func(string) bool
 }
@@ -83,6 +86,7 @@ type loader struct {
 	diagSink
 	name       string
 	baseDir    string // "" = working directory
+	version    string
 	lookupEnv  func(string) (string, bool)
 	fileExists func(string) bool
 	ectx       *hcl.EvalContext
@@ -100,6 +104,7 @@ func newLoader(name string, opts LoadOptions) *loader {
 		baseDir:    opts.BaseDir,
 		lookupEnv:  opts.LookupEnv,
 		fileExists: opts.FileExists,
+		version:    opts.Version,
 		zoneByName: map[string]*zoneDecl{},
 		listeners:  map[socketKey]claimed{},
 	}
@@ -176,6 +181,7 @@ func (l *loader) load(src []byte) *Config {
 	l.ectx = &hcl.EvalContext{Variables: map[string]cty.Value{
 		"config_dir": cty.StringVal(l.configDir()),
 		"state_dir":  cty.StringVal(cfg.StateDir),
+		"version":    cty.StringVal(cmp.Or(l.version, "dev")),
 	}}
 
 	byType := content.Blocks.ByType()

@@ -67,9 +67,9 @@ func readConfig(path string, stderr io.Writer) (*configs.Config, error) {
 			return nil, err
 		}
 		name, src := configs.LabDefault()
-		cfg, diags = configs.LoadBytes(name, src, configs.LoadOptions{BaseDir: cwd})
+		cfg, diags = configs.LoadBytes(name, src, configs.LoadOptions{BaseDir: cwd, Version: parapetVersion()})
 	} else {
-		cfg, diags = configs.Load(path, configs.LoadOptions{})
+		cfg, diags = configs.Load(path, configs.LoadOptions{Version: parapetVersion()})
 	}
 	if len(diags) > 0 {
 		diags.Format(stderr)
@@ -406,7 +406,7 @@ func (in *instance) reload(path string) {
 func (in *instance) reread(path string) *configs.Config {
 	// Each diagnostic is one log line in the FILE:LINE:COL form, which
 	// log pipelines keep together (check prints the multi-line form).
-	loaded, diags := configs.Load(path, configs.LoadOptions{})
+	loaded, diags := configs.Load(path, configs.LoadOptions{Version: parapetVersion()})
 	for _, d := range diags {
 		if d.Severity == configs.SeverityError {
 			in.log.Error("configuration error", "diagnostic", d.String())

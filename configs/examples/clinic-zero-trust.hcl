@@ -13,6 +13,7 @@ state_dir = "/var/lib/parapet"
 zone "staff" {
   listen    = ["tls://10.0.0.10:5061"]
   peers     = ["0.0.0.0/0", "::/0"]   # anyone may connect: the client certificate decides
+  max_calls = 200                     # remote staff calls at once; beyond, 503 + Retry-After
   advertise = "sbc.clinic.example"
   tls {
     min_version = "1.2"

@@ -11,6 +11,7 @@
 zone "pbx" {
   listen = ["udp://192.0.2.10:5060", "tcp://192.0.2.10:5060"]
   peers  = ["10.20.0.0/16"]            # who may send requests into this zone
+  user_agent = "parapet/${version}"    # the PBX's administrators see the version; other zones get "parapet"
   media {                              # no TLS: SDES offers get 488; DTLS-SRTP and plain RTP are taken
     srtp          = "allow"            # off | allow | require
     rtcp_feedback = "off"              # offer RTP/AVP: Asterisk declines AVPF unless avpf=yes
@@ -20,6 +21,8 @@ zone "pbx" {
 zone "carrier" {
   listen = ["tls://192.0.2.10:5061"]
   peers  = ["198.51.100.0/24"]         # the carrier's SBCs
+  outsiders = "drop"                   # anyone else gets no answer at all (refuse: one stateless 403)
+  max_calls = 30                       # calls arriving from the carrier at once; beyond, 503 + Retry-After
   tls {
     min_version = "1.2"                # 1.2 or 1.3; lower is a config error
     cert_file   = "certs/parapet.pem"  # absent: lab self-signed, and `check` warns
@@ -34,6 +37,13 @@ zone "carrier" {
     suites       = ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"]
   }
   mode = "enforce"                     # enforce | observe
+}
+
+limits {                               # the site's budgets (these are the defaults)
+  max_calls     = 1000                 # calls up at once, all zones
+  outsider_rate = 200                  # 403s per second to sources outside the peers, all zones
+  source_rate   = 5                    # ... per address
+  prefix_rate   = 50                   # ... per /24 or /64
 }
 
 route "outbound" {                     # first route whose from/match fits wins
