@@ -79,7 +79,7 @@ func (c *Call) admitSource(req *sip.Request, tx sip.ServerTransaction) bool {
 	}
 	c.decide(d)
 	c.setOutcome(compliance.DispositionRejected, d.Status, d.Reason)
-	a.zone.respond(tx, req, d.Status, reasonPhrase(d.Status), warningFor(d))
+	c.sent(d.Status, a.zone.respond(tx, req, d.Status, reasonPhrase(d.Status), warningFor(d)))
 	return false
 }
 
@@ -106,7 +106,7 @@ func (c *Call) requireSupported(req *sip.Request, tx sip.ServerTransaction) bool
 	}
 	list := strings.Join(unsupported, ", ")
 	c.setOutcome(compliance.DispositionRejected, 420, "unsupported extension "+list)
-	c.a.zone.badExtension(tx, req, list)
+	c.sent(420, c.a.zone.badExtension(tx, req, list))
 	return false
 }
 

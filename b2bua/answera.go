@@ -22,9 +22,7 @@ func (c *Call) respondA(code int, reason string, disposition compliance.Disposit
 	// Straight to the transaction, which retransmits the response and
 	// absorbs the ACK itself; the dialog's WriteResponse would block this
 	// call until that ACK (up to Timer H) even when parapet is stopping.
-	if err := c.aTx.Respond(res); err != nil {
-		c.log.Debug("final response to a", "status", code, "error", err)
-	}
+	c.sent(code, c.aTx.Respond(res))
 }
 
 // answerA sends A parapet's 2xx with sdp and waits for A's ACK, which it
@@ -42,6 +40,7 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	// sipgo retransmits the 2xx until the ACK comes, for up to 64*T1; a
 	// hangup (shutdown, media timeout) must not wait that long.
 	acked := make(chan error, 1)
+	sending := time.Now()
 	go func() {
 		// A panic in sending the 2xx still settles A and says so on acked,
 		// which byeOnLateAck and the call wait for.
@@ -58,7 +57,7 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	select {
 	case err := <-acked:
 		if err != nil {
-			c.notAcked(err)
+			c.notAcked(err, time.Since(sending) < sip.T1)
 			return nil, false
 		}
 	case <-c.ended:
@@ -95,9 +94,19 @@ func (c *Call) journalAnswer() bool {
 	return false
 }
 
-// notAcked ends a call whose 2xx to A was not acknowledged.
-func (c *Call) notAcked(err error) {
+// notAcked ends a call whose 2xx to A was not acknowledged. early says
+// sending ended within T1, before sipgo's first retransmission: a
+// transport error then is the first send's, and the caller never got the
+// 2xx (its retransmissions fail alike, after at least one went out).
+func (c *Call) notAcked(err error, early bool) {
 	switch {
+	case early && errors.Is(err, sip.ErrTransactionTransport):
+		c.mu.Lock()
+		c.answered = time.Time{}
+		c.mu.Unlock()
+		c.setOutcome(compliance.DispositionFailed, 0, "the 200 could not be sent to the caller: "+sendError(err))
+		c.teardownLegs(false)
+		return
 	case errors.Is(err, sip.ErrTransactionCanceled):
 		// The caller's CANCEL reached its INVITE transaction just before
 		// parapet's 2xx, which was not sent: A got 487 and has no dialog;

@@ -239,7 +239,15 @@ func (c *Call) hangupWith(disposition compliance.Disposition, reason string, sta
 // reject answers the INVITE with a final error before any dialog exists.
 func (c *Call) reject(tx sip.ServerTransaction, req *sip.Request, code int, reason string, disposition compliance.Disposition, why string) {
 	c.setOutcome(disposition, code, why)
-	c.a.zone.respond(tx, req, code, reason, why)
+	c.sent(code, c.a.zone.respond(tx, req, code, reason, why))
+}
+
+// sent notes how sending the final response with status code to the
+// caller went: err, when not nil, goes into the outcome (unsent).
+func (c *Call) sent(code int, err error) {
+	if err != nil {
+		c.unsent(code, err)
+	}
 }
 
 // rejectDecision answers with a decision's status.

@@ -60,8 +60,9 @@ func (e *env) isStopping() bool {
 func (e *env) journalHealthy() bool { return e.journal == nil || e.journal.Err() == nil }
 
 // responder writes parapet's responses in one zone: its headers on each
-// (Server only when the zone names parapet), and a send failure logged,
-// not returned (the transaction retransmits or is gone).
+// (Server only when the zone names parapet), and a send failure logged and
+// returned (most callers can do nothing more: the transaction is gone; a
+// call's final response says so in its record).
 type responder struct {
 	userAgent string
 	log       *slog.Logger
@@ -74,27 +75,29 @@ func (r responder) commonHeaders(res *sip.Response) {
 	}
 }
 
-func (r responder) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason, warning string) {
+func (r responder) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason, warning string) error {
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	res.SipVersion = "SIP/2.0" // sipgo echoes the request's, even in a 505
 	r.commonHeaders(res)
 	if warning != "" {
 		res.AppendHeader(sip.NewHeader("Warning", warningValue(warning)))
 	}
-	r.send(tx, res)
+	return r.send(tx, res)
 }
 
-func (r responder) send(tx sip.ServerTransaction, res *sip.Response) {
-	if err := tx.Respond(res); err != nil {
+func (r responder) send(tx sip.ServerTransaction, res *sip.Response) error {
+	err := tx.Respond(res)
+	if err != nil {
 		r.log.Debug("respond failed", "status", res.StatusCode, "error", err)
 	}
+	return err
 }
 
 // badExtension answers 420 Bad Extension naming the option tags parapet
 // does not support (RFC 3261 section 8.2.2.3).
-func (r responder) badExtension(tx sip.ServerTransaction, req *sip.Request, list string) {
+func (r responder) badExtension(tx sip.ServerTransaction, req *sip.Request, list string) error {
 	res := sip.NewResponseFromRequest(req, 420, reasonPhrase(420), nil)
 	res.AppendHeader(sip.NewHeader("Unsupported", list))
 	r.commonHeaders(res)
-	r.send(tx, res)
+	return r.send(tx, res)
 }

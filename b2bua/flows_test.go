@@ -234,15 +234,19 @@ func newRawLab(t *testing.T) *rawLab {
 	t.Helper()
 	l := &rawLab{t: t, sink: &memSink{}, a: newRawPeer(t), b: newRawPeer(t), seen: map[string]bool{}}
 	lo := netip.MustParsePrefix("127.0.0.0/8")
-	zone := func(name string) topology.Zone {
-		return topology.Zone{
+	zone := func(name string, ts ...policy.Transport) topology.Zone {
+		z := topology.Zone{
 			Policy: policy.Zone{Name: name, Signaling: policy.RequirementOff, MinTLS: policy.VersionTLS12,
 				SRTP: policy.RequirementOff, Suites: policy.DefaultSuites, Peers: []netip.Prefix{lo}},
-			Listen: []topology.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)}},
 		}
+		for _, t := range ts {
+			z.Listen = append(z.Listen, topology.Listener{Transport: t, Addr: netip.AddrPortFrom(loop, 0)})
+		}
+		return z
 	}
 	cfg := b2bua.Config{
-		Zones: []topology.Zone{zone("a"), zone("b")},
+		// A caller may come over TCP too.
+		Zones: []topology.Zone{zone("a", policy.TransportUDP, policy.TransportTCP), zone("b", policy.TransportUDP)},
 		Routes: []topology.Route{{Name: "out", From: "a", To: "b",
 			Target: topology.Target{Host: "127.0.0.1", Port: l.b.port(), Transport: policy.TransportUDP}}},
 		Media:      topology.Media{Address: loop, PortMin: 45000, PortMax: 45999, Timeout: 20 * time.Second},

@@ -82,6 +82,13 @@ func TestRecordsStayTheSame(t *testing.T) {
 			_, err := l.callOut(ctxT(t), sim.CallOptions{})
 			wantRejected(t, err, 503)
 		}},
+		// The INVITE to the PBX cannot be sent: the PBX zone listens on
+		// loopback, the route's target (TEST-NET-1) is not, and the kernel
+		// refuses the datagram (nothing leaves the host).
+		{"invite-not-sent", labOptions{inboundHost: "192.0.2.1"}, func(t *testing.T, l *lab) {
+			_, err := l.callIn(ctxT(t), sim.CallOptions{SRTP: true})
+			wantRejected(t, err, 503)
+		}},
 		{"delayed-offer", labOptions{carrierAnswer: sim.Answer{Offer: sim.CallOptions{SRTP: true}}}, func(t *testing.T, l *lab) {
 			ctx := ctxT(t)
 			caller, err := l.callOut(ctx, sim.CallOptions{Delayed: true})

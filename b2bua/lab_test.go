@@ -128,6 +128,9 @@ type labOptions struct {
 	pbxOutsiders    topology.Refusal
 	pbxMaxCalls     int
 	carrierOutside  topology.Refusal // the carrier zone's outsiders setting
+	pbxAlsoTCP      bool             // the PBX listens on TCP too, on its UDP port
+	extraFormats    int              // sim.Config.ExtraFormats of both peers: large SDP
+	inboundHost     string           // the inbound route's target host instead of the PBX's
 }
 
 type lab struct {
@@ -179,13 +182,14 @@ func newLab(t testing.TB, o labOptions) *lab {
 		cc = o.carrierClient
 	}
 	l.carrier, err = sim.New(sim.Config{Name: "carrier", Transport: "tls", Listen: netip.AddrPortFrom(loop, 0),
-		ServerTLS: carrierTLS.ServerConfig(), ClientTLS: cc, Answer: o.carrierAnswer, Logger: discard()})
+		ServerTLS: carrierTLS.ServerConfig(), ClientTLS: cc, Answer: o.carrierAnswer, Logger: discard(),
+		ExtraFormats: o.extraFormats})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(l.carrier.Close)
 	l.pbx, err = sim.New(sim.Config{Name: "pbx", Transport: "udp", Listen: netip.AddrPortFrom(loop, 0),
-		Answer: o.pbxAnswer, Logger: discard()})
+		Answer: o.pbxAnswer, Logger: discard(), AlsoTCP: o.pbxAlsoTCP, ExtraFormats: o.extraFormats})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +227,10 @@ func newLab(t testing.TB, o labOptions) *lab {
 	}
 	// The outbound route's digest credentials, its password as if read
 	// from the environment.
+	inboundHost := loop.String()
+	if o.inboundHost != "" {
+		inboundHost = o.inboundHost
+	}
 	var auth *topology.Auth
 	if o.username != "" || o.password != "" {
 		auth = &topology.Auth{Username: o.username, PasswordEnv: "PARAPET_TEST_PASSWORD"}
@@ -244,7 +252,7 @@ func newLab(t testing.TB, o labOptions) *lab {
 				MaxCalls: o.outboundMax,
 				Target:   topology.Target{Host: loop.String(), Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}},
 			{Name: "inbound", From: "carrier", To: "pbx",
-				Target: topology.Target{Host: loop.String(), Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
+				Target: topology.Target{Host: inboundHost, Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
 		},
 		Getenv:         func(string) string { return o.password },
 		Media:          topology.Media{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout, HoldTimeout: o.holdTimeout},

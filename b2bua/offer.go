@@ -67,7 +67,7 @@ func (c *Call) readOffer(req *sip.Request, tx sip.ServerTransaction) (*media.Des
 		res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 		res.AppendHeader(sip.NewHeader("Warning", warningValue(d.Reason)))
 		c.a.zone.commonHeaders(res)
-		c.a.zone.send(tx, res)
+		c.sent(415, c.a.zone.send(tx, res))
 		return nil, false
 	}
 	offer, err := media.ParseSDP(body)

@@ -65,8 +65,10 @@ const (
 	failTLS
 	// failTimeout: it never answered.
 	failTimeout
-	// failUnreachable: no connection could be made, or the request could
-	// not be sent.
+	// failNotSent: the INVITE could not be written (or re-written) on
+	// its connection: sipgo's transport error.
+	failNotSent
+	// failUnreachable: no connection could be made.
 	failUnreachable
 )
 
@@ -92,6 +94,9 @@ func classify(err error, overTLS, handshook bool) (failure, *sip.Response) {
 	}
 	if tlsError(err) || overTLS && !handshook && duringHandshake(err) {
 		return failTLS, nil
+	}
+	if errors.Is(err, sip.ErrTransactionTransport) {
+		return failNotSent, nil
 	}
 	if errors.Is(err, sip.ErrTransactionTimeout) || errors.Is(err, context.DeadlineExceeded) {
 		return failTimeout, nil
@@ -170,6 +175,10 @@ func (c *Call) bFailed(err error) {
 	case failTimeout:
 		c.respondA(408, reasonPhrase(408), compliance.DispositionFailed, "callee side did not answer: "+msg,
 			"the callee side did not answer")
+	case failNotSent:
+		why := recordText(sendError(err), c.rules.vocab, c.caller, c.callee)
+		c.respondA(503, reasonPhrase(503), compliance.DispositionFailed,
+			"the INVITE to the callee side could not be sent: "+why, "the callee side is unreachable")
 	default:
 		c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, "callee side unreachable: "+msg,
 			"the callee side is unreachable")
@@ -193,4 +202,40 @@ func (c *Call) tlsToBFailed(err error, msg string) {
 	})
 	c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, "TLS to callee side failed: "+msg,
 		"TLS to the callee side failed")
+}
+
+// callerGone settles the outcome of a call whose caller's INVITE
+// transaction ended before parapet's final response. Either the caller
+// cancelled (sipgo answered its INVITE 487), or a response to the caller
+// could not be sent, which ends the transaction: then no status reached
+// the caller (0), and nothing more can.
+func (c *Call) callerGone() {
+	err := c.aTx.Err()
+	if errors.Is(err, sip.ErrTransactionCanceled) || errors.Is(context.Cause(c.a.uas.Context()), sip.ErrTransactionCanceled) {
+		c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
+		return
+	}
+	why := "the caller's INVITE transaction ended before parapet answered it"
+	switch {
+	case errors.Is(err, sip.ErrTransactionTransport):
+		why = "a response to the caller could not be sent: " + sendError(err)
+	case err != nil:
+		why += ": " + err.Error()
+	}
+	c.setOutcome(compliance.DispositionFailed, 0, why)
+}
+
+// unsent amends the outcome of a call whose final response to the caller,
+// with status code, could not be sent: the record must not say a status
+// was sent (sip_status 0), and says why. The disposition (parapet's
+// refusal, the callee's failure) stands.
+func (c *Call) unsent(code int, err error) {
+	c.log.Warn("final response to the caller not sent", "status", code, "error", err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.status != code {
+		return // the outcome was settled otherwise first
+	}
+	why := fmt.Sprintf("the %d could not be sent to the caller (%s): %s", code, sendError(err), c.endReason)
+	c.status, c.endReason = 0, recordText(why, c.rules.vocab, c.caller, c.callee)
 }

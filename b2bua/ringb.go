@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -134,17 +135,32 @@ func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 	return req
 }
 
+// prepareB readies B's INVITE, req, for sending and returns the transport
+// it goes over: parapet's Contact for that transport, and, toward a UDP
+// target, TCP instead when the INVITE is large (inviteTransport). Leg B's
+// dialog client is chosen to match.
+func (c *Call) prepareB(req *sip.Request) policy.Transport {
+	b, t := c.b, c.route.Target
+	first := b.zone.contact(t.Transport, t.Secure)
+	req.AppendHeader(&first) // counted in the INVITE's size
+	transport, tcpRefused := c.inviteTransport(req)
+	b.dua = &sipgo.DialogUA{Client: c.clientB(transport, tcpRefused), ContactHDR: b.zone.contact(transport, t.Secure),
+		RewriteContact: true}
+	return transport
+}
+
 // dialB sends B's INVITE, booking leg B under its dialog first. A failure
-// to send answers A (or records the caller's cancel).
+// to send answers A (or records why the caller is gone).
 func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, bool) {
-	a, b, t := c.a, c.b, c.route.Target
-	b.dua = &sipgo.DialogUA{Client: b.zone.cli, ContactHDR: b.zone.contact(t.Transport, t.Secure), RewriteContact: true}
+	a, b := c.a, c.b
+	transport := c.prepareB(req)
 	callID := string(*req.CallID())
 	// Under c.mu: a journal snapshot reads them, and a DTLS-SRTP handshake
 	// that completes meanwhile takes one from another goroutine (OnKeyed).
 	c.mu.Lock()
 	b.attempted = true
 	b.callID = callID
+	b.transport, b.sig.Transport = transport, transport
 	c.mu.Unlock()
 	b.key = dialogKey{callID: callID, tag: req.From().Params.GetOr("tag", "")}
 	c.env.reg.addLeg(b)
@@ -164,7 +180,7 @@ func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, bool) {
 	if err != nil {
 		switch {
 		case a.uas.Context().Err() != nil:
-			c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
+			c.callerGone()
 		case c.isEnded():
 			c.respondEnded()
 		default:
@@ -174,7 +190,7 @@ func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, bool) {
 	}
 	b.uac = uac
 	c.mu.Lock()
-	c.noteBConnLocked(strings.ToLower(t.Transport.String()), uac.InviteRequest.Destination())
+	c.noteBConnLocked(strings.ToLower(transport.String()), uac.InviteRequest.Destination())
 	c.mu.Unlock()
 	// Routed and dialled: the call is live from here. Not waited for.
 	_ = c.journal(false)
@@ -224,7 +240,7 @@ func (c *Call) gaveUpOnB(why giveUp, r ringing) {
 	case giveUpRefused:
 		c.respondA(r.refused.Status, reasonPhrase(r.refused.Status), compliance.DispositionRejected, r.refused.Reason, r.refused.Reason)
 	case giveUpCaller:
-		c.setOutcome(compliance.DispositionCancelled, 487, "cancelled by caller")
+		c.callerGone()
 	case giveUpEnded:
 		c.respondEnded()
 	case giveUpRingTimeout:
@@ -233,8 +249,21 @@ func (c *Call) gaveUpOnB(why giveUp, r ringing) {
 	case giveUpConnLost:
 		c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, errConnLost.Error(), errConnLost.Error())
 	default:
-		c.bFailed(r.relayErr)
+		c.relayFailed(r.relayErr)
 	}
+}
+
+// relayFailed answers A when relaying B's progress to it failed: a
+// provisional response that could not be sent ended A's INVITE
+// transaction (callerGone says so); anything else is parapet's own error.
+func (c *Call) relayFailed(err error) {
+	if errors.Is(err, sip.ErrTransactionTransport) {
+		c.callerGone()
+		return
+	}
+	msg := recordText(err.Error(), c.rules.vocab, c.caller, c.callee)
+	c.respondA(500, reasonPhrase(500), compliance.DispositionFailed,
+		"relaying the callee side's progress to the caller failed: "+msg, "internal error")
 }
 
 // ringing is what waiting for B's final response found.
@@ -269,12 +298,11 @@ func (r *ringing) givenUp(c *Call) giveUp {
 // giving up on B (CANCEL) when the caller cancels, the call ends, B rings
 // too long or its connection closes.
 func (c *Call) waitB(uac *sipgo.DialogClientSession, plan *policy.OfferPlan) ringing {
-	t := c.route.Target
 	r := ringing{out: &outgoing{cli: c.b.zone.cli, done: make(chan struct{}), log: c.log}}
 	wctx, stop := context.WithCancelCause(context.Background())
 	defer stop(nil)
 	r.out.stop = stop
-	network, dest := strings.ToLower(t.Transport.String()), uac.InviteRequest.Destination()
+	network, dest := strings.ToLower(c.b.transport.String()), uac.InviteRequest.Destination()
 	go func() {
 		defer r.out.recoverPanic("watching leg B")
 		c.watchB(r.out, network, dest)
@@ -301,7 +329,7 @@ func (c *Call) watchB(out *outgoing, network, dest string) {
 	ring := time.NewTimer(ringTimeout)
 	defer ring.Stop()
 	var poll <-chan time.Time
-	if c.route.Target.Transport != policy.TransportUDP {
+	if c.b.transport != policy.TransportUDP {
 		tk := time.NewTicker(connPoll)
 		defer tk.Stop()
 		poll = tk.C

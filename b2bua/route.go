@@ -64,5 +64,5 @@ func (c *Call) callLimited(req *sip.Request, tx sip.ServerTransaction, full *cal
 	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(max(1, int(c.rules.limits.RetryAfter.Seconds())))))
 	res.AppendHeader(sip.NewHeader("Warning", warningValue("all lines busy: a call limit is reached")))
 	c.a.zone.commonHeaders(res)
-	c.a.zone.send(tx, res)
+	c.sent(503, c.a.zone.send(tx, res))
 }

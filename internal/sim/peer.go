@@ -40,6 +40,16 @@ type Config struct {
 	// Answer says how the peer answers incoming calls.
 	Answer Answer
 	Logger *slog.Logger
+	// AlsoTCP makes a udp peer listen on TCP too, on the same port (a
+	// target that allows TCP, RFC 3261 section 18.1.1). Its calls and its
+	// Contact stay on UDP.
+	AlsoTCP bool
+	// ExtraFormats adds this many dynamic payload formats (96 up), each
+	// with an a=rtpmap and a long a=fmtp, to every SDP the peer writes:
+	// about 95 bytes each, for messages over the 1,300 bytes UDP takes
+	// without fragmenting (a phone listing many codecs). Media still flows
+	// as PCMU.
+	ExtraFormats int
 }
 
 // Answer is how a peer answers an INVITE.
@@ -93,6 +103,7 @@ type Peer struct {
 	cli       *sipgo.Client
 	addr      netip.AddrPort
 	ln        io
+	tcpLn     io // the TCP listener of a udp peer (AlsoTCP)
 	incoming  chan *Session
 	wire      wireTap
 	invites   atomic.Int64 // initial INVITEs received
@@ -102,6 +113,7 @@ type Peer struct {
 	mu       sync.Mutex
 	sessions map[string]*Session // by Call-ID
 	acks     map[string][][]byte // bodies of the ACKs received, by Call-ID
+	received map[string]int64    // requests received, by "METHOD/TRANSPORT"
 	wg       sync.WaitGroup
 	done     chan struct{}
 }
@@ -131,7 +143,8 @@ func New(cfg Config) (*Peer, error) {
 		return nil, err
 	}
 	p := &Peer{cfg: cfg, log: cfg.Logger.With("peer", cfg.Name), ua: ua, incoming: make(chan *Session, 16),
-		sessions: map[string]*Session{}, acks: map[string][][]byte{}, done: make(chan struct{})}
+		sessions: map[string]*Session{}, acks: map[string][][]byte{}, received: map[string]int64{},
+		done: make(chan struct{})}
 	if p.cert, err = newDTLSCert(cfg.Name); err != nil {
 		ua.Close()
 		return nil, err
@@ -142,8 +155,12 @@ func New(cfg Config) (*Peer, error) {
 	if p.cli, err = sipgo.NewClient(ua, sipgo.WithClientLogger(cfg.Logger)); err != nil {
 		return nil, err
 	}
-	p.srv.OnInvite(p.onInvite)
+	p.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.count(req)
+		p.onInvite(req, tx)
+	})
 	p.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.count(req)
 		if cid := req.CallID(); cid != nil {
 			p.mu.Lock()
 			p.acks[string(*cid)] = append(p.acks[string(*cid)], req.Body())
@@ -155,6 +172,7 @@ func New(cfg Config) (*Peer, error) {
 		}
 	})
 	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.count(req)
 		s := p.session(req)
 		if s == nil {
 			tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
@@ -167,6 +185,7 @@ func New(cfg Config) (*Peer, error) {
 		}
 	})
 	p.srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.count(req)
 		if s := p.session(req); s != nil {
 			s.infos.Add(1)
 		}
@@ -192,6 +211,15 @@ func (p *Peer) bind() error {
 		p.addr = c.LocalAddr().(*net.UDPAddr).AddrPort()
 		p.ln = c
 		p.serve(func() error { return p.srv.ServeUDP(c) })
+		if p.cfg.AlsoTCP {
+			l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(p.addr))
+			if err != nil {
+				c.Close()
+				return err
+			}
+			p.tcpLn = l
+			p.serve(func() error { return p.srv.ServeTCP(l) })
+		}
 		for range 200 { // wait until sipgo pooled the socket (requests are sent from it)
 			if pc, err := p.ua.TransportLayer().GetConnection("udp", p.addr.String()); err == nil && pc != nil {
 				break
@@ -263,6 +291,9 @@ func (p *Peer) Close() {
 		s.closeMedia()
 	}
 	p.ln.Close()
+	if p.tcpLn != nil {
+		p.tcpLn.Close()
+	}
 	p.ua.Close()
 	p.wg.Wait()
 }
@@ -273,6 +304,20 @@ func (p *Peer) AckBodies(callID string) [][]byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([][]byte(nil), p.acks[callID]...)
+}
+
+// Received counts the requests of method the peer received over
+// transport ("UDP", "TCP", "TLS"), retransmissions included.
+func (p *Peer) Received(method, transport string) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.received[method+"/"+transport]
+}
+
+func (p *Peer) count(req *sip.Request) {
+	p.mu.Lock()
+	p.received[string(req.Method)+"/"+req.Transport()]++
+	p.mu.Unlock()
 }
 
 func (p *Peer) session(req *sip.Request) *Session {

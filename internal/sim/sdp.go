@@ -36,6 +36,15 @@ func (s *Session) offerVersion(lines []sdesLine, dtlsSetup string, version int) 
 	return s.sdp(proto, lines, dt, version)
 }
 
+// extraFormats is the m= line's list of n extra formats, 96 up (Config.ExtraFormats).
+func extraFormats(n int) string {
+	var b strings.Builder
+	for pt := 96; pt < 96+n; pt++ {
+		fmt.Fprintf(&b, " %d", pt)
+	}
+	return b.String()
+}
+
 // dtlsAttrs are the DTLS-SRTP attributes of an SDP the peer writes.
 type dtlsAttrs struct {
 	setup, fingerprint string
@@ -56,7 +65,13 @@ func (s *Session) sdp(proto string, lines []sdesLine, dt *dtlsAttrs, version int
 	if dir == "" {
 		dir = "sendrecv"
 	}
-	fmt.Fprintf(&b, "m=audio %d %s 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=%s\r\n", s.port, proto, dir)
+	extra := s.p.cfg.ExtraFormats
+	fmt.Fprintf(&b, "m=audio %d %s 0 101%s\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n",
+		s.port, proto, extraFormats(extra))
+	for pt := 96; pt < 96+extra; pt++ {
+		fmt.Fprintf(&b, "a=rtpmap:%d opus/48000/2\r\na=fmtp:%d maxplaybackrate=48000;stereo=1;useinbandfec=1;usedtx=1\r\n", pt, pt)
+	}
+	fmt.Fprintf(&b, "a=ptime:20\r\na=%s\r\n", dir)
 	for _, l := range lines {
 		fmt.Fprintf(&b, "a=crypto:%d %s inline:%s", l.tag, l.suite, base64.StdEncoding.EncodeToString(l.key))
 		if l.params != "" {

@@ -282,3 +282,12 @@ func (s *Session) Reinvites() int64 { return s.reinvites.Load() }
 
 // Infos counts INFO requests this session received.
 func (s *Session) Infos() int64 { return s.infos.Load() }
+
+// Transport is how the session's INVITE travelled: the transport it
+// arrived over (callee) or was sent over (caller): "UDP", "TCP" or "TLS".
+func (s *Session) Transport() string {
+	if s.uas != nil {
+		return s.uas.InviteRequest.Transport()
+	}
+	return s.uac.InviteRequest.Transport()
+}
