@@ -112,27 +112,23 @@ func (z *zone) dialTCP(ctx context.Context, req *sip.Request) error {
 	return nil
 }
 
-// toTCP moves req, built for UDP, to TCP: its transport, its top Via
-// (when it has one yet) and its Contact, which names the zone's TCP
-// listener; its local address is the TCP connection's, not the UDP
-// listener's.
-func toTCP(req *sip.Request, contact sip.ContactHeader) {
+// toTCP moves req, built for UDP, to TCP: its transport and its top Via
+// (when it has one yet); its local address is the TCP connection's, not
+// the UDP listener's. Its Contact is the caller's to change.
+func toTCP(req *sip.Request) {
 	req.SetTransport("TCP")
 	req.Laddr = sip.Addr{}
 	if via := req.Via(); via != nil {
 		via.Transport = "TCP"
-	}
-	if req.Contact() != nil {
-		req.RemoveHeader("Contact")
-		req.AppendHeader(&contact)
 	}
 }
 
 // inviteTransport chooses the transport of B's INVITE, req, before it is
 // sent: TCP when the target is on UDP, the INVITE is over udpRequestLimit
 // and a TCP connection to the target can be made (req is then moved to
-// TCP); else the target's. tcpRefused says the TCP connection was tried
-// and failed: requests inside the dialog need not try it again.
+// TCP, but for its Contact); else the target's. tcpRefused says the TCP
+// connection was tried and failed: requests inside the dialog need not
+// try it again.
 func (c *Call) inviteTransport(req *sip.Request) (t policy.Transport, tcpRefused bool) {
 	t, z := c.route.Target.Transport, c.b.zone
 	if t != policy.TransportUDP || !z.tcpPossible() {
@@ -145,11 +141,14 @@ func (c *Call) inviteTransport(req *sip.Request) (t policy.Transport, tcpRefused
 	if size <= udpRequestLimit {
 		return t, false
 	}
-	if err := z.dialTCP(c.a.uas.Context(), req); err != nil {
-		c.log.Info("large INVITE sent over UDP: the callee side refused TCP", "bytes", size, "error", sendError(err))
+	ctx := c.a.uas.Context()
+	if err := z.dialTCP(ctx, req); err != nil {
+		if ctx.Err() == nil { // else the caller is gone: nothing is sent
+			c.log.Info("large INVITE sent over UDP: the callee side refused TCP", "bytes", size, "error", sendError(err))
+		}
 		return t, true
 	}
-	toTCP(req, z.contact(policy.TransportTCP, false))
+	toTCP(req)
 	c.log.Info("large INVITE sent over TCP", "bytes", size)
 	return policy.TransportTCP, false
 }
@@ -193,7 +192,12 @@ func (s *legSender) Request(ctx context.Context, req *sip.Request) (sip.ClientTr
 			s.log.Info("large request sent over UDP: the other side refused TCP", "method", string(req.Method),
 				"error", sendError(err))
 		} else {
-			toTCP(req, s.z.contact(policy.TransportTCP, false))
+			toTCP(req)
+			if req.Contact() != nil {
+				ct := s.z.contact(policy.TransportTCP, false)
+				req.RemoveHeader("Contact")
+				req.AppendHeader(&ct)
+			}
 		}
 	}
 	if req.IsAck() {

@@ -1,6 +1,8 @@
 package b2bua_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -229,10 +231,30 @@ func readUntil(t *testing.T, conn net.Conn, want string) {
 		n, err := conn.Read(buf)
 		got = append(got, buf[:n]...)
 		switch {
-		case err == io.EOF && want == "":
+		case errors.Is(err, io.EOF) && want == "":
 			return
 		case err != nil:
 			t.Fatalf("reading from parapet (want %q): %v; got %q", want, err, got)
 		}
 	}
+}
+
+// A caller that cancels a call whose large INVITE went to the PBX over TCP:
+// parapet's CANCEL, built from that INVITE (its transport, its top Via),
+// reaches the PBX, which stops ringing, and the record says cancelled.
+func TestLargeInviteOverTCPCancelled(t *testing.T) {
+	l := newLab(t, labOptions{pbxAlsoTCP: true, extraFormats: largeSDP, pbxAnswer: sim.Answer{Ring: 10 * time.Second}})
+	ctx, cancel := context.WithCancel(ctxT(t))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := l.callIn(ctx, sim.CallOptions{SRTP: true})
+		errc <- err
+	}()
+	waitFor(t, 5*time.Second, "the INVITE at the PBX over TCP", func() bool { return l.pbx.Received("INVITE", "TCP") == 1 })
+	cancel() // the carrier gives up while the PBX rings
+	if err := <-errc; err == nil {
+		t.Fatal("a cancelled call was answered")
+	}
+	waitFor(t, 5*time.Second, "the PBX's INVITE to be cancelled", func() bool { return l.pbx.Cancelled() == 1 })
+	wantRecord(t, l.sink.waitCalls(t, 1)[0], compliance.DispositionCancelled, 487, "cancelled by caller")
 }

@@ -32,7 +32,9 @@
 //     the zone's next key exchange (a loop). Giving up on B (CANCEL, a 2xx
 //     that crosses it) is cancelb.go's; what is learnt of leg B as it
 //     rings, legb.go's; why it failed, outcome.go's classify. A delayed
-//     offer (no SDP from A) is delayed.go's.
+//     offer (no SDP from A) is delayed.go's. A request over 1,300 bytes
+//     toward a UDP target tries TCP first, and what must go over UDP is
+//     sent however large (bigsip.go, RFC 3261 section 18.1.1).
 //   - answer A (answera.go): the 2xx, journalled first, and its ACK.
 //   - talk (talk.go): until a BYE, a media timeout or shutdown; requests
 //     inside the dialogs (re-INVITE, UPDATE-less refreshes, INFO, BYE) are

@@ -136,16 +136,21 @@ func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 }
 
 // prepareB readies B's INVITE, req, for sending and returns the transport
-// it goes over: parapet's Contact for that transport, and, toward a UDP
-// target, TCP instead when the INVITE is large (inviteTransport). Leg B's
-// dialog client is chosen to match.
+// it goes over: the target's or, toward a UDP target, TCP when the INVITE
+// is large (inviteTransport). Leg B's dialog, its Contact (req's) and its
+// client match.
 func (c *Call) prepareB(req *sip.Request) policy.Transport {
 	b, t := c.b, c.route.Target
-	first := b.zone.contact(t.Transport, t.Secure)
-	req.AppendHeader(&first) // counted in the INVITE's size
+	b.dua = &sipgo.DialogUA{ContactHDR: b.zone.contact(t.Transport, t.Secure), RewriteContact: true}
+	// As WriteInvite would, and counted in the INVITE's size: the dialog's
+	// own header, which sipgo completes when the zone has no listener on
+	// the transport (a Contact without a port).
+	req.AppendHeader(&b.dua.ContactHDR)
 	transport, tcpRefused := c.inviteTransport(req)
-	b.dua = &sipgo.DialogUA{Client: c.clientB(transport, tcpRefused), ContactHDR: b.zone.contact(transport, t.Secure),
-		RewriteContact: true}
+	if transport != t.Transport {
+		b.dua.ContactHDR = b.zone.contact(transport, t.Secure)
+	}
+	b.dua.Client = c.clientB(transport, tcpRefused)
 	return transport
 }
 
