@@ -329,12 +329,13 @@ func (c *Call) waitB(uac *sipgo.DialogClientSession, plan *policy.OfferPlan) rin
 // watchB gives up on B when the caller cancels, the call ends, B rings for
 // ringTimeout, or (TCP, TLS) B's connection closes: sipgo leaves an INVITE
 // whose connection closed to its Timer B (32 s; see newZone), so parapet
-// looks for the connection itself.
+// looks for the connection itself. network is leg B's transport as this
+// attempt sends over it (the next attempt may choose another).
 func (c *Call) watchB(out *outgoing, network, dest string) {
 	ring := time.NewTimer(ringTimeout)
 	defer ring.Stop()
 	var poll <-chan time.Time
-	if c.b.transport != policy.TransportUDP {
+	if network != "udp" {
 		tk := time.NewTicker(connPoll)
 		defer tk.Stop()
 		poll = tk.C

@@ -204,19 +204,14 @@ func New(cfg Config) (*Peer, error) {
 func (p *Peer) bind() error {
 	switch p.cfg.Transport {
 	case "udp":
-		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(p.cfg.Listen))
+		c, l, err := p.listenUDP()
 		if err != nil {
 			return err
 		}
 		p.addr = c.LocalAddr().(*net.UDPAddr).AddrPort()
 		p.ln = c
 		p.serve(func() error { return p.srv.ServeUDP(c) })
-		if p.cfg.AlsoTCP {
-			l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(p.addr))
-			if err != nil {
-				c.Close()
-				return err
-			}
+		if l != nil {
 			p.tcpLn = l
 			p.serve(func() error { return p.srv.ServeTCP(l) })
 		}
@@ -247,6 +242,26 @@ func (p *Peer) bind() error {
 		return fmt.Errorf("sim: unknown transport %q", p.cfg.Transport)
 	}
 	return nil
+}
+
+// listenUDP binds a udp peer's socket and, with AlsoTCP, a TCP listener
+// on the same port: when the port is the system's choice and taken on
+// TCP, it tries another (a few times).
+func (p *Peer) listenUDP() (*net.UDPConn, *net.TCPListener, error) {
+	for try := 0; ; try++ {
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(p.cfg.Listen))
+		if err != nil || !p.cfg.AlsoTCP {
+			return c, nil, err
+		}
+		l, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(c.LocalAddr().(*net.UDPAddr).AddrPort()))
+		if err == nil {
+			return c, l, nil
+		}
+		c.Close()
+		if p.cfg.Listen.Port() != 0 || try == 20 {
+			return nil, nil, err
+		}
+	}
 }
 
 func (p *Peer) serve(f func() error) {
