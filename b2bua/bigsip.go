@@ -158,7 +158,9 @@ func (c *Call) inviteTransport(req *sip.Request) (t policy.Transport, tcpRefused
 // whose requests inside the dialog go through a legSender.
 func (c *Call) clientB(t policy.Transport, tcpRefused bool) *sipgo.Client {
 	z := c.b.zone
-	_, udp := z.bound[policy.TransportUDP] // sipgo fills in a Contact without a port itself, not through a TxRequester
+	// Without a UDP listener the Contact has no port, which sipgo fills in
+	// only when it sends the INVITE itself, not through a TxRequester.
+	_, udp := z.bound[policy.TransportUDP]
 	if c.route.Target.Transport != policy.TransportUDP || t != policy.TransportUDP || !z.tcpPossible() || !udp {
 		return z.cli
 	}
@@ -188,7 +190,7 @@ type legSender struct {
 func (s *legSender) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
 	if s.wantsTCP(req) {
 		if err := s.z.dialTCP(ctx, req); err != nil {
-			s.tcpRefused.Store(true)
+			s.tcpRefused.Store(ctx.Err() == nil) // else the request was given up, not refused
 			s.log.Info("large request sent over UDP: the other side refused TCP", "method", string(req.Method),
 				"error", sendError(err))
 		} else {

@@ -572,6 +572,9 @@ func TestComplianceLogFailureFailsClosed(t *testing.T) {
 	waitFor(t, 5*time.Second, "the server to stop being ready with an unwritable compliance log", func() bool { return !l.srv.Ready() })
 	_, err := l.callOut(ctxT(t), sim.CallOptions{})
 	wantRejected(t, err, 503)
+	// The refused call's record follows its 503 (the call's last step):
+	// held too, with the connection event's.
+	waitFor(t, 5*time.Second, "the refused call's record to be held", func() bool { return l.srv.Stats().RecordBacklog == 2 })
 	l.sink.mu.Lock()
 	l.sink.fail = nil
 	l.sink.mu.Unlock()
