@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // FuzzSIPDatagram throws arbitrary datagrams at a live parapet's UDP
@@ -50,6 +52,53 @@ func FuzzSIPDatagram(f *testing.F) {
 				t.Fatalf("parapet stopped answering after %q", data)
 			}
 			if r := string(buf[:k]); strings.HasPrefix(r, "SIP/2.0 200") && strings.Contains(r, fmt.Sprintf("branch=z9hG4bKping%d", n)) {
+				return
+			}
+		}
+	})
+}
+
+// FuzzStrangerDatagram throws arbitrary datagrams at the gate, from a
+// source outside the zone's peers (budgets raised so that each is parsed
+// and judged), and checks after each that the gate still answers a
+// stranger's OPTIONS with its one 403.
+func FuzzStrangerDatagram(f *testing.F) {
+	lim := topology.DefaultLimits
+	lim.OutsiderRate, lim.PrefixRate, lim.SourceRate = 1e6, 1e6, 1e6
+	l := newLab(f, labOptions{pbxPeers: tenSlash8, limits: lim})
+	to := l.pbxUDP.String()
+	u := newUDPPeer(f, to)
+	local := u.local()
+	f.Add([]byte(rawInvite(to, local, "seed1")))
+	f.Add([]byte(strings.Replace(rawInvite(to, local, "seed2"), "Max-Forwards: 70", "User-Agent: friendly-scanner", 1)))
+	f.Add([]byte(strings.Replace(rawInvite(to, local, "seed3"), "INVITE sip:", "ACK sip:", 1)))
+	f.Add([]byte("OPTIONS sip:x SIP/2.0\r\nCall-ID: a\r\n\r\n"))
+	f.Add([]byte("SIP/2.0 200 OK\r\nCall-ID: a\r\n\r\n"))
+	f.Add([]byte{0x80, 0x00, 0x00, 0x01})
+	n := 0
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n++
+		if _, err := u.c.WriteToUDP(data, u.to); err != nil {
+			t.Skip("datagram too large to send")
+		}
+		branch := fmt.Sprintf("z9hG4bKstranger%d-%d", time.Now().UnixNano(), n)
+		opt := strings.Join([]string{
+			fmt.Sprintf("OPTIONS sip:%s SIP/2.0", to),
+			fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=%s", local, branch),
+			"Max-Forwards: 70",
+			fmt.Sprintf("From: <sip:ping@%s>;tag=p%d", local, n),
+			fmt.Sprintf("To: <sip:%s>", to),
+			"Call-ID: " + branch,
+			"CSeq: 1 OPTIONS", "Content-Length: 0", "", ""}, "\r\n")
+		u.c.WriteToUDP([]byte(opt), u.to)
+		u.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		buf := make([]byte, 8192)
+		for {
+			k, _, err := u.c.ReadFromUDP(buf)
+			if err != nil {
+				t.Fatalf("the gate stopped answering after %q", data)
+			}
+			if r := string(buf[:k]); strings.HasPrefix(r, "SIP/2.0 403") && strings.Contains(r, branch) {
 				return
 			}
 		}
