@@ -42,6 +42,8 @@ func (s *Server) newZone(zc topology.Zone, zt ZoneTLS) (*zone, error) {
 	opts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent(s.cfg.UserAgent),
 		sipgo.WithUserAgentHostname(uriHost(host)),
+		// From and To parsed as RFC 3261 has them (syntax.go).
+		sipgo.WithUserAgentParser(sip.NewParser(sip.WithHeadersParsers(headerParsers()))),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog)),
 		// Not sip.WithTransactionLayerTerminateOnConnClose: in sipgo
 		// v1.7.x it can run the state machine of a client transaction that
