@@ -99,20 +99,15 @@ func (s *Server) safe(z *zone, h sipgo.RequestHandler) sipgo.RequestHandler {
 }
 
 // refuseMalformed answers a malformed request with code (400, or 505 for
-// another SIP version). A request outside any dialog is judged by the
-// zone's peers first, as every other one is: a stranger gets admit's 403
-// and record whatever it sends, and learns nothing of parapet's parser.
-// A request inside a dialog is not (its dialog vouches for it, or it gets
-// 481). An ACK gets nothing (RFC 3261 section 17.2.3).
+// another SIP version), after the zone's peer check: a stranger gets
+// admit's 403 and record whatever it sends, and learns nothing of
+// parapet's parser. Requests inside a dialog are judged so too here: a
+// malformed one is refused either way. An ACK gets nothing (RFC 3261
+// section 17.2.3).
 func (s *Server) refuseMalformed(z *zone, req *sip.Request, tx sip.ServerTransaction, code int, why string) {
 	s.stats.parseErrors.Add(1)
-	if req.IsAck() {
+	if req.IsAck() || !s.admit(z, req, tx) {
 		return
-	}
-	if to := req.To(); to == nil || !to.Params.Has("tag") {
-		if !s.admit(z, req, tx) {
-			return
-		}
 	}
 	s.respond(tx, req, code, reasonPhrase(code), why)
 }

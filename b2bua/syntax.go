@@ -66,8 +66,32 @@ func addressValue(text string) (string, error) {
 }
 
 // singleHeaders are the headers a request may carry once at most (RFC
-// 3261 section 7.3.1: none of them takes a comma-separated list).
-var singleHeaders = []string{"Call-ID", "CSeq", "From", "To", "Max-Forwards", "Content-Length", "Content-Type"}
+// 3261 section 7.3.1: none of them takes a comma-separated list), by
+// their names in lower case, compact forms too.
+var singleHeaders = map[string]string{"call-id": "Call-ID", "i": "Call-ID", "cseq": "CSeq", "from": "From",
+	"f": "From", "to": "To", "t": "To", "max-forwards": "Max-Forwards", "content-length": "Content-Length",
+	"l": "Content-Length", "content-type": "Content-Type", "c": "Content-Type"}
+
+// repeatedHeader names the first of singleHeaders req carries twice, or
+// returns "".
+func repeatedHeader(req *sip.Request) string {
+	var seen [7]string // one for each name singleHeaders gives
+	n := 0
+	for _, h := range req.Headers() {
+		name, ok := singleHeaders[sip.HeaderToLower(h.Name())]
+		if !ok {
+			continue
+		}
+		for _, s := range seen[:n] {
+			if s == name {
+				return name
+			}
+		}
+		seen[n] = name
+		n++
+	}
+	return ""
+}
 
 // malformedRequest checks what RFC 3261 requires of every request and
 // sipgo's parser lets through: the version, one each of the To, From,
@@ -82,10 +106,8 @@ func malformedRequest(req *sip.Request) (int, string) {
 	if why := requiredHeaders(req); why != "" {
 		return 400, why
 	}
-	for _, name := range singleHeaders {
-		if n := len(req.GetHeaders(name)); n > 1 {
-			return 400, fmt.Sprintf("%d %s headers", n, name)
-		}
+	if name := repeatedHeader(req); name != "" {
+		return 400, "more than one " + name
 	}
 	// sipgo upper-cases the request line's method, not the CSeq's.
 	if cs := req.CSeq(); !strings.EqualFold(string(cs.MethodName), string(req.Method)) {
@@ -344,7 +366,10 @@ func uriSyntax(u, forbidden string) error {
 }
 
 // paramsSyntax checks *( ";" name [ "=" value ] ): a token name, and a
-// token, host or quoted-string value.
+// quoted string or a value of no whitespace, control character, comma,
+// quote or angle bracket. RFC 3261 asks a token or host of the value;
+// parapet, which reads no more of a From or To parameter than its tag as
+// an opaque string, refuses only what breaks the header's structure.
 func paramsSyntax(v string) error {
 	for v != "" {
 		if v[0] != ';' {
@@ -380,7 +405,7 @@ func paramSyntax(p string) error {
 		return fmt.Errorf("parameter %q with = and no value", name)
 	}
 	for i := 0; i < len(value); i++ {
-		if c := value[i]; !isToken(c) && c != ':' && c != '[' && c != ']' {
+		if c := value[i]; c <= ' ' || c == 0x7f || strings.IndexByte(`,"<>`, c) >= 0 {
 			return fmt.Errorf("%q in the value of parameter %q", c, name)
 		}
 	}
@@ -396,9 +421,13 @@ func isToken(c byte) bool {
 }
 
 // servedScheme reports whether u is of a scheme parapet serves (sip,
-// sips: it routes on a SIP URI's user part), and its scheme.
+// sips: it routes on a SIP URI's user part), and its scheme. A URI
+// without one is sip, as sipgo writes it.
 func servedScheme(u sip.Uri) (string, bool) {
 	scheme := strings.ToLower(u.Scheme)
+	if scheme == "" {
+		scheme = "sip"
+	}
 	return scheme, scheme == "sip" || scheme == "sips"
 }
 

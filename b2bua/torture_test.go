@@ -1,6 +1,7 @@
 package b2bua_test
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -243,7 +244,7 @@ func (p *rawSIP) read() {
 			}
 			continue
 		}
-		if err := stream.ParseSIPStream(buf[:n], deliver); err != nil && err != sip.ErrParseSipPartial {
+		if err := stream.ParseSIPStream(buf[:n], deliver); err != nil && !errors.Is(err, sip.ErrParseSipPartial) {
 			return
 		}
 	}
