@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -18,18 +17,17 @@ import (
 // of the message, ending in CRLF on the wire; the lines between
 // <allOneLine> and </allOneLine> are one line; <hex>..</hex> stands for the
 // bytes its hexadecimal digits spell (control characters, UTF-8, binary
-// bodies, and whitespace at the end of a line, which editors would strip);
-// <repeat count=N>..</repeat> for its text N times. index.tsv says what
-// parapet answers to each.
+// bodies, and whitespace at the end of a line, which editors would strip).
+// index.tsv says what parapet answers to each.
 
 // tortureCase is one line of the corpus index.
 type tortureCase struct {
 	name    string // the file, without .sip
 	section string // RFC 4475 section
-	// udp and tcp are the status parapet answers with over each transport:
-	// a number, "none" for no answer at all (a response, or a request
-	// parapet cannot answer), or "!400" for a valid request to which any
-	// status but 400 will do.
+	// udp and tcp are what parapet answers over each transport: a status,
+	// "none" for no answer at all (to a response, or a request parapet
+	// cannot answer), alternatives joined by "|", or "-" for a message not
+	// sent over that transport.
 	udp, tcp string
 	why      string
 }
@@ -71,10 +69,7 @@ func loadCorpus(t testing.TB) ([]tortureCase, map[string][]byte) {
 	return cases, msgs
 }
 
-var (
-	hexTag    = regexp.MustCompile(`<hex>([0-9A-Fa-f]*)</hex>`)
-	repeatTag = regexp.MustCompile(`<repeat count=([0-9]+)>(.*?)</repeat>`)
-)
+var hexTag = regexp.MustCompile(`<hex>([0-9A-Fa-f]*)</hex>`)
 
 // decodeTorture turns a corpus file into the message's bytes.
 func decodeTorture(raw []byte) ([]byte, error) {
@@ -99,13 +94,8 @@ func decodeTorture(raw []byte) ([]byte, error) {
 	if joining {
 		return nil, fmt.Errorf("<allOneLine> not closed")
 	}
-	s := repeatTag.ReplaceAllStringFunc(out.String(), func(m string) string {
-		sub := repeatTag.FindStringSubmatch(m)
-		n, _ := strconv.Atoi(sub[1])
-		return strings.Repeat(sub[2], n)
-	})
 	var bad error
-	s = hexTag.ReplaceAllStringFunc(s, func(m string) string {
+	s := hexTag.ReplaceAllStringFunc(out.String(), func(m string) string {
 		b, err := hex.DecodeString(hexTag.FindStringSubmatch(m)[1])
 		if err != nil {
 			bad = err
