@@ -19,7 +19,11 @@ func (c *Call) admit(req *sip.Request, tx sip.ServerTransaction) (maxForwards in
 	if !c.serving(req, tx) || !c.admitSource(req, tx) {
 		return 0, false
 	}
-	// Protocol checks (RFC 3261 sections 8.2.2 and 16.3).
+	// Protocol checks (RFC 3261 sections 8.2.2, 8.2.3 and 16.3).
+	if scheme, ok := servedScheme(req.Recipient); !ok {
+		c.reject(tx, req, 416, reasonPhrase(416), compliance.DispositionRejected, "Request-URI scheme "+scheme+" is not served")
+		return 0, false
+	}
 	if req.Contact() == nil {
 		d := malformed(policy.StageAdmission, c.a.pol, 400, "INVITE without Contact")
 		c.decide(d)
@@ -27,6 +31,12 @@ func (c *Call) admit(req *sip.Request, tx sip.ServerTransaction) (maxForwards in
 		return 0, false
 	}
 	if !c.requireSupported(req, tx) {
+		return 0, false
+	}
+	if !acceptsSDP(req) {
+		// Its answer would carry SDP, which the caller says it cannot take
+		// (RFC 3261 section 21.4.7).
+		c.reject(tx, req, 406, reasonPhrase(406), compliance.DispositionRejected, "Accept rules out application/sdp")
 		return 0, false
 	}
 	maxForwards = 70
@@ -97,7 +107,7 @@ func warningFor(d policy.Decision) string {
 // requireSupported answers 420 to an INVITE that requires an extension
 // parapet does not support; 100rel (RFC 3262) it does.
 func (c *Call) requireSupported(req *sip.Request, tx sip.ServerTransaction) bool {
-	if slices.Contains(requireTags(req), "100rel") {
+	if slices.Contains(requireTags(req, "Require"), "100rel") {
 		c.a.rel = newRel100()
 	}
 	unsupported := unsupportedTags(req)
@@ -111,11 +121,14 @@ func (c *Call) requireSupported(req *sip.Request, tx sip.ServerTransaction) bool
 }
 
 // unsupportedTags are the option tags req requires that parapet does not
-// support (all but 100rel, RFC 3262).
+// support (all but 100rel, RFC 3262): of parapet as the request's end
+// (Require) and of parapet in its path (Proxy-Require: parapet stands at
+// the edge as a proxy would, and RFC 3261 section 16.3 has a proxy refuse
+// what it does not support), each once.
 func unsupportedTags(req *sip.Request) []string {
 	var out []string
-	for _, tag := range requireTags(req) {
-		if tag != "100rel" {
+	for _, tag := range append(requireTags(req, "Require"), requireTags(req, "Proxy-Require")...) {
+		if tag != "100rel" && !slices.Contains(out, tag) {
 			out = append(out, tag)
 		}
 	}

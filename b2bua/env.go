@@ -78,6 +78,7 @@ func (r responder) commonHeaders(res *sip.Response) {
 func (r responder) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason, warning string) error {
 	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	res.SipVersion = "SIP/2.0" // sipgo echoes the request's, even in a 505
+	copyAddresses(req, res)
 	r.commonHeaders(res)
 	if warning != "" {
 		res.AppendHeader(sip.NewHeader("Warning", warningValue(warning)))

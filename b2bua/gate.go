@@ -77,7 +77,9 @@ func (s *Server) outsiderDatagram(z *zone, local net.Addr, src netip.AddrPort, d
 		// An ACK gets nothing in any case (it acknowledges a 403).
 		fate = fateDropped
 	default:
-		if code, _ := malformedRequest(req); code != 0 || req.Via() == nil {
+		// A malformed request gets the same 403 as any other (a stranger
+		// learns nothing of the parser), when one can be routed at all.
+		if req.Via() == nil {
 			fate = fateDropped
 		} else if err := z.writeTo(local, src, statelessForbidden(req)); err != nil {
 			s.log.Debug("stateless 403 not sent", "zone", z.name, "error", err)

@@ -60,7 +60,7 @@ func TestMethodOf(t *testing.T) {
 	}
 }
 
-func parse(t *testing.T, msg string) *sip.Request {
+func parseReq(t *testing.T, msg string) *sip.Request {
 	t.Helper()
 	m, err := sip.ParseMessage([]byte(msg))
 	if err != nil {
@@ -70,20 +70,20 @@ func parse(t *testing.T, msg string) *sip.Request {
 }
 
 func TestIsScanner(t *testing.T) {
-	if !isScanner(parse(t, strangerOptions)) {
+	if !isScanner(parseReq(t, strangerOptions)) {
 		t.Error("friendly-scanner not recognised")
 	}
 	plain := strings.ReplaceAll(strangerOptions, "User-Agent: friendly-scanner\r\n", "User-Agent: Yealink SIP-T46S\r\n")
 	plain = strings.ReplaceAll(plain, `"sipvicious" `, "")
-	if isScanner(parse(t, plain)) {
+	if isScanner(parseReq(t, plain)) {
 		t.Error("a phone taken for a scanner")
 	}
 	byFrom := strings.ReplaceAll(strangerOptions, "User-Agent: friendly-scanner\r\n", "")
-	if !isScanner(parse(t, byFrom)) {
+	if !isScanner(parseReq(t, byFrom)) {
 		t.Error("a scanner's From display name not recognised")
 	}
 	sipcli := strings.ReplaceAll(plain, "Yealink SIP-T46S", "sipcli/v1.8")
-	if !isScanner(parse(t, sipcli)) {
+	if !isScanner(parseReq(t, sipcli)) {
 		t.Error("sipcli not recognised")
 	}
 }
@@ -91,15 +91,15 @@ func TestIsScanner(t *testing.T) {
 // A stateless 403 has the mandatory headers only, and the same To tag for
 // every copy of a request; its ACK is recognised as the 403's.
 func TestStatelessForbidden(t *testing.T) {
-	req := parse(t, strangerOptions)
+	req := parseReq(t, strangerOptions)
 	req.SetSource("192.0.2.66:5060")
-	a, b := statelessForbidden(req), statelessForbidden(parse(t, strangerOptions))
+	a, b := statelessForbidden(req), statelessForbidden(parseReq(t, strangerOptions))
 	ta, _ := a.To().Params.Get("tag")
 	tb, _ := b.To().Params.Get("tag")
 	if ta == "" || ta != tb {
 		t.Errorf("To tags %q and %q: want one, the same for a retransmission", ta, tb)
 	}
-	other := parse(t, strings.ReplaceAll(strangerOptions, "z9hG4bKscan1", "z9hG4bKscan2"))
+	other := parseReq(t, strings.ReplaceAll(strangerOptions, "z9hG4bKscan1", "z9hG4bKscan2"))
 	if to, _ := statelessForbidden(other).To().Params.Get("tag"); to == ta {
 		t.Error("another request got the same To tag")
 	}
@@ -115,10 +115,10 @@ func TestStatelessForbidden(t *testing.T) {
 	ack := strings.Replace(strangerOptions, "OPTIONS sip:10.0.0.1", "ACK sip:10.0.0.1", 1)
 	ack = strings.Replace(ack, "CSeq: 1 OPTIONS", "CSeq: 1 ACK", 1)
 	ack = strings.Replace(ack, "To: <sip:100@10.0.0.1>", "To: <sip:100@10.0.0.1>;tag="+ta, 1)
-	if !ackOfOurs(parse(t, ack)) {
+	if !ackOfOurs(parseReq(t, ack)) {
 		t.Error("the ACK of our 403 not recognised")
 	}
-	if ackOfOurs(parse(t, strings.Replace(ack, ta, "other", 1))) {
+	if ackOfOurs(parseReq(t, strings.Replace(ack, ta, "other", 1))) {
 		t.Error("a stray ACK taken for the ACK of our 403")
 	}
 }

@@ -47,11 +47,7 @@ func (s *Server) register(z *zone) {
 			s.inDialog(z, req, tx)
 			return
 		}
-		if !s.admit(z, req, tx) {
-			return
-		}
-		if tags := unsupportedTags(req); len(tags) > 0 {
-			z.badExtension(tx, req, strings.Join(tags, ", ")) // RFC 3261 section 8.2.2.3
+		if !s.admit(z, req, tx) || !s.inspect(z, req, tx) {
 			return
 		}
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
@@ -84,8 +80,8 @@ func (s *Server) register(z *zone) {
 }
 
 // safe recovers a panicking handler: the request gets 500, the process
-// and its other calls go on, and the panic is logged. It first refuses
-// requests that lack what every SIP request must carry.
+// and its other calls go on, and the panic is logged. It first refuses a
+// request that is not well-formed SIP/2.0 (refuseMalformed).
 func (s *Server) safe(z *zone, h sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		defer func() {
@@ -97,45 +93,43 @@ func (s *Server) safe(z *zone, h sipgo.RequestHandler) sipgo.RequestHandler {
 			}
 		}()
 		if code, why := malformedRequest(req); code != 0 {
-			s.stats.parseErrors.Add(1)
-			if !req.IsAck() {
-				z.respond(tx, req, code, reasonPhrase(code), why)
-			}
+			s.refuseMalformed(z, req, tx, code, why)
 			return
 		}
 		h(req, tx)
 	}
 }
 
-// malformedRequest checks what RFC 3261 section 8.1.1 requires of every
-// request, which sipgo's parser lets through: the version, the To, From,
-// Call-ID and CSeq headers, and a CSeq naming the request's method. It
-// returns the status to answer with, or 0.
-func malformedRequest(req *sip.Request) (int, string) {
-	if req.SipVersion != "SIP/2.0" {
-		return 505, "only SIP/2.0 is supported"
+// refuseMalformed answers a malformed request with code (400, or 505 for
+// another SIP version), after the zone's peer check: a stranger gets
+// admit's 403 and record whatever it sends, and learns nothing of
+// parapet's parser. Requests inside a dialog are judged so too here: a
+// malformed one is refused either way. An ACK gets nothing (RFC 3261
+// section 17.2.3).
+func (s *Server) refuseMalformed(z *zone, req *sip.Request, tx sip.ServerTransaction, code int, why string) {
+	s.stats.parseErrors.Add(1)
+	if req.IsAck() || !s.admit(z, req, tx) {
+		return
 	}
-	var missing []string
-	if req.To() == nil {
-		missing = append(missing, "To")
+	z.respond(tx, req, code, reasonPhrase(code), why)
+}
+
+// inspect is RFC 3261 section 8.2.2's header inspection of a request
+// outside any dialog whose method parapet takes: 416 for a Request-URI
+// of a scheme parapet does not serve, 420 for an extension it does not
+// support, whether Require asks it of parapet as the request's end or
+// Proxy-Require of parapet in the path. It reports whether the request
+// passed.
+func (s *Server) inspect(z *zone, req *sip.Request, tx sip.ServerTransaction) bool {
+	if scheme, ok := servedScheme(req.Recipient); !ok {
+		z.respond(tx, req, 416, reasonPhrase(416), "Request-URI scheme "+scheme+" is not served")
+		return false
 	}
-	if req.From() == nil {
-		missing = append(missing, "From")
+	if tags := unsupportedTags(req); len(tags) > 0 {
+		z.badExtension(tx, req, strings.Join(tags, ", "))
+		return false
 	}
-	if req.CallID() == nil || string(*req.CallID()) == "" {
-		missing = append(missing, "Call-ID")
-	}
-	cs := req.CSeq()
-	if cs == nil {
-		missing = append(missing, "CSeq")
-	}
-	if len(missing) > 0 {
-		return 400, "missing " + strings.Join(missing, ", ")
-	}
-	if cs.MethodName != req.Method {
-		return 400, fmt.Sprintf("CSeq method %s does not match the request's %s", cs.MethodName, req.Method)
-	}
-	return 0, ""
+	return true
 }
 
 // allowMethods is what parapet handles. UPDATE is left out on purpose: a

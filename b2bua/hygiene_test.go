@@ -10,6 +10,7 @@ import (
 
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/sim"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // Nothing of one leg's topology reaches the other: no Via, Contact,
@@ -206,21 +207,19 @@ func TestMalformedInput(t *testing.T) {
 	caller.Hangup(ctx)
 }
 
-// Requests without what RFC 3261 section 8.1.1 requires of every request
-// get 400 (505 for another SIP version), whatever the method.
+// Requests without what RFC 3261 section 8.1.1 requires of every request,
+// or with a header that may appear once twice, get 400 (505 for another
+// SIP version), whatever the method; a Request-URI of a scheme parapet
+// does not serve gets 416, an extension it does not support 420. From a
+// stranger, every one of them gets 403 and nothing else: the peer check
+// comes first, and a stranger learns nothing of parapet's parser.
 func TestRequestBasics(t *testing.T) {
-	l := newLab(t, labOptions{})
-	to := l.pbxUDP.String()
-	u := newUDPPeer(t, to)
-	opt := func(n int, edit func(string) string) string {
-		return edit(strings.Join([]string{
-			fmt.Sprintf("OPTIONS sip:%s SIP/2.0", to),
-			fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bKbasic%d", u.local(), n),
-			"Max-Forwards: 70",
-			fmt.Sprintf("From: <sip:probe@%s>;tag=b%d", u.local(), n),
-			fmt.Sprintf("To: <sip:%s>", to),
-			fmt.Sprintf("Call-ID: basics-%d", n),
-			"CSeq: 1 OPTIONS", "Content-Length: 0", "", ""}, "\r\n"))
+	dup := func(h string) func(string) string {
+		return func(m string) string {
+			i := strings.Index(m, h+":")
+			j := strings.Index(m[i:], "\r\n")
+			return m[:i+j+2] + m[i:i+j+2] + m[i+j+2:]
+		}
 	}
 	cut := func(h string) func(string) string {
 		return func(m string) string {
@@ -229,21 +228,59 @@ func TestRequestBasics(t *testing.T) {
 			return m[:i] + m[i+j+2:]
 		}
 	}
-	for i, tc := range []struct {
+	swap := func(old, new string) func(string) string {
+		return func(m string) string { return strings.Replace(m, old, new, 1) }
+	}
+	cases := []struct {
 		name string
 		edit func(string) string
 		want string
 	}{
 		{"well formed", func(m string) string { return m }, "SIP/2.0 200"},
-		{"SIP/3.0", func(m string) string { return strings.Replace(m, " SIP/2.0\r\n", " SIP/3.0\r\n", 1) }, "SIP/2.0 505"},
+		{"SIP/3.0", swap(" SIP/2.0\r\n", " SIP/3.0\r\n"), "SIP/2.0 505"},
 		{"no Call-ID", cut("Call-ID"), "SIP/2.0 400"},
 		{"no From", cut("From"), "SIP/2.0 400"},
-		{"CSeq of another method", func(m string) string { return strings.Replace(m, "CSeq: 1 OPTIONS", "CSeq: 1 INVITE", 1) }, "SIP/2.0 400"},
-	} {
-		if res := u.send(t, opt(i, tc.edit)); !strings.HasPrefix(res, tc.want) {
-			t.Errorf("%s: got %q, want %s", tc.name, firstLine(res), tc.want)
+		{"CSeq of another method", swap("CSeq: 1 OPTIONS", "CSeq: 1 INVITE"), "SIP/2.0 400"},
+		{"two Call-IDs", dup("Call-ID"), "SIP/2.0 400"},
+		{"two Froms", dup("From"), "SIP/2.0 400"},
+		{"two Tos", dup("To"), "SIP/2.0 400"},
+		{"two CSeqs", dup("CSeq"), "SIP/2.0 400"},
+		{"From with an unquoted comma", swap("From: <", "From: Bell, Alexander <"), "SIP/2.0 400"},
+		{"tel: Request-URI", swap("OPTIONS sip:", "OPTIONS tel:+15551230000;x="), "SIP/2.0 416"},
+		{"Proxy-Require", swap("Max-Forwards: 70", "Max-Forwards: 70\r\nProxy-Require: foo"), "SIP/2.0 420"},
+	}
+	run := func(t *testing.T, l *lab, stranger bool) {
+		to := l.pbxUDP.String()
+		u := newUDPPeer(t, to)
+		opt := func(n int, edit func(string) string) string {
+			return edit(strings.Join([]string{
+				fmt.Sprintf("OPTIONS sip:%s SIP/2.0", to),
+				fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=z9hG4bKbasic%d", u.local(), n),
+				"Max-Forwards: 70",
+				fmt.Sprintf("From: <sip:probe@%s>;tag=b%d", u.local(), n),
+				fmt.Sprintf("To: <sip:%s>", to),
+				fmt.Sprintf("Call-ID: basics-%d", n),
+				"CSeq: 1 OPTIONS", "Content-Length: 0", "", ""}, "\r\n"))
+		}
+		for i, tc := range cases {
+			want := tc.want
+			if stranger {
+				want = "SIP/2.0 403"
+			}
+			res := u.send(t, opt(i, tc.edit))
+			if !strings.HasPrefix(res, want) || stranger && strings.Contains(res, "\r\nWarning:") {
+				t.Errorf("%s: got %q, want %s", tc.name, res, want)
+			}
 		}
 	}
+	t.Run("peer", func(t *testing.T) { run(t, newLab(t, labOptions{}), false) })
+	t.Run("stranger", func(t *testing.T) {
+		// Budgets raised: a dozen requests from one address in a moment
+		// would be over its source_rate.
+		lim := topology.DefaultLimits
+		lim.SourceRate, lim.PrefixRate = 100, 100
+		run(t, newLab(t, labOptions{pbxPeers: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, limits: lim}), true)
+	})
 }
 
 // Max-Forwards 0 goes no further (483); 1 goes on, with 0, and is answered.

@@ -94,6 +94,15 @@ func invite(user string, headers ...sip.Header) *sip.Request {
 	return req
 }
 
+// telInvite is an INVITE whose Request-URI is a tel: URI.
+func telInvite(headers ...sip.Header) *sip.Request {
+	req := invite("+15550100", headers...)
+	if err := sip.ParseUri("tel:+15550100", &req.Recipient); err != nil {
+		panic(err)
+	}
+	return req
+}
+
 func contact() sip.Header {
 	return &sip.ContactHeader{Address: sip.Uri{User: "alice", Host: "10.0.0.7", Port: 5060}}
 }
@@ -118,6 +127,14 @@ func TestAdmitPhase(t *testing.T) {
 		{name: "8.2.2.3: an unknown required extension gets 420", src: "10.0.0.7:5060",
 			req: invite("+15550100", contact(), sip.NewHeader("Require", "100rel, foo")), status: 420,
 			disp: compliance.DispositionRejected, header: "Unsupported"},
+		{name: "8.2.2.3: an unknown extension required of proxies gets 420 too", src: "10.0.0.7:5060",
+			req: invite("+15550100", contact(), sip.NewHeader("Proxy-Require", "foo")), status: 420,
+			disp: compliance.DispositionRejected, header: "Unsupported"},
+		{name: "8.2.2.1: a Request-URI of a scheme not served gets 416", src: "10.0.0.7:5060",
+			req: telInvite(contact()), status: 416, disp: compliance.DispositionRejected},
+		{name: "21.4.7: an Accept without SDP gets 406", src: "10.0.0.7:5060",
+			req: invite("+15550100", contact(), sip.NewHeader("Accept", "text/plain")), status: 406,
+			disp: compliance.DispositionRejected},
 		{name: "RFC 3262: 100rel required is supported", src: "10.0.0.7:5060",
 			req: invite("+15550100", contact(), sip.NewHeader("Require", "100rel")), ok: true},
 		{name: "16.3: Max-Forwards 0 goes no further", src: "10.0.0.7:5060", req: invite("+15550100", contact(), mf(0)),

@@ -23,10 +23,11 @@ type rel100 struct {
 	pracked chan struct{} // closed when it is acknowledged
 }
 
-// requireTags splits a Require header into its option tags.
-func requireTags(req *sip.Request) []string {
+// requireTags splits the Require or Proxy-Require headers (name) into
+// their option tags.
+func requireTags(req *sip.Request, name string) []string {
 	var tags []string
-	for _, h := range req.GetHeaders("Require") {
+	for _, h := range req.GetHeaders(name) {
 		for _, t := range strings.Split(h.Value(), ",") {
 			if t = strings.TrimSpace(t); t != "" {
 				tags = append(tags, t)

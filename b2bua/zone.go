@@ -50,6 +50,8 @@ func (s *Server) newZone(zc topology.Zone, zt ZoneTLS) (*zone, error) {
 	opts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent(cmp.Or(zc.UserAgent, "parapet")), // sipgo's default From, which parapet never leaves it to write
 		sipgo.WithUserAgentHostname(uriHost(host)),
+		// From and To parsed as RFC 3261 has them (syntax.go).
+		sipgo.WithUserAgentParser(sip.NewParser(sip.WithHeadersParsers(headerParsers()))),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipLog),
 			sip.WithTransportLayerReadFilter(s.gate(z))),
 		// Not sip.WithTransactionLayerTerminateOnConnClose: in sipgo
@@ -58,7 +60,14 @@ func (s *Server) newZone(zc topology.Zone, zt ZoneTLS) (*zone, error) {
 		// after its TLS handshake), which panics on a goroutine no recover
 		// reaches. Without it, a transaction on a closed connection ends by
 		// its timer (Timer B: 32 s), as RFC 3261 has it.
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sipLog),
+			// A response matching no transaction (a late retransmission, or
+			// one sent to parapet unasked) is dropped (RFC 3261 section
+			// 18.1.2); sipgo's default says so at INFO, once each, through
+			// its own logger, quoting the reason phrase unredacted.
+			sip.WithTransactionLayerUnhandledResponseHandler(func(r *sip.Response) {
+				sipLog.Debug("response matching no transaction dropped", "status", r.StatusCode, "source", r.Source())
+			})),
 	}
 	if zt.Client != nil {
 		opts = append(opts, sipgo.WithUserAgenTLSConfig(zt.Client))
