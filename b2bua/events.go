@@ -78,6 +78,8 @@ func (s *Server) connEventLocked(z *zone, event compliance.ConnEventKind, sig po
 
 // drainEvents writes the folded-event counts of kinds that went quiet
 // (all of them when all is set, at shutdown), and the outsider tallies.
+// The caller holds evMu exclusively, so that no refusal of an outsider is
+// between its response and its count (see refusing).
 func (s *Server) drainEvents(all bool) {
 	for _, e := range s.events.drain(time.Now(), all) {
 		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
@@ -86,8 +88,16 @@ func (s *Server) drainEvents(all bool) {
 	s.lines.drain(time.Now(), all)
 }
 
+// refusing is held (shared) by the refusal of an outsider from before its
+// response leaves to after it is counted, so that a tally never lacks a
+// refusal its sender has already seen; it returns the release.
+func (s *Server) refusing() func() {
+	s.evMu.RLock()
+	return s.evMu.RUnlock
+}
+
 // flushOutsiders writes each zone's outsider tally of the period that
-// ends now.
+// ends now: with evMu held exclusively, or after the final drain.
 func (s *Server) flushOutsiders() {
 	hash := s.rules.Load().hash
 	for _, e := range s.outsiders.flush() {
@@ -99,9 +109,13 @@ func (s *Server) flushOutsiders() {
 // tallyOutsider counts a request (method set) or connection from src,
 // outside zone z's peers, in the zone's tally: no record of its own.
 func (s *Server) tallyOutsider(z *zone, src netip.Addr, method string, fate outsiderFate) {
+	defer s.refusing()()
+	s.tallyOutsiderLocked(z, src, method, fate)
+}
+
+// tallyOutsiderLocked is tallyOutsider with evMu held (shared).
+func (s *Server) tallyOutsiderLocked(z *zone, src netip.Addr, method string, fate outsiderFate) {
 	s.stats.outsiders[fate].Add(1)
-	s.evMu.RLock()
-	defer s.evMu.RUnlock()
 	s.outsiders.add(z.name, src, method, fate, time.Now())
 	if s.evDone {
 		// After the final drain nothing would write the tally: at once.

@@ -2,7 +2,11 @@ package b2bua
 
 // FlushOutsiders ends the outsider tallies' period now (tests cannot wait
 // for the 10 s tick).
-func (s *Server) FlushOutsiders() { s.flushOutsiders() }
+func (s *Server) FlushOutsiders() {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	s.flushOutsiders()
+}
 
 // HeldConns returns the connections zone's TCP and TLS listeners hold,
 // all of them and those from outside its peers: what the connection

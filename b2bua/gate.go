@@ -53,16 +53,17 @@ func (s *Server) gate(z *zone) sip.TransportReadFilter {
 // outsiderDatagram handles a request from outside zone z's peers that
 // arrived on the UDP socket bound to local.
 func (s *Server) outsiderDatagram(z *zone, local net.Addr, src netip.AddrPort, data []byte) {
+	defer s.refusing()()
 	method := methodOf(data)
 	if !s.budget.Load().allow(src.Addr()) {
-		s.tallyOutsider(z, src.Addr(), method, fateOverBudget)
+		s.tallyOutsiderLocked(z, src.Addr(), method, fateOverBudget)
 		return
 	}
 	msg, err := sip.ParseMessage(data)
 	req, ok := msg.(*sip.Request)
 	if err != nil || !ok {
 		s.stats.parseErrors.Add(1)
-		s.tallyOutsider(z, src.Addr(), method, fateDropped)
+		s.tallyOutsiderLocked(z, src.Addr(), method, fateDropped)
 		return
 	}
 	req.SetSource(src.String())
@@ -89,7 +90,7 @@ func (s *Server) outsiderDatagram(z *zone, local net.Addr, src netip.AddrPort, d
 	if scanner {
 		fate = fateScanner
 	}
-	s.tallyOutsider(z, src.Addr(), method, fate)
+	s.tallyOutsiderLocked(z, src.Addr(), method, fate)
 }
 
 // statelessForbidden is the 403 for req: the headers RFC 3261 section

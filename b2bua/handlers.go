@@ -191,8 +191,9 @@ func (s *Server) refuseOutsider(z *zone, req *sip.Request, tx sip.ServerTransact
 	if !slices.Contains(knownMethods, method) {
 		method = "other"
 	}
+	defer s.refusing()()
 	if !s.budget.Load().allow(src) {
-		s.tallyOutsider(z, src, method, fateOverBudget)
+		s.tallyOutsiderLocked(z, src, method, fateOverBudget)
 		return
 	}
 	scanner := isScanner(req)
@@ -207,7 +208,7 @@ func (s *Server) refuseOutsider(z *zone, req *sip.Request, tx sip.ServerTransact
 	if scanner {
 		fate = fateScanner
 	}
-	s.tallyOutsider(z, src, method, fate)
+	s.tallyOutsiderLocked(z, src, method, fate)
 }
 
 // inDialog routes a request with a To tag to the leg it belongs to.

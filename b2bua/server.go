@@ -174,7 +174,11 @@ func (s *Server) Start(ctx context.Context) error {
 			case <-s.ctx.Done():
 				return
 			case <-t.C:
-				s.tick("event folding", func() { s.drainEvents(false) })
+				s.tick("event folding", func() {
+					s.evMu.Lock()
+					defer s.evMu.Unlock()
+					s.drainEvents(false)
+				})
 			case <-refresh:
 				s.tick("journal refresh", s.refreshJournal)
 			}
