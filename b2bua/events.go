@@ -79,7 +79,9 @@ func (s *Server) connEventLocked(z *zone, event compliance.ConnEventKind, sig po
 // drainEvents writes the folded-event counts of kinds that went quiet
 // (all of them when all is set, at shutdown), and the outsider tallies.
 // The caller holds evMu exclusively, so that no refusal of an outsider is
-// between its response and its count (see refusing).
+// between its response and its count: a refusal holds evMu (shared) from
+// before its response leaves to after it is counted, so that a tally
+// never lacks a refusal its sender has already seen.
 func (s *Server) drainEvents(all bool) {
 	for _, e := range s.events.drain(time.Now(), all) {
 		s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
@@ -88,13 +90,6 @@ func (s *Server) drainEvents(all bool) {
 	s.lines.drain(time.Now(), all)
 }
 
-// refusing is held (shared) by the refusal of an outsider from before its
-// response leaves to after it is counted, so that a tally never lacks a
-// refusal its sender has already seen; it returns the release.
-func (s *Server) refusing() func() {
-	s.evMu.RLock()
-	return s.evMu.RUnlock
-}
 
 // flushOutsiders writes each zone's outsider tally of the period that
 // ends now: with evMu held exclusively, or after the final drain.
@@ -109,7 +104,8 @@ func (s *Server) flushOutsiders() {
 // tallyOutsider counts a request (method set) or connection from src,
 // outside zone z's peers, in the zone's tally: no record of its own.
 func (s *Server) tallyOutsider(z *zone, src netip.Addr, method string, fate outsiderFate) {
-	defer s.refusing()()
+	s.evMu.RLock()
+	defer s.evMu.RUnlock()
 	s.tallyOutsiderLocked(z, src, method, fate)
 }
 

@@ -37,7 +37,16 @@ func (s *Server) gate(z *zone) sip.TransportReadFilter {
 		src := ua.AddrPort()
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 		pol := s.rules.Load().zone(z.name)
-		if pol.AdmitsSource(src.Addr()) || isResponse(data) || s.reg.knowsCallID(headerValue(data, "call-id", "i")) {
+		if isResponse(data) {
+			return data, nil
+		}
+		if pol.AdmitsSource(src.Addr()) || s.reg.knowsCallID(headerValue(data, "call-id", "i")) {
+			if code, why := rawFault(data); code != 0 {
+				// What sipgo would drop unanswered (rawcheck.go).
+				s.stats.parseErrors.Add(1)
+				s.answerRaw(z, info.LocalAddr, src, data, code, why)
+				return nil, nil
+			}
 			return data, nil
 		}
 		if pol.Mode == policy.ModeObserve && s.budget.Load().allow(src.Addr()) {
@@ -53,7 +62,8 @@ func (s *Server) gate(z *zone) sip.TransportReadFilter {
 // outsiderDatagram handles a request from outside zone z's peers that
 // arrived on the UDP socket bound to local.
 func (s *Server) outsiderDatagram(z *zone, local net.Addr, src netip.AddrPort, data []byte) {
-	defer s.refusing()()
+	s.evMu.RLock() // until counted: see drainEvents
+	defer s.evMu.RUnlock()
 	method := methodOf(data)
 	if !s.budget.Load().allow(src.Addr()) {
 		s.tallyOutsiderLocked(z, src.Addr(), method, fateOverBudget)
@@ -108,6 +118,9 @@ func statelessForbidden(req *sip.Request) *sip.Response {
 }
 
 var tagSeed = maphash.MakeSeed()
+
+// hashBytes is a keyed hash of b (the seed is the process's).
+func hashBytes(b []byte) uint64 { return maphash.Bytes(tagSeed, b) }
 
 // ackOfOurs reports whether req is the ACK of a stateless 403 parapet
 // sent: its To tag is the one statelessTag gave (an ACK of a non-2xx
@@ -222,7 +235,7 @@ func headerValue(data []byte, long, short string) []byte {
 			continue
 		}
 		name = bytes.TrimRight(name, " \t")
-		if bytes.EqualFold(name, []byte(long)) || bytes.EqualFold(name, []byte(short)) {
+		if bytes.EqualFold(name, []byte(long)) || short != "" && bytes.EqualFold(name, []byte(short)) {
 			return bytes.TrimSpace(value)
 		}
 	}

@@ -231,5 +231,65 @@ func FuzzHeaderValue(f *testing.F) {
 		}
 		methodOf(data)
 		isResponse(data)
+		if code, _ := rawFault(data); code != 0 && code != 400 && code != 416 {
+			t.Fatalf("rawFault gave %d", code)
+		}
+		z := &zone{}
+		z.rawResponse(data, 400, "fuzz")
 	})
+}
+
+// What sipgo's parser would drop unanswered, the gate answers: 400, or
+// 416 for a scheme sipgo's URI parser refuses; well-formed requests pass.
+func TestRawFault(t *testing.T) {
+	ok := strangerOptions
+	for _, c := range []struct {
+		name string
+		msg  string
+		code int
+	}{
+		{"well formed", ok, 0},
+		{"a response", "SIP/2.0 200 OK\r\nCall-ID: x\r\n\r\n", 0},
+		{"angle brackets", strings.Replace(ok, "OPTIONS sip:10.0.0.1 SIP/2.0", "OPTIONS <sip:10.0.0.1> SIP/2.0", 1), 400},
+		{"space in the URI", strings.Replace(ok, "OPTIONS sip:10.0.0.1 SIP/2.0", "OPTIONS sip:10.0.0.1; lr SIP/2.0", 1), 400},
+		{"two spaces", strings.Replace(ok, "OPTIONS sip:10.0.0.1 SIP/2.0", "OPTIONS  sip:10.0.0.1 SIP/2.0", 1), 400},
+		{"trailing space", strings.Replace(ok, "OPTIONS sip:10.0.0.1 SIP/2.0", "OPTIONS sip:10.0.0.1 SIP/2.0 ", 1), 400},
+		{"scheme of other characters", strings.Replace(ok, "OPTIONS sip:10.0.0.1", "OPTIONS soap.beep://10.0.0.1:3002", 1), 416},
+		{"tel: (sipgo parses it; the handler answers 416)", strings.Replace(ok, "OPTIONS sip:10.0.0.1", "OPTIONS tel:+15551230000", 1), 0},
+		{"CSeq past 2**31", strings.Replace(ok, "CSeq: 1 OPTIONS", "CSeq: 2147483648 OPTIONS", 1), 400},
+		{"CSeq at 2**31-1", strings.Replace(ok, "CSeq: 1 OPTIONS", "CSeq: 2147483647 OPTIONS", 1), 0},
+		{"Content-Length past the end", strings.Replace(ok, "Content-Length: 0", "Content-Length: 9999", 1), 400},
+		{"no line end", "OPTIONS sip:x SIP/2.0", 0},
+	} {
+		if code, why := rawFault([]byte(c.msg)); code != c.code {
+			t.Errorf("%s: %d (%s), want %d", c.name, code, why, c.code)
+		}
+	}
+	data := []byte(ok)
+	if n := testing.AllocsPerRun(100, func() { rawFault(data) }); n != 0 {
+		t.Errorf("rawFault allocates %.0f times on a well-formed request", n)
+	}
+}
+
+// The gate's own response copies the request's Vias, From, To (tagging
+// it), Call-ID and CSeq as they were, and says why; without a Via there
+// is nothing to answer to.
+func TestRawResponse(t *testing.T) {
+	z := &zone{responder: responder{userAgent: "parapet"}}
+	msg := strings.Replace(strangerOptions, "Max-Forwards: 70\r\n", "v: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKsecond\r\nMax-Forwards: 70\r\n", 1)
+	res := string(z.rawResponse([]byte(msg), 400, "malformed request line"))
+	for _, want := range []string{"SIP/2.0 400 Bad Request\r\n", "Via: SIP/2.0/UDP 192.0.2.66:5060;branch=z9hG4bKscan1\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKsecond\r\n",
+		"From: \"sipvicious\" <sip:100@192.0.2.66>;tag=abc\r\n", "To: <sip:100@10.0.0.1>;tag=", "Call-ID: compact-call-id@192.0.2.66\r\n",
+		"CSeq: 1 OPTIONS\r\n", "Server: parapet\r\n", "Warning: 399 parapet \"malformed request line\"\r\n", "Content-Length: 0\r\n\r\n"} {
+		if !strings.Contains(res, want) {
+			t.Errorf("the raw 400 lacks %q:\n%s", want, res)
+		}
+	}
+	if again := string(z.rawResponse([]byte(msg), 400, "malformed request line")); again != res {
+		t.Error("a retransmission got another response (its To tag)")
+	}
+	noVia := strings.Replace(strangerOptions, "Via: SIP/2.0/UDP 192.0.2.66:5060;branch=z9hG4bKscan1\r\n", "", 1)
+	if r := z.rawResponse([]byte(noVia), 400, "x"); r != nil {
+		t.Errorf("a request without Via answered:\n%s", r)
+	}
 }

@@ -191,7 +191,8 @@ func (s *Server) refuseOutsider(z *zone, req *sip.Request, tx sip.ServerTransact
 	if !slices.Contains(knownMethods, method) {
 		method = "other"
 	}
-	defer s.refusing()()
+	s.evMu.RLock() // until counted: see drainEvents
+	defer s.evMu.RUnlock()
 	if !s.budget.Load().allow(src) {
 		s.tallyOutsiderLocked(z, src, method, fateOverBudget)
 		return

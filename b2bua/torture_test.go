@@ -223,6 +223,25 @@ func echoParser() *sip.Parser {
 	return sip.NewParser(sip.WithHeadersParsers(m))
 }
 
+// statusOnly is a response sipgo cannot parse (it echoes a malformed
+// request's headers, an overlarge CSeq say) as its status and Call-ID,
+// or nil when data is no response.
+func statusOnly(data []byte) *sip.Response {
+	m := statusLine.FindSubmatch(data)
+	if m == nil {
+		return nil
+	}
+	code, _ := strconv.Atoi(string(m[1]))
+	res := sip.NewResponse(code, "")
+	if id := callIDLine.FindSubmatch(data); id != nil {
+		cid := sip.CallIDHeader(id[1])
+		res.AppendHeader(&cid)
+	}
+	return res
+}
+
+var statusLine = regexp.MustCompile(`^SIP/2\.0 ([1-6][0-9][0-9]) `)
+
 func (p *rawSIP) read() {
 	defer close(p.got)
 	buf := make([]byte, 65535)
@@ -241,6 +260,8 @@ func (p *rawSIP) read() {
 		if p.tr == "udp" {
 			if m, err := parser.ParseSIP(buf[:n]); err == nil {
 				deliver(m)
+			} else if res := statusOnly(buf[:n]); res != nil {
+				deliver(res)
 			}
 			continue
 		}
