@@ -90,7 +90,6 @@ func (s *Server) drainEvents(all bool) {
 	s.lines.drain(time.Now(), all)
 }
 
-
 // flushOutsiders writes each zone's outsider tally of the period that
 // ends now: with evMu held exclusively, or after the final drain.
 func (s *Server) flushOutsiders() {
