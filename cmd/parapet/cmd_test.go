@@ -600,32 +600,38 @@ func simPeers(t *testing.T, certDir string, carrierPort, pbxPort int) (carrier, 
 // base+70 to base+99, then extra. It returns the file's path.
 func simSite(t *testing.T, dir string, base int, carrierTLS, extra string) string {
 	t.Helper()
+	return simSitePeers(t, dir, base, "127.0.0.0/8", carrierTLS, extra)
+}
+
+// simSitePeers is simSite with both zones' peers set to peers.
+func simSitePeers(t *testing.T, dir string, base int, peers, carrierTLS, extra string) string {
+	t.Helper()
 	conf := filepath.Join(dir, "parapet.hcl")
 	src := fmt.Sprintf(`
 state_dir = "state"
 zone "pbx" {
-  listen = ["udp://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
+  listen = ["udp://127.0.0.1:%[1]d"]
+  peers  = [%[7]q]
   media { srtp = "allow" }
 }
 zone "carrier" {
-  listen = ["tls://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
+  listen = ["tls://127.0.0.1:%[2]d"]
+  peers  = [%[7]q]
   tls {
-    %s
+    %[3]s
   }
   media { srtp = "require" }
 }
 route "out" {
   from   = "pbx"
   to     = "carrier"
-  target = "sips:127.0.0.1:%d"
+  target = "sips:127.0.0.1:%[4]d"
 }
 media {
   address = "127.0.0.1"
-  ports   = "%d-%d"
+  ports   = "%[5]d-%[6]d"
 }
-%s`, base+60, base+61, carrierTLS, base+1, base+70, base+99, extra)
+%[8]s`, base+60, base+61, carrierTLS, base+1, base+70, base+99, peers, extra)
 	if err := os.WriteFile(conf, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}

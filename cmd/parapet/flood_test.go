@@ -101,39 +101,12 @@ func TestInviteFloodFromManySources(t *testing.T) {
 	t.Logf("RSS after the flood: %.1f MB", float64(rss)/(1<<20))
 }
 
-// floodSite is the flood test's configuration: a PBX zone whose only peer
-// is 127.0.0.1, a carrier zone over TLS, and the admin server on base+50.
+// floodSite is the flood test's configuration: the sim site with
+// 127.0.0.1 as the zones' only peer, and the admin server on base+50.
 func floodSite(t *testing.T, dir string, base int) string {
 	t.Helper()
-	conf := filepath.Join(dir, "parapet.hcl")
-	src := fmt.Sprintf(`
-state_dir = "state"
-zone "pbx" {
-  listen = ["udp://127.0.0.1:%d"]
-  peers  = ["127.0.0.1/32"]
-  media { srtp = "allow" }
-}
-zone "carrier" {
-  listen = ["tls://127.0.0.1:%d"]
-  peers  = ["127.0.0.1/32"]
-  tls { ca_file = "${state_dir}/certs/lab-ca.pem" }
-  media { srtp = "require" }
-}
-route "out" {
-  from   = "pbx"
-  to     = "carrier"
-  target = "sips:127.0.0.1:%d"
-}
-media {
-  address = "127.0.0.1"
-  ports   = "%d-%d"
-}
-admin { listen = "127.0.0.1:%d" }
-`, base+60, base+61, base+1, base+70, base+99, base+50)
-	if err := os.WriteFile(conf, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return conf
+	return simSitePeers(t, dir, base, "127.0.0.1/32", `ca_file = "${state_dir}/certs/lab-ca.pem"`,
+		fmt.Sprintf("admin { listen = \"127.0.0.1:%d\" }\n", base+50))
 }
 
 // flood sends INVITEs to target at floodRate from floodSources sockets
