@@ -41,18 +41,19 @@ type Call struct {
 	start time.Time
 
 	caller, callee string
+	rules          *rules // in force when the INVITE arrived
+	route          *routeRules
+	a, b           *leg
+	aTx            sip.ServerTransaction // A's INVITE transaction
+
 	// emergency: the callee is an emergency number (see emergency.go);
 	// overrides says what the call was taken in spite of, for its
 	// call.emergency decision.
 	emergency bool
 	overrides []string
 	// identity is what the call's identity headers were and became (see
-	// identity.go).
+	// identity.go); guarded by mu once the call is routed.
 	identity identity
-	rules    *rules // in force when the INVITE arrived
-	route          *routeRules
-	a, b           *leg
-	aTx            sip.ServerTransaction // A's INVITE transaction
 
 	relay   *media.Relay
 	streams []*media.RelayStream // by m= line; nil when the line is not relayed
