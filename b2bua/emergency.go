@@ -62,5 +62,6 @@ func (c *Call) takeEmergency() {
 	for _, d := range limited {
 		c.decide(d)
 	}
+	c.env.stats.emergency.Add(1)
 	c.log.Warn("emergency call", "overrides", len(c.overrides))
 }

@@ -156,6 +156,9 @@ func TestEmergencyCallWithLogFailing(t *testing.T) {
 	if d == nil || !strings.Contains(d.Reason, "compliance log could not be written") {
 		t.Errorf("emergency decision %+v", d)
 	}
+	if n := l.srv.Stats().EmergencyCalls; n != 1 {
+		t.Errorf("EmergencyCalls = %d", n)
+	}
 	if b := c.Legs[1]; len(b.AssertedIdentities) != 2 || len(b.WithheldHeaders) != 1 {
 		t.Errorf("leg b identities %q withheld %q", b.AssertedIdentities, b.WithheldHeaders)
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"path/filepath"
@@ -91,6 +92,15 @@ func TestEmergencyCallWithLogFull(t *testing.T) {
 	// next call goes through.
 	setFileSizeLimit(t, p.cmd.Process.Pid, math.MaxUint64)
 	waitFor(t, 10*time.Second, "parapet to be ready again", func() bool { return ready(base + 62) })
+	if res, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", base+62)); err != nil {
+		t.Error(err)
+	} else {
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !strings.Contains(string(body), "\nparapet_emergency_calls_total 1\n") {
+			t.Errorf("metrics do not count the emergency call:\n%s", body)
+		}
+	}
 	caller, _ = placeCall(ctx, t, pbx, carrier, uri("+15551230003"))
 	caller.Hangup(ctx)
 	var recs []*compliance.Record
