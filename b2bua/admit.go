@@ -60,6 +60,16 @@ func (c *Call) serving(req *sip.Request, tx sip.ServerTransaction) bool {
 	switch {
 	case s.isStopping():
 		c.reject(tx, req, 503, reasonPhrase(503), compliance.DispositionShutdown, "parapet is shutting down")
+	case c.emergency:
+		// Taken whatever the log and the journal: its record waits in the
+		// recorder's backlog until the log can be written.
+		if !s.journalHealthy() {
+			c.overrides = append(c.overrides, "the live-call journal could not be written")
+		}
+		if !s.rec.healthy() {
+			c.overrides = append(c.overrides, "the compliance log could not be written")
+		}
+		return true
 	case !s.journalHealthy():
 		c.reject(tx, req, 503, reasonPhrase(503), compliance.DispositionFailed, "live-call journal unavailable: calls refused until it can be written")
 	case !s.rec.healthy():

@@ -83,6 +83,12 @@ func (c *Call) journalAnswer() bool {
 	if err == nil {
 		return true
 	}
+	if c.emergency {
+		// Answered all the same: its record waits in the recorder if the
+		// log fails too (emergency.go).
+		c.log.Error("live-call journal not written; emergency call answered all the same", "error", err)
+		return true
+	}
 	c.log.Error("live-call journal not written; call refused", "error", err)
 	c.mu.Lock()
 	c.answered = time.Time{}

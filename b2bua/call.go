@@ -46,6 +46,15 @@ type Call struct {
 	a, b           *leg
 	aTx            sip.ServerTransaction // A's INVITE transaction
 
+	// emergency: the callee is an emergency number (see emergency.go);
+	// overrides says what the call was taken in spite of, for its
+	// call.emergency decision.
+	emergency bool
+	overrides []string
+	// identity is what the call's identity headers were and became (see
+	// identity.go); guarded by mu once the call is routed.
+	identity identity
+
 	relay   *media.Relay
 	streams []*media.RelayStream // by m= line; nil when the line is not relayed
 	// meter is relay, for Server.Stats while the call is live (Stats reads
@@ -179,6 +188,8 @@ func (s *Server) newCall(z *zone, req *sip.Request) *Call {
 	}
 	c.callee = req.Recipient.User
 	c.rules = s.rules.Load()
+	c.emergency = c.rules.emergency.Match(c.callee)
+	c.identity = identityFrom(req, c.rules.zones[z.name].trusted)
 	c.a = &leg{call: c, role: compliance.RoleA, side: media.SideA, zone: z, pol: c.rules.zone(z.name), attempted: true,
 		firstAck: make(chan *sip.Request, 1), settled: make(chan struct{})}
 	c.a.sig = z.signaling(req, c.a.pol)

@@ -25,6 +25,9 @@ type Config struct {
 	Limits topology.Limits
 	// TLS is the TLS material of the zones that have some, by zone name.
 	TLS map[string]ZoneTLS
+	// Emergency lists the emergency numbers (see emergency.go); none when
+	// empty.
+	Emergency topology.Emergency
 	// Getenv reads the environment variable a route's Auth.PasswordEnv
 	// names, at New and at every Reload; nil is os.Getenv.
 	Getenv func(key string) string

@@ -131,6 +131,9 @@ type labOptions struct {
 	pbxAlsoTCP      bool             // the PBX listens on TCP too, on its UDP port
 	extraFormats    int              // sim.Config.ExtraFormats of both peers: large SDP
 	inboundHost     string           // the inbound route's target host instead of the PBX's
+	pbxTrusted      bool             // the PBX zone is in the trust domain (RFC 3325)
+	carrierTrusted  bool             // the carrier zone is too
+	emergency       []string         // the emergency numbers
 }
 
 type lab struct {
@@ -240,11 +243,12 @@ func newLab(t testing.TB, o labOptions) *lab {
 			{Policy: pbxZone,
 				Listen: []topology.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)},
 					{Transport: policy.TransportTCP, Addr: netip.AddrPortFrom(loop, 0)}},
-				Feedback: o.pbxFeedback, Outsiders: o.pbxOutsiders, MaxCalls: o.pbxMaxCalls},
+				Feedback: o.pbxFeedback, Outsiders: o.pbxOutsiders, MaxCalls: o.pbxMaxCalls, Trusted: o.pbxTrusted},
 			{Policy: carrierZone,
 				Listen:    []topology.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
 				Feedback:  o.carrierFeedback,
-				Outsiders: o.carrierOutside},
+				Outsiders: o.carrierOutside,
+				Trusted:   o.carrierTrusted},
 		},
 		TLS: map[string]b2bua.ZoneTLS{"carrier": {Server: zoneTLS.ServerConfig(), Client: clientTLS}},
 		Routes: []topology.Route{
@@ -257,6 +261,7 @@ func newLab(t testing.TB, o labOptions) *lab {
 		Getenv:         func(string) string { return o.password },
 		Media:          topology.Media{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout, HoldTimeout: o.holdTimeout},
 		Limits:         o.limits,
+		Emergency:      topology.Emergency{Numbers: o.emergency},
 		PolicyHash:     "sha256:test",
 		Sink:           l.sink,
 		Journal:        o.journal,

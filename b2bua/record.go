@@ -47,6 +47,7 @@ func (c *Call) callLocked(end time.Time) *compliance.Call {
 		Caller:        id(c.caller),
 		Callee:        id(c.callee),
 		Pseudonymized: pseudo != nil,
+		Emergency:     c.emergency,
 		Start:         c.start.UTC(),
 		End:           end.UTC(),
 		Disposition:   c.disposition,
@@ -109,6 +110,7 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 	if p := c.env.pseudo; p != nil {
 		out.CallID = p.CallID(l.callID)
 	}
+	c.identityRecord(l, &out)
 	o := policy.LegOutcome{Signaling: l.sig, SourceAdmitted: l.admitted, Originated: l.role == compliance.RoleB,
 		MediaFlowed: flowed}
 	// A B leg over TCP or TLS with no connection noted and no response: the

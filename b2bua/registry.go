@@ -131,16 +131,24 @@ type callLimit struct {
 	max  int
 	rule string // the policy rule of a refusal
 	what string // the limit in words, for records
+	// exceeded: an emergency call was counted although the limit was
+	// full.
+	exceeded bool
 }
 
 // takeSlots counts a new call against each of limits (those with a max),
 // unless one of them is full: then it counts none and returns that one.
-func (r *registry) takeSlots(limits []callLimit) *callLimit {
+// An emergency call is counted even beyond a full limit: the limits it
+// exceeded are marked (callLimit.exceeded) and nil is returned.
+func (r *registry) takeSlots(limits []callLimit, emergency bool) *callLimit {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := range limits {
 		if l := &limits[i]; l.max > 0 && r.slots[l.key] >= l.max {
-			return l
+			if !emergency {
+				return l
+			}
+			l.exceeded = true
 		}
 	}
 	for _, l := range limits {

@@ -73,26 +73,26 @@ func TestRegistrySlots(t *testing.T) {
 	trunk := []callLimit{site, {key: "route|trunk", max: 2}, {key: "zone|pbx"}} // the zone has no limit
 	other := []callLimit{site, {key: "route|other", max: 1}}
 	for range 2 {
-		if full := r.takeSlots(trunk); full != nil {
+		if full := r.takeSlots(trunk, false); full != nil {
 			t.Fatalf("two slots of two not taken: %s full", full.key)
 		}
 	}
-	if full := r.takeSlots(trunk); full == nil || full.key != "route|trunk" {
+	if full := r.takeSlots(trunk, false); full == nil || full.key != "route|trunk" {
 		t.Errorf("a third slot of two taken (full: %v)", full)
 	}
-	if full := r.takeSlots(other); full != nil {
+	if full := r.takeSlots(other, false); full != nil {
 		t.Errorf("another route's slot refused: %s full", full.key)
 	}
 	// The site is now full (3): a call on any route is refused, and the
 	// refusal takes nothing.
-	if full := r.takeSlots(other); full == nil || full.key != "site" {
+	if full := r.takeSlots(other, false); full == nil || full.key != "site" {
 		t.Errorf("a fourth call on the site: full %v", full)
 	}
 	if r.slots["route|other"] != 1 || r.slots["site"] != 3 {
 		t.Errorf("a refused call counted: %v", r.slots)
 	}
 	r.releaseSlots(trunk)
-	if full := r.takeSlots(trunk); full != nil {
+	if full := r.takeSlots(trunk, false); full != nil {
 		t.Errorf("a released slot not taken again: %s full", full.key)
 	}
 	r.releaseSlots(trunk)

@@ -125,6 +125,7 @@ func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 		req.AppendHeader(sip.NewHeader("User-Agent", ua))
 	}
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	c.identity.writeIdentity(req, scheme, b.zone.host(t.Transport))
 	if body != nil {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		req.SetBody(body)

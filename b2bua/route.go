@@ -24,7 +24,7 @@ func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
 	}
 	c.route = route
 	limits := c.callLimits(route)
-	if full := c.env.reg.takeSlots(limits); full != nil {
+	if full := c.env.reg.takeSlots(limits, c.emergency); full != nil {
 		c.callLimited(req, tx, full)
 		return false
 	}
@@ -32,7 +32,11 @@ func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
 	c.b = &leg{call: c, role: compliance.RoleB, side: media.SideB, zone: c.env.zones[route.To], pol: c.rules.zone(route.To),
 		transport: route.Target.Transport, secure: route.Target.Secure}
 	c.b.sig = policy.SignalingFacts{Transport: route.Target.Transport}
+	c.mu.Lock()
+	c.identity.toward(c.rules.zones[route.To].trusted, c.emergency)
+	c.mu.Unlock()
 	c.log = c.log.With("route", route.Name)
+	c.takeEmergency()
 	return true
 }
 

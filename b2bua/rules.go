@@ -26,6 +26,8 @@ type rules struct {
 	holdTimeout  time.Duration
 	// limits are the site's budgets (connections and requests alike).
 	limits topology.Limits
+	// emergency lists the emergency numbers.
+	emergency topology.Emergency
 	// vocab is parapet's own words that free text in records keeps as
 	// they are: the zone and route names.
 	vocab []string
@@ -38,6 +40,8 @@ type zoneRules struct {
 	outsiders topology.Refusal
 	scanners  topology.Refusal
 	maxCalls  int
+	// trusted: the zone is inside parapet's trust domain (RFC 3325).
+	trusted bool
 }
 
 // drops reports whether the zone answers nothing to a request from outside
@@ -64,7 +68,8 @@ func newRules(cfg *Config) *rules {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	r := &rules{hash: cfg.PolicyHash, limits: cfg.Limits, zones: map[string]*zoneRules{}, mediaTimeout: cfg.Media.Timeout}
+	r := &rules{hash: cfg.PolicyHash, limits: cfg.Limits, zones: map[string]*zoneRules{}, mediaTimeout: cfg.Media.Timeout,
+		emergency: topology.Emergency{Numbers: slices.Clone(cfg.Emergency.Numbers)}}
 	if r.limits == (topology.Limits{}) {
 		r.limits = topology.DefaultLimits
 	}
@@ -76,7 +81,7 @@ func newRules(cfg *Config) *rules {
 		r.holdTimeout = time.Hour
 	}
 	for _, z := range cfg.Zones {
-		r.zones[z.Policy.Name] = &zoneRules{pol: z.Policy, feedback: z.Feedback, maxCalls: z.MaxCalls,
+		r.zones[z.Policy.Name] = &zoneRules{pol: z.Policy, feedback: z.Feedback, maxCalls: z.MaxCalls, trusted: z.Trusted,
 			outsiders: cmp.Or(z.Outsiders, topology.RefusalRefuse), scanners: cmp.Or(z.Scanners, topology.RefusalDrop)}
 		r.vocab = append(r.vocab, z.Policy.Name)
 	}
@@ -97,13 +102,14 @@ func newRules(cfg *Config) *rules {
 // the limits. The hash is not compared.
 func (r *rules) same(o *rules) bool {
 	if r.mediaTimeout != o.mediaTimeout || r.holdTimeout != o.holdTimeout || r.limits != o.limits ||
+		!slices.Equal(r.emergency.Numbers, o.emergency.Numbers) ||
 		len(r.zones) != len(o.zones) || len(r.routes) != len(o.routes) {
 		return false
 	}
 	for name, z := range r.zones {
 		oz := o.zones[name]
 		if oz == nil || !reflect.DeepEqual(z.pol, oz.pol) || z.feedback != oz.feedback ||
-			z.outsiders != oz.outsiders || z.scanners != oz.scanners || z.maxCalls != oz.maxCalls {
+			z.outsiders != oz.outsiders || z.scanners != oz.scanners || z.maxCalls != oz.maxCalls || z.trusted != oz.trusted {
 			return false
 		}
 	}

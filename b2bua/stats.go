@@ -28,7 +28,10 @@ type Stats struct {
 	Outsiders map[string]uint64
 	// CallLimited counts INVITEs refused with 503 by a call limit (site,
 	// zone or route).
-	CallLimited     uint64
+	CallLimited uint64
+	// EmergencyCalls counts calls to emergency numbers taken (see
+	// Config.Emergency).
+	EmergencyCalls  uint64
 	Records         uint64
 	RecordFailures  uint64
 	RecordBacklog   int
@@ -54,6 +57,7 @@ type stats struct {
 	parseErrors               atomic.Uint64
 	outsiders                 [fateCount]atomic.Uint64
 	callLimited               atomic.Uint64
+	emergency                 atomic.Uint64
 	mu                        sync.Mutex
 	calls                     map[string]uint64
 }
@@ -79,6 +83,7 @@ func (s *Server) Stats() Stats {
 		ParseErrors:     s.stats.parseErrors.Load(),
 		Outsiders:       map[string]uint64{},
 		CallLimited:     s.stats.callLimited.Load(),
+		EmergencyCalls:  s.stats.emergency.Load(),
 		Records:         s.stats.records.Load(),
 		RecordFailures:  s.stats.recordFailures.Load(),
 		RecordBacklog:   s.rec.backlog(),

@@ -55,10 +55,27 @@ func (r *recorder) append(rec *compliance.Record) {
 	r.pending = append(r.pending, rec)
 	r.drainLocked()
 	if len(r.pending) > maxBacklog {
-		lost := len(r.pending) - maxBacklog
-		r.pending = r.pending[lost:]
+		lost := r.trimLocked(len(r.pending) - maxBacklog)
 		r.log.Error("compliance records lost: backlog full", "lost", lost)
 	}
+}
+
+// trimLocked drops the n oldest records of the backlog, but never an
+// emergency call's: those are kept whatever the backlog holds. It returns
+// how many it dropped.
+func (r *recorder) trimLocked(n int) int {
+	kept := r.pending[:0]
+	lost := 0
+	for _, rec := range r.pending {
+		if lost < n && (rec.Call == nil || !rec.Call.Emergency) {
+			lost++
+			continue
+		}
+		kept = append(kept, rec)
+	}
+	clear(r.pending[len(kept):])
+	r.pending = kept
+	return lost
 }
 
 func (r *recorder) drainLocked() {

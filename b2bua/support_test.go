@@ -209,3 +209,29 @@ func TestRecorderFailureLoggedOnce(t *testing.T) {
 		t.Errorf("recovery lines: %q", h.msgs)
 	}
 }
+
+// A backlog over maxBacklog drops its oldest records, but never an
+// emergency call's.
+func TestRecorderBacklogKeepsEmergencyCalls(t *testing.T) {
+	r := newRecorder(&flakySink{fail: true}, slog.New(slog.DiscardHandler), &stats{})
+	call := func(id string, emergency bool) *compliance.Record {
+		return &compliance.Record{Type: compliance.TypeCall, Call: &compliance.Call{ID: id, Emergency: emergency}}
+	}
+	r.append(call("first", false))
+	r.append(call("911", true))
+	for range maxBacklog - 1 {
+		r.append(call("other", false))
+	}
+	r.append(call("last", false))
+	if n := r.backlog(); n != maxBacklog {
+		t.Fatalf("backlog %d, want %d", n, maxBacklog)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if first := r.pending[0].Call; first.ID != "911" {
+		t.Errorf("the backlog starts with %q, want the emergency call kept", first.ID)
+	}
+	if r.pending[1].Call.ID != "other" || r.pending[maxBacklog-1].Call.ID != "last" {
+		t.Error("the backlog lost its order")
+	}
+}

@@ -75,6 +75,10 @@ type Call struct {
 	Callee string `json:"callee"` // pseudonymised unless configured otherwise
 	// Pseudonymized tells how Caller and Callee are written.
 	Pseudonymized bool `json:"pseudonymized"`
+	// Emergency: the callee is one of the configured emergency numbers,
+	// and the call was taken as one (never refused for a call limit or an
+	// unwritable log; media refusals recorded as would_reject).
+	Emergency bool `json:"emergency,omitempty"`
 
 	Start  time.Time  `json:"start"`
 	Answer *time.Time `json:"answer,omitempty"`
@@ -123,6 +127,18 @@ type Leg struct {
 	// key; in clear when pseudonymisation is off), so a record can be
 	// matched to a carrier's CDR or a SIP capture.
 	CallID string `json:"call_id,omitempty"`
+	// AssertedIdentities are the P-Asserted-Identity users (RFC 3325)
+	// parapet believed on leg a (from a trusted zone) or sent on leg b,
+	// pseudonymised like Caller.
+	AssertedIdentities []string `json:"asserted_identities,omitempty"`
+	// Privacy is the Privacy header (RFC 3323) the caller sent, its known
+	// values joined with ";" (leg a only).
+	Privacy string `json:"privacy,omitempty"`
+	// WithheldHeaders name the identity headers the caller sent that were
+	// not believed (leg a: from an untrusted zone, or a
+	// P-Preferred-Identity) or that were believed but not passed on (leg
+	// b: toward an untrusted zone).
+	WithheldHeaders []string `json:"withheld_headers,omitempty"`
 
 	TLS   *TLSInfo  `json:"tls,omitempty"`
 	Media *LegMedia `json:"media,omitempty"`

@@ -26,7 +26,9 @@ import (
 // (the system store itself is not hashed). Per route: name, from, to,
 // match, target, max_calls, and auth's username and password_env (the
 // variable's name, never the password). The media timeouts. Whether
-// identifiers are pseudonymised.
+// identifiers are pseudonymised. Per zone, whether it is trusted (RFC 3325
+// identity), and the emergency numbers; both are left out when unset, so
+// that configurations without them hash as before they existed.
 //
 // Out: file paths of every kind (certificates, keys, CA bundles, the
 // compliance log) and state_dir, so that the same policy moved to another
@@ -86,6 +88,9 @@ type canonConfig struct {
 	Routes       []canonRoute `json:"routes"`
 	Media        canonMedia   `json:"media"`
 	Pseudonymize bool         `json:"pseudonymize"`
+	// Emergency, absent when empty, so that a file without an emergency
+	// block hashes as before it existed.
+	Emergency []string `json:"emergency_numbers,omitempty"`
 }
 
 type canonZone struct {
@@ -102,6 +107,8 @@ type canonZone struct {
 	KeyExchange []string  `json:"key_exchange"`
 	Suites      []string  `json:"suites"`
 	Feedback    string    `json:"rtcp_feedback"`
+	// Trusted, absent when false (as Emergency).
+	Trusted bool `json:"trusted,omitempty"`
 }
 
 type canonTLS struct {
@@ -181,6 +188,7 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 		Routes:       []canonRoute{},
 		Pseudonymize: c.Compliance.Pseudonymize,
 		Media:        canonMedia{Timeout: c.Media.Timeout.String(), Hold: c.Media.HoldTimeout.String()},
+		Emergency:    c.Emergency.Numbers,
 	}
 	used := 0
 	for _, z := range c.Zones {
@@ -198,6 +206,7 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 			KeyExchange: []string{},
 			Suites:      []string{},
 			Feedback:    string(z.Feedback),
+			Trusted:     z.Trusted,
 		}
 		for _, l := range z.Listen {
 			cz.Listen = append(cz.Listen, l.String())

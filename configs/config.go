@@ -22,6 +22,9 @@ type Config struct {
 	// Limits are the site's budgets (topology.DefaultLimits when the file
 	// has no limits block).
 	Limits topology.Limits
+	// Emergency is the emergency block: the numbers of the emergency
+	// services (none when the file has no emergency block).
+	Emergency topology.Emergency
 	// NeedsLabCA is set when a zone's ca_file names the lab CA in the state
 	// directory (StateDir/LabCAFile) and it does not exist yet: `parapet
 	// run` creates the lab PKI there before loading certificates.

@@ -17,7 +17,7 @@ func TestEveryFieldDocumented(t *testing.T) {
 		"zone": zoneBlock{}, "zone › tls": tlsBlock{}, "zone › media": zoneMediaBlock{},
 		"route": routeBlock{}, "route › auth": authBlock{},
 		"media": mediaBlock{}, "compliance": complianceBlock{}, "admin": adminBlock{},
-		"limits": limitsBlock{},
+		"limits": limitsBlock{}, "emergency": emergencyBlock{},
 	}
 	n := 0
 	for block, v := range blocks {

@@ -41,6 +41,9 @@ func (l *loader) zoneEdge(z *topology.Zone, zb *zoneBlock, s *scope) {
 	if n, ok := l.count(s, "max_calls", zb.MaxCalls, 0, "0 leaves only the global limit"); ok {
 		z.MaxCalls = n
 	}
+	if zb.Trusted != nil && s.ok("trusted") {
+		z.Trusted = *zb.Trusted
+	}
 	if zb.UserAgent != nil && s.ok("user_agent") {
 		ua := *zb.UserAgent
 		if strings.ContainsFunc(ua, func(r rune) bool { return r < 0x20 || r == 0x7f }) || len(ua) > 128 {

@@ -155,6 +155,7 @@ var topSchema = &hcl.BodySchema{
 		{Type: "compliance"},
 		{Type: "admin"},
 		{Type: "limits"},
+		{Type: "emergency"},
 	},
 }
 
@@ -212,6 +213,11 @@ func (l *loader) load(src []byte) *Config {
 		cfg.Limits = l.limits(b)
 	}
 
+	var emergencyAt hcl.Range
+	if b := l.single(byType["emergency"], "emergency"); b != nil {
+		cfg.Emergency, emergencyAt = l.emergency(b), b.DefRange
+	}
+
 	routeDefs := map[string]hcl.Range{}
 	for _, b := range byType["route"] {
 		r := l.route(b)
@@ -229,6 +235,9 @@ func (l *loader) load(src []byte) *Config {
 	if len(byType["route"]) == 0 {
 		l.warnf(top, "no routes: every INVITE will get 404",
 			"The configuration declares no route block, so no request can be routed.")
+	}
+	if len(byType["route"]) > 0 {
+		l.emergencyRouted(cfg, emergencyAt)
 	}
 	return cfg
 }
@@ -284,6 +293,8 @@ func (l *loader) single(blocks hcl.Blocks, kind string) *hcl.Block {
 			l.admin(b)
 		case "limits":
 			l.limits(b)
+		case "emergency":
+			l.emergency(b)
 		}
 	}
 	return blocks[0]

@@ -26,6 +26,7 @@ type zoneBlock struct {
 	Scanners  *string         `hcl:"scanners,optional"`
 	MaxCalls  *int            `hcl:"max_calls,optional"`
 	UserAgent *string         `hcl:"user_agent,optional"`
+	Trusted   *bool           `hcl:"trusted,optional"`
 	TLS       *tlsBlock       `hcl:"tls,block"`
 	Media     *zoneMediaBlock `hcl:"media,block"`
 }

@@ -104,6 +104,10 @@ const (
 	// Retry-After.
 	RuleZoneCallLimit = "zone.call-limit"
 	RuleSiteCallLimit = "site.call-limit"
+	// RuleEmergency: a call to an emergency number, taken in spite of
+	// what would refuse another call (a call limit, an unwritable log),
+	// its media refusals recorded as would_reject; b2bua decides it.
+	RuleEmergency = "call.emergency"
 )
 
 // SIP statuses a decision can carry.

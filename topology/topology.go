@@ -11,6 +11,7 @@ package topology
 import (
 	"net/netip"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/parapet-sbc/parapet/policy"
@@ -49,6 +50,12 @@ type Zone struct {
 	// UserAgent is written in the Server and User-Agent headers of the
 	// zone's messages; "" writes neither.
 	UserAgent string
+	// Trusted puts the zone's peers inside parapet's trust domain (RFC
+	// 3325): the P-Asserted-Identity and Diversion they send are believed
+	// and passed on to other trusted zones, and the ones parapet passes
+	// reach them. An untrusted zone (the default) has those headers
+	// removed both ways.
+	Trusted bool
 }
 
 // Refusal is how parapet refuses a request from outside a zone's peers.
@@ -201,6 +208,49 @@ type Auth struct {
 	Username string
 	// PasswordEnv names the environment variable holding the password.
 	PasswordEnv string
+}
+
+// Emergency lists the numbers of the emergency services (911, 933, 112):
+// a call to one of them is never refused for a call limit or for a
+// compliance log or journal that cannot be written, and keeps its
+// caller's callback number.
+type Emergency struct {
+	// Numbers are dial strings as a caller's Request-URI user carries
+	// them, digits (and * or #) only, without a leading "+".
+	Numbers []string
+}
+
+// Match reports whether user, a Request-URI user part, dials one of the
+// emergency numbers: compared once its user parameters (";phone-context=")
+// are cut, a leading "+" stripped and the visual separators of RFC 3966
+// ("-", ".", "(", ")", " ") removed.
+func (e Emergency) Match(user string) bool {
+	if len(e.Numbers) == 0 {
+		return false
+	}
+	n := DialString(user)
+	for _, want := range e.Numbers {
+		if n != "" && n == want {
+			return true
+		}
+	}
+	return false
+}
+
+// DialString is user as Emergency compares it: its user parameters cut,
+// a leading "+" and the visual separators of RFC 3966 removed.
+func DialString(user string) string {
+	if i := strings.IndexByte(user, ';'); i >= 0 {
+		user = user[:i]
+	}
+	user = strings.TrimPrefix(user, "+")
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '-', '.', '(', ')', ' ':
+			return -1
+		}
+		return r
+	}, user)
 }
 
 // Media configures the media relay.

@@ -18,7 +18,7 @@ type collector struct {
 
 	calls, active, tlsOK, tlsRefused, connRefused, records, recordFail, backlog *prometheus.Desc
 	ports, portsUsed, packets, authFail, replays, wrongSource, info             *prometheus.Desc
-	policyInfo, parseErrors, outsiders, callLimited                             *prometheus.Desc
+	policyInfo, parseErrors, outsiders, callLimited, emergency                  *prometheus.Desc
 	malformed, unprotected, stun, dtls                                          *prometheus.Desc
 	journalSyncs, journalFail, journalOK                                        *prometheus.Desc
 }
@@ -38,6 +38,7 @@ func newCollector(srv *b2bua.Server, journal *compliance.Journal) *collector {
 		parseErrors:  d("sip_parse_errors_total", "Datagrams and stream reads on SIP listeners that were not SIP (dropped; a TCP/TLS connection is closed), and requests without what every SIP request must carry (dropped without a Via branch, else 400 or 505)."),
 		outsiders:    d("outsider_requests_total", "Requests and TCP/TLS connections from outside the zones' peers, by what they came to: refused (one stateless 403), dropped (zone drops outsiders), scanner, over_budget (beyond the outsider budgets: dropped), connection (closed at accept), tls_refused.", "fate"),
 		callLimited:  d("calls_limited_total", "INVITEs refused with 503 and Retry-After by a call limit (site, zone or route)."),
+		emergency:    d("emergency_calls_total", "Calls to emergency numbers taken: never refused for a call limit or an unwritable log."),
 		records:      d("compliance_records_total", "Compliance records written."),
 		recordFail:   d("compliance_write_failures_total", "Failed attempts to write a compliance record."),
 		backlog:      d("compliance_backlog", "Compliance records waiting to be written (non-zero: calls are refused)."),
@@ -60,7 +61,7 @@ func newCollector(srv *b2bua.Server, journal *compliance.Journal) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.calls, c.active, c.tlsOK, c.tlsRefused, c.connRefused, c.parseErrors, c.outsiders, c.callLimited, c.records, c.recordFail, c.backlog,
+	for _, d := range []*prometheus.Desc{c.calls, c.active, c.tlsOK, c.tlsRefused, c.connRefused, c.parseErrors, c.outsiders, c.callLimited, c.emergency, c.records, c.recordFail, c.backlog,
 		c.ports, c.portsUsed, c.packets, c.authFail, c.replays, c.wrongSource, c.malformed, c.unprotected, c.stun, c.dtls,
 		c.info, c.policyInfo, c.journalSyncs, c.journalFail, c.journalOK} {
 		ch <- d
@@ -87,6 +88,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.outsiders, n, fate)
 	}
 	counter(c.callLimited, st.CallLimited)
+	counter(c.emergency, st.EmergencyCalls)
 	counter(c.records, st.Records)
 	counter(c.recordFail, st.RecordFailures)
 	gauge(c.backlog, float64(st.RecordBacklog))

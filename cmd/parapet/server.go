@@ -297,6 +297,7 @@ func (in *instance) b2buaConfig(cfg *configs.Config, hash string) b2bua.Config {
 		Routes:        cfg.Routes,
 		Media:         cfg.Media,
 		Limits:        cfg.Limits,
+		Emergency:     cfg.Emergency,
 		TLS:           map[string]b2bua.ZoneTLS{},
 		PolicyHash:    hash,
 		Sink:          in.writer,

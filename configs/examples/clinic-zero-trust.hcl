@@ -67,6 +67,21 @@ zone "pbx" {
   media {
     srtp = "require"
   }
+  trusted = true                      # the clinic's PBX asserts its callers' identity (RFC 3325)
+}
+
+# Staff softphones dial 911 too: the PBX places it on its carrier trunk. The
+# call is never refused for a call limit or a full log, and keeps the caller's
+# number as its callback number.
+emergency {
+  numbers = ["911", "933"]
+}
+
+route "staff-emergency" {
+  from   = "staff"
+  to     = "pbx"
+  match  = "^\\+?(911|933)$"
+  target = "sips:pbx.clinic.internal:5061"
 }
 
 route "telehealth" {

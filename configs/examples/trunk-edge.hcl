@@ -12,6 +12,7 @@ zone "pbx" {
   listen = ["udp://192.0.2.10:5060", "tcp://192.0.2.10:5060"]
   peers  = ["10.20.0.0/16"]            # who may send requests into this zone
   user_agent = "parapet/${version}"    # the PBX's administrators see the version; other zones get "parapet"
+  trusted = true                       # RFC 3325 trust domain: its P-Asserted-Identity is believed
   media {                              # no TLS: SDES offers get 488; DTLS-SRTP and plain RTP are taken
     srtp          = "allow"            # off | allow | require
     rtcp_feedback = "off"              # offer RTP/AVP: Asterisk declines AVPF unless avpf=yes
@@ -23,6 +24,7 @@ zone "carrier" {
   peers  = ["198.51.100.0/24"]         # the carrier's SBCs
   outsiders = "drop"                   # anyone else gets no answer at all (refuse: one stateless 403)
   max_calls = 30                       # calls arriving from the carrier at once; beyond, 503 + Retry-After
+  trusted = true                       # the trunk contract covers caller identity: PAI passes both ways
   tls {
     min_version = "1.2"                # 1.2 or 1.3; lower is a config error
     cert_file   = "certs/parapet.pem"  # absent: lab self-signed, and `check` warns
@@ -44,6 +46,21 @@ limits {                               # the site's budgets (these are the defau
   outsider_rate = 200                  # 403s per second to sources outside the peers, all zones
   source_rate   = 5                    # ... per address
   prefix_rate   = 50                   # ... per /24 or /64
+}
+
+emergency {                            # never refused for a call limit or a full log; recorded emergency
+  numbers = ["911", "933"]             # 933: the carrier's 911 address test line
+}
+
+route "emergency" {                    # before "outbound", with no max_calls of its own
+  from   = "pbx"
+  to     = "carrier"
+  match  = "^\\+?(911|933)$"
+  target = "sips:trunk.carrier.example:5061"
+  auth {
+    username     = "clinic"
+    password_env = "CARRIER_PASSWORD"
+  }
 }
 
 route "outbound" {                     # first route whose from/match fits wins

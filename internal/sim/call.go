@@ -39,6 +39,9 @@ type CallOptions struct {
 	// Rel100 requires reliable provisional responses (Require: 100rel) and
 	// acknowledges each with a PRACK (RFC 3262).
 	Rel100 bool
+	// Headers are added to the INVITE as they are (P-Asserted-Identity,
+	// Privacy...).
+	Headers []sip.Header
 }
 
 // Call places a call to target (e.g. "sip:+15551230000@127.0.0.1:5060") and
@@ -67,6 +70,9 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 	fh.Params.Add("tag", sip.GenerateTagN(12))
 	req.AppendHeader(fh)
 	req.AppendHeader(sip.NewHeader("User-Agent", p.Product()))
+	for _, h := range o.Headers {
+		req.AppendHeader(h)
+	}
 	if o.Rel100 {
 		req.AppendHeader(sip.NewHeader("Require", "100rel"))
 		req.AppendHeader(sip.NewHeader("Supported", "100rel"))

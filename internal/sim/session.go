@@ -291,3 +291,17 @@ func (s *Session) Transport() string {
 	}
 	return s.uac.InviteRequest.Transport()
 }
+
+// InviteHeader returns the values of the headers named name of the INVITE
+// this peer answered (one entry per header, as received); nil for a call
+// this peer placed.
+func (s *Session) InviteHeader(name string) []string {
+	if s.uas == nil {
+		return nil
+	}
+	var out []string
+	for _, h := range s.uas.InviteRequest.GetHeaders(name) {
+		out = append(out, h.Value())
+	}
+	return out
+}
