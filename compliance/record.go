@@ -123,6 +123,10 @@ type Leg struct {
 	// key; in clear when pseudonymisation is off), so a record can be
 	// matched to a carrier's CDR or a SIP capture.
 	CallID string `json:"call_id,omitempty"`
+	// Trunk names the route whose registration admitted this leg (a):
+	// its Request-URI carried the line token of that route's registered
+	// Contact, from a source outside the zone's peers. Empty otherwise.
+	Trunk string `json:"trunk,omitempty"`
 
 	TLS   *TLSInfo  `json:"tls,omitempty"`
 	Media *LegMedia `json:"media,omitempty"`

@@ -1,0 +1,180 @@
+package b2bua_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parapet-sbc/parapet/b2bua"
+	"github.com/parapet-sbc/parapet/internal/sim"
+	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
+)
+
+// lockedLog is a log sink tests read while parapet writes it.
+type lockedLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *lockedLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedLog) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func (w *lockedLog) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+const trunkPassword = "s3cret-Trunk-pw"
+
+// trunkLab is a lab whose outbound route registers with the carrier, a
+// registrar that challenges with digest and grants grant.
+func trunkLab(t *testing.T, password string, grant time.Duration, proxy bool, log *lockedLog) *lab {
+	t.Helper()
+	t.Cleanup(b2bua.ShortenRegisterRetry(200 * time.Millisecond))
+	return newLab(t, labOptions{
+		username: "clinic", password: password,
+		register:  &topology.Register{AOR: "sip:clinic@carrier.sim", Expires: time.Hour},
+		registrar: &sim.Registrar{Credentials: sim.Credentials{Username: "clinic", Password: trunkPassword}, Grant: grant, Proxy: proxy},
+		// The carrier's calls come from outside the zone's peers: only
+		// the line token of the registration admits them.
+		carrierZone: func(z *policy.Zone) { z.Peers = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} },
+		logger:      log.logger(),
+	})
+}
+
+// A route to a trunk that requires registration registers after a 401
+// challenge, refreshes before the grant runs out, carries a call out and
+// a call in (admitted by its line token from outside the zone's peers),
+// and unregisters at shutdown.
+func TestTrunkRegistersRefreshesAndCarriesCalls(t *testing.T) {
+	for _, proxy := range []bool{false, true} {
+		name := "401"
+		if proxy {
+			name = "407"
+		}
+		t.Run(name, func(t *testing.T) { trunkCalls(t, proxy) })
+	}
+}
+
+func trunkCalls(t *testing.T, proxy bool) {
+	log := &lockedLog{}
+	l := trunkLab(t, trunkPassword, 3*time.Second, proxy, log)
+	waitFor(t, 10*time.Second, "the trunk to register", func() bool {
+		return l.srv.Stats().Trunks["outbound"] == b2bua.TrunkRegistered
+	})
+	regs := l.carrier.Registers()
+	if len(regs) < 2 || regs[0].Authorization || regs[0].Status != 401+6*btoi(proxy) || !regs[1].Authorization || regs[1].Status != 200 {
+		t.Fatalf("want a challenged REGISTER then an authorised one, got %+v", regs)
+	}
+	if regs[1].Expires != 3600 || regs[1].Granted != 3 || !strings.Contains(regs[1].Contact, ";line=") {
+		t.Fatalf("REGISTER asked %d s for %q, granted %d s", regs[1].Expires, regs[1].Contact, regs[1].Granted)
+	}
+
+	// The refresh comes before the 3 s grant runs out (at 85 %).
+	var refresh sim.Register
+	waitFor(t, 10*time.Second, "the registration to be refreshed", func() bool {
+		for _, r := range l.carrier.Registers()[2:] {
+			if r.Status == 200 {
+				refresh = r
+				return true
+			}
+		}
+		return false
+	})
+	if gap := refresh.At.Sub(regs[1].At); gap < 2*time.Second || gap >= 3*time.Second {
+		t.Fatalf("refreshed %v after the first grant of 3 s; want at 85 %%", gap)
+	}
+
+	// A call out over the trunk.
+	ctx := ctxT(t)
+	caller, callee := l.connect(t, ctx)
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, "the caller's BYE", callee)
+
+	// A call in, to the registered contact, from outside the peers.
+	contact, ok := l.carrier.Binding()
+	if !ok {
+		t.Fatal("the registrar holds no binding")
+	}
+	in, err := l.carrier.Call(ctx, contact, sim.CallOptions{SRTP: true})
+	if err != nil {
+		t.Fatalf("call in to %s: %v", contact, err)
+	}
+	pbx := incoming(t, l.pbx)
+	if err := in.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, "the carrier's BYE", pbx)
+	calls := l.sink.waitCalls(t, 2)
+	if calls[1].Legs[0].Trunk != "outbound" {
+		t.Fatalf("inbound call's leg a: trunk %q, want outbound", calls[1].Legs[0].Trunk)
+	}
+
+	// Shutdown unregisters.
+	shutdown(t, l.srv)
+	all := l.carrier.Registers()
+	if last := all[len(all)-1]; last.Expires != 0 || last.Status != 200 {
+		t.Fatalf("last REGISTER: %+v, want an unregistration", last)
+	}
+	if _, ok := l.carrier.Binding(); ok {
+		t.Fatal("the binding survived shutdown")
+	}
+	if !strings.Contains(log.String(), "state=registered") || strings.Contains(log.String(), trunkPassword) {
+		t.Fatalf("log:\n%s", log.String())
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// A wrong password leaves the trunk failed (metric and log line), retried
+// with back-off, and the password is nowhere in the log.
+func TestTrunkWrongPasswordFails(t *testing.T) {
+	log := &lockedLog{}
+	wrong := "not-the-" + trunkPassword
+	l := trunkLab(t, wrong, 3*time.Second, false, log)
+	waitFor(t, 10*time.Second, "the trunk to fail", func() bool {
+		return l.srv.Stats().Trunks["outbound"] == b2bua.TrunkFailed
+	})
+	waitFor(t, 10*time.Second, "a retry", func() bool { return len(l.carrier.Registers()) >= 4 })
+	out := log.String()
+	if !strings.Contains(out, "trunk registration state changed") || !strings.Contains(out, "state=failed") {
+		t.Fatalf("no failed state in the log:\n%s", out)
+	}
+	if strings.Contains(out, wrong) || strings.Contains(out, trunkPassword) {
+		t.Fatalf("a password in the log:\n%s", out)
+	}
+	if n := strings.Count(out, "state=failed"); n != 1 {
+		t.Fatalf("the failed state logged %d times, want once (on the change)", n)
+	}
+}
+
+// shutdown shuts srv down now (the lab's cleanup does it again, a no-op).
+func shutdown(t *testing.T, srv *b2bua.Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,229 @@
+package b2bua
+
+import (
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// trunkSet holds the registrations of the routes that register, by route
+// name, and the line tokens of their Contacts (kept for the process's
+// life, so that a reload that registers a route anew keeps its Contact).
+type trunkSet struct {
+	// mu guards live, tokens and specs; it is held while trunks are
+	// started and stopped (a stop may wait for the registrar).
+	mu     sync.Mutex
+	live   map[string]*trunk
+	tokens map[string]string
+	// specs are what each live trunk was started from, to tell a reload
+	// that changes it.
+	specs map[string]trunkSpec
+	// lines maps the line tokens of the live trunks to them, for
+	// admission, which must never wait for mu.
+	lines atomic.Pointer[map[string]lineOf]
+	// stMu guards states: the trunks' last states by route (kept after a
+	// trunk stops, for metrics, until its route goes away).
+	stMu   sync.Mutex
+	states map[string]TrunkState
+}
+
+// lineOf is the trunk a line token belongs to.
+type lineOf struct{ zone, route string }
+
+// trunkSpec is what a registration depends on.
+type trunkSpec struct {
+	rr   routeRules
+	zone string
+}
+
+func newTrunkSet() *trunkSet {
+	return &trunkSet{live: map[string]*trunk{}, tokens: map[string]string{}, specs: map[string]trunkSpec{},
+		states: map[string]TrunkState{}}
+}
+
+// syncTrunks starts the registrations r's routes ask for, stops those of
+// routes that no longer register (unregistering them), and registers anew
+// a route whose registration, credentials or zone changed.
+func (s *Server) syncTrunks(r *rules) {
+	ts := s.trunks
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	want := map[string]trunkSpec{}
+	for _, rr := range r.routes {
+		if rr.Register != nil && s.byName[rr.To] != nil {
+			sp := trunkSpec{rr: rr, zone: rr.To}
+			sp.rr.Match = nil // a match changes nothing of the registration
+			want[rr.Name] = sp
+		}
+	}
+	var stopping []*trunk
+	for name, t := range ts.live {
+		if sp, ok := want[name]; ok && reflect.DeepEqual(sp, ts.specs[name]) {
+			delete(want, name)
+			continue
+		}
+		stopping = append(stopping, t)
+		delete(ts.live, name)
+		delete(ts.specs, name)
+	}
+	haltAll(stopping)
+	ts.stMu.Lock()
+	for name := range ts.states {
+		if _, ok := ts.live[name]; !ok {
+			delete(ts.states, name)
+		}
+	}
+	ts.stMu.Unlock()
+	for name, sp := range want {
+		t := s.newTrunk(sp)
+		ts.live[name], ts.specs[name] = t, sp
+		t.start()
+	}
+	ts.indexLines()
+}
+
+// indexLines rebuilds lines from live. Caller holds mu.
+func (ts *trunkSet) indexLines() {
+	m := map[string]lineOf{}
+	for name, t := range ts.live {
+		m[t.token] = lineOf{zone: t.zone.name, route: name}
+	}
+	ts.lines.Store(&m)
+}
+
+// newTrunk makes route sp's registration (not started).
+func (s *Server) newTrunk(sp trunkSpec) *trunk {
+	ts := s.trunks
+	tok := ts.tokens[sp.rr.Name]
+	if tok == "" {
+		tok = newLineToken()
+		ts.tokens[sp.rr.Name] = tok
+	}
+	return &trunk{
+		route: sp.rr.Name, zone: s.byName[sp.zone], cfg: *sp.rr.Register,
+		user: sp.rr.Username, pass: sp.rr.Password, token: tok, log: s.log,
+		callID: newID() + "@parapet", asked: sp.rr.Register.Expires, notify: s.trunkChanged,
+	}
+}
+
+// haltAll stops trunks together, each unregistering (so that shutdown
+// waits unregisterTimeout at most, however many there are).
+func haltAll(ts []*trunk) {
+	var wg sync.WaitGroup
+	for _, t := range ts {
+		wg.Go(func() { t.halt(true) })
+	}
+	wg.Wait()
+}
+
+// stopTrunks unregisters every trunk (at shutdown).
+func (s *Server) stopTrunks() {
+	ts := s.trunks
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	all := make([]*trunk, 0, len(ts.live))
+	for name, t := range ts.live {
+		all = append(all, t)
+		delete(ts.live, name)
+	}
+	ts.indexLines()
+	haltAll(all)
+}
+
+// trunkChanged logs a trunk's change of state and keeps it for metrics.
+func (s *Server) trunkChanged(t *trunk, was, now TrunkState, status int, granted time.Duration, err error) {
+	ts := s.trunks
+	ts.stMu.Lock()
+	ts.states[t.route] = now
+	ts.stMu.Unlock()
+	attrs := []any{"route", t.route, "zone", t.zone.name, "state", string(now), "was", string(was)}
+	if status != 0 {
+		attrs = append(attrs, "status", status)
+	}
+	if granted > 0 {
+		attrs = append(attrs, "expires", granted.String())
+	}
+	if err != nil {
+		s.log.Warn("trunk registration state changed", append(attrs, "error", err.Error())...)
+		return
+	}
+	s.log.Info("trunk registration state changed", attrs...)
+}
+
+// trunkStates returns the registration state of every route that
+// registers, by route name.
+func (s *Server) trunkStates() map[string]TrunkState {
+	out := map[string]TrunkState{}
+	ts := s.trunks
+	ts.stMu.Lock()
+	defer ts.stMu.Unlock()
+	for name, st := range ts.states {
+		out[name] = st
+	}
+	return out
+}
+
+// admitsLine reports whether uri, the Request-URI of a request arriving in
+// zone, carries the line token of one of the zone's trunks: the carrier
+// that holds the registration sends calls there, from whatever address.
+func (ts *trunkSet) admitsLine(zone string, uri *sip.Uri) (route string, ok bool) {
+	if uri == nil || uri.UriParams == nil {
+		return "", false
+	}
+	tok, has := uri.UriParams.Get("line")
+	if !has || tok == "" {
+		return "", false
+	}
+	lines := ts.lines.Load()
+	if lines == nil {
+		return "", false
+	}
+	l, ok := (*lines)[tok]
+	if !ok || l.zone != zone {
+		return "", false
+	}
+	return l.route, true
+}
+
+// admitsRawLine is admitsLine on a raw datagram (the UDP gate).
+func (ts *trunkSet) admitsRawLine(zone string, data []byte) bool {
+	uri, ok := rawRequestURI(data)
+	if !ok {
+		return false
+	}
+	_, ok = ts.admitsLine(zone, &uri)
+	return ok
+}
+
+// rawRequestURI parses the Request-URI of a raw request.
+func rawRequestURI(data []byte) (sip.Uri, bool) {
+	end := 0
+	for end < len(data) && end < 1024 && data[end] != '\r' && data[end] != '\n' {
+		end++
+	}
+	line := string(data[:end])
+	var fields [3]string
+	n := 0
+	for i := 0; i < len(line) && n < 3; {
+		for i < len(line) && line[i] == ' ' {
+			i++
+		}
+		j := i
+		for j < len(line) && line[j] != ' ' {
+			j++
+		}
+		if j > i {
+			fields[n] = line[i:j]
+			n++
+		}
+		i = j
+	}
+	var u sip.Uri
+	if n != 3 || sip.ParseUri(fields[1], &u) != nil {
+		return sip.Uri{}, false
+	}
+	return u, true
+}
