@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parapet-sbc/parapet/b2bua"
+	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/sim"
 	"github.com/parapet-sbc/parapet/policy"
 	"github.com/parapet-sbc/parapet/topology"
@@ -181,5 +182,39 @@ func shutdown(t *testing.T, srv *b2bua.Server) {
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A carrier that challenges requests inside the dialog too: parapet
+// answers a 401 to its re-INVITE, INFO and BYE on leg B once with the
+// route's credentials.
+func TestDigestInDialogTowardCarrier(t *testing.T) {
+	creds := &sim.Credentials{Username: "clinic", Password: "s3cret"}
+	l := newLab(t, labOptions{carrierAnswer: sim.Answer{Digest: creds, DigestInDialog: true}, username: "clinic", password: "s3cret"})
+	ctx := ctxT(t)
+	caller, callee := l.connect(t, ctx)
+	if st, err := caller.Reinvite(ctx, false); err != nil || st != 200 {
+		t.Fatalf("re-INVITE through a challenging carrier: %d %v", st, err)
+	}
+	if st, err := caller.Info(ctx, "Signal=5\r\nDuration=160\r\n"); err != nil || st != 200 {
+		t.Fatalf("INFO through a challenging carrier: %d %v", st, err)
+	}
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, "parapet's authorised BYE", callee)
+	for _, m := range []string{"INVITE", "INFO", "BYE"} {
+		// INVITE: the first, challenged and authorised, and the
+		// re-INVITE likewise.
+		want := int64(2)
+		if m == "INVITE" {
+			want = 4
+		}
+		if n := l.carrier.Received(m, "TLS"); n != want {
+			t.Errorf("carrier received %d %s, want %d (each challenged once)", n, m, want)
+		}
+	}
+	if c := l.sink.waitCalls(t, 1)[0]; c.Disposition != compliance.DispositionAnswered {
+		t.Errorf("disposition %s", c.Disposition)
 	}
 }

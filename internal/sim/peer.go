@@ -75,6 +75,9 @@ type Answer struct {
 	// Digest, when set, challenges every INVITE (401) and accepts only
 	// these credentials.
 	Digest *Credentials
+	// DigestInDialog, with Digest, challenges the requests inside the
+	// dialog too (re-INVITE, INFO, BYE).
+	DigestInDialog bool
 	// Offer is what the peer offers in its 2xx to an INVITE without SDP
 	// (delayed offer); its answer must come in the ACK.
 	Offer CallOptions
@@ -176,6 +179,9 @@ func New(cfg Config) (*Peer, error) {
 	})
 	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.count(req)
+		if !p.authorizedInDialog(req, tx) {
+			return
+		}
 		s := p.session(req)
 		if s == nil {
 			tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
@@ -189,6 +195,9 @@ func New(cfg Config) (*Peer, error) {
 	})
 	p.srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.count(req)
+		if !p.authorizedInDialog(req, tx) {
+			return
+		}
 		if s := p.session(req); s != nil {
 			s.infos.Add(1)
 		}
