@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -73,11 +74,22 @@ type trunk struct {
 	cseq   uint32
 	asked  time.Duration // the lifetime asked (raised by 423)
 
+	// verify is whether the zone verifies peers' certificates (for the
+	// TLS facts of the record).
+	verify bool
+
 	mu      sync.Mutex
 	state   TrunkState
 	granted time.Duration
+	where   trunkWhere
 	stop    context.CancelFunc
 	done    chan struct{}
+}
+
+// trunkWhere is the connection the registrar's last answer came over.
+type trunkWhere struct {
+	remote, local string
+	tls           *policy.TLSFacts
 }
 
 // newLineToken draws a trunk's line token: 64 random bits in hex.
@@ -122,18 +134,24 @@ func (t *trunk) start() {
 func (t *trunk) halt(unregister bool) {
 	t.stop()
 	<-t.done
+	status := 0
+	var err error
 	if unregister && t.State() == TrunkRegistered {
 		ctx, cancel := context.WithTimeout(context.Background(), unregisterTimeout)
 		defer cancel()
-		res, err := t.transact(ctx, 0)
-		if err == nil && !res.IsSuccess() {
-			err = fmt.Errorf("registrar answered %d", res.StatusCode)
+		var res *sip.Response
+		res, err = t.transact(ctx, 0)
+		if err == nil {
+			status = res.StatusCode
+			if !res.IsSuccess() {
+				err = fmt.Errorf("registrar answered %d", res.StatusCode)
+			}
 		}
 		if err != nil {
-			t.log.Warn("trunk unregistration failed; the binding runs out by itself", "route", t.route, "error", err)
+			err = fmt.Errorf("unregistering failed, the binding runs out by itself: %w", err)
 		}
 	}
-	t.set(TrunkUnregistered, 0, 0, nil)
+	t.set(TrunkUnregistered, status, 0, err)
 }
 
 // run registers, then refreshes at refreshShare of each grant; a failure
@@ -222,7 +240,8 @@ func (t *trunk) transact(ctx context.Context, expires time.Duration) (*sip.Respo
 		return nil, fmt.Errorf("REGISTER to %s: %w", t.cfg.Registrar.Host, err)
 	}
 	t.cseq = req.CSeq().SeqNo
-	if res.StatusCode != sip.StatusUnauthorized && res.StatusCode != sip.StatusProxyAuthRequired {
+	t.noteWhere(res)
+	if !challenged(res) {
 		return res, nil
 	}
 	if t.user == "" || t.pass == "" {
@@ -233,7 +252,37 @@ func (t *trunk) transact(ctx context.Context, expires time.Duration) (*sip.Respo
 	if err != nil {
 		return nil, fmt.Errorf("REGISTER to %s with credentials: %w", t.cfg.Registrar.Host, err)
 	}
+	t.noteWhere(res2)
 	return res2, nil
+}
+
+// noteWhere keeps the connection res came over: the registrar's address,
+// parapet's, and over TLS the handshake.
+func (t *trunk) noteWhere(res *sip.Response) {
+	w := trunkWhere{remote: res.Source()}
+	if a, ok := t.zone.bound[policy.TransportUDP]; ok && t.cfg.Registrar.Transport == policy.TransportUDP {
+		w.local = a.String()
+	} else if conn := t.zone.pooled(strings.ToLower(res.Transport()), res.Source()); conn != nil {
+		if la := conn.LocalAddr(); la != nil {
+			w.local = la.String()
+		}
+		if tc, ok := conn.(*sip.TCPConnection); ok {
+			if tlsc, ok := tc.Conn.(*tls.Conn); ok {
+				st := tlsc.ConnectionState()
+				w.tls = tlsFacts(&st, t.verify)
+			}
+		}
+	}
+	t.mu.Lock()
+	t.where = w
+	t.mu.Unlock()
+}
+
+// lastWhere returns what noteWhere kept.
+func (t *trunk) lastWhere() trunkWhere {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.where
 }
 
 // request builds a REGISTER (RFC 3261 section 10.2): the Request-URI is

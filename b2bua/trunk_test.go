@@ -3,6 +3,7 @@ package b2bua_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -144,6 +145,39 @@ func trunkCalls(t *testing.T, proxy bool) {
 	if !strings.Contains(log.String(), "state=registered") || strings.Contains(log.String(), trunkPassword) {
 		t.Fatalf("log:\n%s", log.String())
 	}
+	// Each change of state is recorded: registered (once, however many
+	// refreshes), then unregistered.
+	var states []string
+	for _, e := range l.sink.conns() {
+		if e.Event != compliance.EventTrunkRegistration {
+			continue
+		}
+		states = append(states, e.State)
+		if e.Route != "outbound" || e.Zone != "carrier" || e.Transport != "tls" || e.SIPStatus != 200 || e.Method != "REGISTER" ||
+			e.TLS == nil || e.TLS.Version == "" || e.TLS.PeerCert == nil || e.Local == "" || e.Remote != l.carrier.Addr().String() {
+			t.Errorf("trunk record %+v (tls %+v)", e, e.TLS)
+		}
+		if e.State == "registered" && e.Expires != 3 {
+			t.Errorf("registered record: expires %d, want 3", e.Expires)
+		}
+	}
+	if strings.Join(states, ",") != "registered,unregistered" {
+		t.Errorf("trunk records: %v", states)
+	}
+	l.sink.noSecret(t, trunkPassword)
+}
+
+// noSecret fails the test when any record holds secret.
+func (m *memSink) noSecret(t *testing.T, secret string) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range m.recs {
+		b, _ := json.Marshal(r)
+		if strings.Contains(string(b), secret) {
+			t.Fatalf("a record holds the password: %s", b)
+		}
+	}
 }
 
 func btoi(b bool) int {
@@ -173,6 +207,17 @@ func TestTrunkWrongPasswordFails(t *testing.T) {
 	if n := strings.Count(out, "state=failed"); n != 1 {
 		t.Fatalf("the failed state logged %d times, want once (on the change)", n)
 	}
+	var failed []*compliance.ConnEvent
+	for _, e := range l.sink.conns() {
+		if e.Event == compliance.EventTrunkRegistration {
+			failed = append(failed, e)
+		}
+	}
+	if len(failed) != 1 || failed[0].State != "failed" || failed[0].SIPStatus != 403 || !strings.Contains(failed[0].Error, "403") {
+		t.Fatalf("trunk records %+v, want one failed with 403", failed)
+	}
+	l.sink.noSecret(t, wrong)
+	l.sink.noSecret(t, trunkPassword)
 }
 
 // shutdown shuts srv down now (the lab's cleanup does it again, a no-op).

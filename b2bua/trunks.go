@@ -1,12 +1,18 @@
 package b2bua
 
 import (
+	"net"
 	"reflect"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // trunkSet holds the registrations of the routes that register, by route
@@ -106,6 +112,7 @@ func (s *Server) newTrunk(sp trunkSpec) *trunk {
 		route: sp.rr.Name, zone: s.byName[sp.zone], cfg: *sp.rr.Register,
 		user: sp.rr.Username, pass: sp.rr.Password, token: tok, log: s.log,
 		callID: newID() + "@parapet", asked: sp.rr.Register.Expires, notify: s.trunkChanged,
+		verify: s.rules.Load().zone(sp.zone).VerifyPeer,
 	}
 }
 
@@ -146,11 +153,34 @@ func (s *Server) trunkChanged(t *trunk, was, now TrunkState, status int, granted
 	if granted > 0 {
 		attrs = append(attrs, "expires", granted.String())
 	}
+	if now != TrunkRegistering {
+		s.trunkEvent(t, now, status, granted, err)
+	}
 	if err != nil {
 		s.log.Warn("trunk registration state changed", append(attrs, "error", err.Error())...)
 		return
 	}
 	s.log.Info("trunk registration state changed", attrs...)
+}
+
+// trunkEvent records a trunk's change of state (registered, failed,
+// unregistered) as a connection event, never folded: each change is
+// recorded, and a trunk changes state at most once per attempt.
+func (s *Server) trunkEvent(t *trunk, now TrunkState, status int, granted time.Duration, err error) {
+	w := t.lastWhere()
+	r := t.cfg.Registrar
+	if w.remote == "" {
+		w.remote = net.JoinHostPort(r.Host, strconv.Itoa(targetPort(r)))
+	}
+	e := &compliance.ConnEvent{Event: compliance.EventTrunkRegistration, Zone: t.zone.name, Transport: r.Transport.String(),
+		Local: w.local, Remote: w.remote, Method: string(sip.REGISTER), SIPStatus: status, Route: t.route,
+		State: string(now), Expires: int(granted / time.Second), TLS: tlsInfo(w.tls), PolicyHash: s.rules.Load().hash}
+	if err != nil {
+		e.Error = recordText(err.Error(), nil)
+	}
+	s.evMu.RLock()
+	defer s.evMu.RUnlock()
+	s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
 }
 
 // trunkStates returns the registration state of every route that
@@ -196,6 +226,17 @@ func (ts *trunkSet) admitsRawLine(zone string, data []byte) bool {
 	}
 	_, ok = ts.admitsLine(zone, &uri)
 	return ok
+}
+
+// targetPort is t's port, or its transport's default.
+func targetPort(t topology.Target) int {
+	switch {
+	case t.Port != 0:
+		return t.Port
+	case t.Transport == policy.TransportTLS:
+		return 5061
+	}
+	return 5060
 }
 
 // rawRequestURI parses the Request-URI of a raw request.

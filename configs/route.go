@@ -17,11 +17,11 @@ import (
 
 // routeBlock is the HCL form of a route block.
 type routeBlock struct {
-	From     string     `hcl:"from"`
-	To       string     `hcl:"to"`
-	Match    *string    `hcl:"match,optional"`
-	Target   string     `hcl:"target"`
-	MaxCalls *int       `hcl:"max_calls,optional"`
+	From     string         `hcl:"from"`
+	To       string         `hcl:"to"`
+	Match    *string        `hcl:"match,optional"`
+	Target   string         `hcl:"target"`
+	MaxCalls *int           `hcl:"max_calls,optional"`
 	Auth     *authBlock     `hcl:"auth,block"`
 	Register *registerBlock `hcl:"register,block"`
 }
