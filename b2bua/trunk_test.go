@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -261,5 +263,64 @@ func TestDigestInDialogTowardCarrier(t *testing.T) {
 	}
 	if c := l.sink.waitCalls(t, 1)[0]; c.Disposition != compliance.DispositionAnswered {
 		t.Errorf("disposition %s", c.Disposition)
+	}
+}
+
+// A registrar that wants longer registrations answers 423 with
+// Min-Expires: parapet asks again for that lifetime.
+func TestTrunkIntervalTooBrief(t *testing.T) {
+	t.Cleanup(b2bua.ShortenRegisterRetry(200 * time.Millisecond))
+	l := newLab(t, labOptions{
+		username: "clinic", password: trunkPassword,
+		register: &topology.Register{AOR: "sip:clinic@carrier.sim", Expires: time.Hour},
+		registrar: &sim.Registrar{Credentials: sim.Credentials{Username: "clinic", Password: trunkPassword},
+			Grant: 3 * time.Hour, MinExpires: 2 * time.Hour},
+	})
+	waitFor(t, 10*time.Second, "the trunk to register", func() bool {
+		return l.srv.Stats().Trunks["outbound"] == b2bua.TrunkRegistered
+	})
+	var got []string
+	for _, r := range l.carrier.Registers() {
+		got = append(got, fmt.Sprintf("%d:%d", r.Expires, r.Status))
+	}
+	// Asked 1 h: challenged, then 423; asked 2 h: challenged, then granted.
+	if want := "3600:401,3600:423,7200:401,7200:200"; strings.Join(got, ",") != want {
+		t.Fatalf("REGISTERs (expires:status) %v, want %s", got, want)
+	}
+}
+
+// A reload that takes the registration away unregisters the trunk; one
+// that brings it back registers again, with the same Contact.
+func TestTrunkReload(t *testing.T) {
+	log := &lockedLog{}
+	l := trunkLab(t, trunkPassword, time.Hour, false, log)
+	waitFor(t, 10*time.Second, "the trunk to register", func() bool {
+		return l.srv.Stats().Trunks["outbound"] == b2bua.TrunkRegistered
+	})
+	first, _ := l.carrier.Binding()
+
+	cfg := l.cfg
+	cfg.Routes = slices.Clone(cfg.Routes)
+	reg := cfg.Routes[0].Register
+	cfg.Routes[0].Register = nil
+	if err := l.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.carrier.Binding(); ok {
+		t.Fatal("the binding survived a reload without the register block")
+	}
+	if _, ok := l.srv.Stats().Trunks["outbound"]; ok {
+		t.Fatal("a route that no longer registers still has a registration state")
+	}
+
+	cfg.Routes[0].Register = reg
+	if err := l.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the trunk to register again", func() bool {
+		return l.srv.Stats().Trunks["outbound"] == b2bua.TrunkRegistered
+	})
+	if again, _ := l.carrier.Binding(); again != first {
+		t.Fatalf("registered %q after the reload, %q before", again, first)
 	}
 }

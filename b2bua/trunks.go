@@ -27,6 +27,8 @@ type trunkSet struct {
 	// specs are what each live trunk was started from, to tell a reload
 	// that changes it.
 	specs map[string]trunkSpec
+	// stopped is set at shutdown: no trunk starts after it.
+	stopped bool
 	// lines maps the line tokens of the live trunks to them, for
 	// admission, which must never wait for mu.
 	lines atomic.Pointer[map[string]lineOf]
@@ -57,6 +59,9 @@ func (s *Server) syncTrunks(r *rules) {
 	ts := s.trunks
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	if ts.stopped {
+		return
+	}
 	want := map[string]trunkSpec{}
 	for _, rr := range r.routes {
 		if rr.Register != nil && s.byName[rr.To] != nil {
@@ -131,6 +136,7 @@ func (s *Server) stopTrunks() {
 	ts := s.trunks
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	ts.stopped = true
 	all := make([]*trunk, 0, len(ts.live))
 	for name, t := range ts.live {
 		all = append(all, t)
