@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +64,15 @@ func TestSIPpRegistrar(t *testing.T) {
 		}
 		return false
 	})
+	rec := httptest.NewRecorder()
+	metricsHandler(p.in.srv, nil).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, m := range []string{`parapet_trunk_registered{route="trunk"} 1`,
+		`parapet_trunk_registration_state{route="trunk",state="registered"} 1`,
+		`parapet_trunk_registration_state{route="trunk",state="failed"} 0`} {
+		if !strings.Contains(rec.Body.String(), m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
 	recs := p.records(t) // stops parapet: it unregisters
 	select {
 	case err := <-exited:
