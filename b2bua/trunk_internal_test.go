@@ -90,3 +90,36 @@ func TestRawRequestURI(t *testing.T) {
 		t.Fatal("garbage parsed")
 	}
 }
+
+// The UDP gate and the handlers admit a request whose Request-URI carries
+// the line token of one of the zone's trunks, and only those.
+func TestAdmitsLine(t *testing.T) {
+	ts := newTrunkSet()
+	req := func(uri string) []byte { return []byte("OPTIONS " + uri + " SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1\r\n\r\n") }
+	if ts.admitsRawLine("carrier", req("sip:clinic@127.0.0.1;line=tok1")) {
+		t.Fatal("admitted without trunks")
+	}
+	ts.lines.Store(&map[string]lineOf{"tok1": {zone: "carrier", route: "out"}})
+	for _, tc := range []struct {
+		zone, uri string
+		want      bool
+	}{
+		{"carrier", "sip:clinic@127.0.0.1:5060;line=tok1", true},
+		{"carrier", "sips:clinic@127.0.0.1;transport=tls;line=tok1", true},
+		{"pbx", "sip:clinic@127.0.0.1;line=tok1", false},
+		{"carrier", "sip:clinic@127.0.0.1;line=tok2", false},
+		{"carrier", "sip:clinic@127.0.0.1;line=", false},
+		{"carrier", "sip:clinic@127.0.0.1", false},
+	} {
+		if got := ts.admitsRawLine(tc.zone, req(tc.uri)); got != tc.want {
+			t.Errorf("%s %s: %v", tc.zone, tc.uri, got)
+		}
+	}
+	var u sip.Uri
+	if err := sip.ParseUri("sip:clinic@127.0.0.1;line=tok1", &u); err != nil {
+		t.Fatal(err)
+	}
+	if route, ok := ts.admitsLine("carrier", &u); !ok || route != "out" {
+		t.Errorf("admitsLine: %q %v", route, ok)
+	}
+}

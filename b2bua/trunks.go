@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"bytes"
 	"net"
 	"reflect"
 	"strconv"
@@ -224,8 +225,19 @@ func (ts *trunkSet) admitsLine(zone string, uri *sip.Uri) (route string, ok bool
 	return l.route, true
 }
 
-// admitsRawLine is admitsLine on a raw datagram (the UDP gate).
+// admitsRawLine is admitsLine on a raw datagram (the UDP gate). Without
+// trunks, or without "line=" in its first line, a datagram is not parsed.
 func (ts *trunkSet) admitsRawLine(zone string, data []byte) bool {
+	if l := ts.lines.Load(); l == nil || len(*l) == 0 {
+		return false
+	}
+	first := data
+	if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
+		first = data[:i]
+	}
+	if !bytes.Contains(first, []byte("line=")) {
+		return false
+	}
 	uri, ok := rawRequestURI(data)
 	if !ok {
 		return false
