@@ -95,7 +95,9 @@ func TestRawRequestURI(t *testing.T) {
 // the line token of one of the zone's trunks, and only those.
 func TestAdmitsLine(t *testing.T) {
 	ts := newTrunkSet()
-	req := func(uri string) []byte { return []byte("OPTIONS " + uri + " SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1\r\n\r\n") }
+	req := func(uri string) []byte {
+		return []byte("OPTIONS " + uri + " SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1\r\n\r\n")
+	}
 	if ts.admitsRawLine("carrier", req("sip:clinic@127.0.0.1;line=tok1")) {
 		t.Fatal("admitted without trunks")
 	}
