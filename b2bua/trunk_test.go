@@ -299,8 +299,18 @@ func TestTrunkReload(t *testing.T) {
 	})
 	first, _ := l.carrier.Binding()
 
+	// A change that does not touch the registration leaves it be.
 	cfg := l.cfg
 	cfg.Routes = slices.Clone(cfg.Routes)
+	cfg.Routes[0].MaxCalls = 5
+	n := len(l.carrier.Registers())
+	if err := l.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if poll(300*time.Millisecond, func() bool { return len(l.carrier.Registers()) != n }) {
+		t.Fatal("a reload that changed max_calls registered the trunk anew")
+	}
+
 	reg := cfg.Routes[0].Register
 	cfg.Routes[0].Register = nil
 	if err := l.srv.Reload(cfg); err != nil {

@@ -3,7 +3,6 @@ package b2bua
 import (
 	"bytes"
 	"net"
-	"reflect"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -42,10 +41,14 @@ type trunkSet struct {
 // lineOf is the trunk a line token belongs to.
 type lineOf struct{ zone, route string }
 
-// trunkSpec is what a registration depends on.
+// trunkSpec is what a registration depends on: its settings, the
+// credentials, the zone it registers from and whether that zone verifies
+// certificates. A reload that changes none of them leaves it be.
 type trunkSpec struct {
-	rr   routeRules
-	zone string
+	route, zone string
+	reg         topology.Register
+	user, pass  string
+	verify      bool
 }
 
 func newTrunkSet() *trunkSet {
@@ -66,14 +69,13 @@ func (s *Server) syncTrunks(r *rules) {
 	want := map[string]trunkSpec{}
 	for _, rr := range r.routes {
 		if rr.Register != nil && s.byName[rr.To] != nil {
-			sp := trunkSpec{rr: rr, zone: rr.To}
-			sp.rr.Match = nil // a match changes nothing of the registration
-			want[rr.Name] = sp
+			want[rr.Name] = trunkSpec{route: rr.Name, zone: rr.To, reg: *rr.Register, user: rr.Username, pass: rr.Password,
+				verify: r.zone(rr.To).VerifyPeer}
 		}
 	}
 	var stopping []*trunk
 	for name, t := range ts.live {
-		if sp, ok := want[name]; ok && reflect.DeepEqual(sp, ts.specs[name]) {
+		if sp, ok := want[name]; ok && sp == ts.specs[name] {
 			delete(want, name)
 			continue
 		}
@@ -109,16 +111,14 @@ func (ts *trunkSet) indexLines() {
 // newTrunk makes route sp's registration (not started).
 func (s *Server) newTrunk(sp trunkSpec) *trunk {
 	ts := s.trunks
-	tok := ts.tokens[sp.rr.Name]
+	tok := ts.tokens[sp.route]
 	if tok == "" {
 		tok = newLineToken()
-		ts.tokens[sp.rr.Name] = tok
+		ts.tokens[sp.route] = tok
 	}
 	return &trunk{
-		route: sp.rr.Name, zone: s.byName[sp.zone], cfg: *sp.rr.Register,
-		user: sp.rr.Username, pass: sp.rr.Password, token: tok, log: s.log,
-		callID: newID() + "@parapet", asked: sp.rr.Register.Expires, notify: s.trunkChanged,
-		verify: s.rules.Load().zone(sp.zone).VerifyPeer,
+		route: sp.route, zone: s.byName[sp.zone], cfg: sp.reg, user: sp.user, pass: sp.pass, token: tok,
+		log: s.log, callID: newID() + "@parapet", asked: sp.reg.Expires, notify: s.trunkChanged, verify: sp.verify,
 	}
 }
 
