@@ -120,6 +120,10 @@ type leg struct {
 	secure    bool
 	sig       policy.SignalingFacts
 	admitted  bool
+	// trunk is the route whose registration admitted leg A, its
+	// Request-URI carrying that trunk's line token, from a source
+	// outside the zone's peers ("" otherwise).
+	trunk     string
 	attempted bool
 	local     string
 	remote    string
@@ -204,6 +208,9 @@ func (s *Server) newCall(z *zone, req *sip.Request) *Call {
 		c.a.local = a.String()
 	}
 	c.a.admitted = c.a.pol.AdmitsSource(c.a.sig.Source.Addr())
+	if !c.a.admitted {
+		c.a.trunk, c.a.admitted = s.env.trunks.admitsLine(z.name, &req.Recipient)
+	}
 	c.a.dua = &sipgo.DialogUA{Client: z.cli, ContactHDR: z.contact(c.a.transport, c.a.secure), RewriteContact: true}
 	s.reg.add(c)
 	return c

@@ -257,7 +257,7 @@ func (c *Call) relayRequest(l *leg, req *sip.Request, tx sip.ServerTransaction) 
 	out.SetBody(req.Body())
 	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
 	defer cancel()
-	res, err := other.do(ctx, out)
+	res, err := c.doIn(ctx, other, out)
 	if err != nil {
 		l.zone.respond(tx, req, 408, "Request Timeout", "no response from the other leg")
 		return
@@ -460,12 +460,19 @@ func (c *Call) sendReinvite(l *leg, sdp []byte) (*sip.Response, error) {
 	req.SetBody(sdp)
 	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
 	defer cancel()
-	res, err := l.do(ctx, req)
+	res, err := c.doIn(ctx, l, req)
 	if err != nil {
 		return nil, err
 	}
 	if res.IsSuccess() {
 		ack := sip.NewRequest(sip.ACK, l.target())
+		// The ACK carries the INVITE's credentials (RFC 3261 section
+		// 13.2.2.4).
+		for _, name := range []string{"Authorization", "Proxy-Authorization"} {
+			if h := req.GetHeader(name); h != nil {
+				ack.AppendHeader(sip.NewHeader(name, h.Value()))
+			}
+		}
 		if err := l.write(ack); err != nil {
 			c.log.Warn("ack for re-INVITE", "leg", l.role, "error", err)
 		}

@@ -34,6 +34,9 @@ type env struct {
 	stopping <-chan struct{}
 	// events records connection events and folds floods of them.
 	events eventRecorder
+	// trunks are the routes' registrations: a request carrying one's
+	// line token is admitted as arriving on that trunk.
+	trunks *trunkSet
 }
 
 // eventRecorder is the server's book of connection events, as calls use

@@ -1,5 +1,7 @@
 package b2bua
 
+import "time"
+
 // FlushOutsiders ends the outsider tallies' period now (tests cannot wait
 // for the 10 s tick).
 func (s *Server) FlushOutsiders() {
@@ -19,4 +21,12 @@ func (s *Server) HeldConns(zone string) (open, outsiders int) {
 		l.mu.Unlock()
 	}
 	return open, outsiders
+}
+
+// ShortenRegisterRetry makes failed registrations retry after d (doubling
+// to 4d) until restore.
+func ShortenRegisterRetry(d time.Duration) (restore func()) {
+	lo, hi := registerRetryMin, registerRetryMax
+	registerRetryMin, registerRetryMax = d, 4*d
+	return func() { registerRetryMin, registerRetryMax = lo, hi }
 }

@@ -40,7 +40,8 @@ func (s *Server) gate(z *zone) sip.TransportReadFilter {
 		if isResponse(data) {
 			return data, nil
 		}
-		if pol.AdmitsSource(src.Addr()) || s.reg.knowsCallID(headerValue(data, "call-id", "i")) {
+		if pol.AdmitsSource(src.Addr()) || s.reg.knowsCallID(headerValue(data, "call-id", "i")) ||
+			s.trunks.admitsRawLine(z.name, data) {
 			if code, why := rawFault(data); code != 0 {
 				// What sipgo would drop unanswered (rawcheck.go).
 				s.stats.parseErrors.Add(1)

@@ -158,8 +158,9 @@ func warningValue(text string) string {
 func (s *Server) admit(z *zone, req *sip.Request, tx sip.ServerTransaction) bool {
 	pol := s.rules.Load().zone(z.name)
 	sig := z.signaling(req, pol)
+	_, line := s.trunks.admitsLine(z.name, &req.Recipient) // a carrier's OPTIONS to the registered Contact
 	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: pol, Signaling: sig,
-		Admitted: pol.AdmitsSource(sig.Source.Addr())})
+		Admitted: pol.AdmitsSource(sig.Source.Addr()) || line})
 	switch {
 	case d.Proceed():
 		return true

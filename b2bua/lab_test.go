@@ -127,13 +127,16 @@ type labOptions struct {
 	limits          topology.Limits // the site's budgets (zero: the defaults)
 	pbxOutsiders    topology.Refusal
 	pbxMaxCalls     int
-	carrierOutside  topology.Refusal // the carrier zone's outsiders setting
-	pbxAlsoTCP      bool             // the PBX listens on TCP too, on its UDP port
-	extraFormats    int              // sim.Config.ExtraFormats of both peers: large SDP
-	inboundHost     string           // the inbound route's target host instead of the PBX's
-	pbxTrusted      bool             // the PBX zone is in the trust domain (RFC 3325)
-	carrierTrusted  bool             // the carrier zone is too
-	emergency       []string         // the emergency numbers
+	carrierOutside  topology.Refusal   // the carrier zone's outsiders setting
+	pbxAlsoTCP      bool               // the PBX listens on TCP too, on its UDP port
+	extraFormats    int                // sim.Config.ExtraFormats of both peers: large SDP
+	inboundHost     string             // the inbound route's target host instead of the PBX's
+	pbxTrusted      bool               // the PBX zone is in the trust domain (RFC 3325)
+	carrierTrusted  bool               // the carrier zone is too
+	emergency       []string           // the emergency numbers
+	register        *topology.Register // the outbound route registers (registrar: the carrier)
+	registrar       *sim.Registrar     // the carrier is a registrar
+	logger          *slog.Logger       // parapet's logger (default: discard)
 }
 
 type lab struct {
@@ -186,7 +189,7 @@ func newLab(t testing.TB, o labOptions) *lab {
 	}
 	l.carrier, err = sim.New(sim.Config{Name: "carrier", Transport: "tls", Listen: netip.AddrPortFrom(loop, 0),
 		ServerTLS: carrierTLS.ServerConfig(), ClientTLS: cc, Answer: o.carrierAnswer, Logger: discard(),
-		ExtraFormats: o.extraFormats})
+		ExtraFormats: o.extraFormats, Registrar: o.registrar})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,8 +256,8 @@ func newLab(t testing.TB, o labOptions) *lab {
 		TLS: map[string]b2bua.ZoneTLS{"carrier": {Server: zoneTLS.ServerConfig(), Client: clientTLS}},
 		Routes: []topology.Route{
 			{Name: "outbound", From: "pbx", To: "carrier", Match: o.outboundMatch, Auth: auth,
-				MaxCalls: o.outboundMax,
-				Target:   topology.Target{Host: loop.String(), Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}},
+				MaxCalls: o.outboundMax, Register: o.register,
+				Target: topology.Target{Host: loop.String(), Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}},
 			{Name: "inbound", From: "carrier", To: "pbx",
 				Target: topology.Target{Host: inboundHost, Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
 		},
@@ -268,6 +271,12 @@ func newLab(t testing.TB, o labOptions) *lab {
 		JournalRefresh: o.journalRefresh,
 		Pseudonymizer:  compliance.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef")),
 		Logger:         discard(),
+	}
+	if o.logger != nil {
+		cfg.Logger = o.logger
+	}
+	if r := o.register; r != nil && r.Registrar.Host == "" {
+		r.Registrar = cfg.Routes[0].Target
 	}
 	l.cfg = cfg
 	l.srv = startServer(t, cfg)

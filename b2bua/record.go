@@ -105,6 +105,7 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 		Remote:    l.remote,
 		UserAgent: l.userAgent,
 		CallID:    l.callID,
+		Trunk:     l.trunk,
 		TLS:       tlsInfo(l.sig.TLS),
 	}
 	if p := c.env.pseudo; p != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/parapet-sbc/parapet/policy"
@@ -88,12 +89,29 @@ func newRules(cfg *Config) *rules {
 	for _, rt := range cfg.Routes {
 		rr := routeRules{Route: rt}
 		if rt.Auth != nil {
-			rr.Username, rr.Password = rt.Auth.Username, getenv(rt.Auth.PasswordEnv)
+			rr.Username = rt.Auth.Username
+			if rt.Auth.PasswordFile != "" {
+				rr.Password = readPassword(rt.Auth.PasswordFile)
+			} else {
+				rr.Password = getenv(rt.Auth.PasswordEnv)
+			}
 		}
 		r.routes = append(r.routes, rr)
 		r.vocab = append(r.vocab, rt.Name)
 	}
 	return r
+}
+
+// readPassword reads a route's password file: its first line, without the
+// line ending; "" when it cannot be read (a challenge then fails, and a
+// registration says so).
+func readPassword(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimRight(line, "\r")
 }
 
 // same reports whether new calls and connections would get the same rules
@@ -177,6 +195,12 @@ func (s *Server) Reload(cfg Config) error {
 		s.budget.Store(newOutsiderBudget(next.limits))
 	}
 	s.rules.Store(next)
+	s.startMu.Lock()
+	started := s.started && !s.isStopping()
+	s.startMu.Unlock()
+	if started {
+		s.syncTrunks(next)
+	}
 	return nil
 }
 

@@ -46,6 +46,8 @@ type Server struct {
 
 	// reg books the live calls, their legs, route slots and goroutines.
 	reg *registry
+	// trunks are the routes' registrations with their carriers.
+	trunks *trunkSet
 	// env is what calls get of the server.
 	env *env
 	// startMu guards started against a second Start.
@@ -99,6 +101,7 @@ func New(cfg Config) (*Server, error) {
 		byName:   map[string]*zone{},
 		pool:     pool,
 		reg:      newRegistry(),
+		trunks:   newTrunkSet(),
 		stopping: make(chan struct{}),
 	}
 	if s.dtls, err = media.NewDTLSCertificate(); err != nil {
@@ -112,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 	s.outsiders = newOutsiderTallies()
 	s.env = &env{reg: s.reg, rec: s.rec, stats: &s.stats, pool: pool, dtls: s.dtls,
 		zones: s.byName, advertise: cfg.Media.Advertise, mediaAddr: cfg.Media.Advertise, pseudo: cfg.Pseudonymizer,
-		journal: cfg.Journal, stopping: s.stopping, events: s}
+		journal: cfg.Journal, stopping: s.stopping, events: s, trunks: s.trunks}
 	if !s.env.mediaAddr.IsValid() {
 		s.env.mediaAddr = cfg.Media.Address
 	}
@@ -200,6 +203,7 @@ func (s *Server) Start(ctx context.Context) error {
 			waitPooled(z.ua, a.String())
 		}
 	}
+	s.syncTrunks(s.rules.Load())
 	return nil
 }
 
@@ -240,6 +244,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.cancel != nil {
 		s.cancel()
 	}
+	s.stopTrunks() // unregisters, within unregisterTimeout
 	s.closeListeners()
 	s.serveWG.Wait()
 	for _, z := range s.zones {

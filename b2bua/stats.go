@@ -48,6 +48,9 @@ type Stats struct {
 	Unprotected    uint64
 	STUN           uint64
 	DTLS           uint64
+	// Trunks is the registration state of every route that registers
+	// with its carrier, by route name.
+	Trunks map[string]TrunkState
 }
 
 type stats struct {
@@ -97,6 +100,7 @@ func (s *Server) Stats() Stats {
 		Unprotected:     m.Unprotected,
 		STUN:            m.STUN,
 		DTLS:            m.DTLS,
+		Trunks:          s.trunkStates(),
 	}
 	for f := range fateCount {
 		st.Outsiders[f.String()] = s.stats.outsiders[f].Load()

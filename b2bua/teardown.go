@@ -36,7 +36,7 @@ func (c *Call) teardownLegs(byeA bool) {
 		wg.Add(1)
 		c.goSafe("bye to b", func() {
 			defer wg.Done()
-			if err := c.b.uac.Bye(ctx); err != nil {
+			if err := c.byeBOnce(ctx); err != nil {
 				c.log.Debug("bye to b", "error", err)
 			}
 		})
@@ -89,7 +89,7 @@ func (c *Call) byeB() {
 	c.settleB()
 	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
 	defer cancel()
-	if err := c.b.uac.Bye(ctx); err != nil {
+	if err := c.byeBOnce(ctx); err != nil {
 		c.log.Debug("bye to b", "error", err)
 	}
 }

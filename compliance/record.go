@@ -139,6 +139,10 @@ type Leg struct {
 	// P-Preferred-Identity) or that were believed but not passed on (leg
 	// b: toward an untrusted zone).
 	WithheldHeaders []string `json:"withheld_headers,omitempty"`
+	// Trunk names the route whose registration admitted this leg (a):
+	// its Request-URI carried the line token of that route's registered
+	// Contact, from a source outside the zone's peers. Empty otherwise.
+	Trunk string `json:"trunk,omitempty"`
 
 	TLS   *TLSInfo  `json:"tls,omitempty"`
 	Media *LegMedia `json:"media,omitempty"`
@@ -224,6 +228,9 @@ const (
 	EventTLSClientFailed ConnEventKind = "tls_client_failed" // parapet's own handshake toward a peer failed
 	EventSourceRefused   ConnEventKind = "source_refused"    // a request from outside the zone's peers: any but INVITE, and INVITEs beyond one call record per source and interval
 	EventConnectionLimit ConnEventKind = "connection_limit"  // a TCP/TLS connection closed at once: too many open
+	// EventTrunkRegistration: a route's registration with its carrier
+	// changed state (registered, failed, unregistered).
+	EventTrunkRegistration ConnEventKind = "trunk_registration"
 	// EventOutsiders sums, per zone and period, what sources outside the
 	// zone's peers sent and got (Tally): one record however many they
 	// were, so that strangers cannot grow the log.
@@ -257,6 +264,13 @@ type ConnEvent struct {
 
 	// Tally is the sum an "outsiders" event stands for.
 	Tally *OutsiderTally `json:"tally,omitempty"`
+
+	// Trunk registrations: the route, its new state, the lifetime the
+	// registrar granted (seconds) and the TLS the REGISTER went over.
+	Route   string   `json:"route,omitempty"`
+	State   string   `json:"state,omitempty"`
+	Expires int      `json:"expires,omitempty"`
+	TLS     *TLSInfo `json:"tls,omitempty"`
 }
 
 // OutsiderTally sums what sources outside one zone's peers sent in one

@@ -24,11 +24,13 @@ import (
 // every CA certificate peers are verified against (ca_file, or the lab CA),
 // or the fixed marker "system" when verification uses the system roots
 // (the system store itself is not hashed). Per route: name, from, to,
-// match, target, max_calls, and auth's username and password_env (the
-// variable's name, never the password). The media timeouts. Whether
-// identifiers are pseudonymised. Per zone, whether it is trusted (RFC 3325
-// identity), and the emergency numbers; both are left out when unset, so
-// that configurations without them hash as before they existed.
+// match, target, max_calls, auth's username and password_env (the
+// variable's name, never the password; a password_file's path is out, as
+// every path), and register's registrar, aor and expires. The media
+// timeouts. Whether identifiers are pseudonymised. Per zone, whether it is
+// trusted (RFC 3325 identity), and the emergency numbers; both are left out
+// when unset, so that configurations without them hash as before they
+// existed.
 //
 // Out: file paths of every kind (certificates, keys, CA bundles, the
 // compliance log) and state_dir, so that the same policy moved to another
@@ -127,6 +129,15 @@ type canonRoute struct {
 	Target   canonTarget `json:"target"`
 	MaxCalls int         `json:"max_calls,omitempty"`
 	Auth     *canonAuth  `json:"auth"`
+	// Register is the trunk registration: whom parapet registers as,
+	// where; absent from routes that do not register.
+	Register *canonRegister `json:"register,omitempty"`
+}
+
+type canonRegister struct {
+	Registrar canonTarget `json:"registrar"`
+	AOR       string      `json:"aor"`
+	Expires   string      `json:"expires"`
 }
 
 type canonTarget struct {
@@ -278,6 +289,11 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 		}
 		if r.Auth != nil {
 			cr.Auth = &canonAuth{Username: r.Auth.Username, PasswordEnv: r.Auth.PasswordEnv}
+		}
+		if g := r.Register; g != nil {
+			t := g.Registrar
+			cr.Register = &canonRegister{AOR: g.AOR, Expires: g.Expires.String(),
+				Registrar: canonTarget{URI: t.URI, Secure: t.Secure, Host: t.Host, Port: t.Port, Transport: t.Transport.String()}}
 		}
 		out.Routes = append(out.Routes, cr)
 	}

@@ -17,20 +17,22 @@ import (
 
 // routeBlock is the HCL form of a route block.
 type routeBlock struct {
-	From     string     `hcl:"from"`
-	To       string     `hcl:"to"`
-	Match    *string    `hcl:"match,optional"`
-	Target   string     `hcl:"target"`
-	MaxCalls *int       `hcl:"max_calls,optional"`
-	Auth     *authBlock `hcl:"auth,block"`
+	From     string         `hcl:"from"`
+	To       string         `hcl:"to"`
+	Match    *string        `hcl:"match,optional"`
+	Target   string         `hcl:"target"`
+	MaxCalls *int           `hcl:"max_calls,optional"`
+	Auth     *authBlock     `hcl:"auth,block"`
+	Register *registerBlock `hcl:"register,block"`
 }
 
 // authBlock is the HCL form of a route's auth block.
 type authBlock struct {
-	Username    string    `hcl:"username"`
-	PasswordEnv string    `hcl:"password_env"`
-	Body        hcl.Body  `hcl:",body"`
-	DefRange    hcl.Range `hcl:",def_range"`
+	Username     string    `hcl:"username"`
+	PasswordEnv  *string   `hcl:"password_env,optional"`
+	PasswordFile *string   `hcl:"password_file,optional"`
+	Body         hcl.Body  `hcl:",body"`
+	DefRange     hcl.Range `hcl:",def_range"`
 }
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -103,9 +105,17 @@ func (l *loader) route(b *hcl.Block) *topology.Route {
 	if rb.Auth != nil {
 		rt.Auth = l.auth(name, rb.Auth, diags)
 	}
+	if rb.Register != nil {
+		rt.Register = l.register(rt, rb.Register, diags, targetOK)
+	}
 
 	if to != nil && to.ok && targetOK {
 		l.routeChecks(rt, to, s.value("target"))
+	}
+	if g := rt.Register; g != nil && to != nil && to.ok && g.Registrar.Host != "" &&
+		to.zone.Policy.Signaling == policy.RequirementRequire && g.Registrar.Transport != policy.TransportTLS {
+		l.errorf(rb.Register.DefRange, fmt.Sprintf("route %q registers in TLS-only zone %q over %s", name, to.zone.Policy.Name, g.Registrar.Transport),
+			"Every listener of zone %q is TLS, so its signaling requires TLS, but the registrar %q uses %s. Use a sips: registrar or add ;transport=tls.", to.zone.Policy.Name, g.Registrar.URI, g.Registrar.Transport)
 	}
 	return rt
 }
@@ -119,6 +129,21 @@ func (l *loader) zoneNames() []string {
 	return names
 }
 
+// passwordEnv checks password_env and warns when the variable is unset.
+func (l *loader) passwordEnv(route string, s *scope, name string, a *topology.Auth) {
+	switch v, set := l.lookupEnv(name); {
+	case !envNameRE.MatchString(name):
+		l.errorf(s.value("password_env"), "invalid password_env",
+			"password_env names the environment variable holding the password (such as CARRIER_PASSWORD); %q is not a valid variable name.", name)
+	case !set || v == "":
+		l.warnf(s.value("password_env"), fmt.Sprintf("environment variable %s is not set", name),
+			"Route %q answers digest challenges with the password in %s; without it, digest challenges from the target will fail.", route, name)
+		a.PasswordEnv = name
+	default:
+		a.PasswordEnv = name
+	}
+}
+
 func (l *loader) auth(route string, ab *authBlock, diags hcl.Diagnostics) *topology.Auth {
 	s := newScope(ab.Body, ab.DefRange, diags)
 	a := &topology.Auth{}
@@ -128,18 +153,17 @@ func (l *loader) auth(route string, ab *authBlock, diags hcl.Diagnostics) *topol
 		}
 		a.Username = ab.Username
 	}
-	if s.ok("password_env") {
-		switch v, set := l.lookupEnv(ab.PasswordEnv); {
-		case !envNameRE.MatchString(ab.PasswordEnv):
-			l.errorf(s.value("password_env"), "invalid password_env",
-				"password_env names the environment variable holding the password (such as CARRIER_PASSWORD); %q is not a valid variable name.", ab.PasswordEnv)
-		case !set || v == "":
-			l.warnf(s.value("password_env"), fmt.Sprintf("environment variable %s is not set", ab.PasswordEnv),
-				"Route %q answers digest challenges with the password in %s; without it, digest challenges from the target will fail.", route, ab.PasswordEnv)
-			a.PasswordEnv = ab.PasswordEnv
-		default:
-			a.PasswordEnv = ab.PasswordEnv
-		}
+	switch env, file := ab.PasswordEnv != nil && s.ok("password_env"), ab.PasswordFile != nil && s.ok("password_file"); {
+	case env && file:
+		l.errorf(s.value("password_file"), "password_env and password_file both set",
+			"Route %q takes its digest password from one place: keep password_env or password_file.", route)
+	case env:
+		l.passwordEnv(route, s, *ab.PasswordEnv, a)
+	case file:
+		a.PasswordFile = l.secretFile(s, "password_file", *ab.PasswordFile)
+	case !s.has("password_env") && !s.has("password_file"):
+		l.errorf(ab.DefRange, "missing password_env or password_file",
+			"The auth block of route %q needs password_env (an environment variable) or password_file (a file readable by its owner only); the password itself is never written in the configuration.", route)
 	}
 	return a
 }

@@ -182,6 +182,24 @@ type Route struct {
 	MaxCalls int
 	// Auth holds digest credentials for the target; nil when none.
 	Auth *Auth
+	// Register, when set, makes parapet register with the carrier on the
+	// route's behalf (a trunk that authenticates by registration).
+	Register *Register
+}
+
+// Register is a route's registration with its carrier: parapet sends
+// REGISTER to Registrar for AOR, with a Contact on its listener in the
+// route's To zone, and keeps it registered.
+type Register struct {
+	// Registrar is where REGISTER goes; host, port and transport as a
+	// route target has them (the route's target when not configured).
+	Registrar Target
+	// AOR is the address of record registered, as a SIP URI
+	// ("sip:USER@HOST"); by default sip:USERNAME@REGISTRAR-HOST.
+	AOR string
+	// Expires is the registration lifetime parapet asks for (the
+	// registrar's grant is honoured); 0 means 3600 s.
+	Expires time.Duration
 }
 
 // Target is where a route sends requests. The Request-URI user part is kept;
@@ -201,13 +219,17 @@ type Target struct {
 }
 
 // Auth is the digest credential a route answers challenges with. The
-// password is read from the environment variable PasswordEnv when needed,
-// never stored in the config.
+// password is read from the environment variable PasswordEnv or the file
+// PasswordFile (exactly one is set) when the rules are made, at start and
+// at every reload; it is never stored in the config.
 type Auth struct {
 	// Username is the digest user name.
 	Username string
 	// PasswordEnv names the environment variable holding the password.
 	PasswordEnv string
+	// PasswordFile is the absolute path of a file holding the password
+	// (its first line; readable by its owner only).
+	PasswordFile string
 }
 
 // Emergency lists the numbers of the emergency services (911, 933, 112):

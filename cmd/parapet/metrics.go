@@ -21,6 +21,7 @@ type collector struct {
 	policyInfo, parseErrors, outsiders, callLimited, emergency                  *prometheus.Desc
 	malformed, unprotected, stun, dtls                                          *prometheus.Desc
 	journalSyncs, journalFail, journalOK                                        *prometheus.Desc
+	trunkRegistered, trunkState                                                 *prometheus.Desc
 }
 
 func newCollector(srv *b2bua.Server, journal *compliance.Journal) *collector {
@@ -28,42 +29,44 @@ func newCollector(srv *b2bua.Server, journal *compliance.Journal) *collector {
 		return prometheus.NewDesc("parapet_"+name, help, labels, nil)
 	}
 	return &collector{
-		srv:          srv,
-		journal:      journal,
-		calls:        d("calls_total", "Calls ended, by disposition.", "disposition"),
-		active:       d("calls_active", "Calls in progress."),
-		tlsOK:        d("tls_handshakes_total", "TLS handshakes completed on listeners."),
-		tlsRefused:   d("tls_handshakes_refused_total", "TLS handshakes refused or failed (listeners and outbound)."),
-		connRefused:  d("connections_refused_total", "TCP/TLS connections closed at accept by the connection limits, or because the zone drops outsiders."),
-		parseErrors:  d("sip_parse_errors_total", "Datagrams and stream reads on SIP listeners that were not SIP (dropped; a TCP/TLS connection is closed), and requests without what every SIP request must carry (dropped without a Via branch, else 400 or 505)."),
-		outsiders:    d("outsider_requests_total", "Requests and TCP/TLS connections from outside the zones' peers, by what they came to: refused (one stateless 403), dropped (zone drops outsiders), scanner, over_budget (beyond the outsider budgets: dropped), connection (closed at accept), tls_refused.", "fate"),
-		callLimited:  d("calls_limited_total", "INVITEs refused with 503 and Retry-After by a call limit (site, zone or route)."),
-		emergency:    d("emergency_calls_total", "Calls to emergency numbers taken: never refused for a call limit or an unwritable log."),
-		records:      d("compliance_records_total", "Compliance records written."),
-		recordFail:   d("compliance_write_failures_total", "Failed attempts to write a compliance record."),
-		backlog:      d("compliance_backlog", "Compliance records waiting to be written (non-zero: calls are refused)."),
-		ports:        d("media_ports", "Media ports in the pool."),
-		portsUsed:    d("media_ports_in_use", "Media ports held by calls."),
-		packets:      d("media_packets_total", "Media packets accepted from peers (valid, and authenticated on SRTP legs), live calls included."),
-		authFail:     d("srtp_auth_failures_total", "SRTP/SRTCP packets dropped because their authentication tag did not verify (forged, altered, or a peer with the wrong key), live calls included."),
-		replays:      d("srtp_replays_total", "SRTP/SRTCP packets dropped as replays, and plain packets repeating a sequence number already encrypted toward an SRTP leg, live calls included."),
-		wrongSource:  d("media_wrong_source_total", "Media packets dropped for coming from an address other than the leg's peer, live calls included."),
-		malformed:    d("media_malformed_total", "Packets on media ports dropped as unusable (not RTP/RTCP, STUN or DTLS by their first byte, truncated, bad lengths, on a port that carries no media), live calls included."),
-		unprotected:  d("media_unprotected_total", "Clear RTP/RTCP packets dropped on SRTP legs (not forgeries: they claim no protection), live calls included."),
-		stun:         d("media_stun_total", "STUN messages received on media ports and dropped unanswered (parapet does no ICE), live calls included."),
-		dtls:         d("media_dtls_total", "Datagrams of DTLS records received on media ports: DTLS-SRTP key agreement, or dropped on legs keyed otherwise; live calls included."),
-		journalSyncs: d("journal_fsyncs_total", "Batches of the live-call journal fsync'd (several calls' entries share one)."),
-		journalFail:  d("journal_failures_total", "Batches of the live-call journal that could not be written or fsync'd."),
-		journalOK:    d("journal_healthy", "1 when the live-call journal's last write succeeded; 0 when it failed (answered calls are then refused with 503)."),
-		info:         d("build_info", "parapet build information.", "version"),
-		policyInfo:   d("policy_info", "The policy new calls are judged by (a SIGHUP reload can change it).", "policy_hash"),
+		srv:             srv,
+		journal:         journal,
+		calls:           d("calls_total", "Calls ended, by disposition.", "disposition"),
+		active:          d("calls_active", "Calls in progress."),
+		tlsOK:           d("tls_handshakes_total", "TLS handshakes completed on listeners."),
+		tlsRefused:      d("tls_handshakes_refused_total", "TLS handshakes refused or failed (listeners and outbound)."),
+		connRefused:     d("connections_refused_total", "TCP/TLS connections closed at accept by the connection limits, or because the zone drops outsiders."),
+		parseErrors:     d("sip_parse_errors_total", "Datagrams and stream reads on SIP listeners that were not SIP (dropped; a TCP/TLS connection is closed), and requests without what every SIP request must carry (dropped without a Via branch, else 400 or 505)."),
+		outsiders:       d("outsider_requests_total", "Requests and TCP/TLS connections from outside the zones' peers, by what they came to: refused (one stateless 403), dropped (zone drops outsiders), scanner, over_budget (beyond the outsider budgets: dropped), connection (closed at accept), tls_refused.", "fate"),
+		callLimited:     d("calls_limited_total", "INVITEs refused with 503 and Retry-After by a call limit (site, zone or route)."),
+		emergency:       d("emergency_calls_total", "Calls to emergency numbers taken: never refused for a call limit or an unwritable log."),
+		records:         d("compliance_records_total", "Compliance records written."),
+		recordFail:      d("compliance_write_failures_total", "Failed attempts to write a compliance record."),
+		backlog:         d("compliance_backlog", "Compliance records waiting to be written (non-zero: calls are refused)."),
+		ports:           d("media_ports", "Media ports in the pool."),
+		portsUsed:       d("media_ports_in_use", "Media ports held by calls."),
+		packets:         d("media_packets_total", "Media packets accepted from peers (valid, and authenticated on SRTP legs), live calls included."),
+		authFail:        d("srtp_auth_failures_total", "SRTP/SRTCP packets dropped because their authentication tag did not verify (forged, altered, or a peer with the wrong key), live calls included."),
+		replays:         d("srtp_replays_total", "SRTP/SRTCP packets dropped as replays, and plain packets repeating a sequence number already encrypted toward an SRTP leg, live calls included."),
+		wrongSource:     d("media_wrong_source_total", "Media packets dropped for coming from an address other than the leg's peer, live calls included."),
+		malformed:       d("media_malformed_total", "Packets on media ports dropped as unusable (not RTP/RTCP, STUN or DTLS by their first byte, truncated, bad lengths, on a port that carries no media), live calls included."),
+		unprotected:     d("media_unprotected_total", "Clear RTP/RTCP packets dropped on SRTP legs (not forgeries: they claim no protection), live calls included."),
+		stun:            d("media_stun_total", "STUN messages received on media ports and dropped unanswered (parapet does no ICE), live calls included."),
+		dtls:            d("media_dtls_total", "Datagrams of DTLS records received on media ports: DTLS-SRTP key agreement, or dropped on legs keyed otherwise; live calls included."),
+		journalSyncs:    d("journal_fsyncs_total", "Batches of the live-call journal fsync'd (several calls' entries share one)."),
+		journalFail:     d("journal_failures_total", "Batches of the live-call journal that could not be written or fsync'd."),
+		journalOK:       d("journal_healthy", "1 when the live-call journal's last write succeeded; 0 when it failed (answered calls are then refused with 503)."),
+		trunkRegistered: d("trunk_registered", "1 when the route's registration with its carrier is in force, 0 otherwise (registering, failed or unregistered).", "route"),
+		trunkState:      d("trunk_registration_state", "1 for the current state of the route's registration with its carrier (registering, registered, failed, unregistered), 0 for the others.", "route", "state"),
+		info:            d("build_info", "parapet build information.", "version"),
+		policyInfo:      d("policy_info", "The policy new calls are judged by (a SIGHUP reload can change it).", "policy_hash"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.calls, c.active, c.tlsOK, c.tlsRefused, c.connRefused, c.parseErrors, c.outsiders, c.callLimited, c.emergency, c.records, c.recordFail, c.backlog,
 		c.ports, c.portsUsed, c.packets, c.authFail, c.replays, c.wrongSource, c.malformed, c.unprotected, c.stun, c.dtls,
-		c.info, c.policyInfo, c.journalSyncs, c.journalFail, c.journalOK} {
+		c.info, c.policyInfo, c.journalSyncs, c.journalFail, c.journalOK, c.trunkRegistered, c.trunkState} {
 		ch <- d
 	}
 }
@@ -111,6 +114,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.journalOK, ok)
 	}
+	for route, state := range st.Trunks {
+		gauge(c.trunkRegistered, b2f(state == b2bua.TrunkRegistered), route)
+		for _, s := range b2bua.TrunkStates {
+			gauge(c.trunkState, b2f(state == s), route, string(s))
+		}
+	}
 	gauge(c.info, 1, parapetVersion())
 	gauge(c.policyInfo, 1, c.srv.PolicyHash())
 }
@@ -120,4 +129,12 @@ func metricsHandler(srv *b2bua.Server, journal *compliance.Journal) http.Handler
 	reg.MustRegister(newCollector(srv, journal), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// b2f is 1 for true, 0 for false.
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

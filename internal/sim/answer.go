@@ -22,6 +22,9 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 			return
 		}
+		if !p.authorizedInDialog(req, tx) {
+			return
+		}
 		s.reinvites.Add(1)
 		if len(req.Body()) > 0 {
 			if err := s.takeRemote(req.Body(), nil, true); err != nil {
@@ -131,7 +134,14 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 
 const simRealm = "carrier.sim"
 
-// authorized checks an INVITE's digest credentials (RFC 3261 section 22,
+// authorizedInDialog checks the credentials of a request inside a dialog
+// when the peer challenges those too (Answer.DigestInDialog).
+func (p *Peer) authorizedInDialog(req *sip.Request, tx sip.ServerTransaction) bool {
+	ans := p.cfg.Answer
+	return ans.Digest == nil || !ans.DigestInDialog || p.authorized(req, tx, ans.Digest)
+}
+
+// authorized checks a request's digest credentials (RFC 3261 section 22,
 // RFC 2617 without qop); it answers 401 with a fresh challenge when they
 // are missing and 403 when they are wrong.
 func (p *Peer) authorized(req *sip.Request, tx sip.ServerTransaction, want *Credentials) bool {
@@ -148,7 +158,7 @@ func (p *Peer) authorized(req *sip.Request, tx sip.ServerTransaction, want *Cred
 	cred, err := digest.ParseCredentials(h.Value())
 	if err == nil && cred.Username == want.Username && cred.Realm == simRealm {
 		exp, derr := digest.Digest(&digest.Challenge{Realm: simRealm, Nonce: cred.Nonce, Algorithm: cred.Algorithm},
-			digest.Options{Method: "INVITE", URI: cred.URI, Username: want.Username, Password: want.Password,
+			digest.Options{Method: string(req.Method), URI: cred.URI, Username: want.Username, Password: want.Password,
 				Cnonce: cred.Cnonce, Count: cred.Nc})
 		if derr == nil && exp.Response == cred.Response {
 			return true

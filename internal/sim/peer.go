@@ -44,6 +44,8 @@ type Config struct {
 	// target that allows TCP, RFC 3261 section 18.1.1). Its calls and its
 	// Contact stay on UDP.
 	AlsoTCP bool
+	// Registrar, when set, makes the peer a registrar (registrar.go).
+	Registrar *Registrar
 	// ExtraFormats adds this many dynamic payload formats (96 up), each
 	// with an a=rtpmap and a long a=fmtp, to every SDP the peer writes:
 	// about 95 bytes each, for messages over the 1,300 bytes UDP takes
@@ -73,6 +75,9 @@ type Answer struct {
 	// Digest, when set, challenges every INVITE (401) and accepts only
 	// these credentials.
 	Digest *Credentials
+	// DigestInDialog, with Digest, challenges the requests inside the
+	// dialog too (re-INVITE, INFO, BYE).
+	DigestInDialog bool
 	// Offer is what the peer offers in its 2xx to an INVITE without SDP
 	// (delayed offer); its answer must come in the ACK.
 	Offer CallOptions
@@ -109,6 +114,7 @@ type Peer struct {
 	invites   atomic.Int64 // initial INVITEs received
 	cancelled atomic.Int64 // INVITEs that ended while ringing (CANCEL)
 	cert      *dtlsCert    // for DTLS-SRTP; one per peer
+	reg       *registrar   // nil unless Config.Registrar
 
 	mu       sync.Mutex
 	sessions map[string]*Session // by Call-ID
@@ -173,6 +179,9 @@ func New(cfg Config) (*Peer, error) {
 	})
 	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.count(req)
+		if !p.authorizedInDialog(req, tx) {
+			return
+		}
 		s := p.session(req)
 		if s == nil {
 			tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
@@ -186,11 +195,21 @@ func New(cfg Config) (*Peer, error) {
 	})
 	p.srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.count(req)
+		if !p.authorizedInDialog(req, tx) {
+			return
+		}
 		if s := p.session(req); s != nil {
 			s.infos.Add(1)
 		}
 		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
+	if cfg.Registrar != nil {
+		p.reg = &registrar{cfg: *cfg.Registrar, nonces: map[string]bool{}}
+		p.srv.OnRegister(func(req *sip.Request, tx sip.ServerTransaction) {
+			p.count(req)
+			p.onRegister(req, tx)
+		})
+	}
 	p.srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
