@@ -18,6 +18,7 @@ import (
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/media"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // Timers of a call.
@@ -43,8 +44,13 @@ type Call struct {
 	caller, callee string
 	rules          *rules // in force when the INVITE arrived
 	route          *routeRules
-	a, b           *leg
-	aTx            sip.ServerTransaction // A's INVITE transaction
+	// target is the route's target leg B is dialling now (one of several
+	// when a failover moved on); attempts are leg B's attempts on a
+	// route with several targets. Guarded by mu.
+	target   topology.Target
+	attempts []compliance.Attempt
+	a, b     *leg
+	aTx      sip.ServerTransaction // A's INVITE transaction
 
 	relay   *media.Relay
 	streams []*media.RelayStream // by m= line; nil when the line is not relayed

@@ -34,6 +34,8 @@ type env struct {
 	stopping <-chan struct{}
 	// events records connection events and folds floods of them.
 	events eventRecorder
+	// health is what OPTIONS pings found of the routes' targets.
+	health *health
 }
 
 // eventRecorder is the server's book of connection events, as calls use

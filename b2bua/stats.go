@@ -45,6 +45,9 @@ type Stats struct {
 	Unprotected    uint64
 	STUN           uint64
 	DTLS           uint64
+	// Targets are the route targets OPTIONS pings settled up or down
+	// (routes with several targets and an options_interval).
+	Targets []TargetHealth
 }
 
 type stats struct {
@@ -92,6 +95,7 @@ func (s *Server) Stats() Stats {
 		Unprotected:     m.Unprotected,
 		STUN:            m.STUN,
 		DTLS:            m.DTLS,
+		Targets:         s.env.health.snapshot(),
 	}
 	for f := range fateCount {
 		st.Outsiders[f.String()] = s.stats.outsiders[f].Load()

@@ -21,6 +21,7 @@ type collector struct {
 	policyInfo, parseErrors, outsiders, callLimited                             *prometheus.Desc
 	malformed, unprotected, stun, dtls                                          *prometheus.Desc
 	journalSyncs, journalFail, journalOK                                        *prometheus.Desc
+	targetUp                                                                    *prometheus.Desc
 }
 
 func newCollector(srv *b2bua.Server, journal *compliance.Journal) *collector {
@@ -54,6 +55,7 @@ func newCollector(srv *b2bua.Server, journal *compliance.Journal) *collector {
 		journalSyncs: d("journal_fsyncs_total", "Batches of the live-call journal fsync'd (several calls' entries share one)."),
 		journalFail:  d("journal_failures_total", "Batches of the live-call journal that could not be written or fsync'd."),
 		journalOK:    d("journal_healthy", "1 when the live-call journal's last write succeeded; 0 when it failed (answered calls are then refused with 503)."),
+		targetUp:     d("route_target_up", "1 when OPTIONS pings find the route's target up, 0 when down (routes with several targets and an options_interval; calls skip a down target).", "route", "target"),
 		info:         d("build_info", "parapet build information.", "version"),
 		policyInfo:   d("policy_info", "The policy new calls are judged by (a SIGHUP reload can change it).", "policy_hash"),
 	}
@@ -62,7 +64,7 @@ func newCollector(srv *b2bua.Server, journal *compliance.Journal) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.calls, c.active, c.tlsOK, c.tlsRefused, c.connRefused, c.parseErrors, c.outsiders, c.callLimited, c.records, c.recordFail, c.backlog,
 		c.ports, c.portsUsed, c.packets, c.authFail, c.replays, c.wrongSource, c.malformed, c.unprotected, c.stun, c.dtls,
-		c.info, c.policyInfo, c.journalSyncs, c.journalFail, c.journalOK} {
+		c.info, c.policyInfo, c.journalSyncs, c.journalFail, c.journalOK, c.targetUp} {
 		ch <- d
 	}
 }
@@ -108,6 +110,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ok = 0
 		}
 		gauge(c.journalOK, ok)
+	}
+	for _, t := range st.Targets {
+		up := 0.0
+		if t.Up {
+			up = 1
+		}
+		gauge(c.targetUp, up, t.Route, t.Target)
 	}
 	gauge(c.info, 1, parapetVersion())
 	gauge(c.policyInfo, 1, c.srv.PolicyHash())
