@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,7 @@ type Call struct {
 	// when a failover moved on); attempts are leg B's attempts on a
 	// route with several targets. Guarded by mu.
 	target   topology.Target
+	dest     netip.AddrPort // where target resolved to (zero: sipgo resolves it)
 	attempts []compliance.Attempt
 	a, b     *leg
 	aTx      sip.ServerTransaction // A's INVITE transaction

@@ -118,7 +118,7 @@ func wantAttempts(t *testing.T, c *compliance.Call, want ...compliance.Attempt) 
 		if g.Target != w.Target || g.Outcome != w.Outcome || g.Status != w.Status || g.Transport != w.Transport {
 			t.Errorf("attempt %d: %+v, want %+v", i, g, w)
 		}
-		if w.Outcome != compliance.AttemptSkippedDown && g.Address == "" {
+		if w.Outcome != compliance.AttemptSkippedDown && w.Outcome != compliance.AttemptUnresolved && g.Address == "" {
 			t.Errorf("attempt %d names no address", i)
 		}
 	}
@@ -188,6 +188,29 @@ func TestFailoverStopsOnBusy(t *testing.T) {
 	if n := second.Invites(); n != 0 {
 		t.Errorf("the second target got %d INVITEs", n)
 	}
+}
+
+// When no target answers at all, the caller gets 408 once the last one's
+// attempt_timeout ran out, not Timer B's 32 s later.
+func TestFailoverAllSilent(t *testing.T) {
+	t1, t2 := target(policy.TransportUDP, deadPort(t, "udp")), target(policy.TransportUDP, deadPort(t, "udp"))
+	l := newTrunkLab(t, topology.Route{Targets: []topology.Target{t1, t2}, AttemptTimeout: 500 * time.Millisecond})
+	start := time.Now()
+	_, err := l.call(t)
+	var rej *sim.Rejected
+	if !errors.As(err, &rej) || rej.Status != 408 {
+		t.Fatalf("call: %v, want 408", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("408 after %v", d)
+	}
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionFailed || c.EndReason != "callee side sent no response within 500ms (attempt_timeout)" {
+		t.Errorf("disposition %s %d %q", c.Disposition, c.SIPStatus, c.EndReason)
+	}
+	wantAttempts(t, c,
+		compliance.Attempt{Target: t1.URI, Transport: "udp", Outcome: compliance.AttemptTimeout},
+		compliance.Attempt{Target: t2.URI, Transport: "udp", Outcome: compliance.AttemptTimeout})
 }
 
 // When every target fails, the caller gets the last one's failure and the

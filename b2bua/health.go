@@ -3,6 +3,7 @@ package b2bua
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -131,8 +132,10 @@ func (s *Server) pingTargets() {
 
 // pingDue starts a ping to each target due one.
 func (s *Server) pingDue(now time.Time) {
-	for i := range s.rules.Load().routes {
-		r := &s.rules.Load().routes[i].Route
+	routes := s.rules.Load().routes
+	for i := range routes {
+		rr := &routes[i]
+		r := &rr.Route
 		if len(r.Targets) == 0 || r.HealthInterval <= 0 {
 			continue
 		}
@@ -144,15 +147,38 @@ func (s *Server) pingDue(now time.Time) {
 			s.serveWG.Add(1)
 			s.goSafe("target ping", func() {
 				defer s.serveWG.Done()
-				up, why := z.ping(s.ctx, t)
+				up, why := z.pingTarget(s.ctx, rr, t)
 				s.env.health.settle(r.Name, t.URI, up, why)
 			})
 		}
 	}
 }
 
-// ping sends one OPTIONS to t from zone z: any response means t is up.
-func (z *zone) ping(ctx context.Context, t topology.Target) (up bool, why string) {
+// pingTarget pings t, a target of route rr, at the first address its name
+// resolves to.
+func (z *zone) pingTarget(ctx context.Context, rr *routeRules, t topology.Target) (up bool, why string) {
+	var dest netip.AddrPort
+	if _, err := netip.ParseAddr(t.Host); err != nil {
+		if rr.dns == nil {
+			return false, rr.dnsErr
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*dnsTimeout)
+		addrs, err := rr.dns.resolve(rctx, t)
+		cancel()
+		if err != nil {
+			return false, "resolving " + t.Host + ": " + err.Error()
+		}
+		dest = addrs[0]
+		if t.Transport == policy.TransportTLS {
+			ctx = z.pins.pin(ctx, t.Host, dest.Addr())
+		}
+	}
+	return z.ping(ctx, t, dest)
+}
+
+// ping sends one OPTIONS to t (at dest, unless zero) from zone z: any
+// response means t is up.
+func (z *zone) ping(ctx context.Context, t topology.Target, dest netip.AddrPort) (up bool, why string) {
 	scheme := "sip"
 	if t.Secure {
 		scheme = "sips"
@@ -174,6 +200,7 @@ func (z *zone) ping(ctx context.Context, t topology.Target) (up bool, why string
 	if ap, ok := z.bound[policy.TransportUDP]; ok && t.Transport == policy.TransportUDP {
 		req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
 	}
+	setDestination(req, t, dest)
 	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
 	if _, err := z.cli.Do(ctx, req); err != nil {

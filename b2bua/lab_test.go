@@ -127,10 +127,12 @@ type labOptions struct {
 	limits          topology.Limits // the site's budgets (zero: the defaults)
 	pbxOutsiders    topology.Refusal
 	pbxMaxCalls     int
-	carrierOutside  topology.Refusal // the carrier zone's outsiders setting
-	pbxAlsoTCP      bool             // the PBX listens on TCP too, on its UDP port
-	extraFormats    int              // sim.Config.ExtraFormats of both peers: large SDP
-	inboundHost     string           // the inbound route's target host instead of the PBX's
+	carrierOutside  topology.Refusal            // the carrier zone's outsiders setting
+	pbxAlsoTCP      bool                        // the PBX listens on TCP too, on its UDP port
+	extraFormats    int                         // sim.Config.ExtraFormats of both peers: large SDP
+	inboundHost     string                      // the inbound route's target host instead of the PBX's
+	labHosts        []string                    // more names the lab certificates cover
+	outbound        func(*topology.Route, *lab) // changes the outbound route
 }
 
 type lab struct {
@@ -157,7 +159,7 @@ func discard() *slog.Logger {
 func newLab(t testing.TB, o labOptions) *lab {
 	t.Helper()
 	dir := t.TempDir()
-	pki, err := certs.EnsureLab(filepath.Join(dir, "certs"))
+	pki, err := certs.EnsureLab(filepath.Join(dir, "certs"), o.labHosts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,6 +265,9 @@ func newLab(t testing.TB, o labOptions) *lab {
 		JournalRefresh: o.journalRefresh,
 		Pseudonymizer:  compliance.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef")),
 		Logger:         discard(),
+	}
+	if o.outbound != nil {
+		o.outbound(&cfg.Routes[0], l)
 	}
 	l.cfg = cfg
 	l.srv = startServer(t, cfg)

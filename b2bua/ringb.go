@@ -27,13 +27,20 @@ import (
 // one fails so that the next may be tried (failOver), leg B starts again
 // toward the next with the first plan.
 func (c *Call) ringB(maxForwards int, plan *policy.OfferPlan, choices []policy.StreamChoice) bool {
-	targets := c.targetOrder()
-	for i, t := range targets {
-		if i > 0 {
+	hops := c.hops()
+	tried := false
+	for i, h := range hops {
+		last := i == len(hops)-1
+		if h.err != nil {
+			c.unresolved(h, last)
+			continue
+		}
+		if tried {
 			c.resetB()
 		}
-		c.setTarget(t)
-		ok, failed := c.ringTarget(maxForwards, plan, choices, i == len(targets)-1)
+		tried = true
+		c.setHop(h)
+		ok, failed := c.ringTarget(maxForwards, plan, choices, last)
 		if !failed {
 			return ok
 		}
@@ -56,25 +63,6 @@ func (c *Call) ringTarget(maxForwards int, plan *policy.OfferPlan, choices []pol
 		c.resetB()
 		plan = res.next
 	}
-}
-
-// attempt is how one INVITE to B ended: answered (ok), refused with a
-// plan to try next, or failed so that the next target may be tried.
-type attempt struct {
-	next     *policy.OfferPlan
-	ok       bool
-	failover bool
-}
-
-// failB settles leg B's failure on the current target: the next target is
-// tried (failover) unless this is the last or the failure ends the search;
-// then A is answered.
-func (c *Call) failB(err error, early, last bool) attempt {
-	if c.failOver(err, early, last) {
-		return attempt{failover: true}
-	}
-	c.bFailed(err)
-	return attempt{}
 }
 
 // attemptB is one INVITE to B with one plan. It returns the plan to try
@@ -111,32 +99,6 @@ func (c *Call) attemptB(maxForwards int, plan *policy.OfferPlan, choices []polic
 		return attempt{ok: c.answerDelayed()}
 	}
 	return attempt{ok: c.answerFromB(uac, r.early)}
-}
-
-// gaveUp settles an attempt parapet gave up on: a target that sent no
-// response within attempt_timeout, or whose connection closed, makes way
-// for the next; otherwise A is answered.
-func (c *Call) gaveUp(why giveUp, r ringing, plan *policy.OfferPlan, last bool) attempt {
-	if r.err == nil {
-		// B's 2xx crossed the CANCEL (or came when no CANCEL could be
-		// sent yet): the dialog it made is ended with ACK then BYE
-		// (RFC 3261 sections 9.1 and 15).
-		c.dropB(plan == nil)
-	}
-	switch why {
-	case giveUpNoResponse:
-		c.endAttempt(compliance.AttemptTimeout, 0)
-	case giveUpConnLost:
-		c.endAttempt(compliance.AttemptUnreachable, 0)
-	default:
-		c.endAttempt(compliance.AttemptAbandoned, 0)
-	}
-	if (why == giveUpNoResponse || why == giveUpConnLost) && !last && !r.early && r.lastCode == 0 {
-		c.log.Info("target failed: trying the next", "target", c.target.URI, "why", int(why))
-		return attempt{failover: true}
-	}
-	c.gaveUpOnB(why, r)
-	return attempt{}
 }
 
 // offerBody is parapet's SDP offer to B for plan (nil for a delayed offer:
@@ -195,6 +157,7 @@ func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 	if ap, ok := b.zone.bound[policy.TransportUDP]; ok && t.Transport == policy.TransportUDP {
 		req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
 	}
+	setDestination(req, t, c.dest)
 	return req
 }
 
@@ -236,7 +199,7 @@ func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, error) {
 
 	// sipgo's WriteInvite returns once the request is sent (or failed);
 	// its context bounds the connection it may have to open.
-	bctx, bcancel := context.WithTimeout(a.uas.Context(), ringTimeout)
+	bctx, bcancel := context.WithTimeout(c.pinDestination(a.uas.Context()), ringTimeout)
 	defer bcancel()
 	go func() {
 		select {
@@ -320,6 +283,9 @@ func (c *Call) gaveUpOnB(why giveUp, r ringing) {
 		c.respondEnded()
 	case giveUpRingTimeout:
 		why := fmt.Sprintf("callee side did not answer within %v", ringTimeout)
+		c.respondA(408, reasonPhrase(408), compliance.DispositionFailed, why, "the callee side did not answer")
+	case giveUpNoResponse:
+		why := fmt.Sprintf("callee side sent no response within %v (attempt_timeout)", c.attemptTimeout())
 		c.respondA(408, reasonPhrase(408), compliance.DispositionFailed, why, "the callee side did not answer")
 	case giveUpConnLost:
 		c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, errConnLost.Error(), errConnLost.Error())

@@ -55,6 +55,10 @@ func (z *zoneRules) drops(scanner bool) bool {
 type routeRules struct {
 	topology.Route
 	Username, Password string
+	// dns resolves the names of a route with several targets (RFC 3263);
+	// dnsErr says why it could not be made.
+	dns    *resolver
+	dnsErr string
 }
 
 // newRules makes the snapshot of cfg's rules, reading the routes'
@@ -84,6 +88,12 @@ func newRules(cfg *Config) *rules {
 		rr := routeRules{Route: rt}
 		if rt.Auth != nil {
 			rr.Username, rr.Password = rt.Auth.Username, getenv(rt.Auth.PasswordEnv)
+		}
+		if len(rt.Targets) > 0 {
+			var err error
+			if rr.dns, err = newResolver(rt.Resolver); err != nil {
+				rr.dnsErr = err.Error()
+			}
 		}
 		r.routes = append(r.routes, rr)
 		r.vocab = append(r.vocab, rt.Name)

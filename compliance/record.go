@@ -158,6 +158,7 @@ const (
 	AttemptTLSFailed   = "tls_failed"   // the TLS handshake failed
 	AttemptAbandoned   = "abandoned"    // the call ended (caller cancelled...) while this target rang
 	AttemptSkippedDown = "skipped_down" // not tried: OPTIONS pings had marked it down
+	AttemptUnresolved  = "unresolved"   // the target's name resolved to no address
 )
 
 // TLSInfo is the outcome of a leg's TLS handshake.

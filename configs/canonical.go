@@ -126,6 +126,7 @@ type canonRoute struct {
 	Targets         []canonTarget `json:"targets,omitempty"`
 	AttemptTimeout  string        `json:"attempt_timeout,omitempty"`
 	OptionsInterval string        `json:"options_interval,omitempty"`
+	Resolver        string        `json:"resolver,omitempty"`
 	MaxCalls        int           `json:"max_calls,omitempty"`
 	Auth            *canonAuth    `json:"auth"`
 }
@@ -275,6 +276,7 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 		if r.HealthInterval > 0 {
 			cr.OptionsInterval = r.HealthInterval.String()
 		}
+		cr.Resolver = r.Resolver
 		if r.Match != nil {
 			cr.Match = r.Match.String()
 		}

@@ -25,6 +25,7 @@ type routeBlock struct {
 	Targets         *[]string  `hcl:"targets,optional"`
 	AttemptTimeout  *string    `hcl:"attempt_timeout,optional"`
 	OptionsInterval *string    `hcl:"options_interval,optional"`
+	Resolver        *string    `hcl:"resolver,optional"`
 	MaxCalls        *int       `hcl:"max_calls,optional"`
 	Auth            *authBlock `hcl:"auth,block"`
 }
@@ -192,6 +193,14 @@ func (l *loader) failover(rt *topology.Route, s *scope, rb *routeBlock) {
 				"attempt_timeout = %q: at most 32s (Timer B of RFC 3261 ends every attempt then anyway).", *rb.AttemptTimeout)
 		} else {
 			rt.AttemptTimeout = d
+		}
+	}
+	if rb.Resolver != nil && s.ok("resolver") {
+		if ap, err := netip.ParseAddrPort(*rb.Resolver); err != nil {
+			l.errorf(s.value("resolver"), "invalid resolver",
+				"resolver = %q: the DNS server's IP address and port, such as \"127.0.0.1:53\" or \"[::1]:53\".", *rb.Resolver)
+		} else {
+			rt.Resolver = ap.String()
 		}
 	}
 	if d, ok := l.duration(s, "options_interval", rb.OptionsInterval, `"30s" or "1m"`, time.Second,

@@ -182,6 +182,10 @@ type Route struct {
 	// HealthInterval is how often parapet sends OPTIONS to each of the
 	// route's targets, marking them up or down; 0 sends none.
 	HealthInterval time.Duration
+	// Resolver is the DNS server ("host:port") that a route with Targets
+	// asks for its target names (RFC 3263: NAPTR, SRV, A and AAAA); ""
+	// asks the servers of /etc/resolv.conf.
+	Resolver string
 	// MaxCalls limits the calls the route carries at once (503 beyond);
 	// 0 is no limit.
 	MaxCalls int

@@ -30,5 +30,6 @@ route "slow" {
   targets          = ["sip:127.0.0.1:5070"]
   attempt_timeout  = "1m"
   options_interval = "10ms"
+  resolver         = "dns.example"
 }
 media { address = "127.0.0.1" }

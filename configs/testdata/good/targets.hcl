@@ -14,7 +14,8 @@ zone "trunk" {
 route "out" {
   from             = "lan"
   to               = "trunk"
-  targets          = ["sip:198.51.100.10", "sip:198.51.100.20:5080"]
+  targets          = ["sip:198.51.100.10", "sip:sbc2.carrier.example"]
+  resolver         = "192.0.2.53:53"
   attempt_timeout  = "2s"
   options_interval = "30s"
 }
