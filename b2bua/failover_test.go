@@ -258,4 +258,32 @@ func TestPingsSkipDeadTarget(t *testing.T) {
 	wantAttempts(t, c,
 		compliance.Attempt{Target: t1.URI, Transport: "tcp", Outcome: compliance.AttemptSkippedDown},
 		compliance.Attempt{Target: t2.URI, Transport: "tcp", Outcome: compliance.AttemptAnswered, Status: 200})
+
+	// The first target comes back: the next ping marks it up, and calls
+	// go to it again.
+	first, err := sim.New(sim.Config{Name: "first", Transport: "tcp", Listen: netip.AddrPortFrom(loop, uint16(t1.Port)),
+		Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(first.Close)
+	waitFor(t, 10*time.Second, "the first target to be up again", func() bool {
+		for _, h := range l.srv.Stats().Targets {
+			if h.Target == t1.URI {
+				return h.Up
+			}
+		}
+		return false
+	})
+	caller, err = l.call(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee = incoming(t, first)
+	if err := caller.Hangup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, "BYE to the first target", callee)
+	c = l.sink.waitCalls(t, 2)[1]
+	wantAttempts(t, c, compliance.Attempt{Target: t1.URI, Transport: "tcp", Outcome: compliance.AttemptAnswered, Status: 200})
 }
