@@ -130,9 +130,23 @@ func (s *Server) pingTargets() {
 	}
 }
 
+// keep forgets the targets not in live (a reload removed them), so that
+// no stale state is reported.
+func (h *health) keep(live map[healthKey]bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, st := range h.state {
+		if !live[k] && !st.inFlight {
+			delete(h.state, k)
+		}
+	}
+}
+
 // pingDue starts a ping to each target due one.
 func (s *Server) pingDue(now time.Time) {
 	routes := s.rules.Load().routes
+	live := map[healthKey]bool{}
+	defer s.env.health.keep(live)
 	for i := range routes {
 		rr := &routes[i]
 		r := &rr.Route
@@ -141,6 +155,7 @@ func (s *Server) pingDue(now time.Time) {
 		}
 		z := s.byName[r.To]
 		for _, t := range r.Targets {
+			live[healthKey{r.Name, t.URI}] = true
 			if !s.env.health.due(r.Name, t.URI, r.HealthInterval, now) {
 				continue
 			}

@@ -184,8 +184,17 @@ func schemeTransport(t topology.Target) string {
 	return "sip: over " + t.Transport.String()
 }
 
-// failover reads a route's attempt_timeout and options_interval.
+// failover reads a route's attempt_timeout, options_interval and
+// resolver, which only a route with targets uses.
 func (l *loader) failover(rt *topology.Route, s *scope, rb *routeBlock) {
+	if s.has("target") {
+		for _, name := range []string{"attempt_timeout", "options_interval", "resolver"} {
+			if s.has(name) {
+				l.warnf(s.value(name), name+" without targets",
+					"Route %q has a single target: %s applies only to a route with targets (a list), and is ignored.", rt.Name, name)
+			}
+		}
+	}
 	if d, ok := l.duration(s, "attempt_timeout", rb.AttemptTimeout, `"4s" or "1500ms"`, 500*time.Millisecond,
 		"wait at least 500ms for a target's first response."); ok {
 		if d > 32*time.Second {
