@@ -130,7 +130,7 @@ func toTCP(req *sip.Request) {
 // connection was tried and failed: requests inside the dialog need not
 // try it again.
 func (c *Call) inviteTransport(req *sip.Request) (t policy.Transport, tcpRefused bool) {
-	t, z := c.route.Target.Transport, c.b.zone
+	t, z := c.target.Transport, c.b.zone
 	if t != policy.TransportUDP || !z.tcpPossible() {
 		return t, false
 	}
@@ -161,7 +161,7 @@ func (c *Call) clientB(t policy.Transport, tcpRefused bool) *sipgo.Client {
 	// Without a UDP listener the Contact has no port, which sipgo fills in
 	// only when it sends the INVITE itself, not through a TxRequester.
 	_, udp := z.bound[policy.TransportUDP]
-	if c.route.Target.Transport != policy.TransportUDP || t != policy.TransportUDP || !z.tcpPossible() || !udp {
+	if c.target.Transport != policy.TransportUDP || t != policy.TransportUDP || !z.tcpPossible() || !udp {
 		return z.cli
 	}
 	cli := *z.cli

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/media"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // Timers of a call.
@@ -43,8 +45,14 @@ type Call struct {
 	caller, callee string
 	rules          *rules // in force when the INVITE arrived
 	route          *routeRules
-	a, b           *leg
-	aTx            sip.ServerTransaction // A's INVITE transaction
+	// target is the route's target leg B is dialling now (one of several
+	// when a failover moved on); attempts are leg B's attempts on a
+	// route with several targets. Guarded by mu.
+	target   topology.Target
+	dest     netip.AddrPort // where target resolved to (zero: sipgo resolves it)
+	attempts []compliance.Attempt
+	a, b     *leg
+	aTx      sip.ServerTransaction // A's INVITE transaction
 
 	// emergency: the callee is an emergency number (see emergency.go);
 	// overrides says what the call was taken in spite of, for its

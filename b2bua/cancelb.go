@@ -24,6 +24,7 @@ const (
 	giveUpRingTimeout        // B rang for ringTimeout
 	giveUpFailed             // relaying B's progress to A failed
 	giveUpConnLost           // B's TCP or TLS connection closed before its final response
+	giveUpNoResponse         // B sent no response within the route's attempt_timeout
 )
 
 // connPoll is how often the connection of a TCP or TLS leg B is looked for
@@ -48,6 +49,7 @@ type outgoing struct {
 	done chan struct{}           // closed once WaitAnswer returned
 
 	mu     sync.Mutex
+	heard  bool         // a response came
 	cancel *sip.Request // a CANCEL for the INVITE, once a provisional response came
 	why    giveUp
 	sent   bool
@@ -82,6 +84,22 @@ func (o *outgoing) giveUp(why giveUp) {
 	o.sendLocked()
 }
 
+// heardFrom notes that B responded, and reports whether it had before.
+func (o *outgoing) heardFrom() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	was := o.heard
+	o.heard = true
+	return was
+}
+
+// silent reports whether B has not responded yet.
+func (o *outgoing) silent() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return !o.heard
+}
+
 func (o *outgoing) reason() giveUp {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -89,7 +107,7 @@ func (o *outgoing) reason() giveUp {
 }
 
 func (o *outgoing) sendLocked() {
-	if o.why == notGivenUp || o.why == giveUpConnLost || o.cancel == nil || o.sent {
+	if o.why == notGivenUp || o.why == giveUpConnLost || o.why == giveUpNoResponse || o.cancel == nil || o.sent {
 		return // (no CANCEL can follow the INVITE on a closed connection)
 	}
 	o.sent = true

@@ -37,6 +37,8 @@ type env struct {
 	// trunks are the routes' registrations: a request carrying one's
 	// line token is admitted as arriving on that trunk.
 	trunks *trunkSet
+	// health is what OPTIONS pings found of the routes' targets.
+	health *health
 }
 
 // eventRecorder is the server's book of connection events, as calls use

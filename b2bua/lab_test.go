@@ -127,16 +127,18 @@ type labOptions struct {
 	limits          topology.Limits // the site's budgets (zero: the defaults)
 	pbxOutsiders    topology.Refusal
 	pbxMaxCalls     int
-	carrierOutside  topology.Refusal   // the carrier zone's outsiders setting
-	pbxAlsoTCP      bool               // the PBX listens on TCP too, on its UDP port
-	extraFormats    int                // sim.Config.ExtraFormats of both peers: large SDP
-	inboundHost     string             // the inbound route's target host instead of the PBX's
-	pbxTrusted      bool               // the PBX zone is in the trust domain (RFC 3325)
-	carrierTrusted  bool               // the carrier zone is too
-	emergency       []string           // the emergency numbers
-	register        *topology.Register // the outbound route registers (registrar: the carrier)
-	registrar       *sim.Registrar     // the carrier is a registrar
-	logger          *slog.Logger       // parapet's logger (default: discard)
+	carrierOutside  topology.Refusal            // the carrier zone's outsiders setting
+	pbxAlsoTCP      bool                        // the PBX listens on TCP too, on its UDP port
+	extraFormats    int                         // sim.Config.ExtraFormats of both peers: large SDP
+	inboundHost     string                      // the inbound route's target host instead of the PBX's
+	pbxTrusted      bool                        // the PBX zone is in the trust domain (RFC 3325)
+	carrierTrusted  bool                        // the carrier zone is too
+	emergency       []string                    // the emergency numbers
+	register        *topology.Register          // the outbound route registers (registrar: the carrier)
+	registrar       *sim.Registrar              // the carrier is a registrar
+	logger          *slog.Logger                // parapet's logger (default: discard)
+	labHosts        []string                    // more names the lab certificates cover
+	outbound        func(*topology.Route, *lab) // changes the outbound route
 }
 
 type lab struct {
@@ -163,7 +165,7 @@ func discard() *slog.Logger {
 func newLab(t testing.TB, o labOptions) *lab {
 	t.Helper()
 	dir := t.TempDir()
-	pki, err := certs.EnsureLab(filepath.Join(dir, "certs"))
+	pki, err := certs.EnsureLab(filepath.Join(dir, "certs"), o.labHosts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +279,9 @@ func newLab(t testing.TB, o labOptions) *lab {
 	}
 	if r := o.register; r != nil && r.Registrar.Host == "" {
 		r.Registrar = cfg.Routes[0].Target
+	}
+	if o.outbound != nil {
+		o.outbound(&cfg.Routes[0], l)
 	}
 	l.cfg = cfg
 	l.srv = startServer(t, cfg)

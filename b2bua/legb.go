@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -119,16 +118,4 @@ func (z *zone) pooled(network, addr string) sip.Connection {
 	}
 	conn.Ref(-1)
 	return conn
-}
-
-func (c *Call) targetAddr() string {
-	t := c.route.Target
-	port := t.Port
-	if port == 0 {
-		port = 5060
-		if t.Transport == policy.TransportTLS {
-			port = 5061
-		}
-	}
-	return net.JoinHostPort(t.Host, strconv.Itoa(port))
 }

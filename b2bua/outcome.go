@@ -190,10 +190,18 @@ func (c *Call) bFailed(err error) {
 // tlsToBFailed records a failed TLS handshake toward B (a decision, a
 // tls_client_failed event with the certificate offered) and answers A.
 func (c *Call) tlsToBFailed(err error, msg string) {
+	c.decide(c.tlsToBEvent(err, msg))
+	c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, "TLS to callee side failed: "+msg,
+		"TLS to the callee side failed")
+}
+
+// tlsToBEvent records a failed TLS handshake toward the current target
+// (a tls_client_failed event with the certificate offered) and returns
+// policy's decision on it.
+func (c *Call) tlsToBEvent(err error, msg string) policy.Decision {
 	b := c.b
 	d := policy.Evaluate(policy.Input{Stage: policy.StageHandshake, Zone: b.pol,
 		Handshake: policy.HandshakeFacts{Error: msg}})
-	c.decide(d)
 	c.env.stats.tlsRefused.Add(1)
 	c.env.events.connEvent(b.zone, compliance.EventTLSClientFailed, b.sig, c.targetAddr(), func(e *compliance.ConnEvent) {
 		e.Error = msg
@@ -202,8 +210,7 @@ func (c *Call) tlsToBFailed(err error, msg string) {
 			e.PeerCert = certInfo(certFacts(cert))
 		}
 	})
-	c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, "TLS to callee side failed: "+msg,
-		"TLS to the callee side failed")
+	return d
 }
 
 // callerGone settles the outcome of a call whose caller's INVITE

@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"slices"
 	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
@@ -107,6 +108,9 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 		CallID:    l.callID,
 		Trunk:     l.trunk,
 		TLS:       tlsInfo(l.sig.TLS),
+	}
+	if l.role == compliance.RoleB {
+		out.Attempts = slices.Clone(c.attempts)
 	}
 	if p := c.env.pseudo; p != nil {
 		out.CallID = p.CallID(l.callID)

@@ -22,58 +22,83 @@ import (
 // INVITE had no SDP): B is invited without one and its offer goes to A in
 // the 2xx (answerDelayed). It returns true once A is answered; otherwise A
 // got a final response and the outcome is set.
+//
+// A route with several targets tries them in order (targetOrder): when
+// one fails so that the next may be tried (failOver), leg B starts again
+// toward the next with the first plan.
 func (c *Call) ringB(maxForwards int, plan *policy.OfferPlan, choices []policy.StreamChoice) bool {
-	for {
-		next, ok := c.attemptB(maxForwards, plan, choices)
-		if next == nil {
+	hops := c.hops()
+	tried := false
+	for i, h := range hops {
+		last := i == len(hops)-1
+		if h.err != nil {
+			c.unresolved(h, last)
+			continue
+		}
+		if tried {
+			c.resetB()
+		}
+		tried = true
+		c.setHop(h)
+		ok, failed := c.ringTarget(maxForwards, plan, choices, last)
+		if !failed {
 			return ok
+		}
+	}
+	return false // not reached: the last target's failure answers A
+}
+
+// ringTarget rings the current target, one INVITE per key exchange plan.
+// failed says it failed so that the next target may be tried (never for
+// the last, whose failure answers A).
+func (c *Call) ringTarget(maxForwards int, plan *policy.OfferPlan, choices []policy.StreamChoice, last bool) (ok, failed bool) {
+	for {
+		res := c.attemptB(maxForwards, plan, choices, last)
+		if res.next == nil {
+			return res.ok, res.failover
 		}
 		c.decide(policy.Decision{Stage: policy.StageOffer, Zone: c.b.zone.name, Verdict: policy.VerdictAllowed,
 			Rule:   policy.RuleKeyExchangeFallback,
-			Reason: fmt.Sprintf("the callee refused the %s offer with 488; offering %s", keyExchangeName(*plan), keyExchangeName(*next))})
+			Reason: fmt.Sprintf("the callee refused the %s offer with 488; offering %s", keyExchangeName(*plan), keyExchangeName(*res.next))})
 		c.resetB()
-		plan = next
+		plan = res.next
 	}
 }
 
 // attemptB is one INVITE to B with one plan. It returns the plan to try
 // next when the callee refused this one's offer and the zone has another.
-func (c *Call) attemptB(maxForwards int, plan *policy.OfferPlan, choices []policy.StreamChoice) (next *policy.OfferPlan, ok bool) {
+func (c *Call) attemptB(maxForwards int, plan *policy.OfferPlan, choices []policy.StreamChoice, last bool) attempt {
 	body, ok := c.offerBody(plan, choices)
 	if !ok {
-		return nil, false
+		return attempt{}
 	}
-	uac, ok := c.dialB(c.inviteB(maxForwards, body))
-	if !ok {
-		return nil, false
+	uac, err := c.dialB(c.inviteB(maxForwards, body))
+	switch {
+	case errors.Is(err, errSettled):
+		return attempt{}
+	case err != nil:
+		return c.failB(err, false, last)
 	}
 	r := c.waitB(uac, plan)
 	if why := r.givenUp(c); why != notGivenUp {
-		if r.err == nil {
-			// B's 2xx crossed the CANCEL (or came when no CANCEL could be
-			// sent yet): the dialog it made is ended with ACK then BYE
-			// (RFC 3261 sections 9.1 and 15).
-			c.dropB(plan == nil)
-		}
-		c.gaveUpOnB(why, r)
-		return nil, false
+		return c.gaveUp(why, r, plan, last)
 	}
 	switch {
 	case r.err == nil:
+		c.endAttempt(compliance.AttemptAnswered, uac.InviteResponse.StatusCode)
 	case plan != nil && statusOf(r.err) == 488 && !r.early:
 		if next, ok := policy.NextPlan(c.b.pol, c.b.transport, *plan); ok {
-			return &next, false
+			c.endAttempt(compliance.AttemptRejected, 488)
+			return attempt{next: &next}
 		}
-		c.bFailed(r.err)
-		return nil, false
+		return c.failB(r.err, r.early, last)
 	default:
-		c.bFailed(r.err)
-		return nil, false
+		return c.failB(r.err, r.early || r.lastCode != 0, last)
 	}
 	if plan == nil {
-		return nil, c.answerDelayed()
+		return attempt{ok: c.answerDelayed()}
 	}
-	return nil, c.answerFromB(uac, r.early)
+	return attempt{ok: c.answerFromB(uac, r.early)}
 }
 
 // offerBody is parapet's SDP offer to B for plan (nil for a delayed offer:
@@ -96,7 +121,7 @@ func (c *Call) offerBody(plan *policy.OfferPlan, choices []policy.StreamChoice) 
 // Call-ID and tags, the caller and callee as A gave them, the caller's
 // display name, never A's other headers.
 func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
-	t, b := c.route.Target, c.b
+	t, b := c.target, c.b
 	scheme := "sip"
 	if t.Secure {
 		scheme = "sips"
@@ -133,6 +158,7 @@ func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 	if ap, ok := b.zone.bound[policy.TransportUDP]; ok && t.Transport == policy.TransportUDP {
 		req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
 	}
+	setDestination(req, t, c.dest)
 	return req
 }
 
@@ -141,7 +167,7 @@ func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 // is large (inviteTransport). Leg B's dialog, its Contact (req's) and its
 // client match.
 func (c *Call) prepareB(req *sip.Request) policy.Transport {
-	b, t := c.b, c.route.Target
+	b, t := c.b, c.target
 	b.dua = &sipgo.DialogUA{ContactHDR: b.zone.contact(t.Transport, t.Secure), RewriteContact: true}
 	// As WriteInvite would, and counted in the INVITE's size: the dialog's
 	// own header, which sipgo completes when the zone has no listener on
@@ -156,8 +182,9 @@ func (c *Call) prepareB(req *sip.Request) policy.Transport {
 }
 
 // dialB sends B's INVITE, booking leg B under its dialog first. A failure
-// to send answers A (or records why the caller is gone).
-func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, bool) {
+// to send is returned (failB settles it), unless the caller is gone or the
+// call ended meanwhile, which is recorded (errSettled).
+func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, error) {
 	a, b := c.a, c.b
 	transport := c.prepareB(req)
 	callID := string(*req.CallID())
@@ -173,7 +200,7 @@ func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, bool) {
 
 	// sipgo's WriteInvite returns once the request is sent (or failed);
 	// its context bounds the connection it may have to open.
-	bctx, bcancel := context.WithTimeout(a.uas.Context(), ringTimeout)
+	bctx, bcancel := context.WithTimeout(c.pinDestination(a.uas.Context()), ringTimeout)
 	defer bcancel()
 	go func() {
 		select {
@@ -186,13 +213,15 @@ func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, bool) {
 	if err != nil {
 		switch {
 		case a.uas.Context().Err() != nil:
+			c.endAttempt(compliance.AttemptAbandoned, 0)
 			c.callerGone()
 		case c.isEnded():
+			c.endAttempt(compliance.AttemptAbandoned, 0)
 			c.respondEnded()
 		default:
-			c.bFailed(err)
+			return nil, err
 		}
-		return nil, false
+		return nil, errSettled
 	}
 	b.uac = uac
 	c.mu.Lock()
@@ -200,8 +229,12 @@ func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, bool) {
 	c.mu.Unlock()
 	// Routed and dialled: the call is live from here. Not waited for.
 	_ = c.journal(false)
-	return uac, true
+	return uac, nil
 }
+
+// errSettled: leg B's INVITE was not sent because the call is over (the
+// caller gone, the call ended), and its outcome is recorded.
+var errSettled = errors.New("the call ended before leg B's INVITE was sent")
 
 // answerFromB ACKs B's 2xx, judges its answer (the callee may not answer
 // without SDP unless it sent early media), and answers A.
@@ -251,6 +284,9 @@ func (c *Call) gaveUpOnB(why giveUp, r ringing) {
 		c.respondEnded()
 	case giveUpRingTimeout:
 		why := fmt.Sprintf("callee side did not answer within %v", ringTimeout)
+		c.respondA(408, reasonPhrase(408), compliance.DispositionFailed, why, "the callee side did not answer")
+	case giveUpNoResponse:
+		why := fmt.Sprintf("callee side sent no response within %v (attempt_timeout)", c.attemptTimeout())
 		c.respondA(408, reasonPhrase(408), compliance.DispositionFailed, why, "the callee side did not answer")
 	case giveUpConnLost:
 		c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, errConnLost.Error(), errConnLost.Error())
@@ -335,6 +371,12 @@ func (c *Call) waitB(uac *sipgo.DialogClientSession, plan *policy.OfferPlan) rin
 func (c *Call) watchB(out *outgoing, network, dest string) {
 	ring := time.NewTimer(ringTimeout)
 	defer ring.Stop()
+	var silence <-chan time.Time
+	if d := c.attemptTimeout(); d > 0 {
+		st := time.NewTimer(d)
+		defer st.Stop()
+		silence = st.C
+	}
 	var poll <-chan time.Time
 	if network != "udp" {
 		tk := time.NewTicker(connPoll)
@@ -349,6 +391,15 @@ func (c *Call) watchB(out *outgoing, network, dest string) {
 			out.giveUp(giveUpEnded)
 		case <-ring.C:
 			out.giveUp(giveUpRingTimeout)
+		case <-silence:
+			if !out.silent() {
+				silence = nil
+				continue
+			}
+			// Nothing came back, not even 100 Trying: no CANCEL can be
+			// sent (RFC 3261 section 9.1), and the next target waits.
+			out.giveUp(giveUpNoResponse)
+			out.stop(sipgo.WaitAnswerForceCancelErr)
 		case <-poll:
 			if !c.bConnLost(network, dest) {
 				continue
@@ -368,6 +419,7 @@ func (c *Call) watchB(out *outgoing, network, dest string) {
 func (c *Call) onBResponse(r *ringing, uac *sipgo.DialogClientSession, plan *policy.OfferPlan, res *sip.Response) error {
 	c.noteB(res)
 	out := r.out
+	out.heardFrom()
 	if !res.IsProvisional() {
 		out.final()
 		if !res.IsSuccess() && out.reason() != notGivenUp {

@@ -31,6 +31,7 @@ func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
 	c.limits = limits
 	c.b = &leg{call: c, role: compliance.RoleB, side: media.SideB, zone: c.env.zones[route.To], pol: c.rules.zone(route.To),
 		transport: route.Target.Transport, secure: route.Target.Secure}
+	c.target = route.Target
 	c.b.sig = policy.SignalingFacts{Transport: route.Target.Transport}
 	c.mu.Lock()
 	c.identity.toward(c.rules.zones[route.To].trusted, c.emergency)

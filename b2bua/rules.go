@@ -60,6 +60,10 @@ func (z *zoneRules) drops(scanner bool) bool {
 type routeRules struct {
 	topology.Route
 	Username, Password string
+	// dns resolves the names of a route with several targets (RFC 3263);
+	// dnsErr says why it could not be made.
+	dns    *resolver
+	dnsErr string
 }
 
 // newRules makes the snapshot of cfg's rules, reading the routes'
@@ -94,6 +98,12 @@ func newRules(cfg *Config) *rules {
 				rr.Password = readPassword(rt.Auth.PasswordFile)
 			} else {
 				rr.Password = getenv(rt.Auth.PasswordEnv)
+			}
+		}
+		if len(rt.Targets) > 0 {
+			var err error
+			if rr.dns, err = newResolver(rt.Resolver); err != nil {
+				rr.dnsErr = err.Error()
 			}
 		}
 		r.routes = append(r.routes, rr)

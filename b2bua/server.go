@@ -115,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 	s.outsiders = newOutsiderTallies()
 	s.env = &env{reg: s.reg, rec: s.rec, stats: &s.stats, pool: pool, dtls: s.dtls,
 		zones: s.byName, advertise: cfg.Media.Advertise, mediaAddr: cfg.Media.Advertise, pseudo: cfg.Pseudonymizer,
-		journal: cfg.Journal, stopping: s.stopping, events: s, trunks: s.trunks}
+		journal: cfg.Journal, stopping: s.stopping, events: s, trunks: s.trunks, health: newHealth(s.log)}
 	if !s.env.mediaAddr.IsValid() {
 		s.env.mediaAddr = cfg.Media.Address
 	}
@@ -187,6 +187,11 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}
 	}()
+	s.serveWG.Add(1)
+	s.goSafe("target pings", func() {
+		defer s.serveWG.Done()
+		s.pingTargets()
+	})
 	for _, z := range s.zones {
 		for _, serve := range z.serve {
 			s.serveWG.Add(1)

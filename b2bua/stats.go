@@ -51,6 +51,9 @@ type Stats struct {
 	// Trunks is the registration state of every route that registers
 	// with its carrier, by route name.
 	Trunks map[string]TrunkState
+	// Targets are the route targets OPTIONS pings settled up or down
+	// (routes with several targets and an options_interval).
+	Targets []TargetHealth
 }
 
 type stats struct {
@@ -101,6 +104,7 @@ func (s *Server) Stats() Stats {
 		STUN:            m.STUN,
 		DTLS:            m.DTLS,
 		Trunks:          s.trunkStates(),
+		Targets:         s.env.health.snapshot(),
 	}
 	for f := range fateCount {
 		st.Outsiders[f.String()] = s.stats.outsiders[f].Load()

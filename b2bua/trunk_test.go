@@ -44,9 +44,9 @@ func (w *lockedLog) logger() *slog.Logger {
 
 const trunkPassword = "s3cret-Trunk-pw"
 
-// trunkLab is a lab whose outbound route registers with the carrier, a
+// registeringLab is a lab whose outbound route registers with the carrier, a
 // registrar that challenges with digest and grants grant.
-func trunkLab(t *testing.T, password string, grant time.Duration, proxy bool, log *lockedLog) *lab {
+func registeringLab(t *testing.T, password string, grant time.Duration, proxy bool, log *lockedLog) *lab {
 	t.Helper()
 	t.Cleanup(b2bua.ShortenRegisterRetry(200 * time.Millisecond))
 	return newLab(t, labOptions{
@@ -76,7 +76,7 @@ func TestTrunkRegistersRefreshesAndCarriesCalls(t *testing.T) {
 
 func trunkCalls(t *testing.T, proxy bool) {
 	log := &lockedLog{}
-	l := trunkLab(t, trunkPassword, 3*time.Second, proxy, log)
+	l := registeringLab(t, trunkPassword, 3*time.Second, proxy, log)
 	waitFor(t, 10*time.Second, "the trunk to register", func() bool {
 		return l.srv.Stats().Trunks["outbound"] == b2bua.TrunkRegistered
 	})
@@ -194,7 +194,7 @@ func btoi(b bool) int {
 func TestTrunkWrongPasswordFails(t *testing.T) {
 	log := &lockedLog{}
 	wrong := "not-the-" + trunkPassword
-	l := trunkLab(t, wrong, 3*time.Second, false, log)
+	l := registeringLab(t, wrong, 3*time.Second, false, log)
 	waitFor(t, 10*time.Second, "the trunk to fail", func() bool {
 		return l.srv.Stats().Trunks["outbound"] == b2bua.TrunkFailed
 	})
@@ -293,7 +293,7 @@ func TestTrunkIntervalTooBrief(t *testing.T) {
 // that brings it back registers again, with the same Contact.
 func TestTrunkReload(t *testing.T) {
 	log := &lockedLog{}
-	l := trunkLab(t, trunkPassword, time.Hour, false, log)
+	l := registeringLab(t, trunkPassword, time.Hour, false, log)
 	waitFor(t, 10*time.Second, "the trunk to register", func() bool {
 		return l.srv.Stats().Trunks["outbound"] == b2bua.TrunkRegistered
 	})

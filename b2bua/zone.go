@@ -21,10 +21,12 @@ import (
 // zone is one zone's SIP stack.
 type zone struct {
 	responder
-	cfg    topology.Zone
-	tls    ZoneTLS
-	name   string
-	ua     *sipgo.UserAgent
+	cfg  topology.Zone
+	tls  ZoneTLS
+	name string
+	ua   *sipgo.UserAgent
+	// pins are the addresses chosen for TLS targets' names (pin.go).
+	pins   *pins
 	srv    *sipgo.Server
 	cli    *sipgo.Client
 	states *connStates
@@ -72,6 +74,8 @@ func (s *Server) newZone(zc topology.Zone, zt ZoneTLS) (*zone, error) {
 	if zt.Client != nil {
 		opts = append(opts, sipgo.WithUserAgenTLSConfig(zt.Client))
 	}
+	z.pins = newPins()
+	opts = append(opts, sipgo.WithUserAgentDNSResolver(z.pins.resolver()))
 	ua, err := sipgo.NewUA(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("zone %q: %w", z.name, err)

@@ -143,12 +143,43 @@ type Leg struct {
 	// its Request-URI carried the line token of that route's registered
 	// Contact, from a source outside the zone's peers. Empty otherwise.
 	Trunk string `json:"trunk,omitempty"`
+	// Attempts, on leg b of a route with several targets, are the INVITEs
+	// parapet sent to them in order (and the targets it skipped), the
+	// last being the one the other leg fields describe.
+	Attempts []Attempt `json:"attempts,omitempty"`
 
 	TLS   *TLSInfo  `json:"tls,omitempty"`
 	Media *LegMedia `json:"media,omitempty"`
 
 	Controls []policy.Finding `json:"controls"`
 }
+
+// Attempt is one try of a route's target on leg b.
+type Attempt struct {
+	// Target is the target as the route lists it (sips:host:port).
+	Target string `json:"target"`
+	// Address is the IP and port the INVITE went to (where the response
+	// came from, else where it was sent); absent when none was had.
+	Address   string `json:"address,omitempty"`
+	Transport string `json:"transport"`
+	// Outcome is one of the Attempt* values.
+	Outcome string `json:"outcome"`
+	// Status is the final SIP status the target answered (0 for none).
+	Status int `json:"status,omitempty"`
+}
+
+// Attempt outcomes.
+const (
+	AttemptAnswered    = "answered"     // 2xx: the call went on with this target
+	AttemptRejected    = "rejected"     // a final response that ends the search (404, 486, 603...)
+	AttemptUnavailable = "unavailable"  // 503: the next target was tried
+	AttemptTimeout     = "timeout"      // no response within the route's attempt_timeout
+	AttemptUnreachable = "unreachable"  // no connection (refused, unreachable), or it closed before a response
+	AttemptTLSFailed   = "tls_failed"   // the TLS handshake failed
+	AttemptAbandoned   = "abandoned"    // the call ended (caller cancelled...) while this target rang
+	AttemptSkippedDown = "skipped_down" // not tried: OPTIONS pings had marked it down
+	AttemptUnresolved  = "unresolved"   // the target's name resolved to no address
+)
 
 // TLSInfo is the outcome of a leg's TLS handshake.
 type TLSInfo struct {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // The canonical policy is what a record's policy_hash names: everything
@@ -122,13 +124,20 @@ type canonTLS struct {
 }
 
 type canonRoute struct {
-	Name     string      `json:"name"`
-	From     string      `json:"from"`
-	To       string      `json:"to"`
-	Match    string      `json:"match"`
-	Target   canonTarget `json:"target"`
-	MaxCalls int         `json:"max_calls,omitempty"`
-	Auth     *canonAuth  `json:"auth"`
+	Name   string      `json:"name"`
+	From   string      `json:"from"`
+	To     string      `json:"to"`
+	Match  string      `json:"match"`
+	Target canonTarget `json:"target"`
+	// Targets, AttemptTimeout and OptionsInterval only when the route
+	// lists several targets or sets them: the hash of a route without
+	// them is unchanged.
+	Targets         []canonTarget `json:"targets,omitempty"`
+	AttemptTimeout  string        `json:"attempt_timeout,omitempty"`
+	OptionsInterval string        `json:"options_interval,omitempty"`
+	Resolver        string        `json:"resolver,omitempty"`
+	MaxCalls        int           `json:"max_calls,omitempty"`
+	Auth            *canonAuth    `json:"auth"`
 	// Register is the trunk registration: whom parapet registers as,
 	// where; absent from routes that do not register.
 	Register *canonRegister `json:"register,omitempty"`
@@ -276,14 +285,18 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 			From:     r.From,
 			To:       r.To,
 			MaxCalls: r.MaxCalls,
-			Target: canonTarget{
-				URI:       r.Target.URI,
-				Secure:    r.Target.Secure,
-				Host:      r.Target.Host,
-				Port:      r.Target.Port,
-				Transport: r.Target.Transport.String(),
-			},
+			Target:   canonTargetOf(r.Target),
 		}
+		for _, t := range r.Targets {
+			cr.Targets = append(cr.Targets, canonTargetOf(t))
+		}
+		if r.AttemptTimeout > 0 {
+			cr.AttemptTimeout = r.AttemptTimeout.String()
+		}
+		if r.HealthInterval > 0 {
+			cr.OptionsInterval = r.HealthInterval.String()
+		}
+		cr.Resolver = r.Resolver
 		if r.Match != nil {
 			cr.Match = r.Match.String()
 		}
@@ -298,4 +311,8 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 		out.Routes = append(out.Routes, cr)
 	}
 	return out, nil
+}
+
+func canonTargetOf(t topology.Target) canonTarget {
+	return canonTarget{URI: t.URI, Secure: t.Secure, Host: t.Host, Port: t.Port, Transport: t.Transport.String()}
 }

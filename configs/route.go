@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -17,13 +18,17 @@ import (
 
 // routeBlock is the HCL form of a route block.
 type routeBlock struct {
-	From     string         `hcl:"from"`
-	To       string         `hcl:"to"`
-	Match    *string        `hcl:"match,optional"`
-	Target   string         `hcl:"target"`
-	MaxCalls *int           `hcl:"max_calls,optional"`
-	Auth     *authBlock     `hcl:"auth,block"`
-	Register *registerBlock `hcl:"register,block"`
+	From            string         `hcl:"from"`
+	To              string         `hcl:"to"`
+	Match           *string        `hcl:"match,optional"`
+	Target          *string        `hcl:"target,optional"`
+	Targets         *[]string      `hcl:"targets,optional"`
+	AttemptTimeout  *string        `hcl:"attempt_timeout,optional"`
+	OptionsInterval *string        `hcl:"options_interval,optional"`
+	Resolver        *string        `hcl:"resolver,optional"`
+	MaxCalls        *int           `hcl:"max_calls,optional"`
+	Auth            *authBlock     `hcl:"auth,block"`
+	Register        *registerBlock `hcl:"register,block"`
 }
 
 // authBlock is the HCL form of a route's auth block.
@@ -92,15 +97,8 @@ func (l *loader) route(b *hcl.Block) *topology.Route {
 		}
 	}
 
-	targetOK := false
-	if s.ok("target") {
-		t, err := parseTarget(rb.Target)
-		if err != nil {
-			l.errorf(s.value("target"), "invalid target", "Target %q: %s.", rb.Target, err)
-		} else {
-			rt.Target, targetOK = t, true
-		}
-	}
+	targetOK, at := l.targets(rt, s, &rb, b.DefRange)
+	l.failover(rt, s, &rb)
 
 	if rb.Auth != nil {
 		rt.Auth = l.auth(name, rb.Auth, diags)
@@ -110,7 +108,7 @@ func (l *loader) route(b *hcl.Block) *topology.Route {
 	}
 
 	if to != nil && to.ok && targetOK {
-		l.routeChecks(rt, to, s.value("target"))
+		l.routeChecks(rt, to, at)
 	}
 	if g := rt.Register; g != nil && to != nil && to.ok && g.Registrar.Host != "" &&
 		to.zone.Policy.Signaling == policy.RequirementRequire && g.Registrar.Transport != policy.TransportTLS {
@@ -118,6 +116,116 @@ func (l *loader) route(b *hcl.Block) *topology.Route {
 			"Every listener of zone %q is TLS, so its signaling requires TLS, but the registrar %q uses %s. Use a sips: registrar or add ;transport=tls.", to.zone.Policy.Name, g.Registrar.URI, g.Registrar.Transport)
 	}
 	return rt
+}
+
+// targets reads a route's target, or its targets in priority order
+// (exactly one of the two). It reports whether they are usable and the
+// range that cross-checks point at.
+func (l *loader) targets(rt *topology.Route, s *scope, rb *routeBlock, def hcl.Range) (bool, hcl.Range) {
+	switch {
+	case s.has("target") && s.has("targets"):
+		l.errorf(s.value("targets"), "both target and targets",
+			"Route %q sets target and targets: write one target, or the list of targets in priority order, not both.", rt.Name)
+		return false, def
+	case s.has("target"):
+		if !s.ok("target") || rb.Target == nil {
+			return false, def
+		}
+		t, err := parseTarget(*rb.Target)
+		if err != nil {
+			l.errorf(s.value("target"), "invalid target", "Target %q: %s.", *rb.Target, err)
+			return false, def
+		}
+		rt.Target = t
+		return true, s.value("target")
+	case s.has("targets"):
+		if !s.ok("targets") || rb.Targets == nil {
+			return false, def
+		}
+		return l.targetList(rt, s, *rb.Targets), s.value("targets")
+	}
+	l.errorf(def, "missing target", "Route %q needs target (one URI) or targets (a list in priority order).", rt.Name)
+	return false, def
+}
+
+// targetList parses a route's list of targets, which share one scheme
+// and transport: the offer parapet makes depends on the transport, and a
+// failover must not change what the zone's policy was judged against.
+func (l *loader) targetList(rt *topology.Route, s *scope, uris []string) bool {
+	if len(uris) == 0 {
+		l.errorf(s.value("targets"), "empty targets", "Route %q lists no targets.", rt.Name)
+		return false
+	}
+	ok := true
+	seen := map[string]bool{}
+	for i, u := range uris {
+		t, err := parseTarget(u)
+		switch {
+		case err != nil:
+			l.errorf(s.elem("targets", i), "invalid target", "Target %q: %s.", u, err)
+			ok = false
+			continue
+		case seen[u]:
+			l.errorf(s.elem("targets", i), "duplicate target", "Route %q lists %q twice.", rt.Name, u)
+			ok = false
+			continue
+		case len(rt.Targets) > 0 && (t.Secure != rt.Targets[0].Secure || t.Transport != rt.Targets[0].Transport):
+			l.errorf(s.elem("targets", i), "targets differ in transport",
+				"Route %q: target %q uses %s, but %q uses %s: all targets of a route share one scheme and transport (make another route for the other).",
+				rt.Name, u, schemeTransport(t), rt.Targets[0].URI, schemeTransport(rt.Targets[0]))
+			ok = false
+			continue
+		}
+		seen[u] = true
+		rt.Targets = append(rt.Targets, t)
+	}
+	if !ok {
+		rt.Targets = nil
+		return false
+	}
+	rt.Target = rt.Targets[0]
+	return true
+}
+
+func schemeTransport(t topology.Target) string {
+	if t.Secure {
+		return "sips: over " + t.Transport.String()
+	}
+	return "sip: over " + t.Transport.String()
+}
+
+// failover reads a route's attempt_timeout, options_interval and
+// resolver, which only a route with targets uses.
+func (l *loader) failover(rt *topology.Route, s *scope, rb *routeBlock) {
+	if s.has("target") {
+		for _, name := range []string{"attempt_timeout", "options_interval", "resolver"} {
+			if s.has(name) {
+				l.warnf(s.value(name), name+" without targets",
+					"Route %q has a single target: %s applies only to a route with targets (a list), and is ignored.", rt.Name, name)
+			}
+		}
+	}
+	if d, ok := l.duration(s, "attempt_timeout", rb.AttemptTimeout, `"4s" or "1500ms"`, 500*time.Millisecond,
+		"wait at least 500ms for a target's first response."); ok {
+		if d > 32*time.Second {
+			l.errorf(s.value("attempt_timeout"), "attempt_timeout too long",
+				"attempt_timeout = %q: at most 32s (Timer B of RFC 3261 ends every attempt then anyway).", *rb.AttemptTimeout)
+		} else {
+			rt.AttemptTimeout = d
+		}
+	}
+	if rb.Resolver != nil && s.ok("resolver") {
+		if ap, err := netip.ParseAddrPort(*rb.Resolver); err != nil {
+			l.errorf(s.value("resolver"), "invalid resolver",
+				"resolver = %q: the DNS server's IP address and port, such as \"127.0.0.1:53\" or \"[::1]:53\".", *rb.Resolver)
+		} else {
+			rt.Resolver = ap.String()
+		}
+	}
+	if d, ok := l.duration(s, "options_interval", rb.OptionsInterval, `"30s" or "1m"`, time.Second,
+		"send OPTIONS at most once a second."); ok {
+		rt.HealthInterval = d
+	}
 }
 
 func (l *loader) zoneNames() []string {

@@ -175,8 +175,24 @@ type Route struct {
 	From, To string
 	// Match is applied to the Request-URI user part; nil matches every user.
 	Match *regexp.Regexp
-	// Target is where the route sends calls.
+	// Target is where the route sends calls: its only target, or the
+	// first of Targets.
 	Target Target
+	// Targets, when the route lists several, are its targets in priority
+	// order (Targets[0] is Target): on a timeout, a 503, a refused
+	// connection or a failed TLS handshake parapet tries the next (RFC
+	// 3263 section 4.3). Nil for a route with one target.
+	Targets []Target
+	// AttemptTimeout bounds how long parapet waits for any response from
+	// one target before it tries the next; 0 is the default (4 s).
+	AttemptTimeout time.Duration
+	// HealthInterval is how often parapet sends OPTIONS to each of the
+	// route's targets, marking them up or down; 0 sends none.
+	HealthInterval time.Duration
+	// Resolver is the DNS server ("host:port") that a route with Targets
+	// asks for its target names (RFC 3263: NAPTR, SRV, A and AAAA); ""
+	// asks the servers of /etc/resolv.conf.
+	Resolver string
 	// MaxCalls limits the calls the route carries at once (503 beyond);
 	// 0 is no limit.
 	MaxCalls int
@@ -200,6 +216,15 @@ type Register struct {
 	// Expires is the registration lifetime parapet asks for (the
 	// registrar's grant is honoured); 0 means 3600 s.
 	Expires time.Duration
+}
+
+// AllTargets is the route's targets in priority order: Targets, or
+// Target alone.
+func (r *Route) AllTargets() []Target {
+	if len(r.Targets) > 0 {
+		return r.Targets
+	}
+	return []Target{r.Target}
 }
 
 // Target is where a route sends requests. The Request-URI user part is kept;

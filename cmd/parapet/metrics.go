@@ -22,6 +22,7 @@ type collector struct {
 	malformed, unprotected, stun, dtls                                          *prometheus.Desc
 	journalSyncs, journalFail, journalOK                                        *prometheus.Desc
 	trunkRegistered, trunkState                                                 *prometheus.Desc
+	targetUp                                                                    *prometheus.Desc
 }
 
 func newCollector(srv *b2bua.Server, journal *compliance.Journal) *collector {
@@ -58,6 +59,7 @@ func newCollector(srv *b2bua.Server, journal *compliance.Journal) *collector {
 		journalOK:       d("journal_healthy", "1 when the live-call journal's last write succeeded; 0 when it failed (answered calls are then refused with 503)."),
 		trunkRegistered: d("trunk_registered", "1 when the route's registration with its carrier is in force, 0 otherwise (registering, failed or unregistered).", "route"),
 		trunkState:      d("trunk_registration_state", "1 for the current state of the route's registration with its carrier (registering, registered, failed, unregistered), 0 for the others.", "route", "state"),
+		targetUp:        d("route_target_up", "1 when OPTIONS pings find the route's target up, 0 when down (routes with several targets and an options_interval; calls skip a down target).", "route", "target"),
 		info:            d("build_info", "parapet build information.", "version"),
 		policyInfo:      d("policy_info", "The policy new calls are judged by (a SIGHUP reload can change it).", "policy_hash"),
 	}
@@ -66,7 +68,7 @@ func newCollector(srv *b2bua.Server, journal *compliance.Journal) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.calls, c.active, c.tlsOK, c.tlsRefused, c.connRefused, c.parseErrors, c.outsiders, c.callLimited, c.emergency, c.records, c.recordFail, c.backlog,
 		c.ports, c.portsUsed, c.packets, c.authFail, c.replays, c.wrongSource, c.malformed, c.unprotected, c.stun, c.dtls,
-		c.info, c.policyInfo, c.journalSyncs, c.journalFail, c.journalOK, c.trunkRegistered, c.trunkState} {
+		c.info, c.policyInfo, c.journalSyncs, c.journalFail, c.journalOK, c.trunkRegistered, c.trunkState, c.targetUp} {
 		ch <- d
 	}
 }
@@ -119,6 +121,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for _, s := range b2bua.TrunkStates {
 			gauge(c.trunkState, b2f(state == s), route, string(s))
 		}
+	}
+	for _, t := range st.Targets {
+		gauge(c.targetUp, b2f(t.Up), t.Route, t.Target)
 	}
 	gauge(c.info, 1, parapetVersion())
 	gauge(c.policyInfo, 1, c.srv.PolicyHash())

@@ -110,14 +110,21 @@ func sippThroughParapet(t *testing.T, calls int, scenario ...string) []*complian
 	t.Helper()
 	requirePeers(t, "sipp")
 	base := portBlock(t)
-	uas, uac := base, base+1
-	p := startParapetRoutes(t, base, fmt.Sprintf(`
+	return sippRun(t, base, fmt.Sprintf(`
 route "internal" {
   from   = "pbx"
   to     = "pbx"
   target = "sip:127.0.0.1:%d"
 }
-`, uas))
+`, base), calls, scenario...)
+}
+
+// sippRun is sippThroughParapet with the routes given: the stock UAS
+// listens on base.
+func sippRun(t *testing.T, base int, routes string, calls int, scenario ...string) []*compliance.Call {
+	t.Helper()
+	uas, uac := base, base+1
+	p := startParapetRoutes(t, base, routes)
 	dir := t.TempDir()
 	pcaps := "/usr/share/sip-tester"
 	if _, err := os.Stat(filepath.Join(pcaps, "g711a.pcap")); err != nil {
