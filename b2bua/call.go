@@ -163,6 +163,11 @@ type leg struct {
 	// Call.mu.
 	ackPending   bool
 	pendingOffer *media.Description
+
+	// timer is the leg's session timer (RFC 4028) and timerKick wakes its
+	// watcher when it changes. Guarded by leg.mu.
+	timer     sessionTimer
+	timerKick chan struct{}
 }
 
 func newID() string {

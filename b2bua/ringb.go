@@ -125,6 +125,8 @@ func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 		req.AppendHeader(sip.NewHeader("User-Agent", ua))
 	}
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	req.AppendHeader(sip.NewHeader("Supported", c.supportedB()))
+	c.timerRequest(b, req)
 	if body != nil {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		req.SetBody(body)
@@ -266,6 +268,10 @@ func (c *Call) relayFailed(err error) {
 		c.callerGone()
 		return
 	}
+	if errors.Is(err, errNoPrack) {
+		c.respondA(500, reasonPhrase(500), compliance.DispositionFailed, err.Error(), "no PRACK for a reliable provisional response")
+		return
+	}
 	msg := recordText(err.Error(), c.rules.vocab, c.caller, c.callee)
 	c.respondA(500, reasonPhrase(500), compliance.DispositionFailed,
 		"relaying the callee side's progress to the caller failed: "+msg, "internal error")
@@ -279,6 +285,7 @@ type ringing struct {
 	relayErr error            // relaying B's progress to A failed
 	early    bool             // B's early answer was taken (183 with SDP)
 	lastCode int              // of the last provisional without SDP relayed to A
+	rseq     uint64           // RSeq of B's last reliable provisional response
 }
 
 // givenUp says whether, and why, parapet gave up on B: whatever B answered,
@@ -322,6 +329,7 @@ func (c *Call) waitB(uac *sipgo.DialogClientSession, plan *policy.OfferPlan) rin
 	if r.err == nil {
 		tag, _ := uac.InviteResponse.To().Params.Get("tag")
 		c.b.setRemote(tag, nil)
+		c.timerResponse(c.b, uac.InviteResponse)
 	}
 	return r
 }
@@ -375,7 +383,7 @@ func (c *Call) onBResponse(r *ringing, uac *sipgo.DialogClientSession, plan *pol
 		return nil
 	}
 	out.provisional(uac.InviteRequest)
-	if out.reason() != notGivenUp || res.StatusCode == 100 {
+	if out.reason() != notGivenUp || res.StatusCode == 100 || !c.prackB(r, uac, res) {
 		return nil
 	}
 	var err error

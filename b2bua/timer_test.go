@@ -1,0 +1,204 @@
+package b2bua_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parapet-sbc/parapet/b2bua"
+	"github.com/parapet-sbc/parapet/compliance"
+)
+
+// Session timers (RFC 4028) and UPDATE (RFC 3311), played by raw peers.
+
+// shortTimers gives both zones of a raw lab a session interval of se and
+// a minimum of 1 s (the configuration file never goes below 90 s).
+func shortTimers(se time.Duration) func(*b2bua.Config) {
+	return func(cfg *b2bua.Config) {
+		for i := range cfg.Zones {
+			cfg.Zones[i].SessionExpires, cfg.Zones[i].MinSE = se, time.Second
+		}
+	}
+}
+
+// withHeaders adds header lines to a SIP message, before its Content-Length.
+func withHeaders(msg string, hdrs ...string) string {
+	return strings.Replace(msg, "\r\nContent-Length:", "\r\n"+strings.Join(hdrs, "\r\n")+"\r\nContent-Length:", 1)
+}
+
+// timedCall sets up a call whose caller asks for a session interval of se
+// seconds and refreshes it itself, and whose callee (allowing UPDATE)
+// makes parapet the refresher of leg B.
+func timedCall(t *testing.T, l *rawLab, name string, se int) *rawCall {
+	t.Helper()
+	c := &rawCall{l: l, callID: fmt.Sprintf("%s-%d@raw", name, time.Now().UnixNano()), aSeq: 1, bTag: "btag" + name, bSeq: 100}
+	c.inv = withHeaders(invite(l.a.addr(), l.aUDP.String(), c.callID, "application/sdp", plainSDP(4000, 1)),
+		"Supported: timer", fmt.Sprintf("Session-Expires: %d;refresher=uac", se), "Allow: INVITE, ACK, BYE, UPDATE")
+	l.a.send(l.aUDP, c.inv)
+	c.bInv = l.b.must("INVITE at B", isReq("INVITE"))
+	c.bFrom = c.bInv.from
+	if got := hv(c.bInv.text, "Session-Expires"); got != fmt.Sprint(se) || !strings.Contains(hv(c.bInv.text, "Supported"), "timer") {
+		t.Errorf("INVITE to B: Session-Expires %q, Supported %q", got, hv(c.bInv.text, "Supported"))
+	}
+	l.b.send(c.bFrom, withHeaders(reply(c.bInv.text, 200, "OK", c.bTag, l.b.addr(), plainSDP(5000, 1)),
+		fmt.Sprintf("Session-Expires: %d;refresher=uac", se), "Require: timer", "Allow: INVITE, ACK, BYE, UPDATE"))
+	l.b.must("ACK for B's 200", isReq("ACK"))
+	res := c.aFinal()
+	if !strings.HasPrefix(res, "SIP/2.0 200") || hv(res, "Session-Expires") != fmt.Sprintf("%d;refresher=uac", se) ||
+		hv(res, "Require") != "timer" {
+		t.Fatalf("A's 200: %s\nSession-Expires %q Require %q", firstLine(res), hv(res, "Session-Expires"), hv(res, "Require"))
+	}
+	c.aAck(1)
+	return c
+}
+
+// answerUpdates has B answer parapet's refreshes (UPDATE) with 200 until
+// stop is closed; it returns how many it answered.
+func answerUpdates(c *rawCall, se int, stop <-chan struct{}) <-chan int {
+	n := make(chan int, 1)
+	go func() {
+		count := 0
+		for {
+			select {
+			case <-stop:
+				n <- count
+				return
+			default:
+			}
+			m := c.l.b.wait(100*time.Millisecond, c.atB(isReq("UPDATE")))
+			if m == nil {
+				continue
+			}
+			count++
+			c.l.b.send(m.from, withHeaders(reply(m.text, 200, "OK", "", c.l.b.addr(), ""),
+				fmt.Sprintf("Session-Expires: %d;refresher=uac", se), "Require: timer"))
+		}
+	}()
+	return n
+}
+
+// A call survives three session intervals: the caller refreshes leg A
+// with UPDATE, parapet refreshes leg B with UPDATE, and each refresh is
+// answered on its own leg.
+func TestSessionTimerRefreshes(t *testing.T) {
+	const se = 2
+	l := newRawLab(t, shortTimers(se*time.Second))
+	c := timedCall(t, l, "refresh", se)
+	stop := make(chan struct{})
+	updates := answerUpdates(c, se, stop)
+	end := time.Now().Add(3*se*time.Second + 500*time.Millisecond)
+	for seq := 2; time.Now().Before(end); seq++ {
+		if !poll(se*time.Second/2, func() bool { return false }) { // one half interval
+			l.a.send(l.aUDP, withHeaders(c.aRequest("UPDATE", seq, ""), fmt.Sprintf("Session-Expires: %d;refresher=uac", se), "Supported: timer"))
+			res := l.a.must("200 to A's UPDATE", func(m string) bool { return isRes(200, "UPDATE")(m) && cseqOf(m) == seq })
+			if hv(res.text, "Session-Expires") != fmt.Sprintf("%d;refresher=uac", se) {
+				t.Errorf("200 to A's refresh: Session-Expires %q", hv(res.text, "Session-Expires"))
+			}
+		}
+		c.aSeq = seq
+	}
+	close(stop)
+	if n := <-updates; n < 5 {
+		t.Errorf("parapet refreshed leg B %d times in 3 intervals, want at least 5", n)
+	}
+	if n := l.srv.Stats().CallsActive; n != 1 {
+		t.Fatalf("%d calls active after 3 session intervals", n)
+	}
+	if n := l.b.count(c.atB(isReq("INVITE"))); n != 1 {
+		t.Errorf("B got %d INVITEs: a refresh of leg A must stay on leg A", n)
+	}
+	c.hangUpFromA(t, c.aSeq+1)
+}
+
+// A caller that stops refreshing has its call ended before the session
+// expires (RFC 4028 section 10): BYE on both legs, and the record says
+// the session timer expired.
+func TestSessionTimerExpires(t *testing.T) {
+	const se = 2
+	l := newRawLab(t, shortTimers(se*time.Second))
+	c := timedCall(t, l, "expire", se)
+	stop := make(chan struct{})
+	defer close(stop)
+	answerUpdates(c, se, stop)
+	start := time.Now()
+	bye := l.a.wait(3*se*time.Second, c.atA(isReq("BYE")))
+	if bye == nil {
+		t.Fatal("no BYE to a caller that stopped refreshing")
+	}
+	if d := time.Since(start); d > se*time.Second {
+		t.Errorf("BYE after %v, want before the %ds interval ran out", d, se)
+	}
+	l.a.send(bye.from, reply(bye.text, 200, "OK", "", "", ""))
+	byeB := l.b.must("BYE to B", c.atB(isReq("BYE")))
+	l.b.send(byeB.from, reply(byeB.text, 200, "OK", "", "", ""))
+	wantRecord(t, l.record(), compliance.DispositionTimeout, 200,
+		"session timer expired on leg a: no session refresh within 2s (RFC 4028)")
+}
+
+// A session interval below the zone's minimum gets 422 with Min-SE, and
+// the record says why.
+func TestSessionIntervalTooSmall(t *testing.T) {
+	l := newRawLab(t) // the defaults: 90 s minimum
+	callID := fmt.Sprintf("short-%d@raw", time.Now().UnixNano())
+	inv := withHeaders(invite(l.a.addr(), l.aUDP.String(), callID, "application/sdp", plainSDP(4000, 1)),
+		"Supported: timer", "Session-Expires: 60")
+	l.a.send(l.aUDP, inv)
+	res := l.a.must("422", isRes(422, "INVITE"))
+	if hv(res.text, "Min-SE") != "90" {
+		t.Errorf("422 Min-SE %q, want 90", hv(res.text, "Min-SE"))
+	}
+	(&rawCall{l: l, callID: callID}).ackNon2xx(res.text)
+	wantRecord(t, l.record(), compliance.DispositionRejected, 422,
+		"session interval 1m0s is below the zone's minimum 1m30s (RFC 4028)")
+	if n := l.b.count(isReq("INVITE")); n != 0 {
+		t.Errorf("B got %d INVITEs", n)
+	}
+}
+
+// An UPDATE with an SDP offer mid-call is judged and bridged as a
+// re-INVITE's: the other leg gets a re-INVITE with parapet's offer, and
+// the UPDATE's 200 carries parapet's answer, with no ACK.
+func TestUpdateReoffer(t *testing.T) {
+	l := newRawLab(t)
+	c := l.establish("upd")
+	l.a.send(l.aUDP, c.aRequest("UPDATE", 2, plainSDP(4100, 2)))
+	re := l.b.must("re-INVITE at B", c.atB(func(m string) bool { return isReq("INVITE")(m) && tagOf(hv(m, "To")) != "" }))
+	if !strings.Contains(re.text, "m=audio ") {
+		t.Fatalf("re-INVITE without an offer:\n%s", re.text)
+	}
+	l.b.send(re.from, reply(re.text, 200, "OK", "", l.b.addr(), plainSDP(5100, 2)))
+	l.b.must("ACK for B's 200", c.atB(isReq("ACK")))
+	res := l.a.must("200 to the UPDATE", func(m string) bool { return isRes(200, "UPDATE")(m) && cseqOf(m) == 2 })
+	if !strings.Contains(res.text, "m=audio ") || hv(res.text, "Content-Type") != "application/sdp" {
+		t.Errorf("200 to the UPDATE has no answer:\n%s", res.text)
+	}
+	// A policy refusal is the re-INVITE's: an offer dropping a stream.
+	l.a.send(l.aUDP, c.aRequest("UPDATE", 3, "v=0\r\no=raw 42 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"))
+	l.a.must("400 to an UPDATE with no m= line", func(m string) bool { return isFinal("UPDATE")(m) && cseqOf(m) == 3 })
+	c.hangUpFromA(t, 4)
+}
+
+// An UPDATE in the early dialog: without SDP it is answered 200; with an
+// offer, 500 with Retry-After (RFC 3311 section 5.2), and the call goes on.
+func TestUpdateEarlyDialog(t *testing.T) {
+	l := newRawLab(t)
+	c := l.invite("early")
+	c.bReply(180, "Ringing")
+	ring := l.a.must("180 at A", c.atA(isRes(180, "INVITE")))
+	c.aTo, c.aCtc = hv(ring.text, "To"), uriOf(hv(ring.text, "Contact"))
+	l.a.send(l.aUDP, c.aRequest("UPDATE", 2, ""))
+	l.a.must("200 to the early UPDATE", func(m string) bool { return isRes(200, "UPDATE")(m) && cseqOf(m) == 2 })
+	l.a.send(l.aUDP, c.aRequest("UPDATE", 3, plainSDP(4100, 2)))
+	res := l.a.must("500 to an early offer", func(m string) bool { return isRes(500, "UPDATE")(m) && cseqOf(m) == 3 })
+	if hv(res.text, "Retry-After") == "" {
+		t.Error("500 without Retry-After")
+	}
+	c.bReply(200, "OK")
+	l.b.must("ACK for B's 200", isReq("ACK"))
+	if res := c.aFinal(); !strings.HasPrefix(res, "SIP/2.0 200") {
+		t.Fatalf("A's INVITE: %s", firstLine(res))
+	}
+	c.aAck(1)
+	c.hangUpFromA(t, 4)
+}
