@@ -3,9 +3,9 @@ package b2bua
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"encoding/binary"
 	"strconv"
 	"strings"
 	"time"

@@ -202,3 +202,68 @@ func TestUpdateEarlyDialog(t *testing.T) {
 	c.aAck(1)
 	c.hangUpFromA(t, 4)
 }
+
+// rel100Call starts a call whose caller supports and requires 100rel,
+// and has B send a reliable 180 (RSeq 7): parapet offers 100rel to B and
+// PRACKs its 180. It returns A's reliable 180.
+func rel100Call(t *testing.T, l *rawLab, name string) (*rawCall, *rawMsg) {
+	t.Helper()
+	c := &rawCall{l: l, callID: fmt.Sprintf("%s-%d@raw", name, time.Now().UnixNano()), aSeq: 1, bTag: "btag" + name, bSeq: 100}
+	c.inv = withHeaders(invite(l.a.addr(), l.aUDP.String(), c.callID, "application/sdp", plainSDP(4000, 1)),
+		"Supported: 100rel", "Require: 100rel")
+	l.a.send(l.aUDP, c.inv)
+	c.bInv = l.b.must("INVITE at B", isReq("INVITE"))
+	c.bFrom = c.bInv.from
+	if !strings.Contains(hv(c.bInv.text, "Supported"), "100rel") {
+		t.Errorf("INVITE to B: Supported %q, want 100rel offered", hv(c.bInv.text, "Supported"))
+	}
+	l.b.send(c.bFrom, withHeaders(reply(c.bInv.text, 180, "Ringing", c.bTag, l.b.addr(), ""), "Require: 100rel", "RSeq: 7"))
+	prack := l.b.must("PRACK at B", c.atB(isReq("PRACK")))
+	if got := hv(prack.text, "RAck"); got != "7 1 INVITE" {
+		t.Errorf("PRACK to B: RAck %q", got)
+	}
+	l.b.send(prack.from, reply(prack.text, 200, "OK", "", "", ""))
+	ring := l.a.must("reliable 180 at A", c.atA(isRes(180, "INVITE")))
+	if hv(ring.text, "Require") != "100rel" || hv(ring.text, "RSeq") == "" {
+		t.Fatalf("180 to A is not reliable:\n%s", ring.text)
+	}
+	c.aTo, c.aCtc = hv(ring.text, "To"), uriOf(hv(ring.text, "Contact"))
+	return c, ring
+}
+
+// 100rel end to end: offered to B because the caller supports it, B's
+// reliable 180 PRACKed by parapet, parapet's to A PRACKed by A.
+func TestRel100TowardCallee(t *testing.T) {
+	l := newRawLab(t)
+	c, ring := rel100Call(t, l, "rel")
+	l.a.send(l.aUDP, withHeaders(c.aRequest("PRACK", 2, ""), "RAck: "+hv(ring.text, "RSeq")+" 1 INVITE"))
+	l.a.must("200 to A's PRACK", isRes(200, "PRACK"))
+	c.bReply(200, "OK")
+	l.b.must("ACK for B's 200", isReq("ACK"))
+	if res := c.aFinal(); !strings.HasPrefix(res, "SIP/2.0 200") {
+		t.Fatalf("A's INVITE: %s", firstLine(res))
+	}
+	c.aAck(1)
+	c.hangUpFromA(t, 3)
+}
+
+// A reliable provisional response whose PRACK never comes ends the call
+// with 500 after 64*T1 (RFC 3262 section 3): B is cancelled and the
+// record says why.
+func TestNoPrackEndsCall(t *testing.T) {
+	l := newRawLab(t)
+	c, _ := rel100Call(t, l, "noprack")
+	cancel := l.b.wait(40*time.Second, isReq("CANCEL"))
+	if cancel == nil {
+		t.Fatal("B was not cancelled")
+	}
+	l.b.send(cancel.from, reply(cancel.text, 200, "OK", "", "", ""))
+	c.bReply(487, "Request Terminated")
+	final := l.a.must("final response to A", c.atA(isFinal("INVITE")))
+	if !strings.HasPrefix(final.text, "SIP/2.0 500") {
+		t.Fatalf("A's INVITE ended with %s, want 500", firstLine(final.text))
+	}
+	c.ackNon2xx(final.text)
+	wantRecord(t, l.record(), compliance.DispositionFailed, 500,
+		"no PRACK from the caller for a reliable provisional response within 64*T1 (RFC 3262 section 3)")
+}
