@@ -50,6 +50,23 @@ func (l *loader) zoneEdge(z *topology.Zone, zb *zoneBlock, s *scope) {
 		}
 		z.UserAgent = strings.TrimSpace(ua)
 	}
+	l.sessionTimer(z, zb, s)
+}
+
+// sessionTimer reads a zone's session timer (RFC 4028): min_se, at least
+// the 90 s RFC 4028 section 4 sets, and session_expires, at least min_se.
+// Absent, they stay 0: the defaults (topology.DefaultSessionExpires and
+// DefaultMinSE).
+func (l *loader) sessionTimer(z *topology.Zone, zb *zoneBlock, s *scope) {
+	if d, ok := l.duration(s, "min_se", zb.MinSE, `"90s" or "5m"`, topology.DefaultMinSE,
+		"RFC 4028 sets the smallest session interval at 90s."); ok {
+		z.MinSE = d
+	}
+	floor := max(z.MinSE, topology.DefaultMinSE)
+	if d, ok := l.duration(s, "session_expires", zb.SessionExpires, `"30m" or "1h"`, floor,
+		"the session interval parapet asks for must be at least min_se ("+floor.String()+")."); ok {
+		z.SessionExpires = d
+	}
 }
 
 // refusal reads a "refuse" or "drop" attribute.

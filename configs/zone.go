@@ -26,6 +26,9 @@ type zoneBlock struct {
 	Scanners  *string         `hcl:"scanners,optional"`
 	MaxCalls  *int            `hcl:"max_calls,optional"`
 	UserAgent *string         `hcl:"user_agent,optional"`
+	// SessionExpires and MinSE are the zone's session timer (RFC 4028).
+	SessionExpires *string `hcl:"session_expires,optional"`
+	MinSE          *string `hcl:"min_se,optional"`
 	TLS       *tlsBlock       `hcl:"tls,block"`
 	Media     *zoneMediaBlock `hcl:"media,block"`
 }
