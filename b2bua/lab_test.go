@@ -131,6 +131,7 @@ type labOptions struct {
 	pbxAlsoTCP      bool             // the PBX listens on TCP too, on its UDP port
 	extraFormats    int              // sim.Config.ExtraFormats of both peers: large SDP
 	inboundHost     string           // the inbound route's target host instead of the PBX's
+	sessionExpires  time.Duration    // both zones' session_expires, with a min_se of 1 s
 }
 
 type lab struct {
@@ -263,6 +264,11 @@ func newLab(t testing.TB, o labOptions) *lab {
 		JournalRefresh: o.journalRefresh,
 		Pseudonymizer:  compliance.NewPseudonymizer([]byte("0123456789abcdef0123456789abcdef")),
 		Logger:         discard(),
+	}
+	if o.sessionExpires > 0 {
+		for i := range cfg.Zones {
+			cfg.Zones[i].SessionExpires, cfg.Zones[i].MinSE = o.sessionExpires, time.Second
+		}
 	}
 	l.cfg = cfg
 	l.srv = startServer(t, cfg)

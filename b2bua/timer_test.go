@@ -8,6 +8,7 @@ import (
 
 	"github.com/parapet-sbc/parapet/b2bua"
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/internal/sim"
 )
 
 // Session timers (RFC 4028) and UPDATE (RFC 3311), played by raw peers.
@@ -266,4 +267,46 @@ func TestNoPrackEndsCall(t *testing.T) {
 	c.ackNon2xx(final.text)
 	wantRecord(t, l.record(), compliance.DispositionFailed, 500,
 		"no PRACK from the caller for a reliable provisional response within 64*T1 (RFC 3262 section 3)")
+}
+
+// Done when of issue 11: a call survives three session intervals with
+// media both ways (SRTP toward the carrier). The caller (the PBX side)
+// refreshes leg A with UPDATE; the carrier makes parapet the refresher
+// of leg B, which it refreshes with re-INVITEs (the carrier allows no
+// UPDATE).
+func TestSessionRefreshMediaBothWays(t *testing.T) {
+	const se = 2
+	l := newLab(t, labOptions{sessionExpires: se * time.Second, carrierAnswer: sim.Answer{SessionExpires: se}})
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{SessionExpires: se})
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := incoming(t, l.carrier)
+	exchange(t, caller, callee)
+	end := time.Now().Add(3*se*time.Second + 500*time.Millisecond)
+	for time.Now().Before(end) {
+		poll(se*time.Second/2, func() bool { return false })
+		code, got, err := caller.Refresh(ctx, se)
+		if err != nil || code != 200 || got != fmt.Sprintf("%d;refresher=uac", se) {
+			t.Fatalf("caller's refresh: %d %q %v", code, got, err)
+		}
+	}
+	if n := callee.Reinvites(); n < 5 {
+		t.Errorf("parapet refreshed leg B %d times in 3 intervals, want at least 5", n)
+	}
+	if n := caller.Reinvites(); n != 0 {
+		t.Errorf("the caller got %d re-INVITEs: its refreshes must stay on its leg", n)
+	}
+	exchange(t, caller, callee)
+	if n := l.srv.Stats().CallsActive; n != 1 {
+		t.Fatalf("%d calls active after 3 session intervals", n)
+	}
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := l.sink.waitCalls(t, 1)[0]
+	if c.Disposition != compliance.DispositionAnswered || c.EndReason != "bye from a" {
+		t.Errorf("record %s %q", c.Disposition, c.EndReason)
+	}
 }

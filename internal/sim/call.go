@@ -39,6 +39,10 @@ type CallOptions struct {
 	// Rel100 requires reliable provisional responses (Require: 100rel) and
 	// acknowledges each with a PRACK (RFC 3262).
 	Rel100 bool
+	// SessionExpires, when set, asks for a session timer (RFC 4028) of
+	// that many seconds with this peer as the refresher (it then calls
+	// Refresh itself).
+	SessionExpires int
 }
 
 // Call places a call to target (e.g. "sip:+15551230000@127.0.0.1:5060") and
@@ -70,6 +74,10 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 	if o.Rel100 {
 		req.AppendHeader(sip.NewHeader("Require", "100rel"))
 		req.AppendHeader(sip.NewHeader("Supported", "100rel"))
+	}
+	if o.SessionExpires > 0 {
+		req.AppendHeader(sip.NewHeader("Supported", "timer"))
+		req.AppendHeader(sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=uac", o.SessionExpires)))
 	}
 	if !o.Delayed {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))

@@ -6,6 +6,7 @@ package sim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -234,6 +235,20 @@ func (s *Session) Reinvite(ctx context.Context, plain bool) (int, error) {
 		}
 	}
 	return res.StatusCode, nil
+}
+
+// Refresh sends a session refresh (RFC 4028): an UPDATE without SDP
+// asking for a session interval of se seconds, this peer refreshing. It
+// returns the status and the response's Session-Expires.
+func (s *Session) Refresh(ctx context.Context, se int) (int, string, error) {
+	req := sip.NewRequest(sip.UPDATE, s.target())
+	req.AppendHeader(sip.NewHeader("Supported", "timer"))
+	req.AppendHeader(sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=uac", se)))
+	res, err := s.do(ctx, req)
+	if err != nil {
+		return 0, "", err
+	}
+	return res.StatusCode, headerValue(res, "Session-Expires"), nil
 }
 
 // Info sends an INFO with a DTMF body (RFC 6086 style) and returns the status.
