@@ -91,7 +91,8 @@ func seconds(d time.Duration) string { return strconv.Itoa(int(d / time.Second))
 // timerTerms is what parapet, as the UAS of req on leg l (A's INVITE, or a
 // refresh from l's peer), grants: the interval asked for, shortened to the
 // zone's session_expires (never below the request's Min-SE), and the
-// refresher the request names, else the peer when it supports timer. A
+// refresher the request names (the peer only if it supports timer), else
+// the peer when it supports timer. A
 // request without Session-Expires keeps the leg's terms, or starts the
 // zone's. tooShort is the zone's minimum when the request asked for less
 // (422).
@@ -115,7 +116,7 @@ func (c *Call) timerTerms(l *leg, req *sip.Request) (st sessionTimer, tooShort t
 		st.interval = zr.sessionExpires
 	}
 	switch {
-	case ref == "uac":
+	case ref == "uac" && st.peerTimer:
 		st.parapet = false
 	case ref == "uas":
 		st.parapet = true

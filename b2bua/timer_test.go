@@ -309,3 +309,36 @@ func TestSessionRefreshMediaBothWays(t *testing.T) {
 		t.Errorf("record %s %q", c.Disposition, c.EndReason)
 	}
 }
+
+// A caller that knows nothing of session timers: parapet grants the
+// zone's interval with itself as the refresher (RFC 4028 section 9) and
+// refreshes leg A with re-INVITEs (the caller allows no UPDATE); a callee
+// that answers without Session-Expires has no session timer on leg B
+// (section 7.2) and gets no refresh.
+func TestSessionTimerParapetRefreshesCaller(t *testing.T) {
+	const se = 2
+	l := newRawLab(t, shortTimers(se*time.Second))
+	c := l.invite("plaincaller")
+	c.bReply(200, "OK")
+	l.b.must("ACK for B's 200", isReq("ACK"))
+	res := c.aFinal()
+	if hv(res, "Session-Expires") != fmt.Sprintf("%d;refresher=uas", se) || hv(res, "Require") != "" {
+		t.Fatalf("A's 200: Session-Expires %q Require %q", hv(res, "Session-Expires"), hv(res, "Require"))
+	}
+	c.aAck(1)
+	for i := range 3 {
+		re := l.a.must(fmt.Sprintf("refresh %d at A", i+1), c.atA(isReq("INVITE")))
+		if hv(re.text, "Session-Expires") != fmt.Sprintf("%d;refresher=uac", se) || !strings.Contains(re.text, "m=audio ") {
+			t.Fatalf("parapet's refresh:\n%s", re.text)
+		}
+		l.a.send(re.from, reply(re.text, 200, "OK", "", l.a.addr(), plainSDP(4000, 1)))
+		l.a.must("ACK of the refresh", c.atA(isReq("ACK")))
+	}
+	if n := l.b.count(c.atB(isReq("INVITE"))); n != 1 {
+		t.Errorf("B got %d INVITEs: it has no session timer", n)
+	}
+	if n := l.srv.Stats().CallsActive; n != 1 {
+		t.Fatalf("%d calls active", n)
+	}
+	c.hangUpFromA(t, 2)
+}
