@@ -66,6 +66,11 @@ func (c *Call) attemptB(maxForwards int, plan *policy.OfferPlan, choices []polic
 		}
 		c.bFailed(r.err)
 		return nil, false
+	case statusOf(r.err) == 422 && !r.early && c.raiseSE(r.err):
+		// RFC 4028 section 7.4: the same call again, asking for the
+		// callee's minimum.
+		c.resetB()
+		return c.attemptB(maxForwards, plan, choices)
 	default:
 		c.bFailed(r.err)
 		return nil, false

@@ -2,12 +2,14 @@ package b2bua
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parapet-sbc/parapet/compliance"
@@ -207,13 +209,42 @@ func (c *Call) timerRequest(l *leg, req *sip.Request) {
 	}
 	switch {
 	case st.interval == 0:
-		req.AppendHeader(sip.NewHeader("Session-Expires", seconds(zr.sessionExpires)))
+		l.mu.Lock()
+		ask := max(zr.sessionExpires, l.seFloor)
+		l.mu.Unlock()
+		req.AppendHeader(sip.NewHeader("Session-Expires", seconds(ask)))
 	case st.parapet:
 		req.AppendHeader(sip.NewHeader("Session-Expires", seconds(st.interval)+";refresher=uac"))
 	default:
 		req.AppendHeader(sip.NewHeader("Session-Expires", seconds(st.interval)+";refresher=uas"))
 	}
 	req.AppendHeader(sip.NewHeader("Min-SE", seconds(zr.minSE)))
+}
+
+// raiseSE takes the Min-SE of B's 422 to parapet's INVITE (err): it
+// reports whether parapet should invite B again asking for it, which it
+// does once, and only for more than it asked.
+func (c *Call) raiseSE(err error) bool {
+	var dr *sipgo.ErrDialogResponse
+	if !errors.As(err, &dr) || dr.Res == nil {
+		return false
+	}
+	h := dr.Res.GetHeader("Min-SE")
+	if h == nil {
+		return false
+	}
+	v, _, _ := strings.Cut(h.Value(), ";")
+	n, perr := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+	want := time.Duration(n) * time.Second
+	b := c.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if perr != nil || b.seFloor != 0 || want <= c.rules.zones[b.zone.name].sessionExpires {
+		return false
+	}
+	b.seFloor = want
+	c.log.Info("callee asked for a longer session interval (422); inviting it again", "min_se", want)
+	return true
 }
 
 // timerResponse takes the terms of a 2xx to a request parapet sent as the

@@ -342,3 +342,27 @@ func TestSessionTimerParapetRefreshesCaller(t *testing.T) {
 	}
 	c.hangUpFromA(t, 2)
 }
+
+// A callee that finds parapet's session interval too small (422 with
+// Min-SE) is invited again, once, asking for its minimum (RFC 4028
+// section 7.4), and the call completes.
+func TestCallee422InvitedAgain(t *testing.T) {
+	l := newRawLab(t, shortTimers(2*time.Second))
+	c := l.invite("callee422")
+	l.b.send(c.bFrom, withHeaders(reply(c.bInv.text, 422, "Session Interval Too Small", c.bTag, "", ""), "Min-SE: 5"))
+	again := l.b.must("the second INVITE at B", func(m string) bool {
+		return isReq("INVITE")(m) && hv(m, "Call-ID") != hv(c.bInv.text, "Call-ID")
+	})
+	if got := hv(again.text, "Session-Expires"); got != "5" {
+		t.Errorf("second INVITE: Session-Expires %q, want 5", got)
+	}
+	c.bInv, c.bFrom = again, again.from
+	l.b.send(c.bFrom, withHeaders(reply(c.bInv.text, 200, "OK", c.bTag, l.b.addr(), plainSDP(5000, 1)),
+		"Session-Expires: 5;refresher=uas", "Require: timer"))
+	l.b.must("ACK for B's 200", c.atB(isReq("ACK")))
+	if res := c.aFinal(); !strings.HasPrefix(res, "SIP/2.0 200") {
+		t.Fatalf("A's INVITE: %s", firstLine(res))
+	}
+	c.aAck(1)
+	c.hangUpFromA(t, 2)
+}
