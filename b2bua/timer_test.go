@@ -219,8 +219,8 @@ func rel100Call(t *testing.T, l *rawLab, name string) (*rawCall, *rawMsg) {
 	}
 	l.b.send(c.bFrom, withHeaders(reply(c.bInv.text, 180, "Ringing", c.bTag, l.b.addr(), ""), "Require: 100rel", "RSeq: 7"))
 	prack := l.b.must("PRACK at B", c.atB(isReq("PRACK")))
-	if got := hv(prack.text, "RAck"); got != "7 1 INVITE" {
-		t.Errorf("PRACK to B: RAck %q", got)
+	if got := hv(prack.text, "RAck"); got != "7 1 INVITE" || tagOf(hv(prack.text, "To")) != c.bTag {
+		t.Errorf("PRACK to B: RAck %q, To %q: want B's early dialog", got, hv(prack.text, "To"))
 	}
 	l.b.send(prack.from, reply(prack.text, 200, "OK", "", "", ""))
 	ring := l.a.must("reliable 180 at A", c.atA(isRes(180, "INVITE")))
