@@ -366,3 +366,45 @@ func TestCallee422InvitedAgain(t *testing.T) {
 	c.aAck(1)
 	c.hangUpFromA(t, 2)
 }
+
+// An UPDATE with a new offer mid-call is judged and bridged as a
+// re-INVITE is (TestReinvite): a downgrade from SRTP on the carrier leg
+// gets 488 and the call keeps its media; an acceptable offer reaches the
+// PBX as a re-INVITE, the carrier leg keeps SRTP (its keys taken from the
+// new offer), and media flows both ways after it.
+func TestUpdateReofferSRTP(t *testing.T) {
+	l := newLab(t, labOptions{})
+	ctx := ctxT(t)
+	caller, callee := l.connect(t, ctx)
+	exchange(t, caller, callee)
+	if code, err := callee.Update(ctx, true); err != nil || code != 488 {
+		t.Fatalf("downgrade UPDATE: %d %v, want 488", code, err)
+	}
+	if code, err := callee.Update(ctx, false); err != nil || code != 200 {
+		t.Fatalf("carrier UPDATE: %d %v", code, err)
+	}
+	if n := caller.Reinvites(); n != 1 {
+		t.Errorf("the PBX got %d re-INVITEs, want 1", n)
+	}
+	if ok, _ := callee.SRTP(); !ok {
+		t.Error("carrier leg lost SRTP after the UPDATE")
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- caller.Send(ctx, 9000, 20, 2*time.Millisecond) }()
+	go func() { errc <- callee.Send(ctx, 7000, 20, 2*time.Millisecond) }()
+	for range 2 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := callee.WaitIntact(ctx, packets+20); err != nil {
+		t.Fatalf("carrier after the UPDATE: %+v", callee.Stats())
+	}
+	if err := caller.WaitIntact(ctx, packets+20); err != nil {
+		t.Fatalf("PBX after the UPDATE: %+v", caller.Stats())
+	}
+	caller.Hangup(ctx)
+	if c := l.sink.waitCalls(t, 1)[0]; c.Disposition != compliance.DispositionAnswered {
+		t.Errorf("record %s %q", c.Disposition, c.EndReason)
+	}
+}

@@ -195,6 +195,17 @@ func (s *Session) do(ctx context.Context, req *sip.Request) (*sip.Response, erro
 // keeps the association: same fingerprint, and this peer's current role
 // as its a=setup.
 func (s *Session) Reinvite(ctx context.Context, plain bool) (int, error) {
+	return s.reoffer(ctx, sip.INVITE, plain)
+}
+
+// Update is Reinvite with an UPDATE (RFC 3311): the offer in the UPDATE,
+// the answer in its 2xx, no ACK.
+func (s *Session) Update(ctx context.Context, plain bool) (int, error) {
+	return s.reoffer(ctx, sip.UPDATE, plain)
+}
+
+// reoffer sends a new offer in a request of method (INVITE or UPDATE).
+func (s *Session) reoffer(ctx context.Context, method sip.RequestMethod, plain bool) (int, error) {
 	var lines []sdesLine
 	setup := ""
 	s.mu.Lock()
@@ -214,20 +225,22 @@ func (s *Session) Reinvite(ctx context.Context, plain bool) (int, error) {
 		lines = []sdesLine{*s.send}
 	}
 	s.mu.Unlock()
-	req := sip.NewRequest(sip.INVITE, s.target())
+	req := sip.NewRequest(method, s.target())
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(s.offerVersion(lines, setup, version))
 	res, err := s.do(ctx, req)
 	if err != nil {
 		return 0, err
 	}
-	if res.IsSuccess() {
+	if res.IsSuccess() && method == sip.INVITE {
 		ack := sip.NewRequest(sip.ACK, s.target())
 		if s.uac != nil {
 			s.uac.WriteRequest(ack)
 		} else {
 			s.uas.WriteRequest(ack)
 		}
+	}
+	if res.IsSuccess() {
 		if len(res.Body()) > 0 {
 			if err := s.takeRemote(res.Body(), lines, false); err != nil {
 				return res.StatusCode, err
