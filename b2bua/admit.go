@@ -30,7 +30,7 @@ func (c *Call) admit(req *sip.Request, tx sip.ServerTransaction) (maxForwards in
 		c.rejectDecision(tx, req, d)
 		return 0, false
 	}
-	if !c.requireSupported(req, tx) {
+	if !c.requireSupported(req, tx) || !c.timerAdmits(req, tx) {
 		return 0, false
 	}
 	if !acceptsSDP(req) {
@@ -115,7 +115,8 @@ func warningFor(d policy.Decision) string {
 }
 
 // requireSupported answers 420 to an INVITE that requires an extension
-// parapet does not support; 100rel (RFC 3262) it does.
+// parapet does not support; 100rel (RFC 3262) and timer (RFC 4028) it
+// does.
 func (c *Call) requireSupported(req *sip.Request, tx sip.ServerTransaction) bool {
 	if slices.Contains(requireTags(req, "Require"), "100rel") {
 		c.a.rel = newRel100()
@@ -131,14 +132,14 @@ func (c *Call) requireSupported(req *sip.Request, tx sip.ServerTransaction) bool
 }
 
 // unsupportedTags are the option tags req requires that parapet does not
-// support (all but 100rel, RFC 3262): of parapet as the request's end
+// support (all but 100rel, RFC 3262, and timer, RFC 4028): of parapet as the request's end
 // (Require) and of parapet in its path (Proxy-Require: parapet stands at
 // the edge as a proxy would, and RFC 3261 section 16.3 has a proxy refuse
 // what it does not support), each once.
 func unsupportedTags(req *sip.Request) []string {
 	var out []string
 	for _, tag := range append(requireTags(req, "Require"), requireTags(req, "Proxy-Require")...) {
-		if tag != "100rel" && !slices.Contains(out, tag) {
+		if tag != "100rel" && tag != "timer" && !slices.Contains(out, tag) {
 			out = append(out, tag)
 		}
 	}

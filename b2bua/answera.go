@@ -32,6 +32,7 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	a := c.a
 	ok := sip.NewSDPResponseFromRequest(a.uas.InviteRequest, sdp)
 	c.a.zone.commonHeaders(ok)
+	c.grantTimer(a, a.uas.InviteRequest, ok)
 	if !c.journalAnswer() {
 		return nil, false
 	}

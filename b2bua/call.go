@@ -184,6 +184,14 @@ type leg struct {
 	// Call.mu.
 	ackPending   bool
 	pendingOffer *media.Description
+
+	// timer is the leg's session timer (RFC 4028) and timerKick wakes its
+	// watcher when it changes. Guarded by leg.mu.
+	timer     sessionTimer
+	timerKick chan struct{}
+	// seFloor is the Min-SE of leg B's 422 (RFC 4028 section 7.4): the
+	// interval parapet's next INVITE asks for. Guarded by leg.mu.
+	seFloor time.Duration
 }
 
 func newID() string {

@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -76,6 +77,8 @@ func (c *Call) inDialog(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		c.relayRequest(l, req, tx)
 	case sip.PRACK:
 		c.onPrack(l, req, tx)
+	case sip.UPDATE:
+		c.onUpdate(l, req, tx)
 	case sip.OPTIONS:
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 		l.zone.commonHeaders(res)
@@ -276,8 +279,11 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		l.zone.respond(tx, req, 491, reasonPhrase(491), "")
 		return
 	}
-	defer c.reinvite.Unlock()
-	if !c.checkCSeq(l, req, tx) {
+	// Given back before a refusal is sent, so that a peer's next offer,
+	// sent as soon as it has the refusal, does not meet a 491.
+	unlock := sync.OnceFunc(c.reinvite.Unlock)
+	defer unlock()
+	if !c.checkCSeq(l, req, tx) || c.refuseShortInterval(l, req, tx) {
 		return
 	}
 	other := c.other(l)
@@ -293,6 +299,7 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		Media: c.mediaFacts(offer, nil), CurrentSRTP: currentSRTP})
 	c.decide(d)
 	if !d.Proceed() {
+		unlock()
 		l.zone.respond(tx, req, d.Status, reasonPhrase(d.Status), d.Reason)
 		return
 	}
@@ -401,12 +408,19 @@ func (c *Call) bridgeReoffer(l, other *leg, offer *media.Description, d policy.D
 }
 
 // answerReinvite sends a 2xx with SDP to a re-INVITE and retransmits it
-// until the ACK arrives (RFC 3261 section 13.3.1.4; the TU's job).
+// until the ACK arrives (RFC 3261 section 13.3.1.4; the TU's job); an
+// UPDATE's 2xx is answered once (a non-INVITE transaction). Either renews
+// the leg's session timer.
 func (c *Call) answerReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction, sdp []byte) {
 	res := sip.NewSDPResponseFromRequest(req, sdp)
 	l.zone.commonHeaders(res)
 	ct := l.dua.ContactHDR
 	res.AppendHeader(&ct)
+	c.grantTimer(l, req, res)
+	if req.Method == sip.UPDATE {
+		l.zone.send(tx, res)
+		return
+	}
 	seq := req.CSeq().SeqNo
 	ack := make(chan *sip.Request, 1)
 	l.mu.Lock()
@@ -454,17 +468,24 @@ func (c *Call) answerReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction
 // sendReinvite sends a re-INVITE with an offer on leg l, waits for its final
 // response and ACKs a 2xx.
 func (c *Call) sendReinvite(l *leg, sdp []byte) (*sip.Response, error) {
+	return c.sendReinviteCtx(context.Background(), l, sdp)
+}
+
+// sendReinviteCtx is sendReinvite, given up when ctx is done.
+func (c *Call) sendReinviteCtx(ctx context.Context, l *leg, sdp []byte) (*sip.Response, error) {
 	req := sip.NewRequest(sip.INVITE, l.target())
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	c.timerRequest(l, req)
 	req.SetBody(sdp)
-	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
+	ctx, cancel := context.WithTimeout(ctx, inDialogTimeout)
 	defer cancel()
 	res, err := c.doIn(ctx, l, req)
 	if err != nil {
 		return nil, err
 	}
 	if res.IsSuccess() {
+		c.timerResponse(l, res)
 		ack := sip.NewRequest(sip.ACK, l.target())
 		// The ACK carries the INVITE's credentials (RFC 3261 section
 		// 13.2.2.4).

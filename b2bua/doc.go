@@ -36,9 +36,12 @@
 //     toward a UDP target tries TCP first, and what must go over UDP is
 //     sent however large (bigsip.go, RFC 3261 section 18.1.1).
 //   - answer A (answera.go): the 2xx, journalled first, and its ACK.
-//   - talk (talk.go): until a BYE, a media timeout or shutdown; requests
-//     inside the dialogs (re-INVITE, UPDATE-less refreshes, INFO, BYE) are
-//     bridged by dialog.go, reliable provisionals by rel100.go.
+//   - talk (talk.go): until a BYE, a media timeout, a session timer that
+//     ran out or shutdown; requests inside the dialogs (re-INVITE, INFO,
+//     BYE) are bridged by dialog.go, UPDATE by update.go (a new offer as
+//     a re-INVITE's, a session refresh on its own leg), reliable
+//     provisionals by rel100.go (both ways); each leg's session timer
+//     (RFC 4028) is timer.go's.
 //   - tear down (teardown.go): BYE on both legs, and after a caller's late
 //     ACK.
 //   - record (record.go): the one record, written by finish, deferred by

@@ -75,6 +75,7 @@ type responder struct {
 
 func (r responder) commonHeaders(res *sip.Response) {
 	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	res.AppendHeader(sip.NewHeader("Supported", supportedTags))
 	if r.userAgent != "" {
 		res.AppendHeader(sip.NewHeader("Server", r.userAgent))
 	}

@@ -230,7 +230,7 @@ type rawLab struct {
 	seen map[string]bool // Call-IDs of the INVITEs B took
 }
 
-func newRawLab(t *testing.T) *rawLab {
+func newRawLab(t *testing.T, tweaks ...func(*b2bua.Config)) *rawLab {
 	t.Helper()
 	l := &rawLab{t: t, sink: &memSink{}, a: newRawPeer(t), b: newRawPeer(t), seen: map[string]bool{}}
 	lo := netip.MustParsePrefix("127.0.0.0/8")
@@ -253,6 +253,9 @@ func newRawLab(t *testing.T) *rawLab {
 		PolicyHash: "sha256:test",
 		Sink:       l.sink,
 		Logger:     discard(),
+	}
+	for _, f := range tweaks {
+		f(&cfg)
 	}
 	l.srv = startServer(t, cfg)
 	ap := l.srv.Addrs("a")[policy.TransportUDP]

@@ -26,6 +26,16 @@ func (s *Server) register(z *zone) {
 		s.handleInvite(z, req, tx)
 	})
 	on(sip.ACK, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
+	on(sip.UPDATE, func(req *sip.Request, tx sip.ServerTransaction) {
+		if to := req.To(); to != nil && to.Params.Has("tag") {
+			s.inDialog(z, req, tx)
+			return
+		}
+		// UPDATE belongs to a dialog (RFC 3311 section 5.2).
+		if s.admit(z, req, tx) {
+			z.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		}
+	})
 	on(sip.PRACK, func(req *sip.Request, tx sip.ServerTransaction) {
 		if to := req.To(); to != nil && to.Params.Has("tag") {
 			s.inDialog(z, req, tx)
@@ -65,7 +75,7 @@ func (s *Server) register(z *zone) {
 		}
 	}))
 	for _, m := range []sip.RequestMethod{sip.REGISTER, sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY,
-		sip.REFER, sip.UPDATE, sip.PUBLISH} {
+		sip.REFER, sip.PUBLISH} {
 		on(m, func(req *sip.Request, tx sip.ServerTransaction) {
 			if to := req.To(); to != nil && to.Params.Has("tag") {
 				z.respond(tx, req, 501, "Not Implemented", "")
@@ -132,10 +142,13 @@ func (s *Server) inspect(z *zone, req *sip.Request, tx sip.ServerTransaction) bo
 	return true
 }
 
-// allowMethods is what parapet handles. UPDATE is left out on purpose: a
-// session-timer refresher (RFC 4028) then uses re-INVITE, which parapet
-// answers; PRACK is handled toward a caller that requires 100rel.
-const allowMethods = "INVITE, ACK, CANCEL, BYE, PRACK, INFO, OPTIONS"
+// allowMethods is what parapet handles: UPDATE (RFC 3311) as a session
+// refresh or a new offer; PRACK toward a caller that requires 100rel.
+const allowMethods = "INVITE, ACK, CANCEL, BYE, PRACK, UPDATE, INFO, OPTIONS"
+
+// supportedTags are the extensions parapet supports: reliable provisional
+// responses (RFC 3262) and session timers (RFC 4028).
+const supportedTags = "100rel, timer"
 
 // warningValue formats a Warning header: 399 is the miscellaneous warning.
 func warningValue(text string) string {

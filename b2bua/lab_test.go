@@ -139,6 +139,7 @@ type labOptions struct {
 	logger          *slog.Logger                // parapet's logger (default: discard)
 	labHosts        []string                    // more names the lab certificates cover
 	outbound        func(*topology.Route, *lab) // changes the outbound route
+	sessionExpires  time.Duration               // both zones' session_expires, with a min_se of 1 s
 }
 
 type lab struct {
@@ -282,6 +283,11 @@ func newLab(t testing.TB, o labOptions) *lab {
 	}
 	if o.outbound != nil {
 		o.outbound(&cfg.Routes[0], l)
+	}
+	if o.sessionExpires > 0 {
+		for i := range cfg.Zones {
+			cfg.Zones[i].SessionExpires, cfg.Zones[i].MinSE = o.sessionExpires, time.Second
+		}
 	}
 	l.cfg = cfg
 	l.srv = startServer(t, cfg)

@@ -861,12 +861,13 @@ func TestReliableProvisionalResponses(t *testing.T) {
 		t.Errorf("disposition %s %q", c.Disposition, c.EndReason)
 	}
 
-	// Any other required extension: 420 naming it.
+	// Any other required extension (timer, RFC 4028, is supported): 420
+	// naming it.
 	u := newUDPPeer(t, l.pbxUDP.String())
-	req := invite(u.local(), l.pbxUDP.String(), "req-timer", "application/sdp", "")
-	req = strings.Replace(req, "Content-Length:", "Require: timer, 100rel\r\nContent-Length:", 1)
-	if res := u.send(t, req); !strings.HasPrefix(res, "SIP/2.0 420") || headerOf(res, "Unsupported") != "timer" {
-		t.Errorf("INVITE requiring timer: %q", res)
+	req := invite(u.local(), l.pbxUDP.String(), "req-replaces", "application/sdp", "")
+	req = strings.Replace(req, "Content-Length:", "Require: replaces, timer, 100rel\r\nContent-Length:", 1)
+	if res := u.send(t, req); !strings.HasPrefix(res, "SIP/2.0 420") || headerOf(res, "Unsupported") != "replaces" {
+		t.Errorf("INVITE requiring replaces: %q", res)
 	}
 }
 

@@ -1,21 +1,30 @@
 package b2bua
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
 // Reliable provisional responses (RFC 3262) toward the caller, when its
 // INVITE requires them (Require: 100rel): each 18x parapet relays to A
 // carries Require: 100rel and an RSeq, is retransmitted until A's PRACK
-// acknowledges it, and the next one waits for that PRACK. Toward the
-// callee parapet does not offer 100rel, so B's provisionals stay
-// unreliable, as RFC 3262 allows.
+// acknowledges it, and the next one waits for that PRACK; one whose PRACK
+// never comes ends the call with 500 (section 3). Toward the callee
+// parapet offers 100rel when the caller supports it, and PRACKs B's
+// reliable provisionals (prackB).
+
+// errNoPrack is a reliable provisional response to A that A never
+// acknowledged.
+var errNoPrack = errors.New("no PRACK from the caller for a reliable provisional response within 64*T1 (RFC 3262 section 3)")
 
 // rel100 is leg A's reliable-provisional state.
 type rel100 struct {
@@ -74,7 +83,7 @@ func (c *Call) sendReliable(res *sip.Response) error {
 			return nil
 		case <-deadline:
 			c.log.Warn("no PRACK for a reliable provisional response", "rseq", rseq)
-			return nil
+			return errNoPrack
 		case <-time.After(wait):
 			if err := c.aTx.Respond(res); err != nil {
 				return nil // the INVITE transaction is over
@@ -113,4 +122,35 @@ func (c *Call) onPrack(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	c.a.zone.commonHeaders(res)
 	c.a.zone.send(tx, res)
+}
+
+// prackB acknowledges B's reliable provisional response res (RFC 3262
+// section 7.2) in B's early dialog. It reports whether res is new (its
+// RSeq above the last one): a retransmission is PRACKed again but not
+// relayed to A.
+func (c *Call) prackB(r *ringing, uac *sipgo.DialogClientSession, res *sip.Response) bool {
+	h := res.GetHeader("RSeq")
+	if h == nil || !hasTag(res, "Require", "100rel") {
+		return true
+	}
+	rseq, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
+	if err != nil {
+		return true
+	}
+	target := uac.InviteRequest.Recipient
+	if ct := res.Contact(); ct != nil {
+		target = ct.Address
+	}
+	req := sip.NewRequest(sip.PRACK, *target.Clone())
+	req.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%d %d INVITE", rseq, uac.InviteRequest.CSeq().SeqNo)))
+	ctx, cancel := context.WithTimeout(context.Background(), 8*sip.T1)
+	defer cancel()
+	if pres, err := uac.Do(ctx, req); err != nil || !pres.IsSuccess() {
+		c.log.Debug("prack to b", "rseq", rseq, "error", err)
+	}
+	fresh := rseq > r.rseq
+	if fresh {
+		r.rseq = rseq
+	}
+	return fresh
 }

@@ -92,6 +92,12 @@ func (c *Call) attemptB(maxForwards int, plan *policy.OfferPlan, choices []polic
 			return attempt{next: &next}
 		}
 		return c.failB(r.err, r.early, last)
+	case statusOf(r.err) == 422 && !r.early && c.raiseSE(r.err):
+		// RFC 4028 section 7.4: the same call again, asking for the
+		// callee's minimum.
+		c.endAttempt(compliance.AttemptRejected, 422)
+		c.resetB()
+		return c.attemptB(maxForwards, plan, choices, last)
 	default:
 		return c.failB(r.err, r.early || r.lastCode != 0, last)
 	}
@@ -151,6 +157,8 @@ func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 	}
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	c.identity.writeIdentity(req, scheme, b.zone.host(t.Transport))
+	req.AppendHeader(sip.NewHeader("Supported", c.supportedB()))
+	c.timerRequest(b, req)
 	if body != nil {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		req.SetBody(body)
@@ -303,6 +311,10 @@ func (c *Call) relayFailed(err error) {
 		c.callerGone()
 		return
 	}
+	if errors.Is(err, errNoPrack) {
+		c.respondA(500, reasonPhrase(500), compliance.DispositionFailed, err.Error(), "no PRACK for a reliable provisional response")
+		return
+	}
 	msg := recordText(err.Error(), c.rules.vocab, c.caller, c.callee)
 	c.respondA(500, reasonPhrase(500), compliance.DispositionFailed,
 		"relaying the callee side's progress to the caller failed: "+msg, "internal error")
@@ -316,6 +328,7 @@ type ringing struct {
 	relayErr error            // relaying B's progress to A failed
 	early    bool             // B's early answer was taken (183 with SDP)
 	lastCode int              // of the last provisional without SDP relayed to A
+	rseq     uint64           // RSeq of B's last reliable provisional response
 }
 
 // givenUp says whether, and why, parapet gave up on B: whatever B answered,
@@ -359,6 +372,7 @@ func (c *Call) waitB(uac *sipgo.DialogClientSession, plan *policy.OfferPlan) rin
 	if r.err == nil {
 		tag, _ := uac.InviteResponse.To().Params.Get("tag")
 		c.b.setRemote(tag, nil)
+		c.timerResponse(c.b, uac.InviteResponse)
 	}
 	return r
 }
@@ -428,7 +442,7 @@ func (c *Call) onBResponse(r *ringing, uac *sipgo.DialogClientSession, plan *pol
 		return nil
 	}
 	out.provisional(uac.InviteRequest)
-	if out.reason() != notGivenUp || res.StatusCode == 100 {
+	if out.reason() != notGivenUp || res.StatusCode == 100 || !c.prackB(r, uac, res) {
 		return nil
 	}
 	var err error

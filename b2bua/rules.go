@@ -43,6 +43,9 @@ type zoneRules struct {
 	maxCalls  int
 	// trusted: the zone is inside parapet's trust domain (RFC 3325).
 	trusted bool
+	// sessionExpires and minSE are the zone's session timer (RFC 4028),
+	// defaults filled in.
+	sessionExpires, minSE time.Duration
 }
 
 // drops reports whether the zone answers nothing to a request from outside
@@ -87,7 +90,9 @@ func newRules(cfg *Config) *rules {
 	}
 	for _, z := range cfg.Zones {
 		r.zones[z.Policy.Name] = &zoneRules{pol: z.Policy, feedback: z.Feedback, maxCalls: z.MaxCalls, trusted: z.Trusted,
-			outsiders: cmp.Or(z.Outsiders, topology.RefusalRefuse), scanners: cmp.Or(z.Scanners, topology.RefusalDrop)}
+			outsiders: cmp.Or(z.Outsiders, topology.RefusalRefuse), scanners: cmp.Or(z.Scanners, topology.RefusalDrop),
+			minSE: cmp.Or(z.MinSE, topology.DefaultMinSE)}
+		r.zones[z.Policy.Name].sessionExpires = max(cmp.Or(z.SessionExpires, topology.DefaultSessionExpires), r.zones[z.Policy.Name].minSE)
 		r.vocab = append(r.vocab, z.Policy.Name)
 	}
 	for _, rt := range cfg.Routes {
@@ -137,7 +142,8 @@ func (r *rules) same(o *rules) bool {
 	for name, z := range r.zones {
 		oz := o.zones[name]
 		if oz == nil || !reflect.DeepEqual(z.pol, oz.pol) || z.feedback != oz.feedback ||
-			z.outsiders != oz.outsiders || z.scanners != oz.scanners || z.maxCalls != oz.maxCalls || z.trusted != oz.trusted {
+			z.outsiders != oz.outsiders || z.scanners != oz.scanners || z.maxCalls != oz.maxCalls || z.trusted != oz.trusted ||
+			z.sessionExpires != oz.sessionExpires || z.minSE != oz.minSE {
 			return false
 		}
 	}

@@ -1,9 +1,19 @@
 package b2bua
 
-import "github.com/parapet-sbc/parapet/compliance"
+import (
+	"context"
+
+	"github.com/parapet-sbc/parapet/compliance"
+)
 
 // talk waits for the end of an established call and tears it down.
 func (c *Call) talk() {
+	ctx, stop := context.WithCancel(context.Background())
+	watching := c.watchTimers(ctx)
+	defer func() {
+		stop()
+		watching.Wait()
+	}()
 	aCtx, bCtx := c.a.uas.Context(), c.b.uac.Context()
 	select {
 	case <-aCtx.Done():

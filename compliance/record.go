@@ -57,7 +57,7 @@ const (
 	DispositionRejected  Disposition = "rejected"  // refused by parapet: policy, route, malformed request
 	DispositionCancelled Disposition = "cancelled" // the caller cancelled before an answer
 	DispositionFailed    Disposition = "failed"    // could not be completed (callee, network, log, keying)
-	DispositionTimeout   Disposition = "timeout"   // no media for media.timeout (hold_timeout on hold)
+	DispositionTimeout   Disposition = "timeout"   // no media for media.timeout (hold_timeout on hold), or a session timer ran out
 	DispositionShutdown  Disposition = "shutdown"  // ended because parapet shut down
 	// DispositionUnobserved: the call was up when parapet stopped
 	// uncleanly (crash, kill, power loss); its end was not observed. Written

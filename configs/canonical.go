@@ -39,7 +39,8 @@ import (
 // directory or machine hashes alike; the compliance log's rotation size; the
 // admin listener; zone advertise and the media address, ports and advertise;
 // the limits block and zone outsiders, scanners, max_calls and user_agent
-// (budgets and manners toward strangers, not what a call is judged by).
+// (budgets and manners toward strangers, not what a call is judged by);
+// zone session_expires and min_se (how often a live call is refreshed).
 // These are operational: they say where things are, not what is trusted or
 // allowed. Key material of any kind never enters it, nor do file contents
 // other than certificate fingerprints.

@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"cmp"
 	"math"
 	"strings"
 	"time"
@@ -52,6 +53,27 @@ func (l *loader) zoneEdge(z *topology.Zone, zb *zoneBlock, s *scope) {
 			return
 		}
 		z.UserAgent = strings.TrimSpace(ua)
+	}
+	l.sessionTimer(z, zb, s)
+}
+
+// sessionTimer reads a zone's session timer (RFC 4028): min_se, at least
+// 1 s and warned of below the 90 s RFC 4028 section 4 sets (a lab's
+// short timers), and session_expires, at least min_se. Absent, they stay
+// 0: the defaults (topology.DefaultSessionExpires and DefaultMinSE).
+func (l *loader) sessionTimer(z *topology.Zone, zb *zoneBlock, s *scope) {
+	if d, ok := l.duration(s, "min_se", zb.MinSE, `"90s" or "5m"`, time.Second,
+		"a session interval is at least 1s."); ok {
+		z.MinSE = d
+		if d < topology.DefaultMinSE {
+			l.warnf(s.value("min_se"), "min_se below 90s",
+				"min_se = %q is below the 90s RFC 4028 section 4 sets: peers may refuse it, and calls refresh often. Meant for tests.", *zb.MinSE)
+		}
+	}
+	floor := cmp.Or(z.MinSE, topology.DefaultMinSE)
+	if d, ok := l.duration(s, "session_expires", zb.SessionExpires, `"30m" or "1h"`, floor,
+		"the session interval parapet asks for must be at least min_se ("+floor.String()+")."); ok {
+		z.SessionExpires = d
 	}
 }
 

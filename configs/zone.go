@@ -18,17 +18,20 @@ import (
 
 // zoneBlock is the HCL form of a zone block.
 type zoneBlock struct {
-	Listen    []string        `hcl:"listen"`
-	Peers     *[]string       `hcl:"peers,optional"` // required; checked by hand for a better message
-	Advertise *string         `hcl:"advertise,optional"`
-	Mode      *string         `hcl:"mode,optional"`
-	Outsiders *string         `hcl:"outsiders,optional"`
-	Scanners  *string         `hcl:"scanners,optional"`
-	MaxCalls  *int            `hcl:"max_calls,optional"`
-	UserAgent *string         `hcl:"user_agent,optional"`
-	Trusted   *bool           `hcl:"trusted,optional"`
-	TLS       *tlsBlock       `hcl:"tls,block"`
-	Media     *zoneMediaBlock `hcl:"media,block"`
+	Listen    []string  `hcl:"listen"`
+	Peers     *[]string `hcl:"peers,optional"` // required; checked by hand for a better message
+	Advertise *string   `hcl:"advertise,optional"`
+	Mode      *string   `hcl:"mode,optional"`
+	Outsiders *string   `hcl:"outsiders,optional"`
+	Scanners  *string   `hcl:"scanners,optional"`
+	MaxCalls  *int      `hcl:"max_calls,optional"`
+	UserAgent *string   `hcl:"user_agent,optional"`
+	Trusted   *bool     `hcl:"trusted,optional"`
+	// SessionExpires and MinSE are the zone's session timer (RFC 4028).
+	SessionExpires *string         `hcl:"session_expires,optional"`
+	MinSE          *string         `hcl:"min_se,optional"`
+	TLS            *tlsBlock       `hcl:"tls,block"`
+	Media          *zoneMediaBlock `hcl:"media,block"`
 }
 
 // tlsBlock is the HCL form of a zone's tls block.

@@ -56,7 +56,21 @@ type Zone struct {
 	// reach them. An untrusted zone (the default) has those headers
 	// removed both ways.
 	Trusted bool
+	// SessionExpires is the session interval (RFC 4028) parapet asks for
+	// on legs into the zone and grants at most on calls from it; 0 is
+	// DefaultSessionExpires.
+	SessionExpires time.Duration
+	// MinSE is the shortest session interval parapet accepts from the
+	// zone's peers (422 below it); 0 is DefaultMinSE.
+	MinSE time.Duration
 }
+
+// Session timer defaults (RFC 4028): 30 minutes asked for, as RFC 4028
+// section 4 recommends, and no less than its 90-second minimum accepted.
+const (
+	DefaultSessionExpires = 30 * time.Minute
+	DefaultMinSE          = 90 * time.Second
+)
 
 // Refusal is how parapet refuses a request from outside a zone's peers.
 type Refusal string

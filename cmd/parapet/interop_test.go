@@ -92,12 +92,12 @@ func startParapetMedia(t *testing.T, base int, pbxMedia, carrierMedia, routes st
 }
 
 // startParapetZones also sets the pbx zone's listeners (an HCL list's
-// elements).
-func startParapetZones(t *testing.T, base int, pbxListen, pbxMedia, carrierMedia, routes string) *parapetUnderTest {
+// elements), and pbxExtra are more lines of the pbx zone.
+func startParapetZones(t *testing.T, base int, pbxListen, pbxMedia, carrierMedia, routes string, pbxExtra ...string) *parapetUnderTest {
 	t.Helper()
-	pbxTLS := ""
+	pbxTLS := strings.Join(pbxExtra, "\n  ")
 	if strings.Contains(pbxListen, "tls://") {
-		pbxTLS = `tls { ca_file = "${state_dir}/certs/lab-ca.pem" }`
+		pbxTLS += "\n  " + `tls { ca_file = "${state_dir}/certs/lab-ca.pem" }`
 	}
 	dir := t.TempDir()
 	pki, err := certs.EnsureLab(filepath.Join(dir, "state", "certs"))

@@ -44,7 +44,7 @@ route "trunk" {
   targets         = ["sip:127.0.0.1:%d", "sip:127.0.0.1:%d"]
   attempt_timeout = "2s"
 }
-`, busy, base), 3, "-sn", "uac_pcap")
+`, busy, base), sippSetup{uas: []string{"-sn", "uas"}}, 3, "-sn", "uac_pcap")
 	checkSIPpCalls(t, recs, 3)
 	for _, c := range recs {
 		b := c.Legs[1]

@@ -108,6 +108,22 @@ const uacDelayedOffer = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 // running the given scenario arguments, and returns the call records.
 func sippThroughParapet(t *testing.T, calls int, scenario ...string) []*compliance.Call {
 	t.Helper()
+	return sippWith(t, calls, sippSetup{uas: []string{"-sn", "uas"}}, scenario...)
+}
+
+// sippSetup is how sippWith runs: the UAS's scenario arguments, and more
+// lines of parapet's pbx zone.
+type sippSetup struct {
+	uas     []string
+	pbxZone []string
+	// uasMessages, when set, receives the UAS's message trace (give the
+	// UAS -trace_msg).
+	uasMessages *string
+}
+
+// sippWith is sippThroughParapet with a setup of its own.
+func sippWith(t *testing.T, calls int, setup sippSetup, scenario ...string) []*compliance.Call {
+	t.Helper()
 	requirePeers(t, "sipp")
 	base := portBlock(t)
 	return sippRun(t, base, fmt.Sprintf(`
@@ -116,15 +132,16 @@ route "internal" {
   to     = "pbx"
   target = "sip:127.0.0.1:%d"
 }
-`, base), calls, scenario...)
+`, base), setup, calls, scenario...)
 }
 
-// sippRun is sippThroughParapet with the routes given: the stock UAS
-// listens on base.
-func sippRun(t *testing.T, base int, routes string, calls int, scenario ...string) []*compliance.Call {
+// sippRun is sippWith with the routes given: the stock UAS listens on
+// base.
+func sippRun(t *testing.T, base int, routes string, setup sippSetup, calls int, scenario ...string) []*compliance.Call {
 	t.Helper()
 	uas, uac := base, base+1
-	p := startParapetRoutes(t, base, routes)
+	p := startParapetZones(t, base, fmt.Sprintf(`"udp://127.0.0.1:%d"`, base+60), `srtp = "allow"`, `srtp = "require"`,
+		routes, setup.pbxZone...)
 	dir := t.TempDir()
 	pcaps := "/usr/share/sip-tester"
 	if _, err := os.Stat(filepath.Join(pcaps, "g711a.pcap")); err != nil {
@@ -137,8 +154,8 @@ func sippRun(t *testing.T, base int, routes string, calls int, scenario ...strin
 	defer cancel()
 
 	var uasOut bytes.Buffer
-	server := exec.CommandContext(ctx, "sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", fmt.Sprint(uas),
-		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base+10), "-rtp_echo", "-nostdin")
+	server := exec.CommandContext(ctx, "sipp", append(setup.uas, "-i", "127.0.0.1", "-p", fmt.Sprint(uas),
+		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base+10), "-rtp_echo", "-nostdin")...)
 	server.Dir, server.Stdout, server.Stderr = dir, &uasOut, &uasOut
 	if err := server.Start(); err != nil {
 		t.Fatal(err)
@@ -170,6 +187,13 @@ func sippRun(t *testing.T, base int, routes string, calls int, scenario ...strin
 			el = append(el, b...)
 		}
 		t.Fatalf("sipp uac: %v\n%s\n---- errors ----\n%s", err, peers.Tail(string(out), 12), peers.Tail(string(el), 60))
+	}
+	if setup.uasMessages != nil {
+		logs, _ := filepath.Glob(filepath.Join(dir, "*messages.log"))
+		for _, f := range logs {
+			b, _ := os.ReadFile(f)
+			*setup.uasMessages += string(b)
+		}
 	}
 	return onlyCalls(p.records(t))
 }

@@ -113,6 +113,10 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	res := sip.NewSDPResponseFromRequest(uas.InviteRequest, body)
 	res.AppendHeader(sip.NewHeader("Server", p.Product()))
+	if ans.SessionExpires > 0 {
+		res.AppendHeader(sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=uac", ans.SessionExpires)))
+		res.AppendHeader(sip.NewHeader("Require", "timer"))
+	}
 	switch err := uas.WriteResponse(res); {
 	case err != nil:
 		// Answered but not confirmed (the caller's side hung up at once):

@@ -42,6 +42,10 @@ type CallOptions struct {
 	// Headers are added to the INVITE as they are (P-Asserted-Identity,
 	// Privacy...).
 	Headers []sip.Header
+	// SessionExpires, when set, asks for a session timer (RFC 4028) of
+	// that many seconds with this peer as the refresher (it then calls
+	// Refresh itself).
+	SessionExpires int
 }
 
 // Call places a call to target (e.g. "sip:+15551230000@127.0.0.1:5060") and
@@ -76,6 +80,10 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 	if o.Rel100 {
 		req.AppendHeader(sip.NewHeader("Require", "100rel"))
 		req.AppendHeader(sip.NewHeader("Supported", "100rel"))
+	}
+	if o.SessionExpires > 0 {
+		req.AppendHeader(sip.NewHeader("Supported", "timer"))
+		req.AppendHeader(sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=uac", o.SessionExpires)))
 	}
 	if !o.Delayed {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))

@@ -58,6 +58,10 @@ type Config struct {
 type Answer struct {
 	// Status, when not 0 or 200, rejects the call with it.
 	Status int
+	// SessionExpires, when set, answers with a session timer (RFC 4028)
+	// of that many seconds refreshed by the caller (refresher=uac); the
+	// peer answers the caller's refreshes (re-INVITEs) as any re-INVITE.
+	SessionExpires int
 	// Plain answers RTP/AVP without crypto even when SRTP is offered (a
 	// misbehaving callee).
 	Plain bool

@@ -6,6 +6,7 @@ package sim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -194,6 +195,17 @@ func (s *Session) do(ctx context.Context, req *sip.Request) (*sip.Response, erro
 // keeps the association: same fingerprint, and this peer's current role
 // as its a=setup.
 func (s *Session) Reinvite(ctx context.Context, plain bool) (int, error) {
+	return s.reoffer(ctx, sip.INVITE, plain)
+}
+
+// Update is Reinvite with an UPDATE (RFC 3311): the offer in the UPDATE,
+// the answer in its 2xx, no ACK.
+func (s *Session) Update(ctx context.Context, plain bool) (int, error) {
+	return s.reoffer(ctx, sip.UPDATE, plain)
+}
+
+// reoffer sends a new offer in a request of method (INVITE or UPDATE).
+func (s *Session) reoffer(ctx context.Context, method sip.RequestMethod, plain bool) (int, error) {
 	var lines []sdesLine
 	setup := ""
 	s.mu.Lock()
@@ -213,20 +225,22 @@ func (s *Session) Reinvite(ctx context.Context, plain bool) (int, error) {
 		lines = []sdesLine{*s.send}
 	}
 	s.mu.Unlock()
-	req := sip.NewRequest(sip.INVITE, s.target())
+	req := sip.NewRequest(method, s.target())
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(s.offerVersion(lines, setup, version))
 	res, err := s.do(ctx, req)
 	if err != nil {
 		return 0, err
 	}
-	if res.IsSuccess() {
+	if res.IsSuccess() && method == sip.INVITE {
 		ack := sip.NewRequest(sip.ACK, s.target())
 		if s.uac != nil {
 			s.uac.WriteRequest(ack)
 		} else {
 			s.uas.WriteRequest(ack)
 		}
+	}
+	if res.IsSuccess() {
 		if len(res.Body()) > 0 {
 			if err := s.takeRemote(res.Body(), lines, false); err != nil {
 				return res.StatusCode, err
@@ -234,6 +248,20 @@ func (s *Session) Reinvite(ctx context.Context, plain bool) (int, error) {
 		}
 	}
 	return res.StatusCode, nil
+}
+
+// Refresh sends a session refresh (RFC 4028): an UPDATE without SDP
+// asking for a session interval of se seconds, this peer refreshing. It
+// returns the status and the response's Session-Expires.
+func (s *Session) Refresh(ctx context.Context, se int) (int, string, error) {
+	req := sip.NewRequest(sip.UPDATE, s.target())
+	req.AppendHeader(sip.NewHeader("Supported", "timer"))
+	req.AppendHeader(sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=uac", se)))
+	res, err := s.do(ctx, req)
+	if err != nil {
+		return 0, "", err
+	}
+	return res.StatusCode, headerValue(res, "Session-Expires"), nil
 }
 
 // Info sends an INFO with a DTMF body (RFC 6086 style) and returns the status.
