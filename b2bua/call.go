@@ -109,6 +109,9 @@ type leg struct {
 	pol       *policy.Zone // the zone's policy in the call's rules
 	transport policy.Transport
 	secure    bool
+	// flow is the registration flow leg B goes over to a registered
+	// user (registered.go); nil otherwise.
+	flow      *flow
 	sig       policy.SignalingFacts
 	admitted  bool
 	attempted bool

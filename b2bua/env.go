@@ -34,6 +34,8 @@ type env struct {
 	stopping <-chan struct{}
 	// events records connection events and folds floods of them.
 	events eventRecorder
+	// binds are the users registered through parapet, for calls to them.
+	binds *bindings
 }
 
 // eventRecorder is the server's book of connection events, as calls use

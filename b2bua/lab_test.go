@@ -127,10 +127,11 @@ type labOptions struct {
 	limits          topology.Limits // the site's budgets (zero: the defaults)
 	pbxOutsiders    topology.Refusal
 	pbxMaxCalls     int
-	carrierOutside  topology.Refusal // the carrier zone's outsiders setting
-	pbxAlsoTCP      bool             // the PBX listens on TCP too, on its UDP port
-	extraFormats    int              // sim.Config.ExtraFormats of both peers: large SDP
-	inboundHost     string           // the inbound route's target host instead of the PBX's
+	carrierOutside  topology.Refusal    // the carrier zone's outsiders setting
+	pbxAlsoTCP      bool                // the PBX listens on TCP too, on its UDP port
+	extraFormats    int                 // sim.Config.ExtraFormats of both peers: large SDP
+	inboundHost     string              // the inbound route's target host instead of the PBX's
+	registrar       *topology.Registrar // the carrier zone's registrar (its users register through parapet)
 }
 
 type lab struct {
@@ -244,7 +245,8 @@ func newLab(t testing.TB, o labOptions) *lab {
 			{Policy: carrierZone,
 				Listen:    []topology.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
 				Feedback:  o.carrierFeedback,
-				Outsiders: o.carrierOutside},
+				Outsiders: o.carrierOutside,
+				Registrar: o.registrar},
 		},
 		TLS: map[string]b2bua.ZoneTLS{"carrier": {Server: zoneTLS.ServerConfig(), Client: clientTLS}},
 		Routes: []topology.Route{

@@ -106,6 +106,9 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 		CallID:    l.callID,
 		TLS:       tlsInfo(l.sig.TLS),
 	}
+	if l.flow != nil {
+		out.Flow = l.flow.token
+	}
 	if p := c.env.pseudo; p != nil {
 		out.CallID = p.CallID(l.callID)
 	}

@@ -132,6 +132,7 @@ func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 	if ap, ok := b.zone.bound[policy.TransportUDP]; ok && t.Transport == policy.TransportUDP {
 		req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
 	}
+	b.aimAtFlow(req)
 	return req
 }
 

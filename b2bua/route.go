@@ -16,7 +16,13 @@ import (
 // and leg B toward its target. It answers A (404, 503) when the call ends
 // here.
 func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
-	route := c.rules.route(c.a.zone.name, req.Recipient.User)
+	route, fl, ok := c.registeredRoute(req, tx)
+	if !ok {
+		return false
+	}
+	if route == nil {
+		route = c.rules.route(c.a.zone.name, req.Recipient.User)
+	}
 	if route == nil {
 		c.reject(tx, req, 404, reasonPhrase(404), compliance.DispositionRejected,
 			fmt.Sprintf("no route from zone %q for this number", c.a.zone.name))
@@ -32,6 +38,7 @@ func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
 	c.b = &leg{call: c, role: compliance.RoleB, side: media.SideB, zone: c.env.zones[route.To], pol: c.rules.zone(route.To),
 		transport: route.Target.Transport, secure: route.Target.Secure}
 	c.b.sig = policy.SignalingFacts{Transport: route.Target.Transport}
+	c.toFlow(fl)
 	c.log = c.log.With("route", route.Name)
 	return true
 }

@@ -48,6 +48,8 @@ type Server struct {
 	reg *registry
 	// env is what calls get of the server.
 	env *env
+	// binds are the users registered through parapet (bindings.go).
+	binds *bindings
 	// startMu guards started against a second Start.
 	startMu sync.Mutex
 
@@ -112,7 +114,8 @@ func New(cfg Config) (*Server, error) {
 	s.outsiders = newOutsiderTallies()
 	s.env = &env{reg: s.reg, rec: s.rec, stats: &s.stats, pool: pool, dtls: s.dtls,
 		zones: s.byName, advertise: cfg.Media.Advertise, mediaAddr: cfg.Media.Advertise, pseudo: cfg.Pseudonymizer,
-		journal: cfg.Journal, stopping: s.stopping, events: s}
+		journal: cfg.Journal, stopping: s.stopping, events: s, binds: newBindings()}
+	s.binds = s.env.binds
 	if !s.env.mediaAddr.IsValid() {
 		s.env.mediaAddr = cfg.Media.Address
 	}

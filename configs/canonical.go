@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // The canonical policy is what a record's policy_hash names: everything
@@ -102,6 +104,15 @@ type canonZone struct {
 	KeyExchange []string  `json:"key_exchange"`
 	Suites      []string  `json:"suites"`
 	Feedback    string    `json:"rtcp_feedback"`
+	// Registrar is omitted when the zone has none, so that the hashes of
+	// configurations written before it stay the same.
+	Registrar *canonRegistrar `json:"registrar,omitempty"`
+}
+
+// canonRegistrar is where a zone's users register through parapet.
+type canonRegistrar struct {
+	Zone   string      `json:"zone"`
+	Target canonTarget `json:"target"`
 }
 
 type canonTLS struct {
@@ -202,6 +213,9 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 		for _, l := range z.Listen {
 			cz.Listen = append(cz.Listen, l.String())
 		}
+		if r := z.Registrar; r != nil {
+			cz.Registrar = &canonRegistrar{Zone: r.Zone, Target: canonTargetOf(r.Target)}
+		}
 		for _, pr := range p.Peers {
 			cz.Peers = append(cz.Peers, pr.String())
 		}
@@ -256,13 +270,7 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 			From:     r.From,
 			To:       r.To,
 			MaxCalls: r.MaxCalls,
-			Target: canonTarget{
-				URI:       r.Target.URI,
-				Secure:    r.Target.Secure,
-				Host:      r.Target.Host,
-				Port:      r.Target.Port,
-				Transport: r.Target.Transport.String(),
-			},
+			Target:   canonTargetOf(r.Target),
 		}
 		if r.Match != nil {
 			cr.Match = r.Match.String()
@@ -273,4 +281,9 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 		out.Routes = append(out.Routes, cr)
 	}
 	return out, nil
+}
+
+// canonTargetOf is a target's canonical form.
+func canonTargetOf(t topology.Target) canonTarget {
+	return canonTarget{URI: t.URI, Secure: t.Secure, Host: t.Host, Port: t.Port, Transport: t.Transport.String()}
 }

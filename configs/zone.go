@@ -28,6 +28,7 @@ type zoneBlock struct {
 	UserAgent *string         `hcl:"user_agent,optional"`
 	TLS       *tlsBlock       `hcl:"tls,block"`
 	Media     *zoneMediaBlock `hcl:"media,block"`
+	Registrar *registrarBlock `hcl:"registrar,block"`
 }
 
 // tlsBlock is the HCL form of a zone's tls block.
@@ -69,6 +70,7 @@ type zoneDecl struct {
 	srtpAt         hcl.Range // the srtp attribute, if written
 	kxAt           hcl.Range // the key_exchange attribute, if written
 	kxElem         map[policy.KeyExchange]hcl.Range
+	registrarZone  hcl.Range // the registrar block's zone attribute, if any
 }
 
 // mediaSubject is where a problem with the zone's media settings is
@@ -217,6 +219,7 @@ func (l *loader) zone(b *hcl.Block) {
 	}
 
 	l.zoneEdge(z, &zb, s)
+	l.registrar(zd, zb.Registrar, diags)
 
 	// TLS.
 	if zb.TLS != nil {

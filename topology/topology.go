@@ -49,6 +49,19 @@ type Zone struct {
 	// UserAgent is written in the Server and User-Agent headers of the
 	// zone's messages; "" writes neither.
 	UserAgent string
+	// Registrar is where the zone's users register through parapet; nil
+	// refuses REGISTER (405).
+	Registrar *Registrar
+}
+
+// Registrar is the registrar (a PBX) that a zone's REGISTER requests are
+// relayed to, with parapet in the path (RFC 3327).
+type Registrar struct {
+	// Zone is the zone the registrar lives in: the REGISTER leaves
+	// through it, and calls to registered users come from it.
+	Zone string
+	// Target is the registrar's address.
+	Target Target
 }
 
 // Refusal is how parapet refuses a request from outside a zone's peers.

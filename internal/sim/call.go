@@ -39,6 +39,9 @@ type CallOptions struct {
 	// Rel100 requires reliable provisional responses (Require: 100rel) and
 	// acknowledges each with a PRACK (RFC 3262).
 	Rel100 bool
+	// Route, when set, is the INVITE's Route header (a PBX calling a user
+	// registered through a proxy, RFC 3327): the INVITE goes there.
+	Route string
 }
 
 // Call places a call to target (e.g. "sip:+15551230000@127.0.0.1:5060") and
@@ -70,6 +73,9 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 	if o.Rel100 {
 		req.AppendHeader(sip.NewHeader("Require", "100rel"))
 		req.AppendHeader(sip.NewHeader("Supported", "100rel"))
+	}
+	if o.Route != "" {
+		req.AppendHeader(sip.NewHeader("Route", o.Route))
 	}
 	if !o.Delayed {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
