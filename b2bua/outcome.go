@@ -21,6 +21,11 @@ import (
 var statusText = map[int]string{
 	180: "Ringing",
 	183: "Session Progress",
+	200: "OK",
+	202: "Accepted",
+	401: "Unauthorized",
+	407: "Proxy Authentication Required",
+	423: "Interval Too Brief",
 	400: "Bad Request",
 	403: "Forbidden",
 	404: "Not Found",

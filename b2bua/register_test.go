@@ -3,123 +3,15 @@ package b2bua_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/emiago/sipgo"
-	"github.com/emiago/sipgo/sip"
-	"github.com/icholy/digest"
 
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/sim"
 	"github.com/parapet-sbc/parapet/policy"
 	"github.com/parapet-sbc/parapet/topology"
 )
-
-// simRegistrar is a registrar on the PBX side: it challenges every
-// REGISTER without valid credentials with 401 and keeps, per address of
-// record, the contact and the Path (RFC 3327) of the last one it took.
-type simRegistrar struct {
-	addr     netip.AddrPort
-	user     string
-	password string
-
-	mu        sync.Mutex
-	contact   map[string]string // AOR user → contact URI
-	path      map[string]string // AOR user → Path header value
-	registers int
-	require   []string // the Require headers of the REGISTERs taken
-	noPath    bool     // answer 420 to Require: path
-}
-
-func newSimRegistrar(t *testing.T, user, password string) *simRegistrar {
-	t.Helper()
-	r := &simRegistrar{user: user, password: password, contact: map[string]string{}, path: map[string]string{}}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("sim-registrar"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.OnRegister(r.onRegister)
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.addr = c.LocalAddr().(*net.UDPAddr).AddrPort()
-	go func() { _ = srv.ServeUDP(c) }()
-	t.Cleanup(func() { c.Close(); ua.Close() })
-	return r
-}
-
-const simRealm = "pbx.test"
-
-func (r *simRegistrar) onRegister(req *sip.Request, tx sip.ServerTransaction) {
-	r.mu.Lock()
-	r.registers++
-	noPath := r.noPath
-	r.mu.Unlock()
-	if noPath && req.GetHeader("Require") != nil {
-		res := sip.NewResponseFromRequest(req, 420, "Bad Extension", nil)
-		res.AppendHeader(sip.NewHeader("Unsupported", "path"))
-		_ = tx.Respond(res)
-		return
-	}
-	h := req.GetHeader("Authorization")
-	if h == nil || !r.valid(h.Value()) {
-		res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
-		chal := digest.Challenge{Realm: simRealm, Nonce: fmt.Sprintf("n%d", time.Now().UnixNano()), Algorithm: "MD5"}
-		res.AppendHeader(sip.NewHeader("WWW-Authenticate", chal.String()))
-		_ = tx.Respond(res)
-		return
-	}
-	aor := req.To().Address.User
-	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-	r.mu.Lock()
-	ct := req.Contact()
-	if exp := req.GetHeader("Expires"); exp != nil && strings.TrimSpace(exp.Value()) == "0" {
-		delete(r.contact, aor)
-	} else {
-		r.contact[aor] = ct.Address.String()
-		c := ct.Clone()
-		c.Params = sip.NewParams()
-		c.Params.Add("expires", "60") // less than asked: the registrar's grant rules
-		res.AppendHeader(c)
-	}
-	if p := req.GetHeader("Path"); p != nil {
-		r.path[aor] = p.Value()
-		res.AppendHeader(sip.NewHeader("Path", p.Value()))
-	}
-	if q := req.GetHeader("Require"); q != nil {
-		r.require = append(r.require, q.Value())
-	}
-	r.mu.Unlock()
-	_ = tx.Respond(res)
-}
-
-// valid checks a digest answer (RFC 2617 without qop, as the challenge
-// asks).
-func (r *simRegistrar) valid(auth string) bool {
-	cred, err := digest.ParseCredentials(auth)
-	if err != nil || cred.Username != r.user {
-		return false
-	}
-	want, err := digest.Digest(&digest.Challenge{Realm: cred.Realm, Nonce: cred.Nonce, Algorithm: "MD5"},
-		digest.Options{Method: "REGISTER", URI: cred.URI, Username: r.user, Password: r.password})
-	return err == nil && want.Response == cred.Response
-}
-
-func (r *simRegistrar) binding(aor string) (contact, path string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.contact[aor], r.path[aor]
-}
 
 // registrations are the registration records written so far.
 func registrations(m *memSink) []*compliance.ConnEvent {
@@ -137,13 +29,13 @@ func registrations(m *memSink) []*compliance.ConnEvent {
 // then calls it through parapet, and the INVITE reaches it over the very
 // connection it registered on, with SDES-SRTP on that leg.
 func TestRegisteredUserReachedOverItsConnection(t *testing.T) {
-	reg := newSimRegistrar(t, "carrier", "s3cret")
+	reg := sim.NewRegistrar(t, "carrier", "s3cret")
 	l := newLab(t, labOptions{registrar: &topology.Registrar{Zone: "pbx",
-		Target: topology.Target{URI: "sip:" + reg.addr.String(), Host: reg.addr.Addr().String(), Port: int(reg.addr.Port()),
+		Target: topology.Target{URI: "sip:" + reg.Addr.String(), Host: reg.Addr.Addr().String(), Port: int(reg.Addr.Port()),
 			Transport: policy.TransportUDP}}})
 	ctx := ctxT(t)
 	proxy := fmt.Sprintf("sip:%s;transport=tls", l.carrierTLS)
-	res, err := l.carrier.Register(ctx, proxy, simRealm, 300, sim.Credentials{Username: "carrier", Password: "s3cret"})
+	res, err := l.carrier.Register(ctx, proxy, sim.Realm, 300, sim.Credentials{Username: "carrier", Password: "s3cret"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,15 +45,15 @@ func TestRegisteredUserReachedOverItsConnection(t *testing.T) {
 	if ct := res.Contact(); ct == nil || ct.Params.GetOr("expires", "") != "60" {
 		t.Errorf("200 to the phone has Contact %v, want the registrar's with expires=60", res.Contact())
 	}
-	contact, path := reg.binding("carrier")
+	contact, path := reg.Binding("carrier")
 	if contact == "" || !strings.Contains(path, "sip:flow-") || !strings.Contains(path, ";lr") {
 		t.Fatalf("registrar's binding: contact %q path %q", contact, path)
 	}
 	if want := l.pbxUDP.String(); !strings.Contains(path, want) {
 		t.Errorf("Path %q does not name parapet's PBX-side listener %s", path, want)
 	}
-	if len(reg.require) == 0 || reg.require[0] != "path" {
-		t.Errorf("REGISTERs taken had Require %q, want path", reg.require)
+	if req := reg.Requires(); len(req) == 0 || req[0] != "path" {
+		t.Errorf("REGISTERs taken had Require %q, want path", req)
 	}
 	regs := registrations(l.sink)
 	if len(regs) != 1 {
@@ -175,7 +67,7 @@ func TestRegisteredUserReachedOverItsConnection(t *testing.T) {
 	}
 
 	// The same registration again (a refresh): no new record.
-	if res, err := l.carrier.Register(ctx, proxy, simRealm, 300, sim.Credentials{Username: "carrier", Password: "s3cret"}); err != nil || res.StatusCode != 200 {
+	if res, err := l.carrier.Register(ctx, proxy, sim.Realm, 300, sim.Credentials{Username: "carrier", Password: "s3cret"}); err != nil || res.StatusCode != 200 {
 		t.Fatalf("refresh: %v %v", res, err)
 	}
 	if n := len(registrations(l.sink)); n != 1 {
@@ -216,11 +108,11 @@ func TestRegisteredUserReachedOverItsConnection(t *testing.T) {
 // A registrar without Path support refuses Require: path; the phone gets
 // 502 and nothing is bound.
 func TestRegistrarWithoutPath(t *testing.T) {
-	reg := newSimRegistrar(t, "carrier", "s3cret")
-	reg.noPath = true
+	reg := sim.NewRegistrar(t, "carrier", "s3cret")
+	reg.RefusePath()
 	l := newLab(t, labOptions{registrar: &topology.Registrar{Zone: "pbx",
-		Target: topology.Target{Host: reg.addr.Addr().String(), Port: int(reg.addr.Port()), Transport: policy.TransportUDP}}})
-	res, err := l.carrier.Register(ctxT(t), fmt.Sprintf("sip:%s;transport=tls", l.carrierTLS), simRealm, 300,
+		Target: topology.Target{Host: reg.Addr.Addr().String(), Port: int(reg.Addr.Port()), Transport: policy.TransportUDP}}})
+	res, err := l.carrier.Register(ctxT(t), fmt.Sprintf("sip:%s;transport=tls", l.carrierTLS), sim.Realm, 300,
 		sim.Credentials{Username: "carrier", Password: "s3cret"})
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +130,7 @@ func TestRegisterWithoutRegistrar(t *testing.T) {
 	l := newLab(t, labOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res, err := l.carrier.Register(ctx, fmt.Sprintf("sip:%s;transport=tls", l.carrierTLS), simRealm, 300, sim.Credentials{})
+	res, err := l.carrier.Register(ctx, fmt.Sprintf("sip:%s;transport=tls", l.carrierTLS), sim.Realm, 300, sim.Credentials{})
 	if err != nil {
 		t.Fatal(err)
 	}
