@@ -2,7 +2,10 @@ package b2bua_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +139,53 @@ func TestRegisterWithoutRegistrar(t *testing.T) {
 	}
 	if res.StatusCode != 405 {
 		t.Errorf("REGISTER: %d, want 405", res.StatusCode)
+	}
+}
+
+// Keep-alives (RFC 5626 section 4.4.1): a CRLFCRLF ping over TLS or TCP
+// gets a CRLF pong; over UDP a CRLF keep-alive is taken silently, counted
+// as no parse error, and an OPTIONS ping gets 200.
+func TestKeepAlives(t *testing.T) {
+	l := newLab(t, labOptions{})
+	tc, err := tls.Dial("tcp", l.carrierTLS.String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tcp, err := net.Dial("tcp", l.srv.Addrs("pbx")[policy.TransportTCP].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	for name, c := range map[string]net.Conn{"tls": tc, "tcp": tcp} {
+		for i := range 2 { // the connection stays open for the next
+			if _, err := c.Write([]byte("\r\n\r\n")); err != nil {
+				t.Fatalf("%s ping %d: %v", name, i, err)
+			}
+			c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			buf := make([]byte, 16)
+			n, err := io.ReadAtLeast(c, buf, 2)
+			if err != nil || string(buf[:n]) != "\r\n" {
+				t.Errorf("%s ping %d: pong %q (%v), want CRLF", name, i, buf[:n], err)
+			}
+		}
+	}
+	u, err := net.Dial("udp", l.pbxUDP.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	before := l.srv.Stats().ParseErrors
+	for _, ka := range []string{"\r\n\r\n", "\r\n"} {
+		if _, err := u.Write([]byte(ka)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := l.pbx.Options(ctxT(t), fmt.Sprintf("sip:%s", l.pbxUDP))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("OPTIONS over UDP: %v %v", res, err)
+	}
+	if n := l.srv.Stats().ParseErrors; n != before {
+		t.Errorf("UDP keep-alives counted as %d parse errors", n-before)
 	}
 }

@@ -44,3 +44,22 @@ func (p *Peer) Register(ctx context.Context, proxy, domain string, expires int, 
 	}
 	return res, nil
 }
+
+// Options sends an OPTIONS to target (a SIP URI) over the peer's
+// transport, as a keep-alive ping, and returns the response.
+func (p *Peer) Options(ctx context.Context, target string) (*sip.Response, error) {
+	var uri sip.Uri
+	if err := sip.ParseUri(target, &uri); err != nil {
+		return nil, err
+	}
+	req := sip.NewRequest(sip.OPTIONS, uri)
+	req.SetTransport(strings.ToUpper(p.cfg.Transport))
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: p.cfg.Name, Host: p.addr.Addr().String()}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(12))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: uri})
+	if p.cfg.Transport == "udp" {
+		req.Laddr = sip.Addr{IP: p.addr.Addr().AsSlice(), Port: int(p.addr.Port())}
+	}
+	return p.cli.Do(ctx, req)
+}
