@@ -86,40 +86,73 @@ func TestBaresipRegistersAndIsCalled(t *testing.T) {
 		t.Fatalf("registrar's binding: contact %q path %q", contact, path)
 	}
 
+	caller := callRegistered(t, base, contact, path)
+	if _, err := bob.WaitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
+		t.Fatal(err)
+	}
+	talkAndHangUp(t, caller)
+	if _, err := bob.WaitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
+		t.Fatal(err)
+	}
+	cap.Stop()
+	rg, leg := registeredCallRecords(t, p, cap, base, base+11)
+	if !strings.Contains(rg.Registration.UserAgent, "baresip") {
+		t.Errorf("registration record's user agent %q", rg.Registration.UserAgent)
+	}
+	if leg.Media.KeyExchange != "sdes" {
+		t.Errorf("leg b media %+v", leg.Media)
+	}
+}
+
+// callRegistered has a simulated PBX phone (UDP, plain RTP, at base+7)
+// call contact with the registrar's Path as its Route, as a PBX calls a
+// user registered through a proxy; the call must be answered.
+func callRegistered(t *testing.T, base int, contact, path string) *sim.Session {
+	t.Helper()
 	pbx, err := sim.New(sim.Config{Name: "pbx", Transport: "udp", Listen: netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(base+7)),
 		MediaAddr: netip.MustParseAddr("127.0.0.1"), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pbx.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	caller, err := pbx.Call(ctx, contact, sim.CallOptions{Route: path})
 	if err != nil {
 		t.Fatalf("call to the registered user: %v", err)
 	}
-	if _, err := bob.WaitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
-		t.Fatal(err)
-	}
+	return caller
+}
+
+// talkAndHangUp sends callSeconds of RTP from the PBX side, checks that
+// the registered phone's audio came back, and hangs up.
+func talkAndHangUp(t *testing.T, caller *sim.Session) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
 	if err := caller.Send(ctx, 1000, callSeconds*50, 20*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	if st := caller.Stats(); st.Received < callSeconds*50*8/10 {
-		t.Errorf("the PBX side heard %d packets from baresip", st.Received)
+		t.Errorf("the PBX side heard %d packets from the registered phone", st.Received)
 	}
 	if err := caller.Hangup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.WaitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
-		t.Fatal(err)
-	}
-	cap.Stop()
-	syns := cap.tshark(t, "-Y", fmt.Sprintf("tcp.flags.syn==1 && tcp.flags.ack==0 && tcp.dstport==%d", base+11),
+}
+
+// registeredCallRecords checks the wire and the records of a call to a
+// phone registered over TLS whose own TLS port is phoneTLS: no TCP
+// connection was opened toward that port, one registration record, one
+// answered call whose leg b went over the registration's flow (parapet's
+// listener at base+61) with SRTP.
+func registeredCallRecords(t *testing.T, p *parapetUnderTest, cap *capture, base, phoneTLS int) (*compliance.ConnEvent, *compliance.Leg) {
+	t.Helper()
+	syns := cap.tshark(t, "-Y", fmt.Sprintf("tcp.flags.syn==1 && tcp.flags.ack==0 && tcp.dstport==%d", phoneTLS),
 		"-T", "fields", "-e", "tcp.srcport")
 	if len(syns) != 0 {
-		t.Errorf("%d TCP connections opened toward baresip's TLS port; want none", len(syns))
+		t.Errorf("%d TCP connections opened toward the phone's TLS port; want none", len(syns))
 	}
-
 	recs := p.records(t)
 	var regs []*compliance.ConnEvent
 	for _, r := range recs {
@@ -131,17 +164,65 @@ func TestBaresipRegistersAndIsCalled(t *testing.T) {
 		t.Fatalf("registration records: %+v", regs)
 	}
 	rg := regs[0]
-	if !strings.Contains(rg.Registration.UserAgent, "baresip") || rg.Local != fmt.Sprintf("127.0.0.1:%d", base+61) {
-		t.Errorf("registration record %+v %+v", rg, rg.Registration)
+	if rg.Transport != "tls" || rg.Local != fmt.Sprintf("127.0.0.1:%d", base+61) {
+		t.Errorf("registration record %+v", rg)
 	}
-	t.Logf("registration: %s %s over %s, TLS %s", rg.Remote, rg.Registration.UserAgent, rg.Transport, rg.Registration.TLS.Version)
+	t.Logf("registration: %s %q over %s, TLS %s", rg.Remote, rg.Registration.UserAgent, rg.Transport, rg.Registration.TLS.Version)
 	calls := onlyCalls(recs)
-	if len(calls) != 1 || calls[0].Disposition != compliance.DispositionAnswered {
+	if len(calls) != 1 || calls[0].Disposition != compliance.DispositionAnswered || calls[0].Route != "registered:staff" {
 		t.Fatalf("call records %+v", calls)
 	}
 	_, b := wantLegs(t, calls[0])
-	if b.Flow != rg.Registration.Flow || b.Local != rg.Local || b.Remote != rg.Remote || b.TLS == nil ||
-		b.Media.KeyExchange != "sdes" || b.Media.SRTPSuite == "" {
+	if b.Flow != rg.Registration.Flow || b.Local != rg.Local || b.Remote != rg.Remote || b.Transport != "tls" ||
+		b.TLS == nil || b.TLS.Version != rg.Registration.TLS.Version || b.Media.SRTPSuite == "" {
 		t.Errorf("leg b %+v media %+v; registration %+v", b, b.Media, rg)
+	}
+	return rg, b
+}
+
+// linphone, whose stack accepts no inbound TLS connection, registers over
+// TLS through parapet and is called: it can be reached only over the
+// connection it opened, and is.
+func TestLinphoneRegistersAndIsCalled(t *testing.T) {
+	requirePeers(t, "linphonec", "dumpcap", "tshark")
+	base := portBlock(t)
+	reg := sim.NewRegistrar(t, "bob", "bobs-secret")
+	p := startParapetRegistrar(t, base, reg.Addr)
+	cap := startCapture(t, base)
+	lin := startLinphone(t, linphoneConf{tlsPort: base + 3, rtpLo: base + 20, rtpHi: base + 39, caFile: p.pki.CAFile,
+		certFile: p.pki.PeerCertFile, keyFile: p.pki.PeerKeyFile, menc: "srtp"})
+	if err := lin.waitLog(10*time.Second, `Creating listening point .*transport=TLS`); err != nil {
+		t.Fatal(err)
+	}
+	tone, heard := filepath.Join(lin.dir, "tone.wav"), filepath.Join(lin.dir, "heard.wav")
+	writeTone(t, tone, 440, 30)
+	lin.send("soundcard use files")
+	lin.send("play " + tone)
+	lin.send("record " + heard)
+	lin.send("autoanswer enable")
+	lin.send(fmt.Sprintf("register sip:bob@%s sip:localhost:%d;transport=tls bobs-secret", sim.Realm, base+61))
+	var contact, path string
+	poll(15*time.Second, func() bool { contact, path = reg.Binding("bob"); return contact != "" })
+	if contact == "" || !strings.Contains(path, "flow-") {
+		t.Fatalf("registrar's binding: contact %q path %q", contact, path)
+	}
+	caller := callRegistered(t, base, contact, path)
+	if _, err := lin.wait(5*time.Second, `(?i)call \d+ .*connected`); err != nil {
+		t.Error(err)
+	}
+	talkAndHangUp(t, caller)
+	if _, err := lin.wait(5*time.Second, `(?i)call \d+ .*(ended|terminated)`); err != nil {
+		t.Error(err)
+	}
+	cap.Stop()
+	if loud, samples, err := wavLoud(heard); err != nil || !loud {
+		t.Errorf("linphone heard nothing (%d samples, %v)", samples, err)
+	}
+	rg, b := registeredCallRecords(t, p, cap, base, base+3)
+	if !strings.Contains(strings.ToLower(rg.Registration.UserAgent), "linphone") || rg.Registration.TLS.Version != "TLS1.2" {
+		t.Errorf("registration record %+v %+v", rg.Registration, rg.Registration.TLS)
+	}
+	if b.Media.KeyExchange != "sdes" {
+		t.Errorf("leg b media %+v", b.Media)
 	}
 }
