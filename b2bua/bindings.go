@@ -25,15 +25,17 @@ const flowPrefix = "flow-"
 // calls to the user name it.
 type flow struct {
 	token     string
+	key       string // zone|transport|remote|aor
 	zone      *zone
 	transport policy.Transport
 	remote    string // the phone's address, as the connection has it
 	local     string // parapet's
 	aor       string // user@host of the To URI
 	contact   sip.Uri
-	// expires is when the binding the registrar granted runs out; zero
-	// until a 2xx granted one.
+	// expires is when the binding the registrar granted runs out; until
+	// a 2xx grants one, when the flow is forgotten unless one does.
 	expires time.Time
+	granted bool
 	// recorded is the security facts of the last registration record.
 	recorded *compliance.Registration
 }
@@ -63,7 +65,8 @@ func (b *bindings) flowFor(z *zone, req *sip.Request, sig policy.SignalingFacts)
 	if fl, ok := b.byKey[key]; ok {
 		return fl
 	}
-	fl := &flow{token: flowPrefix + newID(), zone: z, transport: sig.Transport, remote: req.Source(), aor: aor}
+	fl := &flow{token: flowPrefix + newID(), key: key, zone: z, transport: sig.Transport, remote: req.Source(), aor: aor,
+		expires: time.Now().Add(2 * registerTimeout)}
 	if conn := z.pooled(strings.ToLower(sig.Transport.String()), req.Source()); conn != nil {
 		if la := conn.LocalAddr(); la != nil {
 			fl.local = la.String()
@@ -77,13 +80,13 @@ func (b *bindings) flowFor(z *zone, req *sip.Request, sig policy.SignalingFacts)
 	return fl
 }
 
-// sweepLocked forgets flows whose binding ran out, and those never granted
-// one after registerTimeout. Caller holds b.mu.
+// sweepLocked forgets flows whose binding ran out, and those no 2xx
+// granted one within twice registerTimeout (a REGISTER challenged, whose
+// answer never came). Caller holds b.mu.
 func (b *bindings) sweepLocked(now time.Time) {
-	for key, fl := range b.byKey {
-		if !fl.expires.IsZero() && now.After(fl.expires) {
-			delete(b.byKey, key)
-			delete(b.byToken, fl.token)
+	for _, fl := range b.byKey {
+		if now.After(fl.expires) {
+			b.forgetLocked(fl)
 		}
 	}
 }
@@ -102,7 +105,9 @@ func (b *bindings) granted(s *Server, fl *flow, req *sip.Request, res *sip.Respo
 	}
 	fl.contact = *ct.Address.Clone()
 	fl.expires = time.Now().Add(time.Duration(secs) * time.Second)
-	b.byToken[fl.token] = fl
+	fl.granted = true
+	b.byToken[fl.token] = fl // again, if swept while the registrar took its time
+	b.byKey[fl.key] = fl
 	reg := s.registrationFacts(fl, req, secs)
 	changed := fl.recorded == nil || !sameFacts(fl.recorded, reg)
 	if changed {
@@ -117,10 +122,8 @@ func (b *bindings) granted(s *Server, fl *flow, req *sip.Request, res *sip.Respo
 // forgetLocked drops a flow. Caller holds b.mu.
 func (b *bindings) forgetLocked(fl *flow) {
 	delete(b.byToken, fl.token)
-	for key, f := range b.byKey {
-		if f == fl {
-			delete(b.byKey, key)
-		}
+	if b.byKey[fl.key] == fl {
+		delete(b.byKey, fl.key)
 	}
 }
 
@@ -129,7 +132,7 @@ func (b *bindings) lookup(token string) *flow {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	fl := b.byToken[token]
-	if fl == nil || fl.expires.IsZero() || time.Now().After(fl.expires) {
+	if fl == nil || !fl.granted || time.Now().After(fl.expires) {
 		return nil
 	}
 	return fl

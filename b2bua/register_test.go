@@ -3,6 +3,7 @@ package b2bua_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -187,5 +188,39 @@ func TestKeepAlives(t *testing.T) {
 	}
 	if n := l.srv.Stats().ParseErrors; n != before {
 		t.Errorf("UDP keep-alives counted as %d parse errors", n-before)
+	}
+}
+
+// A call to a registered user whose connection has closed gets 430 Flow
+// Failed (RFC 5626 section 5.3): parapet opens no new connection toward
+// the user. An unregistered (removed) binding's flow is unknown: 404.
+func TestRegisteredFlowGone(t *testing.T) {
+	reg := sim.NewRegistrar(t, "carrier", "s3cret")
+	l := newLab(t, labOptions{registrar: &topology.Registrar{Zone: "pbx",
+		Target: topology.Target{Host: reg.Addr.Addr().String(), Port: int(reg.Addr.Port()), Transport: policy.TransportUDP}}})
+	ctx := ctxT(t)
+	proxy := fmt.Sprintf("sip:%s;transport=tls", l.carrierTLS)
+	creds := sim.Credentials{Username: "carrier", Password: "s3cret"}
+	if res, err := l.carrier.Register(ctx, proxy, sim.Realm, 300, creds); err != nil || res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %v %v", res, err)
+	}
+	contact, path := reg.Binding("carrier")
+	l.carrier.Close()
+	waitFor(t, 5*time.Second, "the registration's connection to close", func() bool {
+		open, _ := l.srv.HeldConns("carrier")
+		return open == 0
+	})
+	_, err := l.pbx.Call(ctx, contact, sim.CallOptions{Route: path})
+	var rej *sim.Rejected
+	if !errors.As(err, &rej) || rej.Status != 430 {
+		t.Fatalf("call over a closed flow: %v, want 430", err)
+	}
+	if c := l.sink.waitCalls(t, 1)[0]; c.SIPStatus != 430 || c.Route != "" {
+		t.Errorf("record: %d route %q %q", c.SIPStatus, c.Route, c.EndReason)
+	}
+	bad := strings.Replace(path, "flow-", "flow-0", 1)
+	_, err = l.pbx.Call(ctx, contact, sim.CallOptions{Route: bad})
+	if !errors.As(err, &rej) || rej.Status != 404 {
+		t.Fatalf("call naming an unknown flow: %v, want 404", err)
 	}
 }
