@@ -38,7 +38,7 @@ func (s *Server) relayRegister(z *zone, req *sip.Request, tx sip.ServerTransacti
 	if !s.inspect(z, req, tx) {
 		return
 	}
-	if mf := req.MaxForwards(); mf != nil && mf.Val() <= 1 {
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		z.respond(tx, req, 483, reasonPhrase(483), "")
 		return
 	}
