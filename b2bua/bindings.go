@@ -127,7 +127,8 @@ func (b *bindings) forgetLocked(fl *flow) {
 	}
 }
 
-// lookup returns the live binding of token, or nil.
+// lookup returns a copy of the live binding of token (a refresh may
+// change the original while a call uses it), or nil.
 func (b *bindings) lookup(token string) *flow {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -135,7 +136,9 @@ func (b *bindings) lookup(token string) *flow {
 	if fl == nil || !fl.granted || time.Now().After(fl.expires) {
 		return nil
 	}
-	return fl
+	cp := *fl
+	cp.contact = *fl.contact.Clone()
+	return &cp
 }
 
 // grantedExpiry is the expiry in seconds the registrar's 2xx grants the
