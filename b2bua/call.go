@@ -126,8 +126,11 @@ type leg struct {
 	pol       *policy.Zone // the zone's policy in the call's rules
 	transport policy.Transport
 	secure    bool
-	sig       policy.SignalingFacts
-	admitted  bool
+	// flow is the registration flow leg B goes over to a registered
+	// user (registered.go); nil otherwise.
+	flow     *flow
+	sig      policy.SignalingFacts
+	admitted bool
 	// trunk is the route whose registration admitted leg A, its
 	// Request-URI carrying that trunk's line token, from a source
 	// outside the zone's peers ("" otherwise).

@@ -39,6 +39,8 @@ type env struct {
 	trunks *trunkSet
 	// health is what OPTIONS pings found of the routes' targets.
 	health *health
+	// binds are the users registered through parapet, for calls to them.
+	binds *bindings
 }
 
 // eventRecorder is the server's book of connection events, as calls use

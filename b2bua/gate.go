@@ -34,6 +34,11 @@ func (s *Server) gate(z *zone) sip.TransportReadFilter {
 		if !ok {
 			return data, nil
 		}
+		if isKeepAlive(data) {
+			// A CRLF keep-alive (RFC 5626 section 3.5.1) keeps a NAT
+			// binding open; it is no request and gets nothing.
+			return nil, nil
+		}
 		src := ua.AddrPort()
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 		pol := s.rules.Load().zone(z.name)
@@ -241,4 +246,10 @@ func headerValue(data []byte, long, short string) []byte {
 		}
 	}
 	return nil
+}
+
+// isKeepAlive reports whether a datagram is a keep-alive: one or two CRLFs
+// and nothing else.
+func isKeepAlive(data []byte) bool {
+	return len(data) > 0 && len(data) <= 4 && len(bytes.Trim(data, "\r\n")) == 0
 }

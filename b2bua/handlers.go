@@ -74,7 +74,8 @@ func (s *Server) register(z *zone) {
 			z.respond(tx, req, 405, reasonPhrase(405), "")
 		}
 	}))
-	for _, m := range []sip.RequestMethod{sip.REGISTER, sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY,
+	on(sip.REGISTER, func(req *sip.Request, tx sip.ServerTransaction) { s.relayRegister(z, req, tx) })
+	for _, m := range []sip.RequestMethod{sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY,
 		sip.REFER, sip.PUBLISH} {
 		on(m, func(req *sip.Request, tx sip.ServerTransaction) {
 			if to := req.To(); to != nil && to.Params.Has("tag") {

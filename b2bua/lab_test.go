@@ -140,6 +140,7 @@ type labOptions struct {
 	labHosts        []string                    // more names the lab certificates cover
 	outbound        func(*topology.Route, *lab) // changes the outbound route
 	sessionExpires  time.Duration               // both zones' session_expires, with a min_se of 1 s
+	usersRegistrar  *topology.Registrar         // the carrier zone's registrar (its users register through parapet)
 }
 
 type lab struct {
@@ -254,7 +255,8 @@ func newLab(t testing.TB, o labOptions) *lab {
 				Listen:    []topology.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
 				Feedback:  o.carrierFeedback,
 				Outsiders: o.carrierOutside,
-				Trusted:   o.carrierTrusted},
+				Trusted:   o.carrierTrusted,
+				Registrar: o.usersRegistrar},
 		},
 		TLS: map[string]b2bua.ZoneTLS{"carrier": {Server: zoneTLS.ServerConfig(), Client: clientTLS}},
 		Routes: []topology.Route{

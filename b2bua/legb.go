@@ -26,6 +26,7 @@ func (c *Call) resetB() {
 	defer c.mu.Unlock()
 	b.uac, b.key, b.remote, b.local, b.conn, b.callID, b.userAgent = nil, dialogKey{}, "", "", nil, "", ""
 	b.sig = policy.SignalingFacts{Transport: b.transport}
+	c.toFlow(b.flow)
 	c.negLocked(b).Reset()
 }
 

@@ -112,6 +112,9 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 	if l.role == compliance.RoleB {
 		out.Attempts = slices.Clone(c.attempts)
 	}
+	if l.flow != nil {
+		out.Flow = l.flow.token
+	}
 	if p := c.env.pseudo; p != nil {
 		out.CallID = p.CallID(l.callID)
 	}

@@ -167,6 +167,7 @@ func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 		req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
 	}
 	setDestination(req, t, c.dest)
+	b.aimAtFlow(req)
 	return req
 }
 

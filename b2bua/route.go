@@ -16,7 +16,13 @@ import (
 // and leg B toward its target. It answers A (404, 503) when the call ends
 // here.
 func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
-	route := c.rules.route(c.a.zone.name, req.Recipient.User)
+	route, fl, ok := c.registeredRoute(req, tx)
+	if !ok {
+		return false
+	}
+	if route == nil {
+		route = c.rules.route(c.a.zone.name, req.Recipient.User)
+	}
 	if route == nil {
 		c.reject(tx, req, 404, reasonPhrase(404), compliance.DispositionRejected,
 			fmt.Sprintf("no route from zone %q for this number", c.a.zone.name))
@@ -36,6 +42,7 @@ func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
 	c.mu.Lock()
 	c.identity.toward(c.rules.zones[route.To].trusted, c.emergency)
 	c.mu.Unlock()
+	c.toFlow(fl)
 	c.log = c.log.With("route", route.Name)
 	c.takeEmergency()
 	return true

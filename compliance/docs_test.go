@@ -140,7 +140,7 @@ func TestDocsExample(t *testing.T) {
 // the record, every rule and every control.
 func TestDocsCoverSchema(t *testing.T) {
 	docs := string(readFile(t, docsPath))
-	for _, v := range []any{Record{}, Call{}, Leg{}, TLSInfo{}, CertInfo{}, LegMedia{}, ConnEvent{}, LogEvent{}, policy.Decision{}, policy.Finding{}} {
+	for _, v := range []any{Record{}, Call{}, Leg{}, TLSInfo{}, CertInfo{}, LegMedia{}, ConnEvent{}, Registration{}, LogEvent{}, policy.Decision{}, policy.Finding{}} {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumField() {
 			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
@@ -160,7 +160,7 @@ func TestDocsCoverSchema(t *testing.T) {
 	for _, s := range []string{
 		string(DispositionAnswered), string(DispositionRejected), string(DispositionCancelled), string(DispositionFailed),
 		string(DispositionTimeout), string(DispositionShutdown), string(DispositionUnobserved),
-		string(EventTLSRefused), string(EventTLSClientFailed), string(EventSourceRefused), string(EventConnectionLimit),
+		string(EventTLSRefused), string(EventTLSClientFailed), string(EventSourceRefused), string(EventConnectionLimit), string(EventRegistration),
 		string(LogOpened), string(LogRecovered), string(LogRotated), string(LogCheckpoint), string(LogReloaded), string(LogClosed),
 		string(LogUncleanStop), JournalFile, string(LogReloadRefused),
 		ProblemAltered, ProblemMissing, ProblemReordered, ProblemMalformed, ProblemTruncated, ProblemHead, ProblemChainStart,

@@ -147,6 +147,10 @@ type Leg struct {
 	// parapet sent to them in order (and the targets it skipped), the
 	// last being the one the other leg fields describe.
 	Attempts []Attempt `json:"attempts,omitempty"`
+	// Flow names the registration flow (a registration record's
+	// registration.flow) a leg toward a registered user went over: the
+	// connection the user registered on.
+	Flow string `json:"flow,omitempty"`
 
 	TLS   *TLSInfo  `json:"tls,omitempty"`
 	Media *LegMedia `json:"media,omitempty"`
@@ -266,6 +270,9 @@ const (
 	// zone's peers sent and got (Tally): one record however many they
 	// were, so that strangers cannot grow the log.
 	EventOutsiders ConnEventKind = "outsiders"
+	// EventRegistration is a user's registration through parapet: written
+	// when its binding is made and whenever its security facts change.
+	EventRegistration ConnEventKind = "registration"
 )
 
 // ConnEvent records something that happened to a connection or request
@@ -302,6 +309,28 @@ type ConnEvent struct {
 	State   string   `json:"state,omitempty"`
 	Expires int      `json:"expires,omitempty"`
 	TLS     *TLSInfo `json:"tls,omitempty"`
+
+	// Registration is what a "registration" event records.
+	Registration *Registration `json:"registration,omitempty"`
+}
+
+// Registration is a user's registration through parapet as the registrar
+// granted it, and the security facts of the flow it came over.
+type Registration struct {
+	// Flow identifies the flow (zone, transport, connection) for the call
+	// records of calls that went over it (Leg.Flow).
+	Flow string `json:"flow"`
+	// AOR is the address of record (the To URI's user@host),
+	// pseudonymised like callers and callees.
+	AOR string `json:"aor"`
+	// Registrar is the registrar's target as configured.
+	Registrar string `json:"registrar"`
+	// Expires is the expiry the registrar granted, in seconds.
+	Expires int `json:"expires"`
+	// UserAgent is the phone's User-Agent header, as free text.
+	UserAgent string `json:"user_agent,omitempty"`
+	// TLS is the flow's handshake when the phone registered over TLS.
+	TLS *TLSInfo `json:"tls,omitempty"`
 }
 
 // OutsiderTally sums what sources outside one zone's peers sent in one

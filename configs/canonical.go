@@ -114,6 +114,15 @@ type canonZone struct {
 	Feedback    string    `json:"rtcp_feedback"`
 	// Trusted, absent when false (as Emergency).
 	Trusted bool `json:"trusted,omitempty"`
+	// Registrar is omitted when the zone has none, so that the hashes of
+	// configurations written before it stay the same.
+	Registrar *canonRegistrar `json:"registrar,omitempty"`
+}
+
+// canonRegistrar is where a zone's users register through parapet.
+type canonRegistrar struct {
+	Zone   string      `json:"zone"`
+	Target canonTarget `json:"target"`
 }
 
 type canonTLS struct {
@@ -232,6 +241,9 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 		for _, l := range z.Listen {
 			cz.Listen = append(cz.Listen, l.String())
 		}
+		if r := z.Registrar; r != nil {
+			cz.Registrar = &canonRegistrar{Zone: r.Zone, Target: canonTargetOf(r.Target)}
+		}
 		for _, pr := range p.Peers {
 			cz.Peers = append(cz.Peers, pr.String())
 		}
@@ -314,6 +326,7 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 	return out, nil
 }
 
+// canonTargetOf is a target's canonical form.
 func canonTargetOf(t topology.Target) canonTarget {
 	return canonTarget{URI: t.URI, Secure: t.Secure, Host: t.Host, Port: t.Port, Transport: t.Transport.String()}
 }

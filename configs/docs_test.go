@@ -14,7 +14,7 @@ func TestEveryFieldDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocks := map[string]any{
-		"zone": zoneBlock{}, "zone › tls": tlsBlock{}, "zone › media": zoneMediaBlock{},
+		"zone": zoneBlock{}, "zone › tls": tlsBlock{}, "zone › media": zoneMediaBlock{}, "zone › registrar": registrarBlock{},
 		"route": routeBlock{}, "route › auth": authBlock{},
 		"media": mediaBlock{}, "compliance": complianceBlock{}, "admin": adminBlock{},
 		"limits": limitsBlock{}, "emergency": emergencyBlock{},

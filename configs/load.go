@@ -193,6 +193,7 @@ func (l *loader) load(src []byte) *Config {
 		l.errorf(top, "no zones", `At least one zone block is required, such as zone "pbx" { listen = ["udp://127.0.0.1:5060"] ... }.`)
 	}
 	for _, zd := range l.zones {
+		l.registrarZone(zd)
 		cfg.Zones = append(cfg.Zones, *zd.zone)
 	}
 

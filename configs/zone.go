@@ -32,6 +32,7 @@ type zoneBlock struct {
 	MinSE          *string         `hcl:"min_se,optional"`
 	TLS            *tlsBlock       `hcl:"tls,block"`
 	Media          *zoneMediaBlock `hcl:"media,block"`
+	Registrar      *registrarBlock `hcl:"registrar,block"`
 }
 
 // tlsBlock is the HCL form of a zone's tls block.
@@ -73,6 +74,7 @@ type zoneDecl struct {
 	srtpAt         hcl.Range // the srtp attribute, if written
 	kxAt           hcl.Range // the key_exchange attribute, if written
 	kxElem         map[policy.KeyExchange]hcl.Range
+	registrarZone  hcl.Range // the registrar block's zone attribute, if any
 }
 
 // mediaSubject is where a problem with the zone's media settings is
@@ -221,6 +223,7 @@ func (l *loader) zone(b *hcl.Block) {
 	}
 
 	l.zoneEdge(z, &zb, s)
+	l.registrar(zd, zb.Registrar, diags)
 
 	// TLS.
 	if zb.TLS != nil {

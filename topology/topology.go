@@ -63,6 +63,19 @@ type Zone struct {
 	// MinSE is the shortest session interval parapet accepts from the
 	// zone's peers (422 below it); 0 is DefaultMinSE.
 	MinSE time.Duration
+	// Registrar is where the zone's users register through parapet; nil
+	// refuses REGISTER (405).
+	Registrar *Registrar
+}
+
+// Registrar is the registrar (a PBX) that a zone's REGISTER requests are
+// relayed to, with parapet in the path (RFC 3327).
+type Registrar struct {
+	// Zone is the zone the registrar lives in: the REGISTER leaves
+	// through it, and calls to registered users come from it.
+	Zone string
+	// Target is the registrar's address.
+	Target Target
 }
 
 // Session timer defaults (RFC 4028): 30 minutes asked for, as RFC 4028

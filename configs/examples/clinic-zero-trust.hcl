@@ -27,6 +27,13 @@ zone "staff" {
     key_exchange = ["dtls", "sdes"]   # softphones that do DTLS-SRTP get it; SDES still accepted
     suites       = ["AEAD_AES_256_GCM", "AEAD_AES_128_GCM", "AES_CM_128_HMAC_SHA1_80"]
   }
+  # The softphones register through parapet with the PBX (which must take
+  # Path, RFC 3327: Asterisk's support_path = yes); the PBX's calls to them
+  # come back over the TLS connection each softphone opened.
+  registrar {
+    zone   = "pbx"
+    target = "sips:pbx.clinic.internal:5061"
+  }
 }
 
 zone "telehealth" {
@@ -101,12 +108,6 @@ route "partners-in" {
   from   = "telehealth"
   to     = "pbx"
   target = "sips:pbx.clinic.internal:5061"
-}
-
-route "to-staff" {
-  from   = "pbx"
-  to     = "staff"
-  target = "sips:registrar.clinic.example" # the registrar the softphones register with
 }
 
 media {

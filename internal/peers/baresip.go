@@ -40,6 +40,23 @@ type BaresipConfig struct {
 	// OpenSSLConf, when set, is the OPENSSL_CONF of its process (to limit
 	// its TLS versions, say).
 	OpenSSLConf string
+	// Register, when set, makes the account register (its user being
+	// Name) instead of staying unregistered.
+	Register *BaresipRegistration
+}
+
+// BaresipRegistration is where and how a baresip account registers.
+type BaresipRegistration struct {
+	// Domain is the AOR's host (sip:Name@Domain) and the REGISTER's
+	// Request-URI.
+	Domain string
+	// Proxy is the outbound proxy every request goes to (a SIP URI such
+	// as sip:127.0.0.1:5061;transport=tls).
+	Proxy string
+	// Password answers the registrar's digest challenge (user Name).
+	Password string
+	// Interval is the registration interval in seconds (regint).
+	Interval int
 }
 
 // Baresip is a running baresip process driven over ctrl_tcp. It is stopped
@@ -144,6 +161,10 @@ ctrl_tcp_listen 127.0.0.1:%d
 snd_path %s
 `, c.Tone, c.RTPLo, c.RTPHi, modules, c.CtrlPort, b.dir)
 	acc := fmt.Sprintf("<sip:%s@127.0.0.1;transport=%s>;regint=0;answermode=auto;audio_codecs=pcmu;ptime=20", c.Name, c.Transport)
+	if r := c.Register; r != nil {
+		acc = fmt.Sprintf("<sip:%s@%s;transport=%s>;auth_pass=%s;outbound=\"%s\";regint=%d;answermode=auto;audio_codecs=pcmu;ptime=20",
+			c.Name, r.Domain, c.Transport, r.Password, r.Proxy, r.Interval)
+	}
 	if c.MediaEnc != "" {
 		acc += ";mediaenc=" + c.MediaEnc
 	}

@@ -46,6 +46,9 @@ type CallOptions struct {
 	// that many seconds with this peer as the refresher (it then calls
 	// Refresh itself).
 	SessionExpires int
+	// Route, when set, is the INVITE's Route header (a PBX calling a user
+	// registered through a proxy, RFC 3327): the INVITE goes there.
+	Route string
 }
 
 // Call places a call to target (e.g. "sip:+15551230000@127.0.0.1:5060") and
@@ -84,6 +87,9 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 	if o.SessionExpires > 0 {
 		req.AppendHeader(sip.NewHeader("Supported", "timer"))
 		req.AppendHeader(sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=uac", o.SessionExpires)))
+	}
+	if o.Route != "" {
+		req.AppendHeader(sip.NewHeader("Route", o.Route))
 	}
 	if !o.Delayed {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))

@@ -1,0 +1,223 @@
+package b2bua
+
+import (
+	"net/netip"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// flowPrefix starts every flow token, so that a Route naming parapet with
+// one is told from other users' URIs.
+const flowPrefix = "flow-"
+
+// flow is a user's registration through parapet: the connection (zone,
+// transport, remote and local address) a REGISTER came over, for one
+// address of record, and the binding the registrar granted on it. Its
+// token is in the Path parapet gave the registrar, so the registrar's
+// calls to the user name it.
+type flow struct {
+	token     string
+	key       string // zone|transport|remote|aor
+	zone      *zone
+	transport policy.Transport
+	remote    string // the phone's address, as the connection has it
+	local     string // parapet's
+	aor       string // user@host of the To URI
+	contact   sip.Uri
+	// expires is when the binding the registrar granted runs out; until
+	// a 2xx grants one, when the flow is forgotten unless one does.
+	expires time.Time
+	granted bool
+	// recorded is the security facts of the last registration record.
+	recorded *compliance.Registration
+}
+
+// bindings is the table of flows, by token and by what identifies one.
+type bindings struct {
+	mu      sync.Mutex
+	byToken map[string]*flow
+	byKey   map[string]*flow
+}
+
+func newBindings() *bindings {
+	return &bindings{byToken: map[string]*flow{}, byKey: map[string]*flow{}}
+}
+
+// flowFor returns the flow req came over (the same token for every
+// REGISTER of one address of record over one connection), made if new.
+func (b *bindings) flowFor(z *zone, req *sip.Request, sig policy.SignalingFacts) *flow {
+	aor := ""
+	if to := req.To(); to != nil {
+		aor = to.Address.User + "@" + to.Address.Host
+	}
+	key := strings.Join([]string{z.name, sig.Transport.String(), req.Source(), aor}, "|")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sweepLocked(time.Now())
+	if fl, ok := b.byKey[key]; ok {
+		return fl
+	}
+	fl := &flow{token: flowPrefix + newID(), key: key, zone: z, transport: sig.Transport, remote: req.Source(), aor: aor,
+		expires: time.Now().Add(2 * relayTimeout)}
+	if conn := z.pooled(strings.ToLower(sig.Transport.String()), req.Source()); conn != nil {
+		if la := conn.LocalAddr(); la != nil {
+			fl.local = la.String()
+		}
+	}
+	if fl.local == "" && req.Destination() != "" {
+		fl.local = req.Destination()
+	}
+	b.byKey[key] = fl
+	b.byToken[fl.token] = fl
+	return fl
+}
+
+// sweepLocked forgets flows whose binding ran out, and those no 2xx
+// granted one within twice relayTimeout (a REGISTER challenged, whose
+// answer never came). Caller holds b.mu.
+func (b *bindings) sweepLocked(now time.Time) {
+	for _, fl := range b.byKey {
+		if now.After(fl.expires) {
+			b.forgetLocked(fl)
+		}
+	}
+}
+
+// granted keeps what the registrar's 2xx, res, granted the flow's contact:
+// its expiry, or its removal. A new binding, or one whose security facts
+// changed, is recorded.
+func (b *bindings) granted(s *Server, fl *flow, req *sip.Request, res *sip.Response) {
+	ct := req.Contact()
+	secs := grantedExpiry(req, res)
+	b.mu.Lock()
+	if ct == nil || secs <= 0 {
+		b.forgetLocked(fl)
+		b.mu.Unlock()
+		return
+	}
+	fl.contact = *ct.Address.Clone()
+	fl.expires = time.Now().Add(time.Duration(secs) * time.Second)
+	fl.granted = true
+	b.byToken[fl.token] = fl // again, if swept while the registrar took its time
+	b.byKey[fl.key] = fl
+	reg := s.registrationFacts(fl, req, secs)
+	changed := fl.recorded == nil || !sameFacts(fl.recorded, reg)
+	if changed {
+		fl.recorded = reg
+	}
+	b.mu.Unlock()
+	if changed {
+		s.recordRegistration(fl, reg)
+	}
+}
+
+// forgetLocked drops a flow. Caller holds b.mu.
+func (b *bindings) forgetLocked(fl *flow) {
+	delete(b.byToken, fl.token)
+	if b.byKey[fl.key] == fl {
+		delete(b.byKey, fl.key)
+	}
+}
+
+// lookup returns a copy of the live binding of token (a refresh may
+// change the original while a call uses it), or nil.
+func (b *bindings) lookup(token string) *flow {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fl := b.byToken[token]
+	if fl == nil || !fl.granted || time.Now().After(fl.expires) {
+		return nil
+	}
+	cp := *fl
+	cp.contact = *fl.contact.Clone()
+	return &cp
+}
+
+// grantedExpiry is the expiry in seconds the registrar's 2xx grants the
+// contact req registered: the expires parameter of the matching Contact in
+// res, else res's Expires header, else the one req asked for; 0 when the
+// request removed it (Expires: 0, or Contact: *).
+func grantedExpiry(req *sip.Request, res *sip.Response) int {
+	ct := req.Contact()
+	if ct == nil || ct.Address.Wildcard {
+		return 0
+	}
+	asked := -1
+	if v, ok := ct.Params.Get("expires"); ok {
+		asked, _ = strconv.Atoi(v)
+	} else if h := req.GetHeader("Expires"); h != nil {
+		asked, _ = strconv.Atoi(strings.TrimSpace(h.Value()))
+	}
+	if asked == 0 {
+		return 0
+	}
+	for _, h := range res.GetHeaders("Contact") {
+		rc, ok := h.(*sip.ContactHeader)
+		if !ok || !sameContact(rc.Address, ct.Address) {
+			continue
+		}
+		if v, ok := rc.Params.Get("expires"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	if h := res.GetHeader("Expires"); h != nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil {
+			return n
+		}
+	}
+	if asked > 0 {
+		return asked
+	}
+	return 3600
+}
+
+// sameContact compares two contact URIs as a registrar would for a
+// binding: scheme, user, host and port.
+func sameContact(a, b sip.Uri) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && a.User == b.User && strings.EqualFold(a.Host, b.Host) && a.Port == b.Port
+}
+
+// registrationFacts is the registration record's content for fl.
+func (s *Server) registrationFacts(fl *flow, req *sip.Request, secs int) *compliance.Registration {
+	reg := &compliance.Registration{Flow: fl.token, AOR: fl.aor, Registrar: fl.zone.cfg.Registrar.Target.URI, Expires: secs}
+	if p := s.env.pseudo; p != nil {
+		reg.AOR = p.Token(fl.aor)
+	}
+	if h := req.GetHeader("User-Agent"); h != nil {
+		reg.UserAgent = recordText(h.Value(), nil)
+	}
+	if fl.transport == policy.TransportTLS {
+		pol := s.rules.Load().zone(fl.zone.name)
+		reg.TLS = tlsInfo(tlsFacts(fl.zone.states.get(fl.remote), pol.VerifyPeer))
+	}
+	return reg
+}
+
+// sameFacts reports whether two registrations have the same security facts
+// (TLS, User-Agent): the expiry granted each time is no change.
+func sameFacts(a, b *compliance.Registration) bool {
+	return a.UserAgent == b.UserAgent && reflect.DeepEqual(a.TLS, b.TLS)
+}
+
+// recordRegistration writes a registration record for fl.
+func (s *Server) recordRegistration(fl *flow, reg *compliance.Registration) {
+	sig := policy.SignalingFacts{Transport: fl.transport}
+	if ap, err := netip.ParseAddrPort(fl.remote); err == nil {
+		sig.Source = ap
+	}
+	s.log.Info("user registered", "zone", fl.zone.name, "flow", fl.token, "transport", fl.transport.String(), "remote", fl.remote)
+	s.evMu.RLock()
+	defer s.evMu.RUnlock()
+	e := &compliance.ConnEvent{Event: compliance.EventRegistration, Zone: fl.zone.name, Transport: fl.transport.String(),
+		Local: fl.local, Remote: fl.remote, PolicyHash: s.rules.Load().hash, Registration: reg}
+	s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
+}

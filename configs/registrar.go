@@ -1,0 +1,59 @@
+package configs
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/parapet-sbc/parapet/topology"
+)
+
+// registrarBlock is the HCL form of a zone's registrar block: where the
+// zone's users register through parapet.
+type registrarBlock struct {
+	Zone     string    `hcl:"zone"`
+	Target   string    `hcl:"target"`
+	Body     hcl.Body  `hcl:",body"`
+	DefRange hcl.Range `hcl:",def_range"`
+}
+
+// registrar reads zone zd's registrar block, if any. The zone it names is
+// checked once every zone is known (registrarZone).
+func (l *loader) registrar(zd *zoneDecl, rb *registrarBlock, diags hcl.Diagnostics) {
+	if rb == nil {
+		return
+	}
+	s := newScope(rb.Body, rb.DefRange, diags)
+	r := &topology.Registrar{}
+	if s.ok("target") {
+		t, err := parseTarget(rb.Target)
+		if err != nil {
+			l.errorf(s.value("target"), "invalid registrar target", "Registrar target %q: %s.", rb.Target, err)
+			return
+		}
+		r.Target = t
+	}
+	if s.ok("zone") {
+		r.Zone = rb.Zone
+		zd.registrarZone = s.value("zone")
+	}
+	zd.zone.Registrar = r
+}
+
+// registrarZone checks that the zone a registrar block names exists and is
+// another zone.
+func (l *loader) registrarZone(zd *zoneDecl) {
+	r := zd.zone.Registrar
+	if r == nil || r.Zone == "" {
+		return
+	}
+	name := zd.zone.Policy.Name
+	switch _, ok := l.zoneByName[r.Zone]; {
+	case !ok:
+		l.errorf(zd.registrarZone, fmt.Sprintf("unknown zone %q", r.Zone),
+			"Zone %q names zone %q as its registrar's zone, but no zone of that name is declared.%s", name, r.Zone, suggest(r.Zone, l.zoneNames()))
+	case r.Zone == name:
+		l.errorf(zd.registrarZone, "registrar in the users' own zone",
+			"Zone %q relays its users' REGISTER requests to a registrar in another zone (the PBX side); it names itself.", name)
+	}
+}
