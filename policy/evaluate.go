@@ -295,6 +295,8 @@ func Evaluate(in Input) Decision {
 		return answer(z, in)
 	case StageReoffer:
 		return reoffer(z, in)
+	case StageTransfer:
+		// b2bua decides transfers itself (RuleTransfer): nothing to judge here.
 	}
 	return Decision{Stage: in.Stage, Zone: z.Name, Verdict: VerdictRejected, Rule: "internal", Status: 500,
 		Reason: fmt.Sprintf("unknown stage %d", int(in.Stage))}
