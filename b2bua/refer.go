@@ -204,6 +204,18 @@ func (c *Call) swapLeg(x, nl *leg, target string) {
 	case c.swapped <- struct{}{}:
 	default:
 	}
+	// The replaced leg's session timer watch ends; the new leg's starts
+	// (it returns when the call ends).
+	x.mu.Lock()
+	kick := x.timerKick
+	x.mu.Unlock()
+	if kick != nil {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	c.goSafe("session timer", func() { c.watchTimer(context.Background(), nl) })
 }
 
 // departedLeg reports whether l is a leg a transfer replaced.

@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -28,7 +29,7 @@ func (c *Call) transferLeg(x *leg, t referral) *leg {
 	c.mu.Unlock()
 	base := strings.TrimRight(string(x.role), "0123456789")
 	nl := &leg{call: c, role: compliance.Role(fmt.Sprintf("%s%d", base, n)), side: x.side, zone: x.zone, pol: x.pol,
-		transport: t.transport, secure: t.secure, attempted: true, admitted: true}
+		transport: t.transport, secure: t.secure, attempted: true, admitted: true, timerKick: make(chan struct{}, 1)}
 	nl.sig = policy.SignalingFacts{Transport: t.transport, Source: t.dest}
 	nl.remote = t.dest.String()
 	return nl
@@ -93,6 +94,7 @@ func (c *Call) answeredTransfer(nl *leg, uac *sipgo.DialogClientSession) (*leg, 
 	res := uac.InviteResponse
 	tag, _ := res.To().Params.Get("tag")
 	nl.setRemote(tag, nil)
+	c.timerResponse(nl, res)
 	c.mu.Lock()
 	if h := res.GetHeader("Server"); h != nil {
 		nl.userAgent = recordText(h.Value(), nil)
@@ -106,6 +108,13 @@ func (c *Call) answeredTransfer(nl *leg, uac *sipgo.DialogClientSession) (*leg, 
 	if conn := nl.zone.pooled(strings.ToLower(res.Transport()), res.Source()); conn != nil {
 		if la := conn.LocalAddr(); la != nil {
 			nl.local = la.String()
+		}
+		nl.conn = conn
+		if tc, ok := conn.(*sip.TCPConnection); ok && nl.transport == policy.TransportTLS {
+			if tlsc, ok := tc.Conn.(*tls.Conn); ok {
+				st := tlsc.ConnectionState()
+				nl.sig.TLS = tlsFacts(&st, nl.pol.VerifyPeer)
+			}
 		}
 	} else if a, ok := nl.zone.bound[nl.transport]; ok {
 		nl.local = a.String()
@@ -179,6 +188,7 @@ func (c *Call) transferInvite(x, nl *leg, t referral, body []byte) *sip.Request 
 		req.AppendHeader(sip.NewHeader("User-Agent", ua))
 	}
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	c.timerRequest(nl, req)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(body)
 	if ap, ok := nl.zone.bound[policy.TransportUDP]; ok && t.transport == policy.TransportUDP {

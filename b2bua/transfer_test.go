@@ -108,7 +108,11 @@ func TestTransferFromPBX(t *testing.T) {
 		roles = append(roles, g.Role)
 	}
 	if fmt.Sprint(roles) != "[a a2 b]" {
-		t.Errorf("legs: %v, want [a a2 b]", roles)
+		t.Fatalf("legs: %v, want [a a2 b]", roles)
+	}
+	if a2 := rec.Legs[1]; a2.Zone != "pbx" || a2.Remote != c.Addr().String() || a2.CallID == "" || a2.Media == nil ||
+		a2.Media.Profile != "RTP/AVP" {
+		t.Errorf("leg a2: %+v", a2)
 	}
 	if d := decision(rec, policy.RuleTransfer); d == nil || d.Verdict != policy.VerdictAllowed {
 		t.Errorf("call.transfer decision: %+v", d)
@@ -175,5 +179,35 @@ func TestTransferTargetRefuses(t *testing.T) {
 	rec := l.sink.waitCalls(t, 1)[0]
 	if len(rec.Transfers) != 1 || rec.Transfers[0].Outcome != compliance.TransferFailed || rec.Transfers[0].Status != 486 {
 		t.Errorf("transfers: %+v", rec.Transfers)
+	}
+}
+
+// Even where the zone allows transfer, a REFER is refused when its target
+// is outside the zone's peers (403: parapet never calls out of the zone
+// for a REFER) or asks for an attended transfer (501); the call goes on.
+func TestTransferTargetChecked(t *testing.T) {
+	l := newLab(t, labOptions{transfer: true})
+	ctx := ctxT(t)
+	caller, carrier := l.connect(t, ctx)
+	for _, tc := range []struct {
+		target string
+		want   int
+	}{
+		{"sip:200@192.0.2.1:5060", 403},
+		{"tel:+15550100", 403},
+		{"sip:200@example.com", 403},
+		{"sip:200@127.0.0.1:5090?Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2", 501},
+	} {
+		if st, err := caller.Refer(ctx, tc.target); err != nil || st != tc.want {
+			t.Errorf("REFER to %s: %d, %v; want %d", tc.target, st, err, tc.want)
+		}
+	}
+	talkAgain(t, caller, carrier, 9000)
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := l.sink.waitCalls(t, 1)[0]
+	if len(rec.Transfers) != 4 || len(rec.Legs) != 2 {
+		t.Errorf("transfers %+v, %d legs", rec.Transfers, len(rec.Legs))
 	}
 }
