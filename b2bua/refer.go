@@ -204,8 +204,8 @@ func (c *Call) swapLeg(x, nl *leg, target string) {
 	case c.swapped <- struct{}{}:
 	default:
 	}
-	// The replaced leg's session timer watch ends; the new leg's starts
-	// (it returns when the call ends).
+	// The replaced leg's session timer watch ends; talk starts the new
+	// leg's.
 	x.mu.Lock()
 	kick := x.timerKick
 	x.mu.Unlock()
@@ -215,7 +215,6 @@ func (c *Call) swapLeg(x, nl *leg, target string) {
 		default:
 		}
 	}
-	c.goSafe("session timer", func() { c.watchTimer(context.Background(), nl) })
 }
 
 // departedLeg reports whether l is a leg a transfer replaced.

@@ -16,10 +16,25 @@ func (c *Call) talk() {
 		stop()
 		watching.Wait()
 	}()
+	c.mu.Lock()
+	watched := map[*leg]bool{c.a: true, c.b: true} // watchTimers' legs
+	c.mu.Unlock()
 	for {
 		c.mu.Lock()
 		a, b := c.a, c.b
 		c.mu.Unlock()
+		for _, l := range []*leg{a, b} {
+			if !watched[l] {
+				// A leg a transfer placed: its session timer is watched
+				// from now on.
+				watching.Add(1)
+				c.goSafe("session timer", func() {
+					defer watching.Done()
+					c.watchTimer(ctx, l)
+				})
+			}
+			watched[l] = true
+		}
 		aCtx, bCtx := a.dialog().Context(), b.dialog().Context()
 		select {
 		case <-aCtx.Done():

@@ -211,3 +211,36 @@ func TestTransferTargetChecked(t *testing.T) {
 		t.Errorf("transfers %+v, %d legs", rec.Transfers, len(rec.Legs))
 	}
 }
+
+// Session timers (RFC 4028) go on across a transfer: the replaced leg's
+// timer no longer runs, and the new leg's is refreshed, so a call with a
+// short session interval outlives several intervals after the transfer.
+func TestTransferSessionTimer(t *testing.T) {
+	l := newLab(t, labOptions{transfer: true, sessionExpires: 2 * time.Second})
+	c := phone(t, "c")
+	ctx := ctxT(t)
+	caller, carrier := l.connect(t, ctx)
+	if st, err := caller.Refer(ctx, fmt.Sprintf("sip:200@%s", c.Addr())); err != nil || st != 202 {
+		t.Fatalf("REFER: %d, %v; want 202", st, err)
+	}
+	callee := incoming(t, c)
+	// Each round with new sequence numbers: the carrier's leg is SRTP,
+	// which drops replays.
+	for first, end := uint16(9000), time.Now().Add(5*time.Second); time.Now().Before(end) && carrier.Context().Err() == nil; first += packets {
+		talkAgain(t, carrier, callee, first)
+	}
+	select {
+	case <-carrier.Context().Done():
+		t.Fatalf("the call ended: %q", l.sink.waitCalls(t, 1)[0].EndReason)
+	case <-callee.Context().Done():
+		t.Fatal("the call ended")
+	default:
+	}
+	if err := callee.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := l.sink.waitCalls(t, 1)[0]
+	if rec.EndReason != "bye from a" {
+		t.Errorf("end: %q", rec.EndReason)
+	}
+}
