@@ -94,6 +94,14 @@ type Call struct {
 	// the zone's outsider tally counts it, no call record.
 	folded bool
 
+	// transfers are the REFERs the call's peers sent; departed the legs
+	// a transfer replaced (booked until the call ends, so that their
+	// peers' BYEs are answered). Guarded by mu. swapped wakes talk when a
+	// transfer replaced a leg.
+	transfers []compliance.Transfer
+	departed  []*leg
+	swapped   chan struct{}
+
 	established atomic.Bool
 	reinvite    sync.Mutex // one offer/answer exchange at a time (RFC 3261 section 14.1)
 	recordOnce  sync.Once
@@ -204,7 +212,7 @@ func newID() string {
 }
 
 func (s *Server) newCall(z *zone, req *sip.Request) *Call {
-	c := &Call{env: s.env, id: newID(), start: time.Now(), ended: make(chan struct{})}
+	c := &Call{env: s.env, id: newID(), start: time.Now(), ended: make(chan struct{}), swapped: make(chan struct{}, 1)}
 	c.log = s.log.With("call", c.id, "zone", z.name)
 	if f := req.From(); f != nil {
 		c.caller = f.Address.User

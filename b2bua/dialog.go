@@ -66,7 +66,13 @@ func (c *Call) inDialog(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		}
 		return
 	}
+	if c.departedLeg(l) {
+		c.onDeparted(l, req, tx)
+		return
+	}
 	switch req.Method {
+	case sip.REFER:
+		c.onRefer(l, req, tx)
 	case sip.ACK:
 		c.onAck(l, req, tx)
 	case sip.BYE:

@@ -75,8 +75,16 @@ func (s *Server) register(z *zone) {
 		}
 	}))
 	on(sip.REGISTER, func(req *sip.Request, tx sip.ServerTransaction) { s.relayRegister(z, req, tx) })
-	for _, m := range []sip.RequestMethod{sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY,
-		sip.REFER, sip.PUBLISH} {
+	on(sip.REFER, func(req *sip.Request, tx sip.ServerTransaction) {
+		if to := req.To(); to != nil && to.Params.Has("tag") {
+			s.inDialog(z, req, tx)
+			return
+		}
+		if s.admit(z, req, tx) {
+			z.respond(tx, req, 405, "Method Not Allowed", "")
+		}
+	})
+	for _, m := range []sip.RequestMethod{sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY, sip.PUBLISH} {
 		on(m, func(req *sip.Request, tx sip.ServerTransaction) {
 			if to := req.To(); to != nil && to.Params.Has("tag") {
 				z.respond(tx, req, 501, "Not Implemented", "")

@@ -132,6 +132,7 @@ type labOptions struct {
 	extraFormats    int                         // sim.Config.ExtraFormats of both peers: large SDP
 	inboundHost     string                      // the inbound route's target host instead of the PBX's
 	pbxTrusted      bool                        // the PBX zone is in the trust domain (RFC 3325)
+	transfer        bool                        // the PBX zone allows transfer (REFER)
 	carrierTrusted  bool                        // the carrier zone is too
 	emergency       []string                    // the emergency numbers
 	register        *topology.Register          // the outbound route registers (registrar: the carrier)
@@ -250,7 +251,8 @@ func newLab(t testing.TB, o labOptions) *lab {
 			{Policy: pbxZone,
 				Listen: []topology.Listener{{Transport: policy.TransportUDP, Addr: netip.AddrPortFrom(loop, 0)},
 					{Transport: policy.TransportTCP, Addr: netip.AddrPortFrom(loop, 0)}},
-				Feedback: o.pbxFeedback, Outsiders: o.pbxOutsiders, MaxCalls: o.pbxMaxCalls, Trusted: o.pbxTrusted},
+				Feedback: o.pbxFeedback, Outsiders: o.pbxOutsiders, MaxCalls: o.pbxMaxCalls, Trusted: o.pbxTrusted,
+				Transfer: o.transfer},
 			{Policy: carrierZone,
 				Listen:    []topology.Listener{{Transport: policy.TransportTLS, Addr: netip.AddrPortFrom(loop, 0)}},
 				Feedback:  o.carrierFeedback,

@@ -68,6 +68,15 @@ func (c *Call) callLocked(end time.Time) *compliance.Call {
 		call.DurationMS = &ms
 	}
 	codec := c.codecLocked()
+	// The legs a transfer replaced come first, each before the leg that
+	// replaced it.
+	for _, d := range c.departed {
+		call.Legs = append(call.Legs, c.legRecord(d, flowed, codec))
+	}
+	for _, t := range c.transfers {
+		t.Target = id(t.Target)
+		call.Transfers = append(call.Transfers, t)
+	}
 	call.Legs = append(call.Legs, c.legRecord(c.a, flowed, codec))
 	if c.b != nil && c.b.attempted {
 		call.Legs = append(call.Legs, c.legRecord(c.b, flowed, codec))
@@ -119,7 +128,7 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 		out.CallID = p.CallID(l.callID)
 	}
 	c.identityRecord(l, &out)
-	o := policy.LegOutcome{Signaling: l.sig, SourceAdmitted: l.admitted, Originated: l.role == compliance.RoleB,
+	o := policy.LegOutcome{Signaling: l.sig, SourceAdmitted: l.admitted, Originated: l.role != compliance.RoleA,
 		MediaFlowed: flowed}
 	// A B leg over TCP or TLS with no connection noted and no response: the
 	// dial or the handshake failed, and nothing was sent.
@@ -239,6 +248,8 @@ func (c *Call) finish() {
 			c.goSafe("bye after a late ACK", func() { c.byeOnLateAck(acked) })
 		} else if c.a.uas != nil {
 			c.a.uas.Close()
+		} else if c.a.uac != nil {
+			c.a.uac.Close() // a transfer's leg
 		}
 		if c.b != nil && c.b.uac != nil {
 			c.b.uac.Close()

@@ -122,6 +122,9 @@ func (r *registry) forget(c *Call, counters media.Counters, keepA bool) {
 	if c.b != nil {
 		r.forgetLegLocked(c.b)
 	}
+	for _, l := range c.departed {
+		r.forgetLegLocked(l)
+	}
 }
 
 // callLimit is one limit a call counts toward: the site's, its zone's or

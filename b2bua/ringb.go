@@ -359,9 +359,12 @@ func (c *Call) waitB(uac *sipgo.DialogClientSession, plan *policy.OfferPlan) rin
 	defer stop(nil)
 	r.out.stop = stop
 	network, dest := strings.ToLower(c.b.transport.String()), uac.InviteRequest.Destination()
+	// Leg A, read here: a transfer may replace it once the call is up,
+	// while watchB is still on its way out.
+	callerGone := c.a.uas.Context().Done()
 	go func() {
 		defer r.out.recoverPanic("watching leg B")
-		c.watchB(r.out, network, dest)
+		c.watchB(r.out, callerGone, network, dest)
 	}()
 	r.err = waitAnswer(wctx, uac, sipgo.AnswerOptions{
 		Username:   c.route.Username,
@@ -383,7 +386,7 @@ func (c *Call) waitB(uac *sipgo.DialogClientSession, plan *policy.OfferPlan) rin
 // whose connection closed to its Timer B (32 s; see newZone), so parapet
 // looks for the connection itself. network is leg B's transport as this
 // attempt sends over it (the next attempt may choose another).
-func (c *Call) watchB(out *outgoing, network, dest string) {
+func (c *Call) watchB(out *outgoing, callerGone <-chan struct{}, network, dest string) {
 	ring := time.NewTimer(ringTimeout)
 	defer ring.Stop()
 	var silence <-chan time.Time
@@ -400,7 +403,7 @@ func (c *Call) watchB(out *outgoing, network, dest string) {
 	}
 	for {
 		select {
-		case <-c.a.uas.Context().Done():
+		case <-callerGone:
 			out.giveUp(giveUpCaller)
 		case <-c.ended:
 			out.giveUp(giveUpEnded)

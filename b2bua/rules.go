@@ -43,6 +43,8 @@ type zoneRules struct {
 	maxCalls  int
 	// trusted: the zone is inside parapet's trust domain (RFC 3325).
 	trusted bool
+	// transfer: the zone's peers may transfer their calls (REFER).
+	transfer bool
 	// sessionExpires and minSE are the zone's session timer (RFC 4028),
 	// defaults filled in.
 	sessionExpires, minSE time.Duration
@@ -90,6 +92,7 @@ func newRules(cfg *Config) *rules {
 	}
 	for _, z := range cfg.Zones {
 		r.zones[z.Policy.Name] = &zoneRules{pol: z.Policy, feedback: z.Feedback, maxCalls: z.MaxCalls, trusted: z.Trusted,
+			transfer:  z.Transfer,
 			outsiders: cmp.Or(z.Outsiders, topology.RefusalRefuse), scanners: cmp.Or(z.Scanners, topology.RefusalDrop),
 			minSE: cmp.Or(z.MinSE, topology.DefaultMinSE)}
 		r.zones[z.Policy.Name].sessionExpires = max(cmp.Or(z.SessionExpires, topology.DefaultSessionExpires), r.zones[z.Policy.Name].minSE)
@@ -142,7 +145,7 @@ func (r *rules) same(o *rules) bool {
 	for name, z := range r.zones {
 		oz := o.zones[name]
 		if oz == nil || !reflect.DeepEqual(z.pol, oz.pol) || z.feedback != oz.feedback ||
-			z.outsiders != oz.outsiders || z.scanners != oz.scanners || z.maxCalls != oz.maxCalls || z.trusted != oz.trusted ||
+			z.outsiders != oz.outsiders || z.scanners != oz.scanners || z.maxCalls != oz.maxCalls || z.trusted != oz.trusted || z.transfer != oz.transfer ||
 			z.sessionExpires != oz.sessionExpires || z.minSE != oz.minSE {
 			return false
 		}

@@ -31,6 +31,16 @@ func (c *Call) teardownLegs(byeA bool) {
 			}
 		})
 	}
+	if uac := c.a.uac; byeA && uac != nil && uac.LoadState() != sip.DialogStateEnded {
+		// Leg A placed by a transfer.
+		wg.Add(1)
+		c.goSafe("bye to a", func() {
+			defer wg.Done()
+			if err := uac.Bye(ctx); err != nil {
+				c.log.Debug("bye to a", "error", err)
+			}
+		})
+	}
 	if c.b != nil && c.b.uac != nil && c.b.uac.LoadState() != sip.DialogStateEnded && c.b.uac.InviteResponse != nil &&
 		c.b.uac.InviteResponse.IsSuccess() {
 		wg.Add(1)

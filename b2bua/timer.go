@@ -292,6 +292,9 @@ func (c *Call) watchTimers(ctx context.Context) *sync.WaitGroup {
 // came in time.
 func (c *Call) watchTimer(ctx context.Context, l *leg) {
 	for {
+		if c.departedLeg(l) {
+			return // a transfer replaced the leg: its timer is no more
+		}
 		l.mu.Lock()
 		st, kick := l.timer, l.timerKick
 		l.mu.Unlock()

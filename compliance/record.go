@@ -101,7 +101,37 @@ type Call struct {
 
 	Legs      []Leg             `json:"legs"`
 	Decisions []policy.Decision `json:"decisions"`
+	// Transfers are the REFERs (RFC 3515) the call's peers sent, in order;
+	// absent when none.
+	Transfers []Transfer `json:"transfers,omitempty"`
 }
+
+// Transfer is one REFER a peer of the call sent: a blind transfer.
+type Transfer struct {
+	// Time is when the REFER was refused, failed or completed.
+	Time time.Time `json:"time"`
+	// By is the role of the leg whose peer sent the REFER.
+	By Role `json:"by"`
+	// Target is the Refer-To URI's user part, pseudonymised like Callee.
+	Target string `json:"target,omitempty"`
+	// Outcome: refused (the REFER got Status), failed (accepted, but the
+	// target's final status was Status; the call went on as it was) or
+	// done (the target answered: leg Leg replaced the referrer's).
+	Outcome TransferOutcome `json:"outcome"`
+	Status  int             `json:"sip_status"`
+	// Leg is the role of the leg that replaced the referrer's (done only).
+	Leg string `json:"leg,omitempty"`
+}
+
+// TransferOutcome is how a transfer ended.
+type TransferOutcome string
+
+// Transfer outcomes.
+const (
+	TransferRefused TransferOutcome = "refused"
+	TransferFailed  TransferOutcome = "failed"
+	TransferDone    TransferOutcome = "done"
+)
 
 // Role is which side of a call a leg is.
 type Role string

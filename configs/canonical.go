@@ -114,6 +114,8 @@ type canonZone struct {
 	Feedback    string    `json:"rtcp_feedback"`
 	// Trusted, absent when false (as Emergency).
 	Trusted bool `json:"trusted,omitempty"`
+	// Transfer, absent when refused (the default).
+	Transfer bool `json:"transfer,omitempty"`
 	// Registrar is omitted when the zone has none, so that the hashes of
 	// configurations written before it stay the same.
 	Registrar *canonRegistrar `json:"registrar,omitempty"`
@@ -237,6 +239,7 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 			Suites:      []string{},
 			Feedback:    string(z.Feedback),
 			Trusted:     z.Trusted,
+			Transfer:    z.Transfer,
 		}
 		for _, l := range z.Listen {
 			cz.Listen = append(cz.Listen, l.String())

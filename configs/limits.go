@@ -45,6 +45,16 @@ func (l *loader) zoneEdge(z *topology.Zone, zb *zoneBlock, s *scope) {
 	if zb.Trusted != nil && s.ok("trusted") {
 		z.Trusted = *zb.Trusted
 	}
+	if zb.Transfer != nil && s.ok("transfer") {
+		switch *zb.Transfer {
+		case "allow":
+			z.Transfer = true
+		case "refuse":
+		default:
+			l.errorf(s.value("transfer"), "invalid transfer",
+				`transfer = %q: "allow" (the zone's peers may transfer their calls with REFER) or "refuse" (the default).`, *zb.Transfer)
+		}
+	}
 	if zb.UserAgent != nil && s.ok("user_agent") {
 		ua := *zb.UserAgent
 		if strings.ContainsFunc(ua, func(r rune) bool { return r < 0x20 || r == 0x7f }) || len(ua) > 128 {

@@ -27,6 +27,7 @@ type zoneBlock struct {
 	MaxCalls  *int      `hcl:"max_calls,optional"`
 	UserAgent *string   `hcl:"user_agent,optional"`
 	Trusted   *bool     `hcl:"trusted,optional"`
+	Transfer  *string   `hcl:"transfer,optional"`
 	// SessionExpires and MinSE are the zone's session timer (RFC 4028).
 	SessionExpires *string         `hcl:"session_expires,optional"`
 	MinSE          *string         `hcl:"min_se,optional"`

@@ -21,6 +21,8 @@ const (
 	StageAnswer
 	// StageReoffer judges an offer inside an established dialog (re-INVITE).
 	StageReoffer
+	// StageTransfer judges a REFER (blind transfer, RFC 3515).
+	StageTransfer
 )
 
 func (s Stage) String() string {
@@ -35,6 +37,8 @@ func (s Stage) String() string {
 		return "answer"
 	case StageReoffer:
 		return "reoffer"
+	case StageTransfer:
+		return "transfer"
 	}
 	return fmt.Sprintf("Stage(%d)", int(s))
 }
@@ -44,7 +48,7 @@ func (s Stage) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // UnmarshalText reads a stage name.
 func (s *Stage) UnmarshalText(b []byte) error {
-	for st := StageHandshake; st <= StageReoffer; st++ {
+	for st := StageHandshake; st <= StageTransfer; st++ {
 		if st.String() == string(b) {
 			*s = st
 			return nil
@@ -108,6 +112,11 @@ const (
 	// what would refuse another call (a call limit, an unwritable log),
 	// its media refusals recorded as would_reject; b2bua decides it.
 	RuleEmergency = "call.emergency"
+	// RuleTransfer: a REFER from a peer of the call, accepted (allowed)
+	// or refused (rejected: 403 when the zone refuses transfer or the
+	// target is outside its peers, 400, 501 for Replaces; 488 when the
+	// new leg's media cannot meet the zone's policy); b2bua decides it.
+	RuleTransfer = "call.transfer"
 )
 
 // SIP statuses a decision can carry.
@@ -286,6 +295,8 @@ func Evaluate(in Input) Decision {
 		return answer(z, in)
 	case StageReoffer:
 		return reoffer(z, in)
+	case StageTransfer:
+		// b2bua decides transfers itself (RuleTransfer): nothing to judge here.
 	}
 	return Decision{Stage: in.Stage, Zone: z.Name, Verdict: VerdictRejected, Rule: "internal", Status: 500,
 		Reason: fmt.Sprintf("unknown stage %d", int(in.Stage))}

@@ -56,6 +56,11 @@ type Zone struct {
 	// reach them. An untrusted zone (the default) has those headers
 	// removed both ways.
 	Trusted bool
+	// Transfer lets the zone's peers transfer the calls they are in (a
+	// REFER, RFC 3515): parapet then places a new leg into the zone toward
+	// the Refer-To target, one of the zone's peers. false (the default)
+	// refuses every REFER with 403.
+	Transfer bool
 	// SessionExpires is the session interval (RFC 4028) parapet asks for
 	// on legs into the zone and grants at most on calls from it; 0 is
 	// DefaultSessionExpires.

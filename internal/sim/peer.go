@@ -197,6 +197,7 @@ func New(cfg Config) (*Peer, error) {
 			s.uac.ReadBye(req, tx)
 		}
 	})
+	p.srv.OnNotify(p.onNotify)
 	p.srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.count(req)
 		if !p.authorizedInDialog(req, tx) {

@@ -38,7 +38,8 @@ type Session struct {
 	send        *sdesLine  // the key this peer encrypts with
 	recv        *sdesLine  // the key the other side encrypts with
 	offered     []sdesLine
-	version     int // o= version of this peer's last re-offer
+	version     int      // o= version of this peer's last re-offer
+	notifies    []Notify // NOTIFYs of a refer subscription received
 
 	// DTLS-SRTP (dtls.go). dtls is set once the SDP exchange settled on
 	// DTLS-SRTP; send and recv are then nil until its handshake agreed keys.

@@ -1,0 +1,267 @@
+package b2bua
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// Blind transfer (REFER, RFC 3515). A peer of the call asks parapet to
+// put the Refer-To target in its place: parapet invites the target into
+// the referrer's own zone, offering media from the referrer's side of the
+// relay with fresh keys, and on the target's 2xx moves that side of the
+// relay to it and ends the referrer's leg. The other leg sees nothing:
+// parapet terminates media on both sides. Attended transfer (Replaces,
+// RFC 3891) is not supported.
+
+// referral is where a REFER asks the call to go.
+type referral struct {
+	uri       sip.Uri // the Refer-To URI, without headers
+	dest      netip.AddrPort
+	transport policy.Transport
+	secure    bool
+}
+
+// onRefer judges a REFER from leg x's peer: refused (403) unless x's zone
+// allows transfer and the target is one of its peers, else accepted (202)
+// and carried out on its own goroutine.
+func (c *Call) onRefer(x *leg, req *sip.Request, tx sip.ServerTransaction) {
+	if !c.checkCSeq(x, req, tx) {
+		return
+	}
+	refuse := func(status int, why string) {
+		c.decide(policy.Decision{Stage: policy.StageTransfer, Zone: x.zone.name, Verdict: policy.VerdictRejected,
+			Rule: policy.RuleTransfer, Status: status, Reason: why})
+		c.noteTransfer(x, compliance.Transfer{Outcome: compliance.TransferRefused, Status: status, Target: referUser(req)})
+		x.zone.respond(tx, req, status, reasonPhrase(status), why)
+	}
+	zr := c.rules.zones[x.zone.name]
+	if zr == nil || !zr.transfer {
+		refuse(403, fmt.Sprintf("zone %q does not allow transfer", x.zone.name))
+		return
+	}
+	if !c.established.Load() || c.isEnded() {
+		refuse(403, "transfer of a call that is not established")
+		return
+	}
+	t, status, why := referTarget(req, x)
+	if status != 0 {
+		refuse(status, why)
+		return
+	}
+	// One offer/answer at a time on the call (RFC 3261 section 14.1): a
+	// re-INVITE meanwhile gets 491, as does a REFER during one.
+	if !c.reinvite.TryLock() {
+		x.zone.respond(tx, req, 491, reasonPhrase(491), "")
+		return
+	}
+	c.decide(policy.Decision{Stage: policy.StageTransfer, Zone: x.zone.name, Verdict: policy.VerdictAllowed,
+		Rule: policy.RuleTransfer, Reason: fmt.Sprintf("transfer to a peer of zone %q accepted", x.zone.name)})
+	res := sip.NewResponseFromRequest(req, 202, "Accepted", nil)
+	x.zone.commonHeaders(res)
+	x.zone.send(tx, res)
+	id := req.CSeq().SeqNo
+	c.env.reg.wg.Add(1)
+	c.goSafe("transfer", func() {
+		defer c.env.reg.wg.Done()
+		defer c.reinvite.Unlock()
+		c.transfer(x, t, id)
+	})
+}
+
+// referTarget reads the REFER's Refer-To: a sip or sips URI, without
+// Replaces, whose host is an IP address inside x's zone's peers (a REFER
+// never has parapet call outside the zone). It returns the status of a
+// refusal, with its reason, or 0.
+func referTarget(req *sip.Request, x *leg) (referral, int, string) {
+	h := req.GetHeader("Refer-To")
+	if h == nil {
+		return referral{}, 400, "REFER without Refer-To"
+	}
+	var u sip.Uri
+	if _, err := sip.ParseAddressValue(h.Value(), &u, nil); err != nil {
+		return referral{}, 400, "Refer-To does not parse"
+	}
+	if u.Headers != nil && u.Headers.Has("Replaces") {
+		return referral{}, 501, "attended transfer (Replaces) is not supported"
+	}
+	if m, ok := u.UriParams.Get("method"); ok && !strings.EqualFold(m, "INVITE") {
+		return referral{}, 403, "Refer-To asks for a method other than INVITE"
+	}
+	t := referral{transport: policy.TransportUDP}
+	switch strings.ToLower(u.Scheme) {
+	case "sips":
+		t.secure, t.transport = true, policy.TransportTLS
+	case "sip":
+	default:
+		return referral{}, 403, "Refer-To is not a sip or sips URI"
+	}
+	if tp, ok := u.UriParams.Get("transport"); ok && !t.secure {
+		switch strings.ToLower(tp) {
+		case "udp":
+		case "tcp":
+			t.transport = policy.TransportTCP
+		case "tls":
+			t.transport = policy.TransportTLS
+		default:
+			return referral{}, 403, "Refer-To names an unknown transport"
+		}
+	}
+	addr, err := netip.ParseAddr(strings.Trim(u.Host, "[]"))
+	if err != nil {
+		return referral{}, 403, "Refer-To host is not an IP address of the zone's peers"
+	}
+	addr = addr.Unmap()
+	if !x.pol.AdmitsSource(addr) {
+		return referral{}, 403, "Refer-To target is outside the zone's peers"
+	}
+	port := u.Port
+	if port == 0 {
+		port = 5060
+		if t.transport == policy.TransportTLS {
+			port = 5061
+		}
+	}
+	t.dest = netip.AddrPortFrom(addr, uint16(port))
+	u.Headers = nil
+	t.uri = u
+	return t, 0, ""
+}
+
+// transfer carries out an accepted REFER from leg x's peer: NOTIFY 100,
+// the new leg, and on its answer the swap, NOTIFY 200 and BYE to x; on a
+// failure NOTIFY with the final status, and the call as it was.
+func (c *Call) transfer(x *leg, t referral, id uint32) {
+	c.notifyRefer(x, id, "SIP/2.0 100 Trying", false)
+	nl, status := c.dialTransfer(x, t)
+	if nl == nil {
+		c.noteTransfer(x, compliance.Transfer{Outcome: compliance.TransferFailed, Status: status, Target: t.uri.User})
+		c.notifyRefer(x, id, fmt.Sprintf("SIP/2.0 %d %s", status, reasonPhrase(status)), true)
+		return
+	}
+	c.swapLeg(x, nl, t.uri.User)
+	c.notifyRefer(x, id, "SIP/2.0 200 OK", true)
+	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+	defer cancel()
+	if d := x.dialog(); d != nil && d.LoadState() != sip.DialogStateEnded {
+		var err error
+		if x.uas != nil {
+			err = x.uas.Bye(ctx)
+		} else {
+			err = x.uac.Bye(ctx)
+		}
+		if err != nil {
+			c.log.Debug("bye to the transferred leg", "error", err)
+		}
+	}
+}
+
+// notifyRefer sends the referrer a NOTIFY of the refer subscription
+// (RFC 3515 section 2.4.4) with frag as its message/sipfrag body; final
+// ends the subscription.
+func (c *Call) notifyRefer(x *leg, id uint32, frag string, final bool) {
+	req := sip.NewRequest(sip.NOTIFY, x.target())
+	req.AppendHeader(sip.NewHeader("Event", fmt.Sprintf("refer;id=%d", id)))
+	state := "active;expires=60"
+	if final {
+		state = "terminated;reason=noresource"
+	}
+	req.AppendHeader(sip.NewHeader("Subscription-State", state))
+	req.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
+	req.SetBody([]byte(frag + "\r\n"))
+	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
+	defer cancel()
+	if _, err := x.do(ctx, req); err != nil {
+		c.log.Debug("notify to the referrer", "error", err)
+	}
+}
+
+// swapLeg puts nl in x's place: the call's leg on x's side from now on.
+// x stays booked (departed) until the call forgets it, so that its peer's
+// BYE is answered without ending the call.
+func (c *Call) swapLeg(x, nl *leg, target string) {
+	c.mu.Lock()
+	if x == c.a {
+		c.a = nl
+	} else {
+		c.b = nl
+	}
+	c.departed = append(c.departed, x)
+	c.noteTransferLocked(x, compliance.Transfer{Outcome: compliance.TransferDone, Status: 200, Leg: string(nl.role),
+		Target: target})
+	c.mu.Unlock()
+	// Taking the registry's lock publishes the swap to the goroutines
+	// that look legs up there.
+	c.env.reg.addLeg(nl)
+	select {
+	case c.swapped <- struct{}{}:
+	default:
+	}
+	// The replaced leg's session timer watch ends; talk starts the new
+	// leg's.
+	x.mu.Lock()
+	kick := x.timerKick
+	x.mu.Unlock()
+	if kick != nil {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// departedLeg reports whether l is a leg a transfer replaced.
+func (c *Call) departedLeg(l *leg) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return l != c.a && l != c.b
+}
+
+// onDeparted answers a request on a leg a transfer replaced: its BYE gets
+// 200 and ends that dialog only; anything else 481.
+func (c *Call) onDeparted(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	switch {
+	case req.IsAck():
+	case req.Method == sip.BYE && l.uas != nil:
+		_ = l.uas.ReadBye(req, tx)
+	case req.Method == sip.BYE && l.uac != nil:
+		_ = l.uac.ReadBye(req, tx)
+	default:
+		l.zone.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+	}
+}
+
+// noteTransfer records a transfer asked by leg x's peer.
+func (c *Call) noteTransfer(x *leg, t compliance.Transfer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.noteTransferLocked(x, t)
+}
+
+// noteTransferLocked is noteTransfer; caller holds c.mu.
+func (c *Call) noteTransferLocked(x *leg, t compliance.Transfer) {
+	t.Time = time.Now().UTC()
+	t.By = x.role
+	c.transfers = append(c.transfers, t)
+}
+
+// referUser is the user part of a REFER's Refer-To, "" when it has none
+// or does not parse.
+func referUser(req *sip.Request) string {
+	h := req.GetHeader("Refer-To")
+	if h == nil {
+		return ""
+	}
+	var u sip.Uri
+	if _, err := sip.ParseAddressValue(h.Value(), &u, nil); err != nil {
+		return ""
+	}
+	return u.User
+}

@@ -1,0 +1,199 @@
+package b2bua
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/media"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// transferLeg makes the leg that a transfer from leg x's peer places
+// toward t: in x's zone, on x's side of the relay, its role x's with the
+// transfer's number ("a2" for the first transfer of leg A).
+func (c *Call) transferLeg(x *leg, t referral) *leg {
+	c.mu.Lock()
+	n := 2
+	for _, d := range c.departed {
+		if d.side == x.side {
+			n++
+		}
+	}
+	c.mu.Unlock()
+	base := strings.TrimRight(string(x.role), "0123456789")
+	nl := &leg{call: c, role: compliance.Role(fmt.Sprintf("%s%d", base, n)), side: x.side, zone: x.zone, pol: x.pol,
+		transport: t.transport, secure: t.secure, attempted: true, admitted: true, timerKick: make(chan struct{}, 1)}
+	nl.sig = policy.SignalingFacts{Transport: t.transport, Source: t.dest}
+	nl.remote = t.dest.String()
+	return nl
+}
+
+// dialTransfer invites the referral's target and, on its 2xx, ACKs it and
+// takes its answer (which moves x's side of the relay to it). It returns
+// the answered leg, or nil and the final status the referrer is told.
+func (c *Call) dialTransfer(x *leg, t referral) (*leg, int) {
+	nl := c.transferLeg(x, t)
+	plan, ok := policy.Plan(x.pol, t.transport)
+	if !ok {
+		c.decide(policy.Decision{Stage: policy.StageTransfer, Zone: x.zone.name, Verdict: policy.VerdictRejected,
+			Rule: policy.RuleTransfer, Status: 488,
+			Reason: fmt.Sprintf("zone %q's media policy cannot be met over %s", x.zone.name, t.transport)})
+		return nil, 488
+	}
+	body, err := c.transferOffer(x, nl, plan)
+	if err != nil {
+		c.log.Warn("transfer offer", "error", err)
+		return nil, 500
+	}
+	req := c.transferInvite(x, nl, t, body)
+	nl.dua = &sipgo.DialogUA{Client: x.zone.cli, ContactHDR: x.zone.contact(t.transport, t.secure), RewriteContact: true}
+	c.mu.Lock()
+	nl.callID = string(*req.CallID())
+	c.mu.Unlock()
+	nl.key = dialogKey{callID: nl.callID, tag: req.From().Params.GetOr("tag", "")}
+
+	ctx, cancel := context.WithTimeout(context.Background(), ringTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.ended:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	uac, err := nl.dua.WriteInvite(ctx, req)
+	if err != nil {
+		c.log.Info("transfer invite not sent", "error", err)
+		return nil, 503
+	}
+	nl.uac = uac
+	if err := waitAnswer(ctx, uac, sipgo.AnswerOptions{}); err != nil {
+		uac.Close()
+		if s := statusOf(err); s != 0 {
+			return nil, s
+		}
+		return nil, 408
+	}
+	return c.answeredTransfer(nl, uac)
+}
+
+// answeredTransfer ACKs the new leg's 2xx, notes what it came over, and
+// judges its answer: a refused answer ends the new leg (BYE) and leaves
+// the call as it was.
+func (c *Call) answeredTransfer(nl *leg, uac *sipgo.DialogClientSession) (*leg, int) {
+	if err := uac.Ack(context.Background()); err != nil {
+		c.log.Warn("ack to the transfer target failed", "error", err)
+	}
+	res := uac.InviteResponse
+	tag, _ := res.To().Params.Get("tag")
+	nl.setRemote(tag, nil)
+	c.timerResponse(nl, res)
+	c.mu.Lock()
+	if h := res.GetHeader("Server"); h != nil {
+		nl.userAgent = recordText(h.Value(), nil)
+	} else if h := res.GetHeader("User-Agent"); h != nil {
+		nl.userAgent = recordText(h.Value(), nil)
+	}
+	nl.remote = res.Source()
+	if ap, err := netip.ParseAddrPort(res.Source()); err == nil {
+		nl.sig.Source = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if conn := nl.zone.pooled(strings.ToLower(res.Transport()), res.Source()); conn != nil {
+		if la := conn.LocalAddr(); la != nil {
+			nl.local = la.String()
+		}
+		nl.conn = conn
+		if tc, ok := conn.(*sip.TCPConnection); ok && nl.transport == policy.TransportTLS {
+			if tlsc, ok := tc.Conn.(*tls.Conn); ok {
+				st := tlsc.ConnectionState()
+				nl.sig.TLS = tlsFacts(&st, nl.pol.VerifyPeer)
+			}
+		}
+	} else if a, ok := nl.zone.bound[nl.transport]; ok {
+		nl.local = a.String()
+	}
+	c.mu.Unlock()
+	if len(res.Body()) == 0 {
+		c.decide(malformed(policy.StageAnswer, nl.pol, 488, "the transfer target answered without SDP"))
+		c.byeTransfer(uac)
+		return nil, 488
+	}
+	if d := c.takeAnswer(nl, res.Body()); !d.Proceed() {
+		c.byeTransfer(uac)
+		return nil, d.Status
+	}
+	return nl, 200
+}
+
+func (c *Call) byeTransfer(uac *sipgo.DialogClientSession) {
+	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+	defer cancel()
+	if err := uac.Bye(ctx); err != nil {
+		c.log.Debug("bye to the transfer target", "error", err)
+	}
+	uac.Close()
+}
+
+// transferOffer is parapet's offer on the new leg: the other leg's SDP,
+// from x's side of the relay, with fresh keys under plan.
+func (c *Call) transferOffer(x, nl *leg, plan policy.OfferPlan) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	other := c.other(x)
+	on := c.negLocked(other)
+	src := on.Remote()
+	if src == nil {
+		return nil, fmt.Errorf("the other leg has no SDP")
+	}
+	choices := make([]policy.StreamChoice, len(src.Streams))
+	for i := range choices {
+		choices[i].Active = on.Stream(i).Active
+	}
+	return c.offerTo(nl, src, plan, choices)
+}
+
+// transferInvite is the new leg's INVITE: parapet's own Call-ID and tags,
+// From the party on the other leg (the one the target will talk to), To
+// the Refer-To URI.
+func (c *Call) transferInvite(x, nl *leg, t referral, body []byte) *sip.Request {
+	ruri := *t.uri.Clone()
+	req := sip.NewRequest(sip.INVITE, ruri)
+	req.SetTransport(strings.ToUpper(t.transport.String()))
+	scheme := "sip"
+	if t.secure {
+		scheme = "sips"
+	}
+	party := c.caller
+	if x.side == media.SideA {
+		party = c.callee
+	}
+	from := sip.FromHeader{Address: sip.Uri{Scheme: scheme, User: party, Host: nl.zone.host(t.transport)}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	to := sip.ToHeader{Address: *t.uri.Clone()}
+	callID := sip.CallIDHeader(newID() + "@parapet")
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&from)
+	req.AppendHeader(&to)
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+	req.AppendHeader(&mf)
+	if ua := nl.zone.userAgent; ua != "" {
+		req.AppendHeader(sip.NewHeader("User-Agent", ua))
+	}
+	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	c.timerRequest(nl, req)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	if ap, ok := nl.zone.bound[policy.TransportUDP]; ok && t.transport == policy.TransportUDP {
+		req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
+	}
+	req.SetDestination(t.dest.String())
+	return req
+}
