@@ -152,8 +152,10 @@ func (s *Server) inspect(z *zone, req *sip.Request, tx sip.ServerTransaction) bo
 }
 
 // allowMethods is what parapet handles: UPDATE (RFC 3311) as a session
-// refresh or a new offer; PRACK toward a caller that requires 100rel.
-const allowMethods = "INVITE, ACK, CANCEL, BYE, PRACK, UPDATE, INFO, OPTIONS"
+// refresh or a new offer; PRACK toward a caller that requires 100rel;
+// REFER inside a call (a blind transfer, or 403 where the zone refuses
+// transfers: phones offer transfer only to a peer that allows REFER).
+const allowMethods = "INVITE, ACK, CANCEL, BYE, PRACK, UPDATE, REFER, INFO, OPTIONS"
 
 // supportedTags are the extensions parapet supports: reliable provisional
 // responses (RFC 3262) and session timers (RFC 4028).
