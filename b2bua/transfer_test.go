@@ -224,6 +224,9 @@ func TestTransferSessionTimer(t *testing.T) {
 		t.Fatalf("REFER: %d, %v; want 202", st, err)
 	}
 	callee := incoming(t, c)
+	// The transfer is done (and the relay side moved to C) when the
+	// referrer gets its BYE: media sent before then may be lost.
+	waitFor(t, 5*time.Second, "the referrer's BYE", func() bool { return caller.Context().Err() != nil })
 	// Each round with new sequence numbers: the carrier's leg is SRTP,
 	// which drops replays.
 	for first, end := uint16(9000), time.Now().Add(5*time.Second); time.Now().Before(end) && carrier.Context().Err() == nil; first += packets {
