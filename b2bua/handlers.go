@@ -18,82 +18,62 @@ import (
 // and every call in it.
 func (s *Server) register(z *zone) {
 	on := func(m sip.RequestMethod, h sipgo.RequestHandler) { z.srv.OnRequest(m, s.safe(z, h)) }
-	on(sip.INVITE, func(req *sip.Request, tx sip.ServerTransaction) {
-		if to := req.To(); to != nil && to.Params.Has("tag") {
-			s.inDialog(z, req, tx)
-			return
+	// dialogOr routes a request with a To tag to the dialog it names, and
+	// hands the others to outside.
+	dialogOr := func(outside sipgo.RequestHandler) sipgo.RequestHandler {
+		return func(req *sip.Request, tx sip.ServerTransaction) {
+			if to := req.To(); to != nil && to.Params.Has("tag") {
+				s.inDialog(z, req, tx)
+				return
+			}
+			outside(req, tx)
 		}
-		s.handleInvite(z, req, tx)
-	})
-	on(sip.ACK, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
-	on(sip.UPDATE, func(req *sip.Request, tx sip.ServerTransaction) {
-		if to := req.To(); to != nil && to.Params.Has("tag") {
-			s.inDialog(z, req, tx)
-			return
+	}
+	// admitThen answers code to a request from the zone's peers; others
+	// are refused as outsiders are.
+	admitThen := func(code int) sipgo.RequestHandler {
+		return func(req *sip.Request, tx sip.ServerTransaction) {
+			if s.admit(z, req, tx) {
+				z.respond(tx, req, code, reasonPhrase(code), "")
+			}
 		}
-		// UPDATE belongs to a dialog (RFC 3311 section 5.2).
-		if s.admit(z, req, tx) {
-			z.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
-		}
-	})
-	on(sip.PRACK, func(req *sip.Request, tx sip.ServerTransaction) {
-		if to := req.To(); to != nil && to.Params.Has("tag") {
-			s.inDialog(z, req, tx)
-			return
-		}
-		if s.admit(z, req, tx) {
-			z.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
-		}
-	})
-	on(sip.BYE, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
-	on(sip.INFO, func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) })
+	}
+	inDialog := func(req *sip.Request, tx sip.ServerTransaction) { s.inDialog(z, req, tx) }
+	on(sip.INVITE, dialogOr(func(req *sip.Request, tx sip.ServerTransaction) { s.handleInvite(z, req, tx) }))
+	on(sip.ACK, inDialog)
+	on(sip.BYE, inDialog)
+	on(sip.INFO, inDialog)
+	// UPDATE and PRACK belong to a dialog (RFC 3311 section 5.2, RFC 3262);
+	// REFER is a transfer inside a call, and nothing outside one.
+	on(sip.UPDATE, dialogOr(admitThen(481)))
+	on(sip.PRACK, dialogOr(admitThen(481)))
+	on(sip.REFER, dialogOr(admitThen(405)))
 	on(sip.CANCEL, func(req *sip.Request, tx sip.ServerTransaction) {
 		// A CANCEL matching a live INVITE transaction is answered by sipgo's
 		// transaction layer; one that reaches us matched nothing.
-		z.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
+		z.respond(tx, req, 481, reasonPhrase(481), "")
 	})
-	on(sip.OPTIONS, func(req *sip.Request, tx sip.ServerTransaction) {
-		if to := req.To(); to != nil && to.Params.Has("tag") {
-			s.inDialog(z, req, tx)
-			return
-		}
+	on(sip.OPTIONS, dialogOr(func(req *sip.Request, tx sip.ServerTransaction) {
 		if !s.admit(z, req, tx) || !s.inspect(z, req, tx) {
 			return
 		}
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 		z.commonHeaders(res)
 		z.send(tx, res)
-	})
-	// A method parapet does not know: the source is judged first (a
-	// stranger gets 403 and a source_refused event, as for any request
-	// from outside the peers), then 405 with the Allow header (RFC 3261
-	// section 8.2.1). sipgo's own default answers 405 to anyone, without
-	// Allow, and records nothing.
-	z.srv.OnNoRoute(s.safe(z, func(req *sip.Request, tx sip.ServerTransaction) {
-		if s.admit(z, req, tx) {
-			z.respond(tx, req, 405, reasonPhrase(405), "")
-		}
 	}))
 	on(sip.REGISTER, func(req *sip.Request, tx sip.ServerTransaction) { s.relayRegister(z, req, tx) })
-	on(sip.REFER, func(req *sip.Request, tx sip.ServerTransaction) {
-		if to := req.To(); to != nil && to.Params.Has("tag") {
-			s.inDialog(z, req, tx)
-			return
-		}
-		if s.admit(z, req, tx) {
-			z.respond(tx, req, 405, "Method Not Allowed", "")
-		}
-	})
+	// A method parapet does not know: the source is judged first (a
+	// stranger is refused as any outsider is, and tallied), then 405 with
+	// the Allow header (RFC 3261 section 8.2.1). sipgo's own default
+	// answers 405 to anyone, without Allow, and records nothing.
+	z.srv.OnNoRoute(s.safe(z, admitThen(405)))
 	for _, m := range []sip.RequestMethod{sip.MESSAGE, sip.SUBSCRIBE, sip.NOTIFY, sip.PUBLISH} {
 		on(m, func(req *sip.Request, tx sip.ServerTransaction) {
 			if to := req.To(); to != nil && to.Params.Has("tag") {
-				z.respond(tx, req, 501, "Not Implemented", "")
+				z.respond(tx, req, 501, reasonPhrase(501), "")
 				return
 			}
-			if !s.admit(z, req, tx) {
-				return
-			}
-			z.respond(tx, req, 405, "Method Not Allowed", "")
+			admitThen(405)(req, tx)
 		})
 	}
 }

@@ -194,17 +194,8 @@ func (z *zone) pingTarget(ctx context.Context, rr *routeRules, t topology.Target
 // ping sends one OPTIONS to t (at dest, unless zero) from zone z: any
 // response means t is up.
 func (z *zone) ping(ctx context.Context, t topology.Target, dest netip.AddrPort) (up bool, why string) {
-	scheme := "sip"
-	if t.Secure {
-		scheme = "sips"
-	}
-	ruri := sip.Uri{Scheme: scheme, Host: uriHost(t.Host), Port: t.Port}
-	if !t.Secure && t.Transport != policy.TransportUDP {
-		ruri.UriParams = sip.NewParams()
-		ruri.UriParams.Add("transport", t.Transport.String())
-	}
-	req := sip.NewRequest(sip.OPTIONS, ruri)
-	req.SetTransport(strings.ToUpper(t.Transport.String()))
+	req, scheme := targetRequest(sip.OPTIONS, t, "")
+	ruri := req.Recipient
 	from := sip.FromHeader{Address: sip.Uri{Scheme: scheme, User: "parapet", Host: z.host(t.Transport)}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(&from)

@@ -128,17 +128,7 @@ func (c *Call) offerBody(plan *policy.OfferPlan, choices []policy.StreamChoice) 
 // display name, never A's other headers.
 func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 	t, b := c.target, c.b
-	scheme := "sip"
-	if t.Secure {
-		scheme = "sips"
-	}
-	ruri := sip.Uri{Scheme: scheme, User: c.callee, Host: uriHost(t.Host), Port: t.Port}
-	if !t.Secure && t.Transport != policy.TransportUDP {
-		ruri.UriParams = sip.NewParams()
-		ruri.UriParams.Add("transport", t.Transport.String())
-	}
-	req := sip.NewRequest(sip.INVITE, ruri)
-	req.SetTransport(strings.ToUpper(t.Transport.String()))
+	req, scheme := targetRequest(sip.INVITE, t, c.callee)
 	from := sip.FromHeader{Address: sip.Uri{Scheme: scheme, User: c.caller, Host: b.zone.host(t.Transport)}, Params: sip.NewParams()}
 	if f := c.a.uas.InviteRequest.From(); f != nil {
 		from.DisplayName = f.DisplayName

@@ -291,17 +291,7 @@ func (t *trunk) lastWhere() trunkWhere {
 // the line token, and the lifetime asked.
 func (t *trunk) request(expires time.Duration) *sip.Request {
 	r := t.cfg.Registrar
-	scheme := "sip"
-	if r.Secure {
-		scheme = "sips"
-	}
-	ruri := sip.Uri{Scheme: scheme, Host: uriHost(r.Host), Port: r.Port}
-	if !r.Secure && r.Transport != policy.TransportUDP {
-		ruri.UriParams = sip.NewParams()
-		ruri.UriParams.Add("transport", r.Transport.String())
-	}
-	req := sip.NewRequest(sip.REGISTER, ruri)
-	req.SetTransport(strings.ToUpper(r.Transport.String()))
+	req, _ := targetRequest(sip.REGISTER, r, "")
 	var aor sip.Uri
 	_ = sip.ParseUri(t.cfg.AOR, &aor)
 	from := sip.FromHeader{Address: aor, Params: sip.NewParams()}

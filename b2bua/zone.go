@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -116,6 +117,25 @@ func uriHost(h string) string {
 		return "[" + a.String() + "]"
 	}
 	return h
+}
+
+// targetRequest is a request of method toward t, its Request-URI
+// addressing user at the target (sips: for a secure target, a transport
+// parameter for a clear TCP or TLS one), sent over the target's transport.
+// It returns the request and the scheme its other URIs take.
+func targetRequest(method sip.RequestMethod, t topology.Target, user string) (*sip.Request, string) {
+	scheme := "sip"
+	if t.Secure {
+		scheme = "sips"
+	}
+	ruri := sip.Uri{Scheme: scheme, User: user, Host: uriHost(t.Host), Port: t.Port}
+	if !t.Secure && t.Transport != policy.TransportUDP {
+		ruri.UriParams = sip.NewParams()
+		ruri.UriParams.Add("transport", t.Transport.String())
+	}
+	req := sip.NewRequest(method, ruri)
+	req.SetTransport(strings.ToUpper(t.Transport.String()))
+	return req, scheme
 }
 
 // contact is parapet's Contact on a leg of this zone over transport t.
