@@ -208,8 +208,9 @@ func (s *Server) refuseOutsider(z *zone, req *sip.Request, tx sip.ServerTransact
 	case s.rules.Load().zones[z.name].drops(scanner), req.IsAck():
 		fate = fateDropped
 	default:
-		res := statelessForbidden(req)
-		z.send(tx, res)
+		if err := z.send(tx, statelessForbidden(req)); err != nil {
+			fate = fateDropped // the 403 never left: the request got nothing
+		}
 	}
 	if scanner {
 		fate = fateScanner
