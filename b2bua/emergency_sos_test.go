@@ -2,6 +2,7 @@ package b2bua_test
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/sim"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // A call that names the emergency services by URN (RFC 5031), in its
@@ -116,5 +118,42 @@ func TestEmergencyTrunkWithoutSRTP(t *testing.T) {
 	b := leg(c, compliance.RoleB)
 	if b == nil || b.Media == nil || b.Media.SRTPSuite != "" {
 		t.Errorf("carrier leg media %+v", b)
+	}
+}
+
+// In a zone in observe mode whose outsider budgets are spent, an
+// outsider's emergency call still completes, on the emergency budget, and
+// its record says both what it was and that the zone's peers do not list
+// its source; the same outsider's other INVITE is dropped as before.
+func TestEmergencyOutsiderBeyondBudget(t *testing.T) {
+	lim := topology.DefaultLimits
+	lim.OutsiderRate, lim.SourceRate, lim.PrefixRate = 1e-9, 1e-9, 1e-9 // a burst of one, never refilled
+	l := newLab(t, labOptions{emergency: []string{"911"}, pbxMode: policy.ModeObserve, limits: lim,
+		pbxPeers: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	u := newUDPPeer(t, l.pbxUDP.String())
+	if !u.pingAnswered(l.pbxUDP.String(), "SIP/2.0 ") {
+		t.Fatal("the outsider's first request (the budgets' burst) got no answer")
+	}
+	if _, err := u.c.WriteToUDP([]byte(rawInvite(l.pbxUDP.String(), u.local(), "beyond-budget")), u.to); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5e9, "the INVITE beyond the budgets to be dropped", func() bool {
+		return l.srv.Stats().Outsiders["over_budget"] == 1
+	})
+	ctx := ctxT(t)
+	caller, err := l.pbx.Call(ctx, "urn:service:sos", sim.CallOptions{Route: fmt.Sprintf("<sip:%s;lr>", l.pbxUDP)})
+	if err != nil {
+		t.Fatalf("an outsider's emergency call beyond the outsider budgets: %v", err)
+	}
+	exchange(t, caller, incoming(t, l.carrier))
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := emergencyRecord(t, l, 1)
+	if d := decision(c, policy.RuleSourceNotAllowed); d == nil || d.Verdict != policy.VerdictWouldReject {
+		t.Errorf("source decision %+v", d)
+	}
+	if n := l.srv.Stats().Outsiders["over_budget"]; n != 1 {
+		t.Errorf("over_budget %d: the emergency call's requests were counted against the outsiders", n)
 	}
 }

@@ -45,6 +45,10 @@ func rawEmergency(e topology.Emergency, data []byte) bool {
 	line, _, _ := bytes.Cut(data, []byte("\n"))
 	_, after, _ := bytes.Cut(line, []byte(" "))
 	uri, _, _ := bytes.Cut(after, []byte(" "))
+	scheme, _, _ := bytes.Cut(uri, []byte(":"))
+	if !bytes.EqualFold(scheme, []byte("sip")) && !bytes.EqualFold(scheme, []byte("sips")) {
+		return rawDials(e, uri) // a URN (another scheme is not served)
+	}
 	if rawDials(e, uri) {
 		return true
 	}
