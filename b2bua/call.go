@@ -54,10 +54,12 @@ type Call struct {
 	a, b     *leg
 	aTx      sip.ServerTransaction // A's INVITE transaction
 
-	// emergency: the callee is an emergency number (see emergency.go);
+	// emergency: the call dials the emergency services (see emergency.go
+	// and sos.go); dialled says how (the service URN it named, if any);
 	// overrides says what the call was taken in spite of, for its
 	// call.emergency decision.
 	emergency bool
+	dialled   dialled
 	overrides []string
 	// identity is what the call's identity headers were and became (see
 	// identity.go); guarded by mu once the call is routed.
@@ -217,9 +219,9 @@ func (s *Server) newCall(z *zone, req *sip.Request) *Call {
 	if f := req.From(); f != nil {
 		c.caller = f.Address.User
 	}
-	c.callee = req.Recipient.User
 	c.rules = s.rules.Load()
-	c.emergency = c.rules.emergency.Match(c.callee)
+	c.dialled = dialledBy(c.rules.emergency, req)
+	c.callee, c.emergency = c.dialled.callee, c.dialled.emergency
 	c.identity = identityFrom(req, c.rules.zones[z.name].trusted)
 	c.a = &leg{call: c, role: compliance.RoleA, side: media.SideA, zone: z, pol: c.rules.zone(z.name), attempted: true,
 		firstAck: make(chan *sip.Request, 1), settled: make(chan struct{})}

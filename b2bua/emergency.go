@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/parapet-sbc/parapet/policy"
@@ -22,7 +23,7 @@ import (
 // emergencyOverride is the text of the call's call.emergency decision:
 // what the call was taken in spite of (the overrides so far).
 func (c *Call) emergencyOverride(overrides []string) policy.Decision {
-	reason := "emergency number: the call is never refused for a call limit or an unwritable log, and media policy refusals are recorded as would_reject"
+	reason := "emergency call (" + c.dialled.via + "): the call is never refused for a call limit or an unwritable log, and media policy refusals are recorded as would_reject"
 	if len(overrides) > 0 {
 		reason += "; taken although " + strings.Join(overrides, " and ")
 	}
@@ -64,4 +65,35 @@ func (c *Call) takeEmergency() {
 	}
 	c.env.stats.emergency.Add(1)
 	c.log.Warn("emergency call", "overrides", len(c.overrides))
+}
+
+// nextPlan is the offer to make B after it refused one made with cur
+// (488): the zone's next key exchange (policy.NextPlan) or, for an
+// emergency call whose callee refused every SRTP offer policy allows, plain
+// RTP. The encryption policy is followed as far as the callee supports it,
+// and the call is never refused for the rest (fallbackDecision records
+// would_reject).
+func (c *Call) nextPlan(cur policy.OfferPlan) (policy.OfferPlan, bool) {
+	if next, ok := policy.NextPlan(c.b.pol, c.b.transport, cur); ok {
+		return next, true
+	}
+	if c.emergency && cur.Secure() {
+		return policy.OfferPlan{}, true
+	}
+	return policy.OfferPlan{}, false
+}
+
+// fallbackDecision is the decision for offering B next after it refused
+// cur with 488: allowed between key exchanges, would_reject for an
+// emergency call's plain RTP into a zone that requires SRTP.
+func (c *Call) fallbackDecision(cur, next policy.OfferPlan) policy.Decision {
+	d := policy.Decision{Stage: policy.StageOffer, Zone: c.b.zone.name, Verdict: policy.VerdictAllowed,
+		Rule:   policy.RuleKeyExchangeFallback,
+		Reason: fmt.Sprintf("the callee refused the %s offer with 488; offering %s", keyExchangeName(cur), keyExchangeName(next))}
+	if !next.Secure() && c.b.pol.SRTP == policy.RequirementRequire {
+		d.Verdict, d.Rule, d.Status = policy.VerdictWouldReject, policy.RuleSRTPRequired, 488
+		d.Reason = fmt.Sprintf("zone %q requires SRTP, and the callee refused every SRTP offer (%s last) with 488: emergency call offered plain RTP",
+			c.b.zone.name, keyExchangeName(cur))
+	}
+	return d
 }

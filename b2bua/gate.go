@@ -55,9 +55,10 @@ func (s *Server) gate(z *zone) sip.TransportReadFilter {
 			}
 			return data, nil
 		}
-		if pol.Mode == policy.ModeObserve && s.budget.Load().allow(src.Addr()) {
+		if pol.Mode == policy.ModeObserve && (s.budget.Load().allow(src.Addr()) || s.emergencyOutsider(data, src.Addr())) {
 			// Observe mode lets outsiders in (recorded would_reject),
-			// within the outsider budgets.
+			// within the outsider budgets, or, for an emergency INVITE,
+			// within their own (sosgate.go).
 			return data, nil
 		}
 		s.outsiderDatagram(z, info.LocalAddr, src, data)

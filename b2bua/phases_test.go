@@ -59,7 +59,7 @@ func phaseCall(t *testing.T, src string, req *sip.Request, stopping bool) (*Call
 	e := &env{reg: newRegistry(), rec: newRecorder(nopSink{}, log, st), stats: st, stopping: stop, events: ev,
 		zones: map[string]*zone{"pbx": {responder: r, name: "pbx"}, "carrier": {responder: r, name: "carrier"}}}
 	rules := newRules(cfg)
-	c := &Call{env: e, id: "test", log: log, rules: rules, ended: make(chan struct{})}
+	c := &Call{env: e, id: "test", log: log, rules: rules, ended: make(chan struct{}), callee: req.Recipient.User}
 	ap := netip.MustParseAddrPort(src)
 	c.a = &leg{call: c, role: compliance.RoleA, zone: e.zones["pbx"], pol: rules.zone("pbx"),
 		sig: policy.SignalingFacts{Transport: policy.TransportUDP, Source: ap}}

@@ -44,18 +44,19 @@ func (c *Call) callLocked(end time.Time) *compliance.Call {
 		return pseudo.Token(v)
 	}
 	call := &compliance.Call{
-		ID:            c.id,
-		Caller:        id(c.caller),
-		Callee:        id(c.callee),
-		Pseudonymized: pseudo != nil,
-		Emergency:     c.emergency,
-		Start:         c.start.UTC(),
-		End:           end.UTC(),
-		Disposition:   c.disposition,
-		SIPStatus:     c.status,
-		EndReason:     c.endReason,
-		PolicyHash:    c.rules.hash,
-		Decisions:     append([]policy.Decision{}, c.decisions...),
+		ID:               c.id,
+		Caller:           id(c.caller),
+		Callee:           id(c.callee),
+		Pseudonymized:    pseudo != nil,
+		Emergency:        c.emergency,
+		EmergencyService: c.dialled.service,
+		Start:            c.start.UTC(),
+		End:              end.UTC(),
+		Disposition:      c.disposition,
+		SIPStatus:        c.status,
+		EndReason:        c.endReason,
+		PolicyHash:       c.rules.hash,
+		Decisions:        append([]policy.Decision{}, c.decisions...),
 	}
 	if c.route != nil {
 		call.Route = c.route.Name

@@ -57,9 +57,7 @@ func (c *Call) ringTarget(maxForwards int, plan *policy.OfferPlan, choices []pol
 		if res.next == nil {
 			return res.ok, res.failover
 		}
-		c.decide(policy.Decision{Stage: policy.StageOffer, Zone: c.b.zone.name, Verdict: policy.VerdictAllowed,
-			Rule:   policy.RuleKeyExchangeFallback,
-			Reason: fmt.Sprintf("the callee refused the %s offer with 488; offering %s", keyExchangeName(*plan), keyExchangeName(*res.next))})
+		c.decide(c.fallbackDecision(*plan, *res.next))
 		c.resetB()
 		plan = res.next
 	}
@@ -87,7 +85,7 @@ func (c *Call) attemptB(maxForwards int, plan *policy.OfferPlan, choices []polic
 	case r.err == nil:
 		c.endAttempt(compliance.AttemptAnswered, uac.InviteResponse.StatusCode)
 	case plan != nil && statusOf(r.err) == 488 && !r.early:
-		if next, ok := policy.NextPlan(c.b.pol, c.b.transport, *plan); ok {
+		if next, ok := c.nextPlan(*plan); ok {
 			c.endAttempt(compliance.AttemptRejected, 488)
 			return attempt{next: &next}
 		}

@@ -12,8 +12,8 @@ import (
 )
 
 // routeCall is a call's second phase: the first route of the caller's zone
-// that matches the number called, a slot on it when it has a call limit,
-// and leg B toward its target. It answers A (404, 503) when the call ends
+// that matches the number called (Call.callee), a slot on it when it has a
+// call limit, and leg B toward its target. It answers A (404, 503) when the call ends
 // here.
 func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
 	route, fl, ok := c.registeredRoute(req, tx)
@@ -21,7 +21,9 @@ func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
 		return false
 	}
 	if route == nil {
-		route = c.rules.route(c.a.zone.name, req.Recipient.User)
+		// The number dialled: an emergency call by URN, or by To only,
+		// is routed as its emergency number (sos.go).
+		route = c.rules.route(c.a.zone.name, c.callee)
 	}
 	if route == nil {
 		c.reject(tx, req, 404, reasonPhrase(404), compliance.DispositionRejected,

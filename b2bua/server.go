@@ -43,6 +43,9 @@ type Server struct {
 	// budget is what outsiders may still be answered (rebuilt when a
 	// reload changes the limits).
 	budget atomic.Pointer[outsiderBudget]
+	// sosBudget is outsiders' emergency INVITEs' own budget, in zones in
+	// observe mode (sosgate.go).
+	sosBudget *outsiderBudget
 
 	// reg books the live calls, their legs, route slots and goroutines.
 	reg *registry
@@ -111,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rules.Store(newRules(&cfg))
 	s.budget.Store(newOutsiderBudget(s.rules.Load().limits))
+	s.sosBudget = newOutsiderBudget(emergencyOutsiderLimits)
 	s.rec = newRecorder(cfg.Sink, s.log, &s.stats)
 	s.rec.journal = cfg.Journal
 	s.events = newEventFolder(10 * time.Second)

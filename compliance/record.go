@@ -75,10 +75,14 @@ type Call struct {
 	Callee string `json:"callee"` // pseudonymised unless configured otherwise
 	// Pseudonymized tells how Caller and Callee are written.
 	Pseudonymized bool `json:"pseudonymized"`
-	// Emergency: the callee is one of the configured emergency numbers,
-	// and the call was taken as one (never refused for a call limit or an
+	// Emergency: the call dialled the emergency services (one of the
+	// configured emergency numbers, or urn:service:sos), and the call was taken as one (never refused for a call limit or an
 	// unwritable log; media refusals recorded as would_reject).
 	Emergency bool `json:"emergency,omitempty"`
+	// EmergencyService is the emergency service URN (RFC 5031) an
+	// emergency call named, in its Request-URI or To, in lower case
+	// ("urn:service:sos.police"); absent when it dialled a number alone.
+	EmergencyService string `json:"emergency_service,omitempty"`
 
 	Start  time.Time  `json:"start"`
 	Answer *time.Time `json:"answer,omitempty"`

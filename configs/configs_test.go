@@ -84,6 +84,9 @@ func TestLabDefault(t *testing.T) {
 		t.Fatalf("routes = %v", cfg.Routes)
 	}
 	out, in := cfg.Routes[0], cfg.Routes[1]
+	if !slices.Equal(cfg.Emergency.Numbers, []string{"911", "933"}) || !out.Match.MatchString("911") {
+		t.Errorf("emergency numbers %q, routed by outbound: %v", cfg.Emergency.Numbers, out.Match)
+	}
 	if out.Name != "outbound" || out.From != "pbx" || out.To != "carrier" || out.Match == nil ||
 		!out.Match.MatchString("+15551234567") || out.Match.MatchString("alice") ||
 		out.Target != (topology.Target{URI: "sips:127.0.0.1:5062", Secure: true, Host: "127.0.0.1", Port: 5062, Transport: policy.TransportTLS}) ||

@@ -32,6 +32,15 @@ zone "carrier" {
   }
 }
 
+# Emergency calls: never refused for a call limit or a full log, recorded emergency.
+# A phone may dial the number or urn:service:sos (RFC 5031, as Request-URI or in To):
+# a URN call is routed and sent on as the first number, 911. Route "outbound" below
+# takes them (it matches 911 and has no max_calls); a site with call limits gives
+# them a route of their own, first (docs/config.md, emergency).
+emergency {
+  numbers = ["911", "933"]
+}
+
 route "outbound" {
   from   = "pbx"
   to     = "carrier"

@@ -80,6 +80,8 @@ zone "pbx" {
 # Staff softphones dial 911 too: the PBX places it on its carrier trunk. The
 # call is never refused for a call limit or a full log, and keeps the caller's
 # number as its callback number.
+# A phone may also dial urn:service:sos (RFC 5031, as Request-URI or in To):
+# such a call is routed and sent on as the first number, 911.
 emergency {
   numbers = ["911", "933"]
 }

@@ -50,7 +50,7 @@ limits {                               # the site's budgets (these are the defau
 
 emergency {                            # never refused for a call limit or a full log; recorded emergency
   numbers = ["911", "933"]             # 933: the carrier's 911 address test line
-}
+}                                      # urn:service:sos (RFC 5031) is routed as the first, 911
 
 route "emergency" {                    # before "outbound", with no max_calls of its own
   from   = "pbx"

@@ -48,7 +48,8 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		tx.Respond(sip.NewResponseFromRequest(req, ans.Status, "Rejected by sim", nil))
 		return
 	}
-	if ans.RejectDTLS && strings.Contains(string(req.Body()), "UDP/TLS/RTP/SAVP") {
+	if ans.RejectDTLS && strings.Contains(string(req.Body()), "UDP/TLS/RTP/SAVP") ||
+		ans.RejectSRTP && strings.Contains(string(req.Body()), "RTP/SAVP") {
 		tx.Respond(sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil))
 		return
 	}

@@ -98,6 +98,9 @@ type Answer struct {
 	// RejectDTLS answers 488 to an offer of DTLS-SRTP (a peer that knows
 	// only SDES).
 	RejectDTLS bool
+	// RejectSRTP answers 488 to any offer of SRTP (RTP/SAVP, RTP/SAVPF,
+	// UDP/TLS/RTP/SAVP): a trunk that carries plain RTP only.
+	RejectSRTP bool
 }
 
 // Credentials for a digest challenge.

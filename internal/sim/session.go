@@ -321,6 +321,15 @@ func (s *Session) Transport() string {
 	return s.uac.InviteRequest.Transport()
 }
 
+// InviteURI is the Request-URI of the INVITE this peer answered; "" for
+// a call this peer placed.
+func (s *Session) InviteURI() string {
+	if s.uas == nil {
+		return ""
+	}
+	return s.uas.InviteRequest.Recipient.String()
+}
+
 // InviteHeader returns the values of the headers named name of the INVITE
 // this peer answered (one entry per header, as received); nil for a call
 // this peer placed.
