@@ -30,6 +30,7 @@ var errNoPrack = errors.New("no PRACK from the caller for a reliable provisional
 type rel100 struct {
 	rseq    uint32        // the RSeq of the last reliable provisional sent
 	pracked chan struct{} // closed when it is acknowledged
+	answer  bool          // it carries parapet's SDP answer
 }
 
 // requireTags splits the Require or Proxy-Require headers (name) into
@@ -64,6 +65,7 @@ func (c *Call) sendReliable(res *sip.Response) error {
 	rseq := r.rseq
 	done := make(chan struct{})
 	r.pracked = done
+	r.answer = len(res.Body()) > 0
 	a.mu.Unlock()
 
 	res.AppendHeader(sip.NewHeader("Require", "100rel"))
@@ -105,15 +107,22 @@ func (c *Call) onPrack(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 			method = f[2]
 		}
 	}
-	matched := false
+	matched, answered := false, false
 	if l == c.a && l.uas != nil && method == string(sip.INVITE) && cseq == uint64(l.uas.InviteRequest.CSeq().SeqNo) {
 		l.mu.Lock()
 		if r := l.rel; r != nil && r.pracked != nil && rseq == uint64(r.rseq) {
 			close(r.pracked)
 			r.pracked = nil
-			matched = true
+			matched, answered = true, r.answer
 		}
 		l.mu.Unlock()
+	}
+	if answered {
+		// A's early offer/answer is complete: its early dialog may carry
+		// an UPDATE with a new offer (RFC 3311 section 5.1).
+		c.mu.Lock()
+		l.early = earlyDialog{done: true, update: hasTag(l.uas.InviteRequest, "Allow", "UPDATE")}
+		c.mu.Unlock()
 	}
 	if !matched {
 		c.a.zone.respond(tx, req, 481, "Call/Transaction Does Not Exist", "PRACK matches no unacknowledged reliable provisional response")
@@ -127,8 +136,9 @@ func (c *Call) onPrack(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 // prackB acknowledges B's reliable provisional response res (RFC 3262
 // section 7.2) in B's early dialog. It reports whether res is new (its
 // RSeq above the last one): a retransmission is PRACKed again but not
-// relayed to A.
+// relayed to A. r.acked says whether B accepted the PRACK.
 func (c *Call) prackB(r *ringing, uac *sipgo.DialogClientSession, res *sip.Response) bool {
+	r.acked = false
 	h := res.GetHeader("RSeq")
 	if h == nil || !hasTag(res, "Require", "100rel") {
 		return true
@@ -145,7 +155,9 @@ func (c *Call) prackB(r *ringing, uac *sipgo.DialogClientSession, res *sip.Respo
 	req.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%d %d INVITE", rseq, uac.InviteRequest.CSeq().SeqNo)))
 	ctx, cancel := context.WithTimeout(context.Background(), 8*sip.T1)
 	defer cancel()
-	if pres, err := uac.Do(ctx, req); err != nil || !pres.IsSuccess() {
+	pres, err := uac.Do(ctx, req)
+	r.acked = err == nil && pres.IsSuccess()
+	if !r.acked {
 		c.log.Debug("prack to b", "rseq", rseq, "error", err)
 	}
 	fresh := rseq > r.rseq
