@@ -1,7 +1,6 @@
 package b2bua
 
 import (
-	"context"
 	"errors"
 	"time"
 
@@ -180,9 +179,7 @@ func (c *Call) respondEnded() {
 // answerFromB ACKs B's 2xx, judges its answer (the callee may not answer
 // without SDP unless it sent early media), and answers A.
 func (c *Call) answerFromB(uac *sipgo.DialogClientSession, early bool) bool {
-	if err := uac.Ack(context.Background()); err != nil {
-		c.log.Warn("ack to b failed", "error", err)
-	}
+	c.writeAck(uac, nil)
 	// An early UPDATE exchange under way (onEarlyUpdate) ends first: one
 	// offer/answer exchange at a time.
 	c.reinvite.Lock()

@@ -166,3 +166,71 @@ func (c *Call) prackB(r *ringing, uac *sipgo.DialogClientSession, res *sip.Respo
 	}
 	return fresh
 }
+
+// writeAck acknowledges B's 2xx to uac's INVITE with ack (nil: sipgo's
+// own, without a body). sipgo v1.7.2 gives an ACK
+// the CSeq of the dialog's last request (emiago/sipgo#355): after a PRACK
+// or an early UPDATE, theirs, where RFC 3261 section 13.2.2.4 wants the
+// INVITE's, and a callee that matches the ACK to its INVITE by CSeq
+// retransmits its 2xx and drops the call. parapet then first writes the
+// ACK itself with the INVITE's CSeq; sipgo's own follows (it confirms the
+// dialog on sipgo's side, which BYE needs) and B absorbs it as an ACK
+// that matches nothing. Only sipgo's is sent again should B retransmit
+// its 2xx.
+func (c *Call) writeAck(uac *sipgo.DialogClientSession, ack *sip.Request) {
+	inv := uac.InviteRequest
+	if uac.CSEQ() != inv.CSeq().SeqNo {
+		own := ackFor(inv, uac.InviteResponse)
+		if ack != nil {
+			if ct := ack.ContentType(); ct != nil {
+				own.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
+			}
+			own.SetBody(ack.Body())
+			own.Laddr = ack.Laddr
+		}
+		if err := c.b.dua.Client.WriteRequest(own); err != nil {
+			c.log.Warn("ack to b failed", "error", err)
+		}
+	}
+	var err error
+	if ack == nil {
+		err = uac.Ack(context.Background())
+	} else {
+		err = uac.WriteAck(context.Background(), ack)
+	}
+	if err != nil {
+		c.log.Warn("ack to b failed", "error", err)
+	}
+}
+
+// ackFor is the ACK to res, a 2xx to inv (RFC 3261 section 13.2.2.4):
+// to res's Contact, over the route its Record-Route headers make, with
+// inv's CSeq and credentials.
+func ackFor(inv *sip.Request, res *sip.Response) *sip.Request {
+	target := inv.Recipient
+	if ct := res.Contact(); ct != nil {
+		target = ct.Address
+	}
+	ack := sip.NewRequest(sip.ACK, *target.Clone())
+	ack.AppendHeader(sip.HeaderClone(inv.From()))
+	ack.AppendHeader(sip.HeaderClone(res.To()))
+	ack.AppendHeader(sip.HeaderClone(inv.CallID()))
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.ACK})
+	mf := sip.MaxForwardsHeader(70)
+	ack.AppendHeader(&mf)
+	for _, name := range []string{"Authorization", "Proxy-Authorization"} {
+		if h := inv.GetHeader(name); h != nil {
+			ack.AppendHeader(sip.NewHeader(name, h.Value()))
+		}
+	}
+	rrs := res.GetHeaders("Record-Route")
+	for i := len(rrs) - 1; i >= 0; i-- {
+		ack.AppendHeader(sip.NewHeader("Route", rrs[i].Value()))
+	}
+	if len(rrs) == 0 {
+		ack.SetDestination(res.Source())
+	}
+	ack.SetTransport(inv.Transport())
+	ack.SetBody(nil) // Content-Length: 0
+	return ack
+}

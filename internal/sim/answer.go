@@ -90,8 +90,24 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		res := sip.NewResponseFromRequest(uas.InviteRequest, 183, "Session Progress", s.answerBody())
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		res.AppendHeader(sip.NewHeader("Server", p.Product()))
-		uas.WriteResponse(res)
+		if ans.Rel100 && strings.Contains(headerValue(req, "Supported"), "100rel") {
+			if err := s.reliable183(uas, res); err != nil {
+				p.log.Debug("reliable 183", "error", err)
+			}
+		} else {
+			uas.WriteResponse(res)
+		}
 		s.start() // early media: the media (and a DTLS-SRTP handshake) starts now
+	}
+	if ans.Hold != nil {
+		select {
+		case <-ans.Hold:
+		case <-uas.Context().Done():
+			p.cancelled.Add(1)
+			p.untrack(s)
+			s.closeMedia()
+			return
+		}
 	}
 	if ans.Ring > 0 {
 		uas.Respond(180, "Ringing", nil)
