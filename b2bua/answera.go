@@ -35,6 +35,9 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	a := c.a
 	ok := sip.NewSDPResponseFromRequest(a.uas.InviteRequest, sdp)
 	c.a.zone.commonHeaders(ok)
+	if b := c.b; b != nil && b.uac != nil {
+		c.relayCalleeIdentity(b.uac.InviteResponse, ok)
+	}
 	c.grantTimer(a, a.uas.InviteRequest, ok)
 	if !c.journalAnswer() {
 		return nil, false

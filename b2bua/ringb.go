@@ -409,7 +409,7 @@ func (c *Call) onBResponse(r *ringing, uac *sipgo.DialogClientSession, plan *pol
 	if plan != nil && len(res.Body()) > 0 && isSDP(res.ContentType()) {
 		err = c.earlyAnswer(r, res)
 	} else {
-		err = c.ringA(r, res.StatusCode)
+		err = c.ringA(r, res)
 	}
 	if err != nil {
 		r.relayErr = err
@@ -441,13 +441,15 @@ func (c *Call) earlyAnswer(r *ringing, res *sip.Response) error {
 	}
 	res183 := sip.NewResponseFromRequest(a.uas.InviteRequest, 183, reasonPhrase(183), answer)
 	res183.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	c.relayCalleeIdentity(res, res183)
 	return c.provisionalA(res183)
 }
 
-// ringA relays B's progress without SDP to A as 180 or 183: a callee
-// re-sending its ringing tells the caller nothing new, so only when the
-// status changes.
-func (c *Call) ringA(r *ringing, code int) error {
+// ringA relays B's progress without SDP, res, to A as 180 or 183: a
+// callee re-sending its ringing tells the caller nothing new, so only
+// when the status changes.
+func (c *Call) ringA(r *ringing, res *sip.Response) error {
+	code := res.StatusCode
 	if code != 180 && code != 183 {
 		code = 180
 	}
@@ -455,5 +457,7 @@ func (c *Call) ringA(r *ringing, code int) error {
 		return nil
 	}
 	r.lastCode = code
-	return c.provisionalA(sip.NewResponseFromRequest(c.a.uas.InviteRequest, code, reasonPhrase(code), nil))
+	out := sip.NewResponseFromRequest(c.a.uas.InviteRequest, code, reasonPhrase(code), nil)
+	c.relayCalleeIdentity(res, out)
+	return c.provisionalA(out)
 }

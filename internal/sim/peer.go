@@ -83,6 +83,10 @@ type Answer struct {
 	// Hold, when set, holds the 2xx until it is closed (or the call is
 	// cancelled): the early dialog lasts as long as a test needs.
 	Hold <-chan struct{}
+	// Headers are added as they are to the peer's 18x and 2xx
+	// (P-Asserted-Identity, Privacy: the callee's identity, RFC 3325
+	// section 9.1).
+	Headers []sip.Header
 	// Digest, when set, challenges every INVITE (401) and accepts only
 	// these credentials.
 	Digest *Credentials
