@@ -61,7 +61,9 @@ type earlyDialog struct {
 //     reliable provisional response, RFC 3262): 500 with Retry-After, the
 //     INVITE's offer is still pending (section 5.2);
 //   - the offer judged by policy at the re-offer stage (recorded like a
-//     re-INVITE's): refused, its status (488) and the call goes on as it was;
+//     re-INVITE's): refused, its status (488) and the call goes on as it
+//     was; allowed, carried as follows, or not at all (then the decision
+//     is not recorded: nothing changed);
 //   - the other leg's early dialog can carry an offer (complete early
 //     offer/answer, its peer allows UPDATE): bridged there as an UPDATE
 //     with parapet's offer, and its answer judged, as bridgeReoffer does;
@@ -91,21 +93,27 @@ func (c *Call) onEarlyUpdate(l *leg, req *sip.Request, tx sip.ServerTransaction)
 	}
 	d := policy.Evaluate(policy.Input{Stage: policy.StageReoffer, Zone: l.pol, Signaling: l.sig,
 		Media: c.mediaFacts(offer, nil), CurrentSRTP: currentSRTP})
+	bridge := theirs.done && theirs.update
+	if d.Proceed() && !bridge && !c.legLocal(l, offer) {
+		// Nothing changes: no decision to record.
+		c.retryLater(l, req, tx, "the change needs the other side, which cannot take it before the call is answered")
+		return
+	}
 	c.decide(d)
 	if !d.Proceed() {
 		l.zone.respond(tx, req, d.Status, reasonPhrase(d.Status), d.Reason)
 		return
 	}
-	switch {
-	case theirs.done && theirs.update:
+	if d.Verdict == policy.VerdictWouldReject || !d.SRTP() && currentSRTP {
+		c.log.Warn("early re-offer changes media protection", "leg", l.role, "verdict", string(d.Verdict), "rule", d.Rule)
+	}
+	if bridge {
 		c.bridgeReoffer(l, other, offer, d, req, tx, func(o *leg, sdp []byte) (*sip.Response, error) {
 			return c.sendEarlyUpdate(o, theirs.target, sdp)
 		})
-	case c.legLocal(l, offer):
-		c.answerAlone(l, other, offer, d, req, tx)
-	default:
-		c.retryLater(l, req, tx, "the change needs the other side, which cannot take it before the call is answered")
+		return
 	}
+	c.answerAlone(l, other, offer, d, req, tx)
 }
 
 // retryLater answers an early UPDATE's offer 500 with Retry-After (RFC

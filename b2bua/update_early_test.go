@@ -149,3 +149,20 @@ func TestEarlyUpdateRefused(t *testing.T) {
 		})
 	}
 }
+
+// An early offer that changes what the callee must take (the caller
+// going sendonly) while the callee's early dialog cannot carry it (its
+// 183 was unreliable): 500 with Retry-After (RFC 3311 section 5.2),
+// nothing changed and no decision recorded; the call is answered and
+// media flows as before.
+func TestEarlyUpdateNotCarried(t *testing.T) {
+	l, code, caller, callee := earlyUpdateCall(t, sim.Answer{}, sim.EarlyUpdate{Direction: "sendonly"})
+	if code != 500 {
+		t.Fatalf("early UPDATE got %d, want 500", code)
+	}
+	exchange(t, caller, callee)
+	rec := hangUpRecord(t, l, caller)
+	if ds := reoffers(rec); len(ds) != 0 {
+		t.Errorf("re-offer decisions %+v for an offer that changed nothing", ds)
+	}
+}

@@ -20,6 +20,9 @@ import (
 // keys are those the call then runs with.
 type EarlyUpdate struct {
 	Plain bool
+	// Direction, when set, is the offer's a= direction (sendonly, say:
+	// a change the other side must take), for this offer only.
+	Direction string
 	// Done, when set, is told the UPDATE's final status (0 if it got none).
 	Done func(status int)
 }
@@ -45,11 +48,15 @@ func (s *Session) earlyUpdate(ctx context.Context, uac *sipgo.DialogClientSessio
 	}
 	s.mu.Lock()
 	s.version = max(s.version+1, 2)
-	version := s.version
+	version, dir := s.version, s.direction
+	s.direction = o.Direction
 	s.mu.Unlock()
 	req := sip.NewRequest(sip.UPDATE, *target.Clone())
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(s.offerVersion(next, "", version))
+	s.mu.Lock()
+	s.direction = dir
+	s.mu.Unlock()
 	uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	ures, err := uac.Do(uctx, req)
