@@ -231,6 +231,7 @@ func ackFor(inv *sip.Request, res *sip.Response) *sip.Request {
 		ack.SetDestination(res.Source())
 	}
 	ack.SetTransport(inv.Transport())
-	ack.SetBody(nil) // Content-Length: 0
+	ack.Laddr = inv.Laddr // from the address the INVITE left from (UDP)
+	ack.SetBody(nil)      // Content-Length: 0
 	return ack
 }

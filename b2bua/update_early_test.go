@@ -2,6 +2,7 @@ package b2bua_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -165,4 +166,30 @@ func TestEarlyUpdateNotCarried(t *testing.T) {
 	if ds := reoffers(rec); len(ds) != 0 {
 		t.Errorf("re-offer decisions %+v for an offer that changed nothing", ds)
 	}
+}
+
+// After parapet PRACKed the callee's reliable 180, its ACK to the
+// callee's 200 carries the INVITE's CSeq (RFC 3261 section 13.2.2.4), not
+// the PRACK's, and its BYE a CSeq above the PRACK's.
+func TestAckAfterPrackHasInviteCSeq(t *testing.T) {
+	l := newRawLab(t)
+	c, ring := rel100Call(t, l, "ackseq")
+	l.a.send(l.aUDP, withHeaders(c.aRequest("PRACK", 2, ""), "RAck: "+hv(ring.text, "RSeq")+" 1 INVITE"))
+	l.a.must("200 to A's PRACK", isRes(200, "PRACK"))
+	c.bReply(200, "OK")
+	if ack := l.b.must("ACK for B's 200", isReq("ACK")); hv(ack.text, "CSeq") != "1 ACK" {
+		t.Errorf("ACK to B: CSeq %q, want the INVITE's (1 ACK)", hv(ack.text, "CSeq"))
+	}
+	if res := c.aFinal(); !strings.HasPrefix(res, "SIP/2.0 200") {
+		t.Fatalf("A's INVITE: %s", firstLine(res))
+	}
+	c.aAck(1)
+	l.a.send(l.aUDP, c.aRequest("BYE", 3, ""))
+	l.a.must("200 to A's BYE", isRes(200, "BYE"))
+	bye := l.b.must("BYE to B", isReq("BYE"))
+	if got := hv(bye.text, "CSeq"); got != "3 BYE" {
+		t.Errorf("BYE to B: CSeq %q, want 3 BYE (after the PRACK's 2)", got)
+	}
+	l.b.send(bye.from, reply(bye.text, 200, "OK", "", "", ""))
+	wantRecord(t, l.record(), compliance.DispositionAnswered, 200, "bye from a")
 }
