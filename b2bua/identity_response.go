@@ -21,7 +21,8 @@ import (
 // Privacy with them, are dropped.
 
 // calleeIdentity is what the callee's responses asserted and what of it
-// reached the caller (the last response relayed says). Guarded by Call.mu.
+// reached the caller (the last relayed response that had a
+// P-Asserted-Identity says). Guarded by Call.mu.
 type calleeIdentity struct {
 	// believed are the P-Asserted-Identity values believed from B;
 	// sent those written into parapet's response to A.
@@ -67,6 +68,9 @@ func (c *Call) relayCalleeIdentity(from, to *sip.Response) {
 	}
 	if trustedA && len(id.privacy) > 0 {
 		to.AppendHeader(sip.NewHeader("Privacy", strings.Join(id.privacy, ";")))
+	}
+	if len(pai) == 0 {
+		return // the record keeps what an earlier response asserted
 	}
 	c.mu.Lock()
 	c.identity.callee = id
