@@ -180,6 +180,11 @@ func (c *Call) answerAlone(l, other *leg, offer *media.Description, d policy.Dec
 
 // sendEarlyUpdate sends an UPDATE with an offer in leg l's early dialog
 // (to target, B's Contact, on leg B) and waits for its final response.
+// sipgo builds it from the dialog's latest response (InviteResponse), which
+// on leg B the goroutine waiting for B's answer replaces when B sends
+// another provisional response meanwhile: sipgo offers no lock for it (a
+// known limit; the early offer/answer that allowed the UPDATE, under
+// Call.mu, orders the response it was taken from before this read).
 func (c *Call) sendEarlyUpdate(l *leg, target *sip.Uri, sdp []byte) (*sip.Response, error) {
 	to := l.target()
 	if target != nil {
