@@ -4,9 +4,12 @@ import (
 	"errors"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/media"
+	"github.com/parapet-sbc/parapet/policy"
 )
 
 // respondA sends a final error to A once its dialog exists. why goes into
@@ -32,6 +35,9 @@ func (c *Call) answerA(sdp []byte) (*sip.Request, bool) {
 	a := c.a
 	ok := sip.NewSDPResponseFromRequest(a.uas.InviteRequest, sdp)
 	c.a.zone.commonHeaders(ok)
+	if b := c.b; b != nil && b.uac != nil {
+		c.relayCalleeIdentity(b.uac.InviteResponse, ok)
+	}
 	c.grantTimer(a, a.uas.InviteRequest, ok)
 	if !c.journalAnswer() {
 		return nil, false
@@ -171,4 +177,70 @@ func (c *Call) respondEnded() {
 		return
 	}
 	c.respondA(500, "Server Internal Error", c.hangDisp, c.hangReason, "call ended")
+}
+
+// answerFromB ACKs B's 2xx, judges its answer (the callee may not answer
+// without SDP unless it sent early media), and answers A.
+func (c *Call) answerFromB(uac *sipgo.DialogClientSession, early bool) bool {
+	c.writeAck(uac, nil)
+	// An early UPDATE exchange under way (onEarlyUpdate) ends first: one
+	// offer/answer exchange at a time.
+	c.reinvite.Lock()
+	answer, ok := c.finalAnswer(uac.InviteResponse, early)
+	c.reinvite.Unlock()
+	if !ok {
+		return false
+	}
+	if _, ok := c.answerA(answer); !ok {
+		return false
+	}
+	c.log.Info("call answered")
+	return true
+}
+
+// finalAnswer judges the SDP of B's 2xx, res, and builds parapet's answer
+// to A from B's session. After a complete early offer/answer (B's answer
+// PRACKed, perhaps changed by an early UPDATE since), an SDP with the o=
+// version of B's latest or an older one is no new answer (RFC 3264
+// section 8) and is not taken again. On failure A is answered and B gets
+// BYE.
+func (c *Call) finalAnswer(res *sip.Response, early bool) ([]byte, bool) {
+	a, b := c.a, c.b
+	switch {
+	case len(res.Body()) > 0 && !c.repeatsEarly(b, res.Body()):
+		d := c.takeAnswer(b, res.Body())
+		if !d.Proceed() {
+			c.byeB()
+			c.respondA(d.Status, reasonPhrase(d.Status), compliance.DispositionRejected, d.Reason, d.Reason)
+			return nil, false
+		}
+	case len(res.Body()) == 0 && !early:
+		c.byeB()
+		d := malformed(policy.StageAnswer, b.pol, 488, "callee answered without SDP")
+		c.decide(d)
+		c.respondA(488, reasonPhrase(488), compliance.DispositionFailed, d.Reason, d.Reason)
+		return nil, false
+	}
+	c.mu.Lock()
+	answer, err := c.answerTo(a, c.negLocked(b).Remote())
+	c.mu.Unlock()
+	if err != nil {
+		c.byeB()
+		c.respondA(500, reasonPhrase(500), compliance.DispositionFailed, "build answer: "+err.Error(), "internal error")
+		return nil, false
+	}
+	return answer, true
+}
+
+// repeatsEarly reports whether body, B's SDP in its 2xx, repeats (or
+// predates) the session of l's complete early offer/answer.
+func (c *Call) repeatsEarly(l *leg, body []byte) bool {
+	d, err := media.ParseSDP(body)
+	if err != nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.negLocked(l).Remote()
+	return l.early.done && prev != nil && d.OriginSession == prev.OriginSession && d.OriginVersion <= prev.OriginVersion
 }

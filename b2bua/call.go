@@ -197,6 +197,9 @@ type leg struct {
 	// Call.mu.
 	ackPending   bool
 	pendingOffer *media.Description
+	// early is what the leg's early dialog can carry (an UPDATE with a
+	// new offer, see onEarlyUpdate). Guarded by Call.mu.
+	early earlyDialog
 
 	// timer is the leg's session timer (RFC 4028) and timerKick wakes its
 	// watcher when it changes. Guarded by leg.mu.

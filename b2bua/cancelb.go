@@ -178,8 +178,8 @@ func (c *Call) dropB(delayed bool) {
 		c.mu.Lock()
 		b.ackPending, b.pendingOffer = true, offer
 		c.mu.Unlock()
-	} else if err := b.uac.Ack(context.Background()); err != nil {
-		c.log.Warn("ack to b failed", "error", err)
+	} else {
+		c.writeAck(b.uac, nil)
 	}
 	c.byeB()
 }

@@ -1,8 +1,6 @@
 package b2bua
 
 import (
-	"context"
-
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parapet-sbc/parapet/compliance"
@@ -157,7 +155,5 @@ func (c *Call) ackB(body []byte) {
 		ack.SetBody(body)
 	}
 	ack.Laddr = b.uac.InviteRequest.Laddr
-	if err := b.uac.WriteAck(context.Background(), ack); err != nil {
-		c.log.Warn("ack to b failed", "error", err)
-	}
+	c.writeAck(b.uac, ack)
 }

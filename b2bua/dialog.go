@@ -312,7 +312,7 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	if d.Verdict == policy.VerdictWouldReject || !d.SRTP() && currentSRTP {
 		c.log.Warn("re-offer changes media protection", "leg", l.role, "verdict", string(d.Verdict), "rule", d.Rule)
 	}
-	c.bridgeReoffer(l, other, offer, d, req, tx)
+	c.bridgeReoffer(l, other, offer, d, req, tx, c.sendReinvite)
 }
 
 // readReoffer reads the offer of a re-INVITE on leg l and whether the leg
@@ -362,10 +362,12 @@ func (c *Call) readReoffer(l *leg, req *sip.Request, tx sip.ServerTransaction) (
 }
 
 // bridgeReoffer carries a re-offer policy allowed from leg l to the other
-// leg: offered there first (with that leg's current keys), and taken on l
-// only once the other leg accepted it. An answer policy refuses ends the
-// call (the other leg now runs media policy does not allow).
-func (c *Call) bridgeReoffer(l, other *leg, offer *media.Description, d policy.Decision, req *sip.Request, tx sip.ServerTransaction) {
+// leg: offered there first (with that leg's current keys) by send (a
+// re-INVITE, or an UPDATE in an early dialog), and taken on l only once
+// the other leg accepted it. An answer policy refuses ends the call (the
+// other leg now runs media policy does not allow).
+func (c *Call) bridgeReoffer(l, other *leg, offer *media.Description, d policy.Decision, req *sip.Request, tx sip.ServerTransaction,
+	send func(*leg, []byte) (*sip.Response, error)) {
 	plan, _ := policy.Plan(other.pol, other.transport)
 	if err := c.ensureStreams(d.Streams); err != nil {
 		l.zone.respond(tx, req, 500, reasonPhrase(500), "media: "+err.Error())
@@ -378,7 +380,7 @@ func (c *Call) bridgeReoffer(l, other *leg, offer *media.Description, d policy.D
 		l.zone.respond(tx, req, 500, reasonPhrase(500), "build offer: "+err.Error())
 		return
 	}
-	res, err := c.sendReinvite(other, out)
+	res, err := send(other, out)
 	if err != nil || !res.IsSuccess() {
 		c.abandonOffer(other) // the other leg keeps its media (RFC 3264 section 8)
 	}
@@ -416,13 +418,15 @@ func (c *Call) bridgeReoffer(l, other *leg, offer *media.Description, d policy.D
 // answerReinvite sends a 2xx with SDP to a re-INVITE and retransmits it
 // until the ACK arrives (RFC 3261 section 13.3.1.4; the TU's job); an
 // UPDATE's 2xx is answered once (a non-INVITE transaction). Either renews
-// the leg's session timer.
+// the leg's session timer once the call is answered.
 func (c *Call) answerReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction, sdp []byte) {
 	res := sip.NewSDPResponseFromRequest(req, sdp)
 	l.zone.commonHeaders(res)
 	ct := l.dua.ContactHDR
 	res.AppendHeader(&ct)
-	c.grantTimer(l, req, res)
+	if c.established.Load() {
+		c.grantTimer(l, req, res)
+	}
 	if req.Method == sip.UPDATE {
 		l.zone.send(tx, res)
 		return
@@ -469,40 +473,4 @@ func (c *Call) answerReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction
 			wait = min(2*wait, sip.T2)
 		}
 	}
-}
-
-// sendReinvite sends a re-INVITE with an offer on leg l, waits for its final
-// response and ACKs a 2xx.
-func (c *Call) sendReinvite(l *leg, sdp []byte) (*sip.Response, error) {
-	return c.sendReinviteCtx(context.Background(), l, sdp)
-}
-
-// sendReinviteCtx is sendReinvite, given up when ctx is done.
-func (c *Call) sendReinviteCtx(ctx context.Context, l *leg, sdp []byte) (*sip.Response, error) {
-	req := sip.NewRequest(sip.INVITE, l.target())
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	c.timerRequest(l, req)
-	req.SetBody(sdp)
-	ctx, cancel := context.WithTimeout(ctx, inDialogTimeout)
-	defer cancel()
-	res, err := c.doIn(ctx, l, req)
-	if err != nil {
-		return nil, err
-	}
-	if res.IsSuccess() {
-		c.timerResponse(l, res)
-		ack := sip.NewRequest(sip.ACK, l.target())
-		// The ACK carries the INVITE's credentials (RFC 3261 section
-		// 13.2.2.4).
-		for _, name := range []string{"Authorization", "Proxy-Authorization"} {
-			if h := req.GetHeader(name); h != nil {
-				ack.AppendHeader(sip.NewHeader(name, h.Value()))
-			}
-		}
-		if err := l.write(ack); err != nil {
-			c.log.Warn("ack for re-INVITE", "leg", l.role, "error", err)
-		}
-	}
-	return res, nil
 }

@@ -46,6 +46,8 @@ type identity struct {
 	sentB []nameAddr
 	// diversionB: the Diversion values go to leg B.
 	diversionB bool
+	// callee is the identity of the callee's responses (identity_response.go).
+	callee calleeIdentity
 }
 
 // nameAddr is an identity header's address: its display name and URI.
@@ -154,15 +156,7 @@ func (id *identity) toward(trusted, emergency bool) {
 // Diversion values as received, and Privacy.
 func (id *identity) writeIdentity(req *sip.Request, scheme, host string) {
 	for _, n := range id.sentB {
-		u := n.uri
-		if u.Scheme != "tel" {
-			u = sip.Uri{Scheme: scheme, User: n.uri.User, Host: host}
-		}
-		v := "<" + u.String() + ">"
-		if n.display != "" {
-			v = quoteDisplay(n.display) + " " + v
-		}
-		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", v))
+		req.AppendHeader(sip.NewHeader("P-Asserted-Identity", paiValue(n, scheme, host)))
 	}
 	if id.diversionB {
 		for _, v := range id.diversion {
@@ -266,4 +260,13 @@ func (c *Call) identityRecord(l *leg, out *compliance.Leg) {
 		out.AssertedIdentities = append(out.AssertedIdentities, v)
 	}
 	out.WithheldHeaders = slices.Clone(withheld)
+	var calleeWithheld bool
+	out.CalleeIdentities, calleeWithheld = c.calleeRecord(l)
+	if calleeWithheld {
+		out.WithheldHeaders = append(out.WithheldHeaders, withheldResponsePAI)
+	}
 }
+
+// withheldResponsePAI names, in a leg's withheld_headers, a callee's
+// P-Asserted-Identity that did not cross (identity_response.go).
+const withheldResponsePAI = "P-Asserted-Identity (response)"

@@ -25,6 +25,7 @@ func (c *Call) resetB() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b.uac, b.key, b.remote, b.local, b.conn, b.callID, b.userAgent = nil, dialogKey{}, "", "", nil, "", ""
+	b.early = earlyDialog{}
 	b.sig = policy.SignalingFacts{Transport: b.transport}
 	c.toFlow(b.flow)
 	c.negLocked(b).Reset()

@@ -30,6 +30,7 @@ var errNoPrack = errors.New("no PRACK from the caller for a reliable provisional
 type rel100 struct {
 	rseq    uint32        // the RSeq of the last reliable provisional sent
 	pracked chan struct{} // closed when it is acknowledged
+	answer  bool          // it carries parapet's SDP answer
 }
 
 // requireTags splits the Require or Proxy-Require headers (name) into
@@ -64,6 +65,7 @@ func (c *Call) sendReliable(res *sip.Response) error {
 	rseq := r.rseq
 	done := make(chan struct{})
 	r.pracked = done
+	r.answer = len(res.Body()) > 0
 	a.mu.Unlock()
 
 	res.AppendHeader(sip.NewHeader("Require", "100rel"))
@@ -105,15 +107,22 @@ func (c *Call) onPrack(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 			method = f[2]
 		}
 	}
-	matched := false
+	matched, answered := false, false
 	if l == c.a && l.uas != nil && method == string(sip.INVITE) && cseq == uint64(l.uas.InviteRequest.CSeq().SeqNo) {
 		l.mu.Lock()
 		if r := l.rel; r != nil && r.pracked != nil && rseq == uint64(r.rseq) {
 			close(r.pracked)
 			r.pracked = nil
-			matched = true
+			matched, answered = true, r.answer
 		}
 		l.mu.Unlock()
+	}
+	if answered {
+		// A's early offer/answer is complete: its early dialog may carry
+		// an UPDATE with a new offer (RFC 3311 section 5.1).
+		c.mu.Lock()
+		l.early = earlyDialog{done: true, update: hasTag(l.uas.InviteRequest, "Allow", "UPDATE")}
+		c.mu.Unlock()
 	}
 	if !matched {
 		c.a.zone.respond(tx, req, 481, "Call/Transaction Does Not Exist", "PRACK matches no unacknowledged reliable provisional response")
@@ -127,8 +136,9 @@ func (c *Call) onPrack(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 // prackB acknowledges B's reliable provisional response res (RFC 3262
 // section 7.2) in B's early dialog. It reports whether res is new (its
 // RSeq above the last one): a retransmission is PRACKed again but not
-// relayed to A.
+// relayed to A. r.acked says whether B accepted the PRACK.
 func (c *Call) prackB(r *ringing, uac *sipgo.DialogClientSession, res *sip.Response) bool {
+	r.acked = false
 	h := res.GetHeader("RSeq")
 	if h == nil || !hasTag(res, "Require", "100rel") {
 		return true
@@ -145,7 +155,9 @@ func (c *Call) prackB(r *ringing, uac *sipgo.DialogClientSession, res *sip.Respo
 	req.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%d %d INVITE", rseq, uac.InviteRequest.CSeq().SeqNo)))
 	ctx, cancel := context.WithTimeout(context.Background(), 8*sip.T1)
 	defer cancel()
-	if pres, err := uac.Do(ctx, req); err != nil || !pres.IsSuccess() {
+	pres, err := uac.Do(ctx, req)
+	r.acked = err == nil && pres.IsSuccess()
+	if !r.acked {
 		c.log.Debug("prack to b", "rseq", rseq, "error", err)
 	}
 	fresh := rseq > r.rseq
@@ -153,4 +165,73 @@ func (c *Call) prackB(r *ringing, uac *sipgo.DialogClientSession, res *sip.Respo
 		r.rseq = rseq
 	}
 	return fresh
+}
+
+// writeAck acknowledges B's 2xx to uac's INVITE with ack (nil: sipgo's
+// own, without a body). sipgo v1.7.2 gives an ACK
+// the CSeq of the dialog's last request (emiago/sipgo#355): after a PRACK
+// or an early UPDATE, theirs, where RFC 3261 section 13.2.2.4 wants the
+// INVITE's, and a callee that matches the ACK to its INVITE by CSeq
+// retransmits its 2xx and drops the call. parapet then first writes the
+// ACK itself with the INVITE's CSeq; sipgo's own follows (it confirms the
+// dialog on sipgo's side, which BYE needs) and B absorbs it as an ACK
+// that matches nothing. Only sipgo's is sent again should B retransmit
+// its 2xx.
+func (c *Call) writeAck(uac *sipgo.DialogClientSession, ack *sip.Request) {
+	inv := uac.InviteRequest
+	if uac.CSEQ() != inv.CSeq().SeqNo {
+		own := ackFor(inv, uac.InviteResponse)
+		if ack != nil {
+			if ct := ack.ContentType(); ct != nil {
+				own.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
+			}
+			own.SetBody(ack.Body())
+			own.Laddr = ack.Laddr
+		}
+		if err := c.b.dua.Client.WriteRequest(own); err != nil {
+			c.log.Warn("ack to b failed", "error", err)
+		}
+	}
+	var err error
+	if ack == nil {
+		err = uac.Ack(context.Background())
+	} else {
+		err = uac.WriteAck(context.Background(), ack)
+	}
+	if err != nil {
+		c.log.Warn("ack to b failed", "error", err)
+	}
+}
+
+// ackFor is the ACK to res, a 2xx to inv (RFC 3261 section 13.2.2.4):
+// to res's Contact, over the route its Record-Route headers make, with
+// inv's CSeq and credentials.
+func ackFor(inv *sip.Request, res *sip.Response) *sip.Request {
+	target := inv.Recipient
+	if ct := res.Contact(); ct != nil {
+		target = ct.Address
+	}
+	ack := sip.NewRequest(sip.ACK, *target.Clone())
+	ack.AppendHeader(sip.HeaderClone(inv.From()))
+	ack.AppendHeader(sip.HeaderClone(res.To()))
+	ack.AppendHeader(sip.HeaderClone(inv.CallID()))
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.ACK})
+	mf := sip.MaxForwardsHeader(70)
+	ack.AppendHeader(&mf)
+	for _, name := range []string{"Authorization", "Proxy-Authorization"} {
+		if h := inv.GetHeader(name); h != nil {
+			ack.AppendHeader(sip.NewHeader(name, h.Value()))
+		}
+	}
+	rrs := res.GetHeaders("Record-Route")
+	for i := len(rrs) - 1; i >= 0; i-- {
+		ack.AppendHeader(sip.NewHeader("Route", rrs[i].Value()))
+	}
+	if len(rrs) == 0 {
+		ack.SetDestination(res.Source())
+	}
+	ack.SetTransport(inv.Transport())
+	ack.Laddr = inv.Laddr // from the address the INVITE left from (UDP)
+	ack.SetBody(nil)      // Content-Length: 0
+	return ack
 }

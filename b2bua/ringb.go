@@ -233,43 +233,6 @@ func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, error) {
 // caller gone, the call ended), and its outcome is recorded.
 var errSettled = errors.New("the call ended before leg B's INVITE was sent")
 
-// answerFromB ACKs B's 2xx, judges its answer (the callee may not answer
-// without SDP unless it sent early media), and answers A.
-func (c *Call) answerFromB(uac *sipgo.DialogClientSession, early bool) bool {
-	a, b := c.a, c.b
-	if err := uac.Ack(context.Background()); err != nil {
-		c.log.Warn("ack to b failed", "error", err)
-	}
-	res := uac.InviteResponse
-	if len(res.Body()) > 0 {
-		d := c.takeAnswer(b, res.Body())
-		if !d.Proceed() {
-			c.byeB()
-			c.respondA(d.Status, reasonPhrase(d.Status), compliance.DispositionRejected, d.Reason, d.Reason)
-			return false
-		}
-	} else if !early {
-		c.byeB()
-		d := malformed(policy.StageAnswer, b.pol, 488, "callee answered without SDP")
-		c.decide(d)
-		c.respondA(488, reasonPhrase(488), compliance.DispositionFailed, d.Reason, d.Reason)
-		return false
-	}
-	c.mu.Lock()
-	answer, err := c.answerTo(a, c.negLocked(b).Remote())
-	c.mu.Unlock()
-	if err != nil {
-		c.byeB()
-		c.respondA(500, reasonPhrase(500), compliance.DispositionFailed, "build answer: "+err.Error(), "internal error")
-		return false
-	}
-	if _, ok := c.answerA(answer); !ok {
-		return false
-	}
-	c.log.Info("call answered")
-	return true
-}
-
 // gaveUpOnB answers A for a call that ended while B rang.
 func (c *Call) gaveUpOnB(why giveUp, r ringing) {
 	switch why {
@@ -318,6 +281,7 @@ type ringing struct {
 	early    bool             // B's early answer was taken (183 with SDP)
 	lastCode int              // of the last provisional without SDP relayed to A
 	rseq     uint64           // RSeq of B's last reliable provisional response
+	acked    bool             // the last provisional was reliable and B accepted parapet's PRACK
 }
 
 // givenUp says whether, and why, parapet gave up on B: whatever B answered,
@@ -443,7 +407,7 @@ func (c *Call) onBResponse(r *ringing, uac *sipgo.DialogClientSession, plan *pol
 	if plan != nil && len(res.Body()) > 0 && isSDP(res.ContentType()) {
 		err = c.earlyAnswer(r, res)
 	} else {
-		err = c.ringA(r, res.StatusCode)
+		err = c.ringA(r, res)
 	}
 	if err != nil {
 		r.relayErr = err
@@ -464,6 +428,10 @@ func (c *Call) earlyAnswer(r *ringing, res *sip.Response) error {
 	}
 	r.early = true
 	c.mu.Lock()
+	if r.acked {
+		// B's early offer/answer is complete (RFC 3311 section 5.1).
+		b.early = earlyDialog{done: true, update: hasTag(res, "Allow", "UPDATE"), target: earlyTarget(res)}
+	}
 	answer, err := c.answerTo(a, c.negLocked(b).Remote())
 	c.mu.Unlock()
 	if err != nil {
@@ -471,13 +439,15 @@ func (c *Call) earlyAnswer(r *ringing, res *sip.Response) error {
 	}
 	res183 := sip.NewResponseFromRequest(a.uas.InviteRequest, 183, reasonPhrase(183), answer)
 	res183.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	c.relayCalleeIdentity(res, res183)
 	return c.provisionalA(res183)
 }
 
-// ringA relays B's progress without SDP to A as 180 or 183: a callee
-// re-sending its ringing tells the caller nothing new, so only when the
-// status changes.
-func (c *Call) ringA(r *ringing, code int) error {
+// ringA relays B's progress without SDP, res, to A as 180 or 183: a
+// callee re-sending its ringing tells the caller nothing new, so only
+// when the status changes.
+func (c *Call) ringA(r *ringing, res *sip.Response) error {
+	code := res.StatusCode
 	if code != 180 && code != 183 {
 		code = 180
 	}
@@ -485,5 +455,7 @@ func (c *Call) ringA(r *ringing, code int) error {
 		return nil
 	}
 	r.lastCode = code
-	return c.provisionalA(sip.NewResponseFromRequest(c.a.uas.InviteRequest, code, reasonPhrase(code), nil))
+	out := sip.NewResponseFromRequest(c.a.uas.InviteRequest, code, reasonPhrase(code), nil)
+	c.relayCalleeIdentity(res, out)
+	return c.provisionalA(out)
 }

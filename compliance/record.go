@@ -173,6 +173,11 @@ type Leg struct {
 	// P-Preferred-Identity) or that were believed but not passed on (leg
 	// b: toward an untrusted zone).
 	WithheldHeaders []string `json:"withheld_headers,omitempty"`
+	// CalleeIdentities are the P-Asserted-Identity users of the callee's
+	// responses (18x, 2xx; RFC 3325 section 9.1) parapet believed on leg
+	// b (from a trusted zone) or passed on to the caller on leg a (toward
+	// a trusted zone), pseudonymised like Callee.
+	CalleeIdentities []string `json:"callee_identities,omitempty"`
 	// Trunk names the route whose registration admitted this leg (a):
 	// its Request-URI carried the line token of that route's registered
 	// Contact, from a source outside the zone's peers. Empty otherwise.

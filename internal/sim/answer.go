@@ -91,14 +91,31 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		res := sip.NewResponseFromRequest(uas.InviteRequest, 183, "Session Progress", s.answerBody())
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		res.AppendHeader(sip.NewHeader("Server", p.Product()))
-		uas.WriteResponse(res)
+		appendHeaders(res, ans.Headers)
+		if ans.Rel100 && strings.Contains(headerValue(req, "Supported"), "100rel") {
+			if err := s.reliable183(uas, res); err != nil {
+				p.log.Debug("reliable 183", "error", err)
+			}
+		} else {
+			uas.WriteResponse(res)
+		}
 		s.start() // early media: the media (and a DTLS-SRTP handshake) starts now
 	}
+	if ans.Hold != nil {
+		select {
+		case <-ans.Hold:
+		case <-uas.Context().Done():
+			p.cancelled.Add(1)
+			p.untrack(s)
+			s.closeMedia()
+			return
+		}
+	}
 	if ans.Ring > 0 {
-		uas.Respond(180, "Ringing", nil)
+		uas.Respond(180, "Ringing", nil, cloneHeaders(ans.Headers)...)
 		for range ans.MoreRinging {
 			time.Sleep(5 * time.Millisecond)
-			uas.Respond(180, "Ringing", nil)
+			uas.Respond(180, "Ringing", nil, cloneHeaders(ans.Headers)...)
 		}
 		select {
 		case <-time.After(ans.Ring):
@@ -114,6 +131,7 @@ func (p *Peer) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	res := sip.NewSDPResponseFromRequest(uas.InviteRequest, body)
 	res.AppendHeader(sip.NewHeader("Server", p.Product()))
+	appendHeaders(res, ans.Headers)
 	if ans.SessionExpires > 0 {
 		res.AppendHeader(sip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=uac", ans.SessionExpires)))
 		res.AppendHeader(sip.NewHeader("Require", "timer"))
@@ -171,4 +189,20 @@ func (p *Peer) authorized(req *sip.Request, tx sip.ServerTransaction, want *Cred
 	}
 	tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
 	return false
+}
+
+// cloneHeaders copies hs, for a message of its own.
+func cloneHeaders(hs []sip.Header) []sip.Header {
+	out := make([]sip.Header, len(hs))
+	for i, h := range hs {
+		out[i] = sip.HeaderClone(h)
+	}
+	return out
+}
+
+// appendHeaders adds copies of hs to res.
+func appendHeaders(res *sip.Response, hs []sip.Header) {
+	for _, h := range cloneHeaders(hs) {
+		res.AppendHeader(h)
+	}
 }

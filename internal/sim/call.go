@@ -49,6 +49,9 @@ type CallOptions struct {
 	// Route, when set, is the INVITE's Route header (a PBX calling a user
 	// registered through a proxy, RFC 3327): the INVITE goes there.
 	Route string
+	// EarlyUpdate, with Rel100, sends an UPDATE with a new offer in the
+	// early dialog (early.go).
+	EarlyUpdate *EarlyUpdate
 }
 
 // Call places a call to target (e.g. "sip:+15551230000@127.0.0.1:5060") and
@@ -113,7 +116,13 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 			s.provisional = append(s.provisional, res.String())
 			s.mu.Unlock()
 			if rseq := res.GetHeader("RSeq"); o.Rel100 && rseq != nil {
-				return s.prack(ctx, uac, res, rseq.Value())
+				if err := s.prack(ctx, uac, res, rseq.Value()); err != nil || o.EarlyUpdate == nil || len(res.Body()) == 0 {
+					return err
+				}
+				eu := o.EarlyUpdate
+				o.EarlyUpdate = nil // once
+				lines, err = s.earlyUpdate(ctx, uac, res, lines, eu)
+				return err
 			}
 		}
 		return nil
@@ -157,7 +166,7 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 		s.closeMedia()
 		return nil, err
 	}
-	if err := uac.Ack(ctx); err != nil {
+	if err := s.ack(ctx, uac); err != nil {
 		return nil, err
 	}
 	s.start()

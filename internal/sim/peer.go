@@ -76,6 +76,17 @@ type Answer struct {
 	MoreRinging int
 	// Early sends 183 Session Progress with the SDP answer before ringing.
 	Early bool
+	// Rel100, with Early, sends that 183 reliably when the INVITE
+	// supports 100rel (RFC 3262) and waits for its PRACK; the peer then
+	// answers UPDATEs in the early dialog (early.go).
+	Rel100 bool
+	// Hold, when set, holds the 2xx until it is closed (or the call is
+	// cancelled): the early dialog lasts as long as a test needs.
+	Hold <-chan struct{}
+	// Headers are added as they are to the peer's 18x and 2xx
+	// (P-Asserted-Identity, Privacy: the callee's identity, RFC 3325
+	// section 9.1).
+	Headers []sip.Header
 	// Digest, when set, challenges every INVITE (401) and accepts only
 	// these credentials.
 	Digest *Credentials
@@ -201,6 +212,8 @@ func New(cfg Config) (*Peer, error) {
 		}
 	})
 	p.srv.OnNotify(p.onNotify)
+	p.srv.OnPrack(p.onPrack)
+	p.srv.OnUpdate(p.onUpdate)
 	p.srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.count(req)
 		if !p.authorizedInDialog(req, tx) {

@@ -57,6 +57,8 @@ type Session struct {
 	reinvites   atomic.Int64
 	pracks      atomic.Int64
 	infos       atomic.Int64
+	updates     atomic.Int64  // UPDATEs with an offer received (early.go)
+	prackWait   chan struct{} // closed by the PRACK of a reliable 183 (early.go)
 	wg          sync.WaitGroup
 	startOnce   sync.Once
 	closed      atomic.Bool
