@@ -74,7 +74,7 @@ func (c *Call) callLocked(end time.Time) *compliance.Call {
 		call.Legs = append(call.Legs, c.legRecord(d, flowed, codec))
 	}
 	for _, t := range c.transfers {
-		t.Target = id(t.Target)
+		t.Target, t.ReferredBy = id(t.Target), id(t.ReferredBy)
 		call.Transfers = append(call.Transfers, t)
 	}
 	call.Legs = append(call.Legs, c.legRecord(c.a, flowed, codec))

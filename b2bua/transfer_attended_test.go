@@ -1,0 +1,172 @@
+package b2bua_test
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/internal/sim"
+	"github.com/parapet-sbc/parapet/policy"
+)
+
+// referReplaces is a Refer-To URI toward target asking it to replace the
+// dialog id (RFC 3891), escaped as a URI header.
+func referReplaces(target, id string) string {
+	return target + "?Replaces=" + url.QueryEscape(id)
+}
+
+// A PBX phone with a carrier call through parapet completes an attended
+// transfer: it REFERs with Replaces naming its consultation call with
+// another PBX phone (a dialog parapet does not hold). That phone gets an
+// INVITE carrying the Replaces as given, Require: replaces and the
+// REFER's Referred-By; it answers, media flows carrier <-> the new phone
+// both ways, the referrer gets BYE, and the record says the transfer was
+// attended.
+func TestAttendedTransferFromPBX(t *testing.T) {
+	l := newLab(t, labOptions{transfer: true})
+	c := phone(t, "c")
+	ctx := ctxT(t)
+	caller, carrier := l.connect(t, ctx)
+	exchange(t, caller, carrier)
+
+	const consult = "consult-7f3a@pbx.example;to-tag=c-41;from-tag=a-17"
+	st, err := caller.Refer(ctx, referReplaces(fmt.Sprintf("sip:200@%s", c.Addr()), consult))
+	if err != nil || st != 202 {
+		t.Fatalf("REFER: %d, %v; want 202", st, err)
+	}
+	callee := incoming(t, c)
+	if got := callee.InviteHeader("Replaces"); len(got) != 1 || got[0] != consult {
+		t.Errorf("Replaces: %q, want %q", got, consult)
+	}
+	if got := callee.InviteHeader("Require"); !slices.Contains(got, "replaces") {
+		t.Errorf("Require: %q, want replaces", got)
+	}
+	wantBy := fmt.Sprintf("<sip:pbx@%s>", l.pbx.Addr())
+	if got := callee.InviteHeader("Referred-By"); len(got) != 1 || got[0] != wantBy {
+		t.Errorf("Referred-By: %q, want %q", got, wantBy)
+	}
+	waitFor(t, 10*time.Second, "the referrer's BYE", func() bool { return caller.Context().Err() != nil })
+	if !notified(caller, "SIP/2.0 200 OK") {
+		t.Errorf("NOTIFYs: %+v", caller.Notifies())
+	}
+	talkAgain(t, carrier, callee, 9000)
+	if n := carrier.Reinvites(); n != 0 {
+		t.Errorf("carrier got %d re-INVITEs", n)
+	}
+	if err := carrier.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the target's BYE", func() bool { return callee.Context().Err() != nil })
+	rec := l.sink.waitCalls(t, 1)[0]
+	if len(rec.Transfers) != 1 {
+		t.Fatalf("transfers: %+v", rec.Transfers)
+	}
+	tr := rec.Transfers[0]
+	if tr.Kind != compliance.TransferAttended || tr.Outcome != compliance.TransferDone || tr.Leg != "a2" ||
+		tr.ReferredBy == "" || tr.ReferredBy == "pbx" || tr.Target == "200" {
+		t.Errorf("transfer: %+v", tr)
+	}
+	if len(rec.Legs) != 3 || rec.Legs[1].Role != "a2" || rec.Legs[1].Remote != c.Addr().String() {
+		t.Errorf("legs: %+v", rec.Legs)
+	}
+	d := decision(rec, policy.RuleTransfer)
+	if d == nil || d.Verdict != policy.VerdictAllowed || !strings.Contains(d.Reason, "attended") {
+		t.Errorf("call.transfer decision: %+v", d)
+	}
+}
+
+// A REFER whose Replaces does not parse gets 400; one naming a dialog
+// parapet holds (here the referrer's own leg) gets 501: dialog ids do not
+// cross parapet. The call goes on, and each refusal is recorded as an
+// attended transfer refused.
+func TestAttendedTransferRefused(t *testing.T) {
+	l := newLab(t, labOptions{transfer: true})
+	c := phone(t, "c")
+	ctx := ctxT(t)
+	caller, carrier := l.connect(t, ctx)
+	callID, local, remote := caller.DialogID()
+	target := fmt.Sprintf("sip:200@%s", c.Addr())
+	for _, tc := range []struct {
+		name, refer string
+		want        int
+	}{
+		{"no from-tag", referReplaces(target, "abc@pbx;to-tag=1"), 400},
+		{"no Call-ID", referReplaces(target, ";to-tag=1;from-tag=2"), 400},
+		{"bad escape", target + "?Replaces=abc%ZZ", 400},
+		{"parapet's dialog", referReplaces(target, fmt.Sprintf("%s;to-tag=%s;from-tag=%s", callID, remote, local)), 501},
+	} {
+		if st, err := caller.Refer(ctx, tc.refer); err != nil || st != tc.want {
+			t.Errorf("%s: REFER %s: %d, %v; want %d", tc.name, tc.refer, st, err, tc.want)
+		}
+	}
+	talkAgain(t, caller, carrier, 9000)
+	if c.Invites() != 0 {
+		t.Errorf("the target got %d INVITEs", c.Invites())
+	}
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := l.sink.waitCalls(t, 1)[0]
+	if len(rec.Transfers) != 4 || len(rec.Legs) != 2 {
+		t.Fatalf("transfers %+v, %d legs", rec.Transfers, len(rec.Legs))
+	}
+	for _, tr := range rec.Transfers {
+		if tr.Kind != compliance.TransferAttended || tr.Outcome != compliance.TransferRefused {
+			t.Errorf("transfer: %+v", tr)
+		}
+	}
+}
+
+// An INVITE carrying Replaces is never routed on (its dialog id would mean
+// nothing beyond parapet): 481 when it names no dialog parapet holds, 501
+// when it names one, 400 when it does not parse; each is a rejected call
+// whose call.transfer decision says why.
+func TestInviteWithReplaces(t *testing.T) {
+	l := newLab(t, labOptions{transfer: true})
+	ctx := ctxT(t)
+	caller, carrier := l.connect(t, ctx)
+	callID, local, remote := carrier.DialogID()
+	for _, tc := range []struct {
+		name, replaces string
+		want           int
+	}{
+		{"unknown dialog", "elsewhere-1@pbx;to-tag=1;from-tag=2", 481},
+		{"parapet's dialog", fmt.Sprintf("%s;to-tag=%s;from-tag=%s", callID, local, remote), 501},
+		{"malformed", "abc@pbx;to-tag", 400},
+	} {
+		_, err := l.callOut(ctx, sim.CallOptions{Headers: []sip.Header{sip.NewHeader("Replaces", tc.replaces)}})
+		var rej *sim.Rejected
+		if !errors.As(err, &rej) || rej.Status != tc.want {
+			t.Errorf("%s: INVITE with Replaces %q: %v; want %d", tc.name, tc.replaces, err, tc.want)
+		}
+	}
+	if n := l.carrier.Invites(); n != 1 {
+		t.Errorf("the carrier got %d INVITEs, want 1 (the first call's)", n)
+	}
+	talkAgain(t, caller, carrier, 9000)
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recs := l.sink.waitCalls(t, 4)
+	refused := 0
+	for _, rec := range recs {
+		d := decision(rec, policy.RuleTransfer)
+		if d == nil {
+			continue
+		}
+		refused++
+		if rec.Disposition != compliance.DispositionRejected || d.Stage != policy.StageAdmission || d.Status != rec.SIPStatus {
+			t.Errorf("record: %s %d, decision %+v", rec.Disposition, rec.SIPStatus, d)
+		}
+	}
+	if refused != 3 {
+		t.Errorf("%d records with a call.transfer refusal, want 3", refused)
+	}
+}
