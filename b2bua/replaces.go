@@ -60,17 +60,17 @@ func parseReplaces(v string) (replacesID, error) {
 	parts := strings.Split(strings.TrimSpace(v), ";")
 	r := replacesID{callID: strings.TrimSpace(parts[0])}
 	if !validCallID(r.callID) {
-		return replacesID{}, errors.New("Replaces has no valid Call-ID")
+		return replacesID{}, errors.New("no valid Call-ID in Replaces")
 	}
 	seen := map[string]bool{}
 	for _, p := range parts[1:] {
 		name, val, hasVal := strings.Cut(strings.TrimSpace(p), "=")
 		name, val = strings.ToLower(strings.TrimSpace(name)), strings.TrimSpace(val)
 		if !isTokenString(name) || (hasVal && !isTokenString(val)) {
-			return replacesID{}, fmt.Errorf("Replaces parameter %q is malformed", p)
+			return replacesID{}, fmt.Errorf("malformed Replaces parameter %q", p)
 		}
 		if seen[name] {
-			return replacesID{}, fmt.Errorf("Replaces repeats %s", name)
+			return replacesID{}, fmt.Errorf("repeated Replaces parameter %s", name)
 		}
 		seen[name] = true
 		switch name {
@@ -83,7 +83,7 @@ func parseReplaces(v string) (replacesID, error) {
 		}
 	}
 	if r.toTag == "" || r.fromTag == "" {
-		return replacesID{}, errors.New("Replaces lacks to-tag or from-tag")
+		return replacesID{}, errors.New("to-tag or from-tag missing from Replaces")
 	}
 	return r, nil
 }
@@ -136,7 +136,7 @@ func referReplaces(u *sip.Uri) (r replacesID, ok bool, status int, why string) {
 		return replacesID{}, true, 400, "Refer-To's Replaces is not escaped properly"
 	}
 	if r, err = parseReplaces(v); err != nil {
-		return replacesID{}, true, 400, "Refer-To's " + err.Error()
+		return replacesID{}, true, 400, "Refer-To: " + err.Error()
 	}
 	return r, true, 0, ""
 }
