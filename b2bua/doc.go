@@ -42,6 +42,20 @@
 //     a re-INVITE's, a session refresh on its own leg), reliable
 //     provisionals by rel100.go (both ways); each leg's session timer
 //     (RFC 4028) is timer.go's.
+//   - transfer (refer.go, referleg.go, replaces.go): a REFER from a peer
+//     of the call, where its zone allows transfer, has parapet place a new
+//     leg toward the Refer-To target in the referrer's zone and move the
+//     relay's side to it. Its INVITE carries a Referred-By (RFC 3892): the
+//     REFER's, else the referrer's. Attended transfer (Refer-To with
+//     Replaces, RFC 3891): dialog ids do not cross a B2BUA, so a Replaces
+//     naming a dialog parapet does not hold (a consultation call between
+//     two phones inside the PBX) is passed as given, with Require:
+//     replaces, and one naming a leg of a call through parapet is refused
+//     (501: joining two calls is not supported, and translating the id to
+//     that call's other leg would call into another zone). An INVITE that
+//     carries Replaces is refused at admission and never routed on: 481
+//     when it names no dialog parapet holds, 501 when it names one, 400
+//     when it does not parse.
 //   - tear down (teardown.go): BYE on both legs, and after a caller's late
 //     ACK.
 //   - record (record.go): the one record, written by finish, deferred by

@@ -170,3 +170,40 @@ func TestInviteWithReplaces(t *testing.T) {
 		t.Errorf("%d records with a call.transfer refusal, want 3", refused)
 	}
 }
+
+// A REFER without Referred-By: the new leg's INVITE names the referrer
+// itself (its number at its host), and the record has it pseudonymised.
+func TestTransferReferredByReferrer(t *testing.T) {
+	l := newLab(t, labOptions{transfer: true})
+	c := phone(t, "c")
+	ctx := ctxT(t)
+	caller, err := l.callOut(ctx, sim.CallOptions{From: "+15551110000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	carrier := incoming(t, l.carrier)
+	if st, err := caller.ReferFrom(ctx, fmt.Sprintf("sip:200@%s", c.Addr()), ""); err != nil || st != 202 {
+		t.Fatalf("REFER: %d, %v; want 202", st, err)
+	}
+	callee := incoming(t, c)
+	want := fmt.Sprintf("<sip:+15551110000@%s>", l.pbx.Addr())
+	if got := callee.InviteHeader("Referred-By"); len(got) != 1 || got[0] != want {
+		t.Errorf("Referred-By: %q, want %q", got, want)
+	}
+	if got := callee.InviteHeader("Replaces"); got != nil {
+		t.Errorf("Replaces in a blind transfer: %q", got)
+	}
+	waitFor(t, 10*time.Second, "the referrer's BYE", func() bool { return caller.Context().Err() != nil })
+	talkAgain(t, carrier, callee, 9000)
+	if err := callee.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := l.sink.waitCalls(t, 1)[0]
+	if len(rec.Transfers) != 1 {
+		t.Fatalf("transfers: %+v", rec.Transfers)
+	}
+	tr := rec.Transfers[0]
+	if tr.Kind != compliance.TransferBlind || tr.Outcome != compliance.TransferDone || tr.ReferredBy != rec.Caller {
+		t.Errorf("transfer: %+v (caller %s)", tr, rec.Caller)
+	}
+}
