@@ -1,6 +1,10 @@
 package b2bua
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/emiago/sipgo/sip"
+)
 
 // parseReplaces reads RFC 3891's Replaces: a Call-ID, to-tag and from-tag
 // (required, once each), early-only, other parameters dropped.
@@ -31,6 +35,33 @@ func TestParseReplaces(t *testing.T) {
 			t.Errorf("%q: %v", tc.in, err)
 		case tc.want != "" && r.String() != tc.want:
 			t.Errorf("%q: %q, want %q", tc.in, r, tc.want)
+		}
+	}
+}
+
+// A Refer-To's Replaces is read escaped (RFC 3261 section 19.1.1) or, as
+// some phones send it, not.
+func TestReferReplaces(t *testing.T) {
+	for _, tc := range []struct {
+		refer  string
+		ok     bool
+		status int
+		want   string
+	}{
+		{"<sip:200@pbx?Replaces=abc%40pbx%3Bto-tag%3D1%3Bfrom-tag%3D2&Require=replaces>", true, 0, "abc@pbx;to-tag=1;from-tag=2"},
+		{"<sip:200@pbx;transport=udp?Replaces=abc@pbx;to-tag=1;from-tag=2>", true, 0, "abc@pbx;to-tag=1;from-tag=2"},
+		{"<sip:200@pbx?Replaces=abc%3Bto-tag%3D1>", true, 400, ""},
+		{"<sip:200@pbx?Replaces=abc%ZZ>", true, 400, ""},
+		{"<sip:200@pbx?Require=replaces>", false, 0, ""},
+		{"<sip:200@pbx>", false, 0, ""},
+	} {
+		var u sip.Uri
+		if _, err := sip.ParseAddressValue(tc.refer, &u, nil); err != nil {
+			t.Fatalf("%s: %v", tc.refer, err)
+		}
+		r, ok, status, why := referReplaces(&u)
+		if ok != tc.ok || status != tc.status || (tc.want != "" && r.String() != tc.want) {
+			t.Errorf("%s: %q %v %d %q", tc.refer, r, ok, status, why)
 		}
 	}
 }

@@ -135,13 +135,19 @@ func TestInviteWithReplaces(t *testing.T) {
 	callID, local, remote := carrier.DialogID()
 	for _, tc := range []struct {
 		name, replaces string
+		require        bool // with Require: replaces (no 420 then)
 		want           int
 	}{
-		{"unknown dialog", "elsewhere-1@pbx;to-tag=1;from-tag=2", 481},
-		{"parapet's dialog", fmt.Sprintf("%s;to-tag=%s;from-tag=%s", callID, local, remote), 501},
-		{"malformed", "abc@pbx;to-tag", 400},
+		{"unknown dialog", "elsewhere-1@pbx;to-tag=1;from-tag=2", false, 481},
+		{"parapet's dialog", fmt.Sprintf("%s;to-tag=%s;from-tag=%s", callID, local, remote), true, 501},
+		{"malformed", "abc@pbx;to-tag", false, 400},
+		{"required, unknown", "elsewhere-2@pbx;to-tag=1;from-tag=2", true, 481},
 	} {
-		_, err := l.callOut(ctx, sim.CallOptions{Headers: []sip.Header{sip.NewHeader("Replaces", tc.replaces)}})
+		hs := []sip.Header{sip.NewHeader("Replaces", tc.replaces)}
+		if tc.require {
+			hs = append(hs, sip.NewHeader("Require", "replaces"))
+		}
+		_, err := l.callOut(ctx, sim.CallOptions{Headers: hs})
 		var rej *sim.Rejected
 		if !errors.As(err, &rej) || rej.Status != tc.want {
 			t.Errorf("%s: INVITE with Replaces %q: %v; want %d", tc.name, tc.replaces, err, tc.want)
@@ -154,7 +160,7 @@ func TestInviteWithReplaces(t *testing.T) {
 	if err := caller.Hangup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	recs := l.sink.waitCalls(t, 4)
+	recs := l.sink.waitCalls(t, 5)
 	refused := 0
 	for _, rec := range recs {
 		d := decision(rec, policy.RuleTransfer)
@@ -166,8 +172,8 @@ func TestInviteWithReplaces(t *testing.T) {
 			t.Errorf("record: %s %d, decision %+v", rec.Disposition, rec.SIPStatus, d)
 		}
 	}
-	if refused != 3 {
-		t.Errorf("%d records with a call.transfer refusal, want 3", refused)
+	if refused != 4 {
+		t.Errorf("%d records with a call.transfer refusal, want 4", refused)
 	}
 }
 
