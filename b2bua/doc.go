@@ -50,9 +50,10 @@
 //     Replaces, RFC 3891): dialog ids do not cross a B2BUA, so a Replaces
 //     naming a dialog parapet does not hold (a consultation call between
 //     two phones inside the PBX) is passed as given, with Require:
-//     replaces, and one naming a leg of a call through parapet is refused
-//     (501: joining two calls is not supported, and translating the id to
-//     that call's other leg would call into another zone). An INVITE that
+//     replaces; one naming a leg of another call through parapet is
+//     translated to that call's other leg, whose peer becomes the target,
+//     when that leg is in the referrer's zone, and refused (501) when not
+//     (a REFER never calls into another zone). An INVITE that
 //     carries Replaces is refused at admission and never routed on: 481
 //     when it names no dialog parapet holds, 501 when it names one, 400
 //     when it does not parse.

@@ -35,6 +35,10 @@ type referral struct {
 	// referredBy is the new leg's Referred-By (RFC 3892), and
 	// referrer its user part (recorded).
 	referredBy, referrer string
+	// translated is the role of the leg of another call through
+	// parapet (otherCall) that the REFER's Replaces named; replaces then
+	// names that call's leg otherLeg, toward the target.
+	translated, otherCall, otherLeg string
 }
 
 // kind is the transfer's kind, as recorded.
@@ -80,7 +84,11 @@ func (c *Call) onRefer(x *leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	t.referredBy, t.referrer = c.referredBy(x, req)
 	why = fmt.Sprintf("transfer to a peer of zone %q accepted", x.zone.name)
-	if t.replaces != nil {
+	switch {
+	case t.translated != "":
+		why = fmt.Sprintf("attended transfer to a peer of zone %q accepted: its Replaces names leg %s of call %s, replaced by that call's leg %s toward the target",
+			x.zone.name, t.translated, t.otherCall, t.otherLeg)
+	case t.replaces != nil:
 		why = fmt.Sprintf("attended transfer to a peer of zone %q accepted: its Replaces names a dialog parapet does not hold, passed as given",
 			x.zone.name)
 	}
@@ -115,11 +123,13 @@ func referTarget(req *sip.Request, x *leg) (referral, int, string) {
 	if status != 0 {
 		return referral{}, status, why
 	}
-	if attended && x.call.env.reg.holds(replaces) != nil {
-		return referral{}, 501, "Refer-To's Replaces names a leg of a call through parapet: joining two calls is not supported"
-	}
 	if m, ok := u.UriParams.Get("method"); ok && !strings.EqualFold(m, "INVITE") {
 		return referral{}, 403, "Refer-To asks for a method other than INVITE"
+	}
+	if attended {
+		if held := x.call.env.reg.holds(replaces); held != nil {
+			return translateReplaces(x, held)
+		}
 	}
 	t := referral{transport: policy.TransportUDP}
 	if attended {

@@ -3,6 +3,7 @@ package b2bua
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -26,10 +27,14 @@ import (
 // passes its id as given (call-id, to-tag, from-tag, early-only; other
 // parameters dropped) in the new leg's INVITE, with Require: replaces so
 // that a target that cannot replace refuses (420) rather than ring as a
-// new call. When it names a leg of a call through parapet, the REFER is
-// refused (501): joining two calls through parapet is not supported, and
-// translating the id to the other leg of that call would invite a peer of
-// another zone, which a REFER never does.
+// new call. When it names a leg of another call through parapet (the
+// referrer's consultation call went through parapet), parapet translates
+// (translateReplaces): the target is the peer of that call's other leg,
+// and the Replaces names that other leg's dialog as its peer knows it.
+// That call must be answered and its other leg in the referrer's zone,
+// toward one of its peers: else the REFER is refused (501, or 403), since
+// a REFER never has parapet call out of the referrer's zone, and joining
+// two calls inside parapet is not supported.
 //
 // An INVITE carrying Replaces from a peer is refused the same way: 481
 // when it names no dialog parapet holds (no dialog on the far side can
@@ -203,4 +208,51 @@ func (c *Call) referredBy(x *leg, req *sip.Request) (string, string) {
 		u.Scheme = "sip"
 	}
 	return "<" + u.String() + ">", party
+}
+
+// translateReplaces is the referral of a REFER from leg x's peer whose
+// Replaces names held, a leg of a call through parapet (the referrer's
+// consultation call, say, between two phones of the zone through
+// parapet): the target is the peer of that call's other leg, and the
+// Replaces names that other leg's dialog as its peer knows it (the tags as
+// in a request from parapet: to-tag the peer's, from-tag parapet's). That
+// call must be answered and its other leg in x's zone, toward one of its
+// peers; else the REFER is refused (501).
+func translateReplaces(x, held *leg) (referral, int, string) {
+	y := held.call
+	if y == x.call {
+		return referral{}, 501, "Refer-To's Replaces names a leg of the call the REFER came in"
+	}
+	if !y.established.Load() || y.isEnded() || y.departedLeg(held) {
+		return referral{}, 501, "Refer-To's Replaces names a leg of a call through parapet that is not answered or has ended"
+	}
+	y.mu.Lock()
+	o := y.other(held)
+	var t referral
+	var dest netip.AddrPort
+	if o != nil {
+		t = referral{transport: o.transport, secure: o.secure, replaces: &replacesID{callID: o.callID, fromTag: o.key.tag},
+			translated: string(held.role), otherCall: y.id, otherLeg: string(o.role)}
+		dest = o.sig.Source
+	}
+	y.mu.Unlock()
+	if o == nil || o.zone.name != x.zone.name {
+		return referral{}, 501, "Refer-To's Replaces names a call through parapet whose other leg is outside the zone: joining two calls is not supported"
+	}
+	ruri := o.target()
+	if a, err := netip.ParseAddr(strings.Trim(ruri.Host, "[]")); err == nil && ruri.Port != 0 {
+		dest = netip.AddrPortFrom(a.Unmap(), uint16(ruri.Port))
+	}
+	if !dest.IsValid() || !x.pol.AdmitsSource(dest.Addr()) {
+		return referral{}, 403, "Refer-To's Replaces names a call through parapet whose other leg is not toward the zone's peers"
+	}
+	o.mu.Lock()
+	t.replaces.toTag = o.remoteTag
+	o.mu.Unlock()
+	if t.replaces.toTag == "" || t.replaces.callID == "" {
+		return referral{}, 501, "Refer-To's Replaces names a call through parapet whose other dialog is not established"
+	}
+	ruri.Headers = nil
+	t.uri, t.dest = ruri, dest
+	return t, 0, ""
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/sim"
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 // referReplaces is a Refer-To URI toward target asking it to replace the
@@ -211,5 +212,67 @@ func TestTransferReferredByReferrer(t *testing.T) {
 	tr := rec.Transfers[0]
 	if tr.Kind != compliance.TransferBlind || tr.Outcome != compliance.TransferDone || tr.ReferredBy != rec.Caller {
 		t.Errorf("transfer: %+v (caller %s)", tr, rec.Caller)
+	}
+}
+
+// The referrer's consultation call goes through parapet too (a PBX phone
+// calling another through a route back into the PBX zone): its REFER on
+// the carrier call names, in Replaces, its own leg of that call, which
+// means nothing beyond parapet. parapet translates: it invites the
+// consultation call's other party, with a Replaces naming parapet's other
+// leg of that call as that party knows it. The target replaces that leg
+// (here: hangs it up, as a phone would), the carrier call goes on to it,
+// and both records say what happened.
+func TestAttendedTransferTranslated(t *testing.T) {
+	c := phone(t, "c")
+	hairpin := func(r *topology.Route, _ *lab) {
+		r.To = "pbx"
+		r.Target = topology.Target{Host: "127.0.0.1", Port: int(c.Addr().Port()), Transport: policy.TransportUDP}
+	}
+	l := newLab(t, labOptions{transfer: true, outbound: hairpin})
+	ctx := ctxT(t)
+	carrier, err := l.callIn(ctx, sim.CallOptions{SRTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	phoneX := incoming(t, l.pbx) // the PBX phone's leg of the carrier call
+	phoneY, err := l.callOut(ctx, sim.CallOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cY := incoming(t, c) // the consultation call, as its other party has it
+	yCallID, yLocal, yRemote := phoneY.DialogID()
+	refer := referReplaces(fmt.Sprintf("sip:%s", l.pbxUDP), fmt.Sprintf("%s;to-tag=%s;from-tag=%s", yCallID, yRemote, yLocal))
+	if st, err := phoneX.Refer(ctx, refer); err != nil || st != 202 {
+		t.Fatalf("REFER: %d, %v; want 202", st, err)
+	}
+	cX := incoming(t, c)
+	cCallID, cLocal, cRemote := cY.DialogID()
+	if want, got := fmt.Sprintf("%s;to-tag=%s;from-tag=%s", cCallID, cLocal, cRemote), cX.InviteHeader("Replaces"); len(got) != 1 || got[0] != want {
+		t.Errorf("Replaces: %q, want %q", got, want)
+	}
+	if err := cY.Hangup(ctx); err != nil { // the replaced dialog ends
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the referrer's BYEs", func() bool {
+		return phoneX.Context().Err() != nil && phoneY.Context().Err() != nil
+	})
+	talkAgain(t, carrier, cX, 9000)
+	if err := carrier.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recs := l.sink.waitCalls(t, 2)
+	x, y := recs[0], recs[1]
+	if len(y.Transfers) != 0 {
+		x, y = y, x
+	}
+	if len(x.Transfers) != 1 || x.Transfers[0].Kind != compliance.TransferAttended || x.Transfers[0].Outcome != compliance.TransferDone {
+		t.Errorf("transfers: %+v", x.Transfers)
+	}
+	if d := decision(x, policy.RuleTransfer); d == nil || !strings.Contains(d.Reason, "names leg a of call "+y.ID) {
+		t.Errorf("call.transfer decision: %+v", d)
+	}
+	if y.EndReason != "bye from b" || len(y.Transfers) != 0 {
+		t.Errorf("consultation call: %q, %+v", y.EndReason, y.Transfers)
 	}
 }
