@@ -53,10 +53,13 @@
 //     replaces; one naming a leg of another call through parapet is
 //     translated to that call's other leg, whose peer becomes the target,
 //     when that leg is in the referrer's zone, and refused (501) when not
-//     (a REFER never calls into another zone). An INVITE that
-//     carries Replaces is refused at admission and never routed on: 481
-//     when it names no dialog parapet holds, 501 when it names one, 400
-//     when it does not parse.
+//     (a REFER never calls into another zone). An INVITE that carries
+//     Replaces is never routed on: naming a leg parapet answered (or a
+//     transfer placed) on a call's A side, from a peer of that leg's zone,
+//     it takes that leg's place (replacesin.go); else it is refused at
+//     admission: 481 when it names no dialog parapet holds, 400 when it
+//     does not parse, 403, 486, 488 or 501 when parapet may not let it
+//     replace the leg it names.
 //   - tear down (teardown.go): BYE on both legs, and after a caller's late
 //     ACK.
 //   - record (record.go): the one record, written by finish, deferred by

@@ -128,7 +128,7 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 		out.CallID = p.CallID(l.callID)
 	}
 	c.identityRecord(l, &out)
-	o := policy.LegOutcome{Signaling: l.sig, SourceAdmitted: l.admitted, Originated: l.role != compliance.RoleA,
+	o := policy.LegOutcome{Signaling: l.sig, SourceAdmitted: l.admitted, Originated: l.role != compliance.RoleA && l.uas == nil,
 		MediaFlowed: flowed}
 	// A B leg over TCP or TLS with no connection noted and no response: the
 	// dial or the handshake failed, and nothing was sent.

@@ -185,8 +185,13 @@ func (c *Call) transfer(x *leg, t referral, id uint32) {
 		c.notifyRefer(x, id, fmt.Sprintf("SIP/2.0 %d %s", status, reasonPhrase(status)), true)
 		return
 	}
-	c.swapLeg(x, nl, t)
+	c.swapLeg(x, nl, t.note(compliance.Transfer{Outcome: compliance.TransferDone, Status: 200, Leg: string(nl.role)}))
 	c.notifyRefer(x, id, "SIP/2.0 200 OK", true)
+	c.byeDeparted(x)
+}
+
+// byeDeparted ends leg x, which a transfer replaced, with BYE.
+func (c *Call) byeDeparted(x *leg) {
 	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
 	defer cancel()
 	if d := x.dialog(); d != nil && d.LoadState() != sip.DialogStateEnded {
@@ -225,7 +230,7 @@ func (c *Call) notifyRefer(x *leg, id uint32, frag string, final bool) {
 // swapLeg puts nl in x's place: the call's leg on x's side from now on.
 // x stays booked (departed) until the call forgets it, so that its peer's
 // BYE is answered without ending the call.
-func (c *Call) swapLeg(x, nl *leg, t referral) {
+func (c *Call) swapLeg(x, nl *leg, tr compliance.Transfer) {
 	c.mu.Lock()
 	if x == c.a {
 		c.a = nl
@@ -233,7 +238,7 @@ func (c *Call) swapLeg(x, nl *leg, t referral) {
 		c.b = nl
 	}
 	c.departed = append(c.departed, x)
-	c.noteTransferLocked(x, t.note(compliance.Transfer{Outcome: compliance.TransferDone, Status: 200, Leg: string(nl.role)}))
+	c.noteTransferLocked(x, tr)
 	c.mu.Unlock()
 	// Taking the registry's lock publishes the swap to the goroutines
 	// that look legs up there.
@@ -301,12 +306,7 @@ func (t referral) note(tr compliance.Transfer) compliance.Transfer {
 // of the REFER: the Refer-To's user part and kind (none when it has no
 // Refer-To or it does not parse), the Referred-By's user part.
 func referFacts(req *sip.Request, tr compliance.Transfer) compliance.Transfer {
-	if h := req.GetHeader("Referred-By"); h != nil {
-		var u sip.Uri
-		if _, err := sip.ParseAddressValue(h.Value(), &u, nil); err == nil {
-			tr.ReferredBy = u.User
-		}
-	}
+	tr.ReferredBy = referredUser(req)
 	h := req.GetHeader("Refer-To")
 	if h == nil {
 		return tr
@@ -320,4 +320,18 @@ func referFacts(req *sip.Request, tr compliance.Transfer) compliance.Transfer {
 		tr.Kind = compliance.TransferAttended
 	}
 	return tr
+}
+
+// referredUser is the user part of req's Referred-By, "" when it has none
+// or it does not parse.
+func referredUser(req *sip.Request) string {
+	h := req.GetHeader("Referred-By")
+	if h == nil {
+		return ""
+	}
+	var u sip.Uri
+	if _, err := sip.ParseAddressValue(h.Value(), &u, nil); err != nil {
+		return ""
+	}
+	return u.User
 }

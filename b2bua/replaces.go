@@ -36,11 +36,11 @@ import (
 // a REFER never has parapet call out of the referrer's zone, and joining
 // two calls inside parapet is not supported.
 //
-// An INVITE carrying Replaces from a peer is refused the same way: 481
-// when it names no dialog parapet holds (no dialog on the far side can
-// have that id), 501 when it names one (replacing a leg of a call through
-// parapet from outside is not supported), 400 when it does not parse. It
-// is never routed on, with or without its Replaces.
+// An INVITE carrying Replaces from a peer is never routed on, with or
+// without its Replaces: 481 when it names no dialog parapet holds (no
+// dialog on the far side can have that id), 400 when it does not parse.
+// When it names a leg parapet holds, the INVITE replaces that leg
+// (replacesin.go says when), or is refused: 403, 481, 486, 488 or 501.
 
 // replacesID is the dialog a Replaces header names (RFC 3891 section 6.1).
 type replacesID struct {
@@ -169,13 +169,20 @@ func (c *Call) admitReplaces(req *sip.Request, tx sip.ServerTransaction) bool {
 	status, why := 400, "more than one Replaces header (RFC 3891 section 3)"
 	if len(hs) == 1 {
 		id, err := parseReplaces(hs[0].Value())
+		held := (*leg)(nil)
+		if err == nil {
+			held = c.env.reg.holds(id)
+		}
 		switch {
 		case err != nil:
 			why = err.Error()
-		case c.env.reg.holds(id) != nil:
-			status, why = 501, "Replaces names a leg of a call through parapet: replacing it from outside is not supported"
-		default:
+		case held == nil:
 			status, why = 481, "Replaces names no dialog parapet holds (dialog ids do not cross parapet)"
+		default:
+			if status, why = held.call.replaceByInvite(held, c, id, req, tx); status == 0 {
+				c.folded = true // the INVITE is now the other call's, and in its record
+				return false
+			}
 		}
 	}
 	d := policy.Decision{Stage: policy.StageAdmission, Zone: c.a.zone.name, Verdict: policy.VerdictRejected,

@@ -126,23 +126,35 @@ func TestAttendedTransferRefused(t *testing.T) {
 }
 
 // An INVITE carrying Replaces is never routed on (its dialog id would mean
-// nothing beyond parapet): 481 when it names no dialog parapet holds, 501
-// when it names one, 400 when it does not parse; each is a rejected call
-// whose call.transfer decision says why.
+// nothing beyond parapet): 481 when it names no dialog parapet holds, 400
+// when it does not parse; naming a leg parapet holds but may not let it
+// replace: 403 from another zone, 486 early-only for an answered call,
+// 501 for a leg parapet originated toward the callee. Each is a rejected
+// call whose call.transfer decision says why.
 func TestInviteWithReplaces(t *testing.T) {
 	l := newLab(t, labOptions{transfer: true})
 	ctx := ctxT(t)
 	caller, carrier := l.connect(t, ctx)
-	callID, local, remote := carrier.DialogID()
+	inbound, err := l.callIn(ctx, sim.CallOptions{SRTP: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answering := incoming(t, l.pbx) // leg b of the inbound call, in the PBX zone
+	dialog := func(s *sim.Session, early string) string {
+		id, local, remote := s.DialogID()
+		return fmt.Sprintf("%s;to-tag=%s;from-tag=%s%s", id, remote, local, early)
+	}
 	for _, tc := range []struct {
 		name, replaces string
 		require        bool // with Require: replaces (no 420 then)
 		want           int
 	}{
 		{"unknown dialog", "elsewhere-1@pbx;to-tag=1;from-tag=2", false, 481},
-		{"parapet's dialog", fmt.Sprintf("%s;to-tag=%s;from-tag=%s", callID, local, remote), true, 501},
+		{"another zone's leg", dialog(carrier, ""), true, 403},
 		{"malformed", "abc@pbx;to-tag", false, 400},
 		{"required, unknown", "elsewhere-2@pbx;to-tag=1;from-tag=2", true, 481},
+		{"early-only", dialog(caller, ";early-only"), false, 486},
+		{"leg b", dialog(answering, ""), false, 501},
 	} {
 		hs := []sip.Header{sip.NewHeader("Replaces", tc.replaces)}
 		if tc.require {
@@ -158,14 +170,19 @@ func TestInviteWithReplaces(t *testing.T) {
 		t.Errorf("the carrier got %d INVITEs, want 1 (the first call's)", n)
 	}
 	talkAgain(t, caller, carrier, 9000)
-	if err := caller.Hangup(ctx); err != nil {
-		t.Fatal(err)
+	talkAgain(t, inbound, answering, 12000)
+	for _, s := range []*sim.Session{caller, inbound} {
+		if err := s.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	recs := l.sink.waitCalls(t, 5)
 	refused := 0
-	for _, rec := range recs {
+	for _, rec := range l.sink.waitCalls(t, 8) {
 		d := decision(rec, policy.RuleTransfer)
 		if d == nil {
+			if len(rec.Transfers) != 0 || rec.Disposition != compliance.DispositionAnswered {
+				t.Errorf("call: %s %+v", rec.Disposition, rec.Transfers)
+			}
 			continue
 		}
 		refused++
@@ -173,8 +190,8 @@ func TestInviteWithReplaces(t *testing.T) {
 			t.Errorf("record: %s %d, decision %+v", rec.Disposition, rec.SIPStatus, d)
 		}
 	}
-	if refused != 4 {
-		t.Errorf("%d records with a call.transfer refusal, want 4", refused)
+	if refused != 6 {
+		t.Errorf("%d records with a call.transfer refusal, want 6", refused)
 	}
 }
 
@@ -274,5 +291,53 @@ func TestAttendedTransferTranslated(t *testing.T) {
 	}
 	if y.EndReason != "bye from b" || len(y.Transfers) != 0 {
 		t.Errorf("consultation call: %q, %+v", y.EndReason, y.Transfers)
+	}
+}
+
+// A transferor that sends its REFER to the transfer target (not to
+// parapet) names its own dialog with parapet in the Replaces, and the
+// target's INVITE with that Replaces reaches parapet: it takes the
+// replaced leg's place (RFC 3891 section 3). The carrier call goes on to
+// the new phone, the transferor gets BYE, and the record lists the new
+// leg and a transfer of kind replaced.
+func TestInviteReplacesLeg(t *testing.T) {
+	l := newLab(t, labOptions{transfer: true})
+	c := phone(t, "c")
+	ctx := ctxT(t)
+	caller, carrier := l.connect(t, ctx)
+	exchange(t, caller, carrier)
+	callID, local, remote := caller.DialogID()
+	replaces := sip.NewHeader("Replaces", fmt.Sprintf("%s;to-tag=%s;from-tag=%s", callID, remote, local))
+	by := sip.NewHeader("Referred-By", "<sip:pbx@"+l.pbx.Addr().String()+">")
+	cs, err := c.Call(ctx, fmt.Sprintf("sip:+15551230000@%s", l.pbxUDP), sim.CallOptions{Headers: []sip.Header{replaces, by}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the replaced leg's BYE", func() bool { return caller.Context().Err() != nil })
+	talkAgain(t, carrier, cs, 9000)
+	if n := carrier.Reinvites(); n != 0 || l.carrier.Invites() != 1 {
+		t.Errorf("carrier: %d re-INVITEs, %d INVITEs", n, l.carrier.Invites())
+	}
+	if err := cs.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the carrier's BYE", func() bool { return carrier.Context().Err() != nil })
+	rec := l.sink.waitCalls(t, 1)[0]
+	if len(rec.Transfers) != 1 {
+		t.Fatalf("transfers: %+v", rec.Transfers)
+	}
+	tr := rec.Transfers[0]
+	if tr.Kind != compliance.TransferReplaced || tr.By != compliance.RoleA || tr.Leg != "a2" || tr.Outcome != compliance.TransferDone ||
+		tr.ReferredBy == "" || tr.ReferredBy == "pbx" {
+		t.Errorf("transfer: %+v", tr)
+	}
+	if len(rec.Legs) != 3 || rec.Legs[1].Role != "a2" || rec.Legs[1].Remote != c.Addr().String() || rec.Legs[1].Media == nil {
+		t.Errorf("legs: %+v", rec.Legs)
+	}
+	if rec.Disposition != compliance.DispositionAnswered || rec.EndReason != "bye from a" {
+		t.Errorf("outcome: %s %q", rec.Disposition, rec.EndReason)
+	}
+	if n := len(l.sink.calls()); n != 1 {
+		t.Errorf("%d records, want 1 (the replacing INVITE is no call of its own)", n)
 	}
 }

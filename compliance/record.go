@@ -116,7 +116,8 @@ type Transfer struct {
 	// Target is the Refer-To URI's user part, pseudonymised like Callee.
 	Target string `json:"target,omitempty"`
 	// Kind is blind, or attended when the Refer-To carried Replaces
-	// (RFC 3891); absent when the REFER had no Refer-To that parsed.
+	// (RFC 3891), or replaced when an INVITE with Replaces took leg By's
+	// place; absent when the REFER had no Refer-To that parsed.
 	Kind TransferKind `json:"kind,omitempty"`
 	// ReferredBy is the user part of the new leg's Referred-By (RFC 3892),
 	// the REFER's or else the referrer's, pseudonymised like Caller.
@@ -137,6 +138,9 @@ type TransferKind string
 const (
 	TransferBlind    TransferKind = "blind"
 	TransferAttended TransferKind = "attended"
+	// TransferReplaced: no REFER reached parapet; an INVITE with Replaces
+	// (RFC 3891) from a peer of the zone replaced leg By.
+	TransferReplaced TransferKind = "replaced"
 )
 
 // TransferOutcome is how a transfer ended.
