@@ -25,7 +25,7 @@ import (
 // replaceByInvite lets req, the INVITE of call n (admitted from a peer of
 // its zone), replace leg held of call y. It returns the status and reason
 // of a refusal, recorded on n, or 0 once the INVITE is y's: answered, or
-// refused with the refusal recorded on y.
+// failed past its dialog (500), which ends y with the failure recorded.
 func (y *Call) replaceByInvite(held *leg, n *Call, id replacesID, req *sip.Request, tx sip.ServerTransaction) (int, string) {
 	zr := y.rules.zones[held.zone.name]
 	switch {
@@ -58,9 +58,7 @@ func (y *Call) replaceByInvite(held *leg, n *Call, id replacesID, req *sip.Reque
 		}
 		return status, why
 	}
-	y.decide(d)
-	y.answerReplacing(held, nl, req, tx, offer, d)
-	return 0, ""
+	return y.answerReplacing(held, nl, req, tx, offer, d)
 }
 
 // replacingLeg is the leg an INVITE with Replaces brings into held's
@@ -112,32 +110,33 @@ func (y *Call) judgeReplacing(nl *leg, offer *media.Description) (policy.Decisio
 
 // answerReplacing makes the replacing INVITE's dialog, takes its offer
 // (the relay's side moves to its peer), puts nl in held's place, answers
-// with that side of the relay and fresh keys, and ends held (BYE). A
-// failure past the dialog ends the call: its side of the relay has moved.
+// with that side of the relay and fresh keys, and ends held (BYE). It
+// returns the status and reason of a failure to make the dialog, or 0: a
+// failure past it ends the call (its side of the relay has moved).
 func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTransaction, offer *media.Description,
-	d policy.Decision) {
+	d policy.Decision) (int, string) {
 	fail := func(why string) {
 		nl.zone.respond(tx, req, 500, reasonPhrase(500), "")
 		y.hangup(compliance.DispositionFailed, "replacing leg "+string(held.role)+": "+why)
 	}
 	uas, err := nl.dua.ReadInvite(req, tx)
 	if err != nil {
-		nl.zone.respond(tx, req, 500, reasonPhrase(500), "")
-		return
+		return 500, "dialog: " + err.Error()
 	}
+	y.decide(d)
 	nl.uas = uas
 	nl.setRemote(req.From().Params.GetOr("tag", ""), &req.CSeq().SeqNo)
 	nl.key = dialogKey{callID: nl.callID, tag: uas.InviteRequest.To().Params.GetOr("tag", "")}
 	if err := y.acceptOffer(nl, offer, d); err != nil {
 		fail("media: " + err.Error())
-		return
+		return 0, ""
 	}
 	y.mu.Lock()
 	answer, err := y.answerTo(nl, y.negLocked(y.b).Remote())
 	y.mu.Unlock()
 	if err != nil {
 		fail("build answer: " + err.Error())
-		return
+		return 0, ""
 	}
 	y.swapLeg(held, nl, compliance.Transfer{Kind: compliance.TransferReplaced, Outcome: compliance.TransferDone, Status: 200,
 		Leg: string(nl.role), Target: req.From().Address.User, ReferredBy: referredUser(req)})
@@ -148,8 +147,9 @@ func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTra
 	close(nl.settled)
 	if err != nil {
 		y.hangup(compliance.DispositionFailed, "the 2xx to a replacing INVITE could not be sent: "+err.Error())
-		return
+		return 0, ""
 	}
 	y.journalUpdate()
 	y.byeDeparted(held)
+	return 0, ""
 }
