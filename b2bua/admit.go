@@ -31,7 +31,7 @@ func (c *Call) admit(req *sip.Request, tx sip.ServerTransaction) (maxForwards in
 		c.rejectDecision(tx, req, d)
 		return 0, false
 	}
-	if !c.requireSupported(req, tx) || !c.timerAdmits(req, tx) {
+	if !c.admitReplaces(req, tx) || !c.requireSupported(req, tx) || !c.timerAdmits(req, tx) {
 		return 0, false
 	}
 	if !acceptsSDP(req) {

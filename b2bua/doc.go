@@ -42,6 +42,24 @@
 //     a re-INVITE's, a session refresh on its own leg), reliable
 //     provisionals by rel100.go (both ways); each leg's session timer
 //     (RFC 4028) is timer.go's.
+//   - transfer (refer.go, referleg.go, replaces.go): a REFER from a peer
+//     of the call, where its zone allows transfer, has parapet place a new
+//     leg toward the Refer-To target in the referrer's zone and move the
+//     relay's side to it. Its INVITE carries a Referred-By (RFC 3892): the
+//     REFER's, else the referrer's. Attended transfer (Refer-To with
+//     Replaces, RFC 3891): dialog ids do not cross a B2BUA, so a Replaces
+//     naming a dialog parapet does not hold (a consultation call between
+//     two phones inside the PBX) is passed as given, with Require:
+//     replaces; one naming a leg of another call through parapet is
+//     translated to that call's other leg, whose peer becomes the target,
+//     when that leg is in the referrer's zone, and refused (501) when not
+//     (a REFER never calls into another zone). An INVITE that carries
+//     Replaces is never routed on: naming a leg parapet answered (or a
+//     transfer placed) on a call's A side, from a peer of that leg's zone,
+//     it takes that leg's place (replacesin.go); else it is refused at
+//     admission: 481 when it names no dialog parapet holds, 400 when it
+//     does not parse, 403, 486, 488 or 501 when parapet may not let it
+//     replace the leg it names.
 //   - tear down (teardown.go): BYE on both legs, and after a caller's late
 //     ACK.
 //   - record (record.go): the one record, written by finish, deferred by

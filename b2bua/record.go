@@ -75,7 +75,7 @@ func (c *Call) callLocked(end time.Time) *compliance.Call {
 		call.Legs = append(call.Legs, c.legRecord(d, flowed, codec))
 	}
 	for _, t := range c.transfers {
-		t.Target = id(t.Target)
+		t.Target, t.ReferredBy = id(t.Target), id(t.ReferredBy)
 		call.Transfers = append(call.Transfers, t)
 	}
 	call.Legs = append(call.Legs, c.legRecord(c.a, flowed, codec))
@@ -129,7 +129,7 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 		out.CallID = p.CallID(l.callID)
 	}
 	c.identityRecord(l, &out)
-	o := policy.LegOutcome{Signaling: l.sig, SourceAdmitted: l.admitted, Originated: l.role != compliance.RoleA,
+	o := policy.LegOutcome{Signaling: l.sig, SourceAdmitted: l.admitted, Originated: l.role != compliance.RoleA && l.uas == nil,
 		MediaFlowed: flowed}
 	// A B leg over TCP or TLS with no connection noted and no response: the
 	// dial or the handshake failed, and nothing was sent.

@@ -13,13 +13,15 @@ import (
 	"github.com/parapet-sbc/parapet/policy"
 )
 
-// Blind transfer (REFER, RFC 3515). A peer of the call asks parapet to
+// Transfer (REFER, RFC 3515). A peer of the call asks parapet to
 // put the Refer-To target in its place: parapet invites the target into
 // the referrer's own zone, offering media from the referrer's side of the
 // relay with fresh keys, and on the target's 2xx moves that side of the
 // relay to it and ends the referrer's leg. The other leg sees nothing:
-// parapet terminates media on both sides. Attended transfer (Replaces,
-// RFC 3891) is not supported.
+// parapet terminates media on both sides. An attended transfer (a
+// Refer-To with Replaces, RFC 3891) goes the same way, the new leg's
+// INVITE carrying the Replaces (replaces.go says which ones); every new
+// leg's INVITE carries a Referred-By (RFC 3892).
 
 // referral is where a REFER asks the call to go.
 type referral struct {
@@ -27,6 +29,24 @@ type referral struct {
 	dest      netip.AddrPort
 	transport policy.Transport
 	secure    bool
+	// replaces is the dialog the new leg replaces at the target
+	// (attended transfer, RFC 3891); nil for a blind transfer.
+	replaces *replacesID
+	// referredBy is the new leg's Referred-By (RFC 3892), and
+	// referrer its user part (recorded).
+	referredBy, referrer string
+	// translated is the role of the leg of another call through
+	// parapet (otherCall) that the REFER's Replaces named; replaces then
+	// names that call's leg otherLeg, toward the target.
+	translated, otherCall, otherLeg string
+}
+
+// kind is the transfer's kind, as recorded.
+func (t referral) kind() compliance.TransferKind {
+	if t.replaces != nil {
+		return compliance.TransferAttended
+	}
+	return compliance.TransferBlind
 }
 
 // onRefer judges a REFER from leg x's peer: refused (403) unless x's zone
@@ -39,7 +59,7 @@ func (c *Call) onRefer(x *leg, req *sip.Request, tx sip.ServerTransaction) {
 	refuse := func(status int, why string) {
 		c.decide(policy.Decision{Stage: policy.StageTransfer, Zone: x.zone.name, Verdict: policy.VerdictRejected,
 			Rule: policy.RuleTransfer, Status: status, Reason: why})
-		c.noteTransfer(x, compliance.Transfer{Outcome: compliance.TransferRefused, Status: status, Target: referUser(req)})
+		c.noteTransfer(x, referFacts(req, compliance.Transfer{Outcome: compliance.TransferRefused, Status: status}))
 		x.zone.respond(tx, req, status, reasonPhrase(status), why)
 	}
 	zr := c.rules.zones[x.zone.name]
@@ -62,8 +82,18 @@ func (c *Call) onRefer(x *leg, req *sip.Request, tx sip.ServerTransaction) {
 		x.zone.respond(tx, req, 491, reasonPhrase(491), "")
 		return
 	}
+	t.referredBy, t.referrer = c.referredBy(x, req)
+	why = fmt.Sprintf("transfer to a peer of zone %q accepted", x.zone.name)
+	switch {
+	case t.translated != "":
+		why = fmt.Sprintf("attended transfer to a peer of zone %q accepted: its Replaces names leg %s of call %s, replaced by that call's leg %s toward the target",
+			x.zone.name, t.translated, t.otherCall, t.otherLeg)
+	case t.replaces != nil:
+		why = fmt.Sprintf("attended transfer to a peer of zone %q accepted: its Replaces names a dialog parapet does not hold, passed as given",
+			x.zone.name)
+	}
 	c.decide(policy.Decision{Stage: policy.StageTransfer, Zone: x.zone.name, Verdict: policy.VerdictAllowed,
-		Rule: policy.RuleTransfer, Reason: fmt.Sprintf("transfer to a peer of zone %q accepted", x.zone.name)})
+		Rule: policy.RuleTransfer, Reason: why})
 	res := sip.NewResponseFromRequest(req, 202, "Accepted", nil)
 	x.zone.commonHeaders(res)
 	x.zone.send(tx, res)
@@ -89,13 +119,22 @@ func referTarget(req *sip.Request, x *leg) (referral, int, string) {
 	if _, err := sip.ParseAddressValue(h.Value(), &u, nil); err != nil {
 		return referral{}, 400, "Refer-To does not parse"
 	}
-	if u.Headers != nil && u.Headers.Has("Replaces") {
-		return referral{}, 501, "attended transfer (Replaces) is not supported"
+	replaces, attended, status, why := referReplaces(&u)
+	if status != 0 {
+		return referral{}, status, why
 	}
 	if m, ok := u.UriParams.Get("method"); ok && !strings.EqualFold(m, "INVITE") {
 		return referral{}, 403, "Refer-To asks for a method other than INVITE"
 	}
+	if attended {
+		if held := x.call.env.reg.holds(replaces); held != nil {
+			return translateReplaces(x, held)
+		}
+	}
 	t := referral{transport: policy.TransportUDP}
+	if attended {
+		t.replaces = &replaces
+	}
 	switch strings.ToLower(u.Scheme) {
 	case "sips":
 		t.secure, t.transport = true, policy.TransportTLS
@@ -142,12 +181,17 @@ func (c *Call) transfer(x *leg, t referral, id uint32) {
 	c.notifyRefer(x, id, "SIP/2.0 100 Trying", false)
 	nl, status := c.dialTransfer(x, t)
 	if nl == nil {
-		c.noteTransfer(x, compliance.Transfer{Outcome: compliance.TransferFailed, Status: status, Target: t.uri.User})
+		c.noteTransfer(x, t.note(compliance.Transfer{Outcome: compliance.TransferFailed, Status: status}))
 		c.notifyRefer(x, id, fmt.Sprintf("SIP/2.0 %d %s", status, reasonPhrase(status)), true)
 		return
 	}
-	c.swapLeg(x, nl, t.uri.User)
+	c.swapLeg(x, nl, t.note(compliance.Transfer{Outcome: compliance.TransferDone, Status: 200, Leg: string(nl.role)}))
 	c.notifyRefer(x, id, "SIP/2.0 200 OK", true)
+	c.byeDeparted(x)
+}
+
+// byeDeparted ends leg x, which a transfer replaced, with BYE.
+func (c *Call) byeDeparted(x *leg) {
 	ctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
 	defer cancel()
 	if d := x.dialog(); d != nil && d.LoadState() != sip.DialogStateEnded {
@@ -186,7 +230,7 @@ func (c *Call) notifyRefer(x *leg, id uint32, frag string, final bool) {
 // swapLeg puts nl in x's place: the call's leg on x's side from now on.
 // x stays booked (departed) until the call forgets it, so that its peer's
 // BYE is answered without ending the call.
-func (c *Call) swapLeg(x, nl *leg, target string) {
+func (c *Call) swapLeg(x, nl *leg, tr compliance.Transfer) {
 	c.mu.Lock()
 	if x == c.a {
 		c.a = nl
@@ -194,8 +238,7 @@ func (c *Call) swapLeg(x, nl *leg, target string) {
 		c.b = nl
 	}
 	c.departed = append(c.departed, x)
-	c.noteTransferLocked(x, compliance.Transfer{Outcome: compliance.TransferDone, Status: 200, Leg: string(nl.role),
-		Target: target})
+	c.noteTransferLocked(x, tr)
 	c.mu.Unlock()
 	// Taking the registry's lock publishes the swap to the goroutines
 	// that look legs up there.
@@ -252,10 +295,37 @@ func (c *Call) noteTransferLocked(x *leg, t compliance.Transfer) {
 	c.transfers = append(c.transfers, t)
 }
 
-// referUser is the user part of a REFER's Refer-To, "" when it has none
-// or does not parse.
-func referUser(req *sip.Request) string {
+// note completes tr with what the record says of the referral: its
+// target, kind and Referred-By.
+func (t referral) note(tr compliance.Transfer) compliance.Transfer {
+	tr.Target, tr.Kind, tr.ReferredBy = t.uri.User, t.kind(), t.referrer
+	return tr
+}
+
+// referFacts completes tr, a refused REFER's entry, with what can be read
+// of the REFER: the Refer-To's user part and kind (none when it has no
+// Refer-To or it does not parse), the Referred-By's user part.
+func referFacts(req *sip.Request, tr compliance.Transfer) compliance.Transfer {
+	tr.ReferredBy = referredUser(req)
 	h := req.GetHeader("Refer-To")
+	if h == nil {
+		return tr
+	}
+	var u sip.Uri
+	if _, err := sip.ParseAddressValue(h.Value(), &u, nil); err != nil {
+		return tr
+	}
+	tr.Target, tr.Kind = u.User, compliance.TransferBlind
+	if u.Headers != nil && u.Headers.Has("Replaces") {
+		tr.Kind = compliance.TransferAttended
+	}
+	return tr
+}
+
+// referredUser is the user part of req's Referred-By, "" when it has none
+// or it does not parse.
+func referredUser(req *sip.Request) string {
+	h := req.GetHeader("Referred-By")
 	if h == nil {
 		return ""
 	}

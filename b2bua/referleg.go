@@ -161,7 +161,8 @@ func (c *Call) transferOffer(x, nl *leg, plan policy.OfferPlan) ([]byte, error) 
 
 // transferInvite is the new leg's INVITE: parapet's own Call-ID and tags,
 // From the party on the other leg (the one the target will talk to), To
-// the Refer-To URI.
+// the Refer-To URI, the referral's Referred-By and, for an attended
+// transfer, its Replaces (Require: replaces).
 func (c *Call) transferInvite(x, nl *leg, t referral, body []byte) *sip.Request {
 	ruri := *t.uri.Clone()
 	req := sip.NewRequest(sip.INVITE, ruri)
@@ -188,6 +189,13 @@ func (c *Call) transferInvite(x, nl *leg, t referral, body []byte) *sip.Request 
 		req.AppendHeader(sip.NewHeader("User-Agent", ua))
 	}
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	if t.replaces != nil {
+		req.AppendHeader(sip.NewHeader("Replaces", t.replaces.String()))
+		req.AppendHeader(sip.NewHeader("Require", "replaces"))
+	}
+	if t.referredBy != "" {
+		req.AppendHeader(sip.NewHeader("Referred-By", t.referredBy))
+	}
 	c.timerRequest(nl, req)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(body)

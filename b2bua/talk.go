@@ -11,14 +11,16 @@ import (
 // new leg, and the replaced leg's end does not end the call.
 func (c *Call) talk() {
 	ctx, stop := context.WithCancel(context.Background())
-	watching := c.watchTimers(ctx)
+	// Read under c.mu: a transfer may be swapping a leg already.
+	c.mu.Lock()
+	first := []*leg{c.a, c.b}
+	c.mu.Unlock()
+	watching := c.watchTimers(ctx, first)
 	defer func() {
 		stop()
 		watching.Wait()
 	}()
-	c.mu.Lock()
-	watched := map[*leg]bool{c.a: true, c.b: true} // watchTimers' legs
-	c.mu.Unlock()
+	watched := map[*leg]bool{first[0]: true, first[1]: true} // watchTimers' legs
 	for {
 		c.mu.Lock()
 		a, b := c.a, c.b

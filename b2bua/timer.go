@@ -268,11 +268,11 @@ func (c *Call) timerResponse(l *leg, res *sip.Response) {
 	c.setTimer(l, st)
 }
 
-// watchTimers runs the session timers of an established call's legs until
+// watchTimers runs the session timers of legs, an established call's, until
 // it ends or ctx is done; the group is done when they stopped.
-func (c *Call) watchTimers(ctx context.Context) *sync.WaitGroup {
+func (c *Call) watchTimers(ctx context.Context, legs []*leg) *sync.WaitGroup {
 	var wg sync.WaitGroup
-	for _, l := range []*leg{c.a, c.b} {
+	for _, l := range legs {
 		l.mu.Lock()
 		if l.timerKick == nil {
 			l.timerKick = make(chan struct{}, 1)

@@ -110,7 +110,8 @@ type Call struct {
 	Transfers []Transfer `json:"transfers,omitempty"`
 }
 
-// Transfer is one REFER a peer of the call sent: a blind transfer.
+// Transfer is one REFER a peer of the call sent: a blind or an attended
+// transfer.
 type Transfer struct {
 	// Time is when the REFER was refused, failed or completed.
 	Time time.Time `json:"time"`
@@ -118,6 +119,13 @@ type Transfer struct {
 	By Role `json:"by"`
 	// Target is the Refer-To URI's user part, pseudonymised like Callee.
 	Target string `json:"target,omitempty"`
+	// Kind is blind, or attended when the Refer-To carried Replaces
+	// (RFC 3891), or replaced when an INVITE with Replaces took leg By's
+	// place; absent when the REFER had no Refer-To that parsed.
+	Kind TransferKind `json:"kind,omitempty"`
+	// ReferredBy is the user part of the new leg's Referred-By (RFC 3892),
+	// the REFER's or else the referrer's, pseudonymised like Caller.
+	ReferredBy string `json:"referred_by,omitempty"`
 	// Outcome: refused (the REFER got Status), failed (accepted, but the
 	// target's final status was Status; the call went on as it was) or
 	// done (the target answered: leg Leg replaced the referrer's).
@@ -126,6 +134,18 @@ type Transfer struct {
 	// Leg is the role of the leg that replaced the referrer's (done only).
 	Leg string `json:"leg,omitempty"`
 }
+
+// TransferKind is what a REFER asked for.
+type TransferKind string
+
+// Transfer kinds.
+const (
+	TransferBlind    TransferKind = "blind"
+	TransferAttended TransferKind = "attended"
+	// TransferReplaced: no REFER reached parapet; an INVITE with Replaces
+	// (RFC 3891) from a peer of the zone replaced leg By.
+	TransferReplaced TransferKind = "replaced"
+)
 
 // TransferOutcome is how a transfer ended.
 type TransferOutcome string
