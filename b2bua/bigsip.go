@@ -158,14 +158,20 @@ func (c *Call) inviteTransport(req *sip.Request) (t policy.Transport, tcpRefused
 
 // clientB is the sipgo client leg B's dialog sends its requests with: the
 // zone's, or, on a dialog over UDP that may move to TCP, a copy of it
-// whose requests inside the dialog go through a legSender (never on a
-// registration's flow, which stays as the user registered it).
+// whose requests inside the dialog go through a legSender; on a
+// registration's flow, one whose requests all go over the flow
+// (flowSender).
 func (c *Call) clientB(t policy.Transport, tcpRefused bool) *sipgo.Client {
 	z := c.b.zone
 	// Without a UDP listener the Contact has no port, which sipgo fills in
 	// only when it sends the INVITE itself, not through a TxRequester.
 	_, udp := z.bound[policy.TransportUDP]
-	if c.target.Transport != policy.TransportUDP || t != policy.TransportUDP || !z.tcpPossible() || !udp || c.b.flow != nil {
+	if fl := c.b.flow; fl != nil {
+		cli := *z.cli
+		cli.TxRequester = &flowSender{z: z, fl: fl}
+		return &cli
+	}
+	if c.target.Transport != policy.TransportUDP || t != policy.TransportUDP || !z.tcpPossible() || !udp {
 		return z.cli
 	}
 	cli := *z.cli

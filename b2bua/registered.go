@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strconv"
@@ -85,4 +86,28 @@ func (b *leg) aimAtFlow(req *sip.Request) {
 			req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
 		}
 	}
+}
+
+// flowSender sends every request of a leg to a registered user over the
+// user's flow (RFC 5626 section 5.3), whatever the user's Contact names
+// (behind a NAT, an address parapet cannot reach): to the address the user
+// registered from and, over UDP, from the socket the REGISTER came to. It
+// is the leg's sipgo client's TxRequester, as legSender is.
+type flowSender struct {
+	z  *zone
+	fl *flow
+}
+
+// Request sends req over the flow.
+func (s *flowSender) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	req.SetDestination(s.fl.remote)
+	if s.fl.transport == policy.TransportUDP {
+		if ap, err := netip.ParseAddrPort(s.fl.local); err == nil {
+			req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
+		}
+	}
+	if req.IsAck() {
+		return nil, s.z.ua.TransportLayer().WriteMsg(req)
+	}
+	return s.z.ua.TransactionLayer().Request(ctx, req)
 }
