@@ -1,11 +1,15 @@
 package b2bua_test
 
 import (
+	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/icholy/digest"
 
 	"github.com/parapet-sbc/parapet/b2bua"
 	"github.com/parapet-sbc/parapet/compliance"
@@ -149,5 +153,172 @@ func TestUsersRegisterOverUDPAndTCP(t *testing.T) {
 				t.Errorf("leg b: %+v; registration %+v", b, r)
 			}
 		})
+	}
+}
+
+// natPhone is a phone behind a NAT, over UDP, played by hand: its Via and
+// Contact name a private address (192.0.2.10:5060) that nobody can reach;
+// only the socket it sends from, p, can be.
+type natPhone struct {
+	p        *rawPeer
+	instance string // +sip.instance, with reg-id 1: it asks for outbound
+	callID   string
+	seq      int
+}
+
+const natAddr = "192.0.2.10:5060"
+
+func newNATPhone(t *testing.T, instance string) *natPhone {
+	return &natPhone{p: newRawPeer(t), instance: instance, callID: fmt.Sprintf("reg-%d@192.0.2.10", time.Now().UnixNano())}
+}
+
+// register sends a REGISTER to parapet at proxy, answers the registrar's
+// 401, and returns the final response.
+func (n *natPhone) register(t *testing.T, proxy netip.AddrPort) string {
+	t.Helper()
+	auth := ""
+	for range 2 {
+		n.seq++
+		msg := fmt.Sprintf("REGISTER sip:%[1]s SIP/2.0\r\nVia: SIP/2.0/UDP %[2]s;branch=%[3]s;rport\r\nMax-Forwards: 70\r\n"+
+			"From: <sip:staff@%[1]s>;tag=nat1\r\nTo: <sip:staff@%[1]s>\r\nCall-ID: %[4]s\r\nCSeq: %[5]d REGISTER\r\n"+
+			"Contact: <sip:staff@%[2]s>;+sip.instance=\"<%[6]s>\";reg-id=1\r\nSupported: path, outbound\r\nExpires: 300\r\n"+
+			"User-Agent: nat-phone/1.0\r\n%[7]sContent-Length: 0\r\n\r\n",
+			sim.Realm, natAddr, n.p.branch(), n.callID, n.seq, n.instance, auth)
+		n.p.send(net.UDPAddrFromAddrPort(proxy), msg)
+		res := n.p.must("the REGISTER's final response", isFinal("REGISTER")).text
+		if !strings.HasPrefix(res, "SIP/2.0 401 ") {
+			return res
+		}
+		chal, err := digest.ParseChallenge(hv(res, "WWW-Authenticate"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred, err := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: "sip:" + sim.Realm, Username: "staff", Password: "s3cret"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth = "Authorization: " + cred.String() + "\r\n"
+	}
+	t.Fatal("the registrar challenged the answer to its challenge")
+	return ""
+}
+
+// answer takes parapet's INVITE at the phone's socket, answers 200 with
+// plain RTP and a Contact naming the private address, and takes the ACK.
+func (n *natPhone) answer(t *testing.T) *rawMsg {
+	t.Helper()
+	inv := n.p.must("the INVITE to the registered phone", isReq("INVITE"))
+	n.p.send(inv.from, reply(inv.text, 200, "OK", "natcallee", natAddr, plainSDP(40000, 1)))
+	n.p.must("the ACK", isReq("ACK"))
+	return inv
+}
+
+// A phone behind a NAT registers over UDP asking for outbound (RFC 5626):
+// parapet's Path says ob and the registrar's Require: outbound reaches the
+// phone; parapet answers its keep-alives (CRLFCRLF and STUN) and no
+// stranger's; a call to it goes to the socket it registered from, not to
+// the private address its Contact names, and so does the BYE. The same
+// instance registering again from another socket (its NAT rebound) keeps
+// the binding's token, and the next call goes to the new socket.
+func TestNATPhoneRegistersWithOutbound(t *testing.T) {
+	l := newFlowsLab(t)
+	ph := newNATPhone(t, "urn:uuid:00000000-0000-1000-8000-000000000001")
+	res := ph.register(t, l.staff[policy.TransportUDP])
+	if !strings.HasPrefix(res, "SIP/2.0 200 ") || hv(res, "Require") != "outbound" {
+		t.Fatalf("REGISTER: %q", res)
+	}
+	contact, path := l.reg.Binding("staff")
+	if !strings.Contains(path, ";ob") || !strings.Contains(path, "sip:flow-") {
+		t.Fatalf("registrar's binding: contact %q path %q", contact, path)
+	}
+	checkKeepAlives(t, l, ph.p)
+
+	call := func(to *rawPeer) *compliance.Call {
+		t.Helper()
+		before := len(l.sink.calls())
+		type placed struct {
+			s   *sim.Session
+			err error
+		}
+		done := make(chan placed, 1)
+		go func() {
+			s, err := l.pbx.Call(ctxT(t), contact, sim.CallOptions{Route: path})
+			done <- placed{s, err}
+		}()
+		(&natPhone{p: to}).answer(t)
+		pl := <-done
+		caller, err := pl.s, pl.err
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := caller.Hangup(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		bye := to.must("the BYE at the phone's socket", isReq("BYE"))
+		to.send(bye.from, reply(bye.text, 200, "OK", "", "", ""))
+		c := l.sink.waitCalls(t, before+1)[before]
+		if c.Disposition != compliance.DispositionAnswered || c.Route != "registered:staff" {
+			t.Errorf("call: %s route %q", c.Disposition, c.Route)
+		}
+		return c
+	}
+	c := call(ph.p)
+	regs := registrations(l.sink)
+	if b := leg(c, compliance.RoleB); len(regs) != 1 || b == nil || b.Remote != ph.p.addr() || b.Flow != regs[0].Registration.Flow {
+		t.Fatalf("leg b %+v, registrations %+v", b, regs)
+	}
+
+	moved := &natPhone{p: newRawPeer(t), instance: ph.instance, callID: ph.callID, seq: ph.seq}
+	if res := moved.register(t, l.staff[policy.TransportUDP]); !strings.HasPrefix(res, "SIP/2.0 200 ") {
+		t.Fatalf("REGISTER from the new socket: %q", res)
+	}
+	if _, p2 := l.reg.Binding("staff"); p2 != path {
+		t.Errorf("Path after the NAT rebound %q, want the binding's %q", p2, path)
+	}
+	regs = registrations(l.sink)
+	if len(regs) != 2 || regs[1].Remote != moved.p.addr() || regs[1].Registration.Flow != regs[0].Registration.Flow {
+		t.Fatalf("registration records after the rebound: %+v", regs)
+	}
+	// The old socket's binding is gone: its keep-alives get nothing now.
+	for _, q := range []*rawPeer{ph.p, moved.p} {
+		q.send(net.UDPAddrFromAddrPort(l.staff[policy.TransportUDP]), "\r\n\r\n")
+	}
+	moved.p.must("the CRLF pong at the new socket", func(m string) bool { return m == "\r\n" })
+	if n := ph.p.count(func(m string) bool { return m == "\r\n" }); n != 1 {
+		t.Errorf("the old socket got %d pongs, want the 1 from before the rebound", n)
+	}
+	if b := leg(call(moved.p), compliance.RoleB); b == nil || b.Remote != moved.p.addr() {
+		t.Errorf("leg b after the rebound: %+v", b)
+	}
+}
+
+// checkKeepAlives has the registered phone p and a stranger send
+// keep-alives to parapet: p's CRLFCRLF gets a CRLF, its STUN Binding
+// request a response naming p's address; the stranger's get nothing.
+func checkKeepAlives(t *testing.T, l *flowsLab, p *rawPeer) {
+	t.Helper()
+	to := net.UDPAddrFromAddrPort(l.staff[policy.TransportUDP])
+	stranger := newRawPeer(t)
+	req := make([]byte, 20)
+	binary.BigEndian.PutUint16(req[0:2], 0x0001)
+	binary.BigEndian.PutUint32(req[4:8], 0x2112A442)
+	copy(req[8:], "parapet-txid")
+	for _, q := range []*rawPeer{stranger, p} {
+		q.send(to, "\r\n\r\n")
+		q.send(to, string(req))
+	}
+	p.must("the CRLF pong", func(m string) bool { return m == "\r\n" })
+	stun := p.must("the STUN Binding response", func(m string) bool { return strings.HasPrefix(m, "\x01\x01") })
+	got := []byte(stun.text)
+	if len(got) != 20+12+8 || string(got[8:20]) != "parapet-txid" {
+		t.Fatalf("STUN response % x", got)
+	}
+	port := binary.BigEndian.Uint16(got[26:28]) ^ 0x2112
+	ip := net.IPv4(got[28]^0x21, got[29]^0x12, got[30]^0xA4, got[31]^0x42)
+	if want := p.c.LocalAddr().(*net.UDPAddr); !ip.Equal(want.IP) || int(port) != want.Port {
+		t.Errorf("XOR-MAPPED-ADDRESS %s:%d, want %s", ip, port, want)
+	}
+	if n := stranger.count(func(string) bool { return true }); n != 0 {
+		t.Errorf("a stranger's keep-alives got %d answers", n)
 	}
 }

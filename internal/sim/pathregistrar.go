@@ -93,6 +93,11 @@ func (r *PathRegistrar) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	if p := req.GetHeader("Path"); p != nil {
 		r.path[aor] = p.Value()
 		res.AppendHeader(sip.NewHeader("Path", p.Value()))
+		// Outbound (RFC 5626 section 6): the first hop said ob, and the
+		// contact names its instance and reg-id.
+		if ct != nil && ct.Params.Has("reg-id") && strings.Contains(p.Value(), ";ob") {
+			res.AppendHeader(sip.NewHeader("Require", "outbound"))
+		}
 	}
 	if q := req.GetHeader("Require"); q != nil {
 		r.require = append(r.require, q.Value())
