@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"log/slog"
 	"net/netip"
 	"reflect"
 	"strconv"
@@ -45,10 +46,18 @@ type flow struct {
 	granted bool
 	// recorded is the security facts of the last registration record.
 	recorded *compliance.Registration
+	// A UDP flow's pings (flowping.go): when the last was sent, whether
+	// one is under way, how many in a row went unanswered, and whether
+	// that makes the flow failed.
+	lastPing time.Time
+	pinging  bool
+	missed   int
+	failed   bool
 }
 
 // bindings is the table of flows, by token and by what identifies one.
 type bindings struct {
+	log     *slog.Logger
 	mu      sync.Mutex
 	byToken map[string]*flow
 	byKey   map[string]*flow
@@ -57,8 +66,8 @@ type bindings struct {
 	byUDP map[string]*flow
 }
 
-func newBindings() *bindings {
-	return &bindings{byToken: map[string]*flow{}, byKey: map[string]*flow{}, byUDP: map[string]*flow{}}
+func newBindings(log *slog.Logger) *bindings {
+	return &bindings{log: log, byToken: map[string]*flow{}, byKey: map[string]*flow{}, byUDP: map[string]*flow{}}
 }
 
 // flowKey is what identifies the flow req, a REGISTER from zone z over a
@@ -141,6 +150,8 @@ func (b *bindings) granted(s *Server, fl *flow, req *sip.Request, res *sip.Respo
 	fl.contact = *ct.Address.Clone()
 	fl.expires = time.Now().Add(time.Duration(secs) * time.Second)
 	fl.granted = true
+	fl.lastPing = time.Now()
+	b.heardLocked(fl)
 	if old := b.byToken[fl.token]; old != nil && old != fl {
 		b.forgetLocked(old) // the outbound instance's flow moved
 	}
@@ -171,12 +182,17 @@ func (b *bindings) forgetLocked(fl *flow) {
 	}
 }
 
-// udpFlow reports whether remote has a granted binding over UDP in zone.
+// udpFlow reports whether remote has a granted binding over UDP in zone,
+// which a keep-alive from remote shows alive.
 func (b *bindings) udpFlow(zone, remote string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	fl := b.byUDP[zone+"|"+remote]
-	return fl != nil && time.Now().Before(fl.expires)
+	if fl == nil || time.Now().After(fl.expires) {
+		return false
+	}
+	b.heardLocked(fl)
+	return true
 }
 
 // lookup returns a copy of the live binding of token (a refresh may

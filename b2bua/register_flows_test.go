@@ -2,6 +2,7 @@ package b2bua_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -320,5 +321,53 @@ func checkKeepAlives(t *testing.T, l *flowsLab, p *rawPeer) {
 	}
 	if n := stranger.count(func(string) bool { return true }); n != 0 {
 		t.Errorf("a stranger's keep-alives got %d answers", n)
+	}
+}
+
+// A user registered over UDP is pinged (OPTIONS, udp_keepalive) over its
+// flow; once it leaves two pings in a row unanswered, a call to it gets
+// 430 Flow Failed at once instead of ringing into nothing; a keep-alive
+// from it revives the flow.
+func TestUDPFlowFailsFast(t *testing.T) {
+	l := newFlowsLab(t, func(c *b2bua.Config) { c.Zones[1].Registrar.UDPKeepAlive = 500 * time.Millisecond })
+	ph := newNATPhone(t, "urn:uuid:00000000-0000-1000-8000-000000000002")
+	if res := ph.register(t, l.staff[policy.TransportUDP]); !strings.HasPrefix(res, "SIP/2.0 200 ") {
+		t.Fatalf("REGISTER: %q", res)
+	}
+	contact, path := l.reg.Binding("staff")
+	regs := registrations(l.sink)
+	if len(regs) != 1 {
+		t.Fatalf("%d registration records", len(regs))
+	}
+	token := regs[0].Registration.Flow
+	ping := ph.p.must("a ping", isReq("OPTIONS"))
+	if !strings.HasPrefix(ping.text, "OPTIONS sip:staff@"+natAddr+" ") {
+		t.Errorf("ping's Request-URI: %q", firstLine(ping.text))
+	}
+	ph.p.send(ping.from, reply(ping.text, 200, "OK", "nat", "", ""))
+	if l.srv.FlowFailed(token) {
+		t.Fatal("a flow that answers its pings is failed")
+	}
+	// The phone goes silent: the pings go unanswered.
+	waitFor(t, 10*time.Second, "the flow to fail", func() bool { return l.srv.FlowFailed(token) })
+	start := time.Now()
+	_, err := l.pbx.Call(ctxT(t), contact, sim.CallOptions{Route: path})
+	var rej *sim.Rejected
+	if !errors.As(err, &rej) || rej.Status != 430 {
+		t.Fatalf("call over a failed UDP flow: %v, want 430", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("430 took %s", d)
+	}
+	if c := l.sink.waitCalls(t, 1)[0]; c.SIPStatus != 430 || !strings.Contains(c.EndReason, "pings") {
+		t.Errorf("record: %d %q", c.SIPStatus, c.EndReason)
+	}
+	if n := ph.p.count(isReq("INVITE")); n != 0 {
+		t.Errorf("the silent phone got %d INVITEs", n)
+	}
+	ph.p.send(net.UDPAddrFromAddrPort(l.staff[policy.TransportUDP]), "\r\n\r\n")
+	ph.p.must("the CRLF pong", func(m string) bool { return m == "\r\n" })
+	if l.srv.FlowFailed(token) {
+		t.Error("a keep-alive did not revive the flow")
 	}
 }

@@ -18,8 +18,9 @@ import (
 // parapet: the registrar sent it with parapet's Path URI as its top
 // Route, whose user part is the flow's token. It returns a nil route for
 // any other call, and ok false when it answered A: the flow is unknown or
-// has expired (404), or its connection is gone (430, RFC 5626 section
-// 5.3: parapet opens no new connection toward the user).
+// has expired (404), or the flow is gone (430, RFC 5626 section 5.3: its
+// connection closed, or, over UDP, its pings unanswered; parapet opens no
+// new connection toward the user).
 func (c *Call) registeredRoute(req *sip.Request, tx sip.ServerTransaction) (*routeRules, *flow, bool) {
 	rh := req.Route()
 	if rh == nil || !strings.HasPrefix(rh.Address.User, flowPrefix) {
@@ -34,6 +35,11 @@ func (c *Call) registeredRoute(req *sip.Request, tx sip.ServerTransaction) (*rou
 	if fl.transport != policy.TransportUDP && fl.zone.pooled(strings.ToLower(fl.transport.String()), fl.remote) == nil {
 		c.reject(tx, req, 430, reasonPhrase(430), compliance.DispositionFailed,
 			"the connection the user registered on is closed (RFC 5626 flow failed)")
+		return nil, nil, false
+	}
+	if fl.failed {
+		c.reject(tx, req, 430, reasonPhrase(430), compliance.DispositionFailed,
+			"the user registered over UDP stopped answering keep-alive pings (RFC 5626 flow failed)")
 		return nil, nil, false
 	}
 	host, port := fl.remote, 0
