@@ -371,3 +371,33 @@ func TestUDPFlowFailsFast(t *testing.T) {
 		t.Error("a keep-alive did not revive the flow")
 	}
 }
+
+// A phone behind a NAT calls out, its Contact naming its private address
+// (with ob, RFC 5626): the PBX side's BYE reaches it at the socket its
+// INVITE came from, over the flow, not at the address its Contact names
+// (parapet's dialogs send to the source of the peer's dialog-forming
+// message, sipgo's RewriteContact).
+func TestNATPhoneCallsOut(t *testing.T) {
+	l := newFlowsLab(t)
+	ph := newNATPhone(t, "")
+	to := net.UDPAddrFromAddrPort(l.staff[policy.TransportUDP])
+	sdp := plainSDP(40002, 1)
+	head := fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=%%s;rport\r\nMax-Forwards: 70\r\nFrom: <sip:staff@%s>;tag=natcaller\r\n"+
+		"To: <sip:200@%[2]s>%%s\r\nCall-ID: %s\r\nCSeq: 1 %%s\r\n", natAddr, sim.Realm, ph.callID)
+	ph.p.send(to, fmt.Sprintf("INVITE sip:200@%s SIP/2.0\r\n"+head+"Contact: <sip:staff@%s;ob>\r\n"+
+		"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", to, ph.p.branch(), "", "INVITE", natAddr, len(sdp), sdp))
+	callee := incoming(t, l.pbx)
+	ok := ph.p.must("the 200 to the INVITE", isRes(200, "INVITE")).text
+	ph.p.send(to, fmt.Sprintf("ACK %s SIP/2.0\r\n"+head+"Content-Length: 0\r\n\r\n", uriOf(hv(ok, "Contact")), ph.p.branch(),
+		";tag="+tagOf(hv(ok, "To")), "ACK"))
+	if err := callee.Hangup(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	bye := ph.p.must("the BYE at the phone's socket", isReq("BYE"))
+	ph.p.send(bye.from, reply(bye.text, 200, "OK", "", "", ""))
+	c := l.sink.waitCalls(t, 1)[0]
+	a := leg(c, compliance.RoleA)
+	if c.Disposition != compliance.DispositionAnswered || a == nil || a.Remote != ph.p.addr() || a.Transport != "udp" {
+		t.Errorf("call %s %q, leg a %+v", c.Disposition, c.EndReason, a)
+	}
+}

@@ -106,6 +106,13 @@ type flowSender struct {
 
 // Request sends req over the flow.
 func (s *flowSender) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	// The flow's transport, whatever the Contact (which sipgo built the
+	// request toward) says.
+	tr := strings.ToUpper(s.fl.transport.String())
+	req.SetTransport(tr)
+	if via := req.Via(); via != nil {
+		via.Transport = tr
+	}
 	req.SetDestination(s.fl.remote)
 	if s.fl.transport == policy.TransportUDP {
 		if ap, err := netip.ParseAddrPort(s.fl.local); err == nil {
