@@ -72,9 +72,11 @@ func newBindings(log *slog.Logger) *bindings {
 
 // flowKey is what identifies the flow req, a REGISTER from zone z over a
 // connection described by sig, belongs to (see flow.key), and whether it
-// asks for outbound.
+// asks for outbound of parapet: only as its first hop (one Via, the user
+// agent's, RFC 5626 section 5.1); behind another proxy the flow is that
+// proxy's connection.
 func flowKey(z *zone, req *sip.Request, sig policy.SignalingFacts, aor string) (string, bool) {
-	if ct := req.Contact(); ct != nil && !ct.Address.Wildcard {
+	if ct := req.Contact(); ct != nil && !ct.Address.Wildcard && len(req.GetHeaders("Via")) == 1 {
 		inst, _ := ct.Params.Get("+sip.instance")
 		regID, _ := ct.Params.Get("reg-id")
 		if inst != "" && regID != "" {
