@@ -26,6 +26,17 @@ const flowMissedMax = 2
 // flowPingTick is how often the pinger looks for flows due a ping.
 const flowPingTick = 250 * time.Millisecond
 
+// pingsFlows reports whether a zone's users registered over UDP are to be
+// pinged (its registrar has a udp_keepalive).
+func (s *Server) pingsFlows() bool {
+	for _, z := range s.zones {
+		if r := z.cfg.Registrar; r != nil && r.UDPKeepAlive > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // pingFlows pings each UDP flow due a ping, until the server stops.
 func (s *Server) pingFlows() {
 	t := time.NewTicker(flowPingTick)

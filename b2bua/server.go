@@ -195,11 +195,13 @@ func (s *Server) Start(ctx context.Context) error {
 		defer s.serveWG.Done()
 		s.pingTargets()
 	})
-	s.serveWG.Add(1)
-	s.goSafe("flow pings", func() {
-		defer s.serveWG.Done()
-		s.pingFlows()
-	})
+	if s.pingsFlows() {
+		s.serveWG.Add(1)
+		s.goSafe("flow pings", func() {
+			defer s.serveWG.Done()
+			s.pingFlows()
+		})
+	}
 	for _, z := range s.zones {
 		for _, serve := range z.serve {
 			s.serveWG.Add(1)
