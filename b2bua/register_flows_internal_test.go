@@ -2,14 +2,17 @@ package b2bua
 
 import (
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parapet-sbc/parapet/policy"
+	"github.com/parapet-sbc/parapet/topology"
 )
 
 func stunRequest(length int) []byte {
@@ -106,5 +109,21 @@ func TestFlowKey(t *testing.T) {
 		if ob != tc.outbound || ob != !strings.Contains(key, "198.51.100.4:3000") {
 			t.Errorf("%s: key %q outbound %v", tc.name, key, ob)
 		}
+	}
+}
+
+// A zone's registrar (udp_keepalive included) is set up at start: a
+// reload that changes it needs a restart.
+func TestRegistrarChangeNeedsRestart(t *testing.T) {
+	zoneWith := func(keepAlive time.Duration) Config {
+		return Config{Zones: []topology.Zone{{Policy: policy.Zone{Name: "staff"},
+			Registrar: &topology.Registrar{Zone: "pbx", UDPKeepAlive: keepAlive}}}}
+	}
+	old, same, changed := zoneWith(25*time.Second), zoneWith(25*time.Second), zoneWith(40*time.Second)
+	if err := restartNeeded(&old, &same); err != nil {
+		t.Errorf("same registrar: %v", err)
+	}
+	if err := restartNeeded(&old, &changed); !errors.Is(err, errRestart) || !strings.Contains(err.Error(), "registrar") {
+		t.Errorf("changed registrar: %v", err)
 	}
 }
