@@ -153,6 +153,18 @@ func TestUsersRegisterOverUDPAndTCP(t *testing.T) {
 			if b.Flow != r.Registration.Flow || b.Local != r.Local || b.Remote != r.Remote || b.Transport != tr.String() || b.TLS != nil {
 				t.Errorf("leg b: %+v; registration %+v", b, r)
 			}
+			if tr == policy.TransportTCP { // its connection closed, the flow fails: 430 at once
+				u.Close()
+				waitFor(t, 5*time.Second, "the registration's connection to close", func() bool {
+					open, _ := l.srv.HeldConns("staff")
+					return open == 0
+				})
+				_, err := l.pbx.Call(ctxT(t), contact, sim.CallOptions{Route: path})
+				var rej *sim.Rejected
+				if !errors.As(err, &rej) || rej.Status != 430 {
+					t.Errorf("call over a closed TCP flow: %v, want 430", err)
+				}
+			}
 		})
 	}
 }
