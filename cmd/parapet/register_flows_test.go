@@ -60,7 +60,7 @@ media {
 // over its flow (over UDP at the address it registered from, from
 // parapet's listener it registered to; over TCP on its connection), audio
 // flows both ways, and the records say which flow it took (its transport,
-// no TLS facts).
+// no TLS facts). Over UDP its STUN keep-alives are answered.
 func TestBaresipRegistersOverUDPAndTCP(t *testing.T) {
 	for _, tr := range []string{"udp", "tcp"} {
 		t.Run(tr, func(t *testing.T) { baresipRegistersPlain(t, tr) })
@@ -68,10 +68,12 @@ func TestBaresipRegistersOverUDPAndTCP(t *testing.T) {
 }
 
 func baresipRegistersPlain(t *testing.T, transport string) {
-	requirePeers(t, "baresip")
+	requirePeers(t, "baresip", "dumpcap", "tshark")
 	base := portBlock(t)
 	reg := sim.NewPathRegistrar(t, "bob", "bobs-secret")
+	reg.SetFlowTimer(1) // baresip's keep-alives (STUN over UDP) every second or so
 	p := startParapetPlainRegistrar(t, base, reg.Addr)
+	cap := startCapture(t, base)
 	bob := peers.StartBaresip(t, peers.BaresipConfig{Name: "bob", SIPPort: base + 10, CtrlPort: base + 12,
 		RTPLo: base + 40, RTPHi: base + 59, Tone: 880, Transport: transport,
 		Register: &peers.BaresipRegistration{Domain: sim.Realm, Password: "bobs-secret", Interval: 600, Outbound: true,
@@ -89,6 +91,10 @@ func baresipRegistersPlain(t *testing.T, transport string) {
 	talkAndHangUp(t, caller)
 	if _, err := bob.WaitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
 		t.Fatal(err)
+	}
+	cap.Stop()
+	if transport == "udp" {
+		checkSTUNKeepAlives(t, cap, base+10, base+61)
 	}
 	recs := p.records(t)
 	var regs []*compliance.ConnEvent
@@ -117,4 +123,20 @@ func baresipRegistersPlain(t *testing.T, transport string) {
 	if b.Flow != rg.Registration.Flow || b.Transport != transport || b.Remote != phone || b.Local != local || b.TLS != nil {
 		t.Errorf("leg b %+v; registration %+v", b, rg)
 	}
+}
+
+// checkSTUNKeepAlives checks on the wire that baresip's outbound
+// keep-alives over UDP to parapet (phone to staff), STUN Binding requests
+// (RFC 5626 section 4.4.1), were each answered with a Binding success
+// response. (Over TCP baresip sent no CRLF ping within the test; TCP and
+// TLS pongs are b2bua's TestKeepAlives.)
+func checkSTUNKeepAlives(t *testing.T, cap *capture, phone, staff int) {
+	t.Helper()
+	const cookie = "udp.payload[4:4] == 21:12:a4:42"
+	reqs := cap.tshark(t, "-Y", fmt.Sprintf("udp.srcport == %d && udp.dstport == %d && udp.payload[0:2] == 00:01 && %s", phone, staff, cookie))
+	resps := cap.tshark(t, "-Y", fmt.Sprintf("udp.srcport == %d && udp.dstport == %d && udp.payload[0:2] == 01:01 && %s", staff, phone, cookie))
+	if len(reqs) == 0 || len(resps) < len(reqs) {
+		t.Errorf("STUN keep-alives: %d Binding requests, %d responses", len(reqs), len(resps))
+	}
+	t.Logf("%d of %d STUN keep-alives answered", len(resps), len(reqs))
 }
