@@ -26,6 +26,24 @@ const flowMissedMax = 2
 // flowPingTick is how often the pinger looks for flows due a ping.
 const flowPingTick = 250 * time.Millisecond
 
+// startPingers starts the server's OPTIONS pingers: of routes' targets
+// (health.go) and, when a zone pings its users registered over UDP, of
+// their flows.
+func (s *Server) startPingers() {
+	s.serveWG.Add(1)
+	s.goSafe("target pings", func() {
+		defer s.serveWG.Done()
+		s.pingTargets()
+	})
+	if s.pingsFlows() {
+		s.serveWG.Add(1)
+		s.goSafe("flow pings", func() {
+			defer s.serveWG.Done()
+			s.pingFlows()
+		})
+	}
+}
+
 // pingsFlows reports whether a zone's users registered over UDP are to be
 // pinged (its registrar has a udp_keepalive).
 func (s *Server) pingsFlows() bool {

@@ -190,18 +190,7 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}
 	}()
-	s.serveWG.Add(1)
-	s.goSafe("target pings", func() {
-		defer s.serveWG.Done()
-		s.pingTargets()
-	})
-	if s.pingsFlows() {
-		s.serveWG.Add(1)
-		s.goSafe("flow pings", func() {
-			defer s.serveWG.Done()
-			s.pingFlows()
-		})
-	}
+	s.startPingers()
 	for _, z := range s.zones {
 		for _, serve := range z.serve {
 			s.serveWG.Add(1)
