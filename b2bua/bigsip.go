@@ -13,7 +13,8 @@ package b2bua
 // request inside it) and, on a dialog that stayed on UDP, each request
 // inside the dialog (legSender). TCP is tried only when the zone listens on
 // TCP, so that parapet's Contact can name a TCP listener for the callee's
-// own requests.
+// own requests, and never toward a user registered over UDP (registered.go):
+// its flow is the only way to it.
 
 import (
 	"context"
@@ -128,10 +129,12 @@ func toTCP(req *sip.Request) {
 // and a TCP connection to the target can be made (req is then moved to
 // TCP, but for its Contact); else the target's. tcpRefused says the TCP
 // connection was tried and failed: requests inside the dialog need not
-// try it again.
+// try it again. A call to a user registered over UDP stays on UDP: the
+// user can be reached only over its registration's flow (RFC 5626), a NAT
+// binding that takes no TCP connection.
 func (c *Call) inviteTransport(req *sip.Request) (t policy.Transport, tcpRefused bool) {
 	t, z := c.target.Transport, c.b.zone
-	if t != policy.TransportUDP || !z.tcpPossible() {
+	if t != policy.TransportUDP || !z.tcpPossible() || c.b.flow != nil {
 		return t, false
 	}
 	size := wireSize(req)
@@ -155,12 +158,19 @@ func (c *Call) inviteTransport(req *sip.Request) (t policy.Transport, tcpRefused
 
 // clientB is the sipgo client leg B's dialog sends its requests with: the
 // zone's, or, on a dialog over UDP that may move to TCP, a copy of it
-// whose requests inside the dialog go through a legSender.
+// whose requests inside the dialog go through a legSender; on a
+// registration's flow, one whose requests all go over the flow
+// (flowSender).
 func (c *Call) clientB(t policy.Transport, tcpRefused bool) *sipgo.Client {
 	z := c.b.zone
 	// Without a UDP listener the Contact has no port, which sipgo fills in
 	// only when it sends the INVITE itself, not through a TxRequester.
 	_, udp := z.bound[policy.TransportUDP]
+	if fl := c.b.flow; fl != nil {
+		cli := *z.cli
+		cli.TxRequester = &flowSender{z: z, fl: fl}
+		return &cli
+	}
 	if c.target.Transport != policy.TransportUDP || t != policy.TransportUDP || !z.tcpPossible() || !udp {
 		return z.cli
 	}

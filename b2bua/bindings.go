@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"log/slog"
 	"net/netip"
 	"reflect"
 	"strconv"
@@ -24,8 +25,15 @@ const flowPrefix = "flow-"
 // token is in the Path parapet gave the registrar, so the registrar's
 // calls to the user name it.
 type flow struct {
-	token     string
-	key       string // zone|transport|remote|aor
+	token string
+	// key is zone|transport|remote|aor, or, for a user agent that asks
+	// for outbound (RFC 5626: a Contact with +sip.instance and reg-id),
+	// zone|aor|instance|reg-id: the binding is the instance's flow for
+	// that reg-id, whichever connection it last registered over.
+	key string
+	// outbound: the REGISTER asked for outbound; parapet's Path URI then
+	// carries the ob parameter (RFC 5626 section 5.1).
+	outbound  bool
 	zone      *zone
 	transport policy.Transport
 	remote    string // the phone's address, as the connection has it
@@ -38,35 +46,66 @@ type flow struct {
 	granted bool
 	// recorded is the security facts of the last registration record.
 	recorded *compliance.Registration
+	// A UDP flow's pings (flowping.go): when the last was sent, whether
+	// one is under way, how many in a row went unanswered, and whether
+	// that makes the flow failed.
+	lastPing time.Time
+	pinging  bool
+	missed   int
+	failed   bool
 }
 
 // bindings is the table of flows, by token and by what identifies one.
 type bindings struct {
+	log     *slog.Logger
 	mu      sync.Mutex
 	byToken map[string]*flow
 	byKey   map[string]*flow
+	// byUDP holds the granted flows over UDP, by zone|remote: the
+	// addresses whose keep-alives parapet answers (keepalive.go).
+	byUDP map[string]*flow
 }
 
-func newBindings() *bindings {
-	return &bindings{byToken: map[string]*flow{}, byKey: map[string]*flow{}}
+func newBindings(log *slog.Logger) *bindings {
+	return &bindings{log: log, byToken: map[string]*flow{}, byKey: map[string]*flow{}, byUDP: map[string]*flow{}}
+}
+
+// flowKey is what identifies the flow req, a REGISTER from zone z over a
+// connection described by sig, belongs to (see flow.key), and whether it
+// asks for outbound of parapet: only as its first hop (one Via, the user
+// agent's, RFC 5626 section 5.1); behind another proxy the flow is that
+// proxy's connection.
+func flowKey(z *zone, req *sip.Request, sig policy.SignalingFacts, aor string) (string, bool) {
+	if ct := req.Contact(); ct != nil && !ct.Address.Wildcard && len(req.GetHeaders("Via")) == 1 {
+		inst, _ := ct.Params.Get("+sip.instance")
+		regID, _ := ct.Params.Get("reg-id")
+		if inst != "" && regID != "" {
+			return strings.Join([]string{z.name, aor, inst, regID}, "|"), true
+		}
+	}
+	return strings.Join([]string{z.name, sig.Transport.String(), req.Source(), aor}, "|"), false
 }
 
 // flowFor returns the flow req came over (the same token for every
-// REGISTER of one address of record over one connection), made if new.
+// REGISTER of one address of record over one connection, or of one
+// outbound instance and reg-id), made if new. An outbound instance that
+// registers over another connection gets a new flow with its binding's
+// token, which replaces the old one once the registrar grants it.
 func (b *bindings) flowFor(z *zone, req *sip.Request, sig policy.SignalingFacts) *flow {
 	aor := ""
 	if to := req.To(); to != nil {
 		aor = to.Address.User + "@" + to.Address.Host
 	}
-	key := strings.Join([]string{z.name, sig.Transport.String(), req.Source(), aor}, "|")
+	key, outbound := flowKey(z, req, sig, aor)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sweepLocked(time.Now())
-	if fl, ok := b.byKey[key]; ok {
-		return fl
+	old, ok := b.byKey[key]
+	if ok && old.transport == sig.Transport && old.remote == req.Source() {
+		return old
 	}
-	fl := &flow{token: flowPrefix + newID(), key: key, zone: z, transport: sig.Transport, remote: req.Source(), aor: aor,
-		expires: time.Now().Add(2 * relayTimeout)}
+	fl := &flow{token: flowPrefix + newID(), key: key, outbound: outbound, zone: z, transport: sig.Transport,
+		remote: req.Source(), aor: aor, expires: time.Now().Add(2 * relayTimeout)}
 	if conn := z.pooled(strings.ToLower(sig.Transport.String()), req.Source()); conn != nil {
 		if la := conn.LocalAddr(); la != nil {
 			fl.local = la.String()
@@ -74,6 +113,10 @@ func (b *bindings) flowFor(z *zone, req *sip.Request, sig policy.SignalingFacts)
 	}
 	if fl.local == "" && req.Destination() != "" {
 		fl.local = req.Destination()
+	}
+	if ok {
+		fl.token = old.token
+		return fl
 	}
 	b.byKey[key] = fl
 	b.byToken[fl.token] = fl
@@ -99,6 +142,9 @@ func (b *bindings) granted(s *Server, fl *flow, req *sip.Request, res *sip.Respo
 	secs := grantedExpiry(req, res)
 	b.mu.Lock()
 	if ct == nil || secs <= 0 {
+		if old := b.byToken[fl.token]; old != nil {
+			b.forgetLocked(old)
+		}
 		b.forgetLocked(fl)
 		b.mu.Unlock()
 		return
@@ -106,8 +152,16 @@ func (b *bindings) granted(s *Server, fl *flow, req *sip.Request, res *sip.Respo
 	fl.contact = *ct.Address.Clone()
 	fl.expires = time.Now().Add(time.Duration(secs) * time.Second)
 	fl.granted = true
+	fl.lastPing = time.Now()
+	b.heardLocked(fl)
+	if old := b.byToken[fl.token]; old != nil && old != fl {
+		b.forgetLocked(old) // the outbound instance's flow moved
+	}
 	b.byToken[fl.token] = fl // again, if swept while the registrar took its time
 	b.byKey[fl.key] = fl
+	if fl.transport == policy.TransportUDP {
+		b.byUDP[fl.zone.name+"|"+fl.remote] = fl
+	}
 	reg := s.registrationFacts(fl, req, secs)
 	changed := fl.recorded == nil || !sameFacts(fl.recorded, reg)
 	if changed {
@@ -122,9 +176,25 @@ func (b *bindings) granted(s *Server, fl *flow, req *sip.Request, res *sip.Respo
 // forgetLocked drops a flow. Caller holds b.mu.
 func (b *bindings) forgetLocked(fl *flow) {
 	delete(b.byToken, fl.token)
-	if b.byKey[fl.key] == fl {
+	if k := b.byKey[fl.key]; k != nil && k.token == fl.token {
 		delete(b.byKey, fl.key)
 	}
+	if u := fl.zone.name + "|" + fl.remote; b.byUDP[u] == fl {
+		delete(b.byUDP, u)
+	}
+}
+
+// udpFlow reports whether remote has a granted binding over UDP in zone,
+// which a keep-alive from remote shows alive.
+func (b *bindings) udpFlow(zone, remote string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	fl := b.byUDP[zone+"|"+remote]
+	if fl == nil || time.Now().After(fl.expires) {
+		return false
+	}
+	b.heardLocked(fl)
+	return true
 }
 
 // lookup returns a copy of the live binding of token (a refresh may

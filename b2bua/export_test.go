@@ -30,3 +30,12 @@ func ShortenRegisterRetry(d time.Duration) (restore func()) {
 	registerRetryMin, registerRetryMax = d, 4*d
 	return func() { registerRetryMin, registerRetryMax = lo, hi }
 }
+
+// FlowFailed reports whether the registration flow token is taken as
+// failed (a UDP flow whose pings went unanswered).
+func (s *Server) FlowFailed(token string) bool {
+	s.binds.mu.Lock()
+	defer s.binds.mu.Unlock()
+	fl := s.binds.byToken[token]
+	return fl != nil && fl.failed
+}

@@ -34,13 +34,14 @@ func (s *Server) gate(z *zone) sip.TransportReadFilter {
 		if !ok {
 			return data, nil
 		}
-		if isKeepAlive(data) {
-			// A CRLF keep-alive (RFC 5626 section 3.5.1) keeps a NAT
-			// binding open; it is no request and gets nothing.
-			return nil, nil
-		}
 		src := ua.AddrPort()
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+		if s.flowKeepAlive(z, info.LocalAddr, src, data) {
+			// A keep-alive (a CRLF or a STUN Binding request, RFC 5626
+			// section 4.4.1) keeps a NAT binding open; it is no request,
+			// and only a registered user's gets an answer (keepalive.go).
+			return nil, nil
+		}
 		pol := s.rules.Load().zone(z.name)
 		if isResponse(data) {
 			return data, nil

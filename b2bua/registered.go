@@ -1,6 +1,7 @@
 package b2bua
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strconv"
@@ -17,8 +18,9 @@ import (
 // parapet: the registrar sent it with parapet's Path URI as its top
 // Route, whose user part is the flow's token. It returns a nil route for
 // any other call, and ok false when it answered A: the flow is unknown or
-// has expired (404), or its connection is gone (430, RFC 5626 section
-// 5.3: parapet opens no new connection toward the user).
+// has expired (404), or the flow is gone (430, RFC 5626 section 5.3: its
+// connection closed, or, over UDP, its pings unanswered; parapet opens no
+// new connection toward the user).
 func (c *Call) registeredRoute(req *sip.Request, tx sip.ServerTransaction) (*routeRules, *flow, bool) {
 	rh := req.Route()
 	if rh == nil || !strings.HasPrefix(rh.Address.User, flowPrefix) {
@@ -33,6 +35,11 @@ func (c *Call) registeredRoute(req *sip.Request, tx sip.ServerTransaction) (*rou
 	if fl.transport != policy.TransportUDP && fl.zone.pooled(strings.ToLower(fl.transport.String()), fl.remote) == nil {
 		c.reject(tx, req, 430, reasonPhrase(430), compliance.DispositionFailed,
 			"the connection the user registered on is closed (RFC 5626 flow failed)")
+		return nil, nil, false
+	}
+	if fl.failed {
+		c.reject(tx, req, 430, reasonPhrase(430), compliance.DispositionFailed,
+			"the user registered over UDP stopped answering keep-alive pings (RFC 5626 flow failed)")
 		return nil, nil, false
 	}
 	host, port := fl.remote, 0
@@ -85,4 +92,35 @@ func (b *leg) aimAtFlow(req *sip.Request) {
 			req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
 		}
 	}
+}
+
+// flowSender sends every request of a leg to a registered user over the
+// user's flow (RFC 5626 section 5.3), whatever the user's Contact names
+// (behind a NAT, an address parapet cannot reach): to the address the user
+// registered from and, over UDP, from the socket the REGISTER came to. It
+// is the leg's sipgo client's TxRequester, as legSender is.
+type flowSender struct {
+	z  *zone
+	fl *flow
+}
+
+// Request sends req over the flow.
+func (s *flowSender) Request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	// The flow's transport, whatever the Contact (which sipgo built the
+	// request toward) says.
+	tr := strings.ToUpper(s.fl.transport.String())
+	req.SetTransport(tr)
+	if via := req.Via(); via != nil {
+		via.Transport = tr
+	}
+	req.SetDestination(s.fl.remote)
+	if s.fl.transport == policy.TransportUDP {
+		if ap, err := netip.ParseAddrPort(s.fl.local); err == nil {
+			req.Laddr = sip.Addr{IP: ap.Addr().AsSlice(), Port: int(ap.Port())}
+		}
+	}
+	if req.IsAck() {
+		return nil, s.z.ua.TransportLayer().WriteMsg(req)
+	}
+	return s.z.ua.TransactionLayer().Request(ctx, req)
 }

@@ -45,7 +45,7 @@ func (s *Server) relayRegister(z *zone, req *sip.Request, tx sip.ServerTransacti
 	rz := s.byName[reg.Zone]
 	sig := z.signaling(req, s.rules.Load().zone(z.name))
 	fl := s.binds.flowFor(z, req, sig)
-	fwd := forwardRegister(req, rz, reg.Target, fl.token)
+	fwd := forwardRegister(req, rz, reg.Target, fl)
 	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
 	defer cancel()
 	ctx, stop := context.WithCancel(ctx)
@@ -93,16 +93,18 @@ func awaitFinal(ctx context.Context, rtx sip.ClientTransaction) *sip.Response {
 // target, out of zone rz: the phone's headers as they came (the digest is
 // end to end), the top Route (parapet itself) removed, Max-Forwards one
 // less, and a Path naming parapet on the registrar's side with the flow's
-// token. Require: path makes a registrar without Path refuse rather than
-// store a contact that would bypass parapet. sipgo adds parapet's Via.
-func forwardRegister(req *sip.Request, rz *zone, target topology.Target, token string) *sip.Request {
+// token, and the ob parameter when the user agent asks for outbound (RFC
+// 5626 section 5.1: parapet is its first hop, the edge proxy). Require:
+// path makes a registrar without Path refuse rather than store a contact
+// that would bypass parapet. sipgo adds parapet's Via.
+func forwardRegister(req *sip.Request, rz *zone, target topology.Target, fl *flow) *sip.Request {
 	fwd := req.Clone()
 	fwd.RemoveHeader("Route")
 	if mf := fwd.MaxForwards(); mf != nil {
 		mf.Dec()
 	}
 	t := target.Transport
-	path := sip.Uri{Scheme: "sip", User: token, Host: rz.host(t), UriParams: sip.NewParams()}
+	path := sip.Uri{Scheme: "sip", User: fl.token, Host: rz.host(t), UriParams: sip.NewParams()}
 	if a, ok := rz.bound[t]; ok {
 		path.Port = int(a.Port())
 	}
@@ -110,6 +112,9 @@ func forwardRegister(req *sip.Request, rz *zone, target topology.Target, token s
 		path.UriParams.Add("transport", t.String())
 	}
 	path.UriParams.Add("lr", "")
+	if fl.outbound {
+		path.UriParams.Add("ob", "")
+	}
 	fwd.PrependHeader(sip.NewHeader("Path", "<"+path.String()+">"))
 	if !hasOptionTag(req, "Supported", "path") {
 		fwd.AppendHeader(sip.NewHeader("Supported", "path"))
@@ -150,9 +155,11 @@ func targetAddr(host string, port int, t policy.Transport) string {
 
 // registerResponseHeaders are the registrar's headers relayed to the
 // phone; the rest (its Server, Warning, anything naming the PBX side's
-// inside) stays behind.
+// inside) stays behind. Require carries the registrar's "outbound" (RFC
+// 5626 section 6: the binding is the instance's flow), Flow-Timer the
+// keep-alive interval it asks for.
 var registerResponseHeaders = []string{"To", "Contact", "Expires", "Min-Expires", "WWW-Authenticate",
-	"Proxy-Authenticate", "Authentication-Info", "Path", "Service-Route", "Date", "Supported"}
+	"Proxy-Authenticate", "Authentication-Info", "Path", "Service-Route", "Date", "Supported", "Require", "Flow-Timer"}
 
 // relayRegisterResponse answers the phone with the registrar's final
 // response res, and keeps (or drops) the flow's binding on a 2xx. A 420

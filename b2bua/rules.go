@@ -289,6 +289,9 @@ func zoneRestartNeeded(o, z *topology.Zone) error {
 		field = "user_agent"
 	case !reflect.DeepEqual(z.TLS, o.TLS):
 		field = "tls"
+	case !reflect.DeepEqual(z.Registrar, o.Registrar):
+		// The zone's bindings and pinger were set up with it.
+		field = "registrar"
 	default:
 		return nil
 	}

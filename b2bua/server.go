@@ -121,7 +121,7 @@ func New(cfg Config) (*Server, error) {
 	s.outsiders = newOutsiderTallies()
 	s.env = &env{reg: s.reg, rec: s.rec, stats: &s.stats, pool: pool, dtls: s.dtls,
 		zones: s.byName, advertise: cfg.Media.Advertise, mediaAddr: cfg.Media.Advertise, pseudo: cfg.Pseudonymizer,
-		journal: cfg.Journal, stopping: s.stopping, events: s, trunks: s.trunks, health: newHealth(s.log), binds: newBindings()}
+		journal: cfg.Journal, stopping: s.stopping, events: s, trunks: s.trunks, health: newHealth(s.log), binds: newBindings(s.log)}
 	s.binds = s.env.binds
 	if !s.env.mediaAddr.IsValid() {
 		s.env.mediaAddr = cfg.Media.Address
@@ -194,11 +194,7 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}
 	}()
-	s.serveWG.Add(1)
-	s.goSafe("target pings", func() {
-		defer s.serveWG.Done()
-		s.pingTargets()
-	})
+	s.startPingers()
 	for _, z := range s.zones {
 		for _, serve := range z.serve {
 			s.serveWG.Add(1)

@@ -123,8 +123,9 @@ type canonZone struct {
 
 // canonRegistrar is where a zone's users register through parapet.
 type canonRegistrar struct {
-	Zone   string      `json:"zone"`
-	Target canonTarget `json:"target"`
+	Zone         string      `json:"zone"`
+	Target       canonTarget `json:"target"`
+	UDPKeepAlive string      `json:"udp_keepalive"`
 }
 
 type canonTLS struct {
@@ -245,7 +246,7 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 			cz.Listen = append(cz.Listen, l.String())
 		}
 		if r := z.Registrar; r != nil {
-			cz.Registrar = &canonRegistrar{Zone: r.Zone, Target: canonTargetOf(r.Target)}
+			cz.Registrar = &canonRegistrar{Zone: r.Zone, Target: canonTargetOf(r.Target), UDPKeepAlive: r.UDPKeepAlive.String()}
 		}
 		for _, pr := range p.Peers {
 			cz.Peers = append(cz.Peers, pr.String())

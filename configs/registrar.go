@@ -2,19 +2,27 @@ package configs
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/parapet-sbc/parapet/topology"
 )
 
+// minUDPKeepAlive is the shortest udp_keepalive: a ping a user every few
+// seconds keeps no NAT binding better, and costs every phone.
+const minUDPKeepAlive = 5 * time.Second
+
 // registrarBlock is the HCL form of a zone's registrar block: where the
 // zone's users register through parapet.
 type registrarBlock struct {
-	Zone     string    `hcl:"zone"`
-	Target   string    `hcl:"target"`
-	Body     hcl.Body  `hcl:",body"`
-	DefRange hcl.Range `hcl:",def_range"`
+	Zone   string `hcl:"zone"`
+	Target string `hcl:"target"`
+	// UDPKeepAlive is how often users registered over UDP are pinged
+	// (OPTIONS); "0s" turns the pings off.
+	UDPKeepAlive *string   `hcl:"udp_keepalive,optional"`
+	Body         hcl.Body  `hcl:",body"`
+	DefRange     hcl.Range `hcl:",def_range"`
 }
 
 // registrar reads zone zd's registrar block, if any. The zone it names is
@@ -24,7 +32,14 @@ func (l *loader) registrar(zd *zoneDecl, rb *registrarBlock, diags hcl.Diagnosti
 		return
 	}
 	s := newScope(rb.Body, rb.DefRange, diags)
-	r := &topology.Registrar{}
+	r := &topology.Registrar{UDPKeepAlive: topology.DefaultUDPKeepAlive}
+	if d, ok := l.duration(s, "udp_keepalive", rb.UDPKeepAlive, `"25s" or "0s" (off)`, 0, ""); ok {
+		if d != 0 && d < minUDPKeepAlive {
+			l.errorf(s.value("udp_keepalive"), "udp_keepalive too short",
+				`udp_keepalive = %q: at least %s between pings of one user, or "0s" for none.`, *rb.UDPKeepAlive, minUDPKeepAlive)
+		}
+		r.UDPKeepAlive = d
+	}
 	if s.ok("target") {
 		t, err := parseTarget(rb.Target)
 		if err != nil {

@@ -81,7 +81,17 @@ type Registrar struct {
 	Zone string
 	// Target is the registrar's address.
 	Target Target
+	// UDPKeepAlive is how often parapet sends OPTIONS to each user
+	// registered over UDP, to keep its NAT binding open and to know its
+	// flow alive (two unanswered in a row: calls to it get 430 until it
+	// is heard from again); 0 sends none.
+	UDPKeepAlive time.Duration
 }
+
+// DefaultUDPKeepAlive is the registrar block's udp_keepalive when the
+// configuration does not say: under the 30 to 60 seconds after which
+// common NATs forget an idle UDP binding.
+const DefaultUDPKeepAlive = 25 * time.Second
 
 // Session timer defaults (RFC 4028): 30 minutes asked for, as RFC 4028
 // section 4 recommends, and no less than its 90-second minimum accepted.

@@ -57,6 +57,10 @@ type BaresipRegistration struct {
 	Password string
 	// Interval is the registration interval in seconds (regint).
 	Interval int
+	// Outbound makes the account use SIP outbound (RFC 5626, sipnat=
+	// outbound): +sip.instance and reg-id in its Contact, keep-alives on
+	// its flow (STUN over UDP, CRLF over TCP and TLS).
+	Outbound bool
 }
 
 // Baresip is a running baresip process driven over ctrl_tcp. It is stopped
@@ -164,6 +168,9 @@ snd_path %s
 	if r := c.Register; r != nil {
 		acc = fmt.Sprintf("<sip:%s@%s;transport=%s>;auth_pass=%s;outbound=\"%s\";regint=%d;answermode=auto;audio_codecs=pcmu;ptime=20",
 			c.Name, r.Domain, c.Transport, r.Password, r.Proxy, r.Interval)
+		if r.Outbound {
+			acc += ";sipnat=outbound"
+		}
 	}
 	if c.MediaEnc != "" {
 		acc += ";mediaenc=" + c.MediaEnc

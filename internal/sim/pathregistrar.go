@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +30,7 @@ type PathRegistrar struct {
 	registers int
 	require   []string // the Require headers of the REGISTERs taken
 	noPath    bool     // answer 420 to Require: path
+	flowTimer int      // Flow-Timer of an outbound 2xx (RFC 5626 section 6); 0: none
 }
 
 // NewPathRegistrar starts a registrar on 127.0.0.1 (a free UDP port) that
@@ -93,6 +95,14 @@ func (r *PathRegistrar) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	if p := req.GetHeader("Path"); p != nil {
 		r.path[aor] = p.Value()
 		res.AppendHeader(sip.NewHeader("Path", p.Value()))
+		// Outbound (RFC 5626 section 6): the first hop said ob, and the
+		// contact names its instance and reg-id.
+		if ct != nil && ct.Params.Has("reg-id") && strings.Contains(p.Value(), ";ob") {
+			res.AppendHeader(sip.NewHeader("Require", "outbound"))
+			if r.flowTimer > 0 {
+				res.AppendHeader(sip.NewHeader("Flow-Timer", strconv.Itoa(r.flowTimer)))
+			}
+		}
 	}
 	if q := req.GetHeader("Require"); q != nil {
 		r.require = append(r.require, q.Value())
@@ -133,5 +143,13 @@ func (r *PathRegistrar) Requires() []string {
 func (r *PathRegistrar) RefusePath() {
 	r.mu.Lock()
 	r.noPath = true
+	r.mu.Unlock()
+}
+
+// SetFlowTimer makes the registrar ask outbound user agents for a
+// keep-alive every secs seconds (Flow-Timer, RFC 5626 section 6).
+func (r *PathRegistrar) SetFlowTimer(secs int) {
+	r.mu.Lock()
+	r.flowTimer = secs
 	r.mu.Unlock()
 }
