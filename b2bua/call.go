@@ -97,10 +97,12 @@ type Call struct {
 	// transfers are the REFERs the call's peers sent; departed the legs
 	// a transfer replaced (booked until the call ends, so that their
 	// peers' BYEs are answered). Guarded by mu. swapped wakes talk when a
-	// transfer replaced a leg.
-	transfers []compliance.Transfer
-	departed  []*leg
-	swapped   chan struct{}
+	// transfer replaced a leg; transferring counts the transfers under
+	// way, whose outcome the record waits for.
+	transfers    []compliance.Transfer
+	departed     []*leg
+	swapped      chan struct{}
+	transferring sync.WaitGroup
 
 	established atomic.Bool
 	reinvite    sync.Mutex // one offer/answer exchange at a time (RFC 3261 section 14.1)

@@ -79,6 +79,9 @@ func (c *Call) dialTransfer(x *leg, t referral) (*leg, int) {
 		if s := statusOf(err); s != 0 {
 			return nil, s
 		}
+		if c.isEnded() {
+			return nil, 487 // cancelled: the call ended while the target rang
+		}
 		return nil, 408
 	}
 	return c.answeredTransfer(nl, uac)

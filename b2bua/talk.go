@@ -58,7 +58,12 @@ func (c *Call) talk() {
 		}
 		break
 	}
+	// The call is over, whoever ended it: what still waits on it stops (a
+	// transfer's target still ringing is cancelled), and the record waits
+	// for that transfer's outcome.
+	c.endOnce.Do(func() { close(c.ended) })
 	c.teardown()
+	c.transferring.Wait()
 }
 
 // replaced reports whether a transfer replaced leg a or b since talk read
