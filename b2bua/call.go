@@ -22,11 +22,13 @@ import (
 	"github.com/parapet-sbc/parapet/topology"
 )
 
+// ringTimeout bounds how long the callee (or a transfer's target) may
+// ring (RFC 3261 Timer C is at least 3 minutes). A variable only so that
+// tests can shorten it (export_test.go).
+var ringTimeout = 3 * time.Minute
+
 // Timers of a call.
 const (
-	// ringTimeout bounds how long the callee may ring (RFC 3261 Timer C is
-	// at least 3 minutes).
-	ringTimeout = 3 * time.Minute
 	// teardownTimeout bounds the BYEs sent when a call ends.
 	teardownTimeout = 5 * time.Second
 	// inDialogTimeout bounds a request relayed inside a dialog.

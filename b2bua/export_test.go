@@ -30,3 +30,11 @@ func ShortenRegisterRetry(d time.Duration) (restore func()) {
 	registerRetryMin, registerRetryMax = d, 4*d
 	return func() { registerRetryMin, registerRetryMax = lo, hi }
 }
+
+// ShortenRingTimeout makes callees and transfer targets ring at most d
+// until restore.
+func ShortenRingTimeout(d time.Duration) (restore func()) {
+	old := ringTimeout
+	ringTimeout = d
+	return func() { ringTimeout = old }
+}

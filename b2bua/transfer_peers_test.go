@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parapet-sbc/parapet/b2bua"
 	"github.com/parapet-sbc/parapet/certs"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/sim"
@@ -245,6 +246,77 @@ func TestTransferFromCarrierRefused(t *testing.T) {
 		t.Errorf("call.transfer decision: %+v", d)
 	}
 	if len(rec.Legs) != 2 || rec.EndReason != "bye from b" {
+		t.Errorf("legs %d, end %q", len(rec.Legs), rec.EndReason)
+	}
+}
+
+// A transfer target that rings and never answers: when the ring timeout
+// runs out parapet cancels it, the referrer gets NOTIFY "408 Request
+// Timeout" (ending the subscription) and no BYE, the call goes on as it
+// was, and the record says the transfer failed with 408.
+func TestTransferTargetTimeout(t *testing.T) {
+	t.Cleanup(b2bua.ShortenRingTimeout(time.Second))
+	l := newLab(t, labOptions{carrierTransfer: true})
+	c2 := carrierPeer(t, l, "carrier2", sim.Answer{Ring: 20 * time.Second})
+	ctx := ctxT(t)
+	caller, carrier := l.connect(t, ctx)
+	exchange(t, caller, carrier)
+	if st, err := carrier.Refer(ctx, fmt.Sprintf("sips:200@%s", c2.Addr())); err != nil || st != 202 {
+		t.Fatalf("REFER: %d, %v; want 202", st, err)
+	}
+	waitFor(t, 10*time.Second, "NOTIFY 408", func() bool { return notified(carrier, "SIP/2.0 408 Request Timeout") })
+	waitFor(t, 5*time.Second, "the target's CANCEL", func() bool { return c2.Cancelled() == 1 })
+	n := carrier.Notifies()
+	if len(n) != 2 || n[0].Frag != "SIP/2.0 100 Trying" || len(n[1].State) < 10 || n[1].State[:10] != "terminated" {
+		t.Errorf("NOTIFYs: %+v", n)
+	}
+	if carrier.Context().Err() != nil {
+		t.Fatal("the referrer's leg ended")
+	}
+	talkAgain(t, caller, carrier, 9000)
+	if err := carrier.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, "BYE to the PBX", caller)
+	rec := l.sink.waitCalls(t, 1)[0]
+	if len(rec.Transfers) != 1 {
+		t.Fatalf("transfers: %+v", rec.Transfers)
+	}
+	if tr := rec.Transfers[0]; tr.By != compliance.RoleB || tr.Outcome != compliance.TransferFailed || tr.Status != 408 || tr.Leg != "" {
+		t.Errorf("transfer: %+v", tr)
+	}
+	if len(rec.Legs) != 2 || rec.EndReason != "bye from b" {
+		t.Errorf("legs %d, end %q", len(rec.Legs), rec.EndReason)
+	}
+}
+
+// The other party hangs up while the transfer's target rings: the call
+// ends, parapet cancels the target (at once, not when the ring timeout
+// runs out) and sends the referrer BYE (no final NOTIFY), and the record,
+// written once the target's INVITE is settled, says the transfer failed
+// with 487.
+func TestTransferHangupWhileRinging(t *testing.T) {
+	l := newLab(t, labOptions{carrierTransfer: true})
+	c2 := carrierPeer(t, l, "carrier2", sim.Answer{Ring: 20 * time.Second})
+	ctx := ctxT(t)
+	caller, carrier := l.connect(t, ctx)
+	if st, err := carrier.Refer(ctx, fmt.Sprintf("sips:200@%s", c2.Addr())); err != nil || st != 202 {
+		t.Fatalf("REFER: %d, %v; want 202", st, err)
+	}
+	waitFor(t, 10*time.Second, "the target's INVITE", func() bool { return c2.Invites() == 1 })
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, "BYE to the referrer", carrier)
+	waitFor(t, 10*time.Second, "the target's CANCEL", func() bool { return c2.Cancelled() == 1 })
+	rec := l.sink.waitCalls(t, 1)[0]
+	if len(rec.Transfers) != 1 || rec.Transfers[0].Outcome != compliance.TransferFailed || rec.Transfers[0].Status != 487 {
+		t.Errorf("transfers: %+v", rec.Transfers)
+	}
+	if n := carrier.Notifies(); len(n) != 1 || n[0].Frag != "SIP/2.0 100 Trying" {
+		t.Errorf("NOTIFYs: %+v, want only 100 Trying", n)
+	}
+	if len(rec.Legs) != 2 || rec.EndReason != "bye from a" {
 		t.Errorf("legs %d, end %q", len(rec.Legs), rec.EndReason)
 	}
 }
