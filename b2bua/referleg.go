@@ -87,13 +87,10 @@ func (c *Call) dialTransfer(x *leg, t referral) (*leg, int) {
 	return c.answeredTransfer(nl, uac)
 }
 
-// answeredTransfer ACKs the new leg's 2xx, notes what it came over, and
-// judges its answer: a refused answer ends the new leg (BYE) and leaves
+// answeredTransfer notes what the new leg's 2xx came over, judges its
+// answer and ACKs it: a refused answer ends the new leg (BYE) and leaves
 // the call as it was.
 func (c *Call) answeredTransfer(nl *leg, uac *sipgo.DialogClientSession) (*leg, int) {
-	if err := uac.Ack(context.Background()); err != nil {
-		c.log.Warn("ack to the transfer target failed", "error", err)
-	}
 	res := uac.InviteResponse
 	tag, _ := res.To().Params.Get("tag")
 	nl.setRemote(tag, nil)
@@ -123,16 +120,31 @@ func (c *Call) answeredTransfer(nl *leg, uac *sipgo.DialogClientSession) (*leg, 
 		nl.local = a.String()
 	}
 	c.mu.Unlock()
-	if len(res.Body()) == 0 {
-		c.decide(malformed(policy.StageAnswer, nl.pol, 488, "the transfer target answered without SDP"))
-		c.byeTransfer(uac)
-		return nil, 488
+	// The answer is taken before the ACK: the target starts its media
+	// once it has the ACK, and the relay side must run its keys by then,
+	// not the replaced peer's (which its first packets would fail).
+	status := c.takeTransferAnswer(nl, res)
+	if err := uac.Ack(context.Background()); err != nil {
+		c.log.Warn("ack to the transfer target failed", "error", err)
 	}
-	if d := c.takeAnswer(nl, res.Body()); !d.Proceed() {
+	if status != 200 {
 		c.byeTransfer(uac)
-		return nil, d.Status
+		return nil, status
 	}
 	return nl, 200
+}
+
+// takeTransferAnswer judges and applies the SDP answer in the target's
+// 2xx: 200, or the status the referrer is told.
+func (c *Call) takeTransferAnswer(nl *leg, res *sip.Response) int {
+	if len(res.Body()) == 0 {
+		c.decide(malformed(policy.StageAnswer, nl.pol, 488, "the transfer target answered without SDP"))
+		return 488
+	}
+	if d := c.takeAnswer(nl, res.Body()); !d.Proceed() {
+		return d.Status
+	}
+	return 200
 }
 
 func (c *Call) byeTransfer(uac *sipgo.DialogClientSession) {
