@@ -166,6 +166,12 @@ type leg struct {
 	// neg is the leg's SDP offer/answer state (made on first use, see
 	// negLocked). Guarded by Call.mu.
 	neg *media.Negotiation
+	// A transfer splits its relay side between legs (transfermedia.go):
+	// frozen is the media record of a leg a transfer replaced, as it stood
+	// then; mediaBase the side's counters when the leg took the side over.
+	// Guarded by Call.mu.
+	frozen    *frozenMedia
+	mediaBase media.Counters
 
 	// mu is the leg's own lock, for the dialog bookkeeping that requests
 	// inside its dialog keep on their own goroutines: the ACKs and PRACKs

@@ -84,7 +84,14 @@ func (c *Call) dialTransfer(x *leg, t referral) (*leg, int) {
 		}
 		return nil, 408
 	}
-	return c.answeredTransfer(nl, uac)
+	// The target's answer hands x's side of the relay to nl: x's media
+	// record stops here, unless the answer is refused.
+	c.handOverMedia(x, nl)
+	answered, status := c.answeredTransfer(nl, uac)
+	if answered == nil {
+		c.keepMedia(x)
+	}
+	return answered, status
 }
 
 // answeredTransfer notes what the new leg's 2xx came over, judges its

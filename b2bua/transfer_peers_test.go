@@ -125,6 +125,11 @@ func checkCarrierTransfer(t *testing.T, rec *compliance.Call, c *sim.Peer, kx, e
 		m.AuthFailures != 0 || m.Unprotected != 0 {
 		t.Errorf("leg b2 media: %+v", m)
 	}
+	// Each leg's counters are its own: b's the first carrier's (about
+	// the packets of the first exchange), b2's the new peer's.
+	if b.Media == nil || b.Media.PacketsIn < packets || b.Media.PacketsIn >= 2*packets || m == nil || m.PacketsIn >= 2*packets {
+		t.Errorf("packets in: b %+v, b2 %+v; want each leg's own", b.Media, m)
+	}
 	if d := decision(rec, policy.RuleTransfer); d == nil || d.Verdict != policy.VerdictAllowed || d.Zone != "carrier" {
 		t.Errorf("call.transfer decision: %+v", d)
 	}
@@ -207,8 +212,8 @@ func TestTransferFromCarrierDTLS(t *testing.T) {
 	checkCarrierTransfer(t, rec, c2, "dtls", "bye from b")
 	b, b2 := leg(rec, compliance.RoleB), leg(rec, "b2")
 	if b.Media == nil || b2.Media == nil || b2.Media.DTLSPeerCert == "" || b2.Media.DTLSRole == "" ||
-		b2.Media.KeyingError != "" {
-		t.Fatalf("DTLS in the record: b %+v, b2 %+v", b.Media, b2.Media)
+		b2.Media.KeyingError != "" || b.Media.DTLSPeerCert == "" || b.Media.DTLSPeerCert == b2.Media.DTLSPeerCert {
+		t.Fatalf("DTLS in the record: b %+v, b2 %+v; want each leg's own peer certificate", b.Media, b2.Media)
 	}
 }
 
