@@ -172,6 +172,9 @@ type leg struct {
 	// Guarded by Call.mu.
 	frozen    *frozenMedia
 	mediaBase media.Counters
+	// newPeer, on a transfer's leg until its answer configured the relay,
+	// says its peer takes the side over from another (media.PeerConfig).
+	newPeer bool
 
 	// mu is the leg's own lock, for the dialog bookkeeping that requests
 	// inside its dialog keep on their own goroutines: the ACKs and PRACKs

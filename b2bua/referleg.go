@@ -29,7 +29,8 @@ func (c *Call) transferLeg(x *leg, t referral) *leg {
 	c.mu.Unlock()
 	base := strings.TrimRight(string(x.role), "0123456789")
 	nl := &leg{call: c, role: compliance.Role(fmt.Sprintf("%s%d", base, n)), side: x.side, zone: x.zone, pol: x.pol,
-		transport: t.transport, secure: t.secure, attempted: true, admitted: true, timerKick: make(chan struct{}, 1)}
+		transport: t.transport, secure: t.secure, attempted: true, admitted: true, timerKick: make(chan struct{}, 1),
+		newPeer: true}
 	nl.sig = policy.SignalingFacts{Transport: t.transport, Source: t.dest}
 	nl.remote = t.dest.String()
 	return nl
