@@ -54,14 +54,14 @@ route "internal" {
 	common := []string{"-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error",
 		"-recv_timeout", "15s", "-trace_err"}
 	callee := startSIPp(ctx, t, dir, append([]string{"-sn", "uas", "-p", fmt.Sprint(uas),
-		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base+10), "-rtp_echo"}, common...))
+		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base + 10), "-rtp_echo"}, common...))
 	tgt := startSIPp(ctx, t, dir, append([]string{"-sf", targetXML, "-p", fmt.Sprint(target),
-		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base+30)}, common...))
+		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base + 30)}, common...))
 	waitFor(t, 5*time.Second, "the SIPp UASs to bind", func() bool {
 		return udpBound(uas) && udpBound(base+10) && udpBound(target)
 	})
 	caller := startSIPp(ctx, t, dir, append([]string{fmt.Sprintf("127.0.0.1:%d", base+60), "-sf", uacXML,
-		"-s", "15551230000", "-p", fmt.Sprint(uac), "-mi", "127.0.0.1", "-mp", fmt.Sprint(base+20)}, common...))
+		"-s", "15551230000", "-p", fmt.Sprint(uac), "-mi", "127.0.0.1", "-mp", fmt.Sprint(base + 20)}, common...))
 	for _, s := range []struct {
 		name string
 		p    *sippProc
