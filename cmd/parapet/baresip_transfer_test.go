@@ -204,9 +204,9 @@ func checkBaresipTransfer(t *testing.T, c *compliance.Call, by compliance.Role, 
 	if nl.Remote != fmt.Sprintf("127.0.0.1:%d", port) {
 		t.Errorf("leg %s remote %q, want port %d", newLeg, nl.Remote, port)
 	}
-	// A call's worth of media both ways. The packets that race the
-	// hand-over (the target's first, the referrer's last) fail the keys
-	// of the side as it then was: at most a couple (docs/records.md).
+	// A call's worth of media both ways. The target's first packets,
+	// when they race its answer, fail the keys of the side as it then
+	// was: at most a couple (docs/records.md).
 	min := uint64(callSeconds * 50 * 8 / 10)
 	if nl.Media.PacketsIn < min || nl.Media.PacketsOut < min || nl.Media.AuthFailures > 2 || nl.Media.Replays != 0 ||
 		nl.Media.Malformed != 0 {
