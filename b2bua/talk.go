@@ -11,14 +11,11 @@ import (
 // new leg, and the replaced leg's end does not end the call.
 func (c *Call) talk() {
 	ctx, stop := context.WithCancel(context.Background())
-	watching := c.watchTimers(ctx)
+	watching, watched := c.watchTimers(ctx)
 	defer func() {
 		stop()
 		watching.Wait()
 	}()
-	c.mu.Lock()
-	watched := map[*leg]bool{c.a: true, c.b: true} // watchTimers' legs
-	c.mu.Unlock()
 	for {
 		c.mu.Lock()
 		a, b := c.a, c.b
