@@ -22,11 +22,13 @@ import (
 	"github.com/parapet-sbc/parapet/topology"
 )
 
+// ringTimeout bounds how long the callee (or a transfer's target) may
+// ring (RFC 3261 Timer C is at least 3 minutes). A variable only so that
+// tests can shorten it (export_test.go).
+var ringTimeout = 3 * time.Minute
+
 // Timers of a call.
 const (
-	// ringTimeout bounds how long the callee may ring (RFC 3261 Timer C is
-	// at least 3 minutes).
-	ringTimeout = 3 * time.Minute
 	// teardownTimeout bounds the BYEs sent when a call ends.
 	teardownTimeout = 5 * time.Second
 	// inDialogTimeout bounds a request relayed inside a dialog.
@@ -99,10 +101,12 @@ type Call struct {
 	// transfers are the REFERs the call's peers sent; departed the legs
 	// a transfer replaced (booked until the call ends, so that their
 	// peers' BYEs are answered). Guarded by mu. swapped wakes talk when a
-	// transfer replaced a leg.
-	transfers []compliance.Transfer
-	departed  []*leg
-	swapped   chan struct{}
+	// transfer replaced a leg; transferring counts the transfers under
+	// way, whose outcome the record waits for.
+	transfers    []compliance.Transfer
+	departed     []*leg
+	swapped      chan struct{}
+	transferring sync.WaitGroup
 
 	established atomic.Bool
 	reinvite    sync.Mutex // one offer/answer exchange at a time (RFC 3261 section 14.1)
@@ -164,6 +168,15 @@ type leg struct {
 	// neg is the leg's SDP offer/answer state (made on first use, see
 	// negLocked). Guarded by Call.mu.
 	neg *media.Negotiation
+	// A transfer splits its relay side between legs (transfermedia.go):
+	// frozen is the media record of a leg a transfer replaced, as it stood
+	// then; mediaBase the side's counters when the leg took the side over.
+	// Guarded by Call.mu.
+	frozen    *frozenMedia
+	mediaBase media.Counters
+	// newPeer, on a transfer's leg until its answer configured the relay,
+	// says its peer takes the side over from another (media.PeerConfig).
+	newPeer bool
 
 	// mu is the leg's own lock, for the dialog bookkeeping that requests
 	// inside its dialog keep on their own goroutines: the ACKs and PRACKs

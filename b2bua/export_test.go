@@ -39,3 +39,11 @@ func (s *Server) FlowFailed(token string) bool {
 	fl := s.binds.byToken[token]
 	return fl != nil && fl.failed
 }
+
+// ShortenRingTimeout makes callees and transfer targets ring at most d
+// until restore.
+func ShortenRingTimeout(d time.Duration) (restore func()) {
+	old := ringTimeout
+	ringTimeout = d
+	return func() { ringTimeout = old }
+}

@@ -133,6 +133,7 @@ type labOptions struct {
 	inboundHost     string                      // the inbound route's target host instead of the PBX's
 	pbxTrusted      bool                        // the PBX zone is in the trust domain (RFC 3325)
 	transfer        bool                        // the PBX zone allows transfer (REFER)
+	carrierTransfer bool                        // the carrier zone allows transfer (REFER)
 	carrierTrusted  bool                        // the carrier zone is too
 	emergency       []string                    // the emergency numbers
 	register        *topology.Register          // the outbound route registers (registrar: the carrier)
@@ -258,7 +259,8 @@ func newLab(t testing.TB, o labOptions) *lab {
 				Feedback:  o.carrierFeedback,
 				Outsiders: o.carrierOutside,
 				Trusted:   o.carrierTrusted,
-				Registrar: o.usersRegistrar},
+				Registrar: o.usersRegistrar,
+				Transfer:  o.carrierTransfer},
 		},
 		TLS: map[string]b2bua.ZoneTLS{"carrier": {Server: zoneTLS.ServerConfig(), Client: clientTLS}},
 		Routes: []topology.Route{

@@ -154,6 +154,10 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 // legMediaRecord is what leg l's media negotiated and carried, with its key
 // exchange, and whether a DTLS-SRTP stream of it never got its keys.
 func (c *Call) legMediaRecord(l *leg, codec string) (m *compliance.LegMedia, kx policy.KeyExchange, unkeyed bool) {
+	if f := l.frozen; f != nil {
+		m := *f.media
+		return &m, f.kx, f.unkeyed
+	}
 	m = &compliance.LegMedia{Codec: codec}
 	for i, st := range l.neg.Streams() {
 		if !st.Active {
@@ -180,7 +184,7 @@ func (c *Call) legMediaRecord(l *leg, codec string) (m *compliance.LegMedia, kx 
 		}
 	}
 	m.KeyExchange = kx.String()
-	k := c.relay.Counters(l.side)
+	k := countersSince(c.relay.Counters(l.side), l.mediaBase)
 	m.PacketsIn, m.PacketsOut, m.BytesIn, m.BytesOut = k.PacketsIn, k.PacketsOut, k.BytesIn, k.BytesOut
 	m.AuthFailures, m.Replays, m.WrongSource, m.Malformed = k.AuthFailures, k.Replays, k.WrongSource, k.Malformed
 	m.DroppedBeforeAnswer = k.BeforeAnswer

@@ -99,8 +99,10 @@ func (c *Call) onRefer(x *leg, req *sip.Request, tx sip.ServerTransaction) {
 	x.zone.send(tx, res)
 	id := req.CSeq().SeqNo
 	c.env.reg.wg.Add(1)
+	c.transferring.Add(1)
 	c.goSafe("transfer", func() {
 		defer c.env.reg.wg.Done()
+		defer c.transferring.Done()
 		defer c.reinvite.Unlock()
 		c.transfer(x, t, id)
 	})
@@ -180,12 +182,18 @@ func referTarget(req *sip.Request, x *leg) (referral, int, string) {
 func (c *Call) transfer(x *leg, t referral, id uint32) {
 	c.notifyRefer(x, id, "SIP/2.0 100 Trying", false)
 	nl, status := c.dialTransfer(x, t)
+	if nl != nil && !c.swapLeg(x, nl, t.note(compliance.Transfer{Outcome: compliance.TransferDone, Status: 200, Leg: string(nl.role)})) {
+		// The call ended as the target answered: it joins no call.
+		c.byeTransfer(nl.uac)
+		nl, status = nil, 487
+	}
 	if nl == nil {
 		c.noteTransfer(x, t.note(compliance.Transfer{Outcome: compliance.TransferFailed, Status: status}))
-		c.notifyRefer(x, id, fmt.Sprintf("SIP/2.0 %d %s", status, reasonPhrase(status)), true)
+		if !c.isEnded() { // else the referrer has its BYE
+			c.notifyRefer(x, id, fmt.Sprintf("SIP/2.0 %d %s", status, reasonPhrase(status)), true)
+		}
 		return
 	}
-	c.swapLeg(x, nl, t.note(compliance.Transfer{Outcome: compliance.TransferDone, Status: 200, Leg: string(nl.role)}))
 	c.notifyRefer(x, id, "SIP/2.0 200 OK", true)
 	c.byeDeparted(x)
 }
@@ -229,9 +237,14 @@ func (c *Call) notifyRefer(x *leg, id uint32, frag string, final bool) {
 
 // swapLeg puts nl in x's place: the call's leg on x's side from now on.
 // x stays booked (departed) until the call forgets it, so that its peer's
-// BYE is answered without ending the call.
-func (c *Call) swapLeg(x, nl *leg, tr compliance.Transfer) {
+// BYE is answered without ending the call, and tr is noted. It returns
+// false, and swaps nothing, when the call has ended.
+func (c *Call) swapLeg(x, nl *leg, tr compliance.Transfer) bool {
 	c.mu.Lock()
+	if c.isEnded() {
+		c.mu.Unlock()
+		return false
+	}
 	if x == c.a {
 		c.a = nl
 	} else {
@@ -258,6 +271,7 @@ func (c *Call) swapLeg(x, nl *leg, tr compliance.Transfer) {
 		default:
 		}
 	}
+	return true
 }
 
 // departedLeg reports whether l is a leg a transfer replaced.

@@ -29,7 +29,8 @@ func (c *Call) transferLeg(x *leg, t referral) *leg {
 	c.mu.Unlock()
 	base := strings.TrimRight(string(x.role), "0123456789")
 	nl := &leg{call: c, role: compliance.Role(fmt.Sprintf("%s%d", base, n)), side: x.side, zone: x.zone, pol: x.pol,
-		transport: t.transport, secure: t.secure, attempted: true, admitted: true, timerKick: make(chan struct{}, 1)}
+		transport: t.transport, secure: t.secure, attempted: true, admitted: true, timerKick: make(chan struct{}, 1),
+		newPeer: true}
 	nl.sig = policy.SignalingFacts{Transport: t.transport, Source: t.dest}
 	nl.remote = t.dest.String()
 	return nl
@@ -79,18 +80,25 @@ func (c *Call) dialTransfer(x *leg, t referral) (*leg, int) {
 		if s := statusOf(err); s != 0 {
 			return nil, s
 		}
+		if c.isEnded() {
+			return nil, 487 // cancelled: the call ended while the target rang
+		}
 		return nil, 408
 	}
-	return c.answeredTransfer(nl, uac)
+	// The target's answer hands x's side of the relay to nl: x's media
+	// record stops here, unless the answer is refused.
+	c.handOverMedia(x, nl)
+	answered, status := c.answeredTransfer(nl, uac)
+	if answered == nil {
+		c.keepMedia(x)
+	}
+	return answered, status
 }
 
-// answeredTransfer ACKs the new leg's 2xx, notes what it came over, and
-// judges its answer: a refused answer ends the new leg (BYE) and leaves
+// answeredTransfer notes what the new leg's 2xx came over, judges its
+// answer and ACKs it: a refused answer ends the new leg (BYE) and leaves
 // the call as it was.
 func (c *Call) answeredTransfer(nl *leg, uac *sipgo.DialogClientSession) (*leg, int) {
-	if err := uac.Ack(context.Background()); err != nil {
-		c.log.Warn("ack to the transfer target failed", "error", err)
-	}
 	res := uac.InviteResponse
 	tag, _ := res.To().Params.Get("tag")
 	nl.setRemote(tag, nil)
@@ -120,16 +128,31 @@ func (c *Call) answeredTransfer(nl *leg, uac *sipgo.DialogClientSession) (*leg, 
 		nl.local = a.String()
 	}
 	c.mu.Unlock()
-	if len(res.Body()) == 0 {
-		c.decide(malformed(policy.StageAnswer, nl.pol, 488, "the transfer target answered without SDP"))
-		c.byeTransfer(uac)
-		return nil, 488
+	// The answer is taken before the ACK: the target starts its media
+	// once it has the ACK, and the relay side must run its keys by then,
+	// not the replaced peer's (which its first packets would fail).
+	status := c.takeTransferAnswer(nl, res)
+	if err := uac.Ack(context.Background()); err != nil {
+		c.log.Warn("ack to the transfer target failed", "error", err)
 	}
-	if d := c.takeAnswer(nl, res.Body()); !d.Proceed() {
+	if status != 200 {
 		c.byeTransfer(uac)
-		return nil, d.Status
+		return nil, status
 	}
 	return nl, 200
+}
+
+// takeTransferAnswer judges and applies the SDP answer in the target's
+// 2xx: 200, or the status the referrer is told.
+func (c *Call) takeTransferAnswer(nl *leg, res *sip.Response) int {
+	if len(res.Body()) == 0 {
+		c.decide(malformed(policy.StageAnswer, nl.pol, 488, "the transfer target answered without SDP"))
+		return 488
+	}
+	if d := c.takeAnswer(nl, res.Body()); !d.Proceed() {
+		return d.Status
+	}
+	return 200
 }
 
 func (c *Call) byeTransfer(uac *sipgo.DialogClientSession) {

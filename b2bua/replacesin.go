@@ -111,8 +111,9 @@ func (y *Call) judgeReplacing(nl *leg, offer *media.Description) (policy.Decisio
 // answerReplacing makes the replacing INVITE's dialog, takes its offer
 // (the relay's side moves to its peer), puts nl in held's place, answers
 // with that side of the relay and fresh keys, and ends held (BYE). It
-// returns the status and reason of a failure to make the dialog, or 0: a
-// failure past it ends the call (its side of the relay has moved).
+// returns the status and reason of a failure to make the dialog or of a
+// call that ended meanwhile, or 0: a failure past it ends the call (its
+// side of the relay has moved).
 func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTransaction, offer *media.Description,
 	d policy.Decision) (int, string) {
 	fail := func(why string) {
@@ -138,8 +139,11 @@ func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTra
 		fail("build answer: " + err.Error())
 		return 0, ""
 	}
-	y.swapLeg(held, nl, compliance.Transfer{Kind: compliance.TransferReplaced, Outcome: compliance.TransferDone, Status: 200,
-		Leg: string(nl.role), Target: req.From().Address.User, ReferredBy: referredUser(req)})
+	if !y.swapLeg(held, nl, compliance.Transfer{Kind: compliance.TransferReplaced, Outcome: compliance.TransferDone, Status: 200,
+		Leg: string(nl.role), Target: req.From().Address.User, ReferredBy: referredUser(req)}) {
+		// The call ended meanwhile: there is no dialog left to replace.
+		return 481, "Replaces names a leg of a call that has ended"
+	}
 	res := sip.NewSDPResponseFromRequest(uas.InviteRequest, answer)
 	nl.zone.commonHeaders(res)
 	y.grantTimer(nl, req, res)

@@ -124,10 +124,13 @@ func (c *Call) configureLocked(l *leg) error {
 		if !s.Active || i >= len(c.streams) || c.streams[i] == nil {
 			continue
 		}
-		if err := c.streams[i].Configure(l.side, s.PeerConfig(mediaSources(l, s.RTP), suites)); err != nil {
+		pc := s.PeerConfig(mediaSources(l, s.RTP), suites)
+		pc.NewPeer = l.newPeer
+		if err := c.streams[i].Configure(l.side, pc); err != nil {
 			return fmt.Errorf("stream %d: %w", i, err)
 		}
 	}
+	l.newPeer = false
 	return nil
 }
 

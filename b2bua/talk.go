@@ -11,16 +11,11 @@ import (
 // new leg, and the replaced leg's end does not end the call.
 func (c *Call) talk() {
 	ctx, stop := context.WithCancel(context.Background())
-	// Read under c.mu: a transfer may be swapping a leg already.
-	c.mu.Lock()
-	first := []*leg{c.a, c.b}
-	c.mu.Unlock()
-	watching := c.watchTimers(ctx, first)
+	watching, watched := c.watchTimers(ctx)
 	defer func() {
 		stop()
 		watching.Wait()
 	}()
-	watched := map[*leg]bool{first[0]: true, first[1]: true} // watchTimers' legs
 	for {
 		c.mu.Lock()
 		a, b := c.a, c.b
@@ -60,7 +55,12 @@ func (c *Call) talk() {
 		}
 		break
 	}
+	// The call is over, whoever ended it: what still waits on it stops (a
+	// transfer's target still ringing is cancelled), and the record waits
+	// for that transfer's outcome.
+	c.endOnce.Do(func() { close(c.ended) })
 	c.teardown()
+	c.transferring.Wait()
 }
 
 // replaced reports whether a transfer replaced leg a or b since talk read

@@ -268,10 +268,15 @@ func (c *Call) timerResponse(l *leg, res *sip.Response) {
 	c.setTimer(l, st)
 }
 
-// watchTimers runs the session timers of legs, an established call's, until
-// it ends or ctx is done; the group is done when they stopped.
-func (c *Call) watchTimers(ctx context.Context, legs []*leg) *sync.WaitGroup {
+// watchTimers runs the session timers of an established call's legs until
+// it ends or ctx is done; the group is done when they stopped. It returns
+// the legs it watches: a transfer may be swapping one meanwhile (c.mu
+// guards them).
+func (c *Call) watchTimers(ctx context.Context) (*sync.WaitGroup, map[*leg]bool) {
 	var wg sync.WaitGroup
+	c.mu.Lock()
+	legs := []*leg{c.a, c.b}
+	c.mu.Unlock()
 	for _, l := range legs {
 		l.mu.Lock()
 		if l.timerKick == nil {
@@ -284,7 +289,7 @@ func (c *Call) watchTimers(ctx context.Context, legs []*leg) *sync.WaitGroup {
 			c.watchTimer(ctx, l)
 		})
 	}
-	return &wg
+	return &wg, map[*leg]bool{legs[0]: true, legs[1]: true}
 }
 
 // watchTimer refreshes leg l's session at half its interval when parapet

@@ -147,6 +147,21 @@ var dtlsCipherSuites = []dtls.CipherSuiteID{
 // isDTLS tells a DTLS record from RTP/RTCP by its first byte (RFC 7983).
 func isDTLS(pkt []byte) bool { return len(pkt) > 0 && pkt[0] >= 20 && pkt[0] <= 63 }
 
+// opensHandshake reports whether a DTLS datagram starts with the first
+// message a peer sends in a handshake with parapet in that role: a
+// ClientHello when parapet is the server; a HelloVerifyRequest or
+// ServerHello when it is the client (RFC 6347 section 4.2: a handshake
+// record, content type 22, of epoch 0, whose message type is at byte 13).
+func opensHandshake(pkt []byte, client bool) bool {
+	if len(pkt) < 14 || pkt[0] != 22 || pkt[3] != 0 || pkt[4] != 0 {
+		return false
+	}
+	if client {
+		return pkt[13] == 2 || pkt[13] == 3
+	}
+	return pkt[13] == 1
+}
+
 // fingerprintOf hashes a DER certificate with the named hash; ok is false
 // for a hash parapet does not accept.
 func fingerprintOf(hashName string, der []byte) ([]byte, bool) {
@@ -211,13 +226,19 @@ func (st *RelayStream) newAssoc(e *endpoint, rtcpPort bool, to netip.AddrPort, p
 }
 
 // deliver hands the association a DTLS packet from src; false (the packet
-// dropped) when the association has latched onto another source. It copies
-// the packet (handshakes are rare; media never comes this way).
+// dropped) when the association has latched onto another source, or has
+// not latched yet and the packet does not open a handshake with it. It
+// copies the packet (handshakes are rare; media never comes this way).
 func (a *dtlsAssoc) deliver(pkt []byte, src netip.AddrPort) bool {
 	if a.latched.Load() {
 		if d := a.dest.Load(); d == nil || *d != src {
 			return false
 		}
+	} else if !opensHandshake(pkt, a.params.Client) {
+		// A late record of the side's previous association (its peer's
+		// close_notify, say, when a transfer replaced that peer) must not
+		// latch the new association onto the previous peer.
+		return false
 	} else if a.latched.CompareAndSwap(false, true) {
 		s := src
 		a.dest.Store(&s)

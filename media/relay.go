@@ -244,6 +244,12 @@ type PeerConfig struct {
 	// over ("RTP bleed"). SRTP sides latch on the first authenticated
 	// packet and ignore it. Empty: any address.
 	Sources []netip.Addr
+	// NewPeer says another peer takes the side over (a transfer): the
+	// addresses the side was latched onto are the previous peer's, which
+	// sends until it has its BYE. Its packets must neither latch the side
+	// (a plain-RTP peer on the same address would keep it) nor be judged
+	// by the new peer's keys: they are dropped as wrong_source.
+	NewPeer bool
 }
 
 type peerConfig struct {
@@ -260,6 +266,8 @@ type peerConfig struct {
 	// until the association has produced the keys.
 	dtls              *DTLSParams
 	waitRTP, waitRTCP bool
+	// gone are the sources of the peer a transfer replaced (NewPeer).
+	gone []netip.AddrPort
 }
 
 // decryptor is a decrypt context with replay protection, used by exactly one
@@ -394,6 +402,15 @@ func (st *RelayStream) Configure(s Side, pc PeerConfig) error {
 	n := &peerConfig{rtp: pc.RTP, rtcp: pc.RTCP, mux: pc.Mux, sources: slices.Clone(pc.Sources)}
 	if old == nil {
 		old = &peerConfig{}
+	}
+	n.gone = old.gone
+	if pc.NewPeer {
+		n.gone = nil
+		for _, l := range []*netip.AddrPort{e.latchRTP.Swap(nil), e.latchRTCP.Swap(nil)} {
+			if l != nil && *l != pc.RTP && *l != pc.RTCP {
+				n.gone = append(n.gone, *l)
+			}
+		}
 	}
 	restartDTLS := false
 	if pc.DTLS != nil {
@@ -751,6 +768,9 @@ func (st *RelayStream) flow(e *endpoint) (out *endpoint, cin, cout *counters) {
 func admitSource(latched *netip.AddrPort, pc *peerConfig, plainIn bool, src netip.AddrPort) bool {
 	if latched != nil {
 		return *latched == src
+	}
+	if slices.Contains(pc.gone, src) {
+		return false // the peer a transfer replaced
 	}
 	// Unauthenticated media latches only from the peer's own addresses.
 	return !plainIn || pc.peerSource(src)
