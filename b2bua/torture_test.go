@@ -271,10 +271,11 @@ func (p *rawSIP) read() {
 	}
 }
 
-// final waits (at most 3 s) for the final response to the request id
-// tells.
+// final waits (at most 10 s: the race detector and other packages'
+// tests, a flood among them, share the machine) for the final response
+// to the request id tells.
 func (p *rawSIP) final(id reqKey) *sip.Response {
-	deadline := time.After(3 * time.Second)
+	deadline := time.After(10 * time.Second)
 	for {
 		select {
 		case res, ok := <-p.got:
