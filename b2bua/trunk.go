@@ -258,16 +258,29 @@ func (t *trunk) transact(ctx context.Context, expires time.Duration) (*sip.Respo
 }
 
 // sendErr says what failed sending a REGISTER, naming the registrar with
-// its port and transport (what an operator checks first) and, when no
-// answer came in time, saying so rather than "context deadline exceeded".
+// its port and transport (what an operator checks first): when no answer
+// came in time, saying so rather than "context deadline exceeded"; when
+// no connection could be made, the system's error alone (sendError), not
+// sipgo's wording around it. It wraps err.
 func (t *trunk) sendErr(what string, err error) error {
 	r := t.cfg.Registrar
 	where := net.JoinHostPort(r.Host, strconv.Itoa(targetPort(r))) + " over " + r.Transport.String()
+	msg := fmt.Sprintf("%s to %s: %s", what, where, sendError(err))
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s to %s: no answer from the registrar: %w", what, where, err)
+		msg = fmt.Sprintf("%s to %s: no answer from the registrar: %v", what, where, err)
 	}
-	return fmt.Errorf("%s to %s: %w", what, where, err)
+	return &explainedError{msg: msg, err: err}
 }
+
+// explainedError is an error with a text of its own that still wraps the error
+// it explains.
+type explainedError struct {
+	msg string
+	err error
+}
+
+func (e *explainedError) Error() string { return e.msg }
+func (e *explainedError) Unwrap() error { return e.err }
 
 // noteWhere keeps the connection res came over: the registrar's address,
 // parapet's, and over TLS the handshake.

@@ -3,6 +3,10 @@ package b2bua
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
 	"testing"
 
 	"github.com/parapet-sbc/parapet/policy"
@@ -25,6 +29,10 @@ func TestTrunkSendErr(t *testing.T) {
 			errors.New("connection refused"), "REGISTER to sbc.carrier.example:5061 over tls: connection refused"},
 		{"ipv6", topology.Target{Host: "2001:db8::1", Transport: policy.TransportTCP},
 			errors.New("connection refused"), "REGISTER to [2001:db8::1]:5060 over tcp: connection refused"},
+		{"refused: the system's error, not sipgo's wording", topology.Target{Host: "192.0.2.7", Port: 5070, Transport: policy.TransportTCP},
+			fmt.Errorf("client transcation failed to request connection: Transport<TCP> dial err=%w",
+				&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}),
+			"REGISTER to 192.0.2.7:5070 over tcp: connect: connection refused"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := &trunk{cfg: topology.Register{Registrar: tc.target}}
