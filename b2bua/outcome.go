@@ -170,7 +170,7 @@ func (c *Call) bFailed(err error) {
 	msg := recordText(err.Error(), c.rules.vocab, c.caller, c.callee)
 	switch kind {
 	case failCredentials:
-		why := fmt.Sprintf("callee side refused parapet's credentials (%d)", res.StatusCode)
+		why := c.credentialsRefused(res.StatusCode)
 		c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, why, why)
 	case failRedirected:
 		why := fmt.Sprintf("callee side redirected (%d); redirects are not followed", res.StatusCode)
@@ -192,6 +192,16 @@ func (c *Call) bFailed(err error) {
 		c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, "callee side unreachable: "+msg,
 			"the callee side is unreachable")
 	}
+}
+
+// credentialsRefused says why a 401 or 407 to leg B's INVITE ended the
+// call: the route's credentials were refused, or the route has none (a
+// B2BUA answers challenges itself; the caller never sees them).
+func (c *Call) credentialsRefused(code int) string {
+	if c.route.Username == "" || c.route.Password == "" {
+		return fmt.Sprintf("callee side asked for credentials (%d), and route %q has none to answer with (no auth block, or its password unset)", code, c.route.Name)
+	}
+	return fmt.Sprintf("callee side refused parapet's credentials (%d)", code)
 }
 
 // tlsToBFailed records a failed TLS handshake toward B (a decision, a

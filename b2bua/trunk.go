@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -237,7 +238,7 @@ func (t *trunk) transact(ctx context.Context, expires time.Duration) (*sip.Respo
 	req := t.request(expires)
 	res, err := t.zone.cli.Do(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("REGISTER to %s: %w", t.cfg.Registrar.Host, err)
+		return nil, t.sendErr("REGISTER", err)
 	}
 	t.cseq = req.CSeq().SeqNo
 	t.noteWhere(res)
@@ -250,11 +251,36 @@ func (t *trunk) transact(ctx context.Context, expires time.Duration) (*sip.Respo
 	res2, err := t.zone.cli.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: t.user, Password: t.pass})
 	t.cseq = req.CSeq().SeqNo
 	if err != nil {
-		return nil, fmt.Errorf("REGISTER to %s with credentials: %w", t.cfg.Registrar.Host, err)
+		return nil, t.sendErr("REGISTER with credentials", err)
 	}
 	t.noteWhere(res2)
 	return res2, nil
 }
+
+// sendErr says what failed sending a REGISTER, naming the registrar with
+// its port and transport (what an operator checks first): when no answer
+// came in time, saying so rather than "context deadline exceeded"; when
+// no connection could be made, the system's error alone (sendError), not
+// sipgo's wording around it. It wraps err.
+func (t *trunk) sendErr(what string, err error) error {
+	r := t.cfg.Registrar
+	where := net.JoinHostPort(r.Host, strconv.Itoa(targetPort(r))) + " over " + r.Transport.String()
+	msg := fmt.Sprintf("%s to %s: %s", what, where, sendError(err))
+	if errors.Is(err, context.DeadlineExceeded) {
+		msg = fmt.Sprintf("%s to %s: no answer from the registrar: %v", what, where, err)
+	}
+	return &explainedError{msg: msg, err: err}
+}
+
+// explainedError is an error with a text of its own that still wraps the error
+// it explains.
+type explainedError struct {
+	msg string
+	err error
+}
+
+func (e *explainedError) Error() string { return e.msg }
+func (e *explainedError) Unwrap() error { return e.err }
 
 // noteWhere keeps the connection res came over: the registrar's address,
 // parapet's, and over TLS the handshake.

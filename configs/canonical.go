@@ -30,9 +30,9 @@ import (
 // variable's name, never the password; a password_file's path is out, as
 // every path), and register's registrar, aor and expires. The media
 // timeouts. Whether identifiers are pseudonymised. Per zone, whether it is
-// trusted (RFC 3325 identity), and the emergency numbers; both are left out
-// when unset, so that configurations without them hash as before they
-// existed.
+// trusted (RFC 3325 identity) and whether its peers may transfer calls,
+// and the emergency numbers; all are left out when unset, so that
+// configurations without them hash as before they existed.
 //
 // Out: file paths of every kind (certificates, keys, CA bundles, the
 // compliance log) and state_dir, so that the same policy moved to another

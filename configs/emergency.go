@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -59,7 +60,11 @@ func (l *loader) emergencyRouted(cfg *Config, at hcl.Range) {
 		})
 		if !routed {
 			l.warnf(at, fmt.Sprintf("emergency number %q has no route", n),
-				"No route matches %q, so a call to it gets 404; add a route, such as one matching \"^(911|933)$\" to the carrier.", n)
+				"No route matches %q, so a call to it gets 404; add a route for it before the others, such as one with match = \"%s\" to the carrier.", n, hclRegexp(`^\+?`+regexp.QuoteMeta(n)+`$`))
 		}
 	}
 }
+
+// hclRegexp writes a regular expression as an HCL string holds it: each
+// backslash doubled.
+func hclRegexp(re string) string { return strings.ReplaceAll(re, `\`, `\\`) }

@@ -47,6 +47,7 @@ func (l *loader) registrar(zd *zoneDecl, rb *registrarBlock, diags hcl.Diagnosti
 			return
 		}
 		r.Target = t
+		zd.registrarAt = s.value("target")
 	}
 	if s.ok("zone") {
 		r.Zone = rb.Zone
@@ -55,20 +56,36 @@ func (l *loader) registrar(zd *zoneDecl, rb *registrarBlock, diags hcl.Diagnosti
 	zd.zone.Registrar = r
 }
 
-// registrarZone checks that the zone a registrar block names exists and is
-// another zone.
+// registrarZone checks that the zone a registrar block names exists, is
+// another zone, and listens on the transport of the registrar's target:
+// the Path parapet adds names that listener, and the registrar's calls to
+// the users come to it.
 func (l *loader) registrarZone(zd *zoneDecl) {
 	r := zd.zone.Registrar
 	if r == nil || r.Zone == "" {
 		return
 	}
 	name := zd.zone.Policy.Name
-	switch _, ok := l.zoneByName[r.Zone]; {
+	rz, ok := l.zoneByName[r.Zone]
+	switch {
 	case !ok:
 		l.errorf(zd.registrarZone, fmt.Sprintf("unknown zone %q", r.Zone),
 			"Zone %q names zone %q as its registrar's zone, but no zone of that name is declared.%s", name, r.Zone, suggest(r.Zone, l.zoneNames()))
+		return
 	case r.Zone == name:
 		l.errorf(zd.registrarZone, "registrar in the users' own zone",
 			"Zone %q relays its users' REGISTER requests to a registrar in another zone (the PBX side); it names itself.", name)
+		return
 	}
+	t := r.Target.Transport
+	if !rz.ok || r.Target.Host == "" {
+		return
+	}
+	for _, ln := range rz.zone.Listen {
+		if ln.Transport == t {
+			return
+		}
+	}
+	l.errorf(zd.registrarAt, fmt.Sprintf("registrar over %s, but zone %q has no %s listener", t, r.Zone, t),
+		"Zone %q relays REGISTER to %q over %s, and the Path parapet adds, where the registrar sends its calls to the users, names parapet's %s listener in zone %q, which has none: add a %s:// listener to zone %q, or reach the registrar over a transport it listens on.", name, r.Target.URI, t, t, r.Zone, t, r.Zone)
 }

@@ -110,12 +110,30 @@ func (l *loader) route(b *hcl.Block) *topology.Route {
 	if to != nil && to.ok && targetOK {
 		l.routeChecks(rt, to, at)
 	}
-	if g := rt.Register; g != nil && to != nil && to.ok && g.Registrar.Host != "" &&
-		to.zone.Policy.Signaling == policy.RequirementRequire && g.Registrar.Transport != policy.TransportTLS {
-		l.errorf(rb.Register.DefRange, fmt.Sprintf("route %q registers in TLS-only zone %q over %s", name, to.zone.Policy.Name, g.Registrar.Transport),
-			"Every listener of zone %q is TLS, so its signaling requires TLS, but the registrar %q uses %s. Use a sips: registrar or add ;transport=tls.", to.zone.Policy.Name, g.Registrar.URI, g.Registrar.Transport)
+	if g := rt.Register; g != nil && to != nil && to.ok && g.Registrar.Host != "" {
+		l.registerChecks(name, g, to, rb.Register.DefRange)
 	}
 	return rt
+}
+
+// registerChecks compares a route's registration with the zone it
+// registers in: a TLS-only zone needs a TLS registrar, and the zone needs
+// a listener of the registrar's transport, where the Contact parapet
+// registers points (the carrier's calls for the trunk come to it).
+func (l *loader) registerChecks(route string, g *topology.Register, to *zoneDecl, at hcl.Range) {
+	z, t := to.zone.Policy.Name, g.Registrar.Transport
+	if to.zone.Policy.Signaling == policy.RequirementRequire && t != policy.TransportTLS {
+		l.errorf(at, fmt.Sprintf("route %q registers in TLS-only zone %q over %s", route, z, t),
+			"Every listener of zone %q is TLS, so its signaling requires TLS, but the registrar %q uses %s. Use a sips: registrar or add ;transport=tls.", z, g.Registrar.URI, t)
+		return
+	}
+	for _, ln := range to.zone.Listen {
+		if ln.Transport == t {
+			return
+		}
+	}
+	l.errorf(at, fmt.Sprintf("route %q registers over %s, but zone %q has no %s listener", route, t, z, t),
+		"The Contact parapet registers for route %q is its %s listener in zone %q, where the carrier sends the trunk's calls, and the zone has none: add a %s:// listener to the zone, or register over a transport it listens on (the registrar's ;transport=).", route, t, z, t)
 }
 
 // targets reads a route's target, or its targets in priority order

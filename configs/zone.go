@@ -76,6 +76,7 @@ type zoneDecl struct {
 	kxAt           hcl.Range // the key_exchange attribute, if written
 	kxElem         map[policy.KeyExchange]hcl.Range
 	registrarZone  hcl.Range // the registrar block's zone attribute, if any
+	registrarAt    hcl.Range // the registrar block's target attribute, if any
 }
 
 // mediaSubject is where a problem with the zone's media settings is

@@ -158,7 +158,7 @@ func (rf *recordFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&rf.until, "until", "", "only records before `time` (RFC 3339, date, or duration ago)")
 	fs.Var(&rf.types, "type", "record `type`: call, connection or log (repeatable)")
 	fs.Var(&rf.zones, "zone", "`zone` of any leg of a call, or of a connection event (repeatable)")
-	fs.Var(&rf.routes, "route", "`route` of a call (repeatable)")
+	fs.Var(&rf.routes, "route", "`route` of a call, or of a trunk_registration event (repeatable)")
 	fs.Var(&rf.dispositions, "disposition", "call `disposition`: answered, rejected, cancelled, failed, timeout, shutdown, unobserved (repeatable)")
 	fs.Var(&rf.events, "event", "connection or log `event`, e.g. tls_refused, rotated (repeatable)")
 	fs.Var(&rf.rules, "rule", "`rule` of any decision of a call, or of a connection event's decision (repeatable)")

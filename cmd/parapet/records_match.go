@@ -41,7 +41,7 @@ func (f *recordFilter) match(r *compliance.Record) bool {
 		(ev == nil || !f.zones[ev.Zone]) {
 		return false
 	}
-	if f.routes != nil && (c == nil || !f.routes[c.Route]) {
+	if f.routes != nil && (c == nil || !f.routes[c.Route]) && (ev == nil || ev.Route == "" || !f.routes[ev.Route]) {
 		return false
 	}
 	if f.dispositions != nil && (c == nil || !f.dispositions[string(c.Disposition)]) {
@@ -212,7 +212,10 @@ func tableFields(r *compliance.Record) []any {
 		if ev.Decision != nil {
 			rule = ev.Decision.Rule
 		}
-		return []any{t, seq, "conn", dash(ev.Zone), string(ev.Event), status(ev.SIPStatus), "-", dash(rule), dash(ev.Remote), dash(ev.Method)}
+		// A trunk registration's route and new state (registered,
+		// failed, unregistered): what an operator scans the table for.
+		what := strings.TrimSpace(ev.Method + " " + ev.State)
+		return []any{t, seq, "conn", dash(ev.Zone), string(ev.Event), status(ev.SIPStatus), dash(ev.Route), dash(rule), dash(ev.Remote), dash(what)}
 	case r.Log != nil:
 		return []any{t, seq, "log", "-", string(r.Log.Event), "-", "-", "-", "-", dash(truncate(r.Log.Detail, 72))}
 	}

@@ -68,11 +68,13 @@ route "outbound" {                     # first route whose from/match fits wins
   to     = "carrier"
   match  = "^\\+?[0-9]{7,15}$"        # on the Request-URI user part
   target = "sips:trunk.carrier.example:5061"   # sets host, port, transport; the user part is kept
+                                       # several SBCs: targets = ["sips:sbc1...", "sips:sbc2..."] (failover)
   max_calls = 30                       # the trunk's channels: the 31st call gets 503
   auth {
     username     = "clinic"
     password_env = "CARRIER_PASSWORD"  # the password itself never goes in the file
   }
+  # register { expires = "1h" }        # if the carrier authenticates the trunk by registration
 }
 
 route "inbound" {
