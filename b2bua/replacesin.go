@@ -76,7 +76,8 @@ func (y *Call) replacingLeg(held, na *leg) *leg {
 	return &leg{call: y, role: compliance.Role(fmt.Sprintf("a%d", k)), side: held.side, zone: held.zone, pol: held.pol,
 		transport: na.transport, secure: na.secure, sig: na.sig, admitted: na.admitted, attempted: true,
 		local: na.local, remote: na.remote, callID: na.callID, userAgent: na.userAgent, dua: na.dua,
-		firstAck: make(chan *sip.Request, 1), settled: make(chan struct{}), timerKick: make(chan struct{}, 1)}
+		firstAck: make(chan *sip.Request, 1), settled: make(chan struct{}), timerKick: make(chan struct{}, 1),
+		newPeer: true}
 }
 
 // judgeReplacing judges the replacing INVITE's offer as a first offer on
@@ -117,6 +118,7 @@ func (y *Call) judgeReplacing(nl *leg, offer *media.Description) (policy.Decisio
 func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTransaction, offer *media.Description,
 	d policy.Decision) (int, string) {
 	fail := func(why string) {
+		y.keepMedia(held) // nl never joined the call
 		nl.zone.respond(tx, req, 500, reasonPhrase(500), "")
 		y.hangup(compliance.DispositionFailed, "replacing leg "+string(held.role)+": "+why)
 	}
@@ -128,6 +130,9 @@ func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTra
 	nl.uas = uas
 	nl.setRemote(req.From().Params.GetOr("tag", ""), &req.CSeq().SeqNo)
 	nl.key = dialogKey{callID: nl.callID, tag: uas.InviteRequest.To().Params.GetOr("tag", "")}
+	// The offer hands held's side of the relay to nl: held's media record
+	// stops here (transfermedia.go).
+	y.handOverMedia(held, nl)
 	if err := y.acceptOffer(nl, offer, d); err != nil {
 		fail("media: " + err.Error())
 		return 0, ""
@@ -142,6 +147,7 @@ func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTra
 	if !y.swapLeg(held, nl, compliance.Transfer{Kind: compliance.TransferReplaced, Outcome: compliance.TransferDone, Status: 200,
 		Leg: string(nl.role), Target: req.From().Address.User, ReferredBy: referredUser(req)}) {
 		// The call ended meanwhile: there is no dialog left to replace.
+		y.keepMedia(held)
 		return 481, "Replaces names a leg of a call that has ended"
 	}
 	res := sip.NewSDPResponseFromRequest(uas.InviteRequest, answer)
