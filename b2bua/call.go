@@ -102,11 +102,13 @@ type Call struct {
 	// a transfer replaced (booked until the call ends, so that their
 	// peers' BYEs are answered). Guarded by mu. swapped wakes talk when a
 	// transfer replaced a leg; transferring counts the transfers under
-	// way, whose outcome the record waits for.
-	transfers    []compliance.Transfer
-	departed     []*leg
-	swapped      chan struct{}
-	transferring sync.WaitGroup
+	// way, whose outcome the record waits for, once transfersClosed says
+	// that no more may start (countTransfer).
+	transfers       []compliance.Transfer
+	departed        []*leg
+	swapped         chan struct{}
+	transferring    sync.WaitGroup
+	transfersClosed bool
 
 	established atomic.Bool
 	reinvite    sync.Mutex // one offer/answer exchange at a time (RFC 3261 section 14.1)

@@ -114,13 +114,13 @@ func (c *Call) onRefer(x *leg, req *sip.Request, tx sip.ServerTransaction) {
 
 // countTransfer counts a transfer under way (Call.transferring), whose
 // outcome the call's record waits for, unless the call has ended: then
-// the record may be written already, and it returns false. talk takes
-// c.mu once the call has ended, before it waits for the transfers, so a
+// the record may be written already, and it returns false. talk sets
+// transfersClosed under c.mu before it waits for the transfers, so a
 // transfer counted here is one it waits for.
 func (c *Call) countTransfer() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.isEnded() {
+	if c.isEnded() || c.transfersClosed {
 		return false
 	}
 	c.transferring.Add(1)

@@ -59,10 +59,11 @@ func (c *Call) talk() {
 	// transfer's target still ringing is cancelled), and the record waits
 	// for that transfer's outcome.
 	c.endOnce.Do(func() { close(c.ended) })
-	// A REFER that found the call live has counted its transfer by the
-	// time c.mu is free (countTransfer); later ones find it ended.
+	// No transfer starts from here on (countTransfer): the record waits
+	// for those under way.
 	c.mu.Lock()
-	c.mu.Unlock() //nolint:staticcheck // an empty critical section: the barrier above
+	c.transfersClosed = true
+	c.mu.Unlock()
 	c.teardown()
 	c.transferring.Wait()
 }
