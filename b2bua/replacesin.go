@@ -118,7 +118,6 @@ func (y *Call) judgeReplacing(nl *leg, offer *media.Description) (policy.Decisio
 func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTransaction, offer *media.Description,
 	d policy.Decision) (int, string) {
 	fail := func(why string) {
-		y.keepMedia(held) // nl never joined the call
 		nl.zone.respond(tx, req, 500, reasonPhrase(500), "")
 		y.hangup(compliance.DispositionFailed, "replacing leg "+string(held.role)+": "+why)
 	}
@@ -134,6 +133,7 @@ func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTra
 	// stops here (transfermedia.go).
 	y.handOverMedia(held, nl)
 	if err := y.acceptOffer(nl, offer, d); err != nil {
+		y.keepMedia(held) // the offer was not taken: held keeps its side
 		fail("media: " + err.Error())
 		return 0, ""
 	}
@@ -147,7 +147,7 @@ func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTra
 	if !y.swapLeg(held, nl, compliance.Transfer{Kind: compliance.TransferReplaced, Outcome: compliance.TransferDone, Status: 200,
 		Leg: string(nl.role), Target: req.From().Address.User, ReferredBy: referredUser(req)}) {
 		// The call ended meanwhile: there is no dialog left to replace.
-		y.keepMedia(held)
+		// held's media record stays as it stood when its side moved.
 		return 481, "Replaces names a leg of a call that has ended"
 	}
 	res := sip.NewSDPResponseFromRequest(uas.InviteRequest, answer)
