@@ -94,8 +94,10 @@ type Call struct {
 	// limits are the call limits this call counts against (given back
 	// when it ends).
 	limits []callLimit
-	// folded: an INVITE from outside the zone's peers, which is no call:
-	// the zone's outsider tally counts it, no call record.
+	// folded: an INVITE from outside the zone's peers, which is no call
+	// (the zone's outsider tally counts it), or an INVITE with Replaces
+	// that took a leg's place in another call (that call's record has
+	// it): no call record.
 	folded bool
 
 	// transfers are the REFERs the call's peers sent; departed the legs
