@@ -23,9 +23,18 @@ import (
 )
 
 // ringTimeout bounds how long the callee (or a transfer's target) may
-// ring (RFC 3261 Timer C is at least 3 minutes). A variable only so that
-// tests can shorten it (export_test.go).
-var ringTimeout = 3 * time.Minute
+// ring (RFC 3261 Timer C is at least 3 minutes).
+func ringTimeout() time.Duration {
+	if d := ringTimeoutNs.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return 3 * time.Minute
+}
+
+// ringTimeoutNs, when set, is a shorter ringTimeout: only tests set it
+// (export_test.go), atomically, since the goroutines of an earlier test's
+// calls may still read it.
+var ringTimeoutNs atomic.Int64
 
 // Timers of a call.
 const (
