@@ -100,19 +100,23 @@ type Call struct {
 	// limits are the call limits this call counts against (given back
 	// when it ends).
 	limits []callLimit
-	// folded: an INVITE from outside the zone's peers, which is no call:
-	// the zone's outsider tally counts it, no call record.
+	// folded: an INVITE from outside the zone's peers, which is no call
+	// (the zone's outsider tally counts it), or an INVITE with Replaces
+	// that took a leg's place in another call (that call's record has
+	// it): no call record.
 	folded bool
 
 	// transfers are the REFERs the call's peers sent; departed the legs
 	// a transfer replaced (booked until the call ends, so that their
 	// peers' BYEs are answered). Guarded by mu. swapped wakes talk when a
 	// transfer replaced a leg; transferring counts the transfers under
-	// way, whose outcome the record waits for.
-	transfers    []compliance.Transfer
-	departed     []*leg
-	swapped      chan struct{}
-	transferring sync.WaitGroup
+	// way, whose outcome the record waits for, once transfersClosed says
+	// that no more may start (countTransfer).
+	transfers       []compliance.Transfer
+	departed        []*leg
+	swapped         chan struct{}
+	transferring    sync.WaitGroup
+	transfersClosed bool
 
 	established atomic.Bool
 	reinvite    sync.Mutex // one offer/answer exchange at a time (RFC 3261 section 14.1)

@@ -244,7 +244,15 @@ func (l *leg) setRemote(tag string, seq *uint32) {
 // final response back. Headers other than the body's are not copied: each
 // leg keeps its own topology.
 func (c *Call) relayRequest(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	// A transfer may swap a leg meanwhile (swapLeg, under c.mu; this runs
+	// outside the call's offer/answer lock): l replaced since inDialog
+	// looked has no other leg.
+	c.mu.Lock()
 	other := c.other(l)
+	if l != c.a && l != c.b {
+		other = nil
+	}
+	c.mu.Unlock()
 	if !c.established.Load() || other == nil || other.dialog() == nil {
 		l.zone.respond(tx, req, 481, "Call/Transaction Does Not Exist", "")
 		return

@@ -65,11 +65,11 @@ func (s *Server) pingFlows() {
 			return
 		case now := <-t.C:
 			s.tick("flow pings", func() {
-				for _, fl := range s.binds.duePings(now) {
+				for _, p := range s.binds.duePings(now) {
 					s.serveWG.Add(1)
 					s.goSafe("flow ping", func() {
 						defer s.serveWG.Done()
-						s.binds.pinged(fl, fl.zone.pingFlow(s.ctx, fl))
+						s.binds.pinged(p.fl, p.fl.zone.pingFlow(s.ctx, p.fl, p.contact))
 					})
 				}
 			})
@@ -77,13 +77,21 @@ func (s *Server) pingFlows() {
 	}
 }
 
+// flowPing is a ping booked for fl, to contact: the flow's contact as it
+// was then (a REGISTER that refreshes the flow while the ping is under way
+// changes the flow's, under the bindings' lock).
+type flowPing struct {
+	fl      *flow
+	contact sip.Uri
+}
+
 // duePings books a ping for each granted UDP flow due one (its zone's
 // registrar has a udp_keepalive, and that long has passed since its last
 // ping), and returns them.
-func (b *bindings) duePings(now time.Time) []*flow {
+func (b *bindings) duePings(now time.Time) []flowPing {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []*flow
+	var out []flowPing
 	for _, fl := range b.byUDP {
 		every := fl.zone.cfg.Registrar.UDPKeepAlive
 		if every <= 0 || fl.pinging || now.After(fl.expires) {
@@ -97,7 +105,7 @@ func (b *bindings) duePings(now time.Time) []*flow {
 			continue
 		}
 		fl.pinging, fl.lastPing = true, now
-		out = append(out, fl)
+		out = append(out, flowPing{fl: fl, contact: *fl.contact.Clone()})
 	}
 	return out
 }
@@ -130,14 +138,15 @@ func (b *bindings) heardLocked(fl *flow) {
 }
 
 // pingFlow sends one OPTIONS to the user of fl, a UDP flow, over the flow:
-// to the contact it registered, at the address it registered from, from
-// the socket it registered to. Any response means the flow is alive.
-func (z *zone) pingFlow(ctx context.Context, fl *flow) bool {
-	req := sip.NewRequest(sip.OPTIONS, *fl.contact.Clone())
+// to contact (the one it registered), at the address it registered from,
+// from the socket it registered to. Any response means the flow is alive.
+// It reads only fields of fl that no refresh changes.
+func (z *zone) pingFlow(ctx context.Context, fl *flow, contact sip.Uri) bool {
+	req := sip.NewRequest(sip.OPTIONS, *contact.Clone())
 	from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "parapet", Host: z.host(policy.TransportUDP)}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(&from)
-	to := sip.ToHeader{Address: *fl.contact.Clone()}
+	to := sip.ToHeader{Address: *contact.Clone()}
 	if user, host, ok := strings.Cut(fl.aor, "@"); ok {
 		to.Address = sip.Uri{Scheme: "sip", User: user, Host: host}
 	}

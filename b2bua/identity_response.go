@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/parapet-sbc/parapet/compliance"
 )
 
 // The callee's identity in responses (RFC 3325 section 9.1: a UAS may
@@ -116,13 +118,18 @@ func responseValues(res *sip.Response, name string) []string {
 }
 
 // calleeRecord lists, for leg l's record, the callee's asserted
-// identities (believed on leg B, passed on on leg A), pseudonymised like
+// identities (believed on leg b, passed on on leg a), pseudonymised like
 // the callee, and whether a P-Asserted-Identity of the callee's did not
-// cross. Caller holds c.mu.
+// cross. The callee's responses are those to the call's first INVITE,
+// before any transfer: legs a and b by role (after a transfer on side b,
+// c.b is the new leg), none on a leg a transfer placed. Caller holds c.mu.
 func (c *Call) calleeRecord(l *leg) (ids []string, withheld bool) {
 	id := &c.identity.callee
-	list, withheld := id.sent, id.withheldA
-	if l == c.b {
+	var list []nameAddr
+	switch l.role {
+	case compliance.RoleA:
+		list, withheld = id.sent, id.withheldA
+	case compliance.RoleB:
 		list, withheld = id.believed, id.withheldB
 	}
 	for _, n := range list {

@@ -266,7 +266,7 @@ func (c *Call) finish() {
 		c.mu.Unlock()
 		c.env.reg.releaseSlots(c.limits)
 		if c.folded {
-			return // counted in the zone's outsider tally instead
+			return // counted in the zone's outsider tally, or in the call it joined
 		}
 		c.journalClose()
 		rec := c.record()

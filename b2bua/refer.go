@@ -82,6 +82,11 @@ func (c *Call) onRefer(x *leg, req *sip.Request, tx sip.ServerTransaction) {
 		x.zone.respond(tx, req, 491, reasonPhrase(491), "")
 		return
 	}
+	if !c.countTransfer() {
+		c.reinvite.Unlock()
+		refuse(403, "transfer of a call that is not established")
+		return
+	}
 	t.referredBy, t.referrer = c.referredBy(x, req)
 	why = fmt.Sprintf("transfer to a peer of zone %q accepted", x.zone.name)
 	switch {
@@ -99,13 +104,27 @@ func (c *Call) onRefer(x *leg, req *sip.Request, tx sip.ServerTransaction) {
 	x.zone.send(tx, res)
 	id := req.CSeq().SeqNo
 	c.env.reg.wg.Add(1)
-	c.transferring.Add(1)
 	c.goSafe("transfer", func() {
 		defer c.env.reg.wg.Done()
 		defer c.transferring.Done()
 		defer c.reinvite.Unlock()
 		c.transfer(x, t, id)
 	})
+}
+
+// countTransfer counts a transfer under way (Call.transferring), whose
+// outcome the call's record waits for, unless the call has ended: then
+// the record may be written already, and it returns false. talk sets
+// transfersClosed under c.mu before it waits for the transfers, so a
+// transfer counted here is one it waits for.
+func (c *Call) countTransfer() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isEnded() || c.transfersClosed {
+		return false
+	}
+	c.transferring.Add(1)
+	return true
 }
 
 // referTarget reads the REFER's Refer-To: a sip or sips URI, without

@@ -76,7 +76,8 @@ func (y *Call) replacingLeg(held, na *leg) *leg {
 	return &leg{call: y, role: compliance.Role(fmt.Sprintf("a%d", k)), side: held.side, zone: held.zone, pol: held.pol,
 		transport: na.transport, secure: na.secure, sig: na.sig, admitted: na.admitted, attempted: true,
 		local: na.local, remote: na.remote, callID: na.callID, userAgent: na.userAgent, dua: na.dua,
-		firstAck: make(chan *sip.Request, 1), settled: make(chan struct{}), timerKick: make(chan struct{}, 1)}
+		firstAck: make(chan *sip.Request, 1), settled: make(chan struct{}), timerKick: make(chan struct{}, 1),
+		newPeer: true}
 }
 
 // judgeReplacing judges the replacing INVITE's offer as a first offer on
@@ -128,7 +129,11 @@ func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTra
 	nl.uas = uas
 	nl.setRemote(req.From().Params.GetOr("tag", ""), &req.CSeq().SeqNo)
 	nl.key = dialogKey{callID: nl.callID, tag: uas.InviteRequest.To().Params.GetOr("tag", "")}
+	// The offer hands held's side of the relay to nl: held's media record
+	// stops here (transfermedia.go).
+	y.handOverMedia(held, nl)
 	if err := y.acceptOffer(nl, offer, d); err != nil {
+		y.keepMedia(held) // the offer was not taken: held keeps its side
 		fail("media: " + err.Error())
 		return 0, ""
 	}
@@ -142,6 +147,7 @@ func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTra
 	if !y.swapLeg(held, nl, compliance.Transfer{Kind: compliance.TransferReplaced, Outcome: compliance.TransferDone, Status: 200,
 		Leg: string(nl.role), Target: req.From().Address.User, ReferredBy: referredUser(req)}) {
 		// The call ended meanwhile: there is no dialog left to replace.
+		// held's media record stays as it stood when its side moved.
 		return 481, "Replaces names a leg of a call that has ended"
 	}
 	res := sip.NewSDPResponseFromRequest(uas.InviteRequest, answer)

@@ -59,6 +59,11 @@ func (c *Call) talk() {
 	// transfer's target still ringing is cancelled), and the record waits
 	// for that transfer's outcome.
 	c.endOnce.Do(func() { close(c.ended) })
+	// No transfer starts from here on (countTransfer): the record waits
+	// for those under way.
+	c.mu.Lock()
+	c.transfersClosed = true
+	c.mu.Unlock()
 	c.teardown()
 	c.transferring.Wait()
 }
