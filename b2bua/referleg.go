@@ -184,8 +184,9 @@ func (c *Call) transferOffer(x, nl *leg, plan policy.OfferPlan) ([]byte, error) 
 
 // transferInvite is the new leg's INVITE: parapet's own Call-ID and tags,
 // From the party on the other leg (the one the target will talk to), To
-// the Refer-To URI, the referral's Referred-By and, for an attended
-// transfer, its Replaces (Require: replaces).
+// the Refer-To URI, the referral's Referred-By, the caller's identity
+// headers when it takes leg B's place and, for an attended transfer, its
+// Replaces (Require: replaces).
 func (c *Call) transferInvite(x, nl *leg, t referral, body []byte) *sip.Request {
 	ruri := *t.uri.Clone()
 	req := sip.NewRequest(sip.INVITE, ruri)
@@ -218,6 +219,13 @@ func (c *Call) transferInvite(x, nl *leg, t referral, body []byte) *sip.Request 
 	}
 	if t.referredBy != "" {
 		req.AppendHeader(sip.NewHeader("Referred-By", t.referredBy))
+	}
+	if x.side == media.SideB {
+		// The new leg takes leg B's place in leg B's zone, with the
+		// caller's number in From: the caller's identity goes as it went
+		// to leg B, its Privacy above all (the zone withholds the number
+		// at its own edge).
+		c.identity.writeIdentity(req, scheme, nl.zone.host(t.transport))
 	}
 	c.timerRequest(nl, req)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
