@@ -147,15 +147,28 @@ func referReplaces(u *sip.Uri) (r replacesID, ok bool, status int, why string) {
 }
 
 // holds returns the leg of a call through parapet that the dialog id r
-// names (parapet's tag is its to-tag or its from-tag, whichever side the
-// sender is on), or nil.
+// names, or nil: all three of its ids must match (RFC 3891 section 3),
+// parapet's tag being its to-tag or its from-tag, whichever side the
+// sender is on, and the peer's the other.
 func (r *registry) holds(id replacesID) *leg {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if l := r.legs[dialogKey{callID: id.callID, tag: id.toTag}]; l != nil {
-		return l
+	byTo := r.legs[dialogKey{callID: id.callID, tag: id.toTag}]
+	byFrom := r.legs[dialogKey{callID: id.callID, tag: id.fromTag}]
+	r.mu.Unlock()
+	if byTo != nil && byTo.peerTag() == id.fromTag {
+		return byTo
 	}
-	return r.legs[dialogKey{callID: id.callID, tag: id.fromTag}]
+	if byFrom != nil && byFrom.peerTag() == id.toTag {
+		return byFrom
+	}
+	return nil
+}
+
+// peerTag is the tag of l's peer in its dialog ("" while unknown).
+func (l *leg) peerTag() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.remoteTag
 }
 
 // admitReplaces refuses an INVITE that carries Replaces (see above): it

@@ -144,6 +144,10 @@ func TestInviteWithReplaces(t *testing.T) {
 		id, local, remote := s.DialogID()
 		return fmt.Sprintf("%s;to-tag=%s;from-tag=%s%s", id, remote, local, early)
 	}
+	forged := func(s *sim.Session) string { // parapet's tag right, the peer's not
+		id, _, remote := s.DialogID()
+		return fmt.Sprintf("%s;to-tag=%s;from-tag=forged", id, remote)
+	}
 	for _, tc := range []struct {
 		name, replaces string
 		require        bool // with Require: replaces (no 420 then)
@@ -155,6 +159,7 @@ func TestInviteWithReplaces(t *testing.T) {
 		{"required, unknown", "elsewhere-2@pbx;to-tag=1;from-tag=2", true, 481},
 		{"early-only", dialog(caller, ";early-only"), false, 486},
 		{"leg b", dialog(answering, ""), false, 501},
+		{"the peer's tag wrong", forged(caller), false, 481},
 	} {
 		hs := []sip.Header{sip.NewHeader("Replaces", tc.replaces)}
 		if tc.require {
@@ -177,7 +182,7 @@ func TestInviteWithReplaces(t *testing.T) {
 		}
 	}
 	refused := 0
-	for _, rec := range l.sink.waitCalls(t, 8) {
+	for _, rec := range l.sink.waitCalls(t, 9) {
 		d := decision(rec, policy.RuleTransfer)
 		if d == nil {
 			if len(rec.Transfers) != 0 || rec.Disposition != compliance.DispositionAnswered {
@@ -190,8 +195,8 @@ func TestInviteWithReplaces(t *testing.T) {
 			t.Errorf("record: %s %d, decision %+v", rec.Disposition, rec.SIPStatus, d)
 		}
 	}
-	if refused != 6 {
-		t.Errorf("%d records with a call.transfer refusal, want 6", refused)
+	if refused != 7 {
+		t.Errorf("%d records with a call.transfer refusal, want 7", refused)
 	}
 }
 
