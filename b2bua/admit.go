@@ -88,6 +88,7 @@ func (c *Call) admitSource(req *sip.Request, tx sip.ServerTransaction) bool {
 	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: a.pol, Signaling: a.sig, Admitted: a.admitted})
 	if d.Proceed() {
 		c.decide(d)
+		c.outsider = d.Rule == policy.RuleSourceNotAllowed
 		return true
 	}
 	if d.Rule == policy.RuleSourceNotAllowed {

@@ -69,6 +69,9 @@ type Call struct {
 	emergency bool
 	dialled   dialled
 	overrides []string
+	// outsider: a zone in observe mode let the call in from outside its
+	// peers; such a call, emergency or not, is held to the call limits.
+	outsider bool
 	// identity is what the call's identity headers were and became (see
 	// identity.go); guarded by mu once the call is routed.
 	identity identity

@@ -32,7 +32,10 @@ func (c *Call) routeCall(req *sip.Request, tx sip.ServerTransaction) bool {
 	}
 	c.route = route
 	limits := c.callLimits(route)
-	if full := c.env.reg.takeSlots(limits, c.emergency); full != nil {
+	// A peer's emergency call goes beyond a call limit; a stranger's, let
+	// in by an observing zone, does not (it could fill the site with
+	// ringing calls).
+	if full := c.env.reg.takeSlots(limits, c.emergency && !c.outsider); full != nil {
 		c.callLimited(req, tx, full)
 		return false
 	}
