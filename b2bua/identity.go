@@ -7,6 +7,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parapet-sbc/parapet/compliance"
+	"github.com/parapet-sbc/parapet/media"
 )
 
 // Identity headers and the RFC 3325 trust domain (docs/config.md, zone
@@ -241,16 +242,23 @@ func splitValues(s string) []string {
 
 // identityRecord notes in out, leg l's record, its identity headers: on
 // leg A the asserted identities believed, the Privacy asked for and the
-// headers not believed; on leg B the asserted identities sent and the
-// headers not passed on. Identities are pseudonymised like the caller.
-// Caller holds c.mu.
+// headers not believed; on leg B, and on a leg a transfer put in its
+// place (its INVITE carried the same, transferInvite), the asserted
+// identities sent and the headers not passed on. A leg a transfer put in
+// leg A's place carried none of the caller's. Identities are pseudonymised
+// like the caller. Caller holds c.mu.
 func (c *Call) identityRecord(l *leg, out *compliance.Leg) {
 	id := &c.identity
-	ids, withheld := id.asserted, id.withheldA
-	if l.role == compliance.RoleB {
+	var ids []nameAddr
+	var withheld []string
+	switch {
+	case l.role == compliance.RoleA:
+		ids, withheld = id.asserted, id.withheldA
+		if len(id.privacy) > 0 {
+			out.Privacy = strings.Join(id.privacy, ";")
+		}
+	case l.side == media.SideB:
 		ids, withheld = id.sentB, id.withheldB
-	} else if len(id.privacy) > 0 {
-		out.Privacy = strings.Join(id.privacy, ";")
 	}
 	for _, n := range ids {
 		v := n.user()
