@@ -17,7 +17,8 @@ import (
 // To. Where the site has an emergency block, each of these is an
 // emergency call, and it is routed and sent onward as an emergency number
 // on sip: (or sips:): the Request-URI's own when it dials one, the To's
-// when it names one, else the first of the emergency numbers
+// when it names one, else the number the emergency services map gives
+// the URN's service, or the first of the emergency numbers
 // (topology.Emergency.ServiceNumber): a carrier takes digits, not URNs. A
 // tel: URI's number is sent onward cleaned (topology.DialString: no "+",
 // no visual separators, no parameters), as the emergency numbers are
@@ -47,7 +48,8 @@ func dialledBy(e topology.Emergency, req *sip.Request) dialled {
 	}
 	if strings.EqualFold(req.Recipient.Scheme, "urn") {
 		if s, ok := topology.SOSService(req.Recipient.String()); ok {
-			return dialled{callee: e.ServiceNumber(), emergency: true, service: s, via: s + " in the Request-URI, routed as the first emergency number"}
+			n, mapped := e.ServiceNumber(s)
+			return dialled{callee: n, emergency: true, service: s, via: s + " in the Request-URI, routed as " + routedAs(mapped)}
 		}
 		return d
 	}
@@ -66,13 +68,25 @@ func dialledBy(e topology.Emergency, req *sip.Request) dialled {
 	case e.Match(d.callee):
 		return dialled{callee: d.callee, emergency: true, service: toService, via: "an emergency number in the Request-URI"}
 	case toService != "":
-		return dialled{callee: e.ServiceNumber(), emergency: true, service: toService,
-			via: toService + " in To, routed as the first emergency number (the Request-URI named no emergency service)"}
+		n, mapped := e.ServiceNumber(toService)
+		return dialled{callee: n, emergency: true, service: toService,
+			via: toService + " in To, routed as " + routedAs(mapped) + " (the Request-URI named no emergency service)"}
 	case toNumber != "":
 		return dialled{callee: toNumber, emergency: true,
 			via: "an emergency number in To, routed as that number (the Request-URI named no emergency service)"}
 	}
 	return d
+}
+
+// routedAs says, for the record, how a service URN was routed: mapped is
+// the service whose entry in the emergency services chose its number (""
+// for the first emergency number). The number itself is the record's
+// callee, and record texts never repeat the callee.
+func routedAs(mapped string) string {
+	if mapped == "" {
+		return "the first emergency number"
+	}
+	return "the number emergency services maps " + mapped + " to"
 }
 
 // toEmergency reads req's To: the emergency service URN it names, or the
