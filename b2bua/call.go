@@ -22,10 +22,16 @@ import (
 	"github.com/parapet-sbc/parapet/topology"
 )
 
-// ringTimeout bounds how long the callee (or a transfer's target) may
-// ring (RFC 3261 Timer C is at least 3 minutes). A variable only so that
-// tests can shorten it (export_test.go).
-var ringTimeout = 3 * time.Minute
+// ringLimit bounds how long the callee (or a transfer's target) may
+// ring (RFC 3261 Timer C is at least 3 minutes), in nanoseconds. A
+// variable only so that tests can shorten it (export_test.go); atomic
+// because a test may do so while an earlier test's call still reads it.
+var ringLimit atomic.Int64
+
+func init() { ringLimit.Store(int64(3 * time.Minute)) }
+
+// ringTimeout is how long the callee (or a transfer's target) may ring.
+func ringTimeout() time.Duration { return time.Duration(ringLimit.Load()) }
 
 // Timers of a call.
 const (
