@@ -21,7 +21,8 @@ func (c *Call) admit(req *sip.Request, tx sip.ServerTransaction) (maxForwards in
 	}
 	// Protocol checks (RFC 3261 sections 8.2.2, 8.2.3 and 16.3).
 	if scheme, ok := servedScheme(req.Recipient); !ok && !c.emergency {
-		// An emergency service URN is served (sos.go).
+		// An emergency service URN, or a tel: URI of an emergency number,
+		// is served (sos.go).
 		c.reject(tx, req, 416, reasonPhrase(416), compliance.DispositionRejected, "Request-URI scheme "+scheme+" is not served")
 		return 0, false
 	}

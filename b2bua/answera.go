@@ -222,7 +222,17 @@ func (c *Call) finalAnswer(res *sip.Response, early bool) ([]byte, bool) {
 		return nil, false
 	}
 	c.mu.Lock()
-	answer, err := c.answerTo(a, c.negLocked(b).Remote())
+	var answer []byte
+	var err error
+	if n := c.negLocked(a); a.early.done && n.RemoteIsAnswer() {
+		// A's offer was answered in a reliable provisional response and
+		// parapet's own early UPDATE (the callee's offer, bridged) was the
+		// last exchange on A's leg: there is no offer left to answer, and
+		// the 2xx repeats parapet's latest SDP to A, no new one.
+		answer = n.Local()
+	} else {
+		answer, err = c.answerTo(a, c.negLocked(b).Remote())
+	}
 	c.mu.Unlock()
 	if err != nil {
 		c.byeB()

@@ -50,7 +50,8 @@ func TestRawEmergencyAgreesWithDialled(t *testing.T) {
 		{"urn:service:sosx", "<urn:service:sos>", false, "", ""},
 		{"urn:service:sos.", "<urn:service:sos>", false, "", ""},
 		{"urn:service:sos..police", "<urn:service:sos>", false, "", ""},
-		{"tel:911", "<tel:911>", false, "", ""},
+		{"tel:911", "<tel:911>", true, "911", ""},
+		{"tel:+15551230000", "<tel:911>", false, "", ""},
 	}
 	for _, tc := range cases {
 		data := sosInvite(tc.ruri, tc.to)

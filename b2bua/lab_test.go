@@ -136,6 +136,7 @@ type labOptions struct {
 	carrierTransfer bool                        // the carrier zone allows transfer (REFER)
 	carrierTrusted  bool                        // the carrier zone is too
 	emergency       []string                    // the emergency numbers
+	emergencyMap    map[string]string           // the emergency services map (service URN to number)
 	register        *topology.Register          // the outbound route registers (registrar: the carrier)
 	registrar       *sim.Registrar              // the carrier is a registrar
 	logger          *slog.Logger                // parapet's logger (default: discard)
@@ -273,7 +274,7 @@ func newLab(t testing.TB, o labOptions) *lab {
 		Getenv:         func(string) string { return o.password },
 		Media:          topology.Media{Address: loop, PortMin: 30000, PortMax: 39999, Timeout: timeout, HoldTimeout: o.holdTimeout},
 		Limits:         o.limits,
-		Emergency:      topology.Emergency{Numbers: o.emergency},
+		Emergency:      topology.Emergency{Numbers: o.emergency, Services: o.emergencyMap},
 		PolicyHash:     "sha256:test",
 		Sink:           l.sink,
 		Journal:        o.journal,

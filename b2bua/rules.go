@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -79,7 +80,7 @@ func newRules(cfg *Config) *rules {
 		getenv = os.Getenv
 	}
 	r := &rules{hash: cfg.PolicyHash, limits: cfg.Limits, zones: map[string]*zoneRules{}, mediaTimeout: cfg.Media.Timeout,
-		emergency: topology.Emergency{Numbers: slices.Clone(cfg.Emergency.Numbers)}}
+		emergency: topology.Emergency{Numbers: slices.Clone(cfg.Emergency.Numbers), Services: maps.Clone(cfg.Emergency.Services)}}
 	if r.limits == (topology.Limits{}) {
 		r.limits = topology.DefaultLimits
 	}

@@ -36,7 +36,7 @@ func (s *Server) emergencyOutsider(data []byte, src netip.Addr) bool {
 // rawEmergency reports whether the raw request in data dials the
 // emergency services under e, as dialledBy would judge it once parsed: its
 // Request-URI, or its To, is urn:service:sos (or a sub-service) or a SIP
-// URI of an emergency number. The gate asks it only of INVITEs the
+// or tel: URI of an emergency number. The gate asks it only of INVITEs the
 // outsider budgets refused.
 func rawEmergency(e topology.Emergency, data []byte) bool {
 	if len(e.Numbers) == 0 {
@@ -47,7 +47,7 @@ func rawEmergency(e topology.Emergency, data []byte) bool {
 	uri, _, _ := bytes.Cut(after, []byte(" "))
 	scheme, _, _ := bytes.Cut(uri, []byte(":"))
 	if !bytes.EqualFold(scheme, []byte("sip")) && !bytes.EqualFold(scheme, []byte("sips")) {
-		return rawDials(e, uri) // a URN (another scheme is not served)
+		return rawDials(e, uri) // a URN or a tel: URI (another scheme is not served)
 	}
 	if rawDials(e, uri) {
 		return true
@@ -61,8 +61,9 @@ func rawEmergency(e topology.Emergency, data []byte) bool {
 	return rawDials(e, bytes.TrimSpace(to))
 }
 
-// rawDials reports whether uri is an emergency service URN, or a sip or
-// sips URI whose user is an emergency number.
+// rawDials reports whether uri is an emergency service URN, a sip or
+// sips URI whose user is an emergency number, or a tel: URI of one
+// (topology.Emergency.Match ignores its parameters).
 func rawDials(e topology.Emergency, uri []byte) bool {
 	scheme, rest, ok := bytes.Cut(uri, []byte(":"))
 	switch {
@@ -74,6 +75,8 @@ func rawDials(e topology.Emergency, uri []byte) bool {
 	case bytes.EqualFold(scheme, []byte("sip")), bytes.EqualFold(scheme, []byte("sips")):
 		user, _, found := bytes.Cut(rest, []byte("@"))
 		return found && e.Match(string(user))
+	case bytes.EqualFold(scheme, []byte("tel")):
+		return e.Match(string(rest))
 	}
 	return false
 }

@@ -31,8 +31,8 @@ import (
 // every path), and register's registrar, aor and expires. The media
 // timeouts. Whether identifiers are pseudonymised. Per zone, whether it is
 // trusted (RFC 3325 identity) and whether its peers may transfer calls,
-// and the emergency numbers; all are left out when unset, so that
-// configurations without them hash as before they existed.
+// and the emergency numbers and services map; each is left out when unset,
+// so that configurations without them hash as before they existed.
 //
 // Out: file paths of every kind (certificates, keys, CA bundles, the
 // compliance log) and state_dir, so that the same policy moved to another
@@ -96,6 +96,9 @@ type canonConfig struct {
 	// Emergency, absent when empty, so that a file without an emergency
 	// block hashes as before it existed.
 	Emergency []string `json:"emergency_numbers,omitempty"`
+	// EmergencyServices, absent when empty (as Emergency): service URN to
+	// number, encoded in key order.
+	EmergencyServices map[string]string `json:"emergency_services,omitempty"`
 }
 
 type canonZone struct {
@@ -222,6 +225,8 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 		Pseudonymize: c.Compliance.Pseudonymize,
 		Media:        canonMedia{Timeout: c.Media.Timeout.String(), Hold: c.Media.HoldTimeout.String()},
 		Emergency:    c.Emergency.Numbers,
+		// encoding/json writes a map's keys sorted: the same map, the same bytes.
+		EmergencyServices: c.Emergency.Services,
 	}
 	used := 0
 	for _, z := range c.Zones {

@@ -2,6 +2,7 @@ package configs
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,7 +15,8 @@ import (
 
 // emergencyBlock is the HCL form of the emergency block.
 type emergencyBlock struct {
-	Numbers []string `hcl:"numbers"`
+	Numbers  []string          `hcl:"numbers"`
+	Services map[string]string `hcl:"services,optional"`
 }
 
 // dialStringRE is an emergency number once DialString has cleaned it:
@@ -48,7 +50,42 @@ func (l *loader) emergency(b *hcl.Block) topology.Emergency {
 			e.Numbers = append(e.Numbers, n)
 		}
 	}
+	if s.ok("services") {
+		e.Services = l.emergencyServices(eb.Services, e.Numbers, s.value("services"))
+	}
 	return e
+}
+
+// emergencyServices reads the emergency block's services map: each key an
+// emergency service as RFC 5031 names it ("sos", "sos.police"), each value
+// one of numbers (cleaned as they are). It returns the map keyed by the
+// service's URN in lower case, as calls name it (topology.SOSService), or
+// nil when empty.
+func (l *loader) emergencyServices(in map[string]string, numbers []string, at hcl.Range) map[string]string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for _, key := range slices.Sorted(maps.Keys(in)) {
+		urn, ok := topology.SOSService("urn:service:" + key)
+		if !ok || strings.HasPrefix(strings.ToLower(key), "urn:") {
+			l.errorf(at, "invalid emergency service",
+				`Emergency service %q must be "sos" or one of its sub-services as RFC 5031 names them, such as "sos.police" (without "urn:service:").`, key)
+			continue
+		}
+		if _, dup := out[urn]; dup {
+			l.errorf(at, "duplicate emergency service", "Emergency service %q is listed twice (services compare without regard to case).", key)
+			continue
+		}
+		n := topology.DialString(in[key])
+		if !slices.Contains(numbers, n) {
+			l.errorf(at, "emergency service number not in numbers",
+				"Emergency service %q maps to %q, which is not one of numbers: list it there too, so that calls to it are emergency calls and routed.", key, in[key])
+			continue
+		}
+		out[urn] = n
+	}
+	return out
 }
 
 // emergencyRouted warns about an emergency number that no route matches:

@@ -32,12 +32,27 @@ func SOSService(uri string) (string, bool) {
 	return u, true
 }
 
-// ServiceNumber is the number a call to an emergency service URN is
-// routed as and sent onward as: the first of Numbers (a carrier takes
-// digits, not URNs), or "" when there are none.
-func (e Emergency) ServiceNumber() string {
-	if len(e.Numbers) == 0 {
-		return ""
+// ServiceNumber returns the number a call to the emergency service URN
+// service (in lower case, as SOSService returns it) is routed and sent
+// onward as (a carrier takes digits, not URNs): the number Services maps
+// it to, or else its nearest parent service's (urn:service:sos.police.x,
+// then urn:service:sos.police, then urn:service:sos, RFC 5031 section
+// 4.2), else the first of Numbers ("" when there are none). mapped is the
+// service whose entry in Services chose the number, "" for the first of
+// Numbers.
+func (e Emergency) ServiceNumber(service string) (number, mapped string) {
+	for s := service; len(s) >= len(sosPrefix); {
+		if n, ok := e.Services[s]; ok {
+			return n, s
+		}
+		i := strings.LastIndexByte(s, '.')
+		if i < len(sosPrefix) {
+			break
+		}
+		s = s[:i]
 	}
-	return e.Numbers[0]
+	if len(e.Numbers) == 0 {
+		return "", ""
+	}
+	return e.Numbers[0], ""
 }

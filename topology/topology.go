@@ -307,6 +307,11 @@ type Emergency struct {
 	// Numbers are dial strings as a caller's Request-URI user carries
 	// them, digits (and * or #) only, without a leading "+".
 	Numbers []string
+	// Services maps emergency service URNs (RFC 5031, in lower case:
+	// "urn:service:sos.police") to the one of Numbers a call naming that
+	// service is routed as (ServiceNumber); nil routes every service as
+	// the first of Numbers.
+	Services map[string]string
 }
 
 // Match reports whether user, a Request-URI user part, dials one of the

@@ -52,6 +52,9 @@ type CallOptions struct {
 	// EarlyUpdate, with Rel100, sends an UPDATE with a new offer in the
 	// early dialog (early.go).
 	EarlyUpdate *EarlyUpdate
+	// OnPrack, when set, is called each time a PRACK of this peer's (with
+	// Rel100) was answered 200.
+	OnPrack func()
 }
 
 // Call places a call to target (e.g. "sip:+15551230000@127.0.0.1:5060") and
@@ -116,7 +119,11 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 			s.provisional = append(s.provisional, res.String())
 			s.mu.Unlock()
 			if rseq := res.GetHeader("RSeq"); o.Rel100 && rseq != nil {
-				if err := s.prack(ctx, uac, res, rseq.Value()); err != nil || o.EarlyUpdate == nil || len(res.Body()) == 0 {
+				err := s.prack(ctx, uac, res, rseq.Value())
+				if err == nil && o.OnPrack != nil {
+					o.OnPrack()
+				}
+				if err != nil || o.EarlyUpdate == nil || len(res.Body()) == 0 {
 					return err
 				}
 				eu := o.EarlyUpdate
@@ -154,6 +161,16 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 		ack.SetBody(s.answerBody())
 		ack.Laddr = req.Laddr
 		if err := uac.WriteAck(ctx, ack); err != nil {
+			return nil, err
+		}
+		s.start()
+		return s, nil
+	}
+	// After an UPDATE from the callee in the early dialog (its offer taken,
+	// answered in the 200), the SDP of the 2xx is no new answer: the
+	// session is that exchange's (RFC 3311 section 5.1).
+	if s.Updates() > 0 {
+		if err := s.ack(ctx, uac); err != nil {
 			return nil, err
 		}
 		s.start()

@@ -13,16 +13,24 @@ import (
 	"github.com/emiago/sipgo/sip"
 )
 
-// EarlyUpdate has a caller send, once it has PRACKed a reliable
-// provisional response with SDP (its offer answered), an UPDATE with a
-// new offer in the early dialog (RFC 3311 section 5.1): the same codecs
-// with fresh SDES keys, or plain RTP/AVP when Plain. An accepted one's
-// keys are those the call then runs with.
+// EarlyUpdate has a caller (CallOptions.EarlyUpdate) send, once it has
+// PRACKed a reliable provisional response with SDP (its offer answered),
+// an UPDATE with a new offer in the early dialog (RFC 3311 section 5.1):
+// the same codecs with fresh SDES keys, or plain RTP/AVP when Plain. An
+// accepted one's keys are those the call then runs with. A callee
+// (Answer.EarlyUpdate) sends one too, once its reliable 183 is PRACKed
+// (calleeUpdate).
 type EarlyUpdate struct {
 	Plain bool
 	// Direction, when set, is the offer's a= direction (sendonly, say:
 	// a change the other side must take), for this offer only.
 	Direction string
+	// After, when set, holds a callee's UPDATE (Answer.EarlyUpdate) until
+	// it is closed: the caller's side of the early dialog is then ready.
+	After <-chan struct{}
+	// Keys, on a callee's UPDATE (Answer.EarlyUpdate), offers RTP/SAVP
+	// with fresh SDES keys instead of its plain RTP.
+	Keys bool
 	// Done, when set, is told the UPDATE's final status (0 if it got none).
 	Done func(status int)
 }
@@ -46,29 +54,9 @@ func (s *Session) earlyUpdate(ctx context.Context, uac *sipgo.DialogClientSessio
 	if ct := res.Contact(); ct != nil {
 		target = ct.Address
 	}
-	s.mu.Lock()
-	s.version = max(s.version+1, 2)
-	version, dir := s.version, s.direction
-	s.direction = o.Direction
-	s.mu.Unlock()
-	req := sip.NewRequest(sip.UPDATE, *target.Clone())
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(s.offerVersion(next, "", version))
-	s.mu.Lock()
-	s.direction = dir
-	s.mu.Unlock()
-	uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	ures, err := uac.Do(uctx, req)
-	status := 0
-	if err == nil {
-		status = ures.StatusCode
-	}
-	if o.Done != nil {
-		o.Done(status)
-	}
+	ures, version, err := s.earlyOffer(ctx, uac.Do, target, next, o)
 	if err != nil {
-		return lines, fmt.Errorf("sim: early UPDATE: %w", err)
+		return lines, err
 	}
 	if !ures.IsSuccess() {
 		s.offerVersion(lines, "", version) // the session stays as it was
@@ -77,8 +65,84 @@ func (s *Session) earlyUpdate(ctx context.Context, uac *sipgo.DialogClientSessio
 	return next, nil
 }
 
+// earlyOffer sends an UPDATE with a new offer (SDES with lines, else
+// plain RTP/AVP; o.Direction for this offer only) to target in an early
+// dialog through do, tells o.Done its final status, and returns its
+// final response and the offer's o= version.
+func (s *Session) earlyOffer(ctx context.Context, do func(context.Context, *sip.Request) (*sip.Response, error),
+	target sip.Uri, lines []sdesLine, o *EarlyUpdate) (*sip.Response, int, error) {
+	s.mu.Lock()
+	s.version = max(s.version+1, 2)
+	version, dir := s.version, s.direction
+	s.direction = o.Direction
+	s.mu.Unlock()
+	req := sip.NewRequest(sip.UPDATE, *target.Clone())
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(s.offerVersion(lines, "", version))
+	s.mu.Lock()
+	s.direction = dir
+	s.mu.Unlock()
+	uctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ures, err := do(uctx, req)
+	status := 0
+	if err == nil {
+		status = ures.StatusCode
+	}
+	if o.Done != nil {
+		o.Done(status)
+	}
+	if err != nil {
+		return nil, version, fmt.Errorf("sim: early UPDATE: %w", err)
+	}
+	return ures, version, nil
+}
+
+// calleeUpdate has the callee, its reliable 183 PRACKed, send its own
+// early UPDATE (Answer.EarlyUpdate) to the caller's Contact: its session
+// as it is with a new o= version (o.Direction, when set, for this offer
+// only), or, with o.Keys, fresh SDES keys. An accepted offer's answer is
+// taken; a refused one leaves the session as it was.
+func (s *Session) calleeUpdate(uas *sipgo.DialogServerSession, o *EarlyUpdate) error {
+	var lines []sdesLine
+	if o.Keys {
+		const suite = "AES_CM_128_HMAC_SHA1_80"
+		k, err := newKey(suite)
+		if err != nil {
+			return err
+		}
+		lines = []sdesLine{{tag: 1, suite: suite, key: k}}
+	}
+	if o.After != nil {
+		select {
+		case <-o.After:
+		case <-uas.Context().Done():
+			return uas.Context().Err()
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("sim: the callee's early UPDATE was never let go")
+		}
+	}
+	target := uas.InviteRequest.Recipient
+	if ct := uas.InviteRequest.Contact(); ct != nil {
+		target = ct.Address
+	}
+	ures, version, err := s.earlyOffer(uas.Context(), uas.Do, target, lines, o)
+	if err != nil {
+		return err
+	}
+	if !ures.IsSuccess() {
+		s.offerVersion(nil, "", version) // the session stays as it was
+		return nil
+	}
+	if err := s.takeRemote(ures.Body(), lines, false); err != nil {
+		return fmt.Errorf("sim: answer to the callee's early UPDATE: %w", err)
+	}
+	return nil
+}
+
 // reliable183 sends the callee's 183 with its answer reliably (RFC 3262:
-// Require: 100rel, an RSeq, Allow with UPDATE) and waits for the PRACK.
+// Require: 100rel, an RSeq, Allow with UPDATE) and waits for the PRACK;
+// then sends its early UPDATE when the peer has one (Answer.EarlyUpdate).
 func (s *Session) reliable183(uas *sipgo.DialogServerSession, res *sip.Response) error {
 	s.mu.Lock()
 	s.prackWait = make(chan struct{})
@@ -92,6 +156,9 @@ func (s *Session) reliable183(uas *sipgo.DialogServerSession, res *sip.Response)
 	}
 	select {
 	case <-wait:
+		if o := s.p.cfg.Answer.EarlyUpdate; o != nil {
+			return s.calleeUpdate(uas, o)
+		}
 		return nil
 	case <-uas.Context().Done():
 		return uas.Context().Err()

@@ -83,6 +83,10 @@ type Answer struct {
 	// Hold, when set, holds the 2xx until it is closed (or the call is
 	// cancelled): the early dialog lasts as long as a test needs.
 	Hold <-chan struct{}
+	// EarlyUpdate, with Early and Rel100, has the callee send an UPDATE
+	// with a new offer in its early dialog once its reliable 183 is
+	// PRACKed (early.go, calleeUpdate), before Hold and ringing.
+	EarlyUpdate *EarlyUpdate
 	// Headers are added as they are to the peer's 18x and 2xx
 	// (P-Asserted-Identity, Privacy: the callee's identity, RFC 3325
 	// section 9.1).
