@@ -8,8 +8,8 @@ import "testing"
 func TestReferToURI(t *testing.T) {
 	for _, tc := range []struct {
 		in, transport string // transport "" when the URI has none
-		host              string
-		params            int // the URI's parameters
+		host          string
+		params        int // the URI's parameters
 	}{
 		{"<sip:200@192.0.2.7:5061;transport=tls>", "tls", "192.0.2.7", 1},
 		{"sip:192.0.2.7:5061;transport=tls", "tls", "192.0.2.7", 1},
