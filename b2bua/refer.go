@@ -179,10 +179,11 @@ func referTarget(req *sip.Request, x *leg) (referral, int, string) {
 // referToURI reads a Refer-To value's URI. Written without angle
 // brackets, a URI's parameters are the header's (RFC 3261 section 20), so
 // "sip:host;transport=tls" strictly names host over UDP with a header
-// parameter transport. Phones write it so meaning the URI's transport
-// (baresip does), and a header parameter transport means nothing in a
-// Refer-To, so parapet reads it as the URI's: only transport, and only
-// when the URI has none of its own; other header parameters are dropped.
+// parameter transport. A phone that writes it so means the URI's
+// transport (a header parameter transport means nothing in a Refer-To),
+// and read strictly its target would be refused by a TLS-only zone, so
+// parapet reads it as the URI's: only transport, and only when the URI
+// has none of its own; other header parameters are dropped.
 func referToURI(v string) (sip.Uri, error) {
 	var u sip.Uri
 	var hp sip.HeaderParams
