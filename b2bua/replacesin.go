@@ -76,7 +76,8 @@ func (y *Call) replacingLeg(held, na *leg) *leg {
 	return &leg{call: y, role: compliance.Role(fmt.Sprintf("a%d", k)), side: held.side, zone: held.zone, pol: held.pol,
 		transport: na.transport, secure: na.secure, sig: na.sig, admitted: na.admitted, attempted: true,
 		local: na.local, remote: na.remote, callID: na.callID, userAgent: na.userAgent, dua: na.dua,
-		firstAck: make(chan *sip.Request, 1), settled: make(chan struct{}), timerKick: make(chan struct{}, 1)}
+		firstAck: make(chan *sip.Request, 1), settled: make(chan struct{}), timerKick: make(chan struct{}, 1),
+		newPeer: true}
 }
 
 // judgeReplacing judges the replacing INVITE's offer as a first offer on
@@ -128,6 +129,10 @@ func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTra
 	nl.uas = uas
 	nl.setRemote(req.From().Params.GetOr("tag", ""), &req.CSeq().SeqNo)
 	nl.key = dialogKey{callID: nl.callID, tag: uas.InviteRequest.To().Params.GetOr("tag", "")}
+	// The offer hands held's side of the relay to nl: held's media record
+	// stops here, and the side's packets from held's peer are no longer
+	// its (newPeer).
+	y.handOverMedia(held, nl)
 	if err := y.acceptOffer(nl, offer, d); err != nil {
 		fail("media: " + err.Error())
 		return 0, ""
