@@ -23,9 +23,18 @@ import (
 )
 
 // ringTimeout bounds how long the callee (or a transfer's target) may
-// ring (RFC 3261 Timer C is at least 3 minutes). A variable only so that
-// tests can shorten it (export_test.go).
-var ringTimeout = 3 * time.Minute
+// ring (RFC 3261 Timer C is at least 3 minutes).
+func ringTimeout() time.Duration {
+	if d := ringTimeoutTest.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return 3 * time.Minute
+}
+
+// ringTimeoutTest, when set, is ringTimeout: tests shorten it
+// (export_test.go) while calls of earlier tests may still be winding
+// down and reading it, hence atomic.
+var ringTimeoutTest atomic.Int64
 
 // Timers of a call.
 const (

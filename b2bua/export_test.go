@@ -43,7 +43,6 @@ func (s *Server) FlowFailed(token string) bool {
 // ShortenRingTimeout makes callees and transfer targets ring at most d
 // until restore.
 func ShortenRingTimeout(d time.Duration) (restore func()) {
-	old := ringTimeout
-	ringTimeout = d
-	return func() { ringTimeout = old }
+	old := ringTimeoutTest.Swap(int64(d))
+	return func() { ringTimeoutTest.Store(old) }
 }

@@ -60,7 +60,7 @@ func (c *Call) dialTransfer(x *leg, t referral) (*leg, int) {
 	c.mu.Unlock()
 	nl.key = dialogKey{callID: nl.callID, tag: req.From().Params.GetOr("tag", "")}
 
-	ctx, cancel := context.WithTimeout(context.Background(), ringTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), ringTimeout())
 	defer cancel()
 	go func() {
 		select {

@@ -197,7 +197,7 @@ func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, error) {
 
 	// sipgo's WriteInvite returns once the request is sent (or failed);
 	// its context bounds the connection it may have to open.
-	bctx, bcancel := context.WithTimeout(c.pinDestination(a.uas.Context()), ringTimeout)
+	bctx, bcancel := context.WithTimeout(c.pinDestination(a.uas.Context()), ringTimeout())
 	defer bcancel()
 	go func() {
 		select {
@@ -243,7 +243,7 @@ func (c *Call) gaveUpOnB(why giveUp, r ringing) {
 	case giveUpEnded:
 		c.respondEnded()
 	case giveUpRingTimeout:
-		why := fmt.Sprintf("callee side did not answer within %v", ringTimeout)
+		why := fmt.Sprintf("callee side did not answer within %v", ringTimeout())
 		c.respondA(408, reasonPhrase(408), compliance.DispositionFailed, why, "the callee side did not answer")
 	case giveUpNoResponse:
 		why := fmt.Sprintf("callee side sent no response within %v (attempt_timeout)", c.attemptTimeout())
@@ -339,7 +339,7 @@ func (c *Call) waitB(uac *sipgo.DialogClientSession, plan *policy.OfferPlan) rin
 // looks for the connection itself. network is leg B's transport as this
 // attempt sends over it (the next attempt may choose another).
 func (c *Call) watchB(out *outgoing, callerGone <-chan struct{}, network, dest string) {
-	ring := time.NewTimer(ringTimeout)
+	ring := time.NewTimer(ringTimeout())
 	defer ring.Stop()
 	var silence <-chan time.Time
 	if d := c.attemptTimeout(); d > 0 {
