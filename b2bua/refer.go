@@ -136,8 +136,8 @@ func referTarget(req *sip.Request, x *leg) (referral, int, string) {
 	if h == nil {
 		return referral{}, 400, "REFER without Refer-To"
 	}
-	var u sip.Uri
-	if _, err := sip.ParseAddressValue(h.Value(), &u, nil); err != nil {
+	u, err := referToURI(h.Value())
+	if err != nil {
 		return referral{}, 400, "Refer-To does not parse"
 	}
 	replaces, attended, status, why := referReplaces(&u)
@@ -193,6 +193,35 @@ func referTarget(req *sip.Request, x *leg) (referral, int, string) {
 	u.Headers = nil
 	t.uri = u
 	return t, 0, ""
+}
+
+// referToURI reads a Refer-To value's URI. Written without angle
+// brackets, a URI's parameters are the header's (RFC 3261 section 20), so
+// "sip:host;transport=tls" strictly names host over UDP with a header
+// parameter transport. A phone that writes it so means the URI's
+// transport (a header parameter transport means nothing in a Refer-To),
+// and read strictly its target would be refused by a TLS-only zone, so
+// parapet reads it as the URI's: only transport, and only when the URI
+// has none of its own; other header parameters are dropped.
+func referToURI(v string) (sip.Uri, error) {
+	var u sip.Uri
+	var hp sip.HeaderParams
+	if _, err := sip.ParseAddressValue(v, &u, &hp); err != nil {
+		return sip.Uri{}, err
+	}
+	if strings.Contains(v, "<") || u.UriParams.Has("transport") {
+		return u, nil
+	}
+	for _, kv := range hp {
+		if strings.EqualFold(kv.K, "transport") {
+			if u.UriParams == nil {
+				u.UriParams = sip.NewParams()
+			}
+			u.UriParams.Add("transport", kv.V)
+			break
+		}
+	}
+	return u, nil
 }
 
 // transfer carries out an accepted REFER from leg x's peer: NOTIFY 100,
@@ -344,8 +373,8 @@ func referFacts(req *sip.Request, tr compliance.Transfer) compliance.Transfer {
 	if h == nil {
 		return tr
 	}
-	var u sip.Uri
-	if _, err := sip.ParseAddressValue(h.Value(), &u, nil); err != nil {
+	u, err := referToURI(h.Value())
+	if err != nil {
 		return tr
 	}
 	tr.Target, tr.Kind = u.User, compliance.TransferBlind

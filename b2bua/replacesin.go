@@ -21,6 +21,17 @@ import (
 // side (answered from that side of the relay with fresh keys, judged by
 // the zone's media policy like a first offer), and the replaced leg gets
 // BYE. The call's record lists it as a transfer of kind replaced.
+//
+// A leg on the B side (one parapet dialled, toward the callee) is not
+// replaced: 501. Such a leg is parapet's client dialog on the call's
+// route, and the call's end treats it so: teardown BYEs B only through
+// its client dialog (byeBOnce, which answers the route's digest challenge
+// with the route's credentials), the record closes B's client dialog, and
+// the callee's identity and delayed offer are read from B's 2xx. A server
+// dialog in B's place would need each of those to learn a second kind of
+// B leg, or a peer left with a call parapet never ends; and the route's
+// trunk, credentials and limits were chosen for the party parapet dialled,
+// not for whoever asks to take its place.
 
 // replaceByInvite lets req, the INVITE of call n (admitted from a peer of
 // its zone), replace leg held of call y. It returns the status and reason
@@ -130,7 +141,8 @@ func (y *Call) answerReplacing(held, nl *leg, req *sip.Request, tx sip.ServerTra
 	nl.setRemote(req.From().Params.GetOr("tag", ""), &req.CSeq().SeqNo)
 	nl.key = dialogKey{callID: nl.callID, tag: uas.InviteRequest.To().Params.GetOr("tag", "")}
 	// The offer hands held's side of the relay to nl: held's media record
-	// stops here (transfermedia.go).
+	// stops here, and the side's packets from held's peer are no longer
+	// its (newPeer).
 	y.handOverMedia(held, nl)
 	if err := y.acceptOffer(nl, offer, d); err != nil {
 		y.keepMedia(held) // the offer was not taken: held keeps its side

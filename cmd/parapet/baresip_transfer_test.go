@@ -81,9 +81,12 @@ func waitEvent(t *testing.T, b *peers.Baresip, who string, timeout time.Duration
 // Two facts of baresip 1.0 (libre 1.1) shape the test. It sends requests
 // inside a dialog only to a sip: Contact (a sips: one fails with ENOSYS
 // before anything is sent), so the route to bob is sip:...;transport=tls,
-// which makes parapet's Contact sip: too. And it writes Refer-To without
-// angle brackets, so a ";transport=tls" there is a header parameter
-// (RFC 3261 section 20), not the URI's: bob refers to a sips: URI.
+// which makes parapet's Contact sip: too. Its transfer command reads its
+// target as an address: written without angle brackets, a
+// ";transport=tls" there is a header parameter (RFC 3261 section 20) that
+// baresip drops, sending Refer-To: <sip:carol@host:port> (UDP, which this
+// TLS-only zone refuses). So bob's target is in angle brackets, and its
+// Refer-To carries the URI's transport.
 func TestBaresipTransferFromCarrier(t *testing.T) {
 	requirePeers(t, "baresip", "dumpcap", "tshark")
 	base := portBlock(t)
@@ -96,7 +99,7 @@ func TestBaresipTransferFromCarrier(t *testing.T) {
 	carol := peers.StartBaresip(t, peers.BaresipConfig{Name: "carol", SIPPort: base + 3, CtrlPort: base + 5,
 		RTPLo: base + 13, RTPHi: base + 19, Tone: 660, Transport: "tls", MediaEnc: "srtp-mand", TLSBundle: p.pki.PeerBundleFile})
 
-	transferCall(t, bob, alice, carol, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+60), fmt.Sprintf("sips:carol@127.0.0.1:%d", base+4))
+	transferCall(t, bob, alice, carol, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+60), fmt.Sprintf("<sip:carol@127.0.0.1:%d;transport=tls>", base+4))
 	if err := alice.Command("hangup", ""); err != nil {
 		t.Fatal(err)
 	}
