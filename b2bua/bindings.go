@@ -41,9 +41,9 @@ type flow struct {
 	// conn is the TCP or TLS connection the last granted REGISTER came
 	// over (nil over UDP): a call from the user must come over this very
 	// one (callers.go).
-	conn      sip.Connection
-	aor       string // user@host of the To URI
-	contact   sip.Uri
+	conn    sip.Connection
+	aor     string // user@host of the To URI
+	contact sip.Uri
 	// expires is when the binding the registrar granted runs out; until
 	// a 2xx grants one, when the flow is forgotten unless one does.
 	expires time.Time
