@@ -151,3 +151,38 @@ func TestAnyCallers(t *testing.T) {
 		t.Errorf("record: %s %+v", c.Disposition, c.Decisions)
 	}
 }
+
+// Over TLS, a softphone registered through parapet calls over the very
+// connection it registered on (sipgo reuses it): taken, leg a naming the
+// flow and carrying the connection's TLS facts.
+func TestRegisteredUserCallsOverTLS(t *testing.T) {
+	reg := sim.NewPathRegistrar(t, "carrier", "s3cret")
+	l := newLab(t, labOptions{usersRegistrar: &topology.Registrar{Zone: "pbx",
+		Target: topology.Target{Host: reg.Addr.Addr().String(), Port: int(reg.Addr.Port()), Transport: policy.TransportUDP}}})
+	ctx := ctxT(t)
+	proxy := fmt.Sprintf("sip:%s;transport=tls", l.carrierTLS)
+	if res, err := l.carrier.Register(ctx, proxy, sim.Realm, 300, sim.Credentials{Username: "carrier", Password: "s3cret"}); err != nil || res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %v %v", res, err)
+	}
+	target := fmt.Sprintf("sip:200@%s;transport=tls", l.carrierTLS)
+	caller, err := l.carrier.Call(ctx, target, sim.CallOptions{SRTP: true, FromHost: sim.Realm})
+	if err != nil {
+		t.Fatalf("registered user's call over TLS: %v", err)
+	}
+	callee := incoming(t, l.pbx)
+	exchange(t, caller, callee)
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w := l.carrier.Wire(); w.Conns != 0 {
+		t.Errorf("parapet opened %d connections toward the user", w.Conns)
+	}
+	c := l.sink.waitCalls(t, 1)[0]
+	a, regs := leg(c, compliance.RoleA), registrations(l.sink)
+	if c.Disposition != compliance.DispositionAnswered || a == nil || len(regs) != 1 {
+		t.Fatalf("call %s legs %+v, %d registrations", c.Disposition, c.Legs, len(regs))
+	}
+	if a.Flow != regs[0].Registration.Flow || a.TLS == nil || a.Remote != regs[0].Remote {
+		t.Errorf("leg a %+v, registration %+v", a, regs[0])
+	}
+}
