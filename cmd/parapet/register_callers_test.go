@@ -101,6 +101,55 @@ func TestBaresipRegisteredCallsOut(t *testing.T) {
 	if _, err := bob.WaitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
 		t.Fatal(err)
 	}
+	registeredCaller(t, p)
+}
+
+// linphone registered over TLS through parapet calls out too: over the
+// connection it registered on, From its address of record; taken, leg a
+// naming the flow.
+func TestLinphoneRegisteredCallsOut(t *testing.T) {
+	requirePeers(t, "linphonec")
+	base := portBlock(t)
+	reg := sim.NewPathRegistrar(t, "bob", "bobs-secret")
+	pbx, err := sim.New(sim.Config{Name: "pbx", Transport: "udp", Listen: netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(base+7)),
+		MediaAddr: netip.MustParseAddr("127.0.0.1"), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pbx.Close)
+	p := startParapetCallers(t, base, reg.Addr, pbx.Addr())
+	lin := startLinphone(t, linphoneConf{tlsPort: base + 3, rtpLo: base + 20, rtpHi: base + 39, caFile: p.pki.CAFile,
+		certFile: p.pki.PeerCertFile, keyFile: p.pki.PeerKeyFile, menc: "srtp"})
+	if err := lin.waitLog(10*time.Second, `Creating listening point .*transport=TLS`); err != nil {
+		t.Fatal(err)
+	}
+	lin.send("soundcard use files")
+	lin.send(fmt.Sprintf("register sip:bob@%s sip:localhost:%d;transport=tls bobs-secret", sim.Realm, base+61))
+	if !poll(15*time.Second, func() bool { c, _ := reg.Binding("bob"); return c != "" }) {
+		t.Fatal("linphone never registered")
+	}
+	// linphonec's register sets no outbound proxy: the call names
+	// parapet's listener, as the REGISTER did (belle-sip reuses the channel).
+	lin.send(fmt.Sprintf("call sip:200@localhost:%d;transport=tls", base+61))
+	select {
+	case <-pbx.Incoming():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the PBX never got linphone's call")
+	}
+	if _, err := lin.wait(5*time.Second, `(?i)call \d+ .*connected`); err != nil {
+		t.Error(err)
+	}
+	lin.send("terminate")
+	if _, err := lin.wait(5*time.Second, `(?i)call \d+ .*(ended|terminated)`); err != nil {
+		t.Error(err)
+	}
+	registeredCaller(t, p)
+}
+
+// registeredCaller checks the records of a registered phone's call out:
+// one answered call whose leg a names the registration's flow, over TLS.
+func registeredCaller(t *testing.T, p *parapetUnderTest) {
+	t.Helper()
 	var flow string
 	var calls []*compliance.Call
 	for _, r := range p.records(t) {
