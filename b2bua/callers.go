@@ -56,12 +56,15 @@ func (b *bindings) registeredOn(z *zone, t policy.Transport, remote string, conn
 
 // callerFacts are the facts policy judges a call from zone z by when z's
 // users register through parapet and it takes calls only from them
-// (nil otherwise), and the flow whose address of record the call's From
-// names (nil when none).
+// (nil otherwise, and for a carrier's call admitted by a trunk's line
+// token), and the flow whose address of record the call's From names
+// (nil when none).
 func (c *Call) callerFacts(req *sip.Request) (*policy.CallerFacts, *flow) {
 	z := c.a.zone
 	reg := z.cfg.Registrar
-	if reg == nil || reg.Callers != topology.CallersRegistered {
+	if reg == nil || reg.Callers != topology.CallersRegistered || c.a.trunk != "" {
+		// A call to a trunk's registered Contact is vouched for by its
+		// line token (trunks.go), not by a user's registration.
 		return nil, nil
 	}
 	f := &policy.CallerFacts{}

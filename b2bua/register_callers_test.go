@@ -2,8 +2,10 @@ package b2bua_test
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parapet-sbc/parapet/b2bua"
 	"github.com/parapet-sbc/parapet/compliance"
@@ -184,5 +186,45 @@ func TestRegisteredUserCallsOverTLS(t *testing.T) {
 	}
 	if a.Flow != regs[0].Registration.Flow || a.TLS == nil || a.Remote != regs[0].Remote {
 		t.Errorf("leg a %+v, registration %+v", a, regs[0])
+	}
+}
+
+// A carrier's call to a trunk's registered Contact, admitted by its line
+// token, needs no user's registration, in a zone whose users register
+// through parapet too.
+func TestTrunkCallNeedsNoUserRegistration(t *testing.T) {
+	t.Cleanup(b2bua.ShortenRegisterRetry(200 * time.Millisecond))
+	reg := sim.NewPathRegistrar(t, "carrier", "s3cret")
+	l := newLab(t, labOptions{
+		username: "clinic", password: trunkPassword,
+		register:  &topology.Register{AOR: "sip:clinic@carrier.sim", Expires: time.Hour},
+		registrar: &sim.Registrar{Credentials: sim.Credentials{Username: "clinic", Password: trunkPassword}, Grant: time.Minute},
+		carrierZone: func(z *policy.Zone) {
+			z.Peers = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+		},
+		usersRegistrar: &topology.Registrar{Zone: "pbx",
+			Target: topology.Target{Host: reg.Addr.Addr().String(), Port: int(reg.Addr.Port()), Transport: policy.TransportUDP}},
+	})
+	waitFor(t, 10*time.Second, "the trunk to register", func() bool {
+		return l.srv.Stats().Trunks["outbound"] == b2bua.TrunkRegistered
+	})
+	contact, ok := l.carrier.Binding()
+	if !ok {
+		t.Fatal("the registrar holds no binding")
+	}
+	ctx := ctxT(t)
+	in, err := l.carrier.Call(ctx, contact, sim.CallOptions{SRTP: true})
+	if err != nil {
+		t.Fatalf("call in over the trunk: %v", err)
+	}
+	pbx := incoming(t, l.pbx)
+	if err := in.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitEnded(t, "the carrier's BYE", pbx)
+	c := l.sink.waitCalls(t, 1)[0]
+	if a := leg(c, compliance.RoleA); c.Disposition != compliance.DispositionAnswered || a == nil || a.Trunk != "outbound" ||
+		decision(c, policy.RuleNotRegistered) != nil {
+		t.Errorf("record: %s legs %+v decisions %+v", c.Disposition, c.Legs, c.Decisions)
 	}
 }
