@@ -86,10 +86,14 @@ func (c *Call) serving(req *sip.Request, tx sip.ServerTransaction) bool {
 // (policy's admission stage).
 func (c *Call) admitSource(req *sip.Request, tx sip.ServerTransaction) bool {
 	s, a := c.env, c.a
-	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: a.pol, Signaling: a.sig, Admitted: a.admitted})
+	caller, fl := c.callerFacts(req)
+	d := policy.Evaluate(policy.Input{Stage: policy.StageAdmission, Zone: a.pol, Signaling: a.sig, Admitted: a.admitted,
+		Caller: caller})
+	d = c.emergencyCaller(d)
 	if d.Proceed() {
 		c.decide(d)
 		c.outsider = d.Rule == policy.RuleSourceNotAllowed
+		a.flow = fl
 		return true
 	}
 	if d.Rule == policy.RuleSourceNotAllowed {

@@ -38,8 +38,12 @@ type flow struct {
 	transport policy.Transport
 	remote    string // the phone's address, as the connection has it
 	local     string // parapet's
-	aor       string // user@host of the To URI
-	contact   sip.Uri
+	// conn is the TCP or TLS connection the last granted REGISTER came
+	// over (nil over UDP): a call from the user must come over this very
+	// one (callers.go).
+	conn    sip.Connection
+	aor     string // user@host of the To URI
+	contact sip.Uri
 	// expires is when the binding the registrar granted runs out; until
 	// a 2xx grants one, when the flow is forgotten unless one does.
 	expires time.Time
@@ -153,6 +157,7 @@ func (b *bindings) granted(s *Server, fl *flow, req *sip.Request, res *sip.Respo
 	fl.expires = time.Now().Add(time.Duration(secs) * time.Second)
 	fl.granted = true
 	fl.lastPing = time.Now()
+	fl.conn = fl.connection()
 	b.heardLocked(fl)
 	if old := b.byToken[fl.token]; old != nil && old != fl {
 		b.forgetLocked(old) // the outbound instance's flow moved

@@ -384,14 +384,18 @@ func TestUDPFlowFailsFast(t *testing.T) {
 	}
 }
 
-// A phone behind a NAT calls out, its Contact naming its private address
-// (with ob, RFC 5626): the PBX side's BYE reaches it at the socket its
-// INVITE came from, over the flow, not at the address its Contact names
-// (parapet's dialogs send to the source of the peer's dialog-forming
-// message, sipgo's RewriteContact).
+// A phone behind a NAT, registered, calls out, its Contact naming its
+// private address (with ob, RFC 5626): the PBX side's BYE reaches it at
+// the socket its INVITE came from, over the flow, not at the address its
+// Contact names (parapet's dialogs send to the source of the peer's
+// dialog-forming message, sipgo's RewriteContact).
 func TestNATPhoneCallsOut(t *testing.T) {
 	l := newFlowsLab(t)
-	ph := newNATPhone(t, "")
+	ph := newNATPhone(t, "urn:uuid:00000000-0000-1000-8000-000000000003")
+	if res := ph.register(t, l.staff[policy.TransportUDP]); !strings.HasPrefix(res, "SIP/2.0 200 ") {
+		t.Fatalf("REGISTER: %q", res)
+	}
+	ph.callID = "call-" + ph.callID
 	to := net.UDPAddrFromAddrPort(l.staff[policy.TransportUDP])
 	sdp := plainSDP(40002, 1)
 	head := fmt.Sprintf("Via: SIP/2.0/UDP %s;branch=%%s;rport\r\nMax-Forwards: 70\r\nFrom: <sip:staff@%s>;tag=natcaller\r\n"+
@@ -409,7 +413,7 @@ func TestNATPhoneCallsOut(t *testing.T) {
 	ph.p.send(bye.from, reply(bye.text, 200, "OK", "", "", ""))
 	c := l.sink.waitCalls(t, 1)[0]
 	a := leg(c, compliance.RoleA)
-	if c.Disposition != compliance.DispositionAnswered || a == nil || a.Remote != ph.p.addr() || a.Transport != "udp" {
+	if c.Disposition != compliance.DispositionAnswered || a == nil || a.Remote != ph.p.addr() || a.Transport != "udp" || a.Flow == "" {
 		t.Errorf("call %s %q, leg a %+v", c.Disposition, c.EndReason, a)
 	}
 }

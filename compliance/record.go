@@ -208,7 +208,8 @@ type Leg struct {
 	Attempts []Attempt `json:"attempts,omitempty"`
 	// Flow names the registration flow (a registration record's
 	// registration.flow) a leg toward a registered user went over: the
-	// connection the user registered on.
+	// connection the user registered on; on leg a, the flow a registered
+	// user's call came over (a zone whose callers must be registered).
 	Flow string `json:"flow,omitempty"`
 
 	TLS   *TLSInfo  `json:"tls,omitempty"`

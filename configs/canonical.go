@@ -129,6 +129,7 @@ type canonRegistrar struct {
 	Zone         string      `json:"zone"`
 	Target       canonTarget `json:"target"`
 	UDPKeepAlive string      `json:"udp_keepalive"`
+	Callers      string      `json:"callers"`
 }
 
 type canonTLS struct {
@@ -251,7 +252,8 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 			cz.Listen = append(cz.Listen, l.String())
 		}
 		if r := z.Registrar; r != nil {
-			cz.Registrar = &canonRegistrar{Zone: r.Zone, Target: canonTargetOf(r.Target), UDPKeepAlive: r.UDPKeepAlive.String()}
+			cz.Registrar = &canonRegistrar{Zone: r.Zone, Target: canonTargetOf(r.Target), UDPKeepAlive: r.UDPKeepAlive.String(),
+				Callers: r.Callers.String()}
 		}
 		for _, pr := range p.Peers {
 			cz.Peers = append(cz.Peers, pr.String())

@@ -20,9 +20,11 @@ type registrarBlock struct {
 	Target string `hcl:"target"`
 	// UDPKeepAlive is how often users registered over UDP are pinged
 	// (OPTIONS); "0s" turns the pings off.
-	UDPKeepAlive *string   `hcl:"udp_keepalive,optional"`
-	Body         hcl.Body  `hcl:",body"`
-	DefRange     hcl.Range `hcl:",def_range"`
+	UDPKeepAlive *string `hcl:"udp_keepalive,optional"`
+	// Callers is "registered" (the default) or "any".
+	Callers  *string   `hcl:"callers,optional"`
+	Body     hcl.Body  `hcl:",body"`
+	DefRange hcl.Range `hcl:",def_range"`
 }
 
 // registrar reads zone zd's registrar block, if any. The zone it names is
@@ -39,6 +41,16 @@ func (l *loader) registrar(zd *zoneDecl, rb *registrarBlock, diags hcl.Diagnosti
 				`udp_keepalive = %q: at least %s between pings of one user, or "0s" for none.`, *rb.UDPKeepAlive, minUDPKeepAlive)
 		}
 		r.UDPKeepAlive = d
+	}
+	if rb.Callers != nil && s.ok("callers") {
+		switch *rb.Callers {
+		case "registered":
+		case "any":
+			r.Callers = topology.CallersAny
+		default:
+			l.errorf(s.value("callers"), "invalid callers",
+				`callers = %q: "registered" (calls only from users registered through parapet, over the connection they registered on) or "any" (any of the zone's peers).`, *rb.Callers)
+		}
 	}
 	if s.ok("target") {
 		t, err := parseTarget(rb.Target)

@@ -83,6 +83,10 @@ const (
 	RuleSourceNotAllowed    = "signaling.source-not-allowed"
 	RuleTLSRequired         = "signaling.tls-required"
 	RulePeerUnauthenticated = "signaling.peer-unauthenticated"
+	// RuleNotRegistered: a call from a zone whose users register through
+	// parapet came over no connection a user registered on, or its From
+	// names no address of record registered on it (caller.go).
+	RuleNotRegistered       = "signaling.not-registered"
 	RuleOfferRequired       = "media.offer-required"
 	RuleNoUsableStream      = "media.no-usable-stream"
 	RuleSRTPRequired        = "media.srtp-required"
@@ -230,6 +234,11 @@ type Input struct {
 	// Admitted is, at StageAdmission, whether the source is in the zone's
 	// peers; b2bua fills it with Zone.AdmitsSource.
 	Admitted bool
+	// Caller is, at StageAdmission of a call from a zone whose callers
+	// must be registered through parapet, who the caller says it is and
+	// what is registered on the connection it came over; nil when the
+	// zone has no such check.
+	Caller *CallerFacts
 	// CurrentSRTP is, at StageReoffer, whether the leg runs SRTP now.
 	CurrentSRTP bool
 }
@@ -346,7 +355,7 @@ func admission(z *Zone, in Input) Decision {
 			return reject(StageAdmission, z, true, RuleTLSRequired, StatusForbidden, ctlTransport,
 				"zone %q requires SIP over TLS; request came over %s", z.Name, in.Signaling.Transport)
 		}
-		return allowed(StageAdmission, z, fmt.Sprintf("source admitted; SIP over %s", in.Signaling.Transport))
+		return registeredCaller(z, in.Caller, fmt.Sprintf("source admitted; SIP over %s", in.Signaling.Transport))
 	}
 	t := in.Signaling.TLS
 	if t == nil {
@@ -362,7 +371,7 @@ func admission(z *Zone, in Input) Decision {
 		return reject(StageAdmission, z, false, RulePeerUnauthenticated, StatusForbidden, ctlAuth,
 			"zone %q requires a verified client certificate", z.Name)
 	}
-	return allowed(StageAdmission, z, fmt.Sprintf("source admitted; SIP over %s %s", t.Version, t.CipherSuite))
+	return registeredCaller(z, in.Caller, fmt.Sprintf("source admitted; SIP over %s %s", t.Version, t.CipherSuite))
 }
 
 // chooseStream decides one offered stream for a leg in zone z whose SIP

@@ -86,6 +86,32 @@ type Registrar struct {
 	// flow alive (two unanswered in a row: calls to it get 430 until it
 	// is heard from again); 0 sends none.
 	UDPKeepAlive time.Duration
+	// Callers is who may call from the zone: only its registered users,
+	// over the connection each registered on and as the address of
+	// record it registered (the zero value, the default), or any of its
+	// peers.
+	Callers Callers
+}
+
+// Callers is who may place calls from a zone whose users register
+// through parapet.
+type Callers int
+
+const (
+	// CallersRegistered takes a call only over a connection with a live
+	// registration, from an address of record registered on it.
+	CallersRegistered Callers = iota
+	// CallersAny takes calls from any of the zone's peers, registered or
+	// not.
+	CallersAny
+)
+
+// String is the callers setting as the configuration writes it.
+func (c Callers) String() string {
+	if c == CallersAny {
+		return "any"
+	}
+	return "registered"
 }
 
 // DefaultUDPKeepAlive is the registrar block's udp_keepalive when the

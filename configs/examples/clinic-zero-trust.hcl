@@ -30,6 +30,8 @@ zone "staff" {
   # The softphones register through parapet with the PBX (which must take
   # Path, RFC 3327: Asterisk's support_path = yes); the PBX's calls to them
   # come back over the TLS connection each softphone opened.
+  # callers = "registered" (the default): a softphone calls only over the
+  # connection it registered on, From the address of record it registered.
   registrar {
     zone   = "pbx"
     target = "sips:pbx.clinic.internal:5061"

@@ -31,6 +31,9 @@ type CallOptions struct {
 	Unsafe string
 	// From is the caller user part (default the peer's name).
 	From string
+	// FromHost is the From URI's host (default the peer's address): a
+	// registered user calls as its address of record, user@domain.
+	FromHost string
 	// Feedback offers the RTCP feedback profile (RTP/AVPF or RTP/SAVPF).
 	Feedback bool
 	// Delayed sends the INVITE without SDP: the callee offers in its 2xx
@@ -79,7 +82,11 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 	if from == "" {
 		from = p.cfg.Name
 	}
-	fh := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: p.addr.Addr().String()}, Params: sip.NewParams()}
+	fromHost := o.FromHost
+	if fromHost == "" {
+		fromHost = p.addr.Addr().String()
+	}
+	fh := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: from, Host: fromHost}, Params: sip.NewParams()}
 	fh.Params.Add("tag", sip.GenerateTagN(12))
 	req.AppendHeader(fh)
 	req.AppendHeader(sip.NewHeader("User-Agent", p.Product()))
