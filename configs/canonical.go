@@ -151,6 +151,9 @@ type canonRoute struct {
 	Resolver        string        `json:"resolver,omitempty"`
 	MaxCalls        int           `json:"max_calls,omitempty"`
 	Auth            *canonAuth    `json:"auth"`
+	// NoAuthPassthrough only when a route without auth turns digest
+	// pass-through off: the hash of a route at the default is unchanged.
+	NoAuthPassthrough bool `json:"no_auth_passthrough,omitempty"`
 	// Register is the trunk registration: whom parapet registers as,
 	// where; absent from routes that do not register.
 	Register *canonRegister `json:"register,omitempty"`
@@ -320,6 +323,7 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 		if r.Auth != nil {
 			cr.Auth = &canonAuth{Username: r.Auth.Username, PasswordEnv: r.Auth.PasswordEnv}
 		}
+		cr.NoAuthPassthrough = r.Auth == nil && !r.AuthPassthrough
 		if g := r.Register; g != nil {
 			t := g.Registrar
 			cr.Register = &canonRegister{AOR: g.AOR, Expires: g.Expires.String(),
