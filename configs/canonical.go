@@ -28,7 +28,8 @@ import (
 // (the system store itself is not hashed). Per route: name, from, to,
 // match, target, max_calls, auth's username and password_env (the
 // variable's name, never the password; a password_file's path is out, as
-// every path), and register's registrar, aor and expires. The media
+// every path), register's registrar, aor and expires, and auth_passthrough
+// when a route without auth turns it off. The media
 // timeouts. Whether identifiers are pseudonymised. Per zone, whether it is
 // trusted (RFC 3325 identity) and whether its peers may transfer calls,
 // and the emergency numbers; all are left out when unset, so that
