@@ -138,28 +138,42 @@ func (c *Call) relayChallenge(res *sip.Response) {
 }
 
 // passCredentials adds to B's INVITE req the caller's digest credentials
-// when they answer a challenge parapet relayed from this very zone for the
-// caller's Call-ID, in a realm it asked for; others are dropped, as all
-// the caller's other headers are. It reports whether any were passed.
+// that answer a challenge parapet relayed for the caller's Call-ID
+// (answering). It reports whether any were passed.
 func (c *Call) passCredentials(req *sip.Request) bool {
 	inv := c.a.uas.InviteRequest
 	if !c.route.AuthPassthrough || c.route.Username != "" || c.route.Password != "" {
 		return false
 	}
 	e, ok := c.env.challenges.lookup(challengeKey{zone: c.a.zone.name, callID: string(*inv.CallID())}, time.Now())
-	if !ok || e.to != c.b.zone.name {
+	if !ok {
 		return false
 	}
-	passed := false
+	hs := answering(inv, e, c.b.zone.name)
+	for _, h := range hs {
+		req.AppendHeader(h)
+	}
+	return len(hs) > 0
+}
+
+// answering is the caller's credential headers in inv that answer the
+// relayed challenge e, for a leg toward zone to: none unless to is the
+// zone that challenged, and of them only those of the header e asked for,
+// in a realm it named, as they came. The others are dropped, as all the
+// caller's other headers are.
+func answering(inv *sip.Request, e relayedChallenge, to string) []sip.Header {
+	if e.to != to {
+		return nil
+	}
+	var out []sip.Header
 	for _, name := range []string{"Authorization", "Proxy-Authorization"} {
 		for _, h := range inv.GetHeaders(name) {
 			cred, err := digest.ParseCredentials(h.Value())
 			if err != nil || !e.realms[name][cred.Realm] {
 				continue
 			}
-			req.AppendHeader(sip.NewHeader(name, h.Value()))
-			passed = true
+			out = append(out, sip.NewHeader(name, h.Value()))
 		}
 	}
-	return passed
+	return out
 }
