@@ -2,6 +2,8 @@ package b2bua
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,6 +112,18 @@ func challengeRealms(res *sip.Response) map[string]map[string]bool {
 	return map[string]map[string]bool{credHdr: realms}
 }
 
+// realmNames lists the realms of challengeRealms's answer, for a log line.
+func realmNames(realms map[string]map[string]bool) []string {
+	var out []string
+	for _, rs := range realms {
+		for r := range rs {
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // passesChallenge reports whether the callee side's challenge res is to
 // be relayed to the caller: the route has no credentials of its own,
 // pass-through is on, and res carries a challenge parapet can read.
@@ -129,6 +143,8 @@ func (c *Call) relayChallenge(res *sip.Response) {
 	why := fmt.Sprintf("callee side asked for credentials (%d); its challenge was relayed to the caller "+
 		"(route %q has auth_passthrough), whose INVITE with credentials is a new call", code, c.route.Name)
 	c.setOutcome(compliance.DispositionFailed, code, why)
+	c.log.Info("digest challenge relayed to the caller", "route", c.route.Name, "status", code,
+		"realms", recordText(strings.Join(realmNames(challengeRealms(res)), ","), nil, c.caller, c.callee))
 	out := sip.NewResponseFromRequest(c.a.uas.InviteRequest, code, reasonPhrase(code), nil)
 	c.a.zone.commonHeaders(out)
 	for _, h := range res.GetHeaders(chalHdr) {
