@@ -2,6 +2,7 @@ package b2bua_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/sim"
+	"github.com/parapet-sbc/parapet/policy"
 	"github.com/parapet-sbc/parapet/topology"
 )
 
@@ -134,6 +136,49 @@ func TestChallengeRelayWrongCredentials(t *testing.T) {
 	}
 	if calls[0].SIPStatus != 401 || calls[1].SIPStatus != 403 || calls[1].Disposition != compliance.DispositionFailed {
 		t.Errorf("records %d %d %s", calls[0].SIPStatus, calls[1].SIPStatus, calls[1].Disposition)
+	}
+	noDigestResponse(t, l, log)
+}
+
+// The gap a new user's trial found: a remote user registered through
+// parapet (the carrier zone's registrar, on the PBX side) calls a PBX
+// extension over TLS, and the PBX challenges the INVITE as it challenges
+// its own users. The challenge reaches the phone, the phone's credentials
+// reach the PBX, and the call is answered, with SRTP on the phone's leg.
+func TestRegisteredUserAnswersPBXChallenge(t *testing.T) {
+	reg := sim.NewPathRegistrar(t, "carrier", "s3cret")
+	creds := &sim.Credentials{Username: "carrier", Password: "s3cret"}
+	log := &lockedLog{}
+	l := newLab(t, labOptions{usersRegistrar: &topology.Registrar{Zone: "pbx",
+		Target: topology.Target{URI: "sip:" + reg.Addr.String(), Host: reg.Addr.Addr().String(), Port: int(reg.Addr.Port()),
+			Transport: policy.TransportUDP}},
+		pbxAnswer: sim.Answer{Digest: creds}, inboundRelay: true, logger: log.logger()})
+	ctx := ctxT(t)
+	proxy := fmt.Sprintf("sip:%s;transport=tls", l.carrierTLS)
+	if res, err := l.carrier.Register(ctx, proxy, sim.Realm, 300, *creds); err != nil || res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %v %v", res, err)
+	}
+	caller, err := l.callIn(ctx, sim.CallOptions{SRTP: true, Credentials: creds})
+	if err != nil {
+		t.Fatalf("call from the registered user: %v", err)
+	}
+	callee := incoming(t, l.pbx)
+	if got := callee.InviteHeader("Authorization"); len(got) != 1 || got[0] != caller.SentHeader("Authorization")[0] {
+		t.Errorf("the PBX got Authorization %q", got)
+	}
+	if ok, _ := caller.SRTP(); !ok {
+		t.Error("the registered user's leg has no SRTP")
+	}
+	if err := caller.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	calls := l.sink.waitCalls(t, 2)
+	if calls[0].Start.After(calls[1].Start) {
+		calls[0], calls[1] = calls[1], calls[0]
+	}
+	if calls[0].SIPStatus != 401 || calls[1].Disposition != compliance.DispositionAnswered ||
+		!leg(calls[1], compliance.RoleB).CallerCredentials {
+		t.Errorf("records: %d %q, then %s", calls[0].SIPStatus, calls[0].EndReason, calls[1].Disposition)
 	}
 	noDigestResponse(t, l, log)
 }
