@@ -163,9 +163,12 @@ type leg struct {
 	// outside the zone's peers ("" otherwise).
 	trunk     string
 	attempted bool
-	local     string
-	remote    string
-	key       dialogKey // the leg's dialog, as the registry books it
+	// callerCreds: leg B's INVITE carried the caller's digest credentials
+	// (auth_passthrough, authrelay.go). Guarded by Call.mu.
+	callerCreds bool
+	local       string
+	remote      string
+	key         dialogKey // the leg's dialog, as the registry books it
 	// callID is the leg's SIP Call-ID; userAgent the peer's User-Agent
 	// (leg A) or Server header (leg B) as free text fit for a record
 	// (recordText). userAgent is guarded by Call.mu.

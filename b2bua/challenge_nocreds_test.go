@@ -9,9 +9,10 @@ import (
 )
 
 // A callee side that challenges the INVITE of a route without credentials
-// fails the call with 503, and the record says the route had none to
-// answer with (not that parapet's credentials were refused): parapet, a
-// B2BUA, never passes a challenge on to the caller.
+// and with auth_passthrough off (the lab's route leaves it unset) fails the
+// call with 503, and the record says the route had none to answer with
+// (not that parapet's credentials were refused). With auth_passthrough the
+// challenge goes to the caller instead (challenge_relay_test.go).
 func TestDigestChallengeWithoutCredentials(t *testing.T) {
 	creds := &sim.Credentials{Username: "clinic", Password: "s3cret"}
 	l := newLab(t, labOptions{carrierAnswer: sim.Answer{Digest: creds}})

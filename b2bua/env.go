@@ -41,6 +41,9 @@ type env struct {
 	health *health
 	// binds are the users registered through parapet, for calls to them.
 	binds *bindings
+	// challenges are the digest challenges relayed to callers, whose
+	// answers may go to the zone that challenged (authrelay.go).
+	challenges *challengeBook
 }
 
 // eventRecorder is the server's book of connection events, as calls use

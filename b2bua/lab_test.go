@@ -144,6 +144,7 @@ type labOptions struct {
 	outbound        func(*topology.Route, *lab) // changes the outbound route
 	sessionExpires  time.Duration               // both zones' session_expires, with a min_se of 1 s
 	usersRegistrar  *topology.Registrar         // the carrier zone's registrar (its users register through parapet)
+	inboundRelay    bool                        // the inbound route relays the PBX's digest challenges (auth_passthrough)
 }
 
 type lab struct {
@@ -268,7 +269,7 @@ func newLab(t testing.TB, o labOptions) *lab {
 			{Name: "outbound", From: "pbx", To: "carrier", Match: o.outboundMatch, Auth: auth,
 				MaxCalls: o.outboundMax, Register: o.register,
 				Target: topology.Target{Host: loop.String(), Port: int(l.carrier.Addr().Port()), Transport: policy.TransportTLS, Secure: true}},
-			{Name: "inbound", From: "carrier", To: "pbx",
+			{Name: "inbound", From: "carrier", To: "pbx", AuthPassthrough: o.inboundRelay,
 				Target: topology.Target{Host: inboundHost, Port: int(l.pbx.Addr().Port()), Transport: policy.TransportUDP}},
 		},
 		Getenv:         func(string) string { return o.password },

@@ -170,6 +170,10 @@ func (c *Call) bFailed(err error) {
 	msg := recordText(err.Error(), c.rules.vocab, c.caller, c.callee)
 	switch kind {
 	case failCredentials:
+		if c.passesChallenge(res) {
+			c.relayChallenge(res)
+			return
+		}
 		why := c.credentialsRefused(res.StatusCode)
 		c.respondA(503, reasonPhrase(503), compliance.DispositionFailed, why, why)
 	case failRedirected:

@@ -118,6 +118,8 @@ func (c *Call) legRecord(l *leg, flowed bool, codec string) compliance.Leg {
 		CallID:    l.callID,
 		Trunk:     l.trunk,
 		TLS:       tlsInfo(l.sig.TLS),
+
+		CallerCredentials: l.callerCreds,
 	}
 	if l.role == compliance.RoleB {
 		out.Attempts = slices.Clone(c.attempts)

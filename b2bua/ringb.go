@@ -147,6 +147,10 @@ func (c *Call) inviteB(maxForwards int, body []byte) *sip.Request {
 	c.identity.writeIdentity(req, scheme, b.zone.host(t.Transport))
 	req.AppendHeader(sip.NewHeader("Supported", c.supportedB()))
 	c.timerRequest(b, req)
+	passed := c.passCredentials(req)
+	c.mu.Lock()
+	b.callerCreds = passed
+	c.mu.Unlock()
 	if body != nil {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		req.SetBody(body)

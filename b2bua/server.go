@@ -121,7 +121,8 @@ func New(cfg Config) (*Server, error) {
 	s.outsiders = newOutsiderTallies()
 	s.env = &env{reg: s.reg, rec: s.rec, stats: &s.stats, pool: pool, dtls: s.dtls,
 		zones: s.byName, advertise: cfg.Media.Advertise, mediaAddr: cfg.Media.Advertise, pseudo: cfg.Pseudonymizer,
-		journal: cfg.Journal, stopping: s.stopping, events: s, trunks: s.trunks, health: newHealth(s.log), binds: newBindings(s.log)}
+		journal: cfg.Journal, stopping: s.stopping, events: s, trunks: s.trunks, health: newHealth(s.log), binds: newBindings(s.log),
+		challenges: newChallengeBook()}
 	s.binds = s.env.binds
 	if !s.env.mediaAddr.IsValid() {
 		s.env.mediaAddr = cfg.Media.Address

@@ -202,6 +202,12 @@ type Leg struct {
 	// its Request-URI carried the line token of that route's registered
 	// Contact, from a source outside the zone's peers. Empty otherwise.
 	Trunk string `json:"trunk,omitempty"`
+	// CallerCredentials, on leg b, says parapet's INVITE carried the
+	// caller's own digest credentials (Authorization or
+	// Proxy-Authorization) in answer to a challenge from this zone that
+	// parapet relayed to the caller (route auth_passthrough). Never their
+	// values.
+	CallerCredentials bool `json:"caller_credentials,omitempty"`
 	// Attempts, on leg b of a route with several targets, are the INVITEs
 	// parapet sent to them in order (and the targets it skipped), the
 	// last being the one the other leg fields describe.

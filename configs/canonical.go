@@ -28,7 +28,8 @@ import (
 // (the system store itself is not hashed). Per route: name, from, to,
 // match, target, max_calls, auth's username and password_env (the
 // variable's name, never the password; a password_file's path is out, as
-// every path), and register's registrar, aor and expires. The media
+// every path), register's registrar, aor and expires, and auth_passthrough
+// when a route without auth turns it off. The media
 // timeouts. Whether identifiers are pseudonymised. Per zone, whether it is
 // trusted (RFC 3325 identity) and whether its peers may transfer calls,
 // and the emergency numbers and services map; each is left out when unset,
@@ -155,6 +156,9 @@ type canonRoute struct {
 	Resolver        string        `json:"resolver,omitempty"`
 	MaxCalls        int           `json:"max_calls,omitempty"`
 	Auth            *canonAuth    `json:"auth"`
+	// NoAuthPassthrough only when a route without auth turns digest
+	// pass-through off: the hash of a route at the default is unchanged.
+	NoAuthPassthrough bool `json:"no_auth_passthrough,omitempty"`
 	// Register is the trunk registration: whom parapet registers as,
 	// where; absent from routes that do not register.
 	Register *canonRegister `json:"register,omitempty"`
@@ -327,6 +331,7 @@ func canonical(c *Config, trust Trust) (canonConfig, error) {
 		if r.Auth != nil {
 			cr.Auth = &canonAuth{Username: r.Auth.Username, PasswordEnv: r.Auth.PasswordEnv}
 		}
+		cr.NoAuthPassthrough = r.Auth == nil && !r.AuthPassthrough
 		if g := r.Register; g != nil {
 			t := g.Registrar
 			cr.Register = &canonRegister{AOR: g.AOR, Expires: g.Expires.String(),

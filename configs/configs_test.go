@@ -423,6 +423,7 @@ func TestPolicyHash(t *testing.T) {
 		{`{3,15}`, `{3,16}`},
 		{`target = "sips:127.0.0.1:5062"`, `target = "sips:127.0.0.1:5063"`},
 		{`target = "sips:127.0.0.1:5062"`, "target = \"sips:127.0.0.1:5062\"\n  max_calls = 5"},
+		{`target = "sips:127.0.0.1:5062"`, "target = \"sips:127.0.0.1:5062\"\n  auth_passthrough = false"},
 		{`timeout = "30s"`, `timeout = "31s"`},
 		{`timeout = "30s"`, "timeout = \"30s\"\n  hold_timeout = \"2h\""},
 		{`pseudonymize = true`, `pseudonymize = false`},

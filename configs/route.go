@@ -27,6 +27,7 @@ type routeBlock struct {
 	OptionsInterval *string        `hcl:"options_interval,optional"`
 	Resolver        *string        `hcl:"resolver,optional"`
 	MaxCalls        *int           `hcl:"max_calls,optional"`
+	AuthPassthrough *bool          `hcl:"auth_passthrough,optional"`
 	Auth            *authBlock     `hcl:"auth,block"`
 	Register        *registerBlock `hcl:"register,block"`
 }
@@ -103,6 +104,7 @@ func (l *loader) route(b *hcl.Block) *topology.Route {
 	if rb.Auth != nil {
 		rt.Auth = l.auth(name, rb.Auth, diags)
 	}
+	l.authPassthrough(rt, s, &rb)
 	if rb.Register != nil {
 		rt.Register = l.register(rt, rb.Register, diags, targetOK)
 	}
@@ -253,6 +255,22 @@ func (l *loader) zoneNames() []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// authPassthrough reads auth_passthrough: on by default for a route
+// without auth (a voice engineer expects a PBX's challenge to reach the
+// phone that can answer it), and an error set to true with auth (the route
+// answers challenges itself: one or the other).
+func (l *loader) authPassthrough(rt *topology.Route, s *scope, rb *routeBlock) {
+	on := rb.Auth == nil
+	if rb.AuthPassthrough != nil && s.ok("auth_passthrough") {
+		if *rb.AuthPassthrough && rb.Auth != nil {
+			l.errorf(s.value("auth_passthrough"), "auth_passthrough with auth",
+				"Route %q answers digest challenges with its auth block, so it relays none to the caller: remove auth_passthrough, or the auth block.", rt.Name)
+		}
+		on = on && *rb.AuthPassthrough
+	}
+	rt.AuthPassthrough = on
 }
 
 // passwordEnv checks password_env and warns when the variable is unset.

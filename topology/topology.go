@@ -266,6 +266,13 @@ type Route struct {
 	MaxCalls int
 	// Auth holds digest credentials for the target; nil when none.
 	Auth *Auth
+	// AuthPassthrough, for a route without Auth, relays a 401 or 407
+	// challenge to the target's INVITE back to the caller, and passes the
+	// caller's credentials in its next INVITE of the same Call-ID to the
+	// zone that challenged (digest pass-through, as proxies do). configs
+	// sets it for every route without auth unless the file turns it off;
+	// a route with Auth answers challenges itself and never sets it.
+	AuthPassthrough bool
 	// Register, when set, makes parapet register with the carrier on the
 	// route's behalf (a trunk that authenticates by registration).
 	Register *Register

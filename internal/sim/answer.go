@@ -168,13 +168,17 @@ func (p *Peer) authorizedInDialog(req *sip.Request, tx sip.ServerTransaction) bo
 // RFC 2617 without qop); it answers 401 with a fresh challenge when they
 // are missing and 403 when they are wrong.
 func (p *Peer) authorized(req *sip.Request, tx sip.ServerTransaction, want *Credentials) bool {
-	h := req.GetHeader("Authorization")
+	code, chalHdr, credHdr := 401, "WWW-Authenticate", "Authorization"
+	if p.cfg.Answer.DigestProxy {
+		code, chalHdr, credHdr = 407, "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	h := req.GetHeader(credHdr)
 	if h == nil {
 		var nb [8]byte
 		rand.Read(nb[:])
 		chal := &digest.Challenge{Realm: simRealm, Nonce: fmt.Sprintf("%x", nb), Algorithm: "MD5"}
-		res := sip.NewResponseFromRequest(req, 401, "Unauthorized", nil)
-		res.AppendHeader(sip.NewHeader("WWW-Authenticate", chal.String()))
+		res := sip.NewResponseFromRequest(req, code, "Unauthorized", nil)
+		res.AppendHeader(sip.NewHeader(chalHdr, chal.String()))
 		tx.Respond(res)
 		return false
 	}

@@ -58,6 +58,9 @@ type CallOptions struct {
 	// OnPrack, when set, is called each time a PRACK of this peer's (with
 	// Rel100) was answered 200.
 	OnPrack func()
+	// Credentials, when set, answer a 401 or 407 to the INVITE once, as
+	// a phone does: the same Call-ID and From tag, the next CSeq.
+	Credentials *Credentials
 }
 
 // Call places a call to target (e.g. "sip:+15551230000@127.0.0.1:5060") and
@@ -120,7 +123,11 @@ func (p *Peer) Call(ctx context.Context, target string, o CallOptions) (*Session
 	s.uac = uac
 	s.callID = string(*req.CallID())
 	p.track(s)
-	if err := uac.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
+	var user, password string
+	if o.Credentials != nil {
+		user, password = o.Credentials.Username, o.Credentials.Password
+	}
+	if err := uac.WaitAnswer(ctx, sipgo.AnswerOptions{Username: user, Password: password, OnResponse: func(res *sip.Response) error {
 		if res.IsProvisional() {
 			s.mu.Lock()
 			s.provisional = append(s.provisional, res.String())

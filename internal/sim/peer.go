@@ -97,6 +97,9 @@ type Answer struct {
 	// DigestInDialog, with Digest, challenges the requests inside the
 	// dialog too (re-INVITE, INFO, BYE).
 	DigestInDialog bool
+	// DigestProxy, with Digest, challenges with 407 and
+	// Proxy-Authenticate (and reads Proxy-Authorization) instead of 401.
+	DigestProxy bool
 	// Offer is what the peer offers in its 2xx to an INVITE without SDP
 	// (delayed offer); its answer must come in the ACK.
 	Offer CallOptions

@@ -345,3 +345,17 @@ func (s *Session) InviteHeader(name string) []string {
 	}
 	return out
 }
+
+// SentHeader returns the values of the headers named name of the INVITE
+// this peer sent, as last sent (after answering a challenge, with its
+// credentials); nil for a call this peer answered.
+func (s *Session) SentHeader(name string) []string {
+	if s.uac == nil {
+		return nil
+	}
+	var out []string
+	for _, h := range s.uac.InviteRequest.GetHeaders(name) {
+		out = append(out, h.Value())
+	}
+	return out
+}
