@@ -158,7 +158,7 @@ func TestRegisteredUserAnswersPBXChallenge(t *testing.T) {
 	if res, err := l.carrier.Register(ctx, proxy, sim.Realm, 300, *creds); err != nil || res.StatusCode != 200 {
 		t.Fatalf("REGISTER: %v %v", res, err)
 	}
-	caller, err := l.callIn(ctx, sim.CallOptions{SRTP: true, Credentials: creds})
+	caller, err := l.callIn(ctx, sim.CallOptions{SRTP: true, Credentials: creds, FromHost: sim.Realm})
 	if err != nil {
 		t.Fatalf("call from the registered user: %v", err)
 	}
