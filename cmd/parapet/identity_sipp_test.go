@@ -160,11 +160,15 @@ func sippRegexpErrors(dir, name string) string {
 // (sippRegexpErrors).
 func sippUAS(ctx context.Context, t *testing.T, dir, name string, port, mediaPort int, check, regexp string) {
 	t.Helper()
-	f := filepath.Join(dir, "uas_"+name+".xml")
-	scenario := strings.NewReplacer("CHECK", check, "REGEXP", regexp).Replace(uasCheckPAI)
-	if err := os.WriteFile(f, []byte(scenario), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	startSIPpUAS(ctx, t, dir, name, port, mediaPort, uasChecking("UAS checking P-Asserted-Identity",
+		`<ereg regexp="`+regexp+`" search_in="hdr" header="P-Asserted-Identity:" `+check+` assign_to="pai"/>`))
+}
+
+// startSIPpUAS starts a SIPp UAS on port running scenario (written to
+// dir as uas_name.xml); its errors are logged if the test fails.
+func startSIPpUAS(ctx context.Context, t *testing.T, dir, name string, port, mediaPort int, scenario string) {
+	t.Helper()
+	f := writeScenario(t, dir, "uas_"+name+".xml", scenario)
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, "sipp", "-sf", f, "-i", "127.0.0.1", "-p", fmt.Sprint(port),
 		"-mi", "127.0.0.1", "-mp", fmt.Sprint(mediaPort), "-nostdin", "-trace_err")
@@ -186,113 +190,25 @@ func sippUAS(ctx context.Context, t *testing.T, dir, name string, port, mediaPor
 	waitFor(t, 5*time.Second, "the SIPp UAS to bind its port", func() bool { return udpBound(port) })
 }
 
-// uasCheckPAI answers an INVITE whose P-Asserted-Identity passes its
-// check, then takes ACK and BYE.
-const uasCheckPAI = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="UAS checking P-Asserted-Identity">
-  <recv request="INVITE">
-    <action>
-      <ereg regexp="REGEXP" search_in="hdr" header="P-Asserted-Identity:" CHECK assign_to="pai"/>
-    </action>
-  </recv>
-  <Reference variables="pai"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
+// uasChecking answers an INVITE whose check (a SIPp ereg assigning
+// "pai") passes, then takes ACK and BYE.
+func uasChecking(name, ereg string) string {
+	return sippScenario(name,
+		sippRecv(`request="INVITE"`, ereg),
+		`  <Reference variables="pai"/>
+`,
+		uasAnswer(uasTag, "", sdpPCMU),
+		sippRecv(`request="ACK"`), uasByeEnd)
+}
 
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv request="ACK"/>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-</scenario>
-`
+// paiUAC calls [service] with a P-Asserted-Identity naming the PBX's own
+// host, Privacy: id.
+var paiUAC = sippUAC{ruri: stockUAC.ruri, from: stockUAC.from, to: "<sip:[service]@[remote_ip]:[remote_port]>"}
 
-// uacPAI calls [service] with a P-Asserted-Identity naming the PBX's own
-// host, Privacy: id, then hangs up.
-const uacPAI = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="UAC with P-Asserted-Identity">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      P-Asserted-Identity: <sip:+15551110000@pbx.clinic.internal>
-      Privacy: id
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="300"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-`
+// uacPAI calls [service] as paiUAC, then hangs up.
+var uacPAI = sippScenario("UAC with P-Asserted-Identity",
+	paiUAC.invite("\n      Contact: sip:sipp@[local_ip]:[local_port]\n      P-Asserted-Identity: <sip:+15551110000@pbx.clinic.internal>\n      Privacy: id",
+		sippSDP("2353687637", sdpPCMU)), uacRinging,
+	sippRecv(`response="200" rrs="true"`),
+	paiUAC.ack(""), sippPause("300"), paiUAC.hangUp("2"),
+)

@@ -158,161 +158,35 @@ func sippErrors(dir string) string {
 // uacRefer is the referrer: a call, then a REFER to the target (%d is its
 // port), whose 202, NOTIFYs (sipfrag 100 then 200, the last ending the
 // subscription) and BYE it checks.
-const uacRefer = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="UAC that transfers its call">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 8
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:8 PCMA/8000
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="300"/>
-  <send retrans="500">
-    <![CDATA[
-      REFER [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 REFER
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Refer-To: <sip:target@127.0.0.1:%d>
-      Referred-By: <sip:sipp@[local_ip]:[local_port]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="202"/>
-  <recv request="NOTIFY">
-    <action>
-      <ereg regexp="refer" search_in="hdr" header="Event:" check_it="true" assign_to="ev1"/>
-      <ereg regexp="^SIP/2.0 100 Trying" search_in="body" check_it="true" assign_to="frag1"/>
-    </action>
-  </recv>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="NOTIFY">
-    <action>
-      <ereg regexp="^SIP/2.0 200 OK" search_in="body" check_it="true" assign_to="frag2"/>
-      <ereg regexp="terminated" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="state2"/>
-    </action>
-  </recv>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <!-- The ereg variables are there to be checked, not used. -->
+var uacRefer = sippScenario("UAC that transfers its call",
+	stockUAC.invite("", sippSDP("2353687637", []string{"m=audio [media_port] RTP/AVP 0 8", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000"})), uacRinging,
+	sippRecv(`response="200" rrs="true"`),
+	stockUAC.ack(""), sippPause("300"),
+	uacRequest("REFER", "2", "\n      Refer-To: <sip:target@127.0.0.1:%d>\n      Referred-By: <sip:sipp@[local_ip]:[local_port]>", ""),
+	sippRecv(`response="202"`),
+	sippRecv(`request="NOTIFY"`,
+		`<ereg regexp="refer" search_in="hdr" header="Event:" check_it="true" assign_to="ev1"/>`,
+		`<ereg regexp="^SIP/2.0 100 Trying" search_in="body" check_it="true" assign_to="frag1"/>`),
+	sippOK,
+	sippRecv(`request="NOTIFY"`,
+		`<ereg regexp="^SIP/2.0 200 OK" search_in="body" check_it="true" assign_to="frag2"/>`,
+		`<ereg regexp="terminated" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="state2"/>`),
+	sippOK,
+	uasByeEnd,
+	`  <!-- The ereg variables are there to be checked, not used. -->
   <Reference variables="ev1,frag1,frag2,state2"/>
-</scenario>
-`
+`,
+)
 
 // uasTarget is the transfer target: it answers, plays SIPp's PCMA pcap,
 // and hangs up after 2 s (From and To of its BYE taken from the INVITE).
-const uasTarget = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="Transfer target that talks and hangs up">
-  <recv request="INVITE" crlf="true" rrs="true">
-    <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="remote"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="local"/>
-    </action>
-  </recv>
-  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv request="ACK" crlf="true"/>
-  <nop>
-    <action>
-      <exec play_pcap_audio="pcap/g711a.pcap"/>
-    </action>
-  </nop>
-  <pause milliseconds="2000"/>
-  <send retrans="500">
+var uasTarget = sippScenario("Transfer target that talks and hangs up",
+	sippRecv(`request="INVITE" crlf="true" rrs="true"`,
+		`<ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="remote"/>`,
+		`<ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="local"/>`),
+	uasAnswer(uasTag, "", sdpPCMU),
+	sippRecv(`request="ACK" crlf="true"`), playPCAP, sippPause("2000"),
+	`  <send retrans="500">
     <![CDATA[
       BYE [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -326,6 +200,6 @@ const uasTarget = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 
     ]]>
   </send>
-  <recv response="200"/>
-</scenario>
-`
+`,
+	sippRecv(`response="200"`),
+)
