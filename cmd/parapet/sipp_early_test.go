@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,13 +17,8 @@ import (
 // the re-offer decision.
 func TestSIPpEarlyUpdate(t *testing.T) {
 	dir := t.TempDir()
-	uac, uas := filepath.Join(dir, "uac_early.xml"), filepath.Join(dir, "uas_early.xml")
-	if err := os.WriteFile(uac, []byte(uacEarlyUpdate), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(uas, []byte(uasEarly), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	uac := writeScenario(t, dir, "uac_early.xml", uacEarlyUpdate)
+	uas := writeScenario(t, dir, "uas_early.xml", uasEarly)
 	var msgs string
 	recs := sippWith(t, 1, sippSetup{uas: []string{"-sf", uas, "-trace_msg"}, uasMessages: &msgs}, "-sf", uac)
 	checkSIPpCalls(t, recs, 1)

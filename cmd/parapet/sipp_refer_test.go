@@ -24,9 +24,20 @@ import (
 // UAS's call. Every SIPp must pass its scenario, and the one call record
 // must show the transfer and media both ways on the new leg.
 func TestSIPpRefer(t *testing.T) {
+	rec, target := sippTransfer(t, func(target int) string { return fmt.Sprintf(uacRefer, target) }, uasTarget)
+	checkSIPpTransfer(t, rec, target)
+}
+
+// sippTransfer runs parapet with its pbx zone allowing transfer and a
+// route back to itself toward SIPp's stock UAS (RTP echo); a SIPp UAC
+// running referrer(the target's port) calls through it, and a SIPp
+// running target listens on that port. Every SIPp must pass its scenario; it returns the
+// one call record and the target's port.
+func sippTransfer(t *testing.T, referrer func(target int) string, target string) (*compliance.Call, int) {
+	t.Helper()
 	requirePeers(t, "sipp")
 	base := portBlock(t)
-	uas, uac, target := base, base+1, base+2
+	uas, uac, tport := base, base+1, base+2
 	p := startParapetZones(t, base, fmt.Sprintf(`"udp://127.0.0.1:%d"`, base+60), `srtp = "allow"`, `srtp = "require"`,
 		fmt.Sprintf(`
 route "internal" {
@@ -35,19 +46,9 @@ route "internal" {
   target = "sip:127.0.0.1:%d"
 }
 `, uas), `transfer = "allow"`)
-	dir := t.TempDir()
-	if err := os.Symlink("/usr/share/sip-tester", filepath.Join(dir, "pcap")); err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, text string) string {
-		f := filepath.Join(dir, name)
-		if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	uacXML := write("uac_refer.xml", fmt.Sprintf(uacRefer, target))
-	targetXML := write("uas_target.xml", uasTarget)
+	dir := sippDir(t)
+	uacXML := writeScenario(t, dir, "uac_refer.xml", referrer(tport))
+	targetXML := writeScenario(t, dir, "uas_target.xml", target)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -55,10 +56,10 @@ route "internal" {
 		"-recv_timeout", "15s", "-trace_err"}
 	callee := startSIPp(ctx, t, dir, append([]string{"-sn", "uas", "-p", fmt.Sprint(uas),
 		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base + 10), "-rtp_echo"}, common...))
-	tgt := startSIPp(ctx, t, dir, append([]string{"-sf", targetXML, "-p", fmt.Sprint(target),
+	tgt := startSIPp(ctx, t, dir, append([]string{"-sf", targetXML, "-p", fmt.Sprint(tport),
 		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base + 30)}, common...))
 	waitFor(t, 5*time.Second, "the SIPp UASs to bind", func() bool {
-		return udpBound(uas) && udpBound(base+10) && udpBound(target)
+		return udpBound(uas) && udpBound(base+10) && udpBound(tport)
 	})
 	caller := startSIPp(ctx, t, dir, append([]string{fmt.Sprintf("127.0.0.1:%d", base+60), "-sf", uacXML,
 		"-s", "15551230000", "-p", fmt.Sprint(uac), "-mi", "127.0.0.1", "-mp", fmt.Sprint(base + 20)}, common...))
@@ -75,7 +76,7 @@ route "internal" {
 	if len(recs) != 1 {
 		t.Fatalf("%d call records, want 1", len(recs))
 	}
-	checkSIPpTransfer(t, recs[0], target)
+	return recs[0], tport
 }
 
 // checkSIPpTransfer checks the record of TestSIPpRefer's call.

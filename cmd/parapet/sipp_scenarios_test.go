@@ -213,3 +213,17 @@ func writeScenario(t *testing.T, dir, name, text string) string {
 	}
 	return f
 }
+
+// sippDir is a directory for SIPp to run in, its pcap/ SIPp's pcap files.
+func sippDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	pcaps := "/usr/share/sip-tester"
+	if _, err := os.Stat(filepath.Join(pcaps, "g711a.pcap")); err != nil {
+		t.Fatalf("SIPp's pcap files not found in %s: %v", pcaps, err)
+	}
+	if err := os.Symlink(pcaps, filepath.Join(dir, "pcap")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}

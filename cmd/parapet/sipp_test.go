@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -26,10 +25,7 @@ func TestSIPpCallsThroughParapet(t *testing.T) {
 // UAS offers in its 200, parapet offers to the UAC in its own 200, and the
 // UAC answers in its ACK.
 func TestSIPpDelayedOffer(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "uac_delayed.xml")
-	if err := os.WriteFile(f, []byte(uacDelayedOffer), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f := writeScenario(t, t.TempDir(), "uac_delayed.xml", uacDelayedOffer)
 	checkSIPpCalls(t, sippThroughParapet(t, 3, "-sf", f), 3)
 }
 
@@ -81,25 +77,12 @@ func sippRun(t *testing.T, base int, routes string, setup sippSetup, calls int, 
 	uas, uac := base, base+1
 	p := startParapetZones(t, base, fmt.Sprintf(`"udp://127.0.0.1:%d"`, base+60), `srtp = "allow"`, `srtp = "require"`,
 		routes, setup.pbxZone...)
-	dir := t.TempDir()
-	pcaps := "/usr/share/sip-tester"
-	if _, err := os.Stat(filepath.Join(pcaps, "g711a.pcap")); err != nil {
-		t.Fatalf("SIPp's pcap files not found in %s: %v", pcaps, err)
-	}
-	if err := os.Symlink(pcaps, filepath.Join(dir, "pcap")); err != nil {
-		t.Fatal(err)
-	}
+	dir := sippDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	var uasOut bytes.Buffer
-	server := exec.CommandContext(ctx, "sipp", append(setup.uas, "-i", "127.0.0.1", "-p", fmt.Sprint(uas),
-		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base+10), "-rtp_echo", "-nostdin")...)
-	server.Dir, server.Stdout, server.Stderr = dir, &uasOut, &uasOut
-	if err := server.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { server.Process.Kill(); server.Wait() }()
+	startSIPp(ctx, t, dir, append(setup.uas, "-i", "127.0.0.1", "-p", fmt.Sprint(uas),
+		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base+10), "-rtp_echo", "-nostdin"))
 	waitFor(t, 5*time.Second, "the SIPp UAS to bind its SIP and media ports", func() bool {
 		return udpBound(uas) && udpBound(base+10)
 	})
@@ -119,13 +102,7 @@ func sippRun(t *testing.T, base int, routes string, setup sippSetup, calls int, 
 	client.Dir = dir
 	out, err := client.CombinedOutput()
 	if err != nil {
-		errs, _ := filepath.Glob(filepath.Join(dir, "*errors.log"))
-		var el []byte
-		for _, f := range errs {
-			b, _ := os.ReadFile(f)
-			el = append(el, b...)
-		}
-		t.Fatalf("sipp uac: %v\n%s\n---- errors ----\n%s", err, peers.Tail(string(out), 12), peers.Tail(string(el), 60))
+		t.Fatalf("sipp uac: %v\n%s\n---- errors ----\n%s", err, peers.Tail(string(out), 12), peers.Tail(sippErrors(dir), 60))
 	}
 	if setup.uasMessages != nil {
 		logs, _ := filepath.Glob(filepath.Join(dir, "*messages.log"))

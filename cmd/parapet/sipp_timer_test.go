@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -17,13 +15,8 @@ import (
 // the UAC's BYE.
 func TestSIPpSessionTimerAndUpdate(t *testing.T) {
 	dir := t.TempDir()
-	uac, uas := filepath.Join(dir, "uac_timer.xml"), filepath.Join(dir, "uas_timer.xml")
-	if err := os.WriteFile(uac, []byte(uacTimer), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(uas, []byte(uasTimer), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	uac := writeScenario(t, dir, "uac_timer.xml", uacTimer)
+	uas := writeScenario(t, dir, "uas_timer.xml", uasTimer)
 	var msgs string
 	recs := sippWith(t, 1, sippSetup{uas: []string{"-sf", uas, "-trace_msg"}, uasMessages: &msgs,
 		pbxZone: []string{`session_expires = "4s"`, `min_se = "2s"`}}, "-sf", uac)
