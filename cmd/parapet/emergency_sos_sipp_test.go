@@ -3,10 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,8 +21,7 @@ func TestSIPpEmergencyServiceURN(t *testing.T) {
 	base := portBlock(t)
 	dir := t.TempDir()
 	uas := base + 1
-	conf := filepath.Join(dir, "parapet.hcl")
-	src := fmt.Sprintf(`
+	p := runParapetHCL(t, dir, fmt.Sprintf(`
 state_dir = "state"
 zone "pbx" {
   listen = ["udp://127.0.0.1:%d"]
@@ -51,38 +46,18 @@ media {
   address = "127.0.0.1"
   ports   = "%d-%d"
 }
-`, base+60, base+61, uas, base+70, base+99)
-	if err := os.WriteFile(conf, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := runParapet(t, "-c", conf)
+`, base+60, base+61, uas, base+70, base+99))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	sippUASChecking(ctx, t, dir, "sos", uas, base+10, `^INVITE sip:911@127\.0\.0\.1:`)
-	uac := filepath.Join(dir, "uac_sos.xml")
-	if err := os.WriteFile(uac, []byte(uacSOS), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(ctx, "sipp", fmt.Sprintf("127.0.0.1:%d", base+60), "-sf", uac,
-		"-i", "127.0.0.1", "-p", fmt.Sprint(base+3), "-mi", "127.0.0.1", "-mp", fmt.Sprint(base+20),
-		"-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error", "-recv_timeout", "10s", "-trace_err")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("SIPp dialling urn:service:sos.police: %v\n%s\n%s", err, peers.Tail(string(out), 12), p.allLogs())
+	uac := writeScenario(t, dir, "uac_sos.xml", uacSOS)
+	if out, err := sippCall(ctx, dir, fmt.Sprintf("127.0.0.1:%d", base+60), base+3, base+20, "-sf", uac); err != nil {
+		t.Fatalf("SIPp dialling urn:service:sos.police: %v\n%s\n%s", err, peers.Tail(out, 12), p.allLogs())
 	}
 	if e := sippRegexpErrors(dir, "uas_sos"); e != "" {
 		t.Errorf("the carrier's SIPp UAS got another Request-URI:\n%s", e)
 	}
-	logPath := filepath.Join(dir, "state", "compliance.jsonl")
-	var calls []*compliance.Call
-	waitFor(t, 10*time.Second, "the call record", func() bool {
-		recs, _ := readRecords(logPath, time.Time{})
-		calls = onlyCalls(recs)
-		return len(calls) == 1
-	})
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.cmd.Wait()
-	c := calls[0]
+	c := stopAfterCalls(t, p, dir, 1)[0]
 	if c.Disposition != compliance.DispositionAnswered || c.Route != "emergency" || !c.Emergency ||
 		c.EmergencyService != "urn:service:sos.police" {
 		t.Errorf("record: %s %d route %q emergency %v service %q (%s)", c.Disposition, c.SIPStatus, c.Route,

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,8 +22,7 @@ func TestSIPpIdentityTrustDomain(t *testing.T) {
 	base := portBlock(t)
 	dir := t.TempDir()
 	uasYes, uasNo := base+1, base+2
-	conf := filepath.Join(dir, "parapet.hcl")
-	src := fmt.Sprintf(`
+	p := runParapetHCL(t, dir, fmt.Sprintf(`
 state_dir = "state"
 zone "pbx" {
   listen  = ["udp://127.0.0.1:%d"]
@@ -62,11 +56,7 @@ media {
   address = "127.0.0.1"
   ports   = "%d-%d"
 }
-`, base+60, base+61, uasYes, uasNo, uasNo, base+70, base+99)
-	if err := os.WriteFile(conf, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := runParapet(t, "-c", conf)
+`, base+60, base+61, uasYes, uasNo, uasNo, base+70, base+99))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -74,19 +64,12 @@ media {
 	// caller's number and parapet's host; the other wants none at all.
 	sippUAS(ctx, t, dir, "yes", uasYes, base+10, `check_it="true"`, `^ *&lt;sip:\+15551110000@127\.0\.0\.1&gt;`)
 	sippUAS(ctx, t, dir, "no", uasNo, base+14, `check_it_inverse="true"`, `.`)
-	uac := filepath.Join(dir, "uac_pai.xml")
-	if err := os.WriteFile(uac, []byte(uacPAI), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	uac := writeScenario(t, dir, "uac_pai.xml", uacPAI)
 	for i, c := range []struct{ port, service string }{
 		{fmt.Sprint(base + 60), "15550001"}, {fmt.Sprint(base + 60), "25550002"}, {fmt.Sprint(base + 61), "15550003"},
 	} {
-		cmd := exec.CommandContext(ctx, "sipp", "127.0.0.1:"+c.port, "-sf", uac, "-s", c.service,
-			"-i", "127.0.0.1", "-p", fmt.Sprint(base+3+i), "-mi", "127.0.0.1", "-mp", fmt.Sprint(base+20+4*i),
-			"-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error", "-recv_timeout", "10s", "-trace_err")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("call %s through %s: %v\n%s", c.service, c.port, err, peers.Tail(string(out), 12))
+		if out, err := sippCall(ctx, dir, "127.0.0.1:"+c.port, base+3+i, base+20+4*i, "-sf", uac, "-s", c.service); err != nil {
+			t.Errorf("call %s through %s: %v\n%s", c.service, c.port, err, peers.Tail(out, 12))
 		}
 	}
 
@@ -98,15 +81,7 @@ media {
 		}
 	}
 
-	logPath := filepath.Join(dir, "state", "compliance.jsonl")
-	var calls []*compliance.Call
-	waitFor(t, 10*time.Second, "three call records", func() bool {
-		recs, _ := readRecords(logPath, time.Time{})
-		calls = onlyCalls(recs)
-		return len(calls) == 3
-	})
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.cmd.Wait()
+	calls := stopAfterCalls(t, p, dir, 3)
 	want := []struct {
 		route         string
 		sent          int
@@ -138,22 +113,6 @@ media {
 	}
 }
 
-// sippRegexpErrors returns the lines of the SIPp error logs of scenario
-// name in dir that report a failed ereg check.
-func sippRegexpErrors(dir, name string) string {
-	files, _ := filepath.Glob(filepath.Join(dir, name+"_*_errors.log"))
-	var out []string
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.Contains(line, "regexp match") || strings.Contains(line, "Regexp matched") {
-				out = append(out, line)
-			}
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 // sippUAS starts a SIPp UAS on port that answers every INVITE with SDP
 // and checks its P-Asserted-Identity header against regexp with check (a
 // SIPp ereg attribute); a failed check is written to its error log
@@ -162,32 +121,6 @@ func sippUAS(ctx context.Context, t *testing.T, dir, name string, port, mediaPor
 	t.Helper()
 	startSIPpUAS(ctx, t, dir, name, port, mediaPort, uasChecking("UAS checking P-Asserted-Identity",
 		`<ereg regexp="`+regexp+`" search_in="hdr" header="P-Asserted-Identity:" `+check+` assign_to="pai"/>`))
-}
-
-// startSIPpUAS starts a SIPp UAS on port running scenario (written to
-// dir as uas_name.xml); its errors are logged if the test fails.
-func startSIPpUAS(ctx context.Context, t *testing.T, dir, name string, port, mediaPort int, scenario string) {
-	t.Helper()
-	f := writeScenario(t, dir, "uas_"+name+".xml", scenario)
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, "sipp", "-sf", f, "-i", "127.0.0.1", "-p", fmt.Sprint(port),
-		"-mi", "127.0.0.1", "-mp", fmt.Sprint(mediaPort), "-nostdin", "-trace_err")
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			errs, _ := filepath.Glob(filepath.Join(dir, "uas_"+name+"*errors.log"))
-			for _, e := range errs {
-				b, _ := os.ReadFile(e)
-				t.Logf("SIPp UAS %s errors:\n%s", name, peers.Tail(string(b), 30))
-			}
-		}
-	})
-	waitFor(t, 5*time.Second, "the SIPp UAS to bind its port", func() bool { return udpBound(port) })
 }
 
 // uasChecking answers an INVITE whose check (a SIPp ereg assigning

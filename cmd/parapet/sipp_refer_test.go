@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -108,52 +104,6 @@ func checkSIPpTransfer(t *testing.T, rec *compliance.Call, target int) {
 	if rec.Disposition != compliance.DispositionAnswered || rec.EndReason != "bye from a" {
 		t.Errorf("outcome: %s %q, want answered, bye from a (the target's)", rec.Disposition, rec.EndReason)
 	}
-}
-
-// sippProc is a SIPp process a test started.
-type sippProc struct {
-	cmd  *exec.Cmd
-	out  bytes.Buffer
-	done chan error
-}
-
-// startSIPp starts sipp with args in dir; the test's end kills it if it
-// is still running.
-func startSIPp(ctx context.Context, t *testing.T, dir string, args []string) *sippProc {
-	t.Helper()
-	p := &sippProc{cmd: exec.CommandContext(ctx, "sipp", args...), done: make(chan error, 1)}
-	p.cmd.Dir, p.cmd.Stdout, p.cmd.Stderr = dir, &p.out, &p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-// wait waits for the process to exit and returns its error; once only.
-func (p *sippProc) wait() error {
-	err := <-p.done
-	p.done <- err
-	return err
-}
-
-// sippErrors is what the SIPps in dir wrote to their error logs.
-func sippErrors(dir string) string {
-	files, _ := filepath.Glob(filepath.Join(dir, "*errors.log"))
-	var out []byte
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		out = append(out, b...)
-	}
-	return string(out)
 }
 
 // uacRefer is the referrer: a call, then a REFER to the target (%d is its

@@ -1,11 +1,6 @@
 package main
 
-import (
-	"os"
-	"path/filepath"
-	"strings"
-	"testing"
-)
+import "strings"
 
 // The blocks SIPp scenarios of these tests are built from: each scenario
 // states what is particular to it and takes the rest (the XML head, SDP,
@@ -202,28 +197,4 @@ func uasOK(toTag, headers string) string { return uasAnswer(toTag, headers, sdpP
 // SIPp finds them used).
 func sippLog(message string) string {
 	return "  <nop>\n    <action>\n      <log message=\"" + message + "\"/>\n    </action>\n  </nop>\n"
-}
-
-// writeScenario writes text to dir/name and returns its path.
-func writeScenario(t *testing.T, dir, name, text string) string {
-	t.Helper()
-	f := filepath.Join(dir, name)
-	if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-// sippDir is a directory for SIPp to run in, its pcap/ SIPp's pcap files.
-func sippDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	pcaps := "/usr/share/sip-tester"
-	if _, err := os.Stat(filepath.Join(pcaps, "g711a.pcap")); err != nil {
-		t.Fatalf("SIPp's pcap files not found in %s: %v", pcaps, err)
-	}
-	if err := os.Symlink(pcaps, filepath.Join(dir, "pcap")); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
