@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/parapet-sbc/parapet/certs"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/peers"
 	"github.com/parapet-sbc/parapet/internal/sim"
@@ -21,43 +19,7 @@ import (
 // route "out" from staff to the PBX phone at pbx.
 func startParapetCallers(t *testing.T, base int, reg, pbx netip.AddrPort) *parapetUnderTest {
 	t.Helper()
-	dir := t.TempDir()
-	pki, err := certs.EnsureLab(filepath.Join(dir, "state", "certs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`
-state_dir = "state"
-zone "pbx" {
-  listen = ["udp://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  media { srtp = "allow" }
-}
-zone "staff" {
-  listen = ["tls://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  tls {
-    ca_file     = "${state_dir}/certs/lab-ca.pem"
-    client_auth = "request"
-  }
-  media { srtp = "require" }
-  registrar {
-    zone   = "pbx"
-    target = "sip:%s"
-  }
-}
-route "out" {
-  from   = "staff"
-  to     = "pbx"
-  target = "sip:%s"
-}
-media {
-  address = "127.0.0.1"
-  ports   = "%d-%d"
-  timeout = "10s"
-}
-`, base+60, base+61, reg, pbx, base+70, base+99)
-	return startParapetConfig(t, dir, pki, conf)
+	return startParapetStaff(t, base, staffTLS(base+61), reg, pbx)
 }
 
 // A baresip softphone registered over TLS through parapet calls out: its

@@ -3,12 +3,10 @@ package main
 import (
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/parapet-sbc/parapet/certs"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/peers"
 	"github.com/parapet-sbc/parapet/internal/sim"
@@ -19,39 +17,9 @@ import (
 // allowed) whose users register through parapet to the registrar at reg.
 func startParapetPlainRegistrar(t *testing.T, base int, reg netip.AddrPort) *parapetUnderTest {
 	t.Helper()
-	dir := t.TempDir()
-	pki, err := certs.EnsureLab(filepath.Join(dir, "state", "certs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`
-state_dir = "state"
-zone "pbx" {
-  listen = ["udp://127.0.0.1:%d"]
+	return startParapetStaff(t, base, fmt.Sprintf(`listen = ["udp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[1]d"]
   peers  = ["127.0.0.0/8"]
-  media { srtp = "allow" }
-}
-zone "staff" {
-  listen = ["udp://127.0.0.1:%[2]d", "tcp://127.0.0.1:%[2]d"]
-  peers  = ["127.0.0.0/8"]
-  media { srtp = "allow" }
-  registrar {
-    zone   = "pbx"
-    target = "sip:%[3]s"
-  }
-}
-route "out" {
-  from   = "staff"
-  to     = "pbx"
-  target = "sip:%[3]s"
-}
-media {
-  address = "127.0.0.1"
-  ports   = "%[4]d-%[5]d"
-  timeout = "10s"
-}
-`, base+60, base+61, reg, base+70, base+99)
-	return startParapetConfig(t, dir, pki, conf)
+  media { srtp = "allow" }`, base+61), reg, reg)
 }
 
 // A baresip softphone registers over UDP, then over TCP, asking for

@@ -22,6 +22,27 @@ import (
 // whose users register through parapet to the registrar at reg.
 func startParapetRegistrar(t *testing.T, base int, reg netip.AddrPort) *parapetUnderTest {
 	t.Helper()
+	return startParapetCallers(t, base, reg, reg)
+}
+
+// staffTLS is the listener, TLS and media lines of a "staff" zone on TLS
+// at port (lab certificates asked of clients, SRTP required).
+func staffTLS(port int) string {
+	return fmt.Sprintf(`listen = ["tls://127.0.0.1:%d"]
+  peers  = ["127.0.0.0/8"]
+  tls {
+    ca_file     = "${state_dir}/certs/lab-ca.pem"
+    client_auth = "request"
+  }
+  media { srtp = "require" }`, port)
+}
+
+// startParapetStaff runs parapet with a "pbx" zone on UDP (base+60,
+// plain RTP allowed) and a "staff" zone of the given lines whose users
+// register through parapet to the registrar at reg, and a route "out"
+// from staff to out.
+func startParapetStaff(t *testing.T, base int, staff string, reg, out netip.AddrPort) *parapetUnderTest {
+	t.Helper()
 	dir := t.TempDir()
 	pki, err := certs.EnsureLab(filepath.Join(dir, "state", "certs"))
 	if err != nil {
@@ -35,13 +56,7 @@ zone "pbx" {
   media { srtp = "allow" }
 }
 zone "staff" {
-  listen = ["tls://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  tls {
-    ca_file     = "${state_dir}/certs/lab-ca.pem"
-    client_auth = "request"
-  }
-  media { srtp = "require" }
+  %s
   registrar {
     zone   = "pbx"
     target = "sip:%s"
@@ -57,7 +72,7 @@ media {
   ports   = "%d-%d"
   timeout = "10s"
 }
-`, base+60, base+61, reg, reg, base+70, base+99)
+`, base+60, staff, reg, out, base+70, base+99)
 	return startParapetConfig(t, dir, pki, conf)
 }
 
