@@ -22,13 +22,11 @@ func startParapetCallers(t *testing.T, base int, reg, pbx netip.AddrPort) *parap
 	return startParapetStaff(t, base, staffTLS(base+61), reg, pbx)
 }
 
-// A baresip softphone registered over TLS through parapet calls out: its
-// INVITE comes over the connection it registered on, From its address of
-// record, so the zone's default (callers "registered") takes it, and leg
-// a's record names the registration's flow.
-func TestBaresipRegisteredCallsOut(t *testing.T) {
-	requirePeers(t, "baresip")
-	base := portBlock(t)
+// startCallersLab starts a registrar where bob (password "bobs-secret")
+// registers, a simulated PBX phone on UDP at base+7, and parapet between
+// them (startParapetCallers).
+func startCallersLab(t *testing.T, base int) (*sim.PathRegistrar, *sim.Peer, *parapetUnderTest) {
+	t.Helper()
 	reg := sim.NewPathRegistrar(t, "bob", "bobs-secret")
 	pbx, err := sim.New(sim.Config{Name: "pbx", Transport: "udp", Listen: netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(base+7)),
 		MediaAddr: netip.MustParseAddr("127.0.0.1"), Logger: slog.New(slog.DiscardHandler)})
@@ -36,7 +34,17 @@ func TestBaresipRegisteredCallsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pbx.Close)
-	p := startParapetCallers(t, base, reg.Addr, pbx.Addr())
+	return reg, pbx, startParapetCallers(t, base, reg.Addr, pbx.Addr())
+}
+
+// A baresip softphone registered over TLS through parapet calls out: its
+// INVITE comes over the connection it registered on, From its address of
+// record, so the zone's default (callers "registered") takes it, and leg
+// a's record names the registration's flow.
+func TestBaresipRegisteredCallsOut(t *testing.T) {
+	requirePeers(t, "baresip")
+	base := portBlock(t)
+	reg, pbx, p := startCallersLab(t, base)
 	bob := peers.StartBaresip(t, peers.BaresipConfig{Name: "bob", SIPPort: base + 10, CtrlPort: base + 12,
 		RTPLo: base + 40, RTPHi: base + 59, Tone: 880, Transport: "tls", MediaEnc: "srtp-mand",
 		TLSBundle: p.pki.PeerBundleFile,
@@ -72,14 +80,7 @@ func TestBaresipRegisteredCallsOut(t *testing.T) {
 func TestLinphoneRegisteredCallsOut(t *testing.T) {
 	requirePeers(t, "linphonec")
 	base := portBlock(t)
-	reg := sim.NewPathRegistrar(t, "bob", "bobs-secret")
-	pbx, err := sim.New(sim.Config{Name: "pbx", Transport: "udp", Listen: netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(base+7)),
-		MediaAddr: netip.MustParseAddr("127.0.0.1"), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pbx.Close)
-	p := startParapetCallers(t, base, reg.Addr, pbx.Addr())
+	reg, pbx, p := startCallersLab(t, base)
 	lin := startLinphone(t, linphoneConf{tlsPort: base + 3, rtpLo: base + 20, rtpHi: base + 39, caFile: p.pki.CAFile,
 		certFile: p.pki.PeerCertFile, keyFile: p.pki.PeerKeyFile, menc: "srtp"})
 	if err := lin.waitLog(10*time.Second, `Creating listening point .*transport=TLS`); err != nil {

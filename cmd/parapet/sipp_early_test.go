@@ -16,11 +16,7 @@ import (
 // The call is then answered, with media both ways, and its record holds
 // the re-offer decision.
 func TestSIPpEarlyUpdate(t *testing.T) {
-	dir := t.TempDir()
-	uac := writeScenario(t, dir, "uac_early.xml", uacEarlyUpdate)
-	uas := writeScenario(t, dir, "uas_early.xml", uasEarly)
-	var msgs string
-	recs := sippWith(t, 1, sippSetup{uas: []string{"-sf", uas, "-trace_msg"}, uasMessages: &msgs}, "-sf", uac)
+	recs, msgs := sippScripted(t, uacEarlyUpdate, uasEarly)
 	checkSIPpCalls(t, recs, 1)
 	if n := strings.Count(msgs, "\nUPDATE sip:"); n != 0 {
 		t.Errorf("the UAS got %d UPDATEs: the change was leg A's alone", n)

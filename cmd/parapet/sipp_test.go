@@ -70,6 +70,20 @@ route "internal" {
 `, base), setup, calls, scenario...)
 }
 
+// sippScripted is sippWith for one call, the UAC and the UAS running the
+// given scenarios, pbxZone more lines of parapet's pbx zone; it returns
+// the call records and the messages the UAS got and sent.
+func sippScripted(t *testing.T, uac, uas string, pbxZone ...string) ([]*compliance.Call, string) {
+	t.Helper()
+	dir := t.TempDir()
+	uacXML := writeScenario(t, dir, "uac.xml", uac)
+	uasXML := writeScenario(t, dir, "uas.xml", uas)
+	var msgs string
+	recs := sippWith(t, 1, sippSetup{uas: []string{"-sf", uasXML, "-trace_msg"}, uasMessages: &msgs, pbxZone: pbxZone},
+		"-sf", uacXML)
+	return recs, msgs
+}
+
 // sippRun is sippWith with the routes given: the stock UAS listens on
 // base.
 func sippRun(t *testing.T, base int, routes string, setup sippSetup, calls int, scenario ...string) []*compliance.Call {

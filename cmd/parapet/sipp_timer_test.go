@@ -14,12 +14,7 @@ import (
 // call lasts over three intervals, with media both ways, and ends with
 // the UAC's BYE.
 func TestSIPpSessionTimerAndUpdate(t *testing.T) {
-	dir := t.TempDir()
-	uac := writeScenario(t, dir, "uac_timer.xml", uacTimer)
-	uas := writeScenario(t, dir, "uas_timer.xml", uasTimer)
-	var msgs string
-	recs := sippWith(t, 1, sippSetup{uas: []string{"-sf", uas, "-trace_msg"}, uasMessages: &msgs,
-		pbxZone: []string{`session_expires = "4s"`, `min_se = "2s"`}}, "-sf", uac)
+	recs, msgs := sippScripted(t, uacTimer, uasTimer, `session_expires = "4s"`, `min_se = "2s"`)
 	checkSIPpCalls(t, recs, 1)
 	t.Logf("UAS: %d INVITEs, %d ACKs", strings.Count(msgs, "\nINVITE sip:"), strings.Count(msgs, "\nACK sip:"))
 	// The INVITE, the bridged re-offer and parapet's refreshes of leg B
