@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/peers"
@@ -46,20 +45,9 @@ func baresipRegistersPlain(t *testing.T, transport string) {
 		RTPLo: base + 40, RTPHi: base + 59, Tone: 880, Transport: transport,
 		Register: &peers.BaresipRegistration{Domain: sim.Realm, Password: "bobs-secret", Interval: 600, Outbound: true,
 			Proxy: fmt.Sprintf("sip:127.0.0.1:%d;transport=%s", base+61, transport)}})
-	var contact, path string
-	poll(15*time.Second, func() bool { contact, path = reg.Binding("bob"); return contact != "" })
-	if contact == "" || !strings.Contains(path, "flow-") || !strings.Contains(path, ";ob") {
-		t.Fatalf("registrar's binding: contact %q path %q", contact, path)
-	}
+	contact, path := bobBinding(t, reg, "flow-", ";ob")
 
-	caller := callRegistered(t, base, contact, path)
-	if _, err := bob.WaitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
-		t.Fatal(err)
-	}
-	talkAndHangUp(t, caller)
-	if _, err := bob.WaitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
-		t.Fatal(err)
-	}
+	baresipTakesCall(t, bob, callRegistered(t, base, contact, path))
 	cap.Stop()
 	if transport == "udp" {
 		checkSTUNKeepAlives(t, cap, base+10, base+61)

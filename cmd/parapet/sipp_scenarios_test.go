@@ -124,6 +124,14 @@ func uacRequest(method, cseq, headers, body string) string {
 	return stockUAC.request(method, cseq, headers, body)
 }
 
+// reofferUpdate is the stock UAC's UPDATE (CSeq cseq, more headers) with
+// a new offer (o= version 2), and the check that parapet's 200 answers it
+// (assigning answer<cseq>).
+func reofferUpdate(cseq, headers string) string {
+	return uacRequest("UPDATE", cseq, headers, sdpOffer("2")) +
+		sippRecv(`response="200"`, `<ereg regexp="m=audio" search_in="body" check_it="true" assign_to="answer`+cseq+`"/>`)
+}
+
 // playPCAP plays SIPp's PCMA pcap (the test links pcap/ to SIPp's files).
 const playPCAP = `  <nop>
     <action>
