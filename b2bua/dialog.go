@@ -305,12 +305,10 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		l.zone.respond(tx, req, 481, reasonPhrase(481), "")
 		return
 	}
-	offer, currentSRTP, ok := c.readReoffer(l, req, tx)
+	offer, d, currentSRTP, ok := c.judgeReoffer(l, req, tx)
 	if !ok {
 		return
 	}
-	d := policy.Evaluate(policy.Input{Stage: policy.StageReoffer, Zone: l.pol, Signaling: l.sig,
-		Media: c.mediaFacts(offer, nil), CurrentSRTP: currentSRTP})
 	c.decide(d)
 	if !d.Proceed() {
 		unlock()
@@ -321,6 +319,19 @@ func (c *Call) onReinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		c.log.Warn("re-offer changes media protection", "leg", l.role, "verdict", string(d.Verdict), "rule", d.Rule)
 	}
 	c.bridgeReoffer(l, other, offer, d, req, tx, c.sendReinvite)
+}
+
+// judgeReoffer reads the re-offer on leg l (readReoffer) and evaluates it
+// against l's zone policy: the offer, the decision, whether the leg runs
+// SRTP now, and ok false if it was answered already.
+func (c *Call) judgeReoffer(l *leg, req *sip.Request, tx sip.ServerTransaction) (offer *media.Description, d policy.Decision, currentSRTP, ok bool) {
+	offer, currentSRTP, ok = c.readReoffer(l, req, tx)
+	if !ok {
+		return nil, d, false, false
+	}
+	d = policy.Evaluate(policy.Input{Stage: policy.StageReoffer, Zone: l.pol, Signaling: l.sig,
+		Media: c.mediaFacts(offer, nil), CurrentSRTP: currentSRTP})
+	return offer, d, currentSRTP, true
 }
 
 // readReoffer reads the offer of a re-INVITE on leg l and whether the leg

@@ -57,24 +57,15 @@ func (s *Server) pingsFlows() bool {
 
 // pingFlows pings each UDP flow due a ping, until the server stops.
 func (s *Server) pingFlows() {
-	t := time.NewTicker(flowPingTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case now := <-t.C:
-			s.tick("flow pings", func() {
-				for _, p := range s.binds.duePings(now) {
-					s.serveWG.Add(1)
-					s.goSafe("flow ping", func() {
-						defer s.serveWG.Done()
-						s.binds.pinged(p.fl, p.fl.zone.pingFlow(s.ctx, p.fl, p.contact))
-					})
-				}
+	s.every(flowPingTick, "flow pings", func(now time.Time) {
+		for _, p := range s.binds.duePings(now) {
+			s.serveWG.Add(1)
+			s.goSafe("flow ping", func() {
+				defer s.serveWG.Done()
+				s.binds.pinged(p.fl, p.fl.zone.pingFlow(s.ctx, p.fl, p.contact))
 			})
 		}
-	}
+	})
 }
 
 // flowPing is a ping booked for fl, to contact: the flow's contact as it

@@ -118,16 +118,7 @@ func (h *health) snapshot() []TargetHealth {
 // are due one, until the server stops. Routes a reload removed are no
 // longer pinged.
 func (s *Server) pingTargets() {
-	t := time.NewTicker(healthTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case now := <-t.C:
-			s.tick("target pings", func() { s.pingDue(now) })
-		}
-	}
+	s.every(healthTick, "target pings", s.pingDue)
 }
 
 // keep forgets the targets not in live (a reload removed them), so that

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"time"
 
 	"github.com/parapet-sbc/parapet/compliance"
 )
@@ -42,6 +43,21 @@ func (s *Server) recoverPanic(what string) {
 func (s *Server) tick(what string, f func()) {
 	defer s.recoverPanic(what)
 	f()
+}
+
+// every runs f at each tick of a ticker of period d, one turn of the
+// server loop named what (tick), until the server stops.
+func (s *Server) every(d time.Duration, what string, f func(now time.Time)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-t.C:
+			s.tick(what, func() { f(now) })
+		}
+	}
 }
 
 // goSafe runs f on a new goroutine working for call c; a panic in f is

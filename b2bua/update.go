@@ -87,12 +87,10 @@ func (c *Call) onEarlyUpdate(l *leg, req *sip.Request, tx sip.ServerTransaction)
 		c.retryLater(l, req, tx, "no new offer before the call is answered")
 		return
 	}
-	offer, currentSRTP, ok := c.readReoffer(l, req, tx)
+	offer, d, currentSRTP, ok := c.judgeReoffer(l, req, tx)
 	if !ok {
 		return
 	}
-	d := policy.Evaluate(policy.Input{Stage: policy.StageReoffer, Zone: l.pol, Signaling: l.sig,
-		Media: c.mediaFacts(offer, nil), CurrentSRTP: currentSRTP})
 	bridge := theirs.done && theirs.update
 	if d.Proceed() && !bridge && !c.legLocal(l, offer) {
 		// Nothing changes: no decision to record.

@@ -3,11 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,8 +21,7 @@ func TestSIPpEmergencyServiceURN(t *testing.T) {
 	base := portBlock(t)
 	dir := t.TempDir()
 	uas := base + 1
-	conf := filepath.Join(dir, "parapet.hcl")
-	src := fmt.Sprintf(`
+	p := runParapetHCL(t, dir, fmt.Sprintf(`
 state_dir = "state"
 zone "pbx" {
   listen = ["udp://127.0.0.1:%d"]
@@ -52,38 +46,18 @@ media {
   address = "127.0.0.1"
   ports   = "%d-%d"
 }
-`, base+60, base+61, uas, base+70, base+99)
-	if err := os.WriteFile(conf, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := runParapet(t, "-c", conf)
+`, base+60, base+61, uas, base+70, base+99))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	sippUASChecking(ctx, t, dir, "sos", uas, base+10, `^INVITE sip:911@127\.0\.0\.1:`)
-	uac := filepath.Join(dir, "uac_sos.xml")
-	if err := os.WriteFile(uac, []byte(uacSOS), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(ctx, "sipp", fmt.Sprintf("127.0.0.1:%d", base+60), "-sf", uac,
-		"-i", "127.0.0.1", "-p", fmt.Sprint(base+3), "-mi", "127.0.0.1", "-mp", fmt.Sprint(base+20),
-		"-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error", "-recv_timeout", "10s", "-trace_err")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("SIPp dialling urn:service:sos.police: %v\n%s\n%s", err, peers.Tail(string(out), 12), p.allLogs())
+	uac := writeScenario(t, dir, "uac_sos.xml", uacSOS)
+	if out, err := sippCall(ctx, dir, fmt.Sprintf("127.0.0.1:%d", base+60), base+3, base+20, "-sf", uac); err != nil {
+		t.Fatalf("SIPp dialling urn:service:sos.police: %v\n%s\n%s", err, peers.Tail(out, 12), p.allLogs())
 	}
 	if e := sippRegexpErrors(dir, "uas_sos"); e != "" {
 		t.Errorf("the carrier's SIPp UAS got another Request-URI:\n%s", e)
 	}
-	logPath := filepath.Join(dir, "state", "compliance.jsonl")
-	var calls []*compliance.Call
-	waitFor(t, 10*time.Second, "the call record", func() bool {
-		recs, _ := readRecords(logPath, time.Time{})
-		calls = onlyCalls(recs)
-		return len(calls) == 1
-	})
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.cmd.Wait()
-	c := calls[0]
+	c := stopAfterCalls(t, p, dir, 1)[0]
 	if c.Disposition != compliance.DispositionAnswered || c.Route != "emergency" || !c.Emergency ||
 		c.EmergencyService != "urn:service:sos.police" {
 		t.Errorf("record: %s %d route %q emergency %v service %q (%s)", c.Disposition, c.SIPStatus, c.Route,
@@ -92,87 +66,23 @@ media {
 }
 
 // sippUASChecking starts a SIPp UAS on port that answers every INVITE
-// (uasCheckPAI's scenario) and checks the whole INVITE against regexp; a
-// failed check is written to its error log (sippRegexpErrors).
+// and checks the whole INVITE against regexp; a failed check is written
+// to its error log (sippRegexpErrors).
 func sippUASChecking(ctx context.Context, t *testing.T, dir, name string, port, mediaPort int, regexp string) {
 	t.Helper()
-	f := filepath.Join(dir, "uas_"+name+".xml")
-	scenario := strings.NewReplacer(`search_in="hdr" header="P-Asserted-Identity:" CHECK`, `search_in="msg" check_it="true"`,
-		"REGEXP", regexp, "scenario name=\"UAS checking P-Asserted-Identity\"", "scenario name=\"UAS checking the INVITE\"").Replace(uasCheckPAI)
-	if err := os.WriteFile(f, []byte(scenario), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.CommandContext(ctx, "sipp", "-sf", f, "-i", "127.0.0.1", "-p", fmt.Sprint(port),
-		"-mi", "127.0.0.1", "-mp", fmt.Sprint(mediaPort), "-nostdin", "-trace_err")
-	cmd.Dir = dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	waitFor(t, 5*time.Second, "the SIPp UAS to bind its port", func() bool { return udpBound(port) })
+	startSIPpUAS(ctx, t, dir, name, port, mediaPort, uasChecking("UAS checking the INVITE",
+		`<ereg regexp="`+regexp+`" search_in="msg" check_it="true" assign_to="pai"/>`))
 }
 
-// uacSOS dials urn:service:sos.police through its outbound proxy (the
-// Route header; SIPp sends to the address it is given), then hangs up.
-const uacSOS = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="UAC dialling an emergency service URN">
-  <send retrans="500">
-    <![CDATA[
-      INVITE urn:service:sos.police SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      Route: <sip:[remote_ip]:[remote_port];lr>
-      From: phone <sip:phone@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: <urn:service:sos.police>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:phone@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
+// sosUAC dials urn:service:sos.police through its outbound proxy (the
+// Route header; SIPp sends to the address it is given).
+var sosUAC = sippUAC{ruri: "urn:service:sos.police", from: "phone <sip:phone@[local_ip]:[local_port]>",
+	to: "<urn:service:sos.police>"}
 
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: phone <sip:phone@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: <urn:service:sos.police>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="300"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: phone <sip:phone@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: <urn:service:sos.police>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-`
+// uacSOS calls as sosUAC, then hangs up.
+var uacSOS = sippScenario("UAC dialling an emergency service URN",
+	sosUAC.invite("\n      Route: <sip:[remote_ip]:[remote_port];lr>\n      Contact: sip:phone@[local_ip]:[local_port]",
+		sippSDP("2353687637", sdpPCMU)), uacRinging,
+	sippRecv(`response="200" rrs="true"`),
+	sosUAC.ack(""), sippPause("300"), sosUAC.hangUp("2"),
+)

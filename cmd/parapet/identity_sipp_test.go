@@ -1,15 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,8 +22,7 @@ func TestSIPpIdentityTrustDomain(t *testing.T) {
 	base := portBlock(t)
 	dir := t.TempDir()
 	uasYes, uasNo := base+1, base+2
-	conf := filepath.Join(dir, "parapet.hcl")
-	src := fmt.Sprintf(`
+	p := runParapetHCL(t, dir, fmt.Sprintf(`
 state_dir = "state"
 zone "pbx" {
   listen  = ["udp://127.0.0.1:%d"]
@@ -62,11 +56,7 @@ media {
   address = "127.0.0.1"
   ports   = "%d-%d"
 }
-`, base+60, base+61, uasYes, uasNo, uasNo, base+70, base+99)
-	if err := os.WriteFile(conf, []byte(src), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := runParapet(t, "-c", conf)
+`, base+60, base+61, uasYes, uasNo, uasNo, base+70, base+99))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -74,19 +64,12 @@ media {
 	// caller's number and parapet's host; the other wants none at all.
 	sippUAS(ctx, t, dir, "yes", uasYes, base+10, `check_it="true"`, `^ *&lt;sip:\+15551110000@127\.0\.0\.1&gt;`)
 	sippUAS(ctx, t, dir, "no", uasNo, base+14, `check_it_inverse="true"`, `.`)
-	uac := filepath.Join(dir, "uac_pai.xml")
-	if err := os.WriteFile(uac, []byte(uacPAI), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	uac := writeScenario(t, dir, "uac_pai.xml", uacPAI)
 	for i, c := range []struct{ port, service string }{
 		{fmt.Sprint(base + 60), "15550001"}, {fmt.Sprint(base + 60), "25550002"}, {fmt.Sprint(base + 61), "15550003"},
 	} {
-		cmd := exec.CommandContext(ctx, "sipp", "127.0.0.1:"+c.port, "-sf", uac, "-s", c.service,
-			"-i", "127.0.0.1", "-p", fmt.Sprint(base+3+i), "-mi", "127.0.0.1", "-mp", fmt.Sprint(base+20+4*i),
-			"-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error", "-recv_timeout", "10s", "-trace_err")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("call %s through %s: %v\n%s", c.service, c.port, err, peers.Tail(string(out), 12))
+		if out, err := sippCall(ctx, dir, "127.0.0.1:"+c.port, base+3+i, base+20+4*i, "-sf", uac, "-s", c.service); err != nil {
+			t.Errorf("call %s through %s: %v\n%s", c.service, c.port, err, peers.Tail(out, 12))
 		}
 	}
 
@@ -98,15 +81,7 @@ media {
 		}
 	}
 
-	logPath := filepath.Join(dir, "state", "compliance.jsonl")
-	var calls []*compliance.Call
-	waitFor(t, 10*time.Second, "three call records", func() bool {
-		recs, _ := readRecords(logPath, time.Time{})
-		calls = onlyCalls(recs)
-		return len(calls) == 3
-	})
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.cmd.Wait()
+	calls := stopAfterCalls(t, p, dir, 3)
 	want := []struct {
 		route         string
 		sent          int
@@ -138,161 +113,35 @@ media {
 	}
 }
 
-// sippRegexpErrors returns the lines of the SIPp error logs of scenario
-// name in dir that report a failed ereg check.
-func sippRegexpErrors(dir, name string) string {
-	files, _ := filepath.Glob(filepath.Join(dir, name+"_*_errors.log"))
-	var out []string
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.Contains(line, "regexp match") || strings.Contains(line, "Regexp matched") {
-				out = append(out, line)
-			}
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 // sippUAS starts a SIPp UAS on port that answers every INVITE with SDP
 // and checks its P-Asserted-Identity header against regexp with check (a
 // SIPp ereg attribute); a failed check is written to its error log
 // (sippRegexpErrors).
 func sippUAS(ctx context.Context, t *testing.T, dir, name string, port, mediaPort int, check, regexp string) {
 	t.Helper()
-	f := filepath.Join(dir, "uas_"+name+".xml")
-	scenario := strings.NewReplacer("CHECK", check, "REGEXP", regexp).Replace(uasCheckPAI)
-	if err := os.WriteFile(f, []byte(scenario), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, "sipp", "-sf", f, "-i", "127.0.0.1", "-p", fmt.Sprint(port),
-		"-mi", "127.0.0.1", "-mp", fmt.Sprint(mediaPort), "-nostdin", "-trace_err")
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			errs, _ := filepath.Glob(filepath.Join(dir, "uas_"+name+"*errors.log"))
-			for _, e := range errs {
-				b, _ := os.ReadFile(e)
-				t.Logf("SIPp UAS %s errors:\n%s", name, peers.Tail(string(b), 30))
-			}
-		}
-	})
-	waitFor(t, 5*time.Second, "the SIPp UAS to bind its port", func() bool { return udpBound(port) })
+	startSIPpUAS(ctx, t, dir, name, port, mediaPort, uasChecking("UAS checking P-Asserted-Identity",
+		`<ereg regexp="`+regexp+`" search_in="hdr" header="P-Asserted-Identity:" `+check+` assign_to="pai"/>`))
 }
 
-// uasCheckPAI answers an INVITE whose P-Asserted-Identity passes its
-// check, then takes ACK and BYE.
-const uasCheckPAI = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="UAS checking P-Asserted-Identity">
-  <recv request="INVITE">
-    <action>
-      <ereg regexp="REGEXP" search_in="hdr" header="P-Asserted-Identity:" CHECK assign_to="pai"/>
-    </action>
-  </recv>
-  <Reference variables="pai"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
+// uasChecking answers an INVITE whose check (a SIPp ereg assigning
+// "pai") passes, then takes ACK and BYE.
+func uasChecking(name, ereg string) string {
+	return sippScenario(name,
+		sippRecv(`request="INVITE"`, ereg),
+		`  <Reference variables="pai"/>
+`,
+		uasAnswer(uasTag, "", sdpPCMU),
+		sippRecv(`request="ACK"`), uasByeEnd)
+}
 
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv request="ACK"/>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-</scenario>
-`
+// paiUAC calls [service] with a P-Asserted-Identity naming the PBX's own
+// host, Privacy: id.
+var paiUAC = sippUAC{ruri: stockUAC.ruri, from: stockUAC.from, to: "<sip:[service]@[remote_ip]:[remote_port]>"}
 
-// uacPAI calls [service] with a P-Asserted-Identity naming the PBX's own
-// host, Privacy: id, then hangs up.
-const uacPAI = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="UAC with P-Asserted-Identity">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      P-Asserted-Identity: <sip:+15551110000@pbx.clinic.internal>
-      Privacy: id
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="300"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-`
+// uacPAI calls [service] as paiUAC, then hangs up.
+var uacPAI = sippScenario("UAC with P-Asserted-Identity",
+	paiUAC.invite("\n      Contact: sip:sipp@[local_ip]:[local_port]\n      P-Asserted-Identity: <sip:+15551110000@pbx.clinic.internal>\n      Privacy: id",
+		sippSDP("2353687637", sdpPCMU)), uacRinging,
+	sippRecv(`response="200" rrs="true"`),
+	paiUAC.ack(""), sippPause("300"), paiUAC.hangUp("2"),
+)

@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/parapet-sbc/parapet/certs"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/peers"
 	"github.com/parapet-sbc/parapet/internal/sim"
@@ -21,43 +19,22 @@ import (
 // route "out" from staff to the PBX phone at pbx.
 func startParapetCallers(t *testing.T, base int, reg, pbx netip.AddrPort) *parapetUnderTest {
 	t.Helper()
-	dir := t.TempDir()
-	pki, err := certs.EnsureLab(filepath.Join(dir, "state", "certs"))
+	return startParapetStaff(t, base, staffTLS(base+61), reg, pbx)
+}
+
+// startCallersLab starts a registrar where bob (password "bobs-secret")
+// registers, a simulated PBX phone on UDP at base+7, and parapet between
+// them (startParapetCallers).
+func startCallersLab(t *testing.T, base int) (*sim.PathRegistrar, *sim.Peer, *parapetUnderTest) {
+	t.Helper()
+	reg := sim.NewPathRegistrar(t, "bob", "bobs-secret")
+	pbx, err := sim.New(sim.Config{Name: "pbx", Transport: "udp", Listen: netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(base+7)),
+		MediaAddr: netip.MustParseAddr("127.0.0.1"), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := fmt.Sprintf(`
-state_dir = "state"
-zone "pbx" {
-  listen = ["udp://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  media { srtp = "allow" }
-}
-zone "staff" {
-  listen = ["tls://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  tls {
-    ca_file     = "${state_dir}/certs/lab-ca.pem"
-    client_auth = "request"
-  }
-  media { srtp = "require" }
-  registrar {
-    zone   = "pbx"
-    target = "sip:%s"
-  }
-}
-route "out" {
-  from   = "staff"
-  to     = "pbx"
-  target = "sip:%s"
-}
-media {
-  address = "127.0.0.1"
-  ports   = "%d-%d"
-  timeout = "10s"
-}
-`, base+60, base+61, reg, pbx, base+70, base+99)
-	return startParapetConfig(t, dir, pki, conf)
+	t.Cleanup(pbx.Close)
+	return reg, pbx, startParapetCallers(t, base, reg.Addr, pbx.Addr())
 }
 
 // A baresip softphone registered over TLS through parapet calls out: its
@@ -67,14 +44,7 @@ media {
 func TestBaresipRegisteredCallsOut(t *testing.T) {
 	requirePeers(t, "baresip")
 	base := portBlock(t)
-	reg := sim.NewPathRegistrar(t, "bob", "bobs-secret")
-	pbx, err := sim.New(sim.Config{Name: "pbx", Transport: "udp", Listen: netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(base+7)),
-		MediaAddr: netip.MustParseAddr("127.0.0.1"), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pbx.Close)
-	p := startParapetCallers(t, base, reg.Addr, pbx.Addr())
+	reg, pbx, p := startCallersLab(t, base)
 	bob := peers.StartBaresip(t, peers.BaresipConfig{Name: "bob", SIPPort: base + 10, CtrlPort: base + 12,
 		RTPLo: base + 40, RTPHi: base + 59, Tone: 880, Transport: "tls", MediaEnc: "srtp-mand",
 		TLSBundle: p.pki.PeerBundleFile,
@@ -110,14 +80,7 @@ func TestBaresipRegisteredCallsOut(t *testing.T) {
 func TestLinphoneRegisteredCallsOut(t *testing.T) {
 	requirePeers(t, "linphonec")
 	base := portBlock(t)
-	reg := sim.NewPathRegistrar(t, "bob", "bobs-secret")
-	pbx, err := sim.New(sim.Config{Name: "pbx", Transport: "udp", Listen: netip.MustParseAddrPort("127.0.0.1:" + strconv.Itoa(base+7)),
-		MediaAddr: netip.MustParseAddr("127.0.0.1"), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pbx.Close)
-	p := startParapetCallers(t, base, reg.Addr, pbx.Addr())
+	reg, pbx, p := startCallersLab(t, base)
 	lin := startLinphone(t, linphoneConf{tlsPort: base + 3, rtpLo: base + 20, rtpHi: base + 39, caFile: p.pki.CAFile,
 		certFile: p.pki.PeerCertFile, keyFile: p.pki.PeerKeyFile, menc: "srtp"})
 	if err := lin.waitLog(10*time.Second, `Creating listening point .*transport=TLS`); err != nil {

@@ -3,12 +3,9 @@ package main
 import (
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/parapet-sbc/parapet/certs"
 	"github.com/parapet-sbc/parapet/compliance"
 	"github.com/parapet-sbc/parapet/internal/peers"
 	"github.com/parapet-sbc/parapet/internal/sim"
@@ -19,39 +16,9 @@ import (
 // allowed) whose users register through parapet to the registrar at reg.
 func startParapetPlainRegistrar(t *testing.T, base int, reg netip.AddrPort) *parapetUnderTest {
 	t.Helper()
-	dir := t.TempDir()
-	pki, err := certs.EnsureLab(filepath.Join(dir, "state", "certs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`
-state_dir = "state"
-zone "pbx" {
-  listen = ["udp://127.0.0.1:%d"]
+	return startParapetStaff(t, base, fmt.Sprintf(`listen = ["udp://127.0.0.1:%[1]d", "tcp://127.0.0.1:%[1]d"]
   peers  = ["127.0.0.0/8"]
-  media { srtp = "allow" }
-}
-zone "staff" {
-  listen = ["udp://127.0.0.1:%[2]d", "tcp://127.0.0.1:%[2]d"]
-  peers  = ["127.0.0.0/8"]
-  media { srtp = "allow" }
-  registrar {
-    zone   = "pbx"
-    target = "sip:%[3]s"
-  }
-}
-route "out" {
-  from   = "staff"
-  to     = "pbx"
-  target = "sip:%[3]s"
-}
-media {
-  address = "127.0.0.1"
-  ports   = "%[4]d-%[5]d"
-  timeout = "10s"
-}
-`, base+60, base+61, reg, base+70, base+99)
-	return startParapetConfig(t, dir, pki, conf)
+  media { srtp = "allow" }`, base+61), reg, reg)
 }
 
 // A baresip softphone registers over UDP, then over TCP, asking for
@@ -78,20 +45,9 @@ func baresipRegistersPlain(t *testing.T, transport string) {
 		RTPLo: base + 40, RTPHi: base + 59, Tone: 880, Transport: transport,
 		Register: &peers.BaresipRegistration{Domain: sim.Realm, Password: "bobs-secret", Interval: 600, Outbound: true,
 			Proxy: fmt.Sprintf("sip:127.0.0.1:%d;transport=%s", base+61, transport)}})
-	var contact, path string
-	poll(15*time.Second, func() bool { contact, path = reg.Binding("bob"); return contact != "" })
-	if contact == "" || !strings.Contains(path, "flow-") || !strings.Contains(path, ";ob") {
-		t.Fatalf("registrar's binding: contact %q path %q", contact, path)
-	}
+	contact, path := bobBinding(t, reg, "flow-", ";ob")
 
-	caller := callRegistered(t, base, contact, path)
-	if _, err := bob.WaitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
-		t.Fatal(err)
-	}
-	talkAndHangUp(t, caller)
-	if _, err := bob.WaitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
-		t.Fatal(err)
-	}
+	baresipTakesCall(t, bob, callRegistered(t, base, contact, path))
 	cap.Stop()
 	if transport == "udp" {
 		checkSTUNKeepAlives(t, cap, base+10, base+61)

@@ -22,6 +22,27 @@ import (
 // whose users register through parapet to the registrar at reg.
 func startParapetRegistrar(t *testing.T, base int, reg netip.AddrPort) *parapetUnderTest {
 	t.Helper()
+	return startParapetCallers(t, base, reg, reg)
+}
+
+// staffTLS is the listener, TLS and media lines of a "staff" zone on TLS
+// at port (lab certificates asked of clients, SRTP required).
+func staffTLS(port int) string {
+	return fmt.Sprintf(`listen = ["tls://127.0.0.1:%d"]
+  peers  = ["127.0.0.0/8"]
+  tls {
+    ca_file     = "${state_dir}/certs/lab-ca.pem"
+    client_auth = "request"
+  }
+  media { srtp = "require" }`, port)
+}
+
+// startParapetStaff runs parapet with a "pbx" zone on UDP (base+60,
+// plain RTP allowed) and a "staff" zone of the given lines whose users
+// register through parapet to the registrar at reg, and a route "out"
+// from staff to out.
+func startParapetStaff(t *testing.T, base int, staff string, reg, out netip.AddrPort) *parapetUnderTest {
+	t.Helper()
 	dir := t.TempDir()
 	pki, err := certs.EnsureLab(filepath.Join(dir, "state", "certs"))
 	if err != nil {
@@ -35,13 +56,7 @@ zone "pbx" {
   media { srtp = "allow" }
 }
 zone "staff" {
-  listen = ["tls://127.0.0.1:%d"]
-  peers  = ["127.0.0.0/8"]
-  tls {
-    ca_file     = "${state_dir}/certs/lab-ca.pem"
-    client_auth = "request"
-  }
-  media { srtp = "require" }
+  %s
   registrar {
     zone   = "pbx"
     target = "sip:%s"
@@ -57,7 +72,7 @@ media {
   ports   = "%d-%d"
   timeout = "10s"
 }
-`, base+60, base+61, reg, reg, base+70, base+99)
+`, base+60, staff, reg, out, base+70, base+99)
 	return startParapetConfig(t, dir, pki, conf)
 }
 
@@ -80,20 +95,9 @@ func TestBaresipRegistersAndIsCalled(t *testing.T) {
 			Proxy: fmt.Sprintf("sip:127.0.0.1:%d;transport=tls", base+61)}})
 	// baresip registers as it starts, before its control connection is
 	// up to tell: the registrar's binding says it.
-	var contact, path string
-	poll(15*time.Second, func() bool { contact, path = reg.Binding("bob"); return contact != "" })
-	if contact == "" || !strings.Contains(path, "flow-") {
-		t.Fatalf("registrar's binding: contact %q path %q", contact, path)
-	}
+	contact, path := bobBinding(t, reg, "flow-")
 
-	caller := callRegistered(t, base, contact, path)
-	if _, err := bob.WaitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
-		t.Fatal(err)
-	}
-	talkAndHangUp(t, caller)
-	if _, err := bob.WaitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
-		t.Fatal(err)
-	}
+	baresipTakesCall(t, bob, callRegistered(t, base, contact, path))
 	cap.Stop()
 	rg, leg := registeredCallRecords(t, p, cap, base, base+11)
 	if !strings.Contains(rg.Registration.UserAgent, "baresip") {
@@ -122,6 +126,34 @@ func callRegistered(t *testing.T, base int, contact, path string) *sim.Session {
 		t.Fatalf("call to the registered user: %v", err)
 	}
 	return caller
+}
+
+// bobBinding waits for bob's binding at reg and returns it; its path
+// must contain each of want.
+func bobBinding(t *testing.T, reg *sim.PathRegistrar, want ...string) (contact, path string) {
+	t.Helper()
+	poll(15*time.Second, func() bool { contact, path = reg.Binding("bob"); return contact != "" })
+	ok := contact != ""
+	for _, w := range want {
+		ok = ok && strings.Contains(path, w)
+	}
+	if !ok {
+		t.Fatalf("registrar's binding: contact %q path %q", contact, path)
+	}
+	return contact, path
+}
+
+// baresipTakesCall waits for baresip to take caller's call, then talks
+// and hangs up, and waits for baresip to see it end.
+func baresipTakesCall(t *testing.T, bob *peers.Baresip, caller *sim.Session) {
+	t.Helper()
+	if _, err := bob.WaitEvent(5*time.Second, "CALL_ESTABLISHED"); err != nil {
+		t.Fatal(err)
+	}
+	talkAndHangUp(t, caller)
+	if _, err := bob.WaitEvent(5*time.Second, "CALL_CLOSED"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // talkAndHangUp sends callSeconds of RTP from the PBX side, checks that
@@ -201,11 +233,7 @@ func TestLinphoneRegistersAndIsCalled(t *testing.T) {
 	lin.send("record " + heard)
 	lin.send("autoanswer enable")
 	lin.send(fmt.Sprintf("register sip:bob@%s sip:localhost:%d;transport=tls bobs-secret", sim.Realm, base+61))
-	var contact, path string
-	poll(15*time.Second, func() bool { contact, path = reg.Binding("bob"); return contact != "" })
-	if contact == "" || !strings.Contains(path, "flow-") {
-		t.Fatalf("registrar's binding: contact %q path %q", contact, path)
-	}
+	contact, path := bobBinding(t, reg, "flow-")
 	caller := callRegistered(t, base, contact, path)
 	if _, err := lin.wait(5*time.Second, `(?i)call \d+ .*connected`); err != nil {
 		t.Error(err)

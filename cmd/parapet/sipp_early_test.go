@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,16 +16,7 @@ import (
 // The call is then answered, with media both ways, and its record holds
 // the re-offer decision.
 func TestSIPpEarlyUpdate(t *testing.T) {
-	dir := t.TempDir()
-	uac, uas := filepath.Join(dir, "uac_early.xml"), filepath.Join(dir, "uas_early.xml")
-	if err := os.WriteFile(uac, []byte(uacEarlyUpdate), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(uas, []byte(uasEarly), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var msgs string
-	recs := sippWith(t, 1, sippSetup{uas: []string{"-sf", uas, "-trace_msg"}, uasMessages: &msgs}, "-sf", uac)
+	recs, msgs := sippScripted(t, uacEarlyUpdate, uasEarly)
 	checkSIPpCalls(t, recs, 1)
 	if n := strings.Count(msgs, "\nUPDATE sip:"); n != 0 {
 		t.Errorf("the UAS got %d UPDATEs: the change was leg A's alone", n)
@@ -43,77 +32,26 @@ func TestSIPpEarlyUpdate(t *testing.T) {
 	}
 }
 
-var uacEarlyUpdate = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="UAC, 100rel, an UPDATE with a new offer in the early dialog">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Allow: INVITE, ACK, BYE, CANCEL, PRACK, UPDATE
-      Supported: 100rel
-      Require: 100rel
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-` + sdpOffer("1") + `
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="183" rrs="true">
-    <action>
-      <ereg regexp="[0-9]+" search_in="hdr" header="RSeq:" check_it="true" assign_to="rseq"/>
-      <ereg regexp="m=audio" search_in="body" check_it="true" assign_to="early"/>
-    </action>
-  </recv>
-` + uacRequest("PRACK", "2", "\n      RAck: [$rseq] 1 INVITE", "") + `  <recv response="200"/>
-` + uacRequest("UPDATE", "3", "", sdpOffer("2")) + `  <recv response="200">
-    <action>
-      <ereg regexp="m=audio" search_in="body" check_it="true" assign_to="answer3"/>
-    </action>
-  </recv>
-  <recv response="200" rtd="true" rrs="true"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <nop>
-    <action>
-      <exec play_pcap_audio="pcap/g711a.pcap"/>
-    </action>
-  </nop>
-  <pause milliseconds="2500"/>
-` + uacRequest("BYE", "4", "", "") + `  <recv response="200"/>
-  <nop>
-    <action>
-      <log message="[$rseq] [$early] [$answer3]"/>
-    </action>
-  </nop>
-</scenario>
-`
+// uacEarlyUpdate requires 100rel, PRACKs the reliable 183 and sends an
+// UPDATE with a new offer before the call is answered.
+var uacEarlyUpdate = sippScenario("UAC, 100rel, an UPDATE with a new offer in the early dialog",
+	stockUAC.invite("\n      Allow: INVITE, ACK, BYE, CANCEL, PRACK, UPDATE\n      Supported: 100rel\n      Require: 100rel",
+		sdpOffer("1")), sippRecv(`response="100" optional="true"`),
+	sippRecv(`response="183" rrs="true"`,
+		`<ereg regexp="[0-9]+" search_in="hdr" header="RSeq:" check_it="true" assign_to="rseq"/>`,
+		`<ereg regexp="m=audio" search_in="body" check_it="true" assign_to="early"/>`),
+	uacRequest("PRACK", "2", "\n      RAck: [$rseq] 1 INVITE", ""), sippRecv(`response="200"`),
+	reofferUpdate("3", ""),
+	sippRecv(`response="200" rtd="true" rrs="true"`),
+	stockUAC.ack(""), playPCAP, sippPause("2500"),
+	stockUAC.hangUp("4"),
+	sippLog("[$rseq] [$early] [$answer3]"),
+)
 
 // uasEarly sends an unreliable 183 with its answer and holds its 200 for
 // 1.5 s (the early dialog), then answers; media is echoed (-rtp_echo).
-var uasEarly = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="UAS, early media, a late answer">
-  <recv request="INVITE" crlf="true"/>
+var uasEarly = sippScenario("UAS, early media, a late answer",
+	`  <recv request="INVITE" crlf="true"/>
   <send>
     <![CDATA[
       SIP/2.0 183 Session Progress
@@ -126,31 +64,9 @@ var uasEarly = `<?xml version="1.0" encoding="ISO-8859-1" ?>
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 8 101
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-11,16
+`+sippSDP("2353687637", sdpPCMA)+`
     ]]>
   </send>
-  <pause milliseconds="1500"/>
-` + uasOK(";tag=[pid]SIPpTag01[call_number]", "") + `  <recv request="ACK"/>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-`
+`,
+	sippPause("1500"), uasOK(uasTag, ""), sippRecv(`request="ACK"`), uasByeEnd,
+)

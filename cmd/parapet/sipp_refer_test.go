@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -24,9 +20,20 @@ import (
 // UAS's call. Every SIPp must pass its scenario, and the one call record
 // must show the transfer and media both ways on the new leg.
 func TestSIPpRefer(t *testing.T) {
+	rec, target := sippTransfer(t, func(target int) string { return fmt.Sprintf(uacRefer, target) }, uasTarget)
+	checkSIPpTransfer(t, rec, target)
+}
+
+// sippTransfer runs parapet with its pbx zone allowing transfer and a
+// route back to itself toward SIPp's stock UAS (RTP echo); a SIPp UAC
+// running referrer(the target's port) calls through it, and a SIPp
+// running target listens on that port. Every SIPp must pass its scenario; it returns the
+// one call record and the target's port.
+func sippTransfer(t *testing.T, referrer func(target int) string, target string) (*compliance.Call, int) {
+	t.Helper()
 	requirePeers(t, "sipp")
 	base := portBlock(t)
-	uas, uac, target := base, base+1, base+2
+	uas, uac, tport := base, base+1, base+2
 	p := startParapetZones(t, base, fmt.Sprintf(`"udp://127.0.0.1:%d"`, base+60), `srtp = "allow"`, `srtp = "require"`,
 		fmt.Sprintf(`
 route "internal" {
@@ -35,19 +42,9 @@ route "internal" {
   target = "sip:127.0.0.1:%d"
 }
 `, uas), `transfer = "allow"`)
-	dir := t.TempDir()
-	if err := os.Symlink("/usr/share/sip-tester", filepath.Join(dir, "pcap")); err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, text string) string {
-		f := filepath.Join(dir, name)
-		if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	uacXML := write("uac_refer.xml", fmt.Sprintf(uacRefer, target))
-	targetXML := write("uas_target.xml", uasTarget)
+	dir := sippDir(t)
+	uacXML := writeScenario(t, dir, "uac_refer.xml", referrer(tport))
+	targetXML := writeScenario(t, dir, "uas_target.xml", target)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -55,10 +52,10 @@ route "internal" {
 		"-recv_timeout", "15s", "-trace_err"}
 	callee := startSIPp(ctx, t, dir, append([]string{"-sn", "uas", "-p", fmt.Sprint(uas),
 		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base + 10), "-rtp_echo"}, common...))
-	tgt := startSIPp(ctx, t, dir, append([]string{"-sf", targetXML, "-p", fmt.Sprint(target),
+	tgt := startSIPp(ctx, t, dir, append([]string{"-sf", targetXML, "-p", fmt.Sprint(tport),
 		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base + 30)}, common...))
 	waitFor(t, 5*time.Second, "the SIPp UASs to bind", func() bool {
-		return udpBound(uas) && udpBound(base+10) && udpBound(target)
+		return udpBound(uas) && udpBound(base+10) && udpBound(tport)
 	})
 	caller := startSIPp(ctx, t, dir, append([]string{fmt.Sprintf("127.0.0.1:%d", base+60), "-sf", uacXML,
 		"-s", "15551230000", "-p", fmt.Sprint(uac), "-mi", "127.0.0.1", "-mp", fmt.Sprint(base + 20)}, common...))
@@ -75,7 +72,7 @@ route "internal" {
 	if len(recs) != 1 {
 		t.Fatalf("%d call records, want 1", len(recs))
 	}
-	checkSIPpTransfer(t, recs[0], target)
+	return recs[0], tport
 }
 
 // checkSIPpTransfer checks the record of TestSIPpRefer's call.
@@ -109,210 +106,38 @@ func checkSIPpTransfer(t *testing.T, rec *compliance.Call, target int) {
 	}
 }
 
-// sippProc is a SIPp process a test started.
-type sippProc struct {
-	cmd  *exec.Cmd
-	out  bytes.Buffer
-	done chan error
-}
-
-// startSIPp starts sipp with args in dir; the test's end kills it if it
-// is still running.
-func startSIPp(ctx context.Context, t *testing.T, dir string, args []string) *sippProc {
-	t.Helper()
-	p := &sippProc{cmd: exec.CommandContext(ctx, "sipp", args...), done: make(chan error, 1)}
-	p.cmd.Dir, p.cmd.Stdout, p.cmd.Stderr = dir, &p.out, &p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-// wait waits for the process to exit and returns its error; once only.
-func (p *sippProc) wait() error {
-	err := <-p.done
-	p.done <- err
-	return err
-}
-
-// sippErrors is what the SIPps in dir wrote to their error logs.
-func sippErrors(dir string) string {
-	files, _ := filepath.Glob(filepath.Join(dir, "*errors.log"))
-	var out []byte
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		out = append(out, b...)
-	}
-	return string(out)
-}
-
 // uacRefer is the referrer: a call, then a REFER to the target (%d is its
 // port), whose 202, NOTIFYs (sipfrag 100 then 200, the last ending the
 // subscription) and BYE it checks.
-const uacRefer = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="UAC that transfers its call">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 8
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:8 PCMA/8000
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rrs="true"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <pause milliseconds="300"/>
-  <send retrans="500">
-    <![CDATA[
-      REFER [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 REFER
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Refer-To: <sip:target@127.0.0.1:%d>
-      Referred-By: <sip:sipp@[local_ip]:[local_port]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="202"/>
-  <recv request="NOTIFY">
-    <action>
-      <ereg regexp="refer" search_in="hdr" header="Event:" check_it="true" assign_to="ev1"/>
-      <ereg regexp="^SIP/2.0 100 Trying" search_in="body" check_it="true" assign_to="frag1"/>
-    </action>
-  </recv>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="NOTIFY">
-    <action>
-      <ereg regexp="^SIP/2.0 200 OK" search_in="body" check_it="true" assign_to="frag2"/>
-      <ereg regexp="terminated" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="state2"/>
-    </action>
-  </recv>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <!-- The ereg variables are there to be checked, not used. -->
+var uacRefer = sippScenario("UAC that transfers its call",
+	stockUAC.invite("", sippSDP("2353687637", []string{"m=audio [media_port] RTP/AVP 0 8", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000"})), uacRinging,
+	sippRecv(`response="200" rrs="true"`),
+	stockUAC.ack(""), sippPause("300"),
+	uacRequest("REFER", "2", "\n      Refer-To: <sip:target@127.0.0.1:%d>\n      Referred-By: <sip:sipp@[local_ip]:[local_port]>", ""),
+	sippRecv(`response="202"`),
+	sippRecv(`request="NOTIFY"`,
+		`<ereg regexp="refer" search_in="hdr" header="Event:" check_it="true" assign_to="ev1"/>`,
+		`<ereg regexp="^SIP/2.0 100 Trying" search_in="body" check_it="true" assign_to="frag1"/>`),
+	sippOK,
+	sippRecv(`request="NOTIFY"`,
+		`<ereg regexp="^SIP/2.0 200 OK" search_in="body" check_it="true" assign_to="frag2"/>`,
+		`<ereg regexp="terminated" search_in="hdr" header="Subscription-State:" check_it="true" assign_to="state2"/>`),
+	sippOK,
+	uasByeEnd,
+	`  <!-- The ereg variables are there to be checked, not used. -->
   <Reference variables="ev1,frag1,frag2,state2"/>
-</scenario>
-`
+`,
+)
 
 // uasTarget is the transfer target: it answers, plays SIPp's PCMA pcap,
 // and hangs up after 2 s (From and To of its BYE taken from the INVITE).
-const uasTarget = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="Transfer target that talks and hangs up">
-  <recv request="INVITE" crlf="true" rrs="true">
-    <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="remote"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="local"/>
-    </action>
-  </recv>
-  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv request="ACK" crlf="true"/>
-  <nop>
-    <action>
-      <exec play_pcap_audio="pcap/g711a.pcap"/>
-    </action>
-  </nop>
-  <pause milliseconds="2000"/>
-  <send retrans="500">
+var uasTarget = sippScenario("Transfer target that talks and hangs up",
+	sippRecv(`request="INVITE" crlf="true" rrs="true"`,
+		`<ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="remote"/>`,
+		`<ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="local"/>`),
+	uasAnswer(uasTag, "", sdpPCMU),
+	sippRecv(`request="ACK" crlf="true"`), playPCAP, sippPause("2000"),
+	`  <send retrans="500">
     <![CDATA[
       BYE [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -326,6 +151,6 @@ const uasTarget = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 
     ]]>
   </send>
-  <recv response="200"/>
-</scenario>
-`
+`,
+	sippRecv(`response="200"`),
+)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -26,82 +25,18 @@ func TestSIPpCallsThroughParapet(t *testing.T) {
 // UAS offers in its 200, parapet offers to the UAC in its own 200, and the
 // UAC answers in its ACK.
 func TestSIPpDelayedOffer(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "uac_delayed.xml")
-	if err := os.WriteFile(f, []byte(uacDelayedOffer), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	f := writeScenario(t, t.TempDir(), "uac_delayed.xml", uacDelayedOffer)
 	checkSIPpCalls(t, sippThroughParapet(t, 3, "-sf", f), 3)
 }
 
 // uacDelayedOffer is SIPp's uac_pcap with the SDP moved from the INVITE to
 // the ACK, and shorter.
-const uacDelayedOffer = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="UAC, delayed offer, with media">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true" rrs="true"/>
-  <send>
-    <![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 8 101
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-11,16
-    ]]>
-  </send>
-  <nop>
-    <action>
-      <exec play_pcap_audio="pcap/g711a.pcap"/>
-    </action>
-  </nop>
-  <pause milliseconds="2500"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-`
+var uacDelayedOffer = sippScenario("UAC, delayed offer, with media",
+	stockUAC.invite("", ""), uacRinging,
+	sippRecv(`response="200" rtd="true" rrs="true"`),
+	stockUAC.ack(sdpOffer("2353687637")), playPCAP, sippPause("2500"),
+	stockUAC.hangUp("2"),
+)
 
 // sippThroughParapet runs parapet with a route from its pbx zone back to
 // itself toward SIPp's stock UAS (RTP echo), places calls with a SIPp UAC
@@ -135,6 +70,20 @@ route "internal" {
 `, base), setup, calls, scenario...)
 }
 
+// sippScripted is sippWith for one call, the UAC and the UAS running the
+// given scenarios, pbxZone more lines of parapet's pbx zone; it returns
+// the call records and the messages the UAS got and sent.
+func sippScripted(t *testing.T, uac, uas string, pbxZone ...string) ([]*compliance.Call, string) {
+	t.Helper()
+	dir := t.TempDir()
+	uacXML := writeScenario(t, dir, "uac.xml", uac)
+	uasXML := writeScenario(t, dir, "uas.xml", uas)
+	var msgs string
+	recs := sippWith(t, 1, sippSetup{uas: []string{"-sf", uasXML, "-trace_msg"}, uasMessages: &msgs, pbxZone: pbxZone},
+		"-sf", uacXML)
+	return recs, msgs
+}
+
 // sippRun is sippWith with the routes given: the stock UAS listens on
 // base.
 func sippRun(t *testing.T, base int, routes string, setup sippSetup, calls int, scenario ...string) []*compliance.Call {
@@ -142,25 +91,12 @@ func sippRun(t *testing.T, base int, routes string, setup sippSetup, calls int, 
 	uas, uac := base, base+1
 	p := startParapetZones(t, base, fmt.Sprintf(`"udp://127.0.0.1:%d"`, base+60), `srtp = "allow"`, `srtp = "require"`,
 		routes, setup.pbxZone...)
-	dir := t.TempDir()
-	pcaps := "/usr/share/sip-tester"
-	if _, err := os.Stat(filepath.Join(pcaps, "g711a.pcap")); err != nil {
-		t.Fatalf("SIPp's pcap files not found in %s: %v", pcaps, err)
-	}
-	if err := os.Symlink(pcaps, filepath.Join(dir, "pcap")); err != nil {
-		t.Fatal(err)
-	}
+	dir := sippDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	var uasOut bytes.Buffer
-	server := exec.CommandContext(ctx, "sipp", append(setup.uas, "-i", "127.0.0.1", "-p", fmt.Sprint(uas),
-		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base+10), "-rtp_echo", "-nostdin")...)
-	server.Dir, server.Stdout, server.Stderr = dir, &uasOut, &uasOut
-	if err := server.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { server.Process.Kill(); server.Wait() }()
+	startSIPp(ctx, t, dir, append(setup.uas, "-i", "127.0.0.1", "-p", fmt.Sprint(uas),
+		"-mi", "127.0.0.1", "-mp", fmt.Sprint(base+10), "-rtp_echo", "-nostdin"))
 	waitFor(t, 5*time.Second, "the SIPp UAS to bind its SIP and media ports", func() bool {
 		return udpBound(uas) && udpBound(base+10)
 	})
@@ -180,13 +116,7 @@ func sippRun(t *testing.T, base int, routes string, setup sippSetup, calls int, 
 	client.Dir = dir
 	out, err := client.CombinedOutput()
 	if err != nil {
-		errs, _ := filepath.Glob(filepath.Join(dir, "*errors.log"))
-		var el []byte
-		for _, f := range errs {
-			b, _ := os.ReadFile(f)
-			el = append(el, b...)
-		}
-		t.Fatalf("sipp uac: %v\n%s\n---- errors ----\n%s", err, peers.Tail(string(out), 12), peers.Tail(string(el), 60))
+		t.Fatalf("sipp uac: %v\n%s\n---- errors ----\n%s", err, peers.Tail(string(out), 12), peers.Tail(sippErrors(dir), 60))
 	}
 	if setup.uasMessages != nil {
 		logs, _ := filepath.Glob(filepath.Join(dir, "*messages.log"))
