@@ -24,10 +24,19 @@ import (
 // (RFC 3261 section 18.2.2: to the source address and the Via port), which
 // sipgo bounds at 10 s. The torture corpus's clients close theirs as soon
 // as they have what they wait for.
+//
+// And the reader of a UDP socket sipgo opened itself for a request without
+// a local address (TransportUDP.readUDPConnection; the simulated peers and
+// parapet toward a UDP address not heard from on a zone without a UDP
+// listener): sipgo v1.7.2's ConnectionPool.Clear, at a UA's Close, passes
+// over a connection whose reference count has gone to zero or below
+// without closing it. Seen twice in many full runs, never traced to a
+// test.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("github.com/emiago/sipgo.(*DialogServerSession).WriteResponse"),
 		goleak.IgnoreAnyFunction("github.com/emiago/sipgo/sip.(*TransportLayer).serverRequestConnection"),
+		goleak.IgnoreAnyFunction("github.com/emiago/sipgo/sip.(*TransportUDP).readUDPConnection"),
 	)
 }
 
