@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,7 +109,8 @@ func TestBaresipTransferFromCarrier(t *testing.T) {
 
 	cap.sipLegTLS(t, base+4)
 	if v := cap.media(t, base+13, base+19); !v.srtp() || v.packets < callSeconds*50 {
-		t.Errorf("carol's media does not look like a call's worth of SRTP: %+v", v)
+		t.Errorf("carol's media does not look like a call's worth of SRTP: %+v; UDP conversations on the wire:\n%s",
+			v, strings.Join(cap.tshark(t, "-q", "-z", "conv,udp"), "\n"))
 	}
 	calls := onlyCalls(p.records(t))
 	if len(calls) != 1 {
