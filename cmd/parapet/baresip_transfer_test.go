@@ -92,13 +92,14 @@ func TestBaresipTransferFromCarrier(t *testing.T) {
 	requirePeers(t, "baresip", "dumpcap", "tshark")
 	base := portBlock(t)
 	// alice at base (ctrl +2, RTP +20..39), bob at base+10 (TLS +11, ctrl
-	// +12, RTP +40..59), carol at base+3 (TLS +4, ctrl +5, RTP +13..19).
+	// +12, RTP +40..59), carol at base+3 (TLS +4, ctrl +5, RTP +14..19:
+	// baresip takes an even RTP port, and would round +13 down to +12).
 	p := startParapetTransfer(t, base, base+11, base)
 	cap := startCapture(t, base)
 	alice, bob := baresipPair(t, base, p.pki.PeerBundleFile,
 		peers.BaresipConfig{Transport: "udp"}, peers.BaresipConfig{Transport: "tls", MediaEnc: "srtp-mand"})
 	carol := peers.StartBaresip(t, peers.BaresipConfig{Name: "carol", SIPPort: base + 3, CtrlPort: base + 5,
-		RTPLo: base + 13, RTPHi: base + 19, Tone: 660, Transport: "tls", MediaEnc: "srtp-mand", TLSBundle: p.pki.PeerBundleFile})
+		RTPLo: base + 14, RTPHi: base + 19, Tone: 660, Transport: "tls", MediaEnc: "srtp-mand", TLSBundle: p.pki.PeerBundleFile})
 
 	transferCall(t, bob, alice, carol, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+60), fmt.Sprintf("<sip:carol@127.0.0.1:%d;transport=tls>", base+4))
 	if err := alice.Command("hangup", ""); err != nil {
@@ -108,7 +109,7 @@ func TestBaresipTransferFromCarrier(t *testing.T) {
 	cap.Stop()
 
 	cap.sipLegTLS(t, base+4)
-	if v := cap.media(t, base+13, base+19); !v.srtp() || v.packets < callSeconds*50 {
+	if v := cap.media(t, base+14, base+19); !v.srtp() || v.packets < callSeconds*50 {
 		t.Errorf("carol's media does not look like a call's worth of SRTP: %+v; UDP conversations on the wire:\n%s",
 			v, strings.Join(cap.tshark(t, "-q", "-z", "conv,udp"), "\n"))
 	}
@@ -138,7 +139,7 @@ func TestBaresipTransferFromPBX(t *testing.T) {
 	alice, bob := baresipPair(t, base, p.pki.PeerBundleFile,
 		peers.BaresipConfig{Transport: "udp"}, peers.BaresipConfig{Transport: "tls", MediaEnc: "srtp-mand"})
 	dave := peers.StartBaresip(t, peers.BaresipConfig{Name: "dave", SIPPort: base + 3, CtrlPort: base + 5,
-		RTPLo: base + 13, RTPHi: base + 19, Tone: 660, Transport: "udp"})
+		RTPLo: base + 14, RTPHi: base + 19, Tone: 660, Transport: "udp"})
 
 	transferCall(t, alice, bob, dave, fmt.Sprintf("sip:bob@127.0.0.1:%d", base+60), fmt.Sprintf("sip:dave@127.0.0.1:%d", base+3))
 	if err := dave.Command("hangup", ""); err != nil {
