@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,12 +67,14 @@ type bindings struct {
 	byToken map[string]*flow
 	byKey   map[string]*flow
 	// byUDP holds the granted flows over UDP, by zone|remote: the
-	// addresses whose keep-alives parapet answers (keepalive.go).
-	byUDP map[string]*flow
+	// addresses whose keep-alives parapet answers (keepalive.go). A phone
+	// with several lines registers each address of record from one
+	// socket: one flow each, alive or not together.
+	byUDP map[string][]*flow
 }
 
 func newBindings(log *slog.Logger) *bindings {
-	return &bindings{log: log, byToken: map[string]*flow{}, byKey: map[string]*flow{}, byUDP: map[string]*flow{}}
+	return &bindings{log: log, byToken: map[string]*flow{}, byKey: map[string]*flow{}, byUDP: map[string][]*flow{}}
 }
 
 // flowKey is what identifies the flow req, a REGISTER from zone z over a
@@ -145,11 +148,26 @@ func (b *bindings) granted(s *Server, fl *flow, req *sip.Request, res *sip.Respo
 	ct := req.Contact()
 	secs := grantedExpiry(req, res)
 	b.mu.Lock()
-	if ct == nil || secs <= 0 {
+	if ct == nil {
+		// A query (RFC 3261 section 10.2.3): the bindings are as they were.
+		b.mu.Unlock()
+		return
+	}
+	if secs <= 0 {
 		if old := b.byToken[fl.token]; old != nil {
 			b.forgetLocked(old)
 		}
 		b.forgetLocked(fl)
+		if ct.Address.Wildcard {
+			// Contact: * removed every binding of the address of record
+			// (section 10.2.2): its flows over other connections, an
+			// outbound instance's among them, go too.
+			for _, o := range b.byToken {
+				if o.zone == fl.zone && o.aor == fl.aor {
+					b.forgetLocked(o)
+				}
+			}
+		}
 		b.mu.Unlock()
 		return
 	}
@@ -165,7 +183,9 @@ func (b *bindings) granted(s *Server, fl *flow, req *sip.Request, res *sip.Respo
 	b.byToken[fl.token] = fl // again, if swept while the registrar took its time
 	b.byKey[fl.key] = fl
 	if fl.transport == policy.TransportUDP {
-		b.byUDP[fl.zone.name+"|"+fl.remote] = fl
+		if u := fl.zone.name + "|" + fl.remote; !slices.Contains(b.byUDP[u], fl) {
+			b.byUDP[u] = append(b.byUDP[u], fl)
+		}
 	}
 	reg := s.registrationFacts(fl, req, secs)
 	changed := fl.recorded == nil || !sameFacts(fl.recorded, reg)
@@ -184,22 +204,29 @@ func (b *bindings) forgetLocked(fl *flow) {
 	if k := b.byKey[fl.key]; k != nil && k.token == fl.token {
 		delete(b.byKey, fl.key)
 	}
-	if u := fl.zone.name + "|" + fl.remote; b.byUDP[u] == fl {
+	u := fl.zone.name + "|" + fl.remote
+	if rest := slices.DeleteFunc(slices.Clone(b.byUDP[u]), func(o *flow) bool { return o == fl }); len(rest) > 0 {
+		b.byUDP[u] = rest
+	} else {
 		delete(b.byUDP, u)
 	}
 }
 
 // udpFlow reports whether remote has a granted binding over UDP in zone,
-// which a keep-alive from remote shows alive.
+// and shows each of its live flows alive: a keep-alive from remote is
+// every line's its phone registered from that socket.
 func (b *bindings) udpFlow(zone, remote string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	fl := b.byUDP[zone+"|"+remote]
-	if fl == nil || time.Now().After(fl.expires) {
-		return false
+	now, live := time.Now(), false
+	for _, fl := range b.byUDP[zone+"|"+remote] {
+		if now.After(fl.expires) {
+			continue
+		}
+		b.heardLocked(fl)
+		live = true
 	}
-	b.heardLocked(fl)
-	return true
+	return live
 }
 
 // lookup returns a copy of the live binding of token (a refresh may

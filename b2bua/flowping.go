@@ -2,7 +2,9 @@ package b2bua
 
 import (
 	"context"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -83,7 +85,7 @@ func (b *bindings) duePings(now time.Time) []flowPing {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []flowPing
-	for _, fl := range b.byUDP {
+	for _, fl := range slices.Concat(slices.Collect(maps.Values(b.byUDP))...) {
 		every := fl.zone.cfg.Registrar.UDPKeepAlive
 		if every <= 0 || fl.pinging || now.After(fl.expires) {
 			continue

@@ -21,7 +21,7 @@ func TestDuePingsSnapshotContact(t *testing.T) {
 	fl := &flow{token: "flow-1", key: "k", zone: z, transport: policy.TransportUDP, remote: "192.0.2.1:5060",
 		granted: true, expires: start.Add(time.Hour), lastPing: start,
 		contact: sip.Uri{Scheme: "sip", User: "staff", Host: "10.0.0.1"}}
-	b.byUDP["staff|"+fl.remote] = fl
+	b.byUDP["staff|"+fl.remote] = []*flow{fl}
 	due := b.duePings(start.Add(2 * time.Second))
 	if len(due) != 1 || due[0].fl != fl {
 		t.Fatalf("due: %+v", due)
