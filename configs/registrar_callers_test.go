@@ -1,7 +1,6 @@
 package configs
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/parapet-sbc/parapet/topology"
@@ -22,16 +21,9 @@ func TestRegistrarCallers(t *testing.T) {
 		{"other", `callers = "all"`, 0, "invalid callers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			block := "registrar {\n zone = \"pbx\"\n target = \"sip:10.0.0.5\"\n " + tc.field + "\n}"
-			cfg, diags := LoadBytes("t.hcl", []byte(pbxZone+registrarZone(block)+pbxRoute+mediaSrc), testOpts())
-			if tc.err != "" {
-				if cfg != nil || !strings.Contains(diags.Error(), tc.err) {
-					t.Fatalf("want error %q, got:\n%s", tc.err, diags.Error())
-				}
-				return
-			}
+			cfg := loadRegistrar(t, tc.field, tc.err)
 			if cfg == nil {
-				t.Fatalf("errors:\n%s", diags.Error())
+				return
 			}
 			if got := cfg.Zone("staff").Registrar.Callers; got != tc.want {
 				t.Errorf("callers %s, want %s", got, tc.want)
