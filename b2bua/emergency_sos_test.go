@@ -14,11 +14,13 @@ import (
 	"github.com/parapet-sbc/parapet/topology"
 )
 
-// A call that names the emergency services by URN (RFC 5031), in its
-// Request-URI or in To, is an emergency call routed and sent onward as an
-// emergency number, and its record names the service; a URN that is no
-// emergency service, or any URN where the site has no emergency numbers,
-// gets 416 as before.
+// A call that names the emergency services by URN (RFC 5031) or an
+// emergency number by tel: URI (RFC 3966), in its Request-URI or in To, is
+// an emergency call routed and sent onward as an emergency number on
+// sips:, and its record names the service (none for a tel: number); a URN
+// that is no emergency service, a tel: Request-URI of another number, or
+// either where the site has no emergency numbers, gets 416 as before, and
+// is not recorded as an emergency call.
 func TestEmergencyServiceURN(t *testing.T) {
 	cases := []struct {
 		name       string
@@ -42,6 +44,14 @@ func TestEmergencyServiceURN(t *testing.T) {
 		{name: "other service URN", ruri: "urn:service:counseling", emergency: []string{"911"}, status: 416},
 		{name: "not sos", ruri: "urn:service:sosx", emergency: []string{"911"}, status: 416},
 		{name: "no emergency block", ruri: "urn:service:sos", status: 416},
+		{name: "tel in the Request-URI", ruri: "tel:911", emergency: []string{"911", "933"},
+			wantURI: "911", via: "an emergency number in a tel: Request-URI"},
+		{name: "tel with separators and context", ruri: "tel:+9-3-3;phone-context=+1", emergency: []string{"911", "933"},
+			wantURI: "933", via: "an emergency number in a tel: Request-URI"},
+		{name: "tel in To only", ruri: "sip:100@PARAPET", to: "<tel:112>", emergency: []string{"911", "112"},
+			wantURI: "112", via: "an emergency number in To"},
+		{name: "tel of another number", ruri: "tel:+15551230000", to: "<tel:911>", emergency: []string{"911"}, status: 416},
+		{name: "tel, no emergency block", ruri: "tel:911", status: 416},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,6 +64,9 @@ func TestEmergencyServiceURN(t *testing.T) {
 			caller, err := l.pbx.Call(ctx, strings.ReplaceAll(tc.ruri, "PARAPET", l.pbxUDP.String()), o)
 			if tc.status != 0 {
 				wantRejected(t, err, tc.status)
+				if c := l.sink.waitCalls(t, 1)[0]; c.Emergency {
+					t.Errorf("a refused call recorded as an emergency call")
+				}
 				return
 			}
 			if err != nil {
@@ -68,6 +81,9 @@ func TestEmergencyServiceURN(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := emergencyRecord(t, l, 1)
+			if c.Callee == "" {
+				t.Error("the record has no callee")
+			}
 			if c.EmergencyService != tc.wantRecord {
 				t.Errorf("emergency_service %q, want %q", c.EmergencyService, tc.wantRecord)
 			}
