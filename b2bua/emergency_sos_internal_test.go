@@ -27,7 +27,10 @@ func sosInvite(ruri, to string) []byte {
 
 // The gate's raw reading of an INVITE (rawEmergency) agrees with the
 // parsed one calls are taken by (dialledBy), and dialledBy routes each
-// form as its emergency number.
+// form as its emergency number: a service URN, a SIP URI of a number, a
+// tel: URI (RFC 3966) cleaned of its "+", separators and parameters. A
+// tel: Request-URI of another number is no emergency call, whatever To
+// says (admit answers 416).
 func TestRawEmergencyAgreesWithDialled(t *testing.T) {
 	e := topology.Emergency{Numbers: []string{"911", "933"}}
 	cases := []struct {
@@ -52,6 +55,13 @@ func TestRawEmergencyAgreesWithDialled(t *testing.T) {
 		{"urn:service:sos..police", "<urn:service:sos>", false, "", ""},
 		{"tel:911", "<tel:911>", true, "911", ""},
 		{"tel:+15551230000", "<tel:911>", false, "", ""},
+		{"TEL:+9-1-1;phone-context=+1", "<tel:+9-1-1;phone-context=+1>", true, "911", ""},
+		{"tel:933", "<urn:service:sos>", true, "933", "urn:service:sos"},
+		{"sip:100@10.0.0.1", "<tel:933;phone-context=+1>;tag=x", true, "933", ""},
+		{"sip:100@10.0.0.1", "tel:(9)11", true, "911", ""},
+		{"tel:+15551230000", "<urn:service:sos>", false, "", ""},
+		{"sip:100@10.0.0.1", "<tel:+15551230000>", false, "100", ""},
+		{"tel:9111", "<tel:9111>", false, "", ""},
 	}
 	for _, tc := range cases {
 		data := sosInvite(tc.ruri, tc.to)
