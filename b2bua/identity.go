@@ -201,12 +201,13 @@ func parseNameAddr(v string) (nameAddr, bool) {
 	return n, true
 }
 
-// identityValues are the values of req's headers named name, each header
+// identityValues are the values of m's headers named name (a request's
+// or a response's), each header
 // split at the commas between its values (outside quotes and angle
 // brackets).
-func identityValues(req *sip.Request, name string) []string {
+func identityValues(m interface{ GetHeaders(string) []sip.Header }, name string) []string {
 	var out []string
-	for _, h := range req.GetHeaders(name) {
+	for _, h := range m.GetHeaders(name) {
 		out = append(out, splitValues(h.Value())...)
 	}
 	return out

@@ -46,7 +46,7 @@ func (c *Call) relayCalleeIdentity(from, to *sip.Response) {
 	}
 	trustedB := c.rules.zones[c.b.zone.name].trusted
 	trustedA := c.rules.zones[c.a.zone.name].trusted
-	pai := responseValues(from, "P-Asserted-Identity")
+	pai := identityValues(from, "P-Asserted-Identity")
 	var id calleeIdentity
 	switch {
 	case len(pai) > 0 && !trustedB:
@@ -103,16 +103,6 @@ func privacyOf(m interface{ GetHeaders(string) []sip.Header }) []string {
 				out = append(out, v)
 			}
 		}
-	}
-	return out
-}
-
-// responseValues are the values of res's headers named name, split at
-// the commas between them.
-func responseValues(res *sip.Response, name string) []string {
-	var out []string
-	for _, h := range res.GetHeaders(name) {
-		out = append(out, splitValues(h.Value())...)
 	}
 	return out
 }

@@ -182,14 +182,11 @@ func referTarget(req *sip.Request, x *leg) (referral, int, string) {
 	if !x.pol.AdmitsSource(addr) {
 		return referral{}, 403, "Refer-To target is outside the zone's peers"
 	}
-	port := u.Port
+	port := uint16(u.Port)
 	if port == 0 {
-		port = 5060
-		if t.transport == policy.TransportTLS {
-			port = 5061
-		}
+		port = defaultPort(t.transport)
 	}
-	t.dest = netip.AddrPortFrom(addr, uint16(port))
+	t.dest = netip.AddrPortFrom(addr, port)
 	u.Headers = nil
 	t.uri = u
 	return t, 0, ""

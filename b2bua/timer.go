@@ -406,7 +406,7 @@ func (c *Call) sendRefresh(ctx context.Context, l *leg, st sessionTimer) (*sip.R
 	c.timerRequest(l, req)
 	ctx, cancel := context.WithTimeout(ctx, inDialogTimeout)
 	defer cancel()
-	res, err := l.do(ctx, req)
+	res, err := c.doIn(ctx, l, req) // a challenge from B's route is answered as for any in-dialog request
 	if err == nil && res.IsSuccess() {
 		c.timerResponse(l, res)
 	}
