@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -149,9 +148,6 @@ func (c *Call) endAttempt(outcome string, status int) {
 			addr = ra.RemoteAddr().String()
 		}
 	}
-	if addr == "" && c.dest.IsValid() {
-		addr = c.dest.String()
-	}
 	if addr == "" {
 		addr = c.targetAddr()
 	}
@@ -206,15 +202,7 @@ func (c *Call) targetAddr() string {
 	if c.dest.IsValid() {
 		return c.dest.String()
 	}
-	t := c.target
-	port := t.Port
-	if port == 0 {
-		port = 5060
-		if t.Transport == policy.TransportTLS {
-			port = 5061
-		}
-	}
-	return net.JoinHostPort(t.Host, strconv.Itoa(port))
+	return targetAddr(c.target.Host, c.target.Port, c.target.Transport)
 }
 
 // attempt is how one INVITE to B ended: answered (ok), refused with a

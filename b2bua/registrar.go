@@ -2,8 +2,6 @@ package b2bua
 
 import (
 	"context"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -145,12 +143,9 @@ func hasOptionTag(req *sip.Request, name, tag string) bool {
 // targetAddr is host:port of a target, with the transport's default port.
 func targetAddr(host string, port int, t policy.Transport) string {
 	if port == 0 {
-		port = 5060
-		if t == policy.TransportTLS {
-			port = 5061
-		}
+		return hostPort(host, defaultPort(t))
 	}
-	return net.JoinHostPort(host, strconv.Itoa(port))
+	return hostPort(host, uint16(port))
 }
 
 // registerResponseHeaders are the registrar's headers relayed to the

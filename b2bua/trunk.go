@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -264,7 +263,7 @@ func (t *trunk) transact(ctx context.Context, expires time.Duration) (*sip.Respo
 // sipgo's wording around it. It wraps err.
 func (t *trunk) sendErr(what string, err error) error {
 	r := t.cfg.Registrar
-	where := net.JoinHostPort(r.Host, strconv.Itoa(targetPort(r))) + " over " + r.Transport.String()
+	where := targetAddr(r.Host, r.Port, r.Transport) + " over " + r.Transport.String()
 	msg := fmt.Sprintf("%s to %s: %s", what, where, sendError(err))
 	if errors.Is(err, context.DeadlineExceeded) {
 		msg = fmt.Sprintf("%s to %s: no answer from the registrar: %v", what, where, err)

@@ -2,8 +2,6 @@ package b2bua
 
 import (
 	"bytes"
-	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,7 +9,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parapet-sbc/parapet/compliance"
-	"github.com/parapet-sbc/parapet/policy"
 	"github.com/parapet-sbc/parapet/topology"
 )
 
@@ -177,7 +174,7 @@ func (s *Server) trunkEvent(t *trunk, now TrunkState, status int, granted time.D
 	w := t.lastWhere()
 	r := t.cfg.Registrar
 	if w.remote == "" {
-		w.remote = net.JoinHostPort(r.Host, strconv.Itoa(targetPort(r)))
+		w.remote = targetAddr(r.Host, r.Port, r.Transport)
 	}
 	e := &compliance.ConnEvent{Event: compliance.EventTrunkRegistration, Zone: t.zone.name, Transport: r.Transport.String(),
 		Local: w.local, Remote: w.remote, Method: string(sip.REGISTER), SIPStatus: status, Route: t.route,
@@ -244,17 +241,6 @@ func (ts *trunkSet) admitsRawLine(zone string, data []byte) bool {
 	}
 	_, ok = ts.admitsLine(zone, &uri)
 	return ok
-}
-
-// targetPort is t's port, or its transport's default.
-func targetPort(t topology.Target) int {
-	switch {
-	case t.Port != 0:
-		return t.Port
-	case t.Transport == policy.TransportTLS:
-		return 5061
-	}
-	return 5060
 }
 
 // rawRequestURI parses the Request-URI of a raw request.
