@@ -252,11 +252,11 @@ func grantedExpiry(req *sip.Request, res *sip.Response) int {
 	if ct == nil || ct.Address.Wildcard {
 		return 0
 	}
-	asked := -1
+	asked := -1 // an expiry that does not parse is none asked (not 0: a removal)
 	if v, ok := ct.Params.Get("expires"); ok {
-		asked, _ = strconv.Atoi(v)
+		asked = atoiOr(v, -1)
 	} else if h := req.GetHeader("Expires"); h != nil {
-		asked, _ = strconv.Atoi(strings.TrimSpace(h.Value()))
+		asked = atoiOr(strings.TrimSpace(h.Value()), -1)
 	}
 	if asked == 0 {
 		return 0
@@ -267,8 +267,9 @@ func grantedExpiry(req *sip.Request, res *sip.Response) int {
 			continue
 		}
 		if v, ok := rc.Params.Get("expires"); ok {
-			n, _ := strconv.Atoi(v)
-			return n
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
 		}
 	}
 	if h := res.GetHeader("Expires"); h != nil {
@@ -322,4 +323,12 @@ func (s *Server) recordRegistration(fl *flow, reg *compliance.Registration) {
 	e := &compliance.ConnEvent{Event: compliance.EventRegistration, Zone: fl.zone.name, Transport: fl.transport.String(),
 		Local: fl.local, Remote: fl.remote, PolicyHash: s.rules.Load().hash, Registration: reg}
 	s.rec.append(&compliance.Record{Type: compliance.TypeConnection, Conn: e})
+}
+
+// atoiOr is s as a decimal number, or or when it is none.
+func atoiOr(s string, or int) int {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n
+	}
+	return or
 }

@@ -94,3 +94,19 @@ func keys(m map[string]*flow) []string {
 	}
 	return out
 }
+
+// An expiry that does not parse is none given, not a removal: a REGISTER
+// with Expires: abc keeps its binding for as long as the registrar grants.
+func TestGrantedExpiryUnparsable(t *testing.T) {
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: "clinic"})
+	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "201", Host: "10.0.0.1"}, Params: sip.NewParams()})
+	req.AppendHeader(sip.NewHeader("Expires", "abc"))
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	if n := grantedExpiry(req, res); n != 3600 {
+		t.Errorf("granted %d s, want the default 3600 (not a removal)", n)
+	}
+	res.AppendHeader(sip.NewHeader("Expires", "600"))
+	if n := grantedExpiry(req, res); n != 600 {
+		t.Errorf("granted %d s, want the registrar's 600", n)
+	}
+}

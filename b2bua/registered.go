@@ -32,7 +32,9 @@ func (c *Call) registeredRoute(req *sip.Request, tx sip.ServerTransaction) (*rou
 			"the call names a registration flow that parapet does not know or that has expired")
 		return nil, nil, false
 	}
-	if fl.transport != policy.TransportUDP && fl.zone.pooled(strings.ToLower(fl.transport.String()), fl.remote) == nil {
+	if cn := fl.connection(); fl.transport != policy.TransportUDP && (cn == nil || cn != fl.conn) {
+		// Closed, or another connection from the same address and port:
+		// not the one the user registered on.
 		c.reject(tx, req, 430, reasonPhrase(430), compliance.DispositionFailed,
 			"the connection the user registered on is closed (RFC 5626 flow failed)")
 		return nil, nil, false
