@@ -128,7 +128,13 @@ func realmNames(realms map[string]map[string]bool) []string {
 // be relayed to the caller: the route has no credentials of its own,
 // pass-through is on, and res carries a challenge parapet can read.
 func (c *Call) passesChallenge(res *sip.Response) bool {
-	return c.route.AuthPassthrough && c.route.Username == "" && c.route.Password == "" && challengeRealms(res) != nil
+	return c.passthrough() && challengeRealms(res) != nil
+}
+
+// passthrough reports whether the call's route relays challenges: no
+// credentials of its own, and auth_passthrough on.
+func (c *Call) passthrough() bool {
+	return c.route.AuthPassthrough && c.route.Username == "" && c.route.Password == ""
 }
 
 // relayChallenge answers the caller with the callee side's challenge res:
@@ -138,13 +144,13 @@ func (c *Call) passesChallenge(res *sip.Response) bool {
 func (c *Call) relayChallenge(res *sip.Response) {
 	code := res.StatusCode
 	chalHdr, _ := credentialHeader(res)
-	c.env.challenges.note(challengeKey{zone: c.a.zone.name, callID: c.a.key.callID}, c.b.zone.name,
-		challengeRealms(res), time.Now())
+	realms := challengeRealms(res)
+	c.env.challenges.note(challengeKey{zone: c.a.zone.name, callID: c.a.key.callID}, c.b.zone.name, realms, time.Now())
 	why := fmt.Sprintf("callee side asked for credentials (%d); its challenge was relayed to the caller "+
 		"(route %q has auth_passthrough), whose INVITE with credentials is a new call", code, c.route.Name)
 	c.setOutcome(compliance.DispositionFailed, code, why)
 	c.log.Info("digest challenge relayed to the caller", "route", c.route.Name, "status", code,
-		"realms", recordText(strings.Join(realmNames(challengeRealms(res)), ","), nil, c.caller, c.callee))
+		"realms", recordText(strings.Join(realmNames(realms), ","), nil, c.caller, c.callee))
 	out := sip.NewResponseFromRequest(c.a.uas.InviteRequest, code, reasonPhrase(code), nil)
 	c.a.zone.commonHeaders(out)
 	for _, h := range res.GetHeaders(chalHdr) {
@@ -158,7 +164,7 @@ func (c *Call) relayChallenge(res *sip.Response) {
 // (answering). It reports whether any were passed.
 func (c *Call) passCredentials(req *sip.Request) bool {
 	inv := c.a.uas.InviteRequest
-	if !c.route.AuthPassthrough || c.route.Username != "" || c.route.Password != "" {
+	if !c.passthrough() {
 		return false
 	}
 	e, ok := c.env.challenges.lookup(challengeKey{zone: c.a.zone.name, callID: string(*inv.CallID())}, time.Now())

@@ -66,10 +66,7 @@ func (c *Call) byeBOnce(ctx context.Context) error {
 // (Authorization for a 401's WWW-Authenticate, Proxy-Authorization for a
 // 407's Proxy-Authenticate).
 func authorize(req *sip.Request, res *sip.Response, user, password string) error {
-	chalHdr, credHdr := "WWW-Authenticate", "Authorization"
-	if res.StatusCode == sip.StatusProxyAuthRequired {
-		chalHdr, credHdr = "Proxy-Authenticate", "Proxy-Authorization"
-	}
+	chalHdr, credHdr := credentialHeader(res)
 	h := res.GetHeader(chalHdr)
 	if h == nil {
 		return fmt.Errorf("%d without %s", res.StatusCode, chalHdr)
