@@ -19,6 +19,18 @@ import (
 // toward t: in x's zone, on x's side of the relay, its role x's with the
 // transfer's number ("a2" for the first transfer of leg A).
 func (c *Call) transferLeg(x *leg, t referral) *leg {
+	nl := &leg{call: c, role: c.nextRole(x), side: x.side, zone: x.zone, pol: x.pol,
+		transport: t.transport, secure: t.secure, attempted: true, admitted: true, timerKick: make(chan struct{}, 1),
+		newPeer: true}
+	nl.sig = policy.SignalingFacts{Transport: t.transport, Source: t.dest}
+	nl.remote = t.dest.String()
+	return nl
+}
+
+// nextRole is the role of the next leg put in x's place: x's role's
+// letter with the number of legs that side has had ("a2" for the first
+// that replaces leg A).
+func (c *Call) nextRole(x *leg) compliance.Role {
 	c.mu.Lock()
 	n := 2
 	for _, d := range c.departed {
@@ -28,12 +40,7 @@ func (c *Call) transferLeg(x *leg, t referral) *leg {
 	}
 	c.mu.Unlock()
 	base := strings.TrimRight(string(x.role), "0123456789")
-	nl := &leg{call: c, role: compliance.Role(fmt.Sprintf("%s%d", base, n)), side: x.side, zone: x.zone, pol: x.pol,
-		transport: t.transport, secure: t.secure, attempted: true, admitted: true, timerKick: make(chan struct{}, 1),
-		newPeer: true}
-	nl.sig = policy.SignalingFacts{Transport: t.transport, Source: t.dest}
-	nl.remote = t.dest.String()
-	return nl
+	return compliance.Role(fmt.Sprintf("%s%d", base, n))
 }
 
 // dialTransfer invites the referral's target and, on its 2xx, ACKs it and

@@ -76,15 +76,7 @@ func (y *Call) replaceByInvite(held *leg, n *Call, id replacesID, req *sip.Reque
 // place: on held's side, in its zone, with what n's leg A learnt of the
 // INVITE (its transport, addresses, TLS, User-Agent).
 func (y *Call) replacingLeg(held, na *leg) *leg {
-	y.mu.Lock()
-	k := 2
-	for _, d := range y.departed {
-		if d.side == held.side {
-			k++
-		}
-	}
-	y.mu.Unlock()
-	return &leg{call: y, role: compliance.Role(fmt.Sprintf("a%d", k)), side: held.side, zone: held.zone, pol: held.pol,
+	return &leg{call: y, role: y.nextRole(held), side: held.side, zone: held.zone, pol: held.pol,
 		transport: na.transport, secure: na.secure, sig: na.sig, admitted: na.admitted, attempted: true,
 		local: na.local, remote: na.remote, callID: na.callID, userAgent: na.userAgent, dua: na.dua,
 		firstAck: make(chan *sip.Request, 1), settled: make(chan struct{}), timerKick: make(chan struct{}, 1),
