@@ -147,11 +147,7 @@ func (c *Call) prackB(r *ringing, uac *sipgo.DialogClientSession, res *sip.Respo
 	if err != nil {
 		return true
 	}
-	target := uac.InviteRequest.Recipient
-	if ct := res.Contact(); ct != nil {
-		target = ct.Address
-	}
-	req := sip.NewRequest(sip.PRACK, *target.Clone())
+	req := sip.NewRequest(sip.PRACK, remoteTarget(uac.InviteRequest, res))
 	req.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%d %d INVITE", rseq, uac.InviteRequest.CSeq().SeqNo)))
 	ctx, cancel := context.WithTimeout(context.Background(), 8*sip.T1)
 	defer cancel()
@@ -203,15 +199,20 @@ func (c *Call) writeAck(uac *sipgo.DialogClientSession, ack *sip.Request) {
 	}
 }
 
+// remoteTarget is where requests of the dialog res makes with inv go
+// (RFC 3261 section 12.1.2): res's Contact, else inv's Request-URI.
+func remoteTarget(inv *sip.Request, res *sip.Response) sip.Uri {
+	if ct := res.Contact(); ct != nil {
+		return *ct.Address.Clone()
+	}
+	return *inv.Recipient.Clone()
+}
+
 // ackFor is the ACK to res, a 2xx to inv (RFC 3261 section 13.2.2.4):
 // to res's Contact, over the route its Record-Route headers make, with
 // inv's CSeq and credentials.
 func ackFor(inv *sip.Request, res *sip.Response) *sip.Request {
-	target := inv.Recipient
-	if ct := res.Contact(); ct != nil {
-		target = ct.Address
-	}
-	ack := sip.NewRequest(sip.ACK, *target.Clone())
+	ack := sip.NewRequest(sip.ACK, remoteTarget(inv, res))
 	ack.AppendHeader(sip.HeaderClone(inv.From()))
 	ack.AppendHeader(sip.HeaderClone(res.To()))
 	ack.AppendHeader(sip.HeaderClone(inv.CallID()))
