@@ -37,38 +37,48 @@ func (c *Call) noteB(res *sip.Response) {
 	if res == nil {
 		return
 	}
-	b := c.b
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if res.StatusCode != 100 {
-		// The callee's device: the Server header of its responses (100
-		// Trying may come from a proxy on the way); some stacks put a
-		// User-Agent header there instead.
-		h := res.GetHeader("Server")
-		if h == nil {
-			h = res.GetHeader("User-Agent")
-		}
-		if h != nil {
-			b.userAgent = recordText(h.Value(), nil)
-		}
+	c.noteDeviceLocked(c.b, res)
+	if c.b.remote == "" {
+		c.notePeerLocked(c.b, res)
 	}
-	if b.remote != "" {
-		return
-	}
-	b.remote = res.Source()
-	if ap, err := netip.ParseAddrPort(res.Source()); err == nil {
-		b.sig.Source = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	c.noteBConnLocked(strings.ToLower(res.Transport()), res.Source())
 }
 
-// noteBConnLocked takes the local address and, over TLS, the handshake of
-// the connection to B at addr, if it is still open and not yet noted. It is
-// called as soon as the INVITE was written (a callee may answer and close
+// noteDeviceLocked takes the callee's device, on leg l, from res: the
+// Server header of its responses (100 Trying may come from a proxy on the
+// way); some stacks put a User-Agent header there instead. Caller holds
+// c.mu.
+func (c *Call) noteDeviceLocked(l *leg, res *sip.Response) {
+	if res.StatusCode == 100 {
+		return
+	}
+	h := res.GetHeader("Server")
+	if h == nil {
+		h = res.GetHeader("User-Agent")
+	}
+	if h != nil {
+		l.userAgent = recordText(h.Value(), nil)
+	}
+}
+
+// notePeerLocked takes, on leg l, where res came from and over which
+// connection (noteConnLocked). Caller holds c.mu.
+func (c *Call) notePeerLocked(l *leg, res *sip.Response) {
+	l.remote = res.Source()
+	if ap, err := netip.ParseAddrPort(res.Source()); err == nil {
+		l.sig.Source = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	c.noteConnLocked(l, strings.ToLower(res.Transport()), res.Source())
+}
+
+// noteConnLocked takes, on leg b (B, or a transfer's target), the local
+// address and, over TLS, the handshake of the connection to its peer at
+// addr, if it is still open and not yet noted. For B it is called as soon
+// as the INVITE was written (a callee may answer and close
 // the connection before its response is looked at) and again for the
 // first response. Caller holds c.mu.
-func (c *Call) noteBConnLocked(network, addr string) {
-	b := c.b
+func (c *Call) noteConnLocked(b *leg, network, addr string) {
 	if b.local != "" && (b.transport != policy.TransportTLS || b.sig.TLS != nil) {
 		return
 	}

@@ -2,9 +2,7 @@ package b2bua
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/emiago/sipgo"
@@ -111,27 +109,9 @@ func (c *Call) answeredTransfer(nl *leg, uac *sipgo.DialogClientSession) (*leg, 
 	nl.setRemote(tag, nil)
 	c.timerResponse(nl, res)
 	c.mu.Lock()
-	if h := res.GetHeader("Server"); h != nil {
-		nl.userAgent = recordText(h.Value(), nil)
-	} else if h := res.GetHeader("User-Agent"); h != nil {
-		nl.userAgent = recordText(h.Value(), nil)
-	}
-	nl.remote = res.Source()
-	if ap, err := netip.ParseAddrPort(res.Source()); err == nil {
-		nl.sig.Source = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	if conn := nl.zone.pooled(strings.ToLower(res.Transport()), res.Source()); conn != nil {
-		if la := conn.LocalAddr(); la != nil {
-			nl.local = la.String()
-		}
-		nl.conn = conn
-		if tc, ok := conn.(*sip.TCPConnection); ok && nl.transport == policy.TransportTLS {
-			if tlsc, ok := tc.Conn.(*tls.Conn); ok {
-				st := tlsc.ConnectionState()
-				nl.sig.TLS = tlsFacts(&st, nl.pol.VerifyPeer)
-			}
-		}
-	} else if a, ok := nl.zone.bound[nl.transport]; ok {
+	c.noteDeviceLocked(nl, res)
+	c.notePeerLocked(nl, res)
+	if a, ok := nl.zone.bound[nl.transport]; ok && nl.local == "" {
 		nl.local = a.String()
 	}
 	c.mu.Unlock()

@@ -226,7 +226,7 @@ func (c *Call) dialB(req *sip.Request) (*sipgo.DialogClientSession, error) {
 	}
 	b.uac = uac
 	c.mu.Lock()
-	c.noteBConnLocked(strings.ToLower(transport.String()), uac.InviteRequest.Destination())
+	c.noteConnLocked(c.b, strings.ToLower(transport.String()), uac.InviteRequest.Destination())
 	c.mu.Unlock()
 	// Routed and dialled: the call is live from here. Not waited for.
 	_ = c.journal(false)
