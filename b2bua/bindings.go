@@ -2,7 +2,6 @@ package b2bua
 
 import (
 	"log/slog"
-	"net/netip"
 	"reflect"
 	"slices"
 	"strconv"
@@ -154,21 +153,11 @@ func (b *bindings) granted(s *Server, fl *flow, req *sip.Request, res *sip.Respo
 		return
 	}
 	if secs <= 0 {
-		if old := b.byToken[fl.token]; old != nil {
-			b.forgetLocked(old)
-		}
-		b.forgetLocked(fl)
-		if ct.Address.Wildcard {
-			// Contact: * removed every binding of the address of record
-			// (section 10.2.2): its flows over other connections, an
-			// outbound instance's among them, go too.
-			for _, o := range b.byToken {
-				if o.zone == fl.zone && o.aor == fl.aor {
-					b.forgetLocked(o)
-				}
-			}
-		}
+		gone := b.removedLocked(fl, ct.Address.Wildcard)
 		b.mu.Unlock()
+		for _, g := range gone {
+			s.recordRegistration(g, g.recorded, 0)
+		}
 		return
 	}
 	fl.contact = *ct.Address.Clone()
@@ -194,8 +183,36 @@ func (b *bindings) granted(s *Server, fl *flow, req *sip.Request, res *sip.Respo
 	}
 	b.mu.Unlock()
 	if changed {
-		s.recordRegistration(fl, reg)
+		s.recordRegistration(fl, reg, secs)
 	}
+}
+
+// removedLocked forgets fl, whose binding the registrar removed, and with
+// wildcard (Contact: *, which removes every binding of the address of
+// record, RFC 3261 section 10.2.2) the address of record's other flows,
+// an outbound instance's over another connection among them. It returns
+// those that were recorded registered, for their removal to be recorded.
+// Caller holds b.mu.
+func (b *bindings) removedLocked(fl *flow, wildcard bool) []*flow {
+	gone := []*flow{fl}
+	if old := b.byToken[fl.token]; old != nil && old != fl {
+		gone = append(gone, old)
+	}
+	if wildcard {
+		for _, o := range b.byToken {
+			if o.zone == fl.zone && o.aor == fl.aor && !slices.Contains(gone, o) {
+				gone = append(gone, o)
+			}
+		}
+	}
+	var recorded []*flow
+	for _, g := range gone {
+		b.forgetLocked(g)
+		if g.recorded != nil {
+			recorded = append(recorded, g)
+		}
+	}
+	return recorded
 }
 
 // forgetLocked drops a flow. Caller holds b.mu.
@@ -311,13 +328,17 @@ func sameFacts(a, b *compliance.Registration) bool {
 	return a.UserAgent == b.UserAgent && reflect.DeepEqual(a.TLS, b.TLS)
 }
 
-// recordRegistration writes a registration record for fl.
-func (s *Server) recordRegistration(fl *flow, reg *compliance.Registration) {
-	sig := policy.SignalingFacts{Transport: fl.transport}
-	if ap, err := netip.ParseAddrPort(fl.remote); err == nil {
-		sig.Source = ap
+// recordRegistration writes a registration record for fl: its facts reg
+// with the expiry granted, 0 when the binding was removed.
+func (s *Server) recordRegistration(fl *flow, reg *compliance.Registration, expires int) {
+	cp := *reg
+	cp.Expires = expires
+	reg = &cp
+	if expires > 0 {
+		s.log.Info("user registered", "zone", fl.zone.name, "flow", fl.token, "transport", fl.transport.String(), "remote", fl.remote)
+	} else {
+		s.log.Info("user unregistered", "zone", fl.zone.name, "flow", fl.token, "transport", fl.transport.String(), "remote", fl.remote)
 	}
-	s.log.Info("user registered", "zone", fl.zone.name, "flow", fl.token, "transport", fl.transport.String(), "remote", fl.remote)
 	s.evMu.RLock()
 	defer s.evMu.RUnlock()
 	e := &compliance.ConnEvent{Event: compliance.EventRegistration, Zone: fl.zone.name, Transport: fl.transport.String(),

@@ -107,6 +107,20 @@ func TestRegisteredUserReachedOverItsConnection(t *testing.T) {
 		b.TLS == nil || b.Media == nil || b.Media.KeyExchange != "sdes" {
 		t.Errorf("leg b: %+v tls %+v media %+v; registration %+v", b, b.TLS, b.Media, r)
 	}
+
+	// The phone unregisters (Expires: 0): recorded, with expires 0, and
+	// the PBX's next call to it finds no flow.
+	if res, err := l.carrier.Register(ctx, proxy, sim.Realm, 0, sim.Credentials{Username: "carrier", Password: "s3cret"}); err != nil || res.StatusCode != 200 {
+		t.Fatalf("unregister: %v %v", res, err)
+	}
+	regs = registrations(l.sink)
+	if len(regs) != 2 || regs[1].Registration.Flow != r.Registration.Flow || regs[1].Registration.Expires != 0 ||
+		regs[1].Registration.AOR != r.Registration.AOR {
+		t.Errorf("after unregistering, registration records %d, last %+v; want a second with expires 0", len(regs), regs[len(regs)-1].Registration)
+	}
+	if _, err := l.pbx.Call(ctx, contact, sim.CallOptions{Route: path}); err == nil {
+		t.Error("a call to an unregistered user's flow was taken")
+	}
 }
 
 // A registrar without Path support refuses Require: path; the phone gets
